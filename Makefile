@@ -1,0 +1,29 @@
+# The two commands of the README: `make test` and `make demo`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: test demo lint system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+system-deps:
+	bash scripts/install_system_deps.sh
+
+test: $(STAMP) system-deps
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m pytest -q
+
+demo: $(STAMP) system-deps
+	$(PY) scripts/demo.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,42 @@
+"""foldedcnn: fold small specialized CNNs so they run at higher throughput (Kosaian et al., ICML 2021).
+
+The public API is imported lazily so that `import foldedcnn` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "fold_images": "layout",
+    "unfold_images": "layout",
+    "unfold_logits": "layout",
+    "pad_to_multiple": "layout",
+    "valid_mask": "layout",
+    "Folded": "layout",
+    "create_model": "models",
+    "list_models": "models",
+    "register_model": "models",
+    "ModelSpec": "models",
+    "analyze_model": "analysis",
+    "analyze_zoo_model": "analysis",
+    "roofline_bound": "analysis",
+    "FoldedCNNError": "errors",
+    "FoldError": "errors",
+    "ShapeError": "errors",
+    "UnknownModelError": "errors",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'foldedcnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,134 @@
+"""Device probe: measured peak matmul FLOP/s and copy bandwidth, cached as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import FoldedCNNError
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Measured peaks of one device at one dtype (medians over repetitions)."""
+
+    device: str  # "cpu" | "cuda"
+    device_name: str
+    dtype: str
+    peak_flops: float  # FLOP/s of a large square matmul
+    bandwidth: float  # bytes/s of a large copy, read + write
+    matmul_size: int
+    copy_bytes: int
+    torch_version: str
+    threads: int
+    measured_at: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def cache_dir() -> Path:
+    """Where probe results live: $FOLDEDCNN_CACHE or ~/.cache/foldedcnn."""
+    return Path(os.environ.get("FOLDEDCNN_CACHE", Path.home() / ".cache" / "foldedcnn"))
+
+
+def cache_path(device: str, dtype: str) -> Path:
+    return cache_dir() / f"probe-{device}-{dtype}.json"
+
+
+def device_name(device: str) -> str:
+    """Human name of the device: the GPU name, or the CPU model and core count."""
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} logical cores)"
+
+
+def _timer(device: str):
+    def timed(fn) -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    return timed
+
+
+def _median_time(fn, device: str, warmup: int, reps: int) -> float:
+    timed = _timer(device)
+    for _ in range(warmup):
+        timed(fn)
+    return statistics.median(timed(fn) for _ in range(reps))
+
+
+def probe_device(device: str = "cpu", dtype: str = "float32", reps: int = 10,
+                 matmul_size: int | None = None, copy_bytes: int | None = None) -> ProbeResult:
+    """Measure peak matmul FLOP/s and copy bandwidth on `device` at `dtype`."""
+    if dtype not in DTYPES:
+        raise FoldedCNNError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FoldedCNNError("no CUDA device is available; probe with --device cpu")
+    if device not in ("cpu", "cuda"):
+        raise FoldedCNNError(f"unknown device {device!r}; choose cpu or cuda")
+    tdtype = DTYPES[dtype]
+    n = matmul_size or (8192 if device == "cuda" else 2048)
+    a = torch.randn(n, n, device=device).to(tdtype)
+    b = torch.randn(n, n, device=device).to(tdtype)
+    out = torch.empty(n, n, device=device, dtype=tdtype)
+    t_mm = _median_time(lambda: torch.mm(a, b, out=out), device, warmup=3, reps=reps)
+    nbytes = copy_bytes or (1 << 30 if device == "cuda" else 1 << 28)
+    src = torch.randn(nbytes // 4, device=device)
+    dst = torch.empty_like(src)
+    t_copy = _median_time(lambda: dst.copy_(src), device, warmup=3, reps=reps)
+    return ProbeResult(
+        device=device,
+        device_name=device_name(device),
+        dtype=dtype,
+        peak_flops=2 * n**3 / t_mm,
+        bandwidth=2 * src.numel() * 4 / t_copy,
+        matmul_size=n,
+        copy_bytes=src.numel() * 4,
+        torch_version=torch.__version__,
+        threads=torch.get_num_threads(),
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+def save_probe(result: ProbeResult) -> Path:
+    """Write the result to the cache and return its path."""
+    path = cache_path(result.device, result.dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(result.to_json())
+    tmp.replace(path)
+    return path
+
+
+def load_probe(device: str = "cpu", dtype: str = "float32") -> ProbeResult | None:
+    """The cached probe for (device, dtype), or None if none was run."""
+    path = cache_path(device, dtype)
+    if not path.exists():
+        return None
+    try:
+        return ProbeResult(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise FoldedCNNError(f"probe cache {path} is unreadable ({exc}); rerun `foldedcnn probe`") from exc

@@ -1,0 +1,49 @@
+"""`foldedcnn analyze`: FLOPs, params, arithmetic intensity and roofline per model and fold."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("analyze", help="FLOPs, params, arithmetic intensity (and roofline) per fold")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="zoo names (see `foldedcnn models`)")
+    p.add_argument("--fold", nargs="+", type=int, default=[1, 2, 3, 4], help="fold factors (default 1 2 3 4)")
+    p.add_argument("--batch", type=int, default=1024, help="images per batch for intensity (default 1024)")
+    p.add_argument("--bytes-per-element", type=float, default=2, help="2 for FP16 (default), 4 for FP32")
+    p.add_argument("--align", type=int, default=1, help="round hidden widths up to a multiple of this")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                   help="use this device's cached probe for the roofline (default: any probe found)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per (model, fold)")
+    p.add_argument("--plot", metavar="PNG", help="plot intensity against batch size per fold")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import FoldedCNNError
+    from .analyze_report import analysis_rows, find_probe, plot_intensity
+
+    if args.batch < 1:
+        raise FoldedCNNError(f"--batch must be >= 1, got {args.batch}")
+    probe = find_probe(args.device, args.bytes_per_element)
+    rows = analysis_rows(args.models, args.fold, args.batch, args.bytes_per_element, args.align, probe)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        from ..tables import format_table
+
+        for model in args.models:
+            print(f"\n{model}  (batch {args.batch} images, {args.bytes_per_element:g} bytes/element)")
+            cols = ["fold", "params", "flops_per_input", "flops_per_image", "intensity", "intensity_gain",
+                    "intensity_limit"]
+            if probe is not None:
+                cols += ["roofline_images_per_s", "roofline_binding"]
+            print(format_table([r for r in rows if r["model"] == model], cols))
+        if probe is None:
+            print("\n(no probe cached: run `foldedcnn probe` to add the roofline bound)")
+        else:
+            print(f"\nroofline from probe of {probe.device_name} ({probe.dtype})")
+    if args.plot:
+        path = plot_intensity(args.models, args.fold, args.bytes_per_element, args.align, args.plot)
+        print(f"plot written to {path}")
+    return 0

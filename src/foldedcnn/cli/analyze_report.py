@@ -1,0 +1,83 @@
+"""Rows and plot behind `foldedcnn analyze`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..analysis import analyze_zoo_model, roofline_bound
+from ..analysis.probe import ProbeResult, load_probe
+
+
+def find_probe(device: str | None, bytes_per_element: float) -> ProbeResult | None:
+    """A cached probe whose dtype has `bytes_per_element` bytes, on `device` (or cuda, then cpu)."""
+    dtypes = ["float32"] if bytes_per_element == 4 else ["float16", "bfloat16"]
+    for dev in [device] if device else ["cuda", "cpu"]:
+        for dtype in dtypes:
+            probe = load_probe(dev, dtype)
+            if probe is not None:
+                return probe
+    return None
+
+
+def analysis_rows(models: list[str], folds: list[int], batch: int, bytes_per_element: float, align: int,
+                  probe: ProbeResult | None) -> list[dict]:
+    """One dict per (model, fold): params, FLOPs, intensity and its gain over f = 1, roofline."""
+    rows = []
+    for name in models:
+        base = None
+        for fold in folds:
+            a = analyze_zoo_model(name, fold, align=align)
+            ai = a.intensity(batch, bytes_per_element)
+            if base is None:
+                base = ai if fold == 1 else analyze_zoo_model(name, 1, align=align).intensity(batch, bytes_per_element)
+            row = {
+                "model": name,
+                "fold": fold,
+                "params": a.params,
+                "flops_per_input": a.flops_per_input,
+                "flops_per_image": a.flops_per_image,
+                "intensity": round(ai, 4),
+                "intensity_gain": round(ai / base, 4),
+                "intensity_limit": round(a.intensity_limit(bytes_per_element), 4),
+                "batch": batch,
+                "bytes_per_element": bytes_per_element,
+            }
+            if probe is not None:
+                bound = roofline_bound(a.flops_per_image, a.bytes_per_image(batch, bytes_per_element),
+                                       probe.peak_flops, probe.bandwidth)
+                row["roofline_images_per_s"] = round(bound.images_per_s, 1)
+                row["roofline_binding"] = bound.binding
+            rows.append(row)
+    return rows
+
+
+def plot_intensity(models: list[str], folds: list[int], bytes_per_element: float, align: int, path: str) -> Path:
+    """Intensity against batch size (1..8192 images) for each fold, one panel per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches = [2**k for k in range(14)]
+    cols = min(3, len(models))
+    rows = -(-len(models) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, models, strict=False):
+        for fold in folds:
+            a = analyze_zoo_model(name, fold, align=align)
+            ax.plot(batches, [a.intensity(b, bytes_per_element) for b in batches], marker=".", label=f"f={fold}")
+        ax.set_xscale("log", base=2)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("batch size (images)")
+        ax.set_ylabel("FLOP / byte")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    fig.suptitle("Arithmetic intensity: batching plateaus, folding lifts the plateau", fontsize=11)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

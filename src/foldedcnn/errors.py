@@ -1,0 +1,22 @@
+"""Errors that name the problem and the fix; the CLI prints them without a traceback."""
+
+from __future__ import annotations
+
+
+class FoldedCNNError(ValueError):
+    """Base class of every user-facing error raised by foldedcnn."""
+
+
+class FoldError(FoldedCNNError):
+    """A fold factor that is not a positive integer, or one a model cannot use."""
+
+
+class UnknownModelError(FoldedCNNError, KeyError):
+    """A model name that is not in the zoo."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ShapeError(FoldedCNNError):
+    """A tensor whose rank, channels, size or dtype is not what was expected."""

@@ -1,0 +1,78 @@
+"""Model zoo registry in the style of timm: register_model, create_model, list_models."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import FoldedCNNError, UnknownModelError
+from ..layout import check_fold
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the zoo knows about a model: its input (C, H, W), classes and how to build it.
+
+    `build(fold=, width_mult=, align=)` returns a network (N, f*C, H, W) -> (N, f*K).
+    `check_fold(fold)` raises when a family cannot use a fold.
+    """
+
+    name: str
+    family: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    build: Builder
+    description: str = ""
+    check_fold: Callable[[int], None] | None = None
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add a model to the zoo; a name can be registered once."""
+    if spec.name in _REGISTRY:
+        raise FoldedCNNError(f"a model named {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Sorted zoo names, optionally of one family ('noscope', 'game', 'resnet')."""
+    return sorted(n for n, s in _REGISTRY.items() if family is None or s.family == family)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The ModelSpec of `name`; an unknown name raises an error listing the closest names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint} (`foldedcnn models` lists all {len(_REGISTRY)})"
+        ) from None
+
+
+def create_model(name: str, fold: int = 1, width_mult: float | None = None, align: int = 1) -> nn.Module:
+    """Build zoo model `name` folded by `fold`: a network (N, f*C, H, W) -> (N, f*K).
+
+    Hidden widths are floor(w * width_mult) (width_mult = sqrt(fold) by default), rounded up
+    to a multiple of `align`. The module carries `.fold`, `.num_classes`, `.input_shape`
+    (per image, (C, H, W)) and `.model_name`.
+    """
+    spec = get_spec(name)
+    fold = check_fold(fold)
+    if spec.check_fold is not None:
+        spec.check_fold(fold)
+    model = spec.build(fold=fold, width_mult=width_mult, align=align)
+    model.fold = fold
+    model.num_classes = spec.num_classes
+    model.input_shape = spec.input_shape
+    model.model_name = name
+    return model

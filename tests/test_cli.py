@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from foldedcnn.cli import main
+
+
+def test_analyze_json_prints_the_papers_values(capsys):
+    assert main(["analyze", "noscope-coral", "--fold", "1", "2", "3", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["fold"] for r in rows] == [1, 2, 3, 4]
+    assert [r["flops_per_input"] for r in rows] == [16_400_512, 32_918_948, 51_471_402, 73_924_096]
+    assert [round(r["intensity"], 2) for r in rows] == [58.70, 82.44, 101.34, 118.75]
+    for r in rows:
+        assert {"model", "fold", "params", "flops_per_input", "flops_per_image", "intensity"} <= r.keys()
+        assert r["flops_per_image"] == r["flops_per_input"] / r["fold"]
+
+
+def test_analyze_table_and_plot(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "ai.png"
+    assert main(["analyze", "game-apex-squad-count", "--fold", "1", "4", "--plot", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "intensity_gain" in text and "no probe cached" in text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyze_uses_a_cached_probe(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    from foldedcnn.analysis.probe import probe_device, save_probe
+
+    save_probe(probe_device("cpu", "float32", reps=1, matmul_size=128, copy_bytes=1 << 20))
+    assert main(["analyze", "noscope-coral", "--fold", "1", "--bytes-per-element", "4", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["roofline_binding"] in ("compute", "memory") and row["roofline_images_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["analyze", "noscope-corl"], "did you mean noscope-coral"),
+        (["analyze", "noscope-coral", "--fold", "0"], "fold must be an integer >= 1"),
+        (["analyze", "resnet18-cifar10", "--fold", "2"], "1, 4, 9, 16"),
+        (["analyze", "noscope-coral", "--batch", "0"], "--batch must be >= 1"),
+    ],
+)
+def test_user_mistakes_give_one_clear_error(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_models_lists_the_zoo(capsys):
+    assert main(["models", "--json"]) == 0
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)]
+    assert len(names) == 12 and "game-lol-gold-int" in names

@@ -1,0 +1,101 @@
+import math
+
+import pytest
+import torch
+
+from foldedcnn import FoldError, UnknownModelError, create_model, list_models
+from foldedcnn.models import ModelSpec, get_spec, register_model, scaled_width
+from foldedcnn.models.game import GameCNN
+from foldedcnn.models.noscope import NoScopeCNN
+from foldedcnn.models.resnet import ResNetCIFAR
+
+
+def test_zoo_has_the_papers_twelve_models():
+    assert len(list_models()) == 12
+    assert len(list_models("noscope")) == 4
+    assert len(list_models("game")) == 6
+    assert list_models("resnet") == ["resnet18-cifar10", "resnet18-cifar100"]
+
+
+def _valid_folds(name):
+    return [1, 4] if name.startswith("resnet") else [1, 2, 3, 4]
+
+
+CASES = [(n, f) for n in list_models() for f in (1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize("name,fold", CASES)
+def test_zoo_model_folds(name, fold):
+    spec = get_spec(name)
+    if fold not in _valid_folds(name):
+        with pytest.raises(FoldError, match="1, 4, 9"):
+            create_model(name, fold)
+        return
+    torch.manual_seed(0)
+    model = create_model(name, fold)
+    assert (model.fold, model.num_classes, model.input_shape) == (fold, spec.num_classes, spec.input_shape)
+    c, h, w = spec.input_shape
+    x = torch.randn(3, fold * c, h, w)
+    y = model(x)
+    assert y.shape == (3, fold * spec.num_classes)
+    assert torch.isfinite(y).all()
+    y.square().mean().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{pname} got no gradient"
+        assert torch.isfinite(p.grad).all()
+        assert p.grad.abs().sum() > 0, f"{pname} gradient is all zero"
+
+
+@pytest.mark.parametrize(
+    "base,expected", [(16, [16, 22, 27, 32]), (32, [32, 45, 55, 64]), (128, [128, 181, 221, 256])]
+)
+def test_widths_are_the_papers(base, expected):
+    assert [scaled_width(base, f) for f in (1, 2, 3, 4)] == expected
+
+
+def test_align_and_width_mult():
+    assert scaled_width(16, 3, align=8) == 32
+    assert scaled_width(20, 1, width_mult=1.15) == 23
+    assert scaled_width(32, 4, width_mult=4) == 128
+
+
+def _conv_widths(model):
+    return [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def _linear_widths(model):
+    return [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+
+@pytest.mark.parametrize("fold", [1, 2, 3, 4])
+def test_noscope_and_game_widths(fold):
+    m = math.sqrt(fold)
+    coral = create_model("noscope-coral", fold)
+    assert isinstance(coral, NoScopeCNN)
+    assert _conv_widths(coral) == [math.floor(16 * m)] * 2
+    assert _linear_widths(coral) == [math.floor(128 * m), 2 * fold]
+    assert coral.features[0].in_channels == 3 * fold
+    game = create_model("game-sot-timer", fold)
+    assert isinstance(game, GameCNN)
+    assert _conv_widths(game) == [math.floor(32 * m)] * 7 + [math.floor(8 * m)]
+    assert _linear_widths(game) == [27 * fold]
+
+
+def test_resnet_widths_double_at_fold_4():
+    r = create_model("resnet18-cifar10", 4)
+    assert isinstance(r, ResNetCIFAR)
+    assert sorted(set(_conv_widths(r))) == [128, 256, 512, 1024]
+    assert r.fc.out_features == 40
+
+
+def test_registry_refuses_duplicates_and_unknown_names():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(ModelSpec("noscope-coral", "noscope", (3, 50, 50), 2, build=lambda **_: None))
+    with pytest.raises(UnknownModelError, match="did you mean noscope-coral"):
+        create_model("noscope-corral")
+
+
+@pytest.mark.parametrize("fold", [0, 2.5, "3"])
+def test_bad_fold(fold):
+    with pytest.raises(FoldError):
+        create_model("noscope-coral", fold)
