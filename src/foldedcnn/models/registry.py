@@ -75,4 +75,6 @@ def create_model(name: str, fold: int = 1, width_mult: float | None = None, alig
     model.num_classes = spec.num_classes
     model.input_shape = spec.input_shape
     model.model_name = name
+    model.width_mult = width_mult
+    model.align = align
     return model

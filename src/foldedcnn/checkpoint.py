@@ -1,0 +1,170 @@
+"""Checkpoints: one safetensors file holding the weights and JSON metadata.
+
+The metadata (under the safetensors header key "foldedcnn") says how to rebuild the model (a
+zoo name or a fold plan), its fold, classes, input size, normalisation, and whatever training
+wrote (config, metrics). A SHA-256 over the tensors catches tampering; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import FoldedCNNError
+from .folded import FoldedModel
+
+FORMAT = "foldedcnn-checkpoint"
+VERSION = 1
+DEFAULT_NORMALIZATION = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+class CheckpointError(FoldedCNNError):
+    """A checkpoint that is missing, truncated, tampered with, or not the one asked for."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the rebuilt model (eval mode) and its metadata."""
+
+    model: FoldedModel
+    meta: dict[str, Any]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+    @property
+    def normalization(self) -> dict[str, list[float]]:
+        return dict(self.meta["normalization"])
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of `tensors`, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def architecture_of(model: FoldedModel) -> dict[str, Any]:
+    """How to rebuild `model`: {"kind": "zoo", ...} or {"kind": "plan", ...}."""
+    net = model.network
+    if model.plan is not None:
+        return {"kind": "plan", "plan": model.plan.to_dict(), "source": getattr(model, "source", None)}
+    if hasattr(net, "model_name"):
+        return {"kind": "zoo", "name": net.model_name, "width_mult": net.width_mult, "align": net.align}
+    raise CheckpointError(
+        "cannot record how to rebuild this model: use a zoo model (FoldedModel.from_zoo) or fold_model()"
+    )
+
+
+def rebuild(architecture: dict[str, Any], fold: int) -> FoldedModel:
+    """An untrained FoldedModel with the recorded architecture."""
+    kind = architecture.get("kind")
+    if kind == "zoo":
+        return FoldedModel.from_zoo(architecture["name"], fold, architecture.get("width_mult"),
+                                    architecture.get("align", 1))
+    if kind == "plan":
+        from .transform import rebuild_from_architecture
+
+        return rebuild_from_architecture(architecture)
+    raise CheckpointError(f"unknown architecture kind {kind!r} in checkpoint metadata")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: FoldedModel,
+    *,
+    class_names: list[str] | None = None,
+    normalization: dict[str, list[float]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write `model` and its metadata to `path` (a .safetensors file), atomically.
+
+    `normalization` maps images scaled to [0, 1] to the network's input: (x - mean) / std per
+    channel. `extra` (training config, metrics, ...) is stored as given; it must be JSON.
+    """
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.network.state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": architecture_of(model),
+        "fold": model.fold,
+        "num_classes": model.num_classes,
+        "input_shape": list(model.input_shape),
+        "class_names": list(class_names) if class_names else [str(i) for i in range(model.num_classes)],
+        "normalization": normalization or DEFAULT_NORMALIZATION,
+        "widths": [m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
+                   for m in model.network.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))],
+        "sha256": tensors_digest(tensors),
+        **(extra or {}),
+    }
+    if len(meta["class_names"]) != model.num_classes:
+        raise CheckpointError(f"{len(meta['class_names'])} class names for a {model.num_classes}-class model")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(meta)})
+    os.replace(tmp, path)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint's metadata, without loading its tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("foldedcnn")
+    except Exception as exc:  # safetensors raises several types for a damaged header
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
+    if raw is None:
+        raise CheckpointError(f"{path} is a safetensors file without foldedcnn metadata")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise CheckpointError(f"{path} has format {meta.get('format')!r} v{meta.get('version')}, "
+                              f"expected {FORMAT!r} v{VERSION}")
+    return meta
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    fold: int | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    device: str | torch.device = "cpu",
+) -> Checkpoint:
+    """Rebuild the model of checkpoint `path` and load its weights (eval mode).
+
+    `fold` and `input_shape`, when given, must match the checkpoint's, else CheckpointError.
+    """
+    path = Path(path)
+    meta = read_metadata(path)
+    if fold is not None and fold != meta["fold"]:
+        raise CheckpointError(f"{path} holds a fold={meta['fold']} model, but fold={fold} was asked for")
+    if input_shape is not None and tuple(input_shape) != tuple(meta["input_shape"]):
+        raise CheckpointError(f"{path} expects input {tuple(meta['input_shape'])}, not {tuple(input_shape)}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise CheckpointError(f"{path} is truncated or damaged ({exc})") from exc
+    if tensors_digest(tensors) != meta["sha256"]:
+        raise CheckpointError(f"{path} failed its SHA-256 check: the weights were modified after saving")
+    model = rebuild(meta["architecture"], meta["fold"])
+    try:
+        model.network.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the recorded architecture ({exc})") from exc
+    return Checkpoint(model.to(device).eval(), meta)
