@@ -187,3 +187,15 @@ TOY_MODELS = {
     "squeezenet": TinySqueezeNet,
     "vgg-bn": TinyVGG,
 }
+
+
+class ChannelSoftmax(nn.Module):
+    """Softmax over channels mixes the folded images: fold_model() has no rule for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.softmax(self.conv(x), 1), 1), 1))

@@ -9,6 +9,8 @@ and the hard-coded view sizes to check once the widths are known.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,8 @@ from ..errors import ShapeError, UnsupportedOpError
 from .rules import SplitSite, ViewCheck, find_rule, target_name
 from .spaces import INPUT, OUTPUT, ChannelDesc, SpaceConflict, Spaces
 from .trace import trace
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in \S+\n(.*)')
 
 
 @dataclass
@@ -51,9 +55,11 @@ class Analysis:
     def where(self, node: fx.Node) -> str:
         """'node conv1 (call_module Conv2d) at file.py:12 `code`' for error messages."""
         text = f"node {node.name!r} ({node.op} {target_name(node, self.gm)})"
-        trace_lines = (node.meta.get("stack_trace") or "").strip().splitlines()
-        if len(trace_lines) >= 2:
-            text += f" at {trace_lines[-2].strip()} `{trace_lines[-1].strip()}`"
+        frames = _FRAME.findall(node.meta.get("stack_trace") or "")
+        user = [(path, line, code) for path, line, code in frames if "/torch/" not in path.replace(os.sep, "/")]
+        if user:
+            path, line, code = user[-1]
+            text += f" at {os.path.basename(path)}:{line} `{code.strip()}`"
         return text
 
     def fail(self, node: fx.Node, message: str) -> UnsupportedOpError:
@@ -126,7 +132,8 @@ def _rule_key(node: fx.Node, a: Analysis) -> str:
         return repr(node.target)
     if node.op == "call_module":
         return type(a.module(node)).__name__
-    return getattr(node.target, "__qualname__", repr(node.target))
+    module = getattr(node.target, "__module__", None) or ""
+    return f"{module.lstrip('_')}.{node.target.__name__}" if module else repr(node.target)
 
 
 def _pin_output(a: Analysis, output: ChannelDesc, classifier: str | None) -> None:

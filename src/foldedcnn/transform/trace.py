@@ -49,12 +49,15 @@ def trace(model: nn.Module, example_input: torch.Tensor,
         shape = tuple(example_input.shape) if isinstance(example_input, torch.Tensor) else type(example_input)
         raise ShapeError(f"example_input must be an image batch (B, C, H, W), got {shape}")
     copied = copy.deepcopy(model).eval()
-    gm = fx.GraphModule(copied, trace_graph(copied, leaf_modules))
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(example_input)
-    except Exception as exc:
+            copied(example_input)
+    except Exception as exc:  # any error of the user's forward on this input
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ShapeError(
-            f"the model cannot run on example_input of shape {tuple(example_input.shape)}: {exc}"
+            f"the model cannot run on example_input of shape {tuple(example_input.shape)}: {first_line}"
         ) from exc
+    gm = fx.GraphModule(copied, trace_graph(copied, leaf_modules))
+    with torch.no_grad():
+        ShapeProp(gm).propagate(example_input)
     return gm
