@@ -49,7 +49,6 @@ class Analysis:
     view_checks: list[ViewCheck] = field(default_factory=list)
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
-    output_space: int = -1
 
     # ---- helpers for rules -------------------------------------------------------------
     def where(self, node: fx.Node) -> str:
@@ -152,7 +151,6 @@ def _pin_output(a: Analysis, output: ChannelDesc, classifier: str | None) -> Non
         a.spaces.union(leaves[0], a.spaces.new(a.num_classes, OUTPUT))
     except SpaceConflict as exc:
         raise UnsupportedOpError(f"the logits' channels are tied to other channels: {exc}") from exc
-    a.output_space = a.spaces.find(leaves[0])
 
 
 def analyse(model: nn.Module, example_input: torch.Tensor, *, classifier: str | None = None,

@@ -217,7 +217,8 @@ def split(a: Analysis, node: fx.Node) -> list[ChannelDesc]:
     if name == "split":
         key = "split_size" if node.op == "call_method" else "split_size_or_sections"
         location, literal = ("args[1]", node.args[1]) if len(node.args) > 1 else (f"kwargs[{key}]", node.kwargs[key])
-        if not (isinstance(literal, int) or all(isinstance(s, int) for s in literal)):
+        if not (isinstance(literal, int) or isinstance(literal, (list, tuple)) and all(isinstance(s, int)
+                                                                                        for s in literal)):
             location, literal = None, None
     a.splits.append(SplitSite(node.name, pieces, location, literal))
     return pieces
