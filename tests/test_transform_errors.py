@@ -135,3 +135,29 @@ def test_classifier_can_be_named():
     folded = fold_model(TinyVGG(), 3, X, classifier="classifier.3")
     assert folded.plan.layer("classifier.3").folded_out == 15
     assert folded.plan.layer("classifier.3").role == "classifier"
+
+
+class MaxRoll(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3)
+        self.b = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        y = torch.maximum(self.a(x), self.b(x)).roll(1, dims=3)
+        return self.fc(y.mean((2, 3)))
+
+
+def test_join_and_callable_rules(fresh_rules):
+    register_rule(torch.maximum, "join")
+
+    def spatial_roll(analysis, node):  # channels unchanged unless the roll is over channels
+        if node.kwargs.get("dims") in (0, 1):
+            raise analysis.fail(node, "rolls across images")
+        return analysis.desc(node, node.args[0])
+
+    register_rule("roll", spatial_roll)
+    folded = fold_model(MaxRoll(), 4, X)
+    assert folded.plan.layer("a").out_spaces == folded.plan.layer("b").out_spaces  # joined by maximum
+    assert folded(torch.randn(5, *INPUT_SHAPE)).shape == (5, 2)

@@ -131,6 +131,9 @@ def _fill(lp: LayerPlan, src: nn.Module, dst: nn.Module, layouts: _Layouts) -> N
 def fill_block_diagonal(folded: FoldedModel, original: nn.Module) -> None:
     """Overwrite `folded`'s widened layers so that folded(fold(x)) == original on each image.
 
+    I.e. folded.forward_folded maps (N, f*C, H, W) -> (N, f*K) as f copies of original,
+    (N, C, H, W) -> (N, K), applied to channel blocks [j*C, (j+1)*C) and giving logit blocks j.
+
     `folded` must come from fold_model(original, f, ..., width_mult=f, align=1). Images are
     never mixed: every weight between channels of different images is zero. Raises
     FoldedCNNError for layers without a block-diagonal equivalent (GroupNorm).

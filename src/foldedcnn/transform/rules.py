@@ -256,7 +256,9 @@ def register_rule(target: type[nn.Module] | Callable[..., Any] | str, rule: str 
     tensor-method name (e.g. `"erf"`). `rule`: "passthrough" (output channels are the first
     input's: elementwise maps, pooling, anything channel-wise), "join" (elementwise op of several
     same-shape tensors, whose channels must match), or a callable
-    `rule(analysis, node) -> ChannelDesc` (see rules.py for examples).
+    `rule(analysis, node) -> ChannelDesc` that reads its inputs with `analysis.desc(node, arg)`,
+    shapes with `analysis.shape(arg)`, joins axes with `analysis.spaces.join(a, b)` and refuses
+    with `raise analysis.fail(node, why)` (the rules in this file are examples).
     A module class with its own channel-sized parameters cannot be widened by a rule.
     """
     if isinstance(rule, str):
