@@ -65,6 +65,14 @@ def test_generic_fold_gives_the_zoo_widths(name, fold):
     assert (folded.fold, folded.num_classes, folded.input_shape) == (fold, spec.num_classes, spec.input_shape)
 
 
+@pytest.mark.parametrize("name", ["noscope-roundabout", "game-sot-timer"])
+def test_generic_fold_gives_the_zoo_widths_with_align_and_width_mult(name):
+    spec = get_spec(name)
+    folded = fold_model(create_model(name, 1), 3, torch.randn(1, *spec.input_shape), width_mult=1.5, align=8)
+    generic = {k: tuple(v.shape) for k, v in folded.network.state_dict().items()}
+    assert generic == {k: tuple(v.shape) for k, v in create_model(name, 3, 1.5, 8).state_dict().items()}
+
+
 def test_plan_json_round_trip_and_table():
     folded = _fold(TOY_MODELS["everything"](), 3, align=4)
     d = json.loads(json.dumps(folded.plan.to_dict()))

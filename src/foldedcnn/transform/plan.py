@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import FoldError, UnsupportedOpError
 from ..models.widths import scaled_width
 from ..tables import format_table
-from .analyse import Analysis
+from .analyse import Analysis, LayerRecord
 from .spaces import DERIVED, INPUT, OUTPUT, SCALED
 
 
@@ -156,7 +156,7 @@ class _Widths:
         return sum(self.leaf(r) for r in leaves)
 
 
-def _layer_plan(a: Analysis, rec, widths: _Widths, ids: dict[int, int]) -> LayerPlan:
+def _layer_plan(a: Analysis, rec: LayerRecord, widths: _Widths, ids: dict[int, int]) -> LayerPlan:
     sp, m = a.spaces, rec.module
     ins, outs = sp.resolve(rec.in_desc), sp.resolve(rec.out_desc)
     for r in ins + outs:
