@@ -14,6 +14,8 @@ execution order; a space whose layout two layers would derive differently raises
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -69,7 +71,8 @@ def _features(layout: torch.Tensor, inner: int) -> torch.Tensor:
     return (layout[:, :, None] * inner + torch.arange(inner)).flatten(1)
 
 
-def _pairs(lp: LayerPlan, lin: torch.Tensor, lout: torch.Tensor | None):
+def _pairs(lp: LayerPlan, lin: torch.Tensor,
+           lout: torch.Tensor | None) -> Iterator[tuple[int, int, int, torch.Tensor | None, torch.Tensor]]:
     """For each image j and original group g: folded group, output rows and local input columns."""
     f = lin.shape[0]
     ci, co = lp.in_channels // lp.groups, lp.out_channels // lp.groups
