@@ -3,7 +3,7 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from transform_models import INPUT_SHAPE, TOY_MODELS
+from transform_models import INPUT_SHAPE, TOY_MODELS, one_thread  # noqa: F401  (autouse fixture)
 
 from foldedcnn import FoldedCNNError, fold_model
 from foldedcnn.layout import fold_images, unfold_logits

@@ -3,7 +3,7 @@ import warnings
 
 import pytest
 import torch
-from transform_models import INPUT_SHAPE, make
+from transform_models import INPUT_SHAPE, make, one_thread  # noqa: F401  (autouse fixture)
 
 from foldedcnn import FoldedCNNError, create_model, fold_model
 from foldedcnn.checkpoint import load_checkpoint, save_checkpoint

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transform_models import INPUT_SHAPE, ChannelSoftmax, TinyVGG
+from transform_models import INPUT_SHAPE, ChannelSoftmax, TinyVGG, one_thread  # noqa: F401  (autouse fixture)
 
 from foldedcnn import FoldedCNNError, ShapeError, UnsupportedOpError, fold_model, register_rule
 from foldedcnn.errors import FoldedCNNError as BaseError

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from transform_models import INPUT_SHAPE, TinyMobileNetV2
+from transform_models import INPUT_SHAPE, TinyMobileNetV2, one_thread  # noqa: F401  (autouse fixture)
 
 from foldedcnn import fold_model
 from foldedcnn.analysis import layer_stats

@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from transform_models import INPUT_SHAPE, TOY_MODELS
+from transform_models import INPUT_SHAPE, TOY_MODELS, one_thread  # noqa: F401  (autouse fixture)
 
 from foldedcnn import create_model, fold_model, list_models
 from foldedcnn.folded import FoldedModel
