@@ -30,6 +30,7 @@ if [ ! -s "$VTEST" ]; then
   else
     echo "extracting vtest.avi from Debian opencv-doc into $VTEST"
     tmp=$(mktemp -d)
+    chmod 755 "$tmp"  # apt-get download runs as _apt and must be able to write here
     trap 'rm -rf "$tmp"' EXIT
     apt_update
     (cd "$tmp" && apt-get download -qq opencv-doc >/dev/null)
