@@ -43,7 +43,7 @@ class GlyphSet:
     """Glyphs of one font at one pixel size, all cropped to the same rows (the digits' ink, 1 px margin).
 
     masks[c]: float32 (rows, cols) coverage in [0, 1], whose column 0 sits offset[c] (<= 0) pixels from
-    the pen; advance[c]: pixels the pen moves after c (0 for DSEG's combining '.' and ':').
+    the pen; advance[c]: pixels the pen moves after c.
     """
 
     masks: dict[str, np.ndarray]
@@ -93,7 +93,17 @@ def glyph_set(font: Path, digit_height: int, charset: str) -> GlyphSet:
         width = max(1, right - left, round(pil.getlength(c)) - left)
         canvas = Image.new("L", (width, row1 - row0))
         ImageDraw.Draw(canvas).text((-left, -row0), c, font=pil, fill=255, anchor="ls")
-        masks[c] = np.asarray(canvas, np.float32) / 255.0
-        offset[c] = left
+        mask = np.asarray(canvas, np.float32) / 255.0
         advance[c] = round(pil.getlength(c))
+        offset[c] = left
+        cols = np.nonzero(mask.max(axis=0) > 0)[0]
+        if advance[c] == 0 and cols.size:
+            # DSEG draws '.' and ':' into the previous digit's cell, 1 px thin: give them their own cell,
+            # at least 2 px thick, so the structure stays legible at HUD sizes.
+            mask = mask[:, cols[0] : cols[-1] + 1]
+            mask = np.maximum(mask, np.pad(mask, ((0, 0), (1, 0)))[:, :-1])
+            mask = np.maximum(mask, np.pad(mask, ((1, 0), (0, 0)))[:-1])
+            mask = np.pad(mask, ((0, 0), (0, 1)))
+            offset[c], advance[c] = 1, mask.shape[1] + 2
+        masks[c] = mask
     return GlyphSet(masks, offset, advance, row1 - row0)

@@ -138,6 +138,8 @@ def compose(plans: Sequence[TextPlan], hw: tuple[int, int], rng: np.random.Gener
     luminance = colour @ np.array([0.299, 0.587, 0.114], np.float32)
     effect_colour = np.where((luminance > 110)[:, None], rng.uniform(0, 60, (n, 3)), rng.uniform(190, 255, (n, 3)))
     mode = rng.choice(3, n, p=[0.35, 0.4, 0.25])  # none, outline, shadow
+    background = img.mean(axis=(1, 2)) @ np.array([0.299, 0.587, 0.114], np.float32)
+    mode[(mode == 0) & (np.abs(luminance - background) < 70)] = 1  # low contrast: outline it so it stays legible
     shadow = np.zeros_like(alpha)
     shadow[:, 1:, 1:] = alpha[:, :-1, :-1]
     effect = np.where((mode == 1)[:, None, None], _shift_max(alpha), np.where((mode == 2)[:, None, None], shadow, 0))

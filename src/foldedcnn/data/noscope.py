@@ -4,21 +4,19 @@ Labels come from a NoScope labels CSV (columns frame, object_name, ...; a frame 
 any of its rows names the object) or from an oracle: OpenCV MOG2 background subtraction on the
 region, positive when the foreground covers at least `threshold` of it. Frames are cropped to the
 region and resized to 50x50; train/val/test are contiguous chunks of consecutive frames (so that
-near-identical neighbours never straddle two splits). Saved as one .npz per split (no pickle) plus
-meta.json.
+near-identical neighbours never straddle two splits). Saved in the store.py format.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .types import DataError, LabelledImages
+from .store import save_split, write_meta
+from .types import DataError
 from .video import check_roi, crop_resize, iter_frames, probe_video
 
 SPLITS = ("train", "val", "test")
@@ -162,27 +160,9 @@ def build_video_task(
 
 def save_video_task(task: VideoTask, out_dir: str | Path) -> Path:
     """Write DIR/{train,val,test}.npz (images, labels, frame_index) and DIR/meta.json; return DIR."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         s = task.split(name)
-        np.savez(out_dir / f"{name}.npz", images=task.images[s], labels=task.labels[s], frame_index=task.frame_index[s])
-    meta = {**task.meta, "class_names": task.class_names, "bounds": list(task.bounds), "balance": task.balance()}
-    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return out_dir
-
-
-def load_video_task(task_dir: str | Path, split: str) -> LabelledImages:
-    """Read one split saved by save_video_task: images uint8 (N, 3, h, w), labels int64 (N,)."""
-    task_dir = Path(task_dir)
-    path = task_dir / f"{check_split(split)}.npz"
-    if not path.is_file() or not (task_dir / "meta.json").is_file():
-        raise DataError(f"{task_dir} is not a prepared video task (no {path.name} or meta.json); "
-                        "make one with `foldedcnn data video`")
-    meta = json.loads((task_dir / "meta.json").read_text())
-    with np.load(path, allow_pickle=False) as z:
-        images, labels = z["images"], z["labels"]
-    return LabelledImages(torch.from_numpy(images), torch.from_numpy(labels).long(), list(meta["class_names"]),
-                          f"{task_dir.name}/{split}")
-
-
+        save_split(out_dir, name, task.images[s], task.labels[s], frame_index=task.frame_index[s])
+    write_meta(out_dir, {**task.meta, "class_names": task.class_names, "bounds": list(task.bounds),
+                         "balance": task.balance()})
+    return Path(out_dir)

@@ -2,7 +2,7 @@
 
     game-lol-gold-int                      generated; ?n_train=20000&n_val=2000&n_test=4000&holdout_fonts=0
     vtest | vtest:DIR                      person-in-region on vtest.avi (prepared into $FOLDEDCNN_DATA/vtest-task)
-    video:DIR                              a task saved by `foldedcnn data video`
+    npz:DIR                                a set saved by `foldedcnn data game|video` (store.py format)
     fashion-mnist[:DIR]                    Debian dataset-fashion-mnist; ?size=32&channels=3
     cifar10:PATH | cifar100:PATH           the python archive (folder or .tar.gz)
     folder:DIR                             DIR/{train,val,test}/CLASS/IMAGE.png
@@ -20,13 +20,12 @@ from .types import DataError, LabelledImages, data_dir
 
 GAME_DEFAULTS = {"n_train": 20_000, "n_val": 2_000, "n_test": 4_000, "holdout_fonts": 0}
 _OPTIONS = {"game": set(GAME_DEFAULTS), "fashion-mnist": {"size", "channels"}}
-KINDS = ("game-<task>", "vtest", "video", "fashion-mnist", "cifar10", "cifar100", "folder")
-_NEEDS_PATH = {"video", "cifar10", "cifar100", "folder"}
+_NEEDS_PATH = {"npz", "cifar10", "cifar100", "folder"}
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A parsed spec: `kind` (game, vtest, video, fashion-mnist, cifar10, cifar100, folder), `name` (the game
+    """A parsed spec: `kind` (game, vtest, npz, fashion-mnist, cifar10, cifar100, folder), `name` (the game
     task, else the kind), `path` (None when the default location is used) and integer `options`."""
 
     kind: str
@@ -36,7 +35,7 @@ class DataSpec:
 
 
 def _valid() -> str:
-    return ", ".join([*GAME_TASKS, "vtest[:DIR]", "video:DIR", "fashion-mnist[:DIR]", "cifar10:PATH",
+    return ", ".join([*GAME_TASKS, "vtest[:DIR]", "npz:DIR", "fashion-mnist[:DIR]", "cifar10:PATH",
                       "cifar100:PATH", "folder:DIR"])
 
 
@@ -48,7 +47,7 @@ def parse_spec(spec: str) -> DataSpec:
         if name not in GAME_TASKS:
             raise DataError(f"unknown game task {name!r}; valid data specs: {_valid()}")
         kind = "game"
-    elif name in ("vtest", "video", "fashion-mnist", "cifar10", "cifar100", "folder"):
+    elif name in ("vtest", "npz", "fashion-mnist", "cifar10", "cifar100", "folder"):
         kind = name
     else:
         raise DataError(f"unknown data spec {spec!r}; valid: {_valid()}")
@@ -80,8 +79,8 @@ def load_data(spec: str, split: str, *, seed: int = 0) -> LabelledImages:
 
         opts = {**GAME_DEFAULTS, **s.options}
         return generate_game(s.name, split, opts[f"n_{split}"], seed, holdout_fonts=opts["holdout_fonts"])
-    if s.kind in ("vtest", "video"):
-        from .noscope import load_video_task
+    if s.kind in ("vtest", "npz"):
+        from .store import load_split
 
         task_dir = s.path
         if s.kind == "vtest":
@@ -90,7 +89,7 @@ def load_data(spec: str, split: str, *, seed: int = 0) -> LabelledImages:
                 from .vtest import prepare_vtest
 
                 prepare_vtest(task_dir)
-        return load_video_task(task_dir, split)
+        return load_split(task_dir, split)
     if s.kind == "fashion-mnist":
         from .idx import FASHION_MNIST_DIR, load_fashion_mnist
 
