@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache, lru_cache
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from .fonts import GAME_FONTS, GlyphSet, font_paths, glyph_set
 from .game_labels import CHARSET, check_task, class_names, classify_text, other_text, text_for_class
 from .types import DataError, LabelledImages
 
-CHUNK = 1024
+CHUNK = 512
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
 
 
@@ -51,20 +52,28 @@ class GameBatch:
     plans: list[TextPlan]
 
 
+@cache
 def _glyphs(font: int, digit_height: int) -> GlyphSet:
     return glyph_set(font_paths((GAME_FONTS[font],))[0], digit_height, CHARSET)
 
 
-def _fit(text: str, font: int, hw: tuple[int, int], rng: np.random.Generator) -> tuple[GlyphSet, int]:
+@lru_cache(maxsize=1 << 16)
+def _text_mask(font: int, digit_height: int, text: str) -> np.ndarray:
+    """Coverage mask of `text` (cached: HUD texts repeat a lot); do not modify the result."""
+    return _glyphs(font, digit_height).render(text)
+
+
+def _fit(text: str, font: int, hw: tuple[int, int], rng: np.random.Generator) -> int:
     """A random digit height in [0.45 H, 0.8 H] at which `text` fits in the image (shrinking if needed)."""
     h, w = hw
     lo = max(5, round(0.45 * h))
     dh = int(rng.integers(lo, max(lo, round(0.8 * h)) + 1))
-    while True:
-        gs = _glyphs(font, dh)
-        if dh <= lo - 2 or (gs.height <= h and gs.text_width(text) <= w):
-            return gs, dh
+    while dh > lo - 2:
+        th, tw = _text_mask(font, dh, text).shape
+        if th <= h and tw <= w:
+            break
         dh -= 1
+    return dh
 
 
 def plan_text(task: str, label: int, font: int, rng: np.random.Generator) -> TextPlan:
@@ -78,8 +87,8 @@ def plan_text(task: str, label: int, font: int, rng: np.random.Generator) -> Tex
     cut = kind >= 0.6
     text = other_text(task, rng) if other and not cut else text_for_class(task, int(rng.integers(0, label or 1))
                                                                               if cut else label, rng)
-    gs, dh = _fit(text, font, hw, rng)
-    tw, th = gs.text_width(text), gs.height
+    dh = _fit(text, font, hw, rng)
+    th, tw = _text_mask(font, dh, text).shape
     x = int(rng.integers(0, max(0, w - tw) + 1))
     y = int(rng.integers(0, max(0, h - th) + 1))
     if cut:  # push 35-70% of the text out over one border
@@ -113,11 +122,11 @@ def _shift_max(a: np.ndarray) -> np.ndarray:
 
 
 def _blur(x: np.ndarray) -> np.ndarray:
-    """[1, 2, 1]/4 blur along H and W of (N, H, W, 3), edges replicated."""
-    p = np.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0)), mode="edge")
-    x = 0.25 * p[:, :-2] + 0.5 * p[:, 1:-1] + 0.25 * p[:, 2:]
+    """[1, 2, 1]/4 blur along H and W of (N, 3, H, W), edges replicated."""
     p = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)), mode="edge")
-    return 0.25 * p[:, :, :-2] + 0.5 * p[:, :, 1:-1] + 0.25 * p[:, :, 2:]
+    x = 0.25 * p[:, :, :-2] + 0.5 * p[:, :, 1:-1] + 0.25 * p[:, :, 2:]
+    p = np.pad(x, ((0, 0), (0, 0), (0, 0), (1, 1)), mode="edge")
+    return 0.25 * p[..., :-2] + 0.5 * p[..., 1:-1] + 0.25 * p[..., 2:]
 
 
 def compose(plans: Sequence[TextPlan], hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -130,31 +139,34 @@ def compose(plans: Sequence[TextPlan], hw: tuple[int, int], rng: np.random.Gener
     alpha = np.zeros((n, h, w), np.float32)
     for i, p in enumerate(plans):
         if p.text:
-            _paste(alpha[i], _glyphs(p.font, p.digit_height).render(p.text), p.x, p.y)
+            _paste(alpha[i], _text_mask(p.font, p.digit_height, p.text), p.x, p.y)
     # Text colour: mostly bright HUD colours; the effect (outline / shadow) contrasts with it.
     colour = rng.uniform(0, 255, (n, 3)).astype(np.float32)
     bright = rng.random(n) < 0.75
     colour[bright] = 255 - rng.uniform(0, 255, (int(bright.sum()), 3)) * rng.uniform(0, 0.6, (int(bright.sum()), 1))
     luminance = colour @ np.array([0.299, 0.587, 0.114], np.float32)
-    effect_colour = np.where((luminance > 110)[:, None], rng.uniform(0, 60, (n, 3)), rng.uniform(190, 255, (n, 3)))
+    effect_colour = np.where((luminance > 110)[:, None], rng.uniform(0, 60, (n, 3)),
+                             rng.uniform(190, 255, (n, 3))).astype(np.float32)
     mode = rng.choice(3, n, p=[0.35, 0.4, 0.25])  # none, outline, shadow
-    background = img.mean(axis=(1, 2)) @ np.array([0.299, 0.587, 0.114], np.float32)
+    background = img[:, :, ::3, ::3].mean(axis=(2, 3)) @ np.array([0.299, 0.587, 0.114], np.float32)
     mode[(mode == 0) & (np.abs(luminance - background) < 70)] = 1  # low contrast: outline it so it stays legible
-    shadow = np.zeros_like(alpha)
-    shadow[:, 1:, 1:] = alpha[:, :-1, :-1]
-    effect = np.where((mode == 1)[:, None, None], _shift_max(alpha), np.where((mode == 2)[:, None, None], shadow, 0))
-    effect = effect[..., None].astype(np.float32)
-    img = img * (1 - effect) + effect_colour[:, None, None, :].astype(np.float32) * effect
-    a = alpha[..., None] * rng.uniform(0.8, 1.0, (n, 1, 1, 1)).astype(np.float32)
-    img = img * (1 - a) + colour[:, None, None, :] * a
+    effect = np.zeros_like(alpha)
+    outline, shadow = mode == 1, mode == 2
+    effect[outline] = _shift_max(alpha[outline])
+    effect[shadow, 1:, 1:] = alpha[shadow, :-1, :-1]
+    img += (effect_colour[:, :, None, None] - img) * effect[:, None]
+    alpha *= rng.uniform(0.8, 1.0, (n, 1, 1)).astype(np.float32)  # opacity
+    img += (colour[:, :, None, None] - img) * alpha[:, None]
     blurred = rng.random(n) < 0.4
     img[blurred] = _blur(img[blurred])
-    img += rng.normal(0, 1, img.shape).astype(np.float32) * rng.uniform(0, 10, (n, 1, 1, 1)).astype(np.float32)
+    noise = torch.randn(img.shape, generator=torch.Generator().manual_seed(int(rng.integers(2**62)))).numpy()
+    img += noise * rng.uniform(0, 10, (n, 1, 1, 1)).astype(np.float32)
     out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
     for i in np.nonzero(rng.random(n) < 0.35)[0]:
-        ok, buf = cv2.imencode(".jpg", out[i], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 91))])
-        out[i] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        hwc = np.ascontiguousarray(out[i].transpose(1, 2, 0))
+        ok, buf = cv2.imencode(".jpg", hwc, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 91))])
+        out[i] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).transpose(2, 0, 1)
+    return out
 
 
 def _chunk(task: str, n: int, seed: int, stream: int, index: int, fonts: tuple[int, ...]) -> GameBatch:
@@ -235,10 +247,8 @@ def render_text(task: str, text: str, *, font: int = 0, digit_height: int | None
     if unknown:
         raise DataError(f"cannot draw {unknown}; the generator draws {CHARSET!r}")
     if digit_height is None:
-        gs, digit_height = _fit(text, font, hw, rng)
-    else:
-        gs = _glyphs(font, digit_height)
-    tw, th = gs.text_width(text), gs.height
+        digit_height = _fit(text, font, hw, rng)
+    th, tw = _text_mask(font, digit_height, text).shape
     if tw > w or th > h:
         raise DataError(f"{text!r} at digit height {digit_height} is {tw}x{th} px, larger than the {w}x{h} image")
     plan = TextPlan(text, font, digit_height, (w - tw) // 2, (h - th) // 2, False)

@@ -15,6 +15,7 @@ generator also files partial (cut off) text and no text under it.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 import numpy as np
 
@@ -40,7 +41,11 @@ def check_task(task: str) -> str:
 
 def class_names(task: str) -> list[str]:
     """The task's class names in label order, "other" last."""
-    check_task(task)
+    return list(_names(check_task(task)))
+
+
+@cache
+def _names(task: str) -> tuple[str, ...]:
     if task == "game-lol-gold-fraction":
         names = [str(d) for d in range(10)]
     elif task == "game-lol-gold-int":
@@ -53,12 +58,12 @@ def class_names(task: str) -> list[str]:
     names.append(OTHER)
     if len(names) != GAME_TASKS[task][1]:  # pragma: no cover - guards the table in models/game.py
         raise AssertionError(f"{task}: {len(names)} classes, zoo says {GAME_TASKS[task][1]}")
-    return names
+    return tuple(names)
 
 
 def classify_text(task: str, text: str) -> int:
     """Class index of fully visible HUD text `text` for `task` (the "other" index when it does not fit)."""
-    names = class_names(task)
+    names = _names(check_task(task))
     other = len(names) - 1
     if task.startswith("game-lol-gold"):
         m = _GOLD.fullmatch(text)
@@ -76,7 +81,7 @@ def classify_text(task: str, text: str) -> int:
 
 def text_for_class(task: str, label: int, rng: np.random.Generator) -> str:
     """A random text of class `label` (not "other") for `task`."""
-    name = class_names(task)[label]
+    name = _names(task)[label]
     if task == "game-lol-gold-fraction":
         integer = str(rng.integers(0, 100)) if rng.random() < 0.8 else f"{rng.integers(0, 10):02d}"
         return f"{integer}.{name}k"
@@ -104,6 +109,6 @@ def other_text(task: str, rng: np.random.Generator) -> str:
         choices = [str(outside[rng.integers(0, len(outside))]), f"0{digits[0]}", f"{digits[:3]}",
                    f"{digits[0]}/{digits[1]}", f"x{digits[0]}", f"+{digits[:2]}"]
         text = choices[0] if rng.random() < 0.4 else choices[rng.integers(1, len(choices))]
-    if classify_text(task, text) != len(class_names(task)) - 1:  # e.g. "05" is valid for two-digit ints
+    if classify_text(task, text) != len(_names(task)) - 1:  # e.g. "05" is valid for two-digit ints
         return "-" + text
     return text
