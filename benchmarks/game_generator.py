@@ -30,6 +30,15 @@ def rate(task: str, n: int, workers: int, repeats: int) -> list[float]:
     return rates
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", nargs="*", default=list(GAME_TASKS))
@@ -47,7 +56,7 @@ def main() -> None:
             print(f"{task} workers={workers}: {rows[-1]['images_per_s']:,.0f} images/s "
                   f"(min {min(r):,.0f}, max {max(r):,.0f})", flush=True)
     print(format_table(rows))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    machine = f"{cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         "# Game-HUD generator rate\n\n"

@@ -39,6 +39,15 @@ def timed(fn, images: int, repeats: int) -> list[float]:
     return out
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=4096, help="images per loader pass")
@@ -90,7 +99,7 @@ def main() -> None:
             r["images_per_s"] for r in rows if r["what"] == "train step"):
         verdict = "Loading can be the bottleneck here: some data path is slower than a training step."
     print(verdict)
-    machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+    machine = (f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
                f"Python {platform.python_version()}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
