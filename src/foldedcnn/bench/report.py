@@ -114,7 +114,8 @@ def write_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
 
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
     for ax, model in zip(axes.flat, models, strict=False):
-        mine = [r for r in rows if r["model"] == model and r["speedup_vs_f1"] is not None]
+        mine = [r for r in rows if r["model"] == model and r["speedup_vs_f1"] is not None
+                and (r["backend"], r["dtype"]) != BASELINE]  # the baseline runs at f = 1 only
         top = max((r["batch"] for r in mine), default=0)
         mine = [r for r in mine if r["batch"] == top]
         folds = sorted({r["fold"] for r in mine})
