@@ -16,8 +16,6 @@ import torch
 from ..folded import FoldedModel
 from ..infer import Engine
 
-MODES = ("kernel", "end-to-end")
-
 
 @dataclass(frozen=True)
 class Variant:
