@@ -61,3 +61,14 @@ def test_bench_refuses_unavailable_backend(small_probe, capsys):
     assert main(["bench", "--models", "noscope-coral", "--backends", "onnxruntime", "--dtype", "bfloat16",
                  "--device", "cpu"]) == 2
     assert "backend 'onnxruntime' cannot run on cpu bfloat16; available: torch" in capsys.readouterr().err
+
+
+def test_end_to_end_mode_runs_predict_on_host_uint8(tmp_path, small_probe):
+    out = tmp_path / "e2e"
+    assert main(["bench", "--models", "game-apex-squad-count", "--folds", "1", "--batch", "3", "--backends", "torch",
+                 "--device", "cpu", "--mode", "end-to-end", "--trials", "2", "--iterations", "1", "--warmup", "0",
+                 "--no-baseline", "--no-plots", "--out", str(out)]) == 0
+    (row,) = list(csv.DictReader((out / "throughput.csv").open()))
+    assert (row["mode"], row["backend"], row["trials"]) == ("end-to-end", "torch", "2")
+    assert float(row["images_per_s"]) > 0 and row["speedup_vs_eager"] == ""
+    assert not (out / "speedup.png").exists()
