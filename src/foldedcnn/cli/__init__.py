@@ -9,7 +9,7 @@ import sys
 
 from ..errors import FoldedCNNError
 
-COMMANDS = ("models", "analyze", "probe", "train", "eval")
+COMMANDS = ("models", "analyze", "probe", "data", "train", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
