@@ -30,7 +30,7 @@ def batch_loss(model: FoldedModel, data, norm) -> float:
     "make,fold,n,epochs",
     [
         (lambda f: FoldedModel.from_zoo("noscope-coral", f), 2, 192, 1),
-        (lambda f: FoldedModel.from_zoo("game-apex-squad-count", f), 2, 132, 10),
+        (lambda f: FoldedModel.from_zoo("game-apex-squad-count", f), 2, 132, 16),
         (tiny_resnet, 1, 64, 3),
     ],
     ids=["noscope", "game", "resnet"],

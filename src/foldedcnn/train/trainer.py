@@ -246,12 +246,12 @@ def train(
             history.append(row)
             if config.progress:
                 tqdm.write(" ".join(f"{k}={v}" for k, v in row.items()))
+            improved = row["val_top1"] > best
+            best = max(best, row["val_top1"])
             if out_dir is None:
-                best = max(best, val.top1)
                 continue
             _write_metrics(out_dir, history)
-            if val.top1 > best:
-                best = val.top1
+            if improved:
                 best_path = save_checkpoint(
                     out_dir / BEST, model, class_names=list(train_set.class_names), normalization=normalization,
                     extra={"training": config.to_dict(), "metrics": row})
