@@ -82,7 +82,7 @@ TASKS = [
                      (4, "distill-kl-x3"))),
     Task("game-apex-squad-count", "game-apex-squad-count",
          "game-apex-squad-count?n_train=6000&n_val=1000&n_test=2000", (1, 2, 3, 4), epochs=8, batch=32, lr=3e-4,
-         goal=0.5, folded_methods=FOLDED),
+         goal=0.5, folded_methods=FOLDED, extra_runs=((2, "distill-kl-x3"), (4, "distill-kl-x3"))),
     Task("game-sot-coin-count", "game-sot-coin-count", "game-sot-coin-count?n_train=6000&n_val=1000&n_test=2000",
          (1, 2, 3, 4), epochs=8, batch=32, lr=3e-4, goal=0.5, folded_methods=FOLDED),
     Task("vtest", "noscope-coral", "vtest", (1, 2, 3, 4), epochs=20, batch=32, lr=1e-3, goal=0.5,
