@@ -9,7 +9,7 @@ import torch
 from foldedcnn.cli import main
 from foldedcnn.data import DataError, classify_text, load_data, render_text
 from foldedcnn.data.fonts import GAME_FONTS
-from foldedcnn.data.game import generate_batch, generate_game, split_fonts
+from foldedcnn.data.game import _text_mask, generate_batch, generate_game, split_fonts
 from foldedcnn.data.game_labels import class_names
 from foldedcnn.models.game import GAME_TASKS
 
@@ -36,12 +36,16 @@ def test_deterministic_by_seed_and_disjoint_splits():
 def test_labels_match_the_drawn_text():
     for task in GAME_TASKS:
         batch = generate_batch(task, 400, seed=2)
+        h, w = GAME_TASKS[task][0]
         other = len(class_names(task)) - 1
         for label, plan in zip(batch.labels.tolist(), batch.plans, strict=True):
             if plan.cut or not plan.text:
                 assert label == other
             else:
                 assert classify_text(task, plan.text) == label, (task, plan.text, label)
+                if label != other:  # a valid text is drawn whole
+                    th, tw = _text_mask(plan.font, plan.digit_height, plan.text).shape
+                    assert 0 <= plan.x and plan.x + tw <= w and 0 <= plan.y and plan.y + th <= h, plan
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ def test_parse_specs():
         ("game-lol-gold", "unknown game task 'game-lol-gold'"),
         ("game-sot-timer?n_train=lots", "must be an integer"),
         ("game-sot-timer?batch=3", "unknown option 'batch'"),
+        ("game-sot-timer?n_train", "bad options 'n_train'"),
         ("cifar10", "needs a path"),
         ("game-sot-timer:/tmp", "takes no path"),
     ],
