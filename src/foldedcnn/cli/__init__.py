@@ -9,7 +9,7 @@ import sys
 
 from ..errors import FoldedCNNError
 
-COMMANDS = ("models", "analyze", "probe")
+COMMANDS = ("models", "analyze", "probe", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
