@@ -30,6 +30,8 @@ if [ ! -s "$VTEST" ]; then
   else
     echo "extracting vtest.avi from Debian opencv-doc into $VTEST"
     tmp=$(mktemp -d)
+    # apt-get download fetches as user _apt, which must be able to write here (else it warns and runs unsandboxed)
+    if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$tmp"; fi
     trap 'rm -rf "$tmp"' EXIT
     apt_update
     (cd "$tmp" && apt-get download -qq opencv-doc >/dev/null)

@@ -1,15 +1,20 @@
-"""`foldedcnn <command>`: a thin layer over the library. Each command lives in its own module
-with `register(subparsers)`; heavy imports happen inside the command, not at start-up."""
+"""`foldedcnn <command>`: a thin layer over the library. Each command lives in its own module of
+this package with `register(subparsers)` (a module without it is a helper); heavy imports happen
+inside the command, not at start-up."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
 from ..errors import FoldedCNNError
 
-COMMANDS = ("models", "analyze", "probe", "run")
+
+def command_modules() -> list[str]:
+    """Names of this package's modules, sorted; those with `register` are commands."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,8 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fold small specialized CNNs for higher inference throughput (FoldedCNNs, ICML 2021).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    for name in command_modules():
+        module = importlib.import_module(f"{__name__}.{name}")
+        if hasattr(module, "register"):
+            module.register(sub)
     return parser
 
 

@@ -1,0 +1,51 @@
+"""Data that works offline: generated game HUDs, NoScope-style video tasks, Fashion-MNIST, CIFAR, folders.
+
+`load_data(spec, split, seed=)` returns a LabelledImages (uint8 (N, 3, H, W), int64 labels); see
+spec.py for the spec strings. `FoldBatcher` / `fold_mixing_order` order images so that the f
+images of a fold are unrelated. Names are imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "LabelledImages": "types",
+    "DataError": "types",
+    "data_dir": "types",
+    "DataSpec": "spec",
+    "parse_spec": "spec",
+    "load_data": "spec",
+    "fold_mixing_order": "folding",
+    "FoldBatcher": "folding",
+    "FoldBatch": "folding",
+    "vtest_path": "vtest",
+    "prepare_vtest": "vtest",
+    "VTEST_ROI": "vtest",
+    "VTEST_SIZE": "vtest",
+    "generate_game": "game",
+    "render_text": "game",
+    "classify_text": "game_labels",
+    "class_names": "game_labels",
+    "build_video_task": "noscope",
+    "save_video_task": "noscope",
+    "load_split": "store",
+    "save_split": "store",
+    "read_idx": "idx",
+    "load_fashion_mnist": "idx",
+    "load_cifar": "cifar",
+    "load_folder": "folder",
+    "export_folder": "folder",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'foldedcnn.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

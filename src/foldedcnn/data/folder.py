@@ -1,0 +1,63 @@
+"""ImageFolder directories: ROOT/CLASS/IMAGE (PNG or JPEG), read with Pillow; and the reverse, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .types import DataError, LabelledImages
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+def load_folder(root: str | Path, *, size: tuple[int, int] | None = None,
+                class_names: list[str] | None = None) -> LabelledImages:
+    """Images under root/CLASS/ as uint8 (N, 3, H, W), classes in sorted folder order (or `class_names`).
+
+    All images must share one size unless `size` (h, w) is given, in which case they are resized.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}")
+    names = class_names or sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not names:
+        raise DataError(f"{root} has no class subfolders (expected ROOT/CLASS/IMAGE.png)")
+    arrays, labels = [], []
+    for label, name in enumerate(names):
+        for file in sorted((root / name).glob("*")) if (root / name).is_dir() else []:
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(file) as im:
+                    im = im.convert("RGB")
+                    if size is not None:
+                        im = im.resize((size[1], size[0]), Image.BILINEAR)
+                    arrays.append(np.asarray(im))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise DataError(f"cannot read image {file} ({exc})") from None
+            labels.append(label)
+    if not arrays:
+        raise DataError(f"no PNG or JPEG images under {root}")
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise DataError(f"{root}: images have different sizes {sorted(shapes)[:3]}...; pass a size to resize them")
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return LabelledImages(images, torch.tensor(labels, dtype=torch.int64), list(names), root.name)
+
+
+def export_folder(data: LabelledImages, root: str | Path) -> Path:
+    """Write `data` as root/CLASS/NNNNNN.png (class names made path-safe); returns root."""
+    from PIL import Image
+
+    root = Path(root)
+    safe = [n.replace("/", "_") or "_" for n in data.class_names]
+    for name in set(safe):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    pixels = data.images.permute(0, 2, 3, 1).numpy()
+    for i, (img, y) in enumerate(zip(pixels, data.labels.tolist(), strict=True)):
+        Image.fromarray(img).save(root / safe[y] / f"{i:06d}.png")
+    return root

@@ -1,0 +1,104 @@
+"""DataSpec strings: one string names a data set and its options, `load_data` turns it into tensors.
+
+    game-lol-gold-int                      generated; ?n_train=20000&n_val=2000&n_test=4000&holdout_fonts=0
+    vtest | vtest:DIR                      person-in-region on vtest.avi (prepared into $FOLDEDCNN_DATA/vtest-task)
+    npz:DIR                                a set saved by `foldedcnn data game|video` (store.py format)
+    fashion-mnist[:DIR]                    Debian dataset-fashion-mnist; ?size=32&channels=3
+    cifar10:PATH | cifar100:PATH           the python archive (folder or .tar.gz)
+    folder:DIR                             DIR/{train,val,test}/CLASS/IMAGE.png
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from ..models.game import GAME_TASKS
+from .noscope import check_split
+from .types import DataError, LabelledImages, data_dir
+
+GAME_DEFAULTS = {"n_train": 20_000, "n_val": 2_000, "n_test": 4_000, "holdout_fonts": 0}
+_OPTIONS = {"game": set(GAME_DEFAULTS), "fashion-mnist": {"size", "channels"}}
+_NEEDS_PATH = {"npz", "cifar10", "cifar100", "folder"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A parsed spec: `kind` (game, vtest, npz, fashion-mnist, cifar10, cifar100, folder), `name` (the game
+    task, else the kind), `path` (None when the default location is used) and integer `options`."""
+
+    kind: str
+    name: str
+    path: Path | None = None
+    options: dict[str, int] = field(default_factory=dict)
+
+
+def _valid() -> str:
+    return ", ".join([*GAME_TASKS, "vtest[:DIR]", "npz:DIR", "fashion-mnist[:DIR]", "cifar10:PATH",
+                      "cifar100:PATH", "folder:DIR"])
+
+
+def parse_spec(spec: str) -> DataSpec:
+    """Parse 'NAME[:PATH][?key=value&...]'; unknown names or options raise DataError listing the valid ones."""
+    head, _, query = spec.partition("?")
+    name, _, path = head.partition(":")
+    if name.startswith("game-"):
+        if name not in GAME_TASKS:
+            raise DataError(f"unknown game task {name!r}; valid data specs: {_valid()}")
+        kind = "game"
+    elif name in ("vtest", "npz", "fashion-mnist", "cifar10", "cifar100", "folder"):
+        kind = name
+    else:
+        raise DataError(f"unknown data spec {spec!r}; valid: {_valid()}")
+    if kind == "game" and path:
+        raise DataError(f"{name} is generated and takes no path")
+    if kind in _NEEDS_PATH and not path:
+        raise DataError(f"{name} needs a path: {name}:PATH")
+    options: dict[str, int] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)) if query else []:
+        if key not in _OPTIONS.get(kind, set()):
+            allowed = ", ".join(sorted(_OPTIONS.get(kind, set()))) or "none"
+            raise DataError(f"unknown option {key!r} for {name} (options: {allowed})")
+        try:
+            options[key] = int(value)
+        except ValueError:
+            raise DataError(f"option {key} must be an integer, got {value!r}") from None
+    return DataSpec(kind, name, Path(path).expanduser() if path else None, options)
+
+
+def load_data(spec: str, split: str, *, seed: int = 0) -> LabelledImages:
+    """Split `split` ('train', 'val', 'test') of the data named by `spec`: uint8 images (N, 3, H, W), labels (N,).
+
+    Deterministic given (spec, split, seed); `seed` only matters for generated (game) data.
+    """
+    s = parse_spec(spec)
+    check_split(split)
+    if s.kind == "game":
+        from .game import generate_game
+
+        opts = {**GAME_DEFAULTS, **s.options}
+        return generate_game(s.name, split, opts[f"n_{split}"], seed, holdout_fonts=opts["holdout_fonts"])
+    if s.kind in ("vtest", "npz"):
+        from .store import load_split
+
+        task_dir = s.path
+        if s.kind == "vtest":
+            task_dir = task_dir or data_dir() / "vtest-task"
+            if not (task_dir / "meta.json").is_file():
+                from .vtest import prepare_vtest
+
+                prepare_vtest(task_dir)
+        return load_split(task_dir, split)
+    if s.kind == "fashion-mnist":
+        from .idx import FASHION_MNIST_DIR, load_fashion_mnist
+
+        return load_fashion_mnist(split, root=s.path or FASHION_MNIST_DIR, size=s.options.get("size"),
+                                  channels=s.options.get("channels", 3))
+    if s.kind in ("cifar10", "cifar100"):
+        from .cifar import load_cifar
+
+        return load_cifar(s.path, split, classes=int(s.kind[5:]))
+    from .folder import load_folder
+
+    return load_folder(s.path / split)

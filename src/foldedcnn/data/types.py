@@ -1,0 +1,47 @@
+"""The one container every loader returns, the data errors, and where offline data lives."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import FoldedCNNError
+
+
+class DataError(FoldedCNNError):
+    """A data set that cannot be found or read, or a data spec that names nothing known."""
+
+
+@dataclass
+class LabelledImages:
+    """A labelled image set held in memory.
+
+    images: uint8 (N, 3, H, W); labels: int64 (N,) indexing `class_names`; name: where it came from.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    class_names: list[str]
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
+            raise DataError(f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise DataError(f"labels must be int64 ({self.images.shape[0]},), got {self.labels.dtype} "
+                            f"{tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def class_counts(self) -> list[int]:
+        """How many images each class has, in `class_names` order."""
+        return torch.bincount(self.labels, minlength=len(self.class_names)).tolist()
+
+
+def data_dir() -> Path:
+    """Root of the offline data cache: $FOLDEDCNN_DATA, else ~/.cache/foldedcnn."""
+    return Path(os.environ.get("FOLDEDCNN_DATA") or Path.home() / ".cache" / "foldedcnn")
