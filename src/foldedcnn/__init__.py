@@ -23,6 +23,7 @@ _EXPORTS = {
     "analyze_model": "analysis",
     "analyze_zoo_model": "analysis",
     "roofline_bound": "analysis",
+    "Engine": "infer",
     "FoldedCNNError": "errors",
     "FoldError": "errors",
     "ShapeError": "errors",

@@ -1,0 +1,69 @@
+"""backend="auto": time each candidate once per (model fingerprint, device, dtype, batch); cache the winner."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..analysis.probe import cache_dir, device_name
+from ..folded import FoldedModel
+
+CACHE_NAME = "engine-auto.json"
+
+
+def fingerprint(model: FoldedModel) -> str:
+    """Hash of what sets the speed of `model`: its architecture, fold and input size (not its weights)."""
+    text = f"{model.fold}|{tuple(model.input_shape)}|{model.num_classes}|{model.network!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_key(model: FoldedModel, device: torch.device, dtype: torch.dtype, batch: int) -> str:
+    """Key of a tuning result: fingerprint, device name and threads, dtype, batch in images."""
+    where = device_name(device.type) + (f" x{torch.get_num_threads()} threads" if device.type == "cpu" else "")
+    return f"{fingerprint(model)}|{where}|{str(dtype).removeprefix('torch.')}|{batch}"
+
+
+def cache_file() -> Path:
+    return cache_dir() / CACHE_NAME
+
+
+def cached_choice(key: str) -> str | None:
+    """The backend chosen earlier for `key`, or None."""
+    try:
+        return json.loads(cache_file().read_text()).get(key, {}).get("backend")
+    except (OSError, ValueError):
+        return None
+
+
+def remember_choice(key: str, backend: str, seconds: dict[str, float]) -> None:
+    """Record the winner and every candidate's median seconds per batch under `key`."""
+    path = cache_file()
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        table = {}
+    table[key] = {"backend": backend, "seconds": seconds}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def median_seconds(run: Callable[[], torch.Tensor], device: torch.device, warmup: int = 2, reps: int = 5) -> float:
+    """Median wall time of `run()` after `warmup` calls, synchronising on CUDA."""
+    def once() -> float:
+        t0 = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        once()
+    return statistics.median(once() for _ in range(reps))

@@ -1,0 +1,199 @@
+"""Engine: images in any batch size and layout -> per-image logits, through a chosen backend.
+
+    predict(images (B, C, H, W) or (B, H, W, C), uint8 or float) -> logits (B, K) float32 on CPU
+
+Per chunk of at most `max_batch` images: copy into a preallocated folded buffer (normalising on
+the way: uint8 / 255 or float in [0, 1], then (x - mean) / std), zero the padding slots of the
+last group, run the backend's folded forward, unfold, drop the padding.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import Any
+
+import torch
+
+from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
+from ..errors import FoldedCNNError
+from ..folded import FoldedModel
+from ..layout import Folded, check_fold, num_groups
+from . import autotune
+from .backends import Backend, available_backends, create_backend
+from .buffers import FoldedBuffer, bucket_sizes
+from .preprocess import affine, as_tensor, check_finite, image_layout
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device`, or CUDA when available else CPU; asking for an absent CUDA raises."""
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FoldedCNNError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise FoldedCNNError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda'")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """`dtype` (name or torch dtype), or float16 on CUDA and float32 on CPU."""
+    if dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise FoldedCNNError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        return DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise FoldedCNNError(f"unsupported dtype {dtype}; choose one of {', '.join(DTYPES)}")
+    return dtype
+
+
+class Engine:
+    """Batched inference of a FoldedModel (or a checkpoint) through one backend.
+
+    `model_or_checkpoint`: a FoldedModel or the path of a checkpoint (whose normalization is used
+    unless `normalization` is given; a bare model uses `normalization` or DEFAULT_NORMALIZATION).
+    `backend`: "torch", "compile", "onnxruntime", "torch-plain" or "auto" (time the candidates once
+    per model, device, dtype and batch; the choice is cached under foldedcnn.analysis.probe.cache_dir()).
+    `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
+    (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
+    """
+
+    def __init__(
+        self,
+        model_or_checkpoint: FoldedModel | str | os.PathLike,
+        backend: str = "auto",
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_batch: int = 1024,
+        normalization: dict[str, list[float]] | None = None,
+    ) -> None:
+        if isinstance(model_or_checkpoint, FoldedModel):
+            model = model_or_checkpoint
+            norm = normalization or DEFAULT_NORMALIZATION
+        elif isinstance(model_or_checkpoint, (str, os.PathLike)):
+            ckpt = load_checkpoint(model_or_checkpoint)
+            model, norm = ckpt.model, normalization or ckpt.normalization
+        else:
+            raise FoldedCNNError(f"Engine needs a FoldedModel or a checkpoint path, got {type(model_or_checkpoint)}")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise FoldedCNNError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+        self.model = model.eval()
+        self.fold = check_fold(model.fold)
+        self.num_classes = model.num_classes
+        self.input_shape: tuple[int, int, int] = tuple(model.input_shape)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.max_batch = num_groups(max_batch, self.fold) * self.fold
+        self.normalization = {"mean": list(norm["mean"]), "std": list(norm["std"])}
+        c = self.input_shape[0]
+        self._affine = {u8: affine(self.normalization, c, u8, self.device, self.dtype) for u8 in (True, False)}
+        self._use(self._choose(backend))
+        self.backend_name = self.backend.name
+
+    def _use(self, backend: Backend) -> Backend:
+        """Make `backend` current, with fresh buckets and buffers in its layout."""
+        self.backend = backend
+        self._buckets = bucket_sizes(self.max_batch, self.fold, backend.static_shapes)
+        self._buffers: dict[int, FoldedBuffer] = {}
+        self._staging: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        return backend
+
+    def _choose(self, name: str) -> Backend:
+        if name != "auto":
+            return create_backend(name, self.model, self.device, self.dtype)
+        key = autotune.cache_key(self.model, self.device, self.dtype, self.max_batch)
+        cached = autotune.cached_choice(key)
+        if cached in available_backends(self.device, self.dtype):
+            return create_backend(cached, self.model, self.device, self.dtype)
+        candidates = [n for n in available_backends(self.device, self.dtype) if n != "torch-plain"]
+        probe = torch.rand(self.max_batch, *self.input_shape)
+        seconds: dict[str, float] = {}
+        best: Backend | None = None
+        for cand in candidates:
+            backend = self._use(create_backend(cand, self.model, self.device, self.dtype))
+            folded = self.prepare(probe).images
+            seconds[cand] = autotune.median_seconds(partial(backend.forward_folded, folded), self.device)
+            if best is None or seconds[cand] < seconds[best.name]:
+                best = backend
+        assert best is not None  # "torch" is available on every device and dtype
+        autotune.remember_choice(key, best.name, seconds)
+        return best
+
+    def _buffer(self, num_images: int) -> FoldedBuffer:
+        bucket = next(b for b in self._buckets if b >= num_images)
+        if bucket not in self._buffers:
+            self._buffers[bucket] = FoldedBuffer(bucket // self.fold, self.fold, self.input_shape,
+                                                 self.backend.channels_last, self.device, self.dtype)
+        return self._buffers[bucket]
+
+    def _to_device(self, chunk: torch.Tensor, bucket: int) -> torch.Tensor:
+        """Copy a host chunk to the device through a pinned staging buffer kept per bucket and shape."""
+        key = (bucket, chunk.dtype, tuple(chunk.shape[1:]))
+        if key not in self._staging:
+            host = torch.empty((bucket, *chunk.shape[1:]), dtype=chunk.dtype, pin_memory=self.device.type == "cuda")
+            self._staging[key] = (host, torch.empty_like(host, device=self.device))
+        host, dev = self._staging[key]
+        n = chunk.shape[0]
+        host[:n].copy_(chunk)
+        dev[:n].copy_(host[:n], non_blocking=True)
+        return dev[:n]
+
+    def prepare(self, images: Any) -> Folded:
+        """Validate, normalise and fold at most `max_batch` images into a preallocated buffer.
+
+        images (n, C, H, W) or (n, H, W, C) -> Folded(folded (G, f*C, H, W) on the device in the
+        engine dtype, n); G = ceil(n / f), or the bucket's group count for static-shape backends.
+        The returned tensor is reused by the next call.
+        """
+        x = as_tensor(images)
+        layout = image_layout(x, self.input_shape)
+        n = x.shape[0]
+        if not 1 <= n <= self.max_batch:
+            raise FoldedCNNError(f"prepare() takes 1..{self.max_batch} images, got {n}; predict() chunks any batch")
+        check_finite(x)
+        buf = self._buffer(n)
+        if x.device != self.device:
+            x = self._to_device(x, buf.groups * self.fold) if self.device.type == "cuda" else x.to(self.device)
+        if layout == "NHWC":
+            x = x.permute(0, 3, 1, 2)
+        f = self.fold
+        full, rest = divmod(n, f)
+        groups = full + (rest > 0)
+        dst = buf.images
+        dst[:full].copy_(x[: full * f].unflatten(0, (full, f)))
+        if rest:
+            dst[full, :rest].copy_(x[full * f:])
+        scale, shift = self._affine[x.dtype == torch.uint8]
+        used = dst[:groups]
+        used.mul_(scale).add_(shift)
+        if rest:
+            dst[full, rest:].zero_()
+        used_groups = buf.groups if self.backend.static_shapes else groups
+        return Folded(buf.folded[:used_groups], n)
+
+    def predict(self, images: Any) -> torch.Tensor:
+        """Logits (B, K) float32 on CPU for images (B, C, H, W) or (B, H, W, C), any B.
+
+        uint8 images are scaled by 1/255, float images are taken to be in [0, 1]; then (x - mean) / std.
+        A rank-3 input, wrong channels / size / dtype raise ShapeError; NaN or inf raise NonFiniteInputError.
+        """
+        x = as_tensor(images)
+        image_layout(x, self.input_shape)
+        b = x.shape[0]
+        out = torch.empty(b, self.num_classes, dtype=torch.float32)
+        for start in range(0, b, self.max_batch):
+            folded, n = self.prepare(x[start:start + self.max_batch])
+            logits = self.backend.forward_folded(folded)
+            out[start:start + n].copy_(logits.reshape(-1, self.num_classes)[:n])
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Engine(backend={self.backend_name!r}, fold={self.fold}, classes={self.num_classes}, "
+                f"input={self.input_shape}, device={self.device}, dtype={str(self.dtype).removeprefix('torch.')}, "
+                f"max_batch={self.max_batch})")
+
+
+__all__ = ["Engine", "resolve_device", "resolve_dtype"]

@@ -1,0 +1,69 @@
+"""ONNX export with the fold and unfold inside the graph: images (B, C, H, W) -> logits (B, K).
+
+B is dynamic and must be a multiple of f (the graph's batch dimension is declared as f * groups);
+the engine pads, a Triton client sends multiples of f.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..folded import FoldedModel
+
+INPUT_NAME = "images"
+OUTPUT_NAME = "logits"
+OPSET = 18
+
+
+class ImagesToLogits(nn.Module):
+    """(B, C, H, W) -> (B, K) with B a multiple of f: reshape-fold, network, reshape-unfold."""
+
+    def __init__(self, model: FoldedModel) -> None:
+        super().__init__()
+        self.network = model.network
+        self.folded_shape = (model.fold * model.input_shape[0], *model.input_shape[1:])
+        self.num_classes = model.num_classes
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        folded = images.reshape(-1, *self.folded_shape)
+        return self.network(folded).reshape(-1, self.num_classes)
+
+
+def onnx_bytes(model: FoldedModel) -> bytes:
+    """Serialized fp32 ONNX model: input "images" (f*groups, C, H, W) -> output "logits" (f*groups, K)."""
+    wrapper = ImagesToLogits(model).to("cpu", torch.float32).eval()
+    example = torch.rand(2 * model.fold, *model.input_shape)
+    groups = torch.export.Dim("groups", min=1, max=1 << 20)
+    quiet = io.StringIO()
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            wrapper,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"images": {0: model.fold * groups}},
+            opset_version=OPSET,
+            dynamo=True,
+        )
+    log.setLevel(level)
+    return program.model_proto.SerializeToString()
+
+
+def export_onnx(model: FoldedModel, path: str | os.PathLike) -> Path:
+    """Write the fp32 ONNX graph of `model` (fold and unfold inside) to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(onnx_bytes(model))
+    return path

@@ -1,0 +1,89 @@
+"""Turn user images into validated (B, C, H, W)-or-(B, H, W, C) tensors and a normalising affine map.
+
+Accepted: torch tensors or numpy arrays of rank 4, uint8 (scaled by 1/255) or float (assumed in
+[0, 1]), laid out (B, C, H, W) or (B, H, W, C). The layout is found by where the model's (C, H, W)
+sits; when both readings fit (e.g. C == H == W) the input is taken as (B, C, H, W).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import FoldedCNNError, ShapeError
+
+ACCEPTED_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+class NonFiniteInputError(FoldedCNNError):
+    """Float images holding NaN or infinity; the engine refuses them rather than return garbage logits."""
+
+
+def as_tensor(images: Any) -> torch.Tensor:
+    """A torch view of `images` (a tensor or numpy array); numpy arrays are not copied when possible."""
+    if isinstance(images, torch.Tensor):
+        return images
+    if isinstance(images, np.ndarray):
+        if images.dtype == np.bool_ or images.dtype.kind not in "uif":
+            raise ShapeError(f"images must be uint8 or float, got numpy dtype {images.dtype}")
+        return torch.from_numpy(images if images.flags.writeable else images.copy())
+    raise ShapeError(f"images must be a torch.Tensor or numpy.ndarray, got {type(images).__name__}")
+
+
+def image_layout(images: torch.Tensor, input_shape: Sequence[int]) -> str:
+    """"NCHW" or "NHWC": where the model's (C, H, W) sits in `images` (rank 4, any dtype checked).
+
+    Raises ShapeError naming expected and got for a wrong rank, dtype, channel count or spatial size.
+    """
+    c, h, w = (int(s) for s in input_shape)
+    shape = tuple(images.shape)
+    if images.dim() != 4:
+        raise ShapeError(f"images must have rank 4, (B, {c}, {h}, {w}) or (B, {h}, {w}, {c}); got rank "
+                         f"{images.dim()} with shape {shape}")
+    if images.dtype not in ACCEPTED_DTYPES:
+        names = ", ".join(str(d).removeprefix("torch.") for d in ACCEPTED_DTYPES)
+        raise ShapeError(f"images must have dtype {names}; got {str(images.dtype).removeprefix('torch.')}")
+    if shape[1:] == (c, h, w):
+        return "NCHW"
+    if shape[1:] == (h, w, c):
+        return "NHWC"
+    if shape[1] == c and shape[3] != c:
+        raise ShapeError(f"expected spatial size {h}x{w} for (B, {c}, {h}, {w}) images, got {shape[2]}x{shape[3]} "
+                         f"(shape {shape})")
+    if shape[3] == c:
+        raise ShapeError(f"expected spatial size {h}x{w} for (B, {h}, {w}, {c}) images, got {shape[1]}x{shape[2]} "
+                         f"(shape {shape})")
+    raise ShapeError(f"expected {c} channels, (B, {c}, {h}, {w}) or (B, {h}, {w}, {c}); got shape {shape}")
+
+
+def check_finite(images: torch.Tensor) -> None:
+    """Raise NonFiniteInputError if float `images` (B, ...) hold NaN or infinity, naming the first image."""
+    if images.dtype == torch.uint8:
+        return
+    bad = ~torch.isfinite(images.reshape(images.shape[0], -1)).all(dim=1)
+    if bool(bad.any()):
+        idx = bad.nonzero().flatten()
+        raise NonFiniteInputError(f"{idx.numel()} image(s) contain NaN or infinity (first: index {int(idx[0])}); "
+                                  "clean or drop them before predict()")
+
+
+def affine(normalization: dict[str, Sequence[float]], channels: int, uint8: bool,
+           device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) of shape (1, 1, C, 1, 1) so that x * scale + shift == (x / s - mean) / std.
+
+    s is 255 for uint8 images and 1 for float images in [0, 1].
+    """
+    mean = torch.tensor([float(v) for v in normalization["mean"]], dtype=torch.float64)
+    std = torch.tensor([float(v) for v in normalization["std"]], dtype=torch.float64)
+    if mean.numel() != channels or std.numel() != channels:
+        raise ShapeError(f"normalization needs {channels} means and stds (one per channel), "
+                         f"got {mean.numel()} and {std.numel()}")
+    if bool((std <= 0).any()):
+        raise FoldedCNNError(f"normalization std must be > 0, got {std.tolist()}")
+    scale = 1.0 / (std * (255.0 if uint8 else 1.0))
+    shift = -mean / std
+    shape = (1, 1, channels, 1, 1)
+    return scale.to(device, dtype).view(shape), shift.to(device, dtype).view(shape)

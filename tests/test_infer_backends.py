@@ -1,0 +1,61 @@
+import json
+
+import pytest
+import torch
+from infer_helpers import reference, tiny_model
+
+from foldedcnn.infer import BACKENDS, Engine, available_backends
+from foldedcnn.infer import autotune as autotune_mod
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model(fold=2, classes=4)
+
+
+def test_all_backends_available_on_cpu_fp32():
+    assert set(available_backends(torch.device("cpu"), torch.float32)) == set(BACKENDS)
+    assert "onnxruntime" not in available_backends(torch.device("cpu"), torch.bfloat16)
+
+
+@pytest.mark.parametrize("backend", ["torch", "torch-plain", "onnxruntime", "compile"])
+def test_backends_agree_in_fp32(model, backend):
+    engine = Engine(model, backend=backend, device="cpu", max_batch=8)
+    assert engine.backend_name == backend
+    for batch in (13, 5, 8):  # several chunks and a padded last group, then other bucket sizes
+        x = torch.randint(0, 256, (batch, 8, 8, 3), dtype=torch.uint8)
+        torch.testing.assert_close(engine.predict(x), reference(model, x.permute(0, 3, 1, 2)), atol=1e-4, rtol=0)
+
+
+def test_compile_in_bfloat16_by_relative_error(model):
+    # The GPU path's code (compile, reduced precision, channels-last buffers) run on the CPU, without CUDA graphs.
+    engine = Engine(model, backend="compile", device="cpu", dtype=torch.bfloat16, max_batch=8)
+    x = torch.rand(11, 3, 8, 8)
+    ref = reference(model, x)
+    assert ((engine.predict(x) - ref).norm() / ref.norm()).item() < 3e-2
+
+
+def test_auto_measures_once_and_caches_the_choice(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    engine = Engine(model, backend="auto", device="cpu", max_batch=8)
+    table = json.loads((tmp_path / autotune_mod.CACHE_NAME).read_text())
+    (key,) = table
+    assert table[key]["backend"] == engine.backend_name
+    assert set(table[key]["seconds"]) == {"torch", "compile", "onnxruntime"}
+    assert key.endswith("|float32|8")
+    x = torch.rand(9, 3, 8, 8)
+    torch.testing.assert_close(engine.predict(x), reference(model, x), atol=1e-4, rtol=0)
+
+    def must_not_measure(*args, **kwargs):
+        raise AssertionError("auto measured again despite a cached choice")
+
+    monkeypatch.setattr(autotune_mod, "median_seconds", must_not_measure)
+    assert Engine(model, backend="auto", device="cpu", max_batch=8).backend_name == engine.backend_name
+
+
+def test_static_shape_buckets_are_few_multiples_of_fold():
+    from foldedcnn.infer.buffers import bucket_sizes
+
+    assert bucket_sizes(1024, 1, static=True) == [1, 4, 16, 64, 256, 1024]
+    assert bucket_sizes(1026, 3, static=True) == [3, 12, 48, 192, 768, 1026]
+    assert bucket_sizes(12, 3, static=False) == [3, 6, 12]
