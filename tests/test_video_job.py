@@ -137,7 +137,7 @@ def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_
     summary = json.loads((out / "summary.json").read_text())
     by_name = {Path(v["video"]).name: v for v in summary["videos"]}
     assert by_name["short.mp4"]["error"] is None and by_name["short.mp4"]["frames"] == 37
-    assert "does not exist" in by_name["missing.mp4"]["error"]
+    assert "not found" in by_name["missing.mp4"]["error"]
     assert by_name["notes.mp4"]["error"]
     assert by_name["empty.mp4"]["error"]
     # a truncated file either fails clearly or yields only the frames it holds
