@@ -22,4 +22,9 @@ if __name__ == "__main__":
     step("FLOPs and arithmetic intensity of the zoo, f = 1..4",
          ["analyze", *others, "--fold", "1", "2", "3", "4", "--plot", f"{OUT}/intensity.png"])
     step("ResNet-18 folds only by perfect squares", ["analyze", *squareable, "--fold", "1", "4"])
+    step("Generated game-HUD data (preview grid)",
+         ["data", "game", "game-lol-gold-fraction", "--n", "1000", "--out", f"{OUT}/game", "--preview",
+          f"{OUT}/game-preview.png"])
+    step("Person-in-region task on vtest.avi (MOG2 oracle)",
+         ["data", "video", "vtest", "--out", f"{OUT}/vtest", "--preview", f"{OUT}/vtest-preview.png"])
     print(f"\nplots and outputs are under {OUT}/")

@@ -28,6 +28,11 @@ _EXPORTS = {
     "FoldError": "errors",
     "ShapeError": "errors",
     "UnknownModelError": "errors",
+    "UnsupportedOpError": "errors",
+    "fold_model": "transform",
+    "register_rule": "transform",
+    "FoldPlan": "transform",
+    "block_diagonal_fold": "transform",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]

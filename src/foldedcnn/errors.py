@@ -20,3 +20,12 @@ class UnknownModelError(FoldedCNNError, KeyError):
 
 class ShapeError(FoldedCNNError):
     """A tensor whose rank, channels, size or dtype is not what was expected."""
+
+
+class UnsupportedOpError(FoldedCNNError):
+    """A layer or operation that fold_model() has no rule for, or uses in a way folding would break.
+
+    The message names the graph node and how to proceed: `foldedcnn.transform.register_rule(...)`
+    for an op that keeps channels, or `fold_model(..., leaf_modules=(MyModule,))` plus a rule for a
+    module that torch.fx cannot trace.
+    """

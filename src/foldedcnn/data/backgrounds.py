@@ -7,6 +7,7 @@ channels first (N, 3, H, W) float32 in [0, 255] (numpy is slow on a trailing axi
 
 from __future__ import annotations
 
+import os
 import warnings
 from functools import lru_cache
 
@@ -51,7 +52,7 @@ def background_bank() -> np.ndarray | None:
         warnings.warn(f"game backgrounds: only procedural textures ({exc})", stacklevel=2)
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")  # atomic publish, safe with parallel builders
     np.save(tmp, bank)
     tmp.replace(path)
     return bank

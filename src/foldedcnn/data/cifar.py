@@ -18,7 +18,7 @@ import torch
 
 from .types import DataError, LabelledImages
 
-CIFAR_VAL = 5_000  # the last 5,000 training images are the validation split
+CIFAR_VAL_SHARE = 10  # the last tenth of the training images (5,000 of 50,000) is the validation split
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
@@ -103,8 +103,8 @@ def load_cifar(path: str | Path, split: str, *, classes: int = 10) -> LabelledIm
             raise DataError(f"{path}/{name}: {len(labels[-1])} labels for {len(images[-1])} images")
     x, y = np.concatenate(images), np.concatenate(labels)
     if split != "test":
-        part = slice(0, -CIFAR_VAL) if split == "train" else slice(-CIFAR_VAL, None)
-        x, y = x[part], y[part]
+        cut = len(x) - len(x) // CIFAR_VAL_SHARE
+        x, y = (x[:cut], y[:cut]) if split == "train" else (x[cut:], y[cut:])
     meta = safe_load_batch(read(meta_name), f"{path}/{meta_name}")
     class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(names_key, [])]
     if len(class_names) != classes or (y.size and not 0 <= y.min() <= y.max() < classes):

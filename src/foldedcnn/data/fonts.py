@@ -60,12 +60,8 @@ class GlyphSet:
         right = max([pen] + [x + self.masks[c].shape[1] for x, c in zip(xs, text, strict=True)])
         return [x - left for x in xs], right - left
 
-    def text_width(self, text: str) -> int:
-        """Pixel width of `text`, overhangs included."""
-        return self._layout(text)[1]
-
     def render(self, text: str) -> np.ndarray:
-        """Coverage mask float32 (height, text_width(text)) of `text`."""
+        """Coverage mask float32 (height, width) of `text`, overhangs included."""
         xs, width = self._layout(text)
         out = np.zeros((self.height, width), np.float32)
         for x, c in zip(xs, text, strict=True):

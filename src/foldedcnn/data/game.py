@@ -85,8 +85,12 @@ def plan_text(task: str, label: int, font: int, rng: np.random.Generator) -> Tex
     if kind >= 0.85:
         return TextPlan("", font, 0, 0, 0, False)
     cut = kind >= 0.6
-    text = other_text(task, rng) if other and not cut else text_for_class(task, int(rng.integers(0, label or 1))
-                                                                              if cut else label, rng)
+    if not other:
+        text = text_for_class(task, label, rng)
+    elif cut:  # a valid text of a random class, then pushed partly out of the image below
+        text = text_for_class(task, int(rng.integers(0, label)), rng)
+    else:
+        text = other_text(task, rng)
     dh = _fit(text, font, hw, rng)
     th, tw = _text_mask(font, dh, text).shape
     x = int(rng.integers(0, max(0, w - tw) + 1))

@@ -17,7 +17,7 @@ from .types import DataError, LabelledImages
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot"]
-FASHION_MNIST_VAL = 10_000  # the last 10,000 training images are the validation split
+FASHION_MNIST_VAL_SHARE = 6  # the last sixth of the training images (10,000 of 60,000) is the validation split
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
            0x0E: np.dtype(">f8")}
 
@@ -78,7 +78,7 @@ def load_fashion_mnist(split: str, *, root: str | Path = FASHION_MNIST_DIR, size
     if images.ndim != 3 or labels.shape != images.shape[:1]:
         raise DataError(f"{root}: images {images.shape} and labels {labels.shape} do not match")
     if split != "test":
-        part = slice(0, -FASHION_MNIST_VAL) if split == "train" else slice(-FASHION_MNIST_VAL, None)
-        images, labels = images[part], labels[part]
+        cut = len(images) - len(images) // FASHION_MNIST_VAL_SHARE
+        images, labels = (images[:cut], labels[:cut]) if split == "train" else (images[cut:], labels[cut:])
     return LabelledImages(to_rgb(images, size), torch.from_numpy(labels.astype(np.int64)),
                           list(FASHION_MNIST_CLASSES), f"fashion-mnist/{split}")

@@ -10,6 +10,7 @@ near-identical neighbours never straddle two splits). Saved in the store.py form
 from __future__ import annotations
 
 import csv
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,10 +130,11 @@ def build_video_task(
     oracle = None
     if labels_csv is None:
         oracle = Mog2Oracle()
-        for frame in iter_frames(path):
-            if frame.index >= warmup:
-                break
-            oracle.fraction(frame.rgb[y : y + h, x : x + w])
+        with closing(iter_frames(path)) as frames:
+            for frame in frames:
+                if frame.index >= warmup:
+                    break
+                oracle.fraction(frame.rgb[y : y + h, x : x + w])
     images, index, fg = [], [], []
     for frame in iter_frames(path, stride):
         images.append(crop_resize(frame.rgb, roi, size))

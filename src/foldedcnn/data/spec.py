@@ -55,8 +55,12 @@ def parse_spec(spec: str) -> DataSpec:
         raise DataError(f"{name} is generated and takes no path")
     if kind in _NEEDS_PATH and not path:
         raise DataError(f"{name} needs a path: {name}:PATH")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True) if query else []
+    except ValueError:
+        raise DataError(f"bad options {query!r} in {spec!r}: write NAME?key=value&key=value") from None
     options: dict[str, int] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)) if query else []:
+    for key, value in pairs:
         if key not in _OPTIONS.get(kind, set()):
             allowed = ", ".join(sorted(_OPTIONS.get(kind, set()))) or "none"
             raise DataError(f"unknown option {key!r} for {name} (options: {allowed})")

@@ -47,6 +47,8 @@ def _open(path: str | Path):
         raise VideoError(f"video file not found: {path}")
     if not path.is_file():
         raise VideoError(f"not a file: {path}")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path} is empty (0 bytes)")
     try:
         container = av.open(str(path))
     except av.FFmpegError as exc:

@@ -1,0 +1,24 @@
+"""Fold any CNN: trace (torch.fx + ShapeProp) -> analyse channel spaces -> plan widths -> swap modules.
+
+`fold_model(model, fold, example_input)` returns a FoldedModel whose `.plan` (a FoldPlan) says
+every layer's folded width; `block_diagonal_fold` builds the exact f-copies check of a fold.
+"""
+
+from .block_diagonal import block_diagonal_fold, fill_block_diagonal
+from .fold_model import fold_model, rebuild_from_architecture
+from .plan import EditPlan, FoldPlan, LayerPlan, SpacePlan
+from .rules import register_rule
+from .spaces import ChannelDesc
+
+__all__ = [
+    "ChannelDesc",
+    "EditPlan",
+    "FoldPlan",
+    "LayerPlan",
+    "SpacePlan",
+    "block_diagonal_fold",
+    "fill_block_diagonal",
+    "fold_model",
+    "rebuild_from_architecture",
+    "register_rule",
+]

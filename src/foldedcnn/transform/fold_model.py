@@ -1,0 +1,104 @@
+"""fold_model(): analyse -> plan -> apply, and rebuilding a folded model from a checkpoint's plan."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import FoldedCNNError
+from ..folded import FoldedModel
+from ..layout import check_fold
+from .analyse import analyse
+from .apply import apply_plan
+from .plan import FoldPlan, make_plan
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def import_object(path: str) -> Any:
+    """The object named "pkg.module:attr" (dots allowed in attr)."""
+    module, sep, attr = path.partition(":")
+    if not sep or not module or not attr:
+        raise FoldedCNNError(f"expected 'pkg.module:name', got {path!r}")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise FoldedCNNError(f"cannot import {path!r}: {exc}") from exc
+    return obj
+
+
+def fold_model(
+    model: nn.Module,
+    fold: int,
+    example_input: torch.Tensor,
+    *,
+    width_mult: float | None = None,
+    align: int = 1,
+    classifier: str | None = None,
+    leaf_modules: Sequence[type[nn.Module]] = (),
+    source: dict[str, Any] | None = None,
+) -> FoldedModel:
+    """Fold any CNN: `model` maps (B, C, H, W) -> (B, K); the result's network maps (N, f*C, H, W) -> (N, f*K).
+
+    `example_input` is an unfolded batch (B, C, H, W) used to trace shapes. Hidden widths become
+    floor(w * width_mult) (sqrt(fold) by default) rounded up to a multiple of `align`; the input
+    takes f*C channels and the classifier emits f*K logits, block j for image j. `classifier`
+    names the logits layer when it is not the one producing the model's output.
+    `leaf_modules`: module classes torch.fx must not trace into (give each a rule with
+    `register_rule`). `source` says how to rebuild the original model for checkpoints:
+    {"factory": "pkg.module:function", "kwargs": {...}} or {"zoo": name}.
+    The model is not modified; the folded network is a deep copy with wider layers and fresh
+    weights, of the same class (or a torch.fx.GraphModule when split sizes had to be edited).
+    Raises UnsupportedOpError, ShapeError or FoldError with the node and the fix.
+    """
+    fold = check_fold(fold)
+    if width_mult is not None and width_mult <= 0:
+        raise FoldedCNNError(f"width_mult must be > 0, got {width_mult}")
+    if isinstance(align, bool) or not isinstance(align, int) or align < 1:
+        raise FoldedCNNError(f"align must be an integer >= 1, got {align!r}")
+    a = analyse(model, example_input, classifier=classifier, leaf_modules=leaf_modules)
+    plan = make_plan(a, fold, width_mult, align, classifier, [_qualname(c) for c in leaf_modules])
+    network = apply_plan(model, plan, leaf_modules)
+    folded = FoldedModel(network, fold, plan.num_classes, tuple(plan.input_shape), plan)
+    folded.training = network.training
+    folded.source = source
+    return folded
+
+
+def build_source(source: dict[str, Any] | None) -> nn.Module:
+    """The original (unfolded) model that `source` describes."""
+    if isinstance(source, dict) and "zoo" in source:
+        from ..models import create_model
+
+        return create_model(source["zoo"], 1)
+    if isinstance(source, dict) and "factory" in source:
+        return import_object(source["factory"])(**source.get("kwargs", {}))
+    raise FoldedCNNError(
+        "this folded model records no source to rebuild its original from: call "
+        "fold_model(..., source={'factory': 'pkg.module:function', 'kwargs': {...}}) before saving"
+    )
+
+
+def rebuild_from_architecture(architecture: dict[str, Any]) -> FoldedModel:
+    """An untrained FoldedModel from a checkpoint's {"kind": "plan", "plan": ..., "source": ...}.
+
+    Re-folds the source model with the stored fold, width_mult, align and classifier and checks
+    that every layer gets the stored width.
+    """
+    plan = FoldPlan.from_dict(architecture["plan"])
+    model = build_source(architecture.get("source"))
+    leaves = [import_object(name) for name in plan.leaf_modules]
+    example = torch.zeros(1, *plan.input_shape)
+    folded = fold_model(model, plan.fold, example, width_mult=plan.width_mult, align=plan.align,
+                        classifier=plan.classifier, leaf_modules=leaves, source=architecture.get("source"))
+    if folded.plan.to_dict()["layers"] != plan.to_dict()["layers"]:
+        raise FoldedCNNError("the recorded source no longer folds to the stored plan (its architecture changed)")
+    return folded

@@ -1,0 +1,131 @@
+"""IDX, CIFAR and ImageFolder readers on tiny files written here in the real formats."""
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from foldedcnn.data import DataError, load_data, read_idx
+from foldedcnn.data.cifar import safe_load_batch
+from foldedcnn.data.idx import FASHION_MNIST_DIR
+
+
+def write_idx(path, array: np.ndarray, gz: bool) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+@pytest.fixture
+def fashion_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), gz=True)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10, gz=False)  # raw works too
+    return tmp_path
+
+
+def test_idx_round_trip_gz_and_raw(tmp_path):
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    for gz in (True, False):
+        write_idx(tmp_path / "a.idx", a, gz)
+        np.testing.assert_array_equal(read_idx(tmp_path / "a.idx"), a)
+    (tmp_path / "bad.idx").write_bytes(b"\x12\x34\x08\x01" + b"\0" * 8)
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(tmp_path / "bad.idx")
+    write_idx(tmp_path / "short.idx", a, False)
+    (tmp_path / "short.idx").write_bytes((tmp_path / "short.idx").read_bytes()[:-3])
+    with pytest.raises(DataError, match="header says"):
+        read_idx(tmp_path / "short.idx")
+
+
+def test_fashion_mnist_splits_padding_and_channels(fashion_dir):
+    train = load_data(f"fashion-mnist:{fashion_dir}", "train")
+    val = load_data(f"fashion-mnist:{fashion_dir}?size=32&channels=3", "val")
+    test = load_data(f"fashion-mnist:{fashion_dir}", "test")
+    assert train.images.shape == (10, 3, 28, 28) and val.images.shape == (2, 3, 32, 32)
+    assert test.images.shape == (5, 3, 28, 28) and test.labels.tolist() == [0, 1, 2, 3, 4]
+    assert val.labels.tolist() == [0, 1] and train.class_names[9] == "Ankle boot"
+    assert bool((val.images[:, :, :2].eq(0)).all()) and torch_equal_channels(val.images)
+    with pytest.raises(DataError, match="channels must be 3"):
+        load_data(f"fashion-mnist:{fashion_dir}?channels=1", "train")
+
+
+def torch_equal_channels(images) -> bool:
+    return bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
+
+
+@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(),
+                    reason="Debian dataset-fashion-mnist not installed (make system-deps)")
+def test_real_fashion_mnist_test_split():
+    test = load_data("fashion-mnist?size=32", "test")
+    assert test.images.shape == (10_000, 3, 32, 32) and test.class_counts() == [1000] * 10
+
+
+def write_cifar(root, classes: int, n_train: int = 20, n_test: int = 6):
+    """The python archive: protocol-2 pickles of dicts with bytes keys, numpy uint8 data (N, 3072)."""
+    rng = np.random.default_rng(1)
+
+    def dump(name, obj):
+        (root / name).write_bytes(pickle.dumps(obj, protocol=2))
+
+    root.mkdir()
+    if classes == 10:
+        per = n_train // 5
+        for i in range(1, 6):
+            dump(f"data_batch_{i}", {b"data": rng.integers(0, 256, (per, 3072), dtype=np.uint8),
+                                     b"labels": [int(v) for v in rng.integers(0, 10, per)], b"batch_label": b"x"})
+        dump("test_batch", {b"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8),
+                            b"labels": list(range(n_test))})
+        dump("batches.meta", {b"label_names": [f"c{i}".encode() for i in range(10)], b"num_vis": 3072})
+    else:
+        for name, n in (("train", n_train), ("test", n_test)):
+            dump(name, {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                        b"fine_labels": [i % 100 for i in range(n)], b"coarse_labels": [0] * n})
+        dump("meta", {b"fine_label_names": [f"f{i}".encode() for i in range(100)]})
+    return root
+
+
+def test_cifar10_and_cifar100(tmp_path):
+    c10 = write_cifar(tmp_path / "cifar-10-batches-py", 10)
+    train, val, test = (load_data(f"cifar10:{c10}", s) for s in ("train", "val", "test"))
+    assert train.images.shape == (18, 3, 32, 32) and val.images.shape == (2, 3, 32, 32)
+    assert test.labels.tolist() == list(range(6)) and test.class_names[3] == "c3"
+    raw = safe_load_batch((c10 / "test_batch").read_bytes())["data"]
+    assert np.array_equal(test.images.numpy().reshape(6, -1), raw)  # channel-major rows, as CIFAR stores them
+    c100 = write_cifar(tmp_path / "cifar-100-python", 100)
+    assert load_data(f"cifar100:{c100}", "test").class_names[99] == "f99"
+
+
+def test_cifar_refuses_code_in_a_pickle(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    root = write_cifar(tmp_path / "cifar-10-batches-py", 10)
+    (root / "test_batch").write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
+    with pytest.raises(DataError, match=r"refusing to load (__builtin__|builtins)\.print"):
+        load_data(f"cifar10:{root}", "test")
+    (root / "test_batch").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="not a CIFAR python batch"):
+        load_data(f"cifar10:{root}", "test")
+    with pytest.raises(DataError, match="CIFAR archive not found"):
+        load_data(f"cifar10:{tmp_path / 'nope'}", "test")
+
+
+def test_image_folder(tmp_path):
+    for split, n in (("train", 3), ("val", 1), ("test", 2)):
+        for cls, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(n):
+                suffix = "jpg" if i % 2 else "png"
+                Image.new("RGB", (12, 10), colour).save(tmp_path / split / cls / f"{i}.{suffix}")
+    train = load_data(f"folder:{tmp_path}", "train")
+    assert train.images.shape == (6, 3, 10, 12) and train.class_names == ["cat", "dog"]
+    assert train.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert int(train.images[0, 0].float().mean()) == 255 and int(train.images[-1, 2].float().mean()) > 240
+    with pytest.raises(DataError, match="image folder not found"):
+        load_data(f"folder:{tmp_path / 'missing'}", "train")

@@ -1,0 +1,148 @@
+"""Video primitives and the NoScope-style task on a clip written here with PyAV (exactly known labels)."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from foldedcnn.cli import main
+from foldedcnn.data import load_data
+from foldedcnn.data.noscope import build_video_task, read_noscope_labels, save_video_task
+from foldedcnn.data.video import VideoError, check_roi, crop_resize, iter_frames, probe_video
+
+W, H, N = 160, 128, 60
+ROI = (64, 40, 48, 48)  # x, y, w, h
+INSIDE = set(range(20, 30)) | set(range(45, 52))  # frames where the square is in the region
+
+
+def square_position(i: int) -> tuple[int, int]:
+    """Top-left of the 20x20 square in frame i: wandering inside the region for INSIDE (a still object
+    would become background to MOG2), else far left or right of it."""
+    if i in INSIDE:
+        return 64 + (i * 7) % 29, 40 + (i * 11) % 29
+    return (4 + i % 20, 10) if i % 2 else (130, 90 - i % 15)
+
+
+def write_clip(path, frames=N, codec="ffv1", container="matroska"):
+    """A lossless clip: a fixed textured background and a white square moving in and out of ROI."""
+    rng = np.random.default_rng(0)
+    background = (rng.integers(40, 90, (H // 8, W // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1))
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv444p" if codec == "ffv1" else "yuv420p"
+        for i in range(frames):
+            img = background.copy()
+            x, y = square_position(i)
+            img[y : y + 20, x : x + 20] = 255
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("video") / "clip.mkv")
+
+
+def test_probe_and_iter_frames(clip):
+    info = probe_video(clip)
+    assert (info.width, info.height, info.fps) == (W, H, 10.0)
+    frames = list(iter_frames(clip))
+    assert [f.index for f in frames] == list(range(N))
+    assert frames[0].rgb.shape == (H, W, 3) and frames[0].rgb.dtype == np.uint8
+    assert frames[1].time_s == pytest.approx(0.1)
+    assert [f.index for f in iter_frames(clip, stride=7)] == list(range(0, N, 7))
+
+
+def test_oracle_labels_are_exact_and_splits_contiguous(clip, tmp_path):
+    task = build_video_task(clip, ROI, warmup=15)
+    expected = np.array([i in INSIDE for i in range(N)], dtype=np.int64)
+    np.testing.assert_array_equal(task.labels, expected)
+    assert task.images.shape == (N, 3, 50, 50) and task.images.dtype == np.uint8
+    assert task.bounds == (36, 48)
+    assert task.balance()["train"] == {"images": 36, "positive": 10, "negative": 26}
+    out = save_video_task(task, tmp_path / "task")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["roi"] == list(ROI) and meta["class_names"] == ["no person", "person"]
+    val = load_data(f"npz:{out}", "val")
+    assert val.images.shape == (12, 3, 50, 50) and val.labels.tolist() == expected[36:48].tolist()
+    # A positive crop shows the white square; a negative one only background.
+    assert task.images[25].max() == 255 and task.images[0].max() < 120
+
+
+def test_noscope_csv_labels(clip, tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("frame,object_name,confidence,xmin,ymin,xmax,ymax\n3,car,0.9,0,0,1,1\n3,person,0.8,0,0,1,1\n"
+                   "7,car,0.9,0,0,1,1\n59,person,0.7,0,0,1,1\n")
+    assert np.nonzero(read_noscope_labels(csv, "car", N))[0].tolist() == [3, 7]
+    task = build_video_task(clip, ROI, labels_csv=csv, object_name="person", stride=2)
+    assert task.frame_index.tolist() == list(range(0, N, 2))
+    assert task.labels.sum() == 0  # frames 3 and 59 are odd: stride 2 skips them
+    csv.write_text("frame,object_name\n4,person\n")
+    assert build_video_task(clip, ROI, labels_csv=csv, stride=2).labels.tolist()[2] == 1
+
+
+def test_cli_video_on_a_user_clip(clip, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["data", "video", str(clip), "--roi", *map(str, ROI), "--out", str(out),
+                 "--preview", str(tmp_path / "p.png")]) == 0
+    text = capsys.readouterr().out
+    assert "positive" in text and "train" in text
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "test.npz", "train.npz", "val.npz"]
+
+
+def test_crop_resize_and_roi_checks():
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[40:88, 64:112] = (10, 20, 30)
+    crop = crop_resize(rgb, ROI, (50, 50))
+    assert crop.shape == (3, 50, 50) and crop.dtype == np.uint8
+    assert crop[:, 10, 10].tolist() == [10, 20, 30]
+    assert check_roi([0, 0, W, H], W, H) == (0, 0, W, H)
+    for roi in [(150, 0, 20, 20), (-1, 0, 10, 10), (0, 0, 0, 5), (0, 120, 10, 10)]:
+        with pytest.raises(VideoError, match="outside|empty"):
+            crop_resize(rgb, roi, (50, 50))
+
+
+def test_bad_videos_give_clear_errors(tmp_path, clip):
+    with pytest.raises(VideoError, match="not found"):
+        list(iter_frames(tmp_path / "missing.avi"))
+    text = tmp_path / "notes.avi"
+    text.write_text("this is not a video\n" * 50)
+    with pytest.raises(VideoError, match="cannot read .* as a video"):
+        probe_video(text)
+    empty = tmp_path / "empty.avi"
+    with av.open(str(empty), "w", format="avi") as out:  # a header and a stream, no frames
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        out.start_encoding()
+    with pytest.raises(VideoError, match="has no decodable frames"):
+        list(iter_frames(empty))
+    (tmp_path / "zero.avi").write_bytes(b"")
+    with pytest.raises(VideoError, match="is empty"):
+        probe_video(tmp_path / "zero.avi")
+    with pytest.raises(VideoError, match="outside"):
+        build_video_task(clip, (150, 100, 40, 40))
+    with pytest.raises(VideoError, match="stride"):
+        list(iter_frames(clip, stride=0))
+
+
+def test_truncated_video_yields_frames_then_may_raise(tmp_path):
+    full = write_clip(tmp_path / "full.avi", codec="mpeg4", container="avi")
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    seen = []
+    try:
+        for frame in iter_frames(cut):
+            seen.append(frame.index)
+    except VideoError as exc:
+        assert "corrupt or truncated" in str(exc)
+    assert 0 < len(seen) < N
+
+
+def test_vtest_recipe_constants():
+    from foldedcnn.data import VTEST_ROI, VTEST_SIZE
+
+    assert VTEST_SIZE == (50, 50)
+    check_roi(VTEST_ROI, 768, 576)
