@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..analysis.probe import DTYPES
 from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
@@ -23,8 +24,6 @@ from . import autotune
 from .backends import Backend, available_backends, create_backend
 from .buffers import FoldedBuffer, bucket_sizes
 from .preprocess import affine, as_tensor, check_finite, image_layout
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

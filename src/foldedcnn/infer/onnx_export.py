@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import warnings
@@ -61,9 +62,21 @@ def onnx_bytes(model: FoldedModel) -> bytes:
     return program.model_proto.SerializeToString()
 
 
-def export_onnx(model: FoldedModel, path: str | os.PathLike) -> Path:
-    """Write the fp32 ONNX graph of `model` (fold and unfold inside) to `path`."""
+def export_onnx(model: FoldedModel, path: str | os.PathLike,
+                normalization: dict[str, list[float]] | None = None) -> Path:
+    """Write the fp32 ONNX graph of `model` (fold and unfold inside) to `path`.
+
+    The graph takes normalised images; fold, classes, input shape and `normalization` (what the
+    caller must apply to images scaled to [0, 1]) are recorded in the model's metadata_props.
+    """
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes(model))
+    meta = {"foldedcnn.fold": str(model.fold), "foldedcnn.num_classes": str(model.num_classes),
+            "foldedcnn.input_shape": json.dumps(list(model.input_shape)),
+            "foldedcnn.normalization": json.dumps(normalization or {})}
+    onnx.helper.set_model_props(proto, meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(onnx_bytes(model))
+    path.write_bytes(proto.SerializeToString())
     return path

@@ -1,0 +1,185 @@
+"""Derived metrics (FLOP/s, utilization, roofline, speedups) and the written report.
+
+Per row: images/s median and min-max over trials; flops_per_s = flops_per_image x images/s;
+utilization = flops_per_s / probed peak of the dtype; roofline_fraction = images/s / roofline
+bound at the batch (bytes at the dtype's size); speedup_vs_f1 = images/s / the same model, batch,
+backend, dtype and mode at f = 1; speedup_vs_eager = images/s / eager PyTorch fp32 NCHW
+("torch-plain", float32) of the unfolded model (f = 1) at the same batch and mode.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..analysis import analyze_zoo_model, roofline_bound
+from ..analysis.probe import ProbeResult
+from ..tables import markdown_table
+from .runner import Variant
+
+COLUMNS = [
+    "model", "fold", "batch", "backend", "dtype", "mode", "images_per_s", "images_per_s_min", "images_per_s_max",
+    "speedup_vs_f1", "speedup_vs_eager", "flops_per_image", "flops_per_s", "utilization", "roofline_images_per_s",
+    "roofline_binding", "roofline_fraction", "trials", "iterations",
+]
+SUMMARY_COLUMNS = ["model", "fold", "batch", "backend", "dtype", "mode", "images_per_s", "images_per_s_min",
+                   "images_per_s_max", "speedup_vs_f1", "speedup_vs_eager", "utilization", "roofline_fraction"]
+BASELINE = ("torch-plain", "float32")
+BYTES_PER_ELEMENT = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def derive_rows(rates: Mapping[Variant, list[float]], probes: Mapping[str, ProbeResult],
+                iterations: int) -> list[dict[str, Any]]:
+    """One row per variant with every column of COLUMNS; `probes` maps dtype name -> probe."""
+    rows = []
+    for v, r in rates.items():
+        analysis = analyze_zoo_model(v.model, v.fold)
+        ips = statistics.median(r)
+        probe = probes[v.dtype]
+        bound = roofline_bound(analysis.flops_per_image, analysis.bytes_per_image(v.batch, BYTES_PER_ELEMENT[v.dtype]),
+                               probe.peak_flops, probe.bandwidth)
+        flops_per_s = analysis.flops_per_image * ips
+        rows.append({
+            "model": v.model, "fold": v.fold, "batch": v.batch, "backend": v.backend, "dtype": v.dtype,
+            "mode": v.mode, "images_per_s": ips, "images_per_s_min": min(r), "images_per_s_max": max(r),
+            "flops_per_image": analysis.flops_per_image, "flops_per_s": flops_per_s,
+            "utilization": flops_per_s / probe.peak_flops, "roofline_images_per_s": bound.images_per_s,
+            "roofline_binding": bound.binding, "roofline_fraction": ips / bound.images_per_s,
+            "trials": len(r), "iterations": iterations,
+        })
+    by_key = {(r["model"], r["fold"], r["batch"], r["backend"], r["dtype"], r["mode"]): r for r in rows}
+    for r in rows:
+        f1 = by_key.get((r["model"], 1, r["batch"], r["backend"], r["dtype"], r["mode"]))
+        eager = by_key.get((r["model"], 1, r["batch"], *BASELINE, r["mode"]))
+        r["speedup_vs_f1"] = r["images_per_s"] / f1["images_per_s"] if f1 else None
+        r["speedup_vs_eager"] = r["images_per_s"] / eager["images_per_s"] if eager else None
+    return rows
+
+
+def best_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per (model, mode, batch): the fastest row over backends, dtypes and folds."""
+    best: dict[tuple, Mapping[str, Any]] = {}
+    for r in rows:
+        key = (r["model"], r["mode"], r["batch"])
+        if key not in best or r["images_per_s"] > best[key]["images_per_s"]:
+            best[key] = r
+    return [dict(best[k]) for k in sorted(best)]
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: r.get(c) for c in COLUMNS})
+
+
+def write_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """throughput_vs_batch.png (images/s against batch, a line per fold and backend, a panel per model)
+    and speedup.png (speedup over f = 1 per backend and fold, at each model's largest batch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({r["model"] for r in rows})
+    cols = min(4, len(models))
+    nrows = -(-len(models) // cols)
+    styles = ["-", "--", ":", "-."]
+    backends = sorted({(r["backend"], r["dtype"], r["mode"]) for r in rows})
+    paths = []
+
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    for ax, model in zip(axes.flat, models, strict=False):
+        mine = [r for r in rows if r["model"] == model]
+        for fold in sorted({r["fold"] for r in mine}):
+            for i, b in enumerate(backends):
+                pts = sorted((r["batch"], r["images_per_s"]) for r in mine
+                             if r["fold"] == fold and (r["backend"], r["dtype"], r["mode"]) == b)
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), styles[i % len(styles)], marker="o", color=f"C{fold - 1}",
+                            label=f"f={fold} {b[0]} {b[1]}")
+        ax.set(title=model, xscale="log", xlabel="batch (images)", ylabel="images/s")
+        ax.legend(fontsize=5)
+    for ax in axes.flat[len(models):]:
+        ax.axis("off")
+    fig.tight_layout()
+    paths.append(out / "throughput_vs_batch.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    for ax, model in zip(axes.flat, models, strict=False):
+        mine = [r for r in rows if r["model"] == model and r["speedup_vs_f1"] is not None
+                and (r["backend"], r["dtype"]) != BASELINE]  # the baseline runs at f = 1 only
+        top = max((r["batch"] for r in mine), default=0)
+        mine = [r for r in mine if r["batch"] == top]
+        folds = sorted({r["fold"] for r in mine})
+        names = sorted({f"{r['backend']} {r['dtype']}" for r in mine})
+        width = 0.8 / max(1, len(folds))
+        for j, fold in enumerate(folds):
+            vals = {f"{r['backend']} {r['dtype']}": r["speedup_vs_f1"] for r in mine if r["fold"] == fold}
+            ax.bar([i + j * width for i in range(len(names))], [vals.get(n, 0) for n in names], width,
+                   label=f"f={fold}", color=f"C{fold - 1}")
+        ax.axhline(1.0, color="k", lw=0.6)
+        ax.set_xticks([i + width * (len(folds) - 1) / 2 for i in range(len(names))], names, rotation=30,
+                      fontsize=6, ha="right")
+        ax.set(title=f"{model} (batch {top})", ylabel="speedup over f=1")
+        ax.legend(fontsize=6)
+    for ax in axes.flat[len(models):]:
+        ax.axis("off")
+    fig.tight_layout()
+    paths.append(out / "speedup.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def write_report(rows: Sequence[Mapping[str, Any]], out: str | Path, command: str, machine: Mapping[str, Any],
+                 probes: Mapping[str, ProbeResult], plots: bool = True) -> list[Path]:
+    """Write throughput.csv, throughput.md, machine.json (and the two plots) into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "throughput.csv")
+    info = {**machine, "probes": {d: {"peak_flops": p.peak_flops, "bandwidth": p.bandwidth,
+                                      "measured_at": p.measured_at} for d, p in probes.items()}}
+    (out / "machine.json").write_text(json.dumps(info, indent=2) + "\n")
+    written = [out / "throughput.csv", out / "machine.json"]
+    if plots and rows:
+        written += write_plots(rows, out)
+    peaks = ", ".join(f"{d} {p.peak_flops / 1e9:,.1f} GFLOP/s, {p.bandwidth / 1e9:,.1f} GB/s"
+                      for d, p in probes.items())
+    md = [
+        "# Throughput",
+        "",
+        f"Machine: {machine['device_name']} (torch {machine['torch']}, {machine['torch_threads']} threads, "
+        f"onnxruntime {machine['onnxruntime']}, python {machine['python']}). Probed peak: {peaks}.",
+        "",
+        "Command:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "images/s is the median over trials (min-max beside it); speedup_vs_f1 is over the same backend at f = 1; "
+        "speedup_vs_eager is over eager PyTorch fp32 NCHW (torch-plain) of the unfolded model at the same batch; "
+        "utilization is achieved FLOP/s over the probed matmul peak; roofline_fraction is images/s over the "
+        "roofline bound.",
+        "",
+        "## Best variant per model",
+        "",
+        markdown_table(best_rows(rows), SUMMARY_COLUMNS),
+        "",
+        "## All variants",
+        "",
+        markdown_table(rows, SUMMARY_COLUMNS + ["roofline_binding"]),
+        "",
+    ]
+    if plots and rows:
+        md += ["![images/s against batch](throughput_vs_batch.png)", "", "![speedup over f=1](speedup.png)", ""]
+    (out / "throughput.md").write_text("\n".join(md))
+    return [*written, out / "throughput.md"]

@@ -1,0 +1,76 @@
+"""Timing: build every variant of a model, then time them round-robin, trial after trial.
+
+Kernel mode times the backend's folded forward on inputs already on the device and folded;
+end-to-end mode times Engine.predict on host uint8 images (B, H, W, C): transfer, normalise,
+fold, forward, unfold, logits back on the host.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..folded import FoldedModel
+from ..infer import Engine
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One benchmarked configuration; `batch` counts images."""
+
+    model: str
+    fold: int
+    batch: int
+    backend: str
+    dtype: str
+    mode: str
+
+
+def build(variant: Variant, device: str) -> Callable[[], None]:
+    """A callable that processes one batch of `variant.batch` random images and waits for the device."""
+    model = FoldedModel.from_zoo(variant.model, variant.fold).eval()
+    engine = Engine(model, backend=variant.backend, device=device, dtype=variant.dtype, max_batch=variant.batch)
+    c, h, w = model.input_shape
+    if variant.mode == "end-to-end":
+        host = torch.randint(0, 256, (variant.batch, h, w, c), dtype=torch.uint8)
+        return lambda: engine.predict(host)  # returns CPU logits, so the device is done
+    folded = engine.prepare(torch.rand(variant.batch, c, h, w)).images
+    forward = engine.backend.forward_folded
+    if engine.device.type == "cuda":
+        return lambda: (forward(folded), torch.cuda.synchronize(engine.device))
+    return lambda: forward(folded)
+
+
+def measure(
+    variants: Sequence[Variant],
+    device: str,
+    trials: int,
+    iterations: int,
+    warmup: int,
+    progress: Callable[[int], object] | None = None,
+) -> dict[Variant, list[float]]:
+    """images/s of each variant in each trial (len == trials).
+
+    All variants are built and warmed up (`warmup` batches each, after the first call that
+    compiles) first; then each trial times `iterations` batches of every variant in turn, so
+    slow drifts of the machine hit all variants alike. `progress(n)` is told of each timed step.
+    """
+    runs = {}
+    for v in variants:
+        run = build(v, device)
+        for _ in range(1 + warmup):
+            run()
+        runs[v] = run
+    rates: dict[Variant, list[float]] = {v: [] for v in variants}
+    for _ in range(trials):
+        for v, run in runs.items():
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                run()
+            rates[v].append(iterations * v.batch / (time.perf_counter() - t0))
+            if progress is not None:
+                progress(1)
+    return rates

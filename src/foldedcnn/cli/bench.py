@@ -1,0 +1,129 @@
+"""`foldedcnn bench`: throughput of zoo models across folds, batches, backends; CSV, Markdown, plots."""
+
+from __future__ import annotations
+
+import shlex
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="measure images/s, utilization and speedup over f=1 across backends")
+    p.add_argument("--models", nargs="+", default=None, help="zoo names (default: all)")
+    p.add_argument("--folds", nargs="+", type=int, default=[1, 2, 3, 4])
+    p.add_argument("--batch", type=int, default=1024, help="images per batch")
+    p.add_argument("--batch-sweep", nargs="+", type=int, default=None, help="several batch sizes (replaces --batch)")
+    p.add_argument("--batch-for", nargs="+", default=[], metavar="MODEL=BATCH",
+                   help="a smaller batch for some models, e.g. resnet18-cifar10=64")
+    p.add_argument("--backends", nargs="+", default=["torch", "compile", "onnxruntime"])
+    p.add_argument("--no-baseline", action="store_true", help="leave out eager PyTorch fp32 NCHW (torch-plain) at f=1")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when present")
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None,
+                   help="default: float16 on cuda, float32 on cpu")
+    p.add_argument("--mode", nargs="+", choices=["kernel", "end-to-end"], default=["kernel"])
+    p.add_argument("--trials", type=int, default=3, help="interleaved trials; median and min-max reported")
+    p.add_argument("--iterations", type=int, default=3, help="batches timed per trial")
+    p.add_argument("--warmup", type=int, default=2, help="untimed batches per variant after the first call")
+    p.add_argument("--reprobe", action="store_true",
+                   help="measure the device peak now (best of 3) instead of using the cached probe")
+    p.add_argument("--machine", default=None, help="results directory name (default: e.g. cpu-2core, GPU name)")
+    p.add_argument("--out", default=None, help="output directory (default: benchmarks/results/<machine>)")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=run)
+
+
+def command_line(args) -> str:
+    """The canonical command that reproduces this run."""
+    parts = ["foldedcnn", "bench", "--models", *args.models, "--folds", *map(str, args.folds)]
+    parts += ["--batch-sweep", *map(str, args.batch_sweep)] if args.batch_sweep else ["--batch", str(args.batch)]
+    if args.batch_for:
+        parts += ["--batch-for", *args.batch_for]
+    parts += ["--backends", *args.backends, "--device", args.device, "--dtype", args.dtype, "--mode", *args.mode,
+              "--trials", str(args.trials), "--iterations", str(args.iterations), "--warmup", str(args.warmup)]
+    parts += ["--no-baseline"] * args.no_baseline + ["--reprobe"] * args.reprobe + ["--no-plots"] * args.no_plots
+    return shlex.join(parts + (["--out", args.out] if args.out else []))
+
+
+def _batch_for(items: list[str]) -> dict[str, int]:
+    from ..errors import FoldedCNNError
+
+    table = {}
+    for item in items:
+        name, _, batch = item.partition("=")
+        if not batch.isdigit() or int(batch) < 1:
+            raise FoldedCNNError(f"--batch-for takes MODEL=BATCH with BATCH >= 1, got {item!r}")
+        table[name] = int(batch)
+    return table
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from ..analysis.probe import load_probe, probe_device, save_probe
+    from ..bench import Variant, derive_rows, machine_info, machine_slug, measure, write_report
+    from ..bench.report import SUMMARY_COLUMNS, best_rows
+    from ..errors import FoldedCNNError, FoldError
+    from ..infer.backends import BACKENDS, available_backends
+    from ..infer.engine import resolve_device, resolve_dtype
+    from ..models import create_model, get_spec, list_models
+    from ..tables import format_table
+
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    args.device, args.dtype = device.type, str(dtype).removeprefix("torch.")
+    args.models = args.models or list_models()
+    for name in args.models:
+        get_spec(name)
+    avail = available_backends(device, dtype)
+    for b in args.backends:
+        if b not in BACKENDS or b not in avail:
+            raise FoldedCNNError(f"backend {b!r} cannot run on {args.device} {args.dtype}; "
+                                 f"available: {', '.join(avail)}")
+    if min(args.trials, args.iterations) < 1 or args.warmup < 0:
+        raise FoldedCNNError("--trials and --iterations must be >= 1 and --warmup >= 0")
+    per_model = _batch_for(args.batch_for)
+    for name in per_model:
+        get_spec(name)
+    batches = args.batch_sweep or [args.batch]
+
+    groups: dict[str, list[Variant]] = {}
+    for name in args.models:
+        for fold in args.folds:
+            try:
+                create_model(name, fold)
+            except FoldError as exc:
+                print(f"skipping {name} f={fold}: {exc}")
+                continue
+            for batch in ([per_model[name]] if name in per_model else batches):
+                for mode in args.mode:
+                    variants = [Variant(name, fold, batch, b, args.dtype, mode) for b in args.backends]
+                    if not args.no_baseline and fold == 1:
+                        variants.append(Variant(name, fold, batch, "torch-plain", "float32", mode))
+                    groups.setdefault(name, []).extend(dict.fromkeys(variants))
+
+    probes = {}
+    for d in sorted({v.dtype for vs in groups.values() for v in vs}):
+        cached = None if args.reprobe else load_probe(args.device, d)
+        if cached is None:
+            # A peak is what the device can do; other load only lowers a measurement, so keep the best of 3.
+            print(f"probing {args.device} {d} peak FLOP/s and bandwidth (best of 3) ...")
+            cached = max((probe_device(args.device, d) for _ in range(3)), key=lambda p: p.peak_flops)
+            save_probe(cached)
+        probes[d] = cached
+
+    total = sum(len(vs) for vs in groups.values()) * args.trials
+    rates = {}
+    with tqdm(total=total, desc="bench", unit="step") as bar:
+        for name, variants in groups.items():
+            bar.set_postfix_str(name)
+            rates.update(measure(variants, args.device, args.trials, args.iterations, args.warmup, bar.update))
+    rows = derive_rows(rates, probes, args.iterations)
+
+    machine = machine_info(args.device)
+    out = Path(args.out) if args.out else Path("benchmarks") / "results" / (args.machine or machine_slug(machine))
+    paths = write_report(rows, out, command_line(args), machine, probes, plots=not args.no_plots)
+    print(format_table(rows, SUMMARY_COLUMNS))
+    print("\nbest per model:")
+    print(format_table(best_rows(rows), SUMMARY_COLUMNS))
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0

@@ -1,0 +1,43 @@
+"""`foldedcnn export`: a checkpoint or zoo model as ONNX (fold and unfold inside) or a Triton repository."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint or zoo model to ONNX or a Triton model repository")
+    p.add_argument("source", metavar="CKPT_OR_MODEL", help="a .safetensors checkpoint or a zoo model name")
+    p.add_argument("--format", choices=["onnx", "triton"], required=True)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--fold", type=int, default=None, help="fold of a zoo model (default 1); must match a checkpoint's")
+    p.add_argument("--name", default=None, help="model name (default: <model>-f<fold>)")
+    p.add_argument("--max-batch", type=int, default=1024, help="Triton max_batch_size (rounded up to a multiple of f)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
+    from ..folded import FoldedModel
+    from ..infer.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+    from ..infer.triton import write_triton_repository
+
+    source = Path(args.source)
+    if source.is_file():
+        ckpt = load_checkpoint(source, fold=args.fold)
+        model, norm, stem = ckpt.model, ckpt.normalization, source.stem
+    else:
+        model = FoldedModel.from_zoo(args.source, args.fold or 1).eval()
+        norm, stem = DEFAULT_NORMALIZATION, args.source
+        print(f"note: {args.source} is a zoo architecture with untrained weights (export a checkpoint for real use)")
+    name = args.name or f"{stem}-f{model.fold}"
+    if args.format == "onnx":
+        path = export_onnx(model, Path(args.out) / f"{name}.onnx", norm)
+    else:
+        path = write_triton_repository(model, args.out, name, args.max_batch, norm)
+    c, h, w = model.input_shape
+    print(f"wrote {path}")
+    print(f"input  {INPUT_NAME}: float32 (B, {c}, {h}, {w}), B a multiple of {model.fold}, "
+          f"normalised (x / 255 - mean) / std with {norm}")
+    print(f"output {OUTPUT_NAME}: float32 (B, {model.num_classes})")
+    return 0

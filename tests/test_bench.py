@@ -1,0 +1,74 @@
+import csv
+import json
+
+import pytest
+
+from foldedcnn.analysis.probe import probe_device, save_probe
+from foldedcnn.bench import COLUMNS, Variant, derive_rows
+from foldedcnn.cli import main
+
+
+@pytest.fixture
+def small_probe(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path / "cache"))
+    return save_probe(probe_device("cpu", "float32", reps=1, matmul_size=128, copy_bytes=1 << 20))
+
+
+def test_bench_writes_csv_markdown_plots_machine(tmp_path, small_probe, capsys):
+    out = tmp_path / "res"
+    argv = ["bench", "--models", "game-apex-squad-count", "resnet18-cifar10", "--folds", "1", "2", "--batch", "6",
+            "--batch-for", "resnet18-cifar10=2", "--backends", "torch", "--device", "cpu", "--trials", "1",
+            "--iterations", "1", "--warmup", "0", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "skipping resnet18-cifar10 f=2" in text and "best per model" in text
+    rows = list(csv.DictReader((out / "throughput.csv").open()))
+    assert list(rows[0]) == COLUMNS
+    keys = {(r["model"], r["fold"], r["batch"], r["backend"], r["dtype"]) for r in rows}
+    assert keys == {("game-apex-squad-count", "1", "6", "torch", "float32"),
+                    ("game-apex-squad-count", "2", "6", "torch", "float32"),
+                    ("game-apex-squad-count", "1", "6", "torch-plain", "float32"),
+                    ("resnet18-cifar10", "1", "2", "torch", "float32"),
+                    ("resnet18-cifar10", "1", "2", "torch-plain", "float32")}
+    for r in rows:
+        assert float(r["images_per_s_min"]) <= float(r["images_per_s"]) <= float(r["images_per_s_max"])
+        assert float(r["flops_per_s"]) == pytest.approx(float(r["flops_per_image"]) * float(r["images_per_s"]))
+        assert 0 < float(r["roofline_fraction"]) and r["roofline_binding"] in ("compute", "memory")
+        if r["fold"] == "1":
+            assert float(r["speedup_vs_f1"]) == 1.0
+        if r["backend"] == "torch-plain":
+            assert float(r["speedup_vs_eager"]) == 1.0
+    md = (out / "throughput.md").read_text()
+    assert "foldedcnn bench --models game-apex-squad-count resnet18-cifar10" in md and "Machine:" in md
+    for png in ("throughput_vs_batch.png", "speedup.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    machine = json.loads((out / "machine.json").read_text())
+    assert {"cpu", "cpu_cores", "gpu", "torch", "onnxruntime", "python", "probes"} <= machine.keys()
+
+
+def test_end_to_end_mode_and_speedups(small_probe):
+    from foldedcnn.analysis.probe import load_probe
+
+    rates = {Variant("noscope-coral", f, 8, "torch", "float32", "end-to-end"): [100.0 * f, 120.0 * f] for f in (1, 2)}
+    rates[Variant("noscope-coral", 1, 8, "torch-plain", "float32", "end-to-end")] = [50.0]
+    rows = {(r["fold"], r["backend"]): r for r in derive_rows(rates, {"float32": load_probe()}, 1)}
+    assert rows[(2, "torch")]["speedup_vs_f1"] == pytest.approx(2.0)
+    assert rows[(2, "torch")]["speedup_vs_eager"] == pytest.approx(220 / 50)
+    assert rows[(1, "torch")]["images_per_s"] == 110.0
+
+
+def test_bench_refuses_unavailable_backend(small_probe, capsys):
+    assert main(["bench", "--models", "noscope-coral", "--backends", "onnxruntime", "--dtype", "bfloat16",
+                 "--device", "cpu"]) == 2
+    assert "backend 'onnxruntime' cannot run on cpu bfloat16; available: torch" in capsys.readouterr().err
+
+
+def test_end_to_end_mode_runs_predict_on_host_uint8(tmp_path, small_probe):
+    out = tmp_path / "e2e"
+    assert main(["bench", "--models", "game-apex-squad-count", "--folds", "1", "--batch", "3", "--backends", "torch",
+                 "--device", "cpu", "--mode", "end-to-end", "--trials", "2", "--iterations", "1", "--warmup", "0",
+                 "--no-baseline", "--no-plots", "--out", str(out)]) == 0
+    (row,) = list(csv.DictReader((out / "throughput.csv").open()))
+    assert (row["mode"], row["backend"], row["trials"]) == ("end-to-end", "torch", "2")
+    assert float(row["images_per_s"]) > 0 and row["speedup_vs_eager"] == ""
+    assert not (out / "speedup.png").exists()
