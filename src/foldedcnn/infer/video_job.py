@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from ..checkpoint import read_metadata
@@ -147,6 +149,18 @@ def label_video(engine, video: Path, key: str, cfg: JobConfig, meta: dict, roi) 
     return result
 
 
+@contextmanager
+def core_for_decoding() -> Iterator[int]:
+    """Leave one CPU core to the decoder thread: torch (and an ONNX Runtime session built inside)
+    use one thread fewer, so inference does not preempt decoding. Yields the threads inference gets."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, before - 1))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_job(cfg: JobConfig) -> JobSummary:
     """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir."""
     from . import Engine
@@ -157,13 +171,14 @@ def run_job(cfg: JobConfig) -> JobSummary:
     if roi is None:
         raise FoldedCNNError(f"{cfg.checkpoint} records no region of interest; pass --roi X Y W H")
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(cfg.checkpoint, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
-    summary = JobSummary(str(cfg.checkpoint), engine.backend_name)
-    for video, key in zip(cfg.videos, video_keys(cfg.videos), strict=True):
-        try:
-            summary.videos.append(label_video(engine, video, key, cfg, meta, roi))
-        except FoldedCNNError as exc:
-            summary.videos.append(VideoResult(video=str(video), error=str(exc)))
+    with core_for_decoding():
+        engine = Engine(cfg.checkpoint, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
+        summary = JobSummary(str(cfg.checkpoint), engine.backend_name)
+        for video, key in zip(cfg.videos, video_keys(cfg.videos), strict=True):
+            try:
+                summary.videos.append(label_video(engine, video, key, cfg, meta, roi))
+            except FoldedCNNError as exc:
+                summary.videos.append(VideoResult(video=str(video), error=str(exc)))
     write_summary(cfg.out_dir, summary)
     return summary
 
