@@ -74,3 +74,44 @@ def test_folded_model_checks_image_shape():
     assert m(torch.randn(5, 3, 19, 25)).shape == (5, 22)
     with pytest.raises(ValueError, match=r"expected images of shape \(B, 3, 19, 25\)"):
         m(torch.randn(5, 3, 25, 19))
+
+
+def _rewrite_metadata(path, edit):
+    """Re-save `path` with the same tensors and metadata changed by `edit(meta) -> str`."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["foldedcnn"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, str(path), metadata={"foldedcnn": edit(meta)})
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda m: "{not json", "damaged metadata"),
+        (lambda m: json.dumps({**m, "fold": 2}), "do not fit"),
+        (lambda m: json.dumps({**m, "input_shape": [3, 32, 32]}), "edited after saving"),
+        (lambda m: json.dumps({**m, "num_classes": 3}), "edited after saving"),
+        (lambda m: json.dumps({**m, "class_names": ["a", "b", "c"]}), "3 class names"),
+        (lambda m: json.dumps({**m, "version": 99}), "expected 'foldedcnn-checkpoint' v1"),
+    ],
+    ids=["json", "fold", "input", "classes", "names", "version"],
+)
+def test_tampered_metadata_is_refused(saved, edit, message):
+    _, path = saved
+    _rewrite_metadata(path, edit)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_training_config_and_metrics_travel_in_the_checkpoint(tmp_path):
+    model = FoldedModel.from_zoo("game-sot-coin-count", 3)
+    norm = {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}
+    extra = {"training": {"lr": 0.001, "epochs": 5}, "metrics": {"epoch": 5, "val_top1": 91.25}}
+    path = save_checkpoint(tmp_path / "c.safetensors", model, normalization=norm, extra=extra)
+    meta = read_metadata(path)
+    assert meta["training"] == extra["training"] and meta["metrics"] == extra["metrics"]
+    assert meta["normalization"] == norm and meta["fold"] == 3 and meta["input_shape"] == [3, 17, 40]
+    assert meta["class_names"] == [str(i) for i in range(15)]

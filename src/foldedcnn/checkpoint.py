@@ -131,8 +131,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({exc})") from exc
     if raw is None:
         raise CheckpointError(f"{path} is a safetensors file without foldedcnn metadata")
-    meta = json.loads(raw)
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} has damaged metadata ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CheckpointError(f"{path} has format {meta.get('format')!r} v{meta.get('version')}, "
                               f"expected {FORMAT!r} v{VERSION}")
     return meta
@@ -167,4 +170,10 @@ def load_checkpoint(
         model.network.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the recorded architecture ({exc})") from exc
+    if (model.fold, model.num_classes, model.input_shape) != (meta["fold"], meta["num_classes"],
+                                                              tuple(meta["input_shape"])):
+        raise CheckpointError(f"{path}: metadata (fold, classes, input size) does not match the model it "
+                              "rebuilds; the file was edited after saving")
+    if len(meta["class_names"]) != model.num_classes:
+        raise CheckpointError(f"{path}: {len(meta['class_names'])} class names for {model.num_classes} classes")
     return Checkpoint(model.to(device).eval(), meta)

@@ -1,0 +1,48 @@
+"""`foldedcnn train`: train a zoo model, original (f=1) or folded, on a data spec."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a (folded) zoo model; resumable, best checkpoint on validation")
+    p.add_argument("--model", required=True, help="zoo name (see `foldedcnn models`)")
+    p.add_argument("--fold", type=int, default=1, help="images per folded input (default 1: the original)")
+    p.add_argument("--data", required=True, help='data spec, e.g. "game-lol-gold-int?n_train=5000", "vtest"')
+    p.add_argument("--distill-from", metavar="CKPT", help="teacher checkpoint (usually the f=1 original)")
+    p.add_argument("--distill", choices=["mse", "kl"], default="mse", help="distillation loss (default mse)")
+    p.add_argument("--distill-alpha", type=float, default=0.5, help="weight of distillation vs CE (default 0.5)")
+    p.add_argument("--temperature", type=float, default=1.0, help="softening temperature of --distill kl")
+    p.add_argument("--curriculum", choices=["auto", "on", "off"], default="auto",
+                   help="admit classes gradually (auto: on for fold > 1 with >= 10 classes)")
+    p.add_argument("--curriculum-epochs", type=int, help="epochs over which classes are admitted (default epochs/2)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=256, help="images per step (rounded up to a multiple of fold)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3; the paper's 1e-4 needs far more epochs)")
+    p.add_argument("--optimizer", choices=["auto", "adam", "rmsprop"], default="auto",
+                   help="auto: RMSprop for NoScope, Adam otherwise (the paper's)")
+    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--align", type=int, default=1, help="round hidden widths up to a multiple of this")
+    p.add_argument("--width-mult", type=float, help="override the sqrt(fold) widening")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (mixed precision on cuda)")
+    p.add_argument("--out", default="runs/train", help="directory for best.safetensors, last.safetensors, metrics")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..train import TrainConfig, train_from_config
+
+    config = TrainConfig(
+        model=args.model, fold=args.fold, data=args.data, epochs=args.epochs, batch=args.batch, lr=args.lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, seed=args.seed, curriculum=args.curriculum,
+        curriculum_epochs=args.curriculum_epochs, distill_from=args.distill_from, distill=args.distill,
+        distill_alpha=args.distill_alpha, temperature=args.temperature, align=args.align,
+        width_mult=args.width_mult, device=args.device, progress=not args.no_progress,
+    )
+    result = train_from_config(config, out=args.out)
+    last = result.history[-1] if result.history else {}
+    print(f"trained {args.model} fold={args.fold}: {len(result.history)} epochs in {result.seconds:.1f} s, "
+          f"final val top-1 {last.get('val_top1', float('nan')):.2f}%, best {result.best_val_top1:.2f}%")
+    print(f"best checkpoint: {result.best_path}")
+    return 0

@@ -1,0 +1,26 @@
+"""Training FoldedCNNs: CE on unfolded logits, distillation, curriculum, resumable checkpoints."""
+
+from .config import TrainConfig
+from .curriculum import Curriculum
+from .evaluate import Evaluation, evaluate, predict_logits
+from .losses import classification_loss, distillation_loss
+from .normalize import compute_normalization, normalize
+from .recipe import build_model, teacher_logits, train_from_config
+from .trainer import TrainResult, train
+
+__all__ = [
+    "Curriculum",
+    "Evaluation",
+    "TrainConfig",
+    "TrainResult",
+    "build_model",
+    "classification_loss",
+    "compute_normalization",
+    "distillation_loss",
+    "evaluate",
+    "normalize",
+    "predict_logits",
+    "teacher_logits",
+    "train",
+    "train_from_config",
+]

@@ -1,0 +1,267 @@
+"""The training loop: fold-mixed batches, curriculum, distillation, best/last checkpoints, resume.
+
+Every epoch ends with, in order: metrics.csv/metrics.json, `best.safetensors` (when validation
+top-1 improved) and `last.safetensors` (the resumable state; its replacement commits the epoch).
+A run started again with the same `out` and config resumes after the last committed epoch and
+ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import CheckpointError, save_checkpoint
+from ..errors import FoldError, ShapeError
+from ..folded import FoldedModel
+from .config import TrainConfig
+from .curriculum import Curriculum
+from .evaluate import evaluate
+from .losses import classification_loss, distillation_loss
+from .normalize import compute_normalization, normalize
+from .state import load_optimizer, load_state, optimizer_tensors, save_state
+
+BEST = "best.safetensors"
+LAST = "last.safetensors"
+# fields that may differ between an interrupted run and its resumption
+_RESUME_FREE = ("progress",)
+
+
+class ImageSet(Protocol):
+    """A labelled split, as returned by foldedcnn.data.load_data."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+    class_names: list[str]
+
+
+@dataclass
+class TrainResult:
+    """The final model (last epoch's weights), per-epoch metrics and where the best checkpoint is."""
+
+    model: FoldedModel
+    history: list[dict[str, Any]]
+    normalization: dict[str, list[float]]
+    best_path: Path | None
+    best_val_top1: float
+    seconds: float
+
+
+def zoo_family(model: FoldedModel) -> str | None:
+    """The zoo family of `model` ("noscope", "game", "resnet"), or None for a fold_model model."""
+    name = getattr(model.network, "model_name", None)
+    if name is None:
+        return None
+    from ..models import get_spec
+
+    return get_spec(name).family
+
+
+def make_optimizer(model: FoldedModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (game, CIFAR, fold_model models) or RMSprop (NoScope), as in the paper."""
+    family = zoo_family(model)
+    lr = config.resolved_lr(family)
+    if config.resolved_optimizer(family) == "rmsprop":
+        return torch.optim.RMSprop(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+
+
+def check_compatible(model: FoldedModel, data: ImageSet, config: TrainConfig, what: str) -> None:
+    """Raise ShapeError/FoldError unless `data` fits `model` and `config`."""
+    if model.fold != config.fold:
+        raise FoldError(f"the model is folded by {model.fold} but the config says fold={config.fold}")
+    shape = tuple(data.images.shape[1:])
+    if data.images.dim() != 4 or shape != model.input_shape:
+        raise ShapeError(f"{what} images are {shape}, the model takes {model.input_shape}; pick data of that size")
+    if data.images.dtype != torch.uint8:
+        raise ShapeError(f"{what} images must be uint8, got {data.images.dtype}")
+    if len(data.class_names) != model.num_classes:
+        raise ShapeError(f"{what} data has {len(data.class_names)} classes, the model has {model.num_classes}")
+    if data.labels.numel() and (int(data.labels.min()) < 0 or int(data.labels.max()) >= model.num_classes):
+        raise ShapeError(f"{what} labels fall outside [0, {model.num_classes})")
+
+
+@contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """torch.use_deterministic_algorithms(True) (warn-only) for the duration, then the previous setting."""
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
+    for name in ("metrics.json", "metrics.csv"):
+        tmp = out / (name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            if name.endswith(".json"):
+                json.dump(history, f, indent=1)
+            elif history:
+                writer = csv.DictWriter(f, fieldnames=list(history[0]))
+                writer.writeheader()
+                writer.writerows(history)
+        os.replace(tmp, out / name)
+
+
+def epoch_order(labels: torch.Tensor, active: torch.Tensor, fold: int, seed: int, epoch: int) -> torch.Tensor:
+    """Image indices of one epoch: fold-mixing order of all (N,) `labels`, minus images of inactive classes."""
+    from ..data import fold_mixing_order
+
+    order = fold_mixing_order(labels.numel(), fold, seed, epoch)
+    return order[active[labels[order]]]
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _RESUME_FREE}
+
+
+def _train_epoch(
+    model: FoldedModel,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    data: ImageSet,
+    order: torch.Tensor,
+    active: torch.Tensor | None,
+    normalization: dict[str, list[float]],
+    teacher_logits: torch.Tensor | None,
+    config: TrainConfig,
+    desc: str,
+) -> tuple[float, float]:
+    """One pass over `order` (image indices) in batches; returns mean loss and top-1 (percent)."""
+    device = torch.device(config.device)
+    cuda = device.type == "cuda"
+    model.train()
+    step = config.batch_images()
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(range(0, order.numel(), step), desc=desc, disable=not config.progress, leave=False, mininterval=0.5)
+    for start in bar:
+        idx = order[start : start + step]
+        x = normalize(data.images[idx].to(device), normalization)
+        y = data.labels[idx].to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=cuda):
+            logits = model(x)
+            loss = classification_loss(logits.float(), y, active)
+            if teacher_logits is not None:
+                teacher = teacher_logits[idx].to(device)
+                soft = distillation_loss(logits.float(), teacher, config.distill, config.temperature, active)
+                loss = (1.0 - config.distill_alpha) * loss + config.distill_alpha * soft
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        n = idx.numel()
+        loss_sum += float(loss.detach()) * n
+        pred = logits.detach().float()
+        if active is not None:
+            pred = pred.masked_fill(~active.to(device), float("-inf"))
+        correct += int((pred.argmax(dim=1) == y).sum())
+        seen += n
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}", refresh=False)
+    bar.close()
+    return loss_sum / max(1, seen), 100.0 * correct / max(1, seen)
+
+
+def train(
+    model: FoldedModel,
+    train_set: ImageSet,
+    val_set: ImageSet,
+    config: TrainConfig,
+    *,
+    teacher_logits: torch.Tensor | None = None,
+    out: str | os.PathLike | None = None,
+) -> TrainResult:
+    """Train `model` (any FoldedModel: zoo or fold_model) on uint8 images (N, C, H, W) with labels (N,).
+
+    Batches hold `config.batch_images()` images in fold-mixing order (foldedcnn.data.fold_mixing_order,
+    reseeded per epoch); the loss is CE on the unfolded (B, K) logits over active curriculum classes,
+    plus distillation toward `teacher_logits` (N, K) when given. Normalisation is the train split's
+    per-channel statistics. With `out`, writes metrics, best.safetensors and last.safetensors there,
+    and resumes from last.safetensors when it exists (its config must equal `config`).
+    """
+    check_compatible(model, train_set, config, "train")
+    check_compatible(model, val_set, config, "validation")
+    if teacher_logits is not None and tuple(teacher_logits.shape) != (train_set.labels.numel(), model.num_classes):
+        raise ShapeError(f"teacher logits are {tuple(teacher_logits.shape)}, expected "
+                         f"({train_set.labels.numel()}, {model.num_classes})")
+    device = torch.device(config.device)
+    model.to(device)
+    num_classes = model.num_classes
+    if config.uses_curriculum(num_classes):
+        span = config.curriculum_epochs if config.curriculum_epochs is not None else config.epochs // 2
+        curriculum = Curriculum.build(num_classes, config.fold, span, config.seed)
+    else:
+        curriculum = Curriculum.all_classes(num_classes)
+    normalization = compute_normalization(train_set.images)
+    optimizer = make_optimizer(model, config)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    torch.manual_seed(config.seed)
+    history: list[dict[str, Any]] = []
+    best, best_path, start_epoch, elapsed = -1.0, None, 0, 0.0
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if (out_dir / LAST).exists():
+            state = load_state(out_dir / LAST)
+            if _comparable(state.meta["config"]) != _comparable(config.to_dict()):
+                raise CheckpointError(f"{out_dir / LAST} belongs to a run with another config; "
+                                      "use a new --out directory to start afresh")
+            model.network.load_state_dict(
+                {k[len("model."):]: v for k, v in state.tensors.items() if k.startswith("model.")}, strict=True)
+            load_optimizer(optimizer, state.tensors, state.meta["optimizer"])
+            torch.set_rng_state(state.tensors["rng.torch"])
+            if state.meta["scaler"]:
+                scaler.load_state_dict(state.meta["scaler"])
+            curriculum = Curriculum.from_dict(state.meta["curriculum"])
+            normalization = state.meta["normalization"]
+            history, best, start_epoch = state.meta["history"], state.meta["best_val_top1"], state.meta["epoch"]
+            elapsed = state.meta["seconds"]
+            best_path = out_dir / BEST if (out_dir / BEST).exists() else None
+    with deterministic_algorithms():
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            active = curriculum.active_mask(epoch)
+            order = epoch_order(train_set.labels, active, config.fold, config.seed, epoch)
+            mask = None if bool(active.all()) else active
+            train_loss, train_top1 = _train_epoch(
+                model, optimizer, scaler, train_set, order, mask, normalization, teacher_logits, config,
+                f"epoch {epoch + 1}/{config.epochs}")
+            val = evaluate(model, val_set.images, val_set.labels, normalization, device=device)
+            elapsed += time.perf_counter() - t0
+            row = {"epoch": epoch + 1, "active_classes": int(active.sum()), "train_loss": round(train_loss, 6),
+                   "train_top1": round(train_top1, 4), "val_loss": round(val.loss, 6), "val_top1": round(val.top1, 4),
+                   "lr": optimizer.param_groups[0]["lr"], "seconds": round(elapsed, 3)}
+            history.append(row)
+            if config.progress:
+                tqdm.write(" ".join(f"{k}={v}" for k, v in row.items()))
+            improved = row["val_top1"] > best
+            best = max(best, row["val_top1"])
+            if out_dir is None:
+                continue
+            _write_metrics(out_dir, history)
+            if improved:
+                best_path = save_checkpoint(
+                    out_dir / BEST, model, class_names=list(train_set.class_names), normalization=normalization,
+                    extra={"training": config.to_dict(), "metrics": row})
+            opt_tensors, opt_meta = optimizer_tensors(optimizer)
+            tensors = {f"model.{k}": v for k, v in model.network.state_dict().items()}
+            tensors.update(opt_tensors)
+            tensors["rng.torch"] = torch.get_rng_state()
+            save_state(out_dir / LAST, tensors, {
+                "config": config.to_dict(), "epoch": epoch + 1, "history": history, "best_val_top1": best,
+                "seconds": elapsed, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "curriculum": curriculum.to_dict(), "normalization": normalization})
+    model.eval()
+    return TrainResult(model, history, normalization, best_path, best, elapsed)

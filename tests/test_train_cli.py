@@ -1,0 +1,44 @@
+import json
+
+import pytest
+from train_data import single_thread
+
+from foldedcnn.cli import main
+from foldedcnn.train.state import load_state
+
+SPEC = "game-sot-coin-count?n_train=96&n_val=24&n_test=40"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    yield from single_thread()
+
+
+def test_train_then_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--model", "game-sot-coin-count", "--fold", "2", "--data", SPEC, "--epochs", "2",
+            "--batch", "24", "--out", str(out), "--no-progress", "--curriculum", "on"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "2 epochs" in text and "best checkpoint" in text
+    assert {p.name for p in out.iterdir()} >= {"best.safetensors", "last.safetensors", "metrics.csv", "metrics.json"}
+    state = load_state(out / "last.safetensors")
+    assert state.meta["epoch"] == 2 and state.meta["config"]["curriculum"] == "on"
+    assert main(["eval", str(out / "best.safetensors"), "--data", SPEC, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 40 and summary["fold"] == 2 and 0 <= summary["top1"] <= 100
+    assert len(summary["per_class_top1"]) == 15  # small K: per-class accuracy too
+    assert all(set(row) == {"true", "predicted", "count"} for row in summary["top_confusions"])
+    assert main(["eval", str(out / "best.safetensors"), "--data", SPEC]) == 0
+    text = capsys.readouterr().out
+    assert "top-1 (per image)" in text and "per-class top-1:" in text
+
+
+def test_eval_refuses_data_of_another_size(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "game-sot-coin-count", "--data", SPEC, "--epochs", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    other = "game-apex-squad-count?n_train=8&n_val=8&n_test=8"
+    assert main(["eval", str(out / "best.safetensors"), "--data", other]) == 2
+    assert "expects input (3, 17, 40), not (3, 19, 25)" in capsys.readouterr().err
