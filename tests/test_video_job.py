@@ -171,3 +171,25 @@ def test_ray_run_matches_local_run(clips, checkpoint, tmp_path):
         for ra, rb in zip(rows_a, rows_b, strict=True):
             assert ra[0] == rb[0] and ra[5:] == rb[5:]
             assert all(abs(float(x) - float(y)) <= 2e-6 for x, y in zip(ra[1:5], rb[1:5], strict=True))
+
+
+def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):
+    from foldedcnn.data.store import load_split, save_split
+    from foldedcnn.infer.video_job import checkpoint_roi
+    from foldedcnn.train import TrainConfig, train
+
+    images = torch.randint(0, 255, (16, 3, 50, 50), dtype=torch.uint8)
+    labels = torch.arange(16) % 2
+    for split in ("train", "val"):
+        save_split(tmp_path, split, images.numpy(), labels.numpy())
+    meta = {"class_names": ["absent", "present"], "video": "v.mp4", "roi": list(ROI), "size": [50, 50]}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    train_set, val_set = load_split(tmp_path, "train"), load_split(tmp_path, "val")
+    assert train_set.source["roi"] == list(ROI)
+    out = tmp_path / "run"
+    train(FoldedModel.from_zoo("noscope-coral", 2), train_set, val_set,
+          TrainConfig(model="noscope-coral", data=f"npz:{tmp_path}", fold=2, epochs=1, batch=8, progress=False),
+          out=out)
+    from foldedcnn.checkpoint import read_metadata
+
+    assert checkpoint_roi(read_metadata(out / "best.safetensors")) == ROI

@@ -88,7 +88,7 @@ def video_keys(videos: Sequence[Path]) -> list[str]:
 
 def checkpoint_roi(meta: dict) -> tuple[int, int, int, int] | None:
     """The region the checkpoint's training frames were cropped from, if it recorded one."""
-    roi = meta.get("roi") or (meta.get("data_meta") or {}).get("roi")
+    roi = meta.get("roi") or (meta.get("data_source") or {}).get("roi")
     return tuple(int(v) for v in roi) if roi else None
 
 
