@@ -44,5 +44,6 @@ def load_split(data_dir: str | Path, split: str) -> LabelledImages:
             images, labels = z["images"], z["labels"]
     except (ValueError, KeyError, OSError) as exc:
         raise DataError(f"cannot read {path} ({exc})") from None
+    source = {k: meta[k] for k in ("video", "roi", "size", "stride") if k in meta}
     return LabelledImages(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)),
-                          list(meta["class_names"]), f"{data_dir.name}/{split}")
+                          list(meta["class_names"]), f"{data_dir.name}/{split}", source)

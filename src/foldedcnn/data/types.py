@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,13 +19,16 @@ class DataError(FoldedCNNError):
 class LabelledImages:
     """A labelled image set held in memory.
 
-    images: uint8 (N, 3, H, W); labels: int64 (N,) indexing `class_names`; name: where it came from.
+    images: uint8 (N, 3, H, W); labels: int64 (N,) indexing `class_names`; name: where it came from;
+    source: how the images were made when that matters at inference (e.g. the video region they were
+    cropped from), recorded in checkpoints as "data_source".
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     class_names: list[str]
     name: str
+    source: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:

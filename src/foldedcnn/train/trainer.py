@@ -254,7 +254,8 @@ def train(
             if improved:
                 best_path = save_checkpoint(
                     out_dir / BEST, model, class_names=list(train_set.class_names), normalization=normalization,
-                    extra={"training": config.to_dict(), "metrics": row})
+                    extra={"training": config.to_dict(), "metrics": row,
+                           "data_source": dict(getattr(train_set, "source", None) or {})})
             opt_tensors, opt_meta = optimizer_tensors(optimizer)
             tensors = {f"model.{k}": v for k, v in model.network.state_dict().items()}
             tensors.update(opt_tensors)

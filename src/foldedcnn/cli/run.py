@@ -1,0 +1,54 @@
+"""`foldedcnn run`: label every frame of videos with a checkpoint (locally or on Ray)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="label every frame of videos with a checkpoint; resumable; --ray to scale out")
+    p.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `foldedcnn train`")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    p.add_argument("--out", type=Path, required=True, help="folder for one CSV per video and summary.json")
+    p.add_argument("--roi", nargs=4, type=int, metavar=("X", "Y", "W", "H"),
+                   help="region to crop (default: the region the checkpoint was trained on)")
+    p.add_argument("--stride", type=int, default=1, help="label every N-th frame (default 1)")
+    p.add_argument("--uncertain", nargs=2, type=float, default=[0.2, 0.8], metavar=("LO", "HI"),
+                   help="scores in (LO, HI) are flagged for the reference model (default 0.2 0.8)")
+    p.add_argument("--backend", default="auto", help="engine backend: auto, torch, compile, onnxruntime")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--batch", type=int, default=256, help="frames per engine call (default 256)")
+    p.add_argument("--chunk-frames", type=int, default=1024,
+                   help="rows per crash-safe output chunk; a multiple of --batch (default 1024)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ray", action="store_true", help="run on Ray Data (local Ray, or --address)")
+    p.add_argument("--address", default=None, help="Ray cluster address, e.g. ray://head:10001 or auto")
+    p.add_argument("--actors", type=int, default=None, help="engine actors on Ray (default: one per GPU, "
+                                                            "or half the CPUs)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..infer.video_job import JobConfig, run_job
+
+    cfg = JobConfig(
+        checkpoint=args.checkpoint, videos=args.videos, out_dir=args.out,
+        roi=tuple(args.roi) if args.roi else None, stride=args.stride, uncertain=tuple(args.uncertain),
+        backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
+        progress=not args.no_progress,
+    )
+    if args.ray:
+        from ..infer.ray_job import run_job_ray
+
+        summary = run_job_ray(cfg, args.address, args.actors)
+    else:
+        summary = run_job(cfg)
+    for v in summary.videos:
+        if v.error:
+            print(f"FAILED  {v.video}: {v.error}")
+        else:
+            speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
+            print(f"ok      {v.video}: {v.frames} frames, {v.positives} positive, {v.uncertain} uncertain"
+                  f"{speed} -> {v.csv}")
+    print(f"summary: {args.out / 'summary.json'} (backend {summary.backend})")
+    return 1 if summary.failed else 0

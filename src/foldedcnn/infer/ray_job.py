@@ -1,0 +1,121 @@
+"""`foldedcnn run --ray`: the same job on Ray Data, for more videos than one machine can take.
+
+Videos are the dataset's items; a task decodes and crops each video into batches of output
+frames (the same batch boundaries as the local job, so frames are folded together the same
+way); `map_batches` runs an actor pool, each actor holding one Engine (a GPU each when the
+cluster has GPUs); the driver writes the same per-video CSVs and summary.json as the local run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import read_metadata
+from ..errors import FoldedCNNError
+from .chunk_store import atomic_write_text
+from .frame_labels import header
+from .video_job import JobConfig, JobSummary, VideoResult, checkpoint_roi, count_rows, video_keys, write_summary
+
+
+def _decode_video(item: dict, roi, size, stride: int, batch: int) -> list[dict]:
+    """One Ray row per batch of output frames of a video, or one row carrying its error."""
+    from .frame_source import FrameSource
+
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    try:
+        for b in FrameSource(Path(item["video"]), roi, size, stride=stride, batch=batch):
+            rows.append({"key": item["key"], "first": b.first, "index": b.index.astype(np.int64).tobytes(),
+                         "time_s": b.time_s.astype(np.float64).tobytes(), "images": b.images.tobytes(),
+                         "n": len(b.index), "error": "", "decode_s": 0.0})
+    except FoldedCNNError as exc:
+        return [{"key": item["key"], "first": -1, "index": b"", "time_s": b"", "images": b"", "n": 0,
+                 "error": str(exc), "decode_s": 0.0}]
+    if rows:
+        rows[0]["decode_s"] = time.perf_counter() - t0
+    return rows
+
+
+class _EngineActor:
+    """Holds one Engine; turns rows of frames into rows of CSV text."""
+
+    def __init__(self, checkpoint: str, backend: str, device: str | None, batch: int, uncertain) -> None:
+        from . import Engine
+
+        self.meta = read_metadata(checkpoint)
+        self.engine = Engine(Path(checkpoint), backend=backend, device=device, max_batch=batch)
+        self.uncertain = tuple(uncertain)
+
+    def __call__(self, rows: dict) -> dict:
+        from .chunk_store import csv_lines
+        from .frame_labels import rows_for
+
+        c, h, w = self.meta["input_shape"]
+        out = []
+        for i in range(len(rows["key"])):
+            n = int(rows["n"][i])
+            if n == 0:
+                out.append("")
+                continue
+            images = np.frombuffer(rows["images"][i], dtype=np.uint8).reshape(n, c, h, w)
+            logits = self.engine.predict(images)
+            index = np.frombuffer(rows["index"][i], dtype=np.int64)
+            time_s = np.frombuffer(rows["time_s"][i], dtype=np.float64)
+            out.append(csv_lines(rows_for(index, time_s, logits, self.meta["class_names"], self.uncertain)))
+        return {"key": rows["key"], "first": rows["first"], "n": rows["n"], "error": rows["error"],
+                "decode_s": rows["decode_s"], "csv": np.array(out, dtype=object)}
+
+
+def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None = None) -> JobSummary:
+    """Run `cfg` on Ray Data (a local Ray, or the cluster at `address`); same outputs as run_job."""
+    import ray
+
+    cfg.check()
+    meta = read_metadata(cfg.checkpoint)
+    roi = cfg.roi or checkpoint_roi(meta)
+    if roi is None:
+        raise FoldedCNNError(f"{cfg.checkpoint} records no region of interest; pass --roi X Y W H")
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    pool = actors or max(1, int(gpus) if gpus else int(ray.cluster_resources().get("CPU", 1)) // 2)
+    _, h, w = meta["input_shape"]
+    keys = video_keys(cfg.videos)
+    items = [{"video": str(v.resolve()), "key": k} for v, k in zip(cfg.videos, keys, strict=True)]
+    t0 = time.perf_counter()
+    ds = ray.data.from_items(items).flat_map(
+        _decode_video, fn_kwargs={"roi": roi, "size": (h, w), "stride": cfg.stride, "batch": cfg.batch}
+    ).map_batches(
+        _EngineActor, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool),
+        num_gpus=1 if gpus else 0,
+        fn_constructor_kwargs={"checkpoint": str(cfg.checkpoint.resolve()), "backend": cfg.backend,
+                               "device": "cuda" if gpus else cfg.device, "batch": cfg.batch,
+                               "uncertain": cfg.uncertain},
+    )
+    parts: dict[str, list[tuple[int, str]]] = {k: [] for k in keys}
+    errors: dict[str, str] = {}
+    for row in ds.iter_rows():
+        if row["error"]:
+            errors[row["key"]] = row["error"]
+        else:
+            parts[row["key"]].append((int(row["first"]), row["csv"]))
+    wall = time.perf_counter() - t0
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    summary = JobSummary(str(cfg.checkpoint), f"{cfg.backend} on ray ({pool} actors)")
+    for video, key in zip(cfg.videos, keys, strict=True):
+        if key in errors or not parts[key]:
+            error = errors.get(key, f"{video} has no decodable frames")
+            summary.videos.append(VideoResult(video=str(video), error=error))
+            continue
+        final = cfg.out_dir / f"{key}.csv"
+        body = "".join(text for _, text in sorted(parts[key]))
+        atomic_write_text(final, ",".join(header(meta["class_names"])) + "\n" + body)
+        result = VideoResult(video=str(video), csv=str(final))
+        result.frames, result.positives, result.uncertain = count_rows(final, meta["class_names"])
+        result.end_to_end_fps = round(result.frames / wall, 1)
+        summary.videos.append(result)
+    write_summary(cfg.out_dir, summary)
+    return summary

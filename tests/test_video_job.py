@@ -1,0 +1,195 @@
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from video_clips import write_empty_clip, write_square_clip
+
+from foldedcnn.checkpoint import save_checkpoint
+from foldedcnn.cli import main
+from foldedcnn.folded import FoldedModel
+
+ROI = (8, 8, 64, 48)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return {"short": write_square_clip(d / "short.mp4", 37), "long": write_square_clip(d / "long.mp4", 300)}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = FoldedModel.from_zoo("noscope-coral", 4).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "coral-f4.safetensors"
+    return save_checkpoint(path, model, class_names=["absent", "present"], extra={"roi": list(ROI)})
+
+
+def _run(argv):
+    return main(["run", *map(str, argv), "--backend", "torch", "--no-progress"])
+
+
+def _rows(csv: Path):
+    lines = csv.read_text().splitlines()
+    return lines[0].split(","), [line.split(",") for line in lines[1:]]
+
+
+def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path):
+    assert _run([checkpoint, clips["short"], "--out", tmp_path, "--batch", "8", "--chunk-frames", "16"]) == 0
+    head, rows = _rows(tmp_path / "short.csv")
+    assert head == ["frame", "time_s", "p_absent", "p_present", "score", "label", "uncertain"]
+    assert [int(r[0]) for r in rows] == list(range(37))
+    for r in rows:
+        p0, p1 = float(r[2]), float(r[3])
+        assert abs(p0 + p1 - 1) < 2e-6 and r[4] == r[3]
+        assert r[5] == ("present" if p1 > p0 else "absent")
+        assert r[6] == str(int(0.2 < p1 < 0.8))
+    times = [float(r[1]) for r in rows]
+    assert times == sorted(times) and times[1] == pytest.approx(0.04)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (video,) = summary["videos"]
+    assert summary["failed"] == 0 and video["frames"] == 37 and video["error"] is None
+    assert video["positives"] == sum(r[5] == "present" for r in rows)
+    assert video["uncertain"] == sum(r[6] == "1" for r in rows)
+    assert video["decode_fps"] > 0 and video["model_fps"] > 0 and video["end_to_end_fps"] > 0
+    assert not (tmp_path / ".parts" / "short").exists()
+
+
+def test_stride_keeps_every_nth_frame(clips, checkpoint, tmp_path):
+    assert _run([checkpoint, clips["short"], "--out", tmp_path, "--stride", "5", "--batch", "4",
+                 "--chunk-frames", "4"]) == 0
+    _, rows = _rows(tmp_path / "short.csv")
+    assert [int(r[0]) for r in rows] == list(range(0, 37, 5))
+
+
+def test_folded_model_rows_do_not_depend_on_chunking(clips, checkpoint, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run([checkpoint, clips["short"], "--out", a, "--batch", "8", "--chunk-frames", "8"]) == 0
+    assert _run([checkpoint, clips["short"], "--out", b, "--batch", "8", "--chunk-frames", "32"]) == 0
+    assert (a / "short.csv").read_text() == (b / "short.csv").read_text()
+
+
+def _cli(checkpoint, video, out):
+    return [sys.executable, "-m", "foldedcnn", "run", str(checkpoint), str(video), "--out", str(out),
+            "--backend", "torch", "--batch", "8", "--chunk-frames", "16", "--no-progress"]
+
+
+def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkpoint, tmp_path):
+    ref = tmp_path / "ref"
+    assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16"]) == 0
+    out = tmp_path / "killed"
+    parts = out / ".parts" / "long"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(4):
+        target = rng.randint(1, 15)  # kill once this many chunks exist, plus a random delay
+        proc = subprocess.Popen(_cli(checkpoint, clips["long"], out), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if parts.exists() and len(list(parts.glob("[0-9]*.csv"))) >= target:
+                time.sleep(rng.uniform(0, 0.05))
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.002)
+        proc.wait()
+        if (out / "long.csv").exists():
+            break
+    assert kills >= 1
+    final = subprocess.run(_cli(checkpoint, clips["long"], out), env=env, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
+    _, rows = _rows(out / "long.csv")
+    assert [int(r[0]) for r in rows] == list(range(300))
+
+
+def test_rerun_with_other_settings_is_refused(clips, checkpoint, tmp_path):
+    parts = tmp_path / ".parts" / "long"
+    parts.mkdir(parents=True)
+    (parts / "config.json").write_text(json.dumps({"stride": 99}))
+    assert _run([checkpoint, clips["long"], "--out", tmp_path]) == 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "other settings" in summary["videos"][0]["error"]
+
+
+def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    text = bad / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    truncated = bad / "truncated.mp4"
+    data = clips["long"].read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    empty = write_empty_clip(bad / "empty.mp4")
+    missing = bad / "missing.mp4"
+    out = tmp_path / "out"
+    code = _run([checkpoint, missing, text, empty, clips["short"], truncated, "--out", out])
+    assert code == 1
+    summary = json.loads((out / "summary.json").read_text())
+    by_name = {Path(v["video"]).name: v for v in summary["videos"]}
+    assert by_name["short.mp4"]["error"] is None and by_name["short.mp4"]["frames"] == 37
+    assert "not found" in by_name["missing.mp4"]["error"]
+    assert by_name["notes.mp4"]["error"]
+    assert by_name["empty.mp4"]["error"]
+    # a truncated file either fails clearly or yields only the frames it holds
+    t = by_name["truncated.mp4"]
+    assert t["error"] or 0 < t["frames"] < 300
+    assert summary["failed"] >= 3
+
+
+def test_region_outside_the_frame_is_an_error(clips, checkpoint, tmp_path):
+    assert _run([checkpoint, clips["short"], "--out", tmp_path, "--roi", "80", "40", "50", "50"]) == 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "outside" in summary["videos"][0]["error"]
+
+
+@pytest.mark.slow
+def test_ray_run_matches_local_run(clips, checkpoint, tmp_path):
+    ray = pytest.importorskip("ray")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    args = ["--batch", "8", "--chunk-frames", "16"]
+    assert _run([checkpoint, clips["short"], clips["long"], "--out", local, *args]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert _run([checkpoint, clips["short"], clips["long"], "--out", on_ray, "--ray", "--actors", "1",
+                     *args]) == 0
+    finally:
+        ray.shutdown()
+    for name in ("short.csv", "long.csv"):
+        head_a, rows_a = _rows(local / name)
+        head_b, rows_b = _rows(on_ray / name)
+        assert head_a == head_b and len(rows_a) == len(rows_b)
+        for ra, rb in zip(rows_a, rows_b, strict=True):
+            assert ra[0] == rb[0] and ra[5:] == rb[5:]
+            assert all(abs(float(x) - float(y)) <= 2e-6 for x, y in zip(ra[1:5], rb[1:5], strict=True))
+
+
+def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):
+    from foldedcnn.data.store import load_split, save_split
+    from foldedcnn.infer.video_job import checkpoint_roi
+    from foldedcnn.train import TrainConfig, train
+
+    images = torch.randint(0, 255, (16, 3, 50, 50), dtype=torch.uint8)
+    labels = torch.arange(16) % 2
+    for split in ("train", "val"):
+        save_split(tmp_path, split, images.numpy(), labels.numpy())
+    meta = {"class_names": ["absent", "present"], "video": "v.mp4", "roi": list(ROI), "size": [50, 50]}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    train_set, val_set = load_split(tmp_path, "train"), load_split(tmp_path, "val")
+    assert train_set.source["roi"] == list(ROI)
+    out = tmp_path / "run"
+    train(FoldedModel.from_zoo("noscope-coral", 2), train_set, val_set,
+          TrainConfig(model="noscope-coral", data=f"npz:{tmp_path}", fold=2, epochs=1, batch=8, progress=False),
+          out=out)
+    from foldedcnn.checkpoint import read_metadata
+
+    assert checkpoint_roi(read_metadata(out / "best.safetensors")) == ROI
