@@ -9,12 +9,12 @@ glyph and background caches), with min-max. Writes benchmarks/results/game_gener
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import time
 from pathlib import Path
 
+from foldedcnn.analysis.probe import device_name
 from foldedcnn.data.game import generate_game
 from foldedcnn.models.game import GAME_TASKS
 from foldedcnn.tables import format_table, markdown_table
@@ -29,14 +29,6 @@ def rate(task: str, n: int, workers: int, repeats: int) -> list[float]:
         rates.append(n / (time.perf_counter() - t0))
     return rates
 
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -56,7 +48,7 @@ def main() -> None:
             print(f"{task} workers={workers}: {rows[-1]['images_per_s']:,.0f} images/s "
                   f"(min {min(r):,.0f}, max {max(r):,.0f})", flush=True)
     print(format_table(rows))
-    machine = f"{cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    machine = f"{device_name('cpu')}, Python {platform.python_version()}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         "# Game-HUD generator rate\n\n"

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from foldedcnn.analysis.probe import device_name
 from foldedcnn.data import FoldBatcher, load_data
 from foldedcnn.data.game import generate_game
 from foldedcnn.layout import fold_images, unfold_logits
@@ -38,14 +39,6 @@ def timed(fn, images: int, repeats: int) -> list[float]:
         out.append(images / (time.perf_counter() - t0))
     return out
 
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -99,7 +92,7 @@ def main() -> None:
             r["images_per_s"] for r in rows if r["what"] == "train step"):
         verdict = "Loading can be the bottleneck here: some data path is slower than a training step."
     print(verdict)
-    machine = (f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+    machine = (f"{device_name('cpu')}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
                f"Python {platform.python_version()}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
