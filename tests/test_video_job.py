@@ -62,6 +62,20 @@ def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path):
     assert not (tmp_path / ".parts" / "short").exists()
 
 
+def test_class_names_with_commas_are_quoted(clips, tmp_path):
+    import csv
+
+    path = save_checkpoint(tmp_path / "c.safetensors", FoldedModel.from_zoo("noscope-coral", 2).eval(),
+                           class_names=["empty", 'car, "big"'], extra={"roi": list(ROI)})
+    assert _run([path, clips["short"], "--out", tmp_path / "out"]) == 0
+    with open(tmp_path / "out" / "short.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][3] == 'p_car, "big"' and all(len(r) == 7 for r in rows)
+    assert {r[5] for r in rows[1:]} <= {"empty", 'car, "big"'}
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["videos"][0]["positives"] == sum(r[5] != "empty" for r in rows[1:])
+
+
 def test_stride_keeps_every_nth_frame(clips, checkpoint, tmp_path):
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--stride", "5", "--batch", "4",
                  "--chunk-frames", "4"]) == 0

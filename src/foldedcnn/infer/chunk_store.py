@@ -10,6 +10,8 @@ a rerun resumes at the first missing chunk, and the final CSV is the concatenati
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -30,8 +32,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def csv_lines(rows: Iterable[Sequence[object]]) -> str:
-    """Rows as CSV text (values contain no commas or quotes: numbers and class names)."""
-    return "".join(",".join(map(str, row)) + "\n" for row in rows)
+    """Rows as CSV text; a value with a comma or quote (a class name, say) is quoted."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
 
 
 class ChunkStore:
@@ -82,6 +86,6 @@ class ChunkStore:
         """Concatenate the chunks into the final CSV (atomically) and remove them."""
         parts = sorted(p for p in self.parts.glob("[0-9]*.csv"))
         body = "".join(p.read_text() for p in parts)
-        atomic_write_text(self.final_path, ",".join(self.header) + "\n" + body)
+        atomic_write_text(self.final_path, csv_lines([self.header]) + body)
         shutil.rmtree(self.parts, ignore_errors=True)
         return self.final_path

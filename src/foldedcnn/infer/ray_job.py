@@ -15,7 +15,7 @@ import numpy as np
 
 from ..checkpoint import read_metadata
 from ..errors import FoldedCNNError
-from .chunk_store import atomic_write_text
+from .chunk_store import atomic_write_text, csv_lines
 from .frame_labels import header
 from .video_job import JobConfig, JobSummary, VideoResult, checkpoint_roi, count_rows, video_keys, write_summary
 
@@ -50,7 +50,6 @@ class _EngineActor:
         self.uncertain = tuple(uncertain)
 
     def __call__(self, rows: dict) -> dict:
-        from .chunk_store import csv_lines
         from .frame_labels import rows_for
 
         c, h, w = self.meta["input_shape"]
@@ -112,7 +111,7 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
             continue
         final = cfg.out_dir / f"{key}.csv"
         body = "".join(text for _, text in sorted(parts[key]))
-        atomic_write_text(final, ",".join(header(meta["class_names"])) + "\n" + body)
+        atomic_write_text(final, csv_lines([header(meta["class_names"])]) + body)
         result = VideoResult(video=str(video), csv=str(final))
         result.frames, result.positives, result.uncertain = count_rows(final, meta["class_names"])
         result.end_to_end_fps = round(result.frames / wall, 1)

@@ -8,6 +8,7 @@ frames per second in summary.json. A failing video is recorded and the others go
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import time
@@ -95,10 +96,10 @@ def checkpoint_roi(meta: dict) -> tuple[int, int, int, int] | None:
 def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, int]:
     """(frames, positives, uncertain) of a finished CSV; positive = any label but the first class."""
     frames = positives = unsure = 0
-    with open(csv_path) as f:
-        next(f)
-        for line in f:
-            *_, label, flag = line.rstrip("\n").split(",")
+    with open(csv_path, newline="") as f:
+        rows = csv.reader(f)
+        next(rows)
+        for *_, label, flag in rows:
             frames += 1
             positives += label != class_names[0]
             unsure += flag == "1"
