@@ -5,7 +5,7 @@ The public API is imported lazily so that `import foldedcnn` stays light.
 
 from __future__ import annotations
 
-import importlib
+from .lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -38,10 +38,7 @@ _EXPORTS = {
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module 'foldedcnn' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

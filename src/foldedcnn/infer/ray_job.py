@@ -17,26 +17,27 @@ from ..checkpoint import read_metadata
 from ..errors import FoldedCNNError
 from .chunk_store import atomic_write_text, csv_lines
 from .frame_labels import header
-from .video_job import JobConfig, JobSummary, VideoResult, checkpoint_roi, count_rows, video_keys, write_summary
+from .video_job import JobConfig, JobSummary, VideoResult, count_rows, prepare_job, video_keys, write_summary
+
+
+def _frames_row(key: str, batch=None, error: str = "") -> dict:
+    """A Ray row: one batch of a video's output frames as bytes, or (batch None) the video's error."""
+    if batch is None:
+        return {"key": key, "first": -1, "index": b"", "time_s": b"", "images": b"", "n": 0, "error": error}
+    return {"key": key, "first": batch.first, "index": batch.index.astype(np.int64).tobytes(),
+            "time_s": batch.time_s.astype(np.float64).tobytes(), "images": batch.images.tobytes(),
+            "n": len(batch.index), "error": ""}
 
 
 def _decode_video(item: dict, roi, size, stride: int, batch: int) -> list[dict]:
     """One Ray row per batch of output frames of a video, or one row carrying its error."""
     from .frame_source import FrameSource
 
-    rows: list[dict] = []
-    t0 = time.perf_counter()
     try:
-        for b in FrameSource(Path(item["video"]), roi, size, stride=stride, batch=batch):
-            rows.append({"key": item["key"], "first": b.first, "index": b.index.astype(np.int64).tobytes(),
-                         "time_s": b.time_s.astype(np.float64).tobytes(), "images": b.images.tobytes(),
-                         "n": len(b.index), "error": "", "decode_s": 0.0})
+        return [_frames_row(item["key"], b)
+                for b in FrameSource(Path(item["video"]), roi, size, stride=stride, batch=batch)]
     except FoldedCNNError as exc:
-        return [{"key": item["key"], "first": -1, "index": b"", "time_s": b"", "images": b"", "n": 0,
-                 "error": str(exc), "decode_s": 0.0}]
-    if rows:
-        rows[0]["decode_s"] = time.perf_counter() - t0
-    return rows
+        return [_frames_row(item["key"], error=str(exc))]
 
 
 class _EngineActor:
@@ -64,19 +65,15 @@ class _EngineActor:
             index = np.frombuffer(rows["index"][i], dtype=np.int64)
             time_s = np.frombuffer(rows["time_s"][i], dtype=np.float64)
             out.append(csv_lines(rows_for(index, time_s, logits, self.meta["class_names"], self.uncertain)))
-        return {"key": rows["key"], "first": rows["first"], "n": rows["n"], "error": rows["error"],
-                "decode_s": rows["decode_s"], "csv": np.array(out, dtype=object)}
+        return {"key": rows["key"], "first": rows["first"], "error": rows["error"],
+                "csv": np.array(out, dtype=object)}
 
 
 def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None = None) -> JobSummary:
     """Run `cfg` on Ray Data (a local Ray, or the cluster at `address`); same outputs as run_job."""
     import ray
 
-    cfg.check()
-    meta = read_metadata(cfg.checkpoint)
-    roi = cfg.roi or checkpoint_roi(meta)
-    if roi is None:
-        raise FoldedCNNError(f"{cfg.checkpoint} records no region of interest; pass --roi X Y W H")
+    meta, roi = prepare_job(cfg)
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)

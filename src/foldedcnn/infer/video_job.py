@@ -162,15 +162,21 @@ def core_for_decoding() -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def run_job(cfg: JobConfig) -> JobSummary:
-    """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir."""
-    from . import Engine
-
+def prepare_job(cfg: JobConfig) -> tuple[dict, tuple[int, int, int, int]]:
+    """Check `cfg`; return the checkpoint's metadata and the region to crop (--roi or the trained one)."""
     cfg.check()
     meta = read_metadata(cfg.checkpoint)
     roi = cfg.roi or checkpoint_roi(meta)
     if roi is None:
         raise FoldedCNNError(f"{cfg.checkpoint} records no region of interest; pass --roi X Y W H")
+    return meta, roi
+
+
+def run_job(cfg: JobConfig) -> JobSummary:
+    """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir."""
+    from . import Engine
+
+    meta, roi = prepare_job(cfg)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     with core_for_decoding():
         engine = Engine(cfg.checkpoint, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
