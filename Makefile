@@ -15,8 +15,7 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/install_system_deps.sh
 
-test: $(STAMP) system-deps
-	$(PY) -m ruff check src tests benchmarks
+test: lint system-deps
 	$(PY) -m pytest -q
 
 demo: $(STAMP) system-deps

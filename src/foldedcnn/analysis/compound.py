@@ -25,6 +25,5 @@ def compound_scaled_game_model(name: str = "game-lol-gold-int") -> ModelAnalysis
         width_mult=1 / WIDTH,
         convs_per_unit=max(1, round(3 / DEPTH)),
     )
-    model.fold = 1
     return analyze_model(model, (3, *hw), name=f"{name} (compound -1)")
 

@@ -15,12 +15,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from .flops import LayerStats, count_params, layer_stats
-
-
-def _check_positive(**values: float) -> None:
-    for name, v in values.items():
-        if v <= 0:
-            raise ValueError(f"{name} must be > 0, got {v}")
+from .roofline import check_positive
 
 
 def flops_at(layers: Sequence[LayerStats], num_images: float, fold: int) -> float:
@@ -37,7 +32,7 @@ def bytes_at(layers: Sequence[LayerStats], num_images: float, fold: int, bytes_p
 
 def intensity_at(layers: Sequence[LayerStats], num_images: float, fold: int, bytes_per_element: float = 2) -> float:
     """Arithmetic intensity (FLOP/byte) at a batch of `num_images` images."""
-    _check_positive(num_images=num_images, bytes_per_element=bytes_per_element)
+    check_positive(num_images=num_images, bytes_per_element=bytes_per_element)
     return flops_at(layers, num_images, fold) / bytes_at(layers, num_images, fold, bytes_per_element)
 
 

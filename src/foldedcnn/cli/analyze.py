@@ -21,12 +21,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import FoldedCNNError
-    from .analyze_report import analysis_rows, find_probe, plot_intensity
+    from .analyze_report import analysis_rows, analyze_all, find_probe, plot_intensity
 
     if args.batch < 1:
         raise FoldedCNNError(f"--batch must be >= 1, got {args.batch}")
     probe = find_probe(args.device, args.bytes_per_element)
-    rows = analysis_rows(args.models, args.fold, args.batch, args.bytes_per_element, args.align, probe)
+    analyses = analyze_all(args.models, args.fold, args.align)
+    rows = analysis_rows(analyses, args.models, args.fold, args.batch, args.bytes_per_element, probe)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -44,6 +45,6 @@ def run(args) -> int:
         else:
             print(f"\nroofline from probe of {probe.device_name} ({probe.dtype})")
     if args.plot:
-        path = plot_intensity(args.models, args.fold, args.bytes_per_element, args.align, args.plot)
+        path = plot_intensity(analyses, args.models, args.fold, args.bytes_per_element, args.plot)
         print(f"plot written to {path}")
     return 0

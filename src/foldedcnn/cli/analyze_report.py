@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analysis import analyze_zoo_model, roofline_bound
+from ..analysis import ModelAnalysis, analyze_zoo_model, roofline_bound
 from ..analysis.probe import ProbeResult, load_probe
+
+Analyses = dict[tuple[str, int], ModelAnalysis]
+
+
+def analyze_all(models: list[str], folds: list[int], align: int) -> Analyses:
+    """Each (model, fold) analysed once, f = 1 included (the baseline of the intensity gain)."""
+    return {(m, f): analyze_zoo_model(m, f, align=align) for m in models for f in sorted({1, *folds})}
 
 
 def find_probe(device: str | None, bytes_per_element: float) -> ProbeResult | None:
@@ -19,17 +26,15 @@ def find_probe(device: str | None, bytes_per_element: float) -> ProbeResult | No
     return None
 
 
-def analysis_rows(models: list[str], folds: list[int], batch: int, bytes_per_element: float, align: int,
+def analysis_rows(analyses: Analyses, models: list[str], folds: list[int], batch: int, bytes_per_element: float,
                   probe: ProbeResult | None) -> list[dict]:
     """One dict per (model, fold): params, FLOPs, intensity and its gain over f = 1, roofline."""
     rows = []
     for name in models:
-        base = None
+        base = analyses[(name, 1)].intensity(batch, bytes_per_element)
         for fold in folds:
-            a = analyze_zoo_model(name, fold, align=align)
+            a = analyses[(name, fold)]
             ai = a.intensity(batch, bytes_per_element)
-            if base is None:
-                base = ai if fold == 1 else analyze_zoo_model(name, 1, align=align).intensity(batch, bytes_per_element)
             row = {
                 "model": name,
                 "fold": fold,
@@ -51,7 +56,8 @@ def analysis_rows(models: list[str], folds: list[int], batch: int, bytes_per_ele
     return rows
 
 
-def plot_intensity(models: list[str], folds: list[int], bytes_per_element: float, align: int, path: str) -> Path:
+def plot_intensity(analyses: Analyses, models: list[str], folds: list[int], bytes_per_element: float,
+                   path: str) -> Path:
     """Intensity against batch size (1..8192 images) for each fold, one panel per model."""
     import matplotlib
 
@@ -64,7 +70,7 @@ def plot_intensity(models: list[str], folds: list[int], bytes_per_element: float
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, name in zip(axes.flat, models, strict=False):
         for fold in folds:
-            a = analyze_zoo_model(name, fold, align=align)
+            a = analyses[(name, fold)]
             ax.plot(batches, [a.intensity(b, bytes_per_element) for b in batches], marker=".", label=f"f={fold}")
         ax.set_xscale("log", base=2)
         ax.set_title(name, fontsize=10)

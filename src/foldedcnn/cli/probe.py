@@ -13,6 +13,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..analysis.probe import probe_device, save_probe
+    from ..analysis.roofline import ridge_point
 
     r = probe_device(args.device, args.dtype, reps=args.reps)
     path = save_probe(r)
@@ -20,6 +21,6 @@ def run(args) -> int:
     print(f"dtype      {r.dtype}")
     print(f"matmul     {r.peak_flops / 1e9:,.1f} GFLOP/s  ({r.matmul_size}x{r.matmul_size}, median of {args.reps})")
     print(f"bandwidth  {r.bandwidth / 1e9:,.1f} GB/s  (copy of {r.copy_bytes / 2**20:.0f} MiB, read + write)")
-    print(f"ridge      {r.peak_flops / r.bandwidth:,.1f} FLOP/byte")
+    print(f"ridge      {ridge_point(r.peak_flops, r.bandwidth):,.1f} FLOP/byte")
     print(f"saved to   {path}")
     return 0

@@ -6,6 +6,7 @@ from functools import partial
 
 from torch import nn
 
+from ..errors import ShapeError
 from .registry import ModelSpec, register_model
 from .widths import scaled_width
 
@@ -44,7 +45,7 @@ class GameCNN(nn.Module):
         layers += [nn.Conv2d(width, narrow_width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2)]
         h, w = _pooled(h, 3, 2), _pooled(w, 3, 2)
         if h < 1 or w < 1:
-            raise ValueError(f"input {input_hw} is too small for {num_units} conv units")
+            raise ShapeError(f"input {input_hw} is too small for {num_units} conv units")
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(narrow_width * h * w, num_outputs))
 

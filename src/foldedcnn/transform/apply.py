@@ -23,12 +23,11 @@ from .trace import trace_graph
 def _conv(m: nn.Conv2d, lp: LayerPlan) -> nn.Module:
     return type(m)(lp.folded_in, lp.folded_out, m.kernel_size, stride=m.stride, padding=m.padding,
                    dilation=m.dilation, groups=lp.folded_groups, bias=m.bias is not None,
-                   padding_mode=m.padding_mode, device=m.weight.device, dtype=m.weight.dtype)
+                   padding_mode=m.padding_mode, **_factory(m))
 
 
 def _linear(m: nn.Linear, lp: LayerPlan) -> nn.Module:
-    return type(m)(lp.folded_in, lp.folded_out, bias=m.bias is not None, device=m.weight.device,
-                   dtype=m.weight.dtype)
+    return type(m)(lp.folded_in, lp.folded_out, bias=m.bias is not None, **_factory(m))
 
 
 def _factory(m: nn.Module) -> dict:

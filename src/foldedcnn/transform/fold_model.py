@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..layout import check_fold
+from ..models.widths import check_width_args
 from .analyse import analyse
 from .apply import apply_plan
 from .plan import FoldPlan, make_plan
@@ -60,10 +61,7 @@ def fold_model(
     Raises UnsupportedOpError, ShapeError or FoldError with the node and the fix.
     """
     fold = check_fold(fold)
-    if width_mult is not None and width_mult <= 0:
-        raise FoldedCNNError(f"width_mult must be > 0, got {width_mult}")
-    if isinstance(align, bool) or not isinstance(align, int) or align < 1:
-        raise FoldedCNNError(f"align must be an integer >= 1, got {align!r}")
+    check_width_args(width_mult, align)
     a = analyse(model, example_input, classifier=classifier, leaf_modules=leaf_modules)
     plan = make_plan(a, fold, width_mult, align, classifier, [_qualname(c) for c in leaf_modules])
     network = apply_plan(model, plan, leaf_modules)
@@ -99,6 +97,6 @@ def rebuild_from_architecture(architecture: dict[str, Any]) -> FoldedModel:
     example = torch.zeros(1, *plan.input_shape)
     folded = fold_model(model, plan.fold, example, width_mult=plan.width_mult, align=plan.align,
                         classifier=plan.classifier, leaf_modules=leaves, source=architecture.get("source"))
-    if folded.plan.to_dict()["layers"] != plan.to_dict()["layers"]:
+    if folded.plan.layers != plan.layers:
         raise FoldedCNNError("the recorded source no longer folds to the stored plan (its architecture changed)")
     return folded
