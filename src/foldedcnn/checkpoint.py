@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from .errors import FoldedCNNError
 from .folded import FoldedModel
+from .fsio import atomic_path
 
 FORMAT = "foldedcnn-checkpoint"
 VERSION = 1
@@ -113,9 +114,8 @@ def save_checkpoint(
     if len(meta["class_names"]) != model.num_classes:
         raise CheckpointError(f"{len(meta['class_names'])} class names for a {model.num_classes}-class model")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(meta)})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(meta)})
     return path
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import FoldedCNNError
+from ..fsio import atomic_write_text
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -117,9 +118,7 @@ def save_probe(result: ProbeResult) -> Path:
     """Write the result to the cache and return its path."""
     path = cache_path(result.device, result.dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(result.to_json())
-    tmp.replace(path)
+    atomic_write_text(path, result.to_json())
     return path
 
 

@@ -13,6 +13,7 @@ import torch
 
 from ..analysis.probe import cache_dir, device_name
 from ..folded import FoldedModel
+from ..fsio import atomic_write_text
 
 CACHE_NAME = "engine-auto.json"
 
@@ -50,9 +51,7 @@ def remember_choice(key: str, backend: str, seconds: dict[str, float]) -> None:
         table = {}
     table[key] = {"backend": backend, "seconds": seconds}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table, indent=2, sort_keys=True))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(table, indent=2, sort_keys=True))
 
 
 def median_seconds(run: Callable[[], torch.Tensor], device: torch.device, warmup: int = 2, reps: int = 5) -> float:

@@ -13,22 +13,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import FoldedCNNError
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so a reader sees the old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from ..fsio import atomic_write_text
 
 
 def csv_lines(rows: Iterable[Sequence[object]]) -> str:

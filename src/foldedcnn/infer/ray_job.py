@@ -15,7 +15,8 @@ import numpy as np
 
 from ..checkpoint import read_metadata
 from ..errors import FoldedCNNError
-from .chunk_store import atomic_write_text, csv_lines
+from ..fsio import atomic_write_text
+from .chunk_store import csv_lines
 from .frame_labels import header
 from .video_job import JobConfig, JobSummary, VideoResult, count_rows, prepare_job, video_keys, write_summary
 

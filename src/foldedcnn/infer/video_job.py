@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from ..checkpoint import read_metadata
 from ..errors import FoldedCNNError
-from .chunk_store import ChunkStore, atomic_write_text
+from ..fsio import atomic_write_text
+from .chunk_store import ChunkStore
 from .frame_labels import header, rows_for
 from .frame_source import FrameSource
 

@@ -18,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..checkpoint import CheckpointError, tensors_digest
+from ..fsio import atomic_path
 
 STATE_FORMAT = "foldedcnn-train-state"
 STATE_VERSION = 1
@@ -63,11 +64,8 @@ def save_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     full = {"format": STATE_FORMAT, "version": STATE_VERSION, "sha256": tensors_digest(tensors), **meta}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(full)})
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(full)})
     return path
 
 

@@ -9,6 +9,7 @@ ends with the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import time
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from ..checkpoint import CheckpointError, save_checkpoint
 from ..errors import FoldError, ShapeError
 from ..folded import FoldedModel
+from ..fsio import atomic_write_text
 from .config import TrainConfig
 from .curriculum import Curriculum
 from .evaluate import evaluate
@@ -104,16 +106,13 @@ def deterministic_algorithms() -> Iterator[None]:
 
 
 def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
-    for name in ("metrics.json", "metrics.csv"):
-        tmp = out / (name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            if name.endswith(".json"):
-                json.dump(history, f, indent=1)
-            elif history:
-                writer = csv.DictWriter(f, fieldnames=list(history[0]))
-                writer.writeheader()
-                writer.writerows(history)
-        os.replace(tmp, out / name)
+    atomic_write_text(out / "metrics.json", json.dumps(history, indent=1))
+    table = io.StringIO()
+    if history:
+        writer = csv.DictWriter(table, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write_text(out / "metrics.csv", table.getvalue())
 
 
 def epoch_order(labels: torch.Tensor, active: torch.Tensor, fold: int, seed: int, epoch: int) -> torch.Tensor:

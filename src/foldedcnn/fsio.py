@@ -1,0 +1,33 @@
+"""Crash-safe file writes: a reader sees the old file or the whole new one, never a part."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` to write; on success it is fsynced and renamed over `path`.
+
+    The temporary name is unique per process and thread, so concurrent writers (Ray actors,
+    parallel jobs) never clobber each other's half-written file; the last rename wins.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically (see atomic_path)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        f.write(text)
