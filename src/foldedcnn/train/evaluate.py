@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..folded import FoldedModel
-from .normalize import normalize
+from .normalize import normalizer
 
 
 @torch.no_grad()
@@ -24,8 +24,9 @@ def predict_logits(
     was_training = model.training
     model.eval()
     out = []
+    norm = normalizer(normalization, device)
     for i in range(0, images.shape[0], batch):
-        x = normalize(images[i : i + batch].to(device), normalization)
+        x = norm(images[i : i + batch].to(device))
         out.append(model(x).float().cpu())
     model.train(was_training)
     if not out:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -20,8 +22,19 @@ def compute_normalization(images: torch.Tensor, chunk: int = 4096) -> dict[str, 
     return {"mean": mean.tolist(), "std": std.tolist()}
 
 
+def normalizer(normalization: dict[str, list[float]], device: str | torch.device = "cpu"
+               ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function mapping uint8 (or [0, 255] float) images (N, C, H, W) on `device` to float32 network
+    input (N, C, H, W); its mean and std tensors are built once, not per batch."""
+    mean = torch.tensor(normalization["mean"], dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(normalization["std"], dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        return (images.to(torch.float32) / 255.0 - mean) / std
+
+    return apply
+
+
 def normalize(images: torch.Tensor, normalization: dict[str, list[float]]) -> torch.Tensor:
-    """uint8 (or [0, 255] float) images (N, C, H, W) -> float32 (N, C, H, W) network input."""
-    mean = torch.tensor(normalization["mean"], dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    std = torch.tensor(normalization["std"], dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    return (images.to(torch.float32) / 255.0 - mean) / std
+    """uint8 (or [0, 255] float) images (N, C, H, W) -> float32 (N, C, H, W) network input (one batch)."""
+    return normalizer(normalization, images.device)(images)

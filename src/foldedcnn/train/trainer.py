@@ -29,8 +29,8 @@ from ..fsio import atomic_write_text
 from .config import TrainConfig
 from .curriculum import Curriculum
 from .evaluate import evaluate
-from .losses import classification_loss, distillation_loss
-from .normalize import compute_normalization, normalize
+from .losses import classification_loss, distillation_loss, mask_inactive
+from .normalize import compute_normalization, normalizer
 from .state import load_optimizer, load_state, optimizer_tensors, save_state
 
 BEST = "best.safetensors"
@@ -145,17 +145,19 @@ def _train_epoch(
     model.train()
     step = config.batch_images()
     loss_sum, correct, seen = 0.0, 0, 0
+    norm = normalizer(normalization, device)
+    active = None if active is None else active.to(device)
     bar = tqdm(range(0, order.numel(), step), desc=desc, disable=not config.progress, leave=False, mininterval=0.5)
     for start in bar:
         idx = order[start : start + step]
-        x = normalize(data.images[idx].to(device), normalization)
+        x = norm(data.images[idx].to(device))
         y = data.labels[idx].to(device)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=cuda):
-            logits = model(x)
-            loss = classification_loss(logits.float(), y, active)
+            logits = model(x).float()
+            loss = classification_loss(logits, y, active)
             if teacher_logits is not None:
                 teacher = teacher_logits[idx].to(device)
-                soft = distillation_loss(logits.float(), teacher, config.distill, config.temperature, active)
+                soft = distillation_loss(logits, teacher, config.distill, config.temperature, active)
                 loss = (1.0 - config.distill_alpha) * loss + config.distill_alpha * soft
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -163,10 +165,7 @@ def _train_epoch(
         scaler.update()
         n = idx.numel()
         loss_sum += float(loss.detach()) * n
-        pred = logits.detach().float()
-        if active is not None:
-            pred = pred.masked_fill(~active.to(device), float("-inf"))
-        correct += int((pred.argmax(dim=1) == y).sum())
+        correct += int((mask_inactive(logits.detach(), active).argmax(dim=1) == y).sum())
         seen += n
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}", refresh=False)
     bar.close()
