@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from foldedcnn.analysis.probe import device_name
 from foldedcnn.checkpoint import load_checkpoint
 from foldedcnn.data import LabelledImages, load_data
 from foldedcnn.folded import FoldedModel
@@ -111,9 +112,7 @@ def build(task: Task, fold: int, seed: int) -> FoldedModel:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.system()}"
+    return f"{device_name('cpu')}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.system()}"
 
 
 def run_task(task: Task, seed: int, runs: Path, rows: list[dict]) -> None:

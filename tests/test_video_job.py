@@ -207,3 +207,13 @@ def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):
     from foldedcnn.checkpoint import read_metadata
 
     assert checkpoint_roi(read_metadata(out / "best.safetensors")) == ROI
+
+
+@pytest.mark.parametrize("stride,start", [(1, 0), (1, 7), (3, 4), (5, 8)])
+def test_iter_frames_start_skips_exactly_the_first_output_frames(clips, stride, start):
+    from foldedcnn.data.video import iter_frames
+
+    every = list(iter_frames(clips["short"], stride))
+    resumed = list(iter_frames(clips["short"], stride, start=start))
+    assert [f.index for f in resumed] == [f.index for f in every][start:]
+    assert all((a.rgb == b.rgb).all() for a, b in zip(every[start:], resumed, strict=True))

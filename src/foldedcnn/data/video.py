@@ -72,8 +72,11 @@ def probe_video(path: str | Path) -> VideoInfo:
         )
 
 
-def iter_frames(path: str | Path, stride: int = 1) -> Iterator[VideoFrame]:
+def iter_frames(path: str | Path, stride: int = 1, start: int = 0) -> Iterator[VideoFrame]:
     """Yield every `stride`-th decoded frame of `path` (indices 0, stride, 2*stride, ...) as RGB (H, W, 3) uint8.
+
+    `start` skips the first `start` of those frames (a resumed job): they are decoded, since the
+    decoder must pass through them, but not converted to RGB.
 
     Raises VideoError for a missing or non-video file, a video with no frames, or data that fails
     to decode (a truncated file may first yield the frames before the damage).
@@ -90,7 +93,7 @@ def iter_frames(path: str | Path, stride: int = 1) -> Iterator[VideoFrame]:
         try:
             for frame in container.decode(stream):
                 index += 1
-                if index % stride:
+                if index % stride or index < start * stride:
                     continue
                 time_s = float(frame.time) if frame.time is not None else 0.0
                 yield VideoFrame(index, time_s, frame.to_ndarray(format="rgb24"))

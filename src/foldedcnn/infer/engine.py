@@ -19,7 +19,7 @@ from ..analysis.probe import DTYPES
 from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
-from ..layout import Folded, check_fold, num_groups
+from ..layout import Folded, check_fold, num_groups, unfold_logits
 from . import autotune
 from .backends import Backend, available_backends, create_backend
 from .buffers import FoldedBuffer, bucket_sizes
@@ -105,9 +105,10 @@ class Engine:
             return create_backend(name, self.model, self.device, self.dtype)
         key = autotune.cache_key(self.model, self.device, self.dtype, self.max_batch)
         cached = autotune.cached_choice(key)
-        if cached in available_backends(self.device, self.dtype):
+        available = available_backends(self.device, self.dtype)
+        if cached in available:
             return create_backend(cached, self.model, self.device, self.dtype)
-        candidates = [n for n in available_backends(self.device, self.dtype) if n != "torch-plain"]
+        candidates = [n for n in available if n != "torch-plain"]
         probe = torch.rand(self.max_batch, *self.input_shape)
         seconds: dict[str, float] = {}
         best: Backend | None = None
@@ -186,7 +187,7 @@ class Engine:
         for start in range(0, b, self.max_batch):
             folded, n = self.prepare(x[start:start + self.max_batch])
             logits = self.backend.forward_folded(folded)
-            out[start:start + n].copy_(logits.reshape(-1, self.num_classes)[:n])
+            out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
         return out
 
     def __repr__(self) -> str:

@@ -63,30 +63,37 @@ class FrameSource:
 
     def _decode(self) -> None:
         h, w = self.size
-        buf_idx, buf_t, buf_img = [], [], []
-        row = first = self.skip
+        index: list[int] = []
+        times: list[float] = []
+        images: list[np.ndarray] = []
+        first = self.skip
+
+        def flush() -> bool:
+            """Hand the buffered frames to the consumer; False once the consumer has stopped."""
+            nonlocal first
+            batch = FrameBatch(first, np.array(index), np.array(times), np.stack(images))
+            first += len(index)
+            index.clear(), times.clear(), images.clear()
+            return self._put(batch)
+
         try:
             t0 = time.perf_counter()
-            for out_row, frame in enumerate(iter_frames(self.video, self.stride)):
-                if out_row < self.skip:
-                    continue
-                buf_idx.append(frame.index)
-                buf_t.append(frame.time_s)
-                buf_img.append(crop_resize(frame.rgb, self.roi, (h, w)))
-                row += 1
-                if len(buf_idx) == self.batch:
+            for frame in iter_frames(self.video, self.stride, start=self.skip):
+                index.append(frame.index)
+                times.append(frame.time_s)
+                images.append(crop_resize(frame.rgb, self.roi, (h, w)))
+                if len(index) == self.batch:
                     self.decode_seconds += time.perf_counter() - t0
-                    if not self._put(FrameBatch(first, np.array(buf_idx), np.array(buf_t), np.stack(buf_img))):
+                    if not flush():
                         return
                     t0 = time.perf_counter()
-                    buf_idx, buf_t, buf_img, first = [], [], [], row
             self.decode_seconds += time.perf_counter() - t0
-            if buf_idx:
-                self._put(FrameBatch(first, np.array(buf_idx), np.array(buf_t), np.stack(buf_img)))
+            if index:
+                flush()
             self._put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
-            if buf_idx:
-                self._put(FrameBatch(first, np.array(buf_idx), np.array(buf_t), np.stack(buf_img)))
+            if index:
+                flush()
             self._put(exc)
 
     def __iter__(self) -> Iterator[FrameBatch]:
