@@ -61,24 +61,25 @@ def device_name(device: str) -> str:
     return f"{model} ({os.cpu_count()} logical cores)"
 
 
-def _timer(device: str):
-    def timed(fn) -> float:
+def median_seconds(run, device: str, warmup: int = 2, reps: int = 5) -> float:
+    """Median wall time of `run()` over `reps` calls after `warmup` calls; synchronises on CUDA."""
+    def once() -> float:
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        fn()
+        run()
         if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0
 
-    return timed
-
-
-def _median_time(fn, device: str, warmup: int, reps: int) -> float:
-    timed = _timer(device)
     for _ in range(warmup):
-        timed(fn)
-    return statistics.median(timed(fn) for _ in range(reps))
+        once()
+    return statistics.median(once() for _ in range(reps))
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """"float16" for torch.float16: the names DTYPES uses."""
+    return str(dtype).removeprefix("torch.")
 
 
 def probe_device(device: str = "cpu", dtype: str = "float32", reps: int = 10,
@@ -95,11 +96,11 @@ def probe_device(device: str = "cpu", dtype: str = "float32", reps: int = 10,
     a = torch.randn(n, n, device=device).to(tdtype)
     b = torch.randn(n, n, device=device).to(tdtype)
     out = torch.empty(n, n, device=device, dtype=tdtype)
-    t_mm = _median_time(lambda: torch.mm(a, b, out=out), device, warmup=3, reps=reps)
+    t_mm = median_seconds(lambda: torch.mm(a, b, out=out), device, warmup=3, reps=reps)
     nbytes = copy_bytes or (1 << 30 if device == "cuda" else 1 << 28)
     src = torch.randn(nbytes // 4, device=device)
     dst = torch.empty_like(src)
-    t_copy = _median_time(lambda: dst.copy_(src), device, warmup=3, reps=reps)
+    t_copy = median_seconds(lambda: dst.copy_(src), device, warmup=3, reps=reps)
     return ProbeResult(
         device=device,
         device_name=device_name(device),

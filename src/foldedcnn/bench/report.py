@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import analyze_zoo_model, roofline_bound
-from ..analysis.probe import ProbeResult
+from ..analysis.probe import DTYPES, ProbeResult
 from ..tables import markdown_table
 from .runner import Variant
 
@@ -29,7 +29,6 @@ COLUMNS = [
 SUMMARY_COLUMNS = ["model", "fold", "batch", "backend", "dtype", "mode", "images_per_s", "images_per_s_min",
                    "images_per_s_max", "speedup_vs_f1", "speedup_vs_eager", "utilization", "roofline_fraction"]
 BASELINE = ("torch-plain", "float32")
-BYTES_PER_ELEMENT = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
 def derive_rows(rates: Mapping[Variant, list[float]], probes: Mapping[str, ProbeResult],
@@ -40,7 +39,7 @@ def derive_rows(rates: Mapping[Variant, list[float]], probes: Mapping[str, Probe
         analysis = analyze_zoo_model(v.model, v.fold)
         ips = statistics.median(r)
         probe = probes[v.dtype]
-        bound = roofline_bound(analysis.flops_per_image, analysis.bytes_per_image(v.batch, BYTES_PER_ELEMENT[v.dtype]),
+        bound = roofline_bound(analysis.flops_per_image, analysis.bytes_per_image(v.batch, DTYPES[v.dtype].itemsize),
                                probe.peak_flops, probe.bandwidth)
         flops_per_s = analysis.flops_per_image * ips
         rows.append({

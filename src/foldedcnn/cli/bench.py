@@ -59,7 +59,7 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from ..analysis.probe import load_probe, probe_device, save_probe
+    from ..analysis.probe import dtype_name, load_probe, probe_device, save_probe
     from ..bench import Variant, derive_rows, machine_info, machine_slug, measure, write_report
     from ..bench.report import SUMMARY_COLUMNS, best_rows
     from ..errors import FoldedCNNError, FoldError
@@ -70,7 +70,7 @@ def run(args) -> int:
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    args.device, args.dtype = device.type, str(dtype).removeprefix("torch.")
+    args.device, args.dtype = device.type, dtype_name(dtype)
     args.models = args.models or list_models()
     for name in args.models:
         get_spec(name)

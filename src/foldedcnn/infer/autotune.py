@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from ..analysis import probe
 from ..analysis.probe import cache_dir, device_name
 from ..folded import FoldedModel
 from ..fsio import atomic_write_text
@@ -27,7 +26,7 @@ def fingerprint(model: FoldedModel) -> str:
 def cache_key(model: FoldedModel, device: torch.device, dtype: torch.dtype, batch: int) -> str:
     """Key of a tuning result: fingerprint, device name and threads, dtype, batch in images."""
     where = device_name(device.type) + (f" x{torch.get_num_threads()} threads" if device.type == "cpu" else "")
-    return f"{fingerprint(model)}|{where}|{str(dtype).removeprefix('torch.')}|{batch}"
+    return f"{fingerprint(model)}|{where}|{probe.dtype_name(dtype)}|{batch}"
 
 
 def cache_file() -> Path:
@@ -56,13 +55,4 @@ def remember_choice(key: str, backend: str, seconds: dict[str, float]) -> None:
 
 def median_seconds(run: Callable[[], torch.Tensor], device: torch.device, warmup: int = 2, reps: int = 5) -> float:
     """Median wall time of `run()` after `warmup` calls, synchronising on CUDA."""
-    def once() -> float:
-        t0 = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - t0
-
-    for _ in range(warmup):
-        once()
-    return statistics.median(once() for _ in range(reps))
+    return probe.median_seconds(run, device.type, warmup, reps)

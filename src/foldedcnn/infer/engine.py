@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..analysis.probe import DTYPES
+from ..analysis.probe import DTYPES, dtype_name
 from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
@@ -192,7 +192,7 @@ class Engine:
 
     def __repr__(self) -> str:
         return (f"Engine(backend={self.backend_name!r}, fold={self.fold}, classes={self.num_classes}, "
-                f"input={self.input_shape}, device={self.device}, dtype={str(self.dtype).removeprefix('torch.')}, "
+                f"input={self.input_shape}, device={self.device}, dtype={dtype_name(self.dtype)}, "
                 f"max_batch={self.max_batch})")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..analysis.probe import dtype_name
 from ..errors import FoldedCNNError, ShapeError
 
 ACCEPTED_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -44,8 +45,8 @@ def image_layout(images: torch.Tensor, input_shape: Sequence[int]) -> str:
         raise ShapeError(f"images must have rank 4, (B, {c}, {h}, {w}) or (B, {h}, {w}, {c}); got rank "
                          f"{images.dim()} with shape {shape}")
     if images.dtype not in ACCEPTED_DTYPES:
-        names = ", ".join(str(d).removeprefix("torch.") for d in ACCEPTED_DTYPES)
-        raise ShapeError(f"images must have dtype {names}; got {str(images.dtype).removeprefix('torch.')}")
+        names = ", ".join(map(dtype_name, ACCEPTED_DTYPES))
+        raise ShapeError(f"images must have dtype {names}; got {dtype_name(images.dtype)}")
     if shape[1:] == (c, h, w):
         return "NCHW"
     if shape[1:] == (h, w, c):

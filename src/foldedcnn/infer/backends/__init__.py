@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ...analysis.probe import dtype_name
 from ...errors import FoldedCNNError
 from ...folded import FoldedModel
 from .base import Backend
@@ -29,16 +30,12 @@ def create_backend(name: str, model: FoldedModel, device: torch.device, dtype: t
     """Backend `name` for `model`; an unknown or unavailable name raises, listing the available ones."""
     avail = ", ".join(available_backends(device, dtype))
     if name not in BACKENDS:
-        raise BackendUnavailableError(f"unknown backend {name!r}; available on {device} {_dtype_name(dtype)}: {avail}")
+        raise BackendUnavailableError(f"unknown backend {name!r}; available on {device} {dtype_name(dtype)}: {avail}")
     reason = BACKENDS[name].unavailable_reason(device, dtype)
     if reason is not None:
-        raise BackendUnavailableError(f"backend {name!r} is unavailable on {device} {_dtype_name(dtype)} ({reason}); "
+        raise BackendUnavailableError(f"backend {name!r} is unavailable on {device} {dtype_name(dtype)} ({reason}); "
                                       f"available: {avail}")
     return BACKENDS[name](model, device, dtype)
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
 
 
 __all__ = ["BACKENDS", "Backend", "BackendUnavailableError", "available_backends", "create_backend"]
