@@ -9,6 +9,9 @@ def register(sub) -> None:
     p.add_argument("--fold", type=int, default=1, help="images per folded input (default 1: the original)")
     p.add_argument("--data", required=True, help='data spec, e.g. "game-lol-gold-int?n_train=5000", "vtest"')
     p.add_argument("--distill-from", metavar="CKPT", help="teacher checkpoint (usually the f=1 original)")
+    p.add_argument("--init-from", metavar="CKPT",
+                   help="warm-start a folded model from this trained f=1 checkpoint of the same model "
+                        "(block copies of its most important channels; usually with --distill-from it too)")
     p.add_argument("--distill", choices=["mse", "kl"], default="mse", help="distillation loss (default mse)")
     p.add_argument("--distill-alpha", type=float, default=0.5, help="weight of distillation vs CE (default 0.5)")
     p.add_argument("--temperature", type=float, default=1.0, help="softening temperature of --distill kl")
@@ -18,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=256, help="images per step (rounded up to a multiple of fold)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3; the paper's 1e-4 needs far more epochs)")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="learning rate over the run: constant, or cosine decay to 0 (default constant)")
     p.add_argument("--optimizer", choices=["auto", "adam", "rmsprop"], default="auto",
                    help="auto: RMSprop for NoScope, Adam otherwise (the paper's)")
     p.add_argument("--weight-decay", type=float, default=1e-5)
@@ -35,10 +40,11 @@ def run(args) -> int:
 
     config = TrainConfig(
         model=args.model, fold=args.fold, data=args.data, epochs=args.epochs, batch=args.batch, lr=args.lr,
-        optimizer=args.optimizer, weight_decay=args.weight_decay, seed=args.seed, curriculum=args.curriculum,
-        curriculum_epochs=args.curriculum_epochs, distill_from=args.distill_from, distill=args.distill,
-        distill_alpha=args.distill_alpha, temperature=args.temperature, align=args.align,
-        width_mult=args.width_mult, device=args.device, progress=not args.no_progress,
+        schedule=args.schedule, optimizer=args.optimizer, weight_decay=args.weight_decay, seed=args.seed,
+        curriculum=args.curriculum, curriculum_epochs=args.curriculum_epochs, distill_from=args.distill_from,
+        init_from=args.init_from, distill=args.distill, distill_alpha=args.distill_alpha,
+        temperature=args.temperature, align=args.align, width_mult=args.width_mult, device=args.device,
+        progress=not args.no_progress,
     )
     result = train_from_config(config, out=args.out)
     last = result.history[-1] if result.history else {}

@@ -5,7 +5,7 @@ from .curriculum import Curriculum
 from .evaluate import Evaluation, evaluate, predict_logits
 from .losses import classification_loss, distillation_loss
 from .normalize import compute_normalization, normalize
-from .recipe import build_model, teacher_logits, train_from_config
+from .recipe import build_model, teacher_logits, train_from_config, warm_start_from
 from .trainer import TrainResult, train
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "teacher_logits",
     "train",
     "train_from_config",
+    "warm_start_from",
 ]

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import FoldedCNNError
+from .schedule import SCHEDULES
 
 # The paper trains with Adam 1e-4 (game, CIFAR) and RMSprop 1e-3 (NoScope) for hundreds of epochs.
 # Our CPU budgets allow a few epochs, so Adam's default learning rate is raised to 1e-3.
@@ -18,10 +19,12 @@ class TrainConfig:
 
     model: zoo name (or a label for a model folded by fold_model); data: a `load_data` spec.
     batch: images per step (rounded up to a multiple of fold). optimizer "auto" is RMSprop for
-    NoScope models and Adam otherwise; lr None takes DEFAULT_LR. curriculum "auto" is on for
+    NoScope models and Adam otherwise; lr None takes DEFAULT_LR; schedule "constant" or "cosine"
+    (decay to 0 over all steps). curriculum "auto" is on for
     folded models (fold > 1) with at least 10 classes; curriculum_epochs (default epochs // 2)
     is the span over which classes are admitted. distill "mse" (the paper's, on logits) or "kl"
     (softened by temperature); the loss is (1 - distill_alpha) * CE + distill_alpha * distill.
+    init_from: a trained f=1 checkpoint of the same model to warm-start from (transform.warm_start).
     """
 
     model: str = ""
@@ -30,12 +33,14 @@ class TrainConfig:
     epochs: int = 10
     batch: int = 256
     lr: float | None = None
+    schedule: str = "constant"
     optimizer: str = "auto"
     weight_decay: float = 1e-5
     seed: int = 0
     curriculum: str = "auto"
     curriculum_epochs: int | None = None
     distill_from: str | None = None
+    init_from: str | None = None
     distill: str = "mse"
     distill_alpha: float = 0.5
     temperature: float = 1.0
@@ -51,6 +56,8 @@ class TrainConfig:
             raise FoldedCNNError(f"batch must be >= 1, got {self.batch}")
         if self.optimizer not in ("auto", "adam", "rmsprop"):
             raise FoldedCNNError(f"optimizer must be auto, adam or rmsprop, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise FoldedCNNError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.curriculum not in ("auto", "on", "off"):
             raise FoldedCNNError(f"curriculum must be auto, on or off, got {self.curriculum!r}")
         if self.distill not in ("mse", "kl"):

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint
 from ..errors import ShapeError
 from ..folded import FoldedModel
 from .config import TrainConfig
@@ -23,6 +23,18 @@ def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str
     return predict_logits(ck.model, images, ck.normalization, device=device)
 
 
+def warm_start_from(model: FoldedModel, path: str | os.PathLike) -> dict[str, list[float]]:
+    """Warm-start `model` (fold f) in place from the trained f=1 checkpoint at `path` of the same model
+    (see transform.warm_start); returns that checkpoint's normalisation, which training must keep."""
+    from ..transform.warm_start import warm_start
+
+    ck = load_checkpoint(path, fold=1, input_shape=model.input_shape)
+    if ck.model.num_classes != model.num_classes:
+        raise CheckpointError(f"{path} has {ck.model.num_classes} classes, the model to train {model.num_classes}")
+    warm_start(model, ck.model.network)
+    return ck.normalization
+
+
 def build_model(config: TrainConfig) -> FoldedModel:
     """The zoo model `config.model` at `config.fold`, initialised from `config.seed`."""
     torch.manual_seed(config.seed)
@@ -32,7 +44,8 @@ def build_model(config: TrainConfig) -> FoldedModel:
 def train_from_config(
     config: TrainConfig, out: str | os.PathLike | None = None, model: FoldedModel | None = None
 ) -> TrainResult:
-    """Load `config.data` (train and val splits), build the model (or take `model`), add the teacher, train.
+    """Load `config.data` (train and val splits), build the model (or take `model`), warm-start it from
+    `config.init_from`, add the teacher, train.
 
     Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
     """
@@ -41,9 +54,10 @@ def train_from_config(
     train_set = load_data(config.data, "train")
     val_set = load_data(config.data, "val")
     model = build_model(config) if model is None else model
+    normalization = warm_start_from(model, config.init_from) if config.init_from else None
     soft = None
     if config.distill_from:
         soft = teacher_logits(config.distill_from, train_set.images, device=config.device)
         if soft.shape[1] != model.num_classes:
             raise ShapeError(f"the teacher has {soft.shape[1]} classes, the student {model.num_classes}")
-    return train(model, train_set, val_set, config, teacher_logits=soft, out=out)
+    return train(model, train_set, val_set, config, teacher_logits=soft, normalization=normalization, out=out)

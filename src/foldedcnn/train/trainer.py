@@ -31,6 +31,7 @@ from .curriculum import Curriculum
 from .evaluate import evaluate
 from .losses import classification_loss, distillation_loss, mask_inactive
 from .normalize import compute_normalization, normalizer
+from .schedule import learning_rate
 from .state import load_optimizer, load_state, optimizer_tensors, save_state
 
 BEST = "best.safetensors"
@@ -137,9 +138,11 @@ def _train_epoch(
     normalization: dict[str, list[float]],
     teacher_logits: torch.Tensor | None,
     config: TrainConfig,
-    desc: str,
+    epoch: int,
+    base_lr: float,
 ) -> tuple[float, float]:
-    """One pass over `order` (image indices) in batches; returns mean loss and top-1 (percent)."""
+    """One pass over `order` (image indices) in batches, epoch `epoch` (from 0); returns mean loss and
+    top-1 (percent). Each step's learning rate follows `config.schedule` from `base_lr`."""
     device = torch.device(config.device)
     cuda = device.type == "cuda"
     model.train()
@@ -147,11 +150,15 @@ def _train_epoch(
     loss_sum, correct, seen = 0.0, 0, 0
     norm = normalizer(normalization, device)
     active = None if active is None else active.to(device)
+    desc = f"epoch {epoch + 1}/{config.epochs}"
     bar = tqdm(range(0, order.numel(), step), desc=desc, disable=not config.progress, leave=False, mininterval=0.5)
     for start in bar:
         idx = order[start : start + step]
         x = norm(data.images[idx].to(device))
         y = data.labels[idx].to(device)
+        lr = learning_rate(base_lr, config.schedule, (epoch + start / order.numel()) / config.epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=cuda):
             logits = model(x).float()
             loss = classification_loss(logits, y, active)
@@ -179,15 +186,17 @@ def train(
     config: TrainConfig,
     *,
     teacher_logits: torch.Tensor | None = None,
+    normalization: dict[str, list[float]] | None = None,
     out: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train `model` (any FoldedModel: zoo or fold_model) on uint8 images (N, C, H, W) with labels (N,).
 
     Batches hold `config.batch_images()` images in fold-mixing order (foldedcnn.data.fold_mixing_order,
     reseeded per epoch); the loss is CE on the unfolded (B, K) logits over active curriculum classes,
-    plus distillation toward `teacher_logits` (N, K) when given. Normalisation is the train split's
-    per-channel statistics. With `out`, writes metrics, best.safetensors and last.safetensors there,
-    and resumes from last.safetensors when it exists (its config must equal `config`).
+    plus distillation toward `teacher_logits` (N, K) when given. Normalisation is `normalization`
+    (a warm start passes its original's) or else the train split's per-channel statistics. With `out`,
+    writes metrics, best.safetensors and last.safetensors there, and resumes from last.safetensors when it
+    exists (its config must equal `config`).
     """
     check_compatible(model, train_set, config, "train")
     check_compatible(model, val_set, config, "validation")
@@ -202,7 +211,7 @@ def train(
         curriculum = Curriculum.build(num_classes, config.fold, span, config.seed)
     else:
         curriculum = Curriculum.all_classes(num_classes)
-    normalization = compute_normalization(train_set.images)
+    normalization = compute_normalization(train_set.images) if normalization is None else dict(normalization)
     optimizer = make_optimizer(model, config)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     torch.manual_seed(config.seed)
@@ -234,8 +243,8 @@ def train(
             order = epoch_order(train_set.labels, active, config.fold, config.seed, epoch)
             mask = None if bool(active.all()) else active
             train_loss, train_top1 = _train_epoch(
-                model, optimizer, scaler, train_set, order, mask, normalization, teacher_logits, config,
-                f"epoch {epoch + 1}/{config.epochs}")
+                model, optimizer, scaler, train_set, order, mask, normalization, teacher_logits, config, epoch,
+                config.resolved_lr(zoo_family(model)))
             val = evaluate(model, val_set.images, val_set.labels, normalization, device=device)
             elapsed += time.perf_counter() - t0
             row = {"epoch": epoch + 1, "active_classes": int(active.sum()), "train_loss": round(train_loss, 6),

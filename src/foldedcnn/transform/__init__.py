@@ -1,7 +1,8 @@
 """Fold any CNN: trace (torch.fx + ShapeProp) -> analyse channel spaces -> plan widths -> swap modules.
 
 `fold_model(model, fold, example_input)` returns a FoldedModel whose `.plan` (a FoldPlan) says
-every layer's folded width; `block_diagonal_fold` builds the exact f-copies check of a fold.
+every layer's folded width; `block_diagonal_fold` builds the exact f-copies check of a fold; `warm_start` initialises a
+folded model from the trained original.
 """
 
 from .block_diagonal import block_diagonal_fold, fill_block_diagonal
@@ -9,6 +10,7 @@ from .fold_model import fold_model, rebuild_from_architecture
 from .plan import EditPlan, FoldPlan, LayerPlan, SpacePlan
 from .rules import register_rule
 from .spaces import ChannelDesc
+from .warm_start import select_channels, warm_start
 
 __all__ = [
     "ChannelDesc",
@@ -21,4 +23,6 @@ __all__ = [
     "fold_model",
     "rebuild_from_architecture",
     "register_rule",
+    "select_channels",
+    "warm_start",
 ]
