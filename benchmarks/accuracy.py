@@ -95,7 +95,7 @@ METHODS = {
 
 def game_runs(original: int, folded: int, extra: tuple[Run, ...] = ()) -> tuple[Run, ...]:
     """The original; the original trained `folded` more epochs the warm way (a control: what the extra training
-    alone gives); warm-started folds 2-4; and from scratch at f=4 with the same total epochs."""
+    alone gives); warm-started folds 2-4; from scratch at f=4 with the same total epochs; then `extra`."""
     return (Run(1, "ce", original), Run(1, "warm+distill-kl", folded),
             *(Run(f, "warm+distill-kl", folded) for f in (2, 3, 4)),
             Run(4, "distill-kl", original + folded), *extra)
@@ -110,8 +110,9 @@ TASKS = [
     # 111 classes: at lr 1e-3 the original stays on the chance plateau for 12 epochs, so 3e-4 and more epochs
     game_task("game-lol-gold-int", original_epochs=16, lr=3e-4,
               extra=(Run(4, "ce", 32), Run(4, "ce+curriculum", 32), Run(3, "warm+distill-kl", 16, align=8))),
-    game_task("game-apex-squad-count"),
-    game_task("game-sot-coin-count"),
+    # more epochs: f=4 and its control with twice the warm-start epochs
+    game_task("game-apex-squad-count", extra=(Run(1, "warm+distill-kl", 32), Run(4, "warm+distill-kl", 32))),
+    game_task("game-sot-coin-count", extra=(Run(1, "warm+distill-kl", 32), Run(4, "warm+distill-kl", 32))),
     Task("vtest", "noscope-coral", "vtest",
          (Run(1, "ce", 20), Run(1, "warm+distill-kl", 20),
           *(Run(f, m, 20) for f in (2, 3, 4) for m in ("ce", "distill-kl", "warm+distill-kl"))),
@@ -187,12 +188,13 @@ def summary(rows: list[dict]) -> list[dict]:
     for task in dict.fromkeys(r["task"] for r in rows):
         mine = [r for r in rows if r["task"] == task]
         original = next(r for r in mine if r["role"] == "original")
-        control = next((r["top1"] for r in mine if r["role"] == "control"), None)
+        control = max((r["top1"] for r in mine if r["role"] == "control"), default=None)
         for fold in sorted({r["fold"] for r in mine if r["role"] == "folded"}):
             best = max((r for r in mine if r["role"] == "folded" and r["fold"] == fold), key=lambda r: r["top1"])
-            out.append({"task": task, "fold": fold, "original": original["top1"], "control": control,
+            out.append({"task": task, "fold": fold, "original": original["top1"], "best control": control,
                         "best folded": best["top1"], "method": best["method"] + (f" align {best['align']}"
                                                                                  if best["align"] > 1 else ""),
+                        "epochs": best["epochs"], "vs original": round(best["top1"] - original["top1"], 2),
                         "delta": best["delta"], "goal": best["goal"]})
     return out
 

@@ -2,7 +2,7 @@
 
 1. analyse the zoo (FLOPs, arithmetic intensity; plot)
 2. prepare the data: the person-in-region task on vtest.avi, and generated game-HUD crops
-3. train the original (f = 1) and a folded (f = 4) model of each task, briefly
+3. train the original (f = 1) of each task, then a folded (f = 4) model warm-started from it, briefly
 4. evaluate both on the test split and measure their throughput on this machine
 5. label every frame of vtest.avi with the folded model (CSV per video + summary.json)
 Everything lands under runs/demo/.
@@ -67,9 +67,13 @@ def run() -> None:
     for task, (model, spec, epochs, batch) in TASKS.items():
         for fold in FOLDS:
             out = OUT / f"{task}-f{fold}"
-            step(f"3. Train {model} f={fold} on {task}",
+            original = str(OUT / f"{task}-f1" / "best.safetensors")
+            warm = [] if fold == 1 else ["--init-from", original, "--distill-from", original, "--distill", "kl",
+                                         "--temperature", "4"]
+            step(f"3. Train {model} f={fold} on {task}" + (" (warm start from the original)" if warm else ""),
                  ["train", "--model", model, "--fold", str(fold), "--data", spec, "--epochs", str(epochs),
-                  "--batch", str(batch), "--seed", "0", "--out", str(out), "--no-progress"])
+                  "--batch", str(batch), "--schedule", "cosine", "--seed", "0", "--out", str(out), "--no-progress",
+                  *warm])
             report = step(f"4. Evaluate {model} f={fold} on the {task} test split",
                           ["eval", str(out / "best.safetensors"), "--data", spec, "--json"], capture=True)
             accuracy[(model, fold)] = json.loads(report)["top1"]

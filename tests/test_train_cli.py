@@ -42,3 +42,22 @@ def test_eval_refuses_data_of_another_size(tmp_path, capsys):
     other = "game-apex-squad-count?n_train=8&n_val=8&n_test=8"
     assert main(["eval", str(out / "best.safetensors"), "--data", other]) == 2
     assert "expects input (3, 17, 40), not (3, 19, 25)" in capsys.readouterr().err
+
+
+def test_warm_start_from_the_original(tmp_path, capsys):
+    original = tmp_path / "f1"
+    assert main(["train", "--model", "game-sot-coin-count", "--data", SPEC, "--epochs", "1", "--batch", "24",
+                 "--out", str(original), "--no-progress"]) == 0
+    ckpt = str(original / "best.safetensors")
+    folded = tmp_path / "f2"
+    assert main(["train", "--model", "game-sot-coin-count", "--fold", "2", "--data", SPEC, "--epochs", "1",
+                 "--batch", "24", "--init-from", ckpt, "--distill-from", ckpt, "--distill", "kl",
+                 "--schedule", "cosine", "--out", str(folded), "--no-progress"]) == 0
+    config = load_state(folded / "last.safetensors").meta["config"]
+    assert config["init_from"] == ckpt and config["schedule"] == "cosine"
+    capsys.readouterr()
+    # a folded checkpoint is no original to warm-start from
+    assert main(["train", "--model", "game-sot-coin-count", "--fold", "4", "--data", SPEC, "--epochs", "1",
+                 "--init-from", str(folded / "best.safetensors"), "--out", str(tmp_path / "f4"),
+                 "--no-progress"]) == 2
+    assert "holds a fold=2 model, but fold=1 was asked for" in capsys.readouterr().err
