@@ -61,3 +61,14 @@ def test_warm_start_from_the_original(tmp_path, capsys):
                  "--init-from", str(folded / "best.safetensors"), "--out", str(tmp_path / "f4"),
                  "--no-progress"]) == 2
     assert "holds a fold=2 model, but fold=1 was asked for" in capsys.readouterr().err
+
+
+def test_a_finished_warm_started_run_reruns_without_its_init_checkpoint(tmp_path, capsys):
+    original = tmp_path / "f1"
+    assert main(["train", "--model", "game-sot-coin-count", "--data", SPEC, "--epochs", "1", "--out", str(original),
+                 "--no-progress"]) == 0
+    argv = ["train", "--model", "game-sot-coin-count", "--fold", "2", "--data", SPEC, "--epochs", "1",
+            "--init-from", str(original / "best.safetensors"), "--out", str(tmp_path / "f2"), "--no-progress"]
+    assert main(argv) == 0
+    (original / "best.safetensors").unlink()  # the saved state replaces the warm start when resuming
+    assert main(argv) == 0

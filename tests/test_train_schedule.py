@@ -42,3 +42,17 @@ def test_trainer_follows_the_schedule_step_by_step():
     # the recorded lr is the last step's: progress (epoch + 48/64) / 4 of the run
     expected = [2e-3 * 0.5 * (1 + math.cos(math.pi * (e + 0.75) / 4)) for e in range(4)]
     assert [h["lr"] for h in history] == pytest.approx(expected)
+
+
+def test_a_run_saved_before_schedule_existed_still_resumes(tmp_path):
+    from foldedcnn.train.state import load_state, save_state
+
+    model = FoldedModel.from_zoo("game-apex-squad-count", 1)
+    data = make_set(32, model.input_shape, model.num_classes)
+    config = TrainConfig(model="test", epochs=1, batch=16, curriculum="off", progress=False)
+    train(model, data, data, config, out=tmp_path)
+    state = load_state(tmp_path / "last.safetensors")
+    for key in ("schedule", "init_from"):
+        del state.meta["config"][key]
+    save_state(tmp_path / "last.safetensors", state.tensors, state.meta)
+    assert len(train(model, data, data, config, out=tmp_path).history) == 1

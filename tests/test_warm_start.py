@@ -43,11 +43,12 @@ def trained_like(model: FoldedModel) -> FoldedModel:
     """`model` with random non-trivial BatchNorm statistics, in eval mode (as a trained original would be)."""
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
+                m.num_batches_tracked.fill_(50)
     return model.eval()
 
 
@@ -85,11 +86,11 @@ def test_it_keeps_the_most_important_channels_and_as_many_as_fit():
     original = zoo("game-sot-coin-count", 1)
     folded = zoo("game-sot-coin-count", 4)  # widths 32 -> 64 and 8 -> 16: 16 and 4 channels per image
     with torch.no_grad():
-        original.network.features[0].weight[5] *= 100.0  # channel 5 of the stem now dominates
+        original.network.features[0].weight[27] *= 100.0  # channel 27 of the stem now dominates
     keep = select_channels(folded, original.network)
     plan = plan_of(folded, original.network)
     stem = keep[plan.layer("features.0").out_spaces[0]]
-    assert 5 in stem.tolist() and stem.numel() == 16 and bool((stem.diff() > 0).all())
+    assert 27 in stem.tolist() and stem.numel() == 16 and bool((stem.diff() > 0).all())
     assert sorted(k.numel() for k in keep.values()) == [3, 4, 15, 16, 16, 16, 16]  # input, narrow, logits, hidden
 
 
@@ -104,16 +105,48 @@ def test_fold_model_networks_warm_start_too():
     torch.testing.assert_close(folded(x), expected, atol=ATOL, rtol=0)
 
 
-def test_grouped_convs_are_refused_with_the_fix():
+class FlatBN(nn.Module):
+    """conv -> flatten -> BatchNorm1d over (channel, position) features -> Linear: (B, 3, 6, 6) -> (B, 4)."""
+
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.norm = nn.BatchNorm1d(width * 36)
+        self.fc = nn.Linear(width * 36, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(torch.flatten(torch.relu(self.conv(x)), 1)))
+
+
+@pytest.mark.parametrize("width_mult", [None, 2.0])
+def test_batchnorm_on_flattened_features(width_mult):
+    torch.manual_seed(0)
+    model, x = FlatBN(), torch.randn(6, 3, 6, 6)
+    original = trained_like(fold_model(model, 1, x))
+    folded = fold_model(model, 2, x, width_mult=width_mult).eval()
+    warm_start(folded, original.network)
+    expected = original(x) if width_mult else FoldedModel(pruned(original.network, folded), 1, 4, (3, 6, 6))(x)
+    torch.testing.assert_close(folded(x), expected, atol=ATOL, rtol=0)
+    assert int(folded.network.norm.num_batches_tracked) == 50
+
+
+def test_refusals_name_the_problem_and_leave_the_model_untouched():
     model = TinyMobileNetV2(num_classes=5)
     folded = fold_model(model, 2, torch.randn(2, 3, 16, 16))
+    before = {k: v.clone() for k, v in folded.network.state_dict().items()}
     with pytest.raises(FoldedCNNError, match="groups=.*from scratch"):
         warm_start(folded, model)
+    assert all(torch.equal(v, before[k]) for k, v in folded.network.state_dict().items())
+    x = torch.randn(2, 3, 6, 6)
+    with pytest.raises(FoldedCNNError, match="original network has .*same architecture"):
+        warm_start(fold_model(FlatBN(4), 2, x), FlatBN(6))  # an original of another width
+    with pytest.raises(FoldedCNNError, match="folds to 6 < f=9.*--width-mult"):
+        warm_start(fold_model(FlatBN(2), 9, x), FlatBN(2))  # 2 channels x sqrt(9): not one per image
 
 
 def test_a_hand_widened_network_is_refused():
     original = zoo("game-apex-squad-count", 1)
     folded = zoo("game-apex-squad-count", 2)
     folded.network.features[0] = nn.Conv2d(6, 50, 3, padding=1)  # the plan says 45 channels
-    with pytest.raises(FoldedCNNError, match="does not match the fold plan"):
+    with pytest.raises(FoldedCNNError, match=r"folded network has \(6, 50, 1\), the fold plan says .* = \(6, 45, 1\)"):
         warm_start(folded, original.network)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
@@ -11,7 +12,7 @@ from ..errors import ShapeError
 from ..folded import FoldedModel
 from .config import TrainConfig
 from .evaluate import predict_logits
-from .trainer import TrainResult, train
+from .trainer import LAST, TrainResult, train
 
 
 def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str = "cpu") -> torch.Tensor:
@@ -45,7 +46,7 @@ def train_from_config(
     config: TrainConfig, out: str | os.PathLike | None = None, model: FoldedModel | None = None
 ) -> TrainResult:
     """Load `config.data` (train and val splits), build the model (or take `model`), warm-start it from
-    `config.init_from`, add the teacher, train.
+    `config.init_from` (unless resuming from `out`), add the teacher, train.
 
     Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
     """
@@ -54,7 +55,8 @@ def train_from_config(
     train_set = load_data(config.data, "train")
     val_set = load_data(config.data, "val")
     model = build_model(config) if model is None else model
-    normalization = warm_start_from(model, config.init_from) if config.init_from else None
+    resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
+    normalization = warm_start_from(model, config.init_from) if config.init_from and not resuming else None
     soft = None
     if config.distill_from:
         soft = teacher_logits(config.distill_from, train_set.images, device=config.device)

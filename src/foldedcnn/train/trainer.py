@@ -125,7 +125,9 @@ def epoch_order(labels: torch.Tensor, active: torch.Tensor, fold: int, seed: int
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in _RESUME_FREE}
+    """The fields that must match to resume; fields a run saved before they existed take their defaults."""
+    full = {**TrainConfig().to_dict(), **config}
+    return {k: v for k, v in full.items() if k not in _RESUME_FREE}
 
 
 def _train_epoch(

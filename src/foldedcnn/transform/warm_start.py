@@ -7,11 +7,13 @@ the weights reading it, BatchNorm scale included). Every dense conv, Linear and 
 the original's weights between the kept channels into each image's block; weights between
 different images' blocks start at zero, so the warm-started network computes f copies of a
 channel-pruned original, one per image, and training then learns to share channels across
-images. Folded channels outside every block (F - f*k spares) keep their fresh initialisation
-and are read by nothing, so they change no output but still receive gradients.
+images. Folded channels outside every block (F - f*k spares) keep their fresh initialisation;
+nothing reads them at first (the weights reading them start at zero), so they change no output
+until training makes those weights non-zero.
 
 With width_mult = f every channel is kept and the result equals `fill_block_diagonal`.
-Grouped and depthwise convs are not supported (their groups would cut through the blocks).
+Grouped and depthwise convs and GroupNorm are refused (their groups would cut through the
+blocks), before any weight is written.
 """
 
 from __future__ import annotations
@@ -21,51 +23,79 @@ from torch import nn
 
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
-from .fold_model import fold_model
-from .plan import FoldPlan, LayerPlan
+from .analyse import analyse
+from .plan import FoldPlan, LayerPlan, make_plan
 from .spaces import INPUT, OUTPUT
 
 
 def plan_of(folded: FoldedModel, original: nn.Module) -> FoldPlan:
-    """The fold plan of `folded`: its own (fold_model models) or, for a zoo model, the plan fold_model
-    makes for `original` with the zoo network's width_mult and align (checked against its layers)."""
+    """The fold plan of `folded`: its own (fold_model models) or, for a zoo model, the plan of `original`
+    at `folded`'s fold with the zoo network's width_mult and align."""
     if folded.plan is not None:
         return folded.plan
     net = folded.network
-    example = torch.zeros(1, *folded.input_shape)
-    plan = fold_model(original, folded.fold, example, width_mult=getattr(net, "width_mult", None),
-                      align=getattr(net, "align", 1)).plan
+    a = analyse(original, torch.zeros(1, *folded.input_shape))
+    return make_plan(a, folded.fold, getattr(net, "width_mult", None), getattr(net, "align", 1))
+
+
+def _shape(m: nn.Module) -> tuple[int, int, int]:
+    """(inputs, outputs, groups) of a conv, Linear or norm layer as a LayerPlan counts them."""
+    if isinstance(m, nn.Conv2d):
+        return m.in_channels, m.out_channels, m.groups
+    if isinstance(m, nn.Linear):
+        return m.in_features, m.out_features, 1
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return m.num_features, m.num_features, 1
+    return -1, -1, -1
+
+
+def _check(plan: FoldPlan, original: nn.Module, folded: FoldedModel) -> None:
+    """Raise FoldedCNNError unless every planned layer exists in both networks with the planned shapes,
+    is one warm start can copy, and every hidden space keeps at least one channel per image."""
     for lp in plan.layers:
-        if lp.kind in ("conv", "linear"):
-            w = net.get_submodule(lp.name).weight
-            if (w.shape[0], w.shape[1] * lp.folded_groups) != (lp.folded_out, lp.folded_in):
-                raise FoldedCNNError(f"layer {lp.name}: the folded network's weight {tuple(w.shape)} does not "
-                                     f"match the fold plan ({lp.folded_out}, {lp.folded_in}); was it widened by hand?")
-    return plan
+        if lp.kind not in ("conv", "linear", "batchnorm") or lp.groups != 1:
+            what = f"groups={lp.groups}" if lp.kind == "conv" else f"a {lp.kind}"
+            raise FoldedCNNError(f"layer {lp.name}: warm start needs dense convs, Linear and BatchNorm, this one has "
+                                 f"{what}; train the folded model from scratch (no --init-from)")
+        for net, want, which in ((original, (lp.in_channels, lp.out_channels, lp.groups), "original"),
+                                 (folded.network, (lp.folded_in, lp.folded_out, lp.folded_groups), "folded")):
+            try:
+                got = _shape(net.get_submodule(lp.name))
+            except AttributeError:
+                got = None
+            if got != want:
+                raise FoldedCNNError(f"layer {lp.name}: the {which} network has {got or 'no such layer'}, the fold "
+                                     f"plan says (in, out, groups) = {want}; warm start needs the same "
+                                     "architecture at fold 1 and at fold f")
+    for s in plan.spaces:
+        if s.folded < plan.fold:
+            raise FoldedCNNError(f"a hidden space of {s.channels} channels folds to {s.folded} < f={plan.fold}, so "
+                                 "some image would keep no channel; raise --width-mult or --align")
 
 
 def _channel_scores(plan: FoldPlan, original: nn.Module) -> dict[int, torch.Tensor]:
-    """Importance (n,) of each space's channels: (writing-weight norm) * (reading-weight norm)."""
+    """Importance (n,) of each space's channels: (writing-weight norm) * (mean BatchNorm gain) * (reading-weight
+    norm); a space shared by several layers (residual adds) sums their norms and averages their gains."""
     sizes = {s.id: s.channels for s in plan.spaces}
     write = {sid: torch.zeros(n) for sid, n in sizes.items()}
     read = {sid: torch.zeros(n) for sid, n in sizes.items()}
-    scale = {sid: torch.ones(n) for sid, n in sizes.items()}
+    gains: dict[int, list[torch.Tensor]] = {sid: [] for sid in sizes}
     for lp in plan.layers:
         m = original.get_submodule(lp.name)
-        if lp.kind == "batchnorm" and m.weight is not None and m.running_var is not None:
-            gain = (m.weight.detach().abs() / (m.running_var + m.eps).sqrt()).float()
-            for sid, part in _split(lp.out_spaces, sizes, gain):
-                scale[sid] = scale[sid] * part
-        if lp.kind not in ("conv", "linear"):
+        if lp.kind == "batchnorm":
+            if m.weight is not None and m.running_var is not None:
+                gain = (m.weight.detach().abs() / (m.running_var + m.eps).sqrt()).float()
+                for sid, part in _split(lp.out_spaces, sizes, gain.view(-1, lp.inner).mean(dim=1)):
+                    gains[sid].append(part)
             continue
         w = m.weight.detach().float()
         rows = w.flatten(1).norm(dim=1)
         cols = w.transpose(0, 1).reshape(w.shape[1] // lp.inner, -1).norm(dim=1)  # per input channel
         for sid, part in _split(lp.out_spaces, sizes, rows):
             write[sid] += part
-        if lp.groups == 1:
-            for sid, part in _split(lp.in_spaces, sizes, cols):
-                read[sid] += part
+        for sid, part in _split(lp.in_spaces, sizes, cols):
+            read[sid] += part
+    scale = {sid: torch.stack(g).mean(dim=0) if g else torch.ones(sizes[sid]) for sid, g in gains.items()}
     return {sid: write[sid] * scale[sid] * read[sid] for sid in sizes}
 
 
@@ -85,6 +115,7 @@ def select_channels(folded: FoldedModel, original: nn.Module) -> dict[int, torch
     min(n, F // f) most important.
     """
     plan = plan_of(folded, original)
+    _check(plan, original, folded)
     scores = _channel_scores(plan, original)
     keep = {}
     for s in plan.spaces:
@@ -111,19 +142,17 @@ def _axis(sids: list[int], plan: FoldPlan, keep: dict[int, torch.Tensor], inner:
 
 @torch.no_grad()
 def _copy(lp: LayerPlan, src: nn.Module, dst: nn.Module, plan: FoldPlan, keep: dict[int, torch.Tensor]) -> None:
-    rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, 1)
     if lp.kind == "batchnorm":
+        rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, lp.inner)
         for name in ("weight", "bias", "running_mean", "running_var"):
             s, d = getattr(src, name), getattr(dst, name)
             if s is not None:
                 for j in range(plan.fold):
                     d[rows_dst[j]] = s[rows_src]
+        if src.num_batches_tracked is not None:
+            dst.num_batches_tracked.copy_(src.num_batches_tracked)
         return
-    if lp.kind not in ("conv", "linear"):
-        raise FoldedCNNError(f"layer {lp.name}: warm start does not support {lp.kind} layers")
-    if lp.groups != 1:
-        raise FoldedCNNError(f"layer {lp.name}: warm start needs dense convs, this one has groups={lp.groups}; "
-                             "train the folded model from scratch (no --init-from)")
+    rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, 1)
     cols_src, cols_dst = _axis(lp.in_spaces, plan, keep, lp.inner)
     block = src.weight[rows_src][:, cols_src]
     covered = rows_dst.flatten()
@@ -142,14 +171,10 @@ def warm_start(folded: FoldedModel, original: nn.Module) -> None:
     `original` maps (B, C, H, W) -> (B, K) and `folded` (N, f*C, H, W) -> (N, f*K) with the same
     layer names (a zoo model at two folds, or fold_model of the same model). Afterwards image j's
     logits depend on image j alone and equal those of `original` pruned to `select_channels`.
-    Raises FoldedCNNError for grouped convs, GroupNorm, or a folded network that does not match.
+    Raises FoldedCNNError, leaving `folded` untouched, for grouped convs, GroupNorm, networks that do not
+    match the fold plan, or a space too narrow to give every image a channel.
     """
     plan = plan_of(folded, original)
-    keep = select_channels(folded, original)
+    keep = select_channels(folded, original)  # checks every layer before anything is written
     for lp in plan.layers:
-        try:
-            src, dst = original.get_submodule(lp.name), folded.network.get_submodule(lp.name)
-        except AttributeError as exc:
-            raise FoldedCNNError(f"layer {lp.name} is missing from one of the two networks; warm start needs "
-                                 "the same architecture at two folds") from exc
-        _copy(lp, src, dst, plan, keep)
+        _copy(lp, original.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep)
