@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,23 +77,34 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
             writer.writerow({c: r.get(c) for c in COLUMNS})
 
 
-def write_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
-    """throughput_vs_batch.png (images/s against batch, a line per fold and backend, a panel per model)
-    and speedup.png (speedup over f = 1 per backend and fold, at each model's largest batch)."""
+def _panels(models: list[str], path: Path, draw: Callable[[Any, str], None]) -> Path:
+    """A figure with one panel per model (up to 4 a row), drawn by draw(ax, model); saved to `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = sorted({r["model"] for r in rows})
     cols = min(4, len(models))
     nrows = -(-len(models) // cols)
-    styles = ["-", "--", ":", "-."]
-    backends = sorted({(r["backend"], r["dtype"], r["mode"]) for r in rows})
-    paths = []
-
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
     for ax, model in zip(axes.flat, models, strict=False):
+        draw(ax, model)
+    for ax in axes.flat[len(models):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """throughput_vs_batch.png (images/s against batch, a line per fold and backend, a panel per model)
+    and speedup.png (speedup over f = 1 per backend and fold, at each model's largest batch)."""
+    models = sorted({r["model"] for r in rows})
+    styles = ["-", "--", ":", "-."]
+    backends = sorted({(r["backend"], r["dtype"], r["mode"]) for r in rows})
+
+    def throughput(ax: Any, model: str) -> None:
         mine = [r for r in rows if r["model"] == model]
         for fold in sorted({r["fold"] for r in mine}):
             for i, b in enumerate(backends):
@@ -104,15 +115,8 @@ def write_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
                             label=f"f={fold} {b[0]} {b[1]}")
         ax.set(title=model, xscale="log", xlabel="batch (images)", ylabel="images/s")
         ax.legend(fontsize=5)
-    for ax in axes.flat[len(models):]:
-        ax.axis("off")
-    fig.tight_layout()
-    paths.append(out / "throughput_vs_batch.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
 
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
-    for ax, model in zip(axes.flat, models, strict=False):
+    def speedup(ax: Any, model: str) -> None:
         mine = [r for r in rows if r["model"] == model and r["speedup_vs_f1"] is not None
                 and (r["backend"], r["dtype"]) != BASELINE]  # the baseline runs at f = 1 only
         top = max((r["batch"] for r in mine), default=0)
@@ -129,13 +133,8 @@ def write_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
                       fontsize=6, ha="right")
         ax.set(title=f"{model} (batch {top})", ylabel="speedup over f=1")
         ax.legend(fontsize=6)
-    for ax in axes.flat[len(models):]:
-        ax.axis("off")
-    fig.tight_layout()
-    paths.append(out / "speedup.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    return paths
+
+    return [_panels(models, out / "throughput_vs_batch.png", throughput), _panels(models, out / "speedup.png", speedup)]
 
 
 def write_report(rows: Sequence[Mapping[str, Any]], out: str | Path, command: str, machine: Mapping[str, Any],
