@@ -40,7 +40,7 @@ class _Layouts:
         self.read: set[int] = set()
 
     def _default(self, sid: int) -> torch.Tensor:
-        return torch.arange(self.f * self.sizes[sid]).view(self.f, self.sizes[sid])
+        return image_slots(self.f, self.f * self.sizes[sid], self.sizes[sid])
 
     def of(self, sids: list[int]) -> torch.Tensor:
         """Layout (f, channels) of a channel axis made of spaces `sids` (concatenated)."""
@@ -66,7 +66,23 @@ class _Layouts:
             col, offset = col + n, offset + self.f * n
 
 
-def _features(layout: torch.Tensor, inner: int) -> torch.Tensor:
+def image_slots(f: int, folded: int, k: int) -> torch.Tensor:
+    """(f, k): image j's first k slots of a space folded to `folded` channels (block j of folded // f)."""
+    return torch.arange(f)[:, None] * (folded // f) + torch.arange(k)
+
+
+def copy_norm(src: nn.Module, dst: nn.Module, src_idx: torch.Tensor, dst_idx: torch.Tensor) -> None:
+    """BatchNorm: dst's entries dst_idx[j] <- src's entries src_idx, for every image j; num_batches_tracked."""
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        s, d = getattr(src, name), getattr(dst, name)
+        if s is not None:
+            for j in range(dst_idx.shape[0]):
+                d[dst_idx[j]] = s[src_idx]
+    if src.num_batches_tracked is not None:
+        dst.num_batches_tracked.copy_(src.num_batches_tracked)
+
+
+def feature_slots(layout: torch.Tensor, inner: int) -> torch.Tensor:
     """Layout of flattened features: channel c's `inner` elements sit at c*inner ... c*inner + inner-1."""
     return (layout[:, :, None] * inner + torch.arange(inner)).flatten(1)
 
@@ -106,24 +122,15 @@ def _derive_grouped(lp: LayerPlan, layouts: _Layouts) -> None:
 
 @torch.no_grad()
 def _fill(lp: LayerPlan, src: nn.Module, dst: nn.Module, layouts: _Layouts) -> None:
-    lin = _features(layouts.of(lp.in_spaces), lp.inner)
+    lin = feature_slots(layouts.of(lp.in_spaces), lp.inner)
     lout = layouts.of(lp.out_spaces)
     if lp.kind == "batchnorm":
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            s, d = getattr(src, name), getattr(dst, name)
-            if s is not None:
-                d.zero_()
-                for j in range(layouts.f):
-                    d[lin[j]] = s
-        if src.num_batches_tracked is not None:
-            dst.num_batches_tracked.copy_(src.num_batches_tracked)
+        copy_norm(src, dst, torch.arange(lin.shape[1]), lin)
         return
     if lp.kind not in ("conv", "linear"):
         raise FoldedCNNError(f"layer {lp.name}: a {lp.kind} keeps its groups when folded, so it mixes images; "
                              "it has no block-diagonal equivalent")
     dst.weight.zero_()
-    if dst.bias is not None:
-        dst.bias.zero_()
     co = lp.out_channels // lp.groups
     for _j, g, _group, rows, local in _pairs(lp, lin, lout):
         dst.weight[rows[:, None], local[None, :]] = src.weight[g * co:(g + 1) * co]

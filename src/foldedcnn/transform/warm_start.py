@@ -24,8 +24,8 @@ from torch import nn
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from .analyse import analyse
+from .block_diagonal import copy_norm, feature_slots, image_slots
 from .plan import FoldPlan, LayerPlan, make_plan
-from .spaces import INPUT, OUTPUT
 
 
 def plan_of(folded: FoldedModel, original: nn.Module) -> FoldPlan:
@@ -101,11 +101,7 @@ def _channel_scores(plan: FoldPlan, original: nn.Module) -> dict[int, torch.Tens
 
 def _split(sids: list[int], sizes: dict[int, int], values: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
     """Cut a per-channel vector of a concatenated axis into its spaces' pieces."""
-    out, start = [], 0
-    for sid in sids:
-        out.append((sid, values[start:start + sizes[sid]]))
-        start += sizes[sid]
-    return out
+    return list(zip(sids, values.split([sizes[s] for s in sids]), strict=True))
 
 
 def select_channels(folded: FoldedModel, original: nn.Module) -> dict[int, torch.Tensor]:
@@ -114,12 +110,15 @@ def select_channels(folded: FoldedModel, original: nn.Module) -> dict[int, torch
     Input and logit spaces keep all channels; a hidden space of n channels folded to F keeps the
     min(n, F // f) most important.
     """
-    plan = plan_of(folded, original)
+    return _select(plan_of(folded, original), original, folded)
+
+
+def _select(plan: FoldPlan, original: nn.Module, folded: FoldedModel) -> dict[int, torch.Tensor]:
     _check(plan, original, folded)
     scores = _channel_scores(plan, original)
     keep = {}
     for s in plan.spaces:
-        k = s.channels if s.kind in (INPUT, OUTPUT) else min(s.channels, s.folded // plan.fold)
+        k = min(s.channels, s.folded // plan.fold)
         keep[s.id] = scores[s.id].argsort(descending=True, stable=True)[:k].sort().values
     return keep
 
@@ -131,36 +130,24 @@ def _axis(sids: list[int], plan: FoldPlan, keep: dict[int, torch.Tensor], inner:
     src, dst, src_off, dst_off = [], [], 0, 0
     for sid in sids:
         s, kept = spaces[sid], keep[sid]
-        block = s.folded // plan.fold
         src.append(kept + src_off)
-        dst.append(torch.arange(plan.fold)[:, None] * block + torch.arange(kept.numel()) + dst_off)
+        dst.append(image_slots(plan.fold, s.folded, kept.numel()) + dst_off)
         src_off, dst_off = src_off + s.channels, dst_off + s.folded
-    channels, slots = torch.cat(src), torch.cat(dst, dim=1)
-    t = torch.arange(inner)
-    return (channels[:, None] * inner + t).flatten(), (slots[:, :, None] * inner + t).flatten(1)
+    return feature_slots(torch.cat(src)[None], inner)[0], feature_slots(torch.cat(dst, dim=1), inner)
 
 
 @torch.no_grad()
 def _copy(lp: LayerPlan, src: nn.Module, dst: nn.Module, plan: FoldPlan, keep: dict[int, torch.Tensor]) -> None:
     if lp.kind == "batchnorm":
-        rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, lp.inner)
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            s, d = getattr(src, name), getattr(dst, name)
-            if s is not None:
-                for j in range(plan.fold):
-                    d[rows_dst[j]] = s[rows_src]
-        if src.num_batches_tracked is not None:
-            dst.num_batches_tracked.copy_(src.num_batches_tracked)
+        copy_norm(src, dst, *_axis(lp.out_spaces, plan, keep, lp.inner))
         return
     rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, 1)
     cols_src, cols_dst = _axis(lp.in_spaces, plan, keep, lp.inner)
     block = src.weight[rows_src][:, cols_src]
-    covered = rows_dst.flatten()
-    dst.weight[covered] = 0.0
+    dst.weight[rows_dst.flatten()] = 0.0  # clears the weights between images' blocks
     for j in range(plan.fold):
         dst.weight[rows_dst[j][:, None], cols_dst[j][None, :]] = block
     if dst.bias is not None:
-        dst.bias[covered] = 0.0
         for j in range(plan.fold):
             dst.bias[rows_dst[j]] = src.bias[rows_src]
 
@@ -175,6 +162,6 @@ def warm_start(folded: FoldedModel, original: nn.Module) -> None:
     match the fold plan, or a space too narrow to give every image a channel.
     """
     plan = plan_of(folded, original)
-    keep = select_channels(folded, original)  # checks every layer before anything is written
+    keep = _select(plan, original, folded)  # checks every layer before anything is written
     for lp in plan.layers:
         _copy(lp, original.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep)
