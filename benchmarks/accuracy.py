@@ -32,7 +32,7 @@ from foldedcnn.checkpoint import load_checkpoint
 from foldedcnn.data import LabelledImages, load_data
 from foldedcnn.folded import FoldedModel
 from foldedcnn.tables import markdown_table
-from foldedcnn.train import TrainConfig, evaluate, teacher_logits, train, warm_start_from
+from foldedcnn.train import TrainConfig, evaluate, teacher_logits, train_from_config
 from foldedcnn.transform import fold_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def run_task(task: Task, seed: int, runs: Path, threads: int) -> list[dict]:
     train_set = subsample(load_data(task.data, "train"), task.n_train, seed)
     val_set, test_set = subsample(load_data(task.data, "val"), task.n_val, seed), load_data(task.data, "test")
     original = runs / task.name / task.runs[0].name / "best.safetensors"
-    rows = []
+    rows, soft = [], None
     for run in task.runs:
         options = {"curriculum": "off", **METHODS[run.method]}
         for key in ("init_from", "distill_from"):
@@ -159,12 +159,11 @@ def run_task(task: Task, seed: int, runs: Path, threads: int) -> list[dict]:
         config = TrainConfig(model=task.model, fold=run.fold, data=task.data, epochs=run.epochs, batch=task.batch,
                              lr=task.lr, schedule="cosine", seed=seed, distill_alpha=0.5, align=run.align,
                              progress=False, **options)
-        model = build(task, run, seed)
-        normalization = warm_start_from(model, original) if config.init_from else None
-        soft = teacher_logits(original, train_set.images) if config.distill_from else None
+        if config.distill_from and soft is None:  # the same original for every run of the task: once
+            soft = teacher_logits(original, train_set.images)
         t0 = time.perf_counter()
-        result = train(model, train_set, val_set, config, teacher_logits=soft, normalization=normalization,
-                       out=runs / task.name / run.name)
+        result = train_from_config(config, runs / task.name / run.name, build(task, run, seed), train_set=train_set,
+                                   val_set=val_set, teacher=soft)
         best = load_checkpoint(result.best_path, fold=run.fold)
         top1 = evaluate(best.model, test_set.images, test_set.labels, best.normalization).top1
         rows.append({"task": task.name, "model": task.model, "fold": run.fold, "method": run.method,

@@ -67,16 +67,14 @@ def run_video(args) -> int:
 
     from ..data.noscope import SPLITS, build_video_task, save_video_task
     from ..data.preview import save_preview
-    from ..data.vtest import VTEST_ROI, VTEST_SIZE, VTEST_THRESHOLD, vtest_path
+    from ..data.vtest import vtest_task
     from ..errors import FoldedCNNError
     from ..tables import format_table
 
     if args.video == "vtest":
         if args.roi or args.labels:
             raise FoldedCNNError("the vtest recipe fixes its region and labels; drop --roi/--labels")
-        task = build_video_task(vtest_path(), VTEST_ROI, size=VTEST_SIZE, threshold=VTEST_THRESHOLD,
-                                stride=args.stride)
-        task.meta["recipe"] = "vtest"
+        task = vtest_task(args.stride)
     else:
         if args.roi is None:
             raise FoldedCNNError("a video path needs --roi X Y W H")

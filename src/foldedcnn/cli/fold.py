@@ -26,6 +26,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
+    from ..checkpoint import architecture_of
     from ..errors import FoldedCNNError
     from ..transform import fold_model
     from ..transform.fold_model import build_source
@@ -48,6 +49,6 @@ def run(args) -> int:
     print(folded.plan.table())
     if args.json:
         path = Path(args.json)
-        path.write_text(json.dumps({"kind": "plan", "plan": folded.plan.to_dict(), "source": source}, indent=2))
+        path.write_text(json.dumps(architecture_of(folded), indent=2))
         print(f"plan written to {path}")
     return 0

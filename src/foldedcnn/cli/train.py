@@ -38,14 +38,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..train import TrainConfig, train_from_config
 
-    config = TrainConfig(
-        model=args.model, fold=args.fold, data=args.data, epochs=args.epochs, batch=args.batch, lr=args.lr,
-        schedule=args.schedule, optimizer=args.optimizer, weight_decay=args.weight_decay, seed=args.seed,
-        curriculum=args.curriculum, curriculum_epochs=args.curriculum_epochs, distill_from=args.distill_from,
-        init_from=args.init_from, distill=args.distill, distill_alpha=args.distill_alpha,
-        temperature=args.temperature, align=args.align, width_mult=args.width_mult, device=args.device,
-        progress=not args.no_progress,
-    )
+    config = TrainConfig.from_dict({**vars(args), "progress": not args.no_progress})
     result = train_from_config(config, out=args.out)
     last = result.history[-1] if result.history else {}
     print(f"trained {args.model} fold={args.fold}: {len(result.history)} epochs in {result.seconds:.1f} s, "

@@ -7,12 +7,12 @@ channels first (N, 3, H, W) float32 in [0, 255] (numpy is slow on a trailing axi
 
 from __future__ import annotations
 
-import os
 import warnings
 from functools import lru_cache
 
 import numpy as np
 
+from ..fsio import atomic_path
 from .types import DataError, data_dir
 
 BANK_SIZE = 384
@@ -52,9 +52,8 @@ def background_bank() -> np.ndarray | None:
         warnings.warn(f"game backgrounds: only procedural textures ({exc})", stacklevel=2)
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")  # atomic publish, safe with parallel builders
-    np.save(tmp, bank)
-    tmp.replace(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # atomic publish, safe with parallel builders
+        np.save(f, bank)
     return bank
 
 

@@ -12,18 +12,14 @@ from .types import DataError, LabelledImages
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
-def load_folder(root: str | Path, *, size: tuple[int, int] | None = None,
-                class_names: list[str] | None = None) -> LabelledImages:
-    """Images under root/CLASS/ as uint8 (N, 3, H, W), classes in sorted folder order (or `class_names`).
-
-    All images must share one size unless `size` (h, w) is given, in which case they are resized.
-    """
+def load_folder(root: str | Path) -> LabelledImages:
+    """Images under root/CLASS/ as uint8 (N, 3, H, W), classes in sorted folder order; all of one size."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
-    names = class_names or sorted(p.name for p in root.iterdir() if p.is_dir())
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not names:
         raise DataError(f"{root} has no class subfolders (expected ROOT/CLASS/IMAGE.png)")
     arrays, labels = [], []
@@ -33,10 +29,7 @@ def load_folder(root: str | Path, *, size: tuple[int, int] | None = None,
                 continue
             try:
                 with Image.open(file) as im:
-                    im = im.convert("RGB")
-                    if size is not None:
-                        im = im.resize((size[1], size[0]), Image.BILINEAR)
-                    arrays.append(np.asarray(im))
+                    arrays.append(np.asarray(im.convert("RGB")))
             except (UnidentifiedImageError, OSError) as exc:
                 raise DataError(f"cannot read image {file} ({exc})") from None
             labels.append(label)
@@ -44,7 +37,7 @@ def load_folder(root: str | Path, *, size: tuple[int, int] | None = None,
         raise DataError(f"no PNG or JPEG images under {root}")
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
-        raise DataError(f"{root}: images have different sizes {sorted(shapes)[:3]}...; pass a size to resize them")
+        raise DataError(f"{root}: images have different sizes {sorted(shapes)[:3]}...; resize them to one size first")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return LabelledImages(images, torch.tensor(labels, dtype=torch.int64), list(names), root.name)
 

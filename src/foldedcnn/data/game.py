@@ -24,6 +24,7 @@ from ..models.game import GAME_TASKS
 from .backgrounds import sample_backgrounds
 from .fonts import GAME_FONTS, GlyphSet, font_paths, glyph_set
 from .game_labels import CHARSET, check_task, class_names, classify_text, other_text, text_for_class
+from .noscope import check_split
 from .types import DataError, LabelledImages
 
 CHUNK = 512
@@ -231,9 +232,8 @@ def generate_game(task: str, split: str, n: int, seed: int = 0, *, holdout_fonts
 
     Splits draw from disjoint seed streams, so train, val and test never share a random draw.
     """
-    if split not in SPLIT_STREAMS:
-        raise DataError(f"split must be one of {', '.join(SPLIT_STREAMS)}, got {split!r}")
-    batch = generate_batch(task, n, seed, stream=SPLIT_STREAMS[split], fonts=split_fonts(split, holdout_fonts),
+    batch = generate_batch(task, n, seed, stream=SPLIT_STREAMS[check_split(split)],
+                           fonts=split_fonts(split, holdout_fonts),
                            workers=workers)
     return LabelledImages(torch.from_numpy(batch.images), torch.from_numpy(batch.labels), class_names(task),
                           f"{task}/{split}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .noscope import build_video_task, save_video_task
+from .noscope import VideoTask, build_video_task, save_video_task
 from .types import DataError, data_dir
 
 VTEST_ROI = (480, 260, 140, 140)
@@ -28,9 +28,14 @@ def vtest_path() -> Path:
                     "(scripts/install_system_deps.sh extracts it from Debian opencv-doc)")
 
 
+def vtest_task(stride: int = 1) -> VideoTask:
+    """vtest.avi labelled by the MOG2 oracle on VTEST_ROI (not saved)."""
+    task = build_video_task(vtest_path(), VTEST_ROI, size=VTEST_SIZE, threshold=VTEST_THRESHOLD, stride=stride)
+    task.meta["recipe"] = "vtest"
+    return task
+
+
 def prepare_vtest(out_dir: str | Path | None = None) -> Path:
     """Label vtest.avi with the MOG2 oracle on VTEST_ROI and save it (default $FOLDEDCNN_DATA/vtest-task)."""
     out_dir = Path(out_dir) if out_dir is not None else data_dir() / "vtest-task"
-    task = build_video_task(vtest_path(), VTEST_ROI, size=VTEST_SIZE, threshold=VTEST_THRESHOLD)
-    task.meta["recipe"] = "vtest"
-    return save_video_task(task, out_dir)
+    return save_video_task(vtest_task(), out_dir)

@@ -70,9 +70,9 @@ def evaluate(
     logits = predict_logits(model, images, normalization, batch=batch, device=device)
     k = model.num_classes
     labels = labels.to(torch.long)
-    preds = logits.argmax(dim=1) if logits.numel() else torch.zeros(0, dtype=torch.long)
+    preds = logits.argmax(dim=1)
     confusion = torch.bincount(labels * k + preds, minlength=k * k).view(k, k)
     n = max(1, labels.numel())
     top1 = 100.0 * float((preds == labels).sum()) / n
-    loss = float(F.cross_entropy(logits, labels, reduction="sum")) / n if labels.numel() else 0.0
+    loss = float(F.cross_entropy(logits, labels, reduction="sum")) / n
     return Evaluation(top1, loss, preds, confusion)

@@ -8,11 +8,10 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..errors import ShapeError
 from ..folded import FoldedModel
 from .config import TrainConfig
 from .evaluate import predict_logits
-from .trainer import LAST, TrainResult, train
+from .trainer import LAST, ImageSet, TrainResult, train
 
 
 def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str = "cpu") -> torch.Tensor:
@@ -43,23 +42,28 @@ def build_model(config: TrainConfig) -> FoldedModel:
 
 
 def train_from_config(
-    config: TrainConfig, out: str | os.PathLike | None = None, model: FoldedModel | None = None
+    config: TrainConfig,
+    out: str | os.PathLike | None = None,
+    model: FoldedModel | None = None,
+    *,
+    train_set: ImageSet | None = None,
+    val_set: ImageSet | None = None,
+    teacher: torch.Tensor | None = None,
 ) -> TrainResult:
-    """Load `config.data` (train and val splits), build the model (or take `model`), warm-start it from
-    `config.init_from` (unless resuming from `out`), add the teacher, train.
+    """Train as `config` says: load `config.data` (or take `train_set`/`val_set`), build the zoo model (or
+    take `model`), warm-start it from `config.init_from` (unless resuming from `out`), distill toward
+    `config.distill_from`'s logits (or `teacher`, (N, K), when the caller already computed them), train.
 
     Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
     """
     from ..data import load_data
 
-    train_set = load_data(config.data, "train")
-    val_set = load_data(config.data, "val")
+    train_set = load_data(config.data, "train") if train_set is None else train_set
+    val_set = load_data(config.data, "val") if val_set is None else val_set
     model = build_model(config) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
     normalization = warm_start_from(model, config.init_from) if config.init_from and not resuming else None
-    soft = None
-    if config.distill_from:
-        soft = teacher_logits(config.distill_from, train_set.images, device=config.device)
-        if soft.shape[1] != model.num_classes:
-            raise ShapeError(f"the teacher has {soft.shape[1]} classes, the student {model.num_classes}")
-    return train(model, train_set, val_set, config, teacher_logits=soft, normalization=normalization, out=out)
+    if config.distill_from and teacher is None:
+        teacher = teacher_logits(config.distill_from, train_set.images, device=config.device)
+    return train(model, train_set, val_set, config, teacher_logits=teacher if config.distill_from else None,
+                 normalization=normalization, out=out)

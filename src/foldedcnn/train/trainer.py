@@ -204,7 +204,8 @@ def train(
     check_compatible(model, val_set, config, "validation")
     if teacher_logits is not None and tuple(teacher_logits.shape) != (train_set.labels.numel(), model.num_classes):
         raise ShapeError(f"teacher logits are {tuple(teacher_logits.shape)}, expected "
-                         f"({train_set.labels.numel()}, {model.num_classes})")
+                         f"({train_set.labels.numel()}, {model.num_classes}): one row per train image, one column per "
+                         "class of the student")
     device = torch.device(config.device)
     model.to(device)
     num_classes = model.num_classes
@@ -213,7 +214,7 @@ def train(
         curriculum = Curriculum.build(num_classes, config.fold, span, config.seed)
     else:
         curriculum = Curriculum.all_classes(num_classes)
-    normalization = compute_normalization(train_set.images) if normalization is None else dict(normalization)
+    normalization = None if normalization is None else dict(normalization)
     optimizer = make_optimizer(model, config)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     torch.manual_seed(config.seed)
@@ -238,6 +239,8 @@ def train(
             history, best, start_epoch = state.meta["history"], state.meta["best_val_top1"], state.meta["epoch"]
             elapsed = state.meta["seconds"]
             best_path = out_dir / BEST if (out_dir / BEST).exists() else None
+    if normalization is None:
+        normalization = compute_normalization(train_set.images)
     with deterministic_algorithms():
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
