@@ -38,6 +38,11 @@ def num_groups(num_images: int, fold: int) -> int:
     return -(-num_images // check_fold(fold))
 
 
+def round_up(n: int, multiple: int) -> int:
+    """Smallest multiple of `multiple` >= n (e.g. a batch of n images rounded up to whole folded inputs)."""
+    return num_groups(n, multiple) * multiple
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int]:
     """Zero-pad dim 0 of `x` up to a multiple of `multiple`.
 
@@ -46,7 +51,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int]:
     """
     multiple = check_fold(multiple)
     n = x.shape[0]
-    extra = num_groups(n, multiple) * multiple - n
+    extra = round_up(n, multiple) - n
     if extra == 0:
         return x, n
     pad = x.new_zeros((extra, *x.shape[1:]))

@@ -35,8 +35,9 @@ def derive_rows(rates: Mapping[Variant, list[float]], probes: Mapping[str, Probe
                 iterations: int) -> list[dict[str, Any]]:
     """One row per variant with every column of COLUMNS; `probes` maps dtype name -> probe."""
     rows = []
+    analyses = {key: analyze_zoo_model(*key) for key in {(v.model, v.fold) for v in rates}}
     for v, r in rates.items():
-        analysis = analyze_zoo_model(v.model, v.fold)
+        analysis = analyses[(v.model, v.fold)]
         ips = statistics.median(r)
         probe = probes[v.dtype]
         bound = roofline_bound(analysis.flops_per_image, analysis.bytes_per_image(v.batch, DTYPES[v.dtype].itemsize),

@@ -29,11 +29,16 @@ class Variant:
     mode: str
 
 
-def build(variant: Variant, device: str) -> Callable[[], None]:
-    """A callable that processes one batch of `variant.batch` random images and waits for the device."""
+def engine_for(variant: Variant, device: str) -> Engine:
+    """An Engine for the variant's zoo model, fold, backend, dtype and batch (any mode)."""
     model = FoldedModel.from_zoo(variant.model, variant.fold).eval()
-    engine = Engine(model, backend=variant.backend, device=device, dtype=variant.dtype, max_batch=variant.batch)
-    c, h, w = model.input_shape
+    return Engine(model, backend=variant.backend, device=device, dtype=variant.dtype, max_batch=variant.batch)
+
+
+def build(variant: Variant, engine: Engine) -> Callable[[], None]:
+    """A callable that processes one batch of `variant.batch` random images with `engine` (built by
+    engine_for) in the variant's mode and waits for the device."""
+    c, h, w = engine.input_shape
     if variant.mode == "end-to-end":
         host = torch.randint(0, 256, (variant.batch, h, w, c), dtype=torch.uint8)
         return lambda: engine.predict(host)  # returns CPU logits, so the device is done
@@ -58,9 +63,12 @@ def measure(
     compiles) first; then each trial times `iterations` batches of every variant in turn, so
     slow drifts of the machine hit all variants alike. `progress(n)` is told of each timed step.
     """
-    runs = {}
+    runs, engines = {}, {}
     for v in variants:
-        run = build(v, device)
+        key = (v.model, v.fold, v.batch, v.backend, v.dtype)  # the modes of a variant share one engine
+        if key not in engines:
+            engines[key] = engine_for(v, device)
+        run = build(v, engines[key])
         for _ in range(1 + warmup):
             run()
         runs[v] = run

@@ -28,6 +28,12 @@ def csv_lines(rows: Iterable[Sequence[object]]) -> str:
     return buf.getvalue()
 
 
+def write_csv(path: Path, header: Sequence[object], body: str) -> Path:
+    """Publish `header` then `body` (CSV lines already formatted) at `path` atomically."""
+    atomic_write_text(path, csv_lines([header]) + body)
+    return path
+
+
 class ChunkStore:
     """Chunks of one video's output rows under `out_dir`; `chunk_rows` rows per chunk."""
 
@@ -75,7 +81,6 @@ class ChunkStore:
     def finish(self) -> Path:
         """Concatenate the chunks into the final CSV (atomically) and remove them."""
         parts = sorted(p for p in self.parts.glob("[0-9]*.csv"))
-        body = "".join(p.read_text() for p in parts)
-        atomic_write_text(self.final_path, csv_lines([self.header]) + body)
+        write_csv(self.final_path, self.header, "".join(p.read_text() for p in parts))
         shutil.rmtree(self.parts, ignore_errors=True)
         return self.final_path

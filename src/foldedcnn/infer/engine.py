@@ -19,7 +19,7 @@ from ..analysis.probe import DTYPES, dtype_name
 from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
-from ..layout import Folded, check_fold, num_groups, unfold_logits
+from ..layout import Folded, check_fold, round_up, unfold_logits
 from . import autotune
 from .backends import Backend, available_backends, create_backend
 from .buffers import FoldedBuffer, bucket_sizes
@@ -85,12 +85,16 @@ class Engine:
         self.input_shape: tuple[int, int, int] = tuple(model.input_shape)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.max_batch = num_groups(max_batch, self.fold) * self.fold
+        self.max_batch = round_up(max_batch, self.fold)
         self.normalization = {"mean": list(norm["mean"]), "std": list(norm["std"])}
         c = self.input_shape[0]
         self._affine = {u8: affine(self.normalization, c, u8, self.device, self.dtype) for u8 in (True, False)}
         self._use(self._choose(backend))
-        self.backend_name = self.backend.name
+
+    @property
+    def backend_name(self) -> str:
+        """Name of the backend in use (after "auto" resolved)."""
+        return self.backend.name
 
     def _use(self, backend: Backend) -> Backend:
         """Make `backend` current, with fresh buckets and buffers in its layout."""

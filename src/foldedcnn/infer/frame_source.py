@@ -91,9 +91,7 @@ class FrameSource:
             if index:
                 flush()
             self._put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            if index:
-                flush()
+        except BaseException as exc:  # handed to the consumer, which raises it (a partial batch is of no use)
             self._put(exc)
 
     def __iter__(self) -> Iterator[FrameBatch]:

@@ -7,6 +7,7 @@ the engine pads, a Triton client sends multiples of f.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -29,7 +30,7 @@ class ImagesToLogits(nn.Module):
 
     def __init__(self, model: FoldedModel) -> None:
         super().__init__()
-        self.network = model.network
+        self.network = copy.deepcopy(model.network)  # exported in fp32 on CPU; the caller's model is left as is
         self.folded_shape = (model.fold * model.input_shape[0], *model.input_shape[1:])
         self.num_classes = model.num_classes
 
@@ -47,18 +48,20 @@ def onnx_bytes(model: FoldedModel) -> bytes:
     log = logging.getLogger("torch.onnx")
     level = log.level
     log.setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            wrapper,
-            (example,),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes={"images": {0: model.fold * groups}},
-            opset_version=OPSET,
-            dynamo=True,
-        )
-    log.setLevel(level)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                wrapper,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"images": {0: model.fold * groups}},
+                opset_version=OPSET,
+                dynamo=True,
+            )
+    finally:
+        log.setLevel(level)
     return program.model_proto.SerializeToString()
 
 

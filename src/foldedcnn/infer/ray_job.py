@@ -9,14 +9,14 @@ cluster has GPUs); the driver writes the same per-video CSVs and summary.json as
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..checkpoint import read_metadata
 from ..errors import FoldedCNNError
-from ..fsio import atomic_write_text
-from .chunk_store import csv_lines
+from .chunk_store import csv_lines, write_csv
 from .frame_labels import header
 from .video_job import JobConfig, JobSummary, VideoResult, count_rows, prepare_job, video_keys, write_summary
 
@@ -30,15 +30,16 @@ def _frames_row(key: str, batch=None, error: str = "") -> dict:
             "n": len(batch.index), "error": ""}
 
 
-def _decode_video(item: dict, roi, size, stride: int, batch: int) -> list[dict]:
-    """One Ray row per batch of output frames of a video, or one row carrying its error."""
+def _decode_video(item: dict, roi, size, stride: int, batch: int) -> Iterator[dict]:
+    """One Ray row per batch of output frames of a video, yielded as decoded (so inference overlaps decoding
+    and a video is never held whole), then a row carrying its error if decoding fails."""
     from .frame_source import FrameSource
 
     try:
-        return [_frames_row(item["key"], b)
-                for b in FrameSource(Path(item["video"]), roi, size, stride=stride, batch=batch)]
+        for b in FrameSource(Path(item["video"]), roi, size, stride=stride, batch=batch):
+            yield _frames_row(item["key"], b)
     except FoldedCNNError as exc:
-        return [_frames_row(item["key"], error=str(exc))]
+        yield _frames_row(item["key"], error=str(exc))
 
 
 class _EngineActor:
@@ -107,9 +108,8 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
             error = errors.get(key, f"{video} has no decodable frames")
             summary.videos.append(VideoResult(video=str(video), error=error))
             continue
-        final = cfg.out_dir / f"{key}.csv"
-        body = "".join(text for _, text in sorted(parts[key]))
-        atomic_write_text(final, csv_lines([header(meta["class_names"])]) + body)
+        final = write_csv(cfg.out_dir / f"{key}.csv", header(meta["class_names"]),
+                          "".join(text for _, text in sorted(parts[key])))
         result = VideoResult(video=str(video), csv=str(final))
         result.frames, result.positives, result.uncertain = count_rows(final, meta["class_names"])
         result.end_to_end_fps = round(result.frames / wall, 1)

@@ -15,13 +15,8 @@ import os
 from pathlib import Path
 
 from ..folded import FoldedModel
-from ..layout import num_groups
+from ..layout import round_up
 from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
-
-
-def round_up(n: int, multiple: int) -> int:
-    """Smallest multiple of `multiple` >= n."""
-    return num_groups(n, multiple) * multiple
 
 
 def triton_config(model: FoldedModel, name: str, max_batch_size: int = 1024,

@@ -134,9 +134,9 @@ def label_video(engine, video: Path, key: str, cfg: JobConfig, meta: dict, roi) 
                 pending += rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain)
                 done += len(batch.index)
                 bar.update(len(batch.index))
-                if len(pending) >= cfg.chunk_frames:
-                    store.write_chunk(chunk_first, pending[: cfg.chunk_frames])
-                    pending, chunk_first = pending[cfg.chunk_frames:], chunk_first + cfg.chunk_frames
+                if len(pending) == cfg.chunk_frames:  # chunks hold whole batches (JobConfig.check)
+                    store.write_chunk(chunk_first, pending)
+                    pending, chunk_first = [], chunk_first + cfg.chunk_frames
             if pending:
                 store.write_chunk(chunk_first, pending)
         wall = time.perf_counter() - t0

@@ -41,7 +41,7 @@ class CompileBackend(TorchBackend):
 
     def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         """(G, f*C, H, W) -> (G, f*K); with CUDA graphs the output is overwritten by the next call."""
-        with torch.inference_mode():
+        with torch.inference_mode(), self._cudnn():
             if self.cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()
             return self.compiled(x)

@@ -13,7 +13,6 @@ class OnnxRuntimeBackend(Backend):
     """fp32 ONNX Runtime CPU session; intra-op threads = torch.get_num_threads(), all graph optimizations."""
 
     name = "onnxruntime"
-    channels_last = False
 
     def __init__(self, model: FoldedModel, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(model, device, dtype)
@@ -25,8 +24,6 @@ class OnnxRuntimeBackend(Backend):
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(onnx_bytes(model), opts, providers=["CPUExecutionProvider"])
-        self.image_shape = tuple(model.input_shape)
-        self.fold = model.fold
 
     @classmethod
     def unavailable_reason(cls, device: torch.device, dtype: torch.dtype) -> str | None:
@@ -43,6 +40,6 @@ class OnnxRuntimeBackend(Backend):
     def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         """(G, f*C, H, W) contiguous float32 CPU -> (G, f*K); the graph sees images (G*f, C, H, W)."""
         g = x.shape[0]
-        images = x.contiguous().view(g * self.fold, *self.image_shape).numpy()
+        images = x.contiguous().view(g * self.model.fold, *self.model.input_shape).numpy()
         (logits,) = self.session.run(None, {INPUT_NAME: images})
         return torch.from_numpy(logits).view(g, -1)
