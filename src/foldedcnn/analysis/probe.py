@@ -82,16 +82,33 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device`, or CUDA when available else CPU; asking for an absent CUDA raises."""
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FoldedCNNError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise FoldedCNNError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda'")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """`dtype` (name or torch dtype), or float16 on CUDA and float32 on CPU."""
+    if dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise FoldedCNNError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        return DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise FoldedCNNError(f"unsupported dtype {dtype}; choose one of {', '.join(DTYPES)}")
+    return dtype
+
+
 def probe_device(device: str = "cpu", dtype: str = "float32", reps: int = 10,
                  matmul_size: int | None = None, copy_bytes: int | None = None) -> ProbeResult:
     """Measure peak matmul FLOP/s and copy bandwidth on `device` at `dtype`."""
-    if dtype not in DTYPES:
-        raise FoldedCNNError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FoldedCNNError("no CUDA device is available; probe with --device cpu")
-    if device not in ("cpu", "cuda"):
-        raise FoldedCNNError(f"unknown device {device!r}; choose cpu or cuda")
-    tdtype = DTYPES[dtype]
+    tdtype = resolve_dtype(dtype, resolve_device(device))
     n = matmul_size or (8192 if device == "cuda" else 2048)
     a = torch.randn(n, n, device=device).to(tdtype)
     b = torch.randn(n, n, device=device).to(tdtype)

@@ -59,12 +59,11 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from ..analysis.probe import dtype_name, load_probe, probe_device, save_probe
+    from ..analysis.probe import dtype_name, load_probe, probe_device, resolve_device, resolve_dtype, save_probe
     from ..bench import Variant, derive_rows, machine_info, machine_slug, measure, write_report
     from ..bench.report import SUMMARY_COLUMNS, best_rows
     from ..errors import FoldedCNNError, FoldError
     from ..infer.backends import available_backends
-    from ..infer.engine import resolve_device, resolve_dtype
     from ..models import create_model, get_spec, list_models
     from ..tables import format_table
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..analysis.probe import DTYPES, dtype_name
+from ..analysis.probe import dtype_name, resolve_device, resolve_dtype
 from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
@@ -24,29 +24,6 @@ from . import autotune
 from .backends import Backend, available_backends, create_backend
 from .buffers import FoldedBuffer, bucket_sizes
 from .preprocess import affine, as_tensor, check_finite, image_layout
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`device`, or CUDA when available else CPU; asking for an absent CUDA raises."""
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FoldedCNNError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise FoldedCNNError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda'")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """`dtype` (name or torch dtype), or float16 on CUDA and float32 on CPU."""
-    if dtype is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise FoldedCNNError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-        return DTYPES[dtype]
-    if dtype not in DTYPES.values():
-        raise FoldedCNNError(f"unsupported dtype {dtype}; choose one of {', '.join(DTYPES)}")
-    return dtype
 
 
 class Engine:
@@ -200,4 +177,4 @@ class Engine:
                 f"max_batch={self.max_batch})")
 
 
-__all__ = ["Engine", "resolve_device", "resolve_dtype"]
+__all__ = ["Engine"]
