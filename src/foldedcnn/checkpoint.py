@@ -18,6 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .device import resolve_device
 from .errors import FoldedCNNError
 from .folded import FoldedModel
 from .fsio import atomic_path
@@ -165,6 +166,7 @@ def load_checkpoint(
     `fold` and `input_shape`, when given, must match the checkpoint's, else CheckpointError.
     """
     path = Path(path)
+    device = resolve_device(device)
     meta = read_metadata(path)
     if fold is not None and fold != meta["fold"]:
         raise CheckpointError(f"{path} holds a fold={meta['fold']} model, but fold={fold} was asked for")

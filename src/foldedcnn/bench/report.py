@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..analysis import analyze_zoo_model, roofline_bound
+from ..analysis import analyze_model, roofline_bound
 from ..analysis.probe import ProbeResult
 from ..device import DTYPES
 from ..tables import markdown_table
@@ -36,7 +36,7 @@ def derive_rows(rates: Mapping[Variant, list[float]], probes: Mapping[str, Probe
                 iterations: int) -> list[dict[str, Any]]:
     """One row per variant with every column of COLUMNS; `probes` maps dtype name -> probe."""
     rows = []
-    analyses = {key: analyze_zoo_model(*key) for key in {(v.model, v.fold) for v in rates}}
+    analyses = {(v.model, v.fold): analyze_model(v.build()) for v in {(v.model, v.fold): v for v in rates}.values()}
     for v, r in rates.items():
         analysis = analyses[(v.model, v.fold)]
         ips = statistics.median(r)

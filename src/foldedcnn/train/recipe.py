@@ -1,4 +1,4 @@
-"""A training run from a TrainConfig alone: zoo model, data by spec, teacher by checkpoint path."""
+"""A training run from a TrainConfig alone: zoo model or factory, data by spec, teacher by checkpoint path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..device import resolve_device
 from ..folded import FoldedModel
+from ..transform import ModelRef
 from .config import TrainConfig
 from .evaluation import predict_logits
 from .trainer import LAST, ImageSet, TrainResult, train
@@ -35,10 +37,12 @@ def warm_start_from(model: FoldedModel, path: str | os.PathLike) -> dict[str, li
     return ck.normalization
 
 
-def build_model(config: TrainConfig) -> FoldedModel:
-    """The zoo model `config.model` at `config.fold`, initialised from `config.seed`."""
+def build_model(config: TrainConfig, input_shape: tuple[int, int, int] | None = None) -> FoldedModel:
+    """`config.model` at `config.fold`, initialised from `config.seed`: a zoo model, or a factory
+    ("pkg.module:function" or "file.py:function", called with `config.model_kwargs`) folded by fold_model
+    for images of `input_shape` (C, H, W)."""
     torch.manual_seed(config.seed)
-    return FoldedModel.from_zoo(config.model, config.fold, config.width_mult, config.align)
+    return ModelRef(config.model, input_shape, config.model_kwargs).build(config.fold, config.width_mult, config.align)
 
 
 def train_from_config(
@@ -58,9 +62,10 @@ def train_from_config(
     """
     from ..data import load_data
 
+    resolve_device(config.device)  # fail before loading anything
     train_set = load_data(config.data, "train") if train_set is None else train_set
     val_set = load_data(config.data, "val") if val_set is None else val_set
-    model = build_model(config) if model is None else model
+    model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
     normalization = warm_start_from(model, config.init_from) if config.init_from and not resuming else None
     if config.distill_from and teacher is None:
