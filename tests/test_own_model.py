@@ -135,7 +135,7 @@ def test_module_mistakes_give_one_clear_error(nets, tmp_path, monkeypatch, capsy
         (["fold", "--module", "no_such_module_xyz:f", "--input-shape", "3", "8", "8"], "cannot import 'no_such_module_xyz'"),
         (["fold", "--module", "byom_nets:nothing", "--input-shape", "3", "8", "8"], "has no 'nothing'"),
         (["fold", "--module", "missing.py:tiny", "--input-shape", "3", "8", "8"], "does not exist"),
-        (["fold", "--module", "byom_nets:tiny"], "--input-shape C H W"),
+        (["fold", "--module", "byom_nets:tiny"], "--input-shape C H W is required"),
         (["fold", "--module", "byom_nets"], "--module takes pkg.module:function"),
     ]
     for argv, message in cases:

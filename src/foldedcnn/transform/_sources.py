@@ -182,7 +182,7 @@ class ModelRef:
 
             get_spec(self.name)
         elif self.input_shape is None:
-            raise FoldedCNNError(f"{self.name}: give the per-image input shape (--input-shape C H W) of your model")
+            raise FoldedCNNError(f"{self.name}: --input-shape C H W is required (one image's shape) for your model")
         else:
             _ = self.source
         return self
