@@ -42,9 +42,8 @@ def add_model_arguments(p: argparse.ArgumentParser, *, input_shape: bool = True)
 
 def model_refs(names: list[str], args: argparse.Namespace) -> list:
     """ModelRefs of zoo `names` and of each `args.module` (a string or a list) with its kwargs and input shape."""
-    from ..transform import ModelRef
-
     from ..errors import FoldedCNNError
+    from ..transform import ModelRef
 
     modules = [args.module] if isinstance(args.module, str) else list(args.module or [])
     for m in modules:
