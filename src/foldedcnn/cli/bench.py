@@ -58,7 +58,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..bench import derive_rows, machine_info, machine_slug, measure, write_report
-    from ..bench.report import SUMMARY_COLUMNS, best_rows
+    from ..bench.report import SUMMARY_COLUMNS, best_rows, measurement_warnings
     from ..bench.variants import parse_batch_for, peak_probes, variant_grid
     from ..device import dtype_name, resolve_device, resolve_dtype
     from ..errors import FoldedCNNError
@@ -97,5 +97,7 @@ def run(args) -> int:
     print(format_table(rows, SUMMARY_COLUMNS))
     print("\nbest per model:")
     print(format_table(best_rows(rows), SUMMARY_COLUMNS))
+    for warning in measurement_warnings(rows):
+        print(f"warning: {warning}")
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
