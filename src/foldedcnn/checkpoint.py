@@ -72,7 +72,8 @@ def architecture_of(model: FoldedModel) -> dict[str, Any]:
                 "'kwargs': {...}}) (or source={'zoo': name}) before saving")
         return {"kind": "plan", "plan": ident.plan.to_dict(), "source": dict(ident.source)}
     if ident.zoo is not None:
-        return {"kind": "zoo", "name": ident.zoo, "width_mult": ident.width_mult, "align": ident.align}
+        return {"kind": "zoo", "name": ident.zoo, "width_mult": ident.width_mult, "align": ident.align,
+                "num_classes": ident.num_classes}
     raise CheckpointError(
         "cannot record how to rebuild this model: use a zoo model (create_model / FoldedModel.from_zoo) or fold_model()"
     )
@@ -83,7 +84,7 @@ def rebuild(architecture: dict[str, Any], fold: int) -> FoldedModel:
     kind = architecture.get("kind")
     if kind == "zoo":
         return FoldedModel.from_zoo(architecture["name"], fold, architecture.get("width_mult"),
-                                    architecture.get("align", 1))
+                                    architecture.get("align", 1), architecture.get("num_classes"))
     if kind == "plan":
         from .transform import rebuild_from_architecture
 
