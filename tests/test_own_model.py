@@ -132,7 +132,8 @@ def test_a_file_factory_records_its_absolute_path(spec, nets, tmp_path, monkeypa
 def test_module_mistakes_give_one_clear_error(nets, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(nets)
     cases = [
-        (["fold", "--module", "no_such_module_xyz:f", "--input-shape", "3", "8", "8"], "cannot import 'no_such_module_xyz'"),
+        (["fold", "--module", "no_such_module_xyz:f", "--input-shape", "3", "8", "8"],
+         "cannot import 'no_such_module_xyz'"),
         (["fold", "--module", "byom_nets:nothing", "--input-shape", "3", "8", "8"], "has no 'nothing'"),
         (["fold", "--module", "missing.py:tiny", "--input-shape", "3", "8", "8"], "does not exist"),
         (["fold", "--module", "byom_nets:tiny"], "--input-shape C H W is required"),
