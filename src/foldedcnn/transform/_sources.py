@@ -35,13 +35,14 @@ def _split_ref(ref: str) -> tuple[str, str]:
 
 
 def _on_sys_path(folder: str) -> None:
+    """Make `folder` importable, after everything already on sys.path (so it never shadows an installed module)."""
     if folder not in sys.path:
-        sys.path.insert(0, folder)
+        sys.path.append(folder)
 
 
 def _import_file(path: Path) -> ModuleType:
     """The module of Python file `path` (absolute), imported once under a name unique to the path; its folder
-    becomes importable, as for `python path`."""
+    becomes importable (for its sibling modules), as for `python path`."""
     if not path.is_file():
         raise FoldedCNNError(f"model file {path} does not exist")
     name = f"_foldedcnn_file_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
