@@ -68,6 +68,7 @@ def _import_module(module: str, search_path: str | None) -> ModuleType:
     for folder in (None, search_path, os.getcwd()):
         if folder is not None:
             _on_sys_path(folder)
+            importlib.invalidate_caches()  # the folder's listing may predate the module
         try:
             return importlib.import_module(module)
         except ModuleNotFoundError as exc:
