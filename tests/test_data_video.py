@@ -106,6 +106,8 @@ def test_assign_splits_contiguous_and_blocks():
     assert assign_splits(10).tolist() == [0] * 6 + [1] * 2 + [2] * 2
     blocks = assign_splits(27, mode="blocks", block_frames=5)  # 60/20/20 deals T V T E T, then again
     assert blocks.tolist() == [0] * 5 + [1] * 5 + [0] * 5 + [2] * 5 + [0] * 5 + [0, 0]
+    with pytest.raises(DataError, match="applies to split mode 'blocks'"):
+        assign_splits(10, block_frames=5)
     with pytest.raises(DataError, match="needs block_frames >= 1"):
         assign_splits(10, mode="blocks")
     with pytest.raises(DataError, match="split mode must be one of contiguous, blocks"):

@@ -162,6 +162,8 @@ def assign_splits(n: int, fractions: tuple[float, float, float] = DEFAULT_FRACTI
     """
     _check_fractions(fractions)
     if mode == "contiguous":
+        if block_frames is not None:
+            raise DataError("block_frames (--block-frames) applies to split mode 'blocks' (--split-mode blocks)")
         a, b = split_bounds(n, fractions)
         return np.repeat(np.arange(3), [a, b - a, n - b])
     if mode != "blocks":
