@@ -58,6 +58,9 @@ def test_a_fold_one_family_cannot_use_is_skipped_not_fatal(capsys):
     assert [(r["model"], r["fold"]) for r in rows] == [("noscope-coral", 1), ("noscope-coral", 2),
                                                        ("resnet18-cifar10", 1)]
     assert "skipping resnet18-cifar10 f=2: resnet18 needs a fold whose square root is an integer" in captured.err
+    assert main(["analyze", "noscope-coral", "resnet18-cifar10", "--fold", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "noscope-coral" in text and "resnet18-cifar10" not in text  # no empty table
 
 
 def test_analyze_names_the_probe_it_has_when_the_dtype_differs(tmp_path, capsys, monkeypatch):

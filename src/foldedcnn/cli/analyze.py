@@ -41,7 +41,7 @@ def run(args) -> int:
     else:
         from ..tables import format_table
 
-        for model in names:
+        for model in [n for n in names if any(r["model"] == n for r in rows)]:
             print(f"\n{model}  (batch {args.batch} images, {args.bytes_per_element:g} bytes/element)")
             cols = ["fold", "params", "flops_per_input", "flops_per_image", "intensity", "intensity_gain",
                     "intensity_limit"]
