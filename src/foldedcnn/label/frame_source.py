@@ -20,6 +20,9 @@ import numpy as np
 from ..data.video import check_roi, crop_resize, iter_frames, probe_video
 
 
+DECODER = "pyav"  # what decodes and crops frames; part of a job's fingerprint (_chunk_store)
+
+
 @dataclass
 class FrameBatch:
     """Output frames [first, first + len(index)) of a video, cropped and resized."""
