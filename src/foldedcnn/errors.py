@@ -37,3 +37,7 @@ class UntrustedCodeError(FoldedCNNError):
     The convention of `trust_remote_code` in the Hugging Face ecosystem: pass `trust_code=True`
     (CLI: `--trust-code`) only for a file whose author you trust.
     """
+
+
+class OutputWriteError(FoldedCNNError):
+    """Output that could not be written (no space left, read-only folder, ...); see fsio.writing."""

@@ -1,8 +1,9 @@
 """Turn user images into validated (B, C, H, W)-or-(B, H, W, C) tensors and a normalising affine map.
 
 Accepted: torch tensors or numpy arrays of rank 4, uint8 (scaled by 1/255) or float in [0, 1]
-(checked, with a tolerance of FLOAT_RANGE_TOLERANCE), laid out (B, C, H, W) or (B, H, W, C). The layout is found by where the model's (C, H, W)
-sits; when both readings fit (e.g. C == H == W) the input is taken as (B, C, H, W).
+(checked, with a tolerance of FLOAT_RANGE_TOLERANCE), laid out (B, C, H, W) or (B, H, W, C). The
+layout is found by where the model's (C, H, W) sits; when both readings fit (e.g. C == H == W) the
+input is taken as (B, C, H, W).
 """
 
 from __future__ import annotations

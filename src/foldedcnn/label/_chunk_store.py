@@ -18,26 +18,17 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
+from ..fsio import writing as fsio_writing
 
 
-class OutputWriteError(FoldedCNNError):
-    """Output that could not be written (no space left, read-only, ...); finished chunks are kept."""
-
-
-@contextmanager
-def writing(path: Path) -> Iterator[None]:
-    """Turn an OSError while writing `path` into OutputWriteError naming the fix."""
-    try:
-        yield
-    except OSError as exc:
-        raise OutputWriteError(f"cannot write {path} ({exc.strerror or exc}); free space or fix permissions, then "
-                               "rerun the same command: it resumes after the last finished chunk") from None
+def writing(path: Path):
+    """fsio.writing, saying that a rerun resumes."""
+    return fsio_writing(path, "rerun the same command: it resumes after the last finished chunk")
 
 
 def csv_lines(rows: Iterable[Sequence[object]]) -> str:

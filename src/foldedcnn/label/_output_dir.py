@@ -29,7 +29,8 @@ def prepare_output_dir(out_dir: Path) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FoldedCNNError(f"cannot create --out {out_dir} ({exc.strerror}); choose a folder you can write to") from None
+        raise FoldedCNNError(f"cannot create --out {out_dir} ({exc.strerror}); choose a folder you can "
+                             "write to") from None
     return out_dir
 
 

@@ -24,9 +24,9 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
-from ._chunk_store import ChunkStore, OutputWriteError, writing
+from ._chunk_store import ChunkStore, writing
 from ._frame_labels import header, rows_for
 from ._output_dir import exclusive_output
 from .frame_source import DECODER, FrameSource
