@@ -77,6 +77,11 @@ def checkpoint_digest(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) ->
     return h.hexdigest()
 
 
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or infinity."""
+    return [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 def layer_widths(network: torch.nn.Module) -> list[int]:
     """Output channels / features of every Conv2d and Linear of `network`, in module order."""
     return [m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
@@ -164,9 +169,9 @@ def save_checkpoint(
     problem = metadata_error(meta)
     if problem is not None:
         raise CheckpointError(f"refusing to save {path}: invalid metadata ({problem})")
-    if not all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point()):
-        raise CheckpointError(f"refusing to save {path}: the model has NaN or infinite weights (training diverged: "
-                              "lower the learning rate)")
+    if non_finite(tensors):
+        raise CheckpointError(f"refusing to save {path}: the model has NaN or infinite weights "
+                              f"({', '.join(non_finite(tensors)[:3])}); training diverged: lower the learning rate")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(meta)})
@@ -229,6 +234,9 @@ def load_checkpoint(
     if digest != meta["sha256"]:
         raise CheckpointError(f"{path} failed its SHA-256 check: the weights or metadata were modified after "
                               "saving; use the file training wrote")
+    if non_finite(tensors):
+        raise CheckpointError(f"{path} holds NaN or infinite weights ({', '.join(non_finite(tensors)[:3])}): the "
+                              "training that wrote it diverged; retrain with a lower learning rate")
     try:
         model = rebuild(meta["architecture"], meta["fold"], trust_code=trust_code)
     except UntrustedCodeError as exc:
