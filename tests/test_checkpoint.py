@@ -181,3 +181,16 @@ def test_training_config_and_metrics_travel_in_the_checkpoint(tmp_path):
     assert meta["training"] == extra["training"] and meta["metrics"] == extra["metrics"]
     assert meta["normalization"] == norm and meta["fold"] == 3 and meta["input_shape"] == [3, 17, 40]
     assert meta["class_names"] == [str(i) for i in range(15)]
+
+
+def test_a_re_signed_checkpoint_with_nan_weights_is_refused(saved):
+    from safetensors.torch import save_file
+
+    _, path = saved
+    meta, tensors = read_metadata(path), _tensors(path)
+    name = sorted(tensors)[0]
+    tensors[name].view(-1)[0] = float("nan")
+    meta["sha256"] = checkpoint_digest(tensors, meta)
+    save_file(tensors, str(path), metadata={"foldedcnn": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=f"holds NaN or infinite weights \\({name}\\)"):
+        load_checkpoint(path)
