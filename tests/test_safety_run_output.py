@@ -3,6 +3,11 @@ a short video is reported as truncated, a full disk stops the job cleanly and a 
 
 import errno
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +82,29 @@ def test_a_second_job_on_the_same_out_fails_at_once_in_one_line(clips, checkpoin
     assert len(err.splitlines()) == 1 and "another foldedcnn job is writing to" in err
     assert not (tmp_path / "a.csv").exists() and not (tmp_path / "summary.json").exists()
     assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 0  # released: the next job runs
+
+
+@pytest.mark.slow  # starts a second Python process (about 10 s on an idle 2-core machine)
+def test_two_real_jobs_on_one_out_the_second_stops_and_the_first_completes(checkpoints, tmp_path, capsys):
+    long = write_square_clip(tmp_path / "long.mp4", 100)
+    out = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, "-m", "foldedcnn", "run", str(checkpoints[4]), str(long), "--out",
+                              str(out), *ARGS], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / ".parts" / "long" / "00000000.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.send_signal(signal.SIGSTOP)  # paused mid-job (holding its lock), so the race cannot be lost
+    try:
+        assert first.poll() is None and not (out / "long.csv").exists()
+        assert run(checkpoints[4], long, "--out", out) == 2
+    finally:
+        first.send_signal(signal.SIGCONT)
+    one_line = capsys.readouterr().err.strip()
+    assert len(one_line.splitlines()) == 1 and "another foldedcnn job is writing to" in one_line
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    rows = (out / "long.csv").read_text().splitlines()
+    assert len(rows) == 101 and [int(r.split(",")[0]) for r in rows[1:]] == list(range(100))
 
 
 def test_out_that_is_a_file_or_cannot_be_created_is_one_line(clips, checkpoints, tmp_path, capsys):
