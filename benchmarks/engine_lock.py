@@ -3,7 +3,9 @@ check) against the same chunks run without them (the loop predict had before iss
 
     PYTHONPATH=src python benchmarks/engine_lock.py [--batch 1 16 256] [--trials 30] [--threads 1]
 
-Prints, per batch, median and min-max microseconds per call of each variant and the ratio of medians.
+Prints, per batch, median and min-max microseconds per call of each variant and the ratio of medians,
+then what the guard itself costs (an uncontended lock plus the finite check of (B, K) logits), timed
+alone: on a loaded machine the side-by-side ratio is noise, the guard's own cost is not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.infer import Engine
+from foldedcnn.infer._preprocess import check_finite_logits
 from foldedcnn.layout import unfold_logits
 
 
@@ -57,6 +60,17 @@ def main() -> None:
         med = {name: statistics.median(t) for name, t in times.items()}
         cells = ", ".join(f"{name} {med[name]:.0f} us ({min(t):.0f}-{max(t):.0f})" for name, t in times.items())
         print(f"batch {batch:4d}: {cells}; locked / unguarded = {med['predict (locked)'] / med['unguarded']:.3f}")
+        logits = engine.predict(x)
+        guard = []
+        for _ in range(2000):
+            t0 = time.perf_counter()
+            with engine.lock:
+                pass
+            check_finite_logits(logits)
+            guard.append((time.perf_counter() - t0) * 1e6)
+        print(f"            the guard alone: {statistics.median(guard):.1f} us ({min(guard):.1f}-{max(guard):.1f}) "
+              f"per call, {100 * statistics.median(guard) / min(times['unguarded']):.2f} % of the fastest "
+              "unguarded call")
 
 
 if __name__ == "__main__":
