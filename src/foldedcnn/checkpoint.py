@@ -91,12 +91,14 @@ def layer_widths(network: torch.nn.Module) -> list[int]:
 def metadata_error(meta: dict[str, Any]) -> str | None:
     """None when `meta` fits the schema and its fields agree with each other, else what is wrong."""
     problem = metadata_problem(meta)
-    if problem is None and len(meta["class_names"]) != meta["num_classes"]:
-        problem = f"{len(meta['class_names'])} class names for {meta['num_classes']} classes"
-    channels = meta["input_shape"][0] if problem is None else None
-    if problem is None and not len(meta["normalization"]["mean"]) == len(meta["normalization"]["std"]) == channels:
-        problem = f"normalization needs {channels} means and stds (one per input channel)"
-    return problem
+    if problem is not None:
+        return problem
+    if len(meta["class_names"]) != meta["num_classes"]:
+        return f"{len(meta['class_names'])} class names for {meta['num_classes']} classes"
+    channels, norm = meta["input_shape"][0], meta["normalization"]
+    if not len(norm["mean"]) == len(norm["std"]) == channels:
+        return f"normalization needs {channels} means and stds (one per input channel)"
+    return None
 
 
 def architecture_of(model: FoldedModel) -> dict[str, Any]:

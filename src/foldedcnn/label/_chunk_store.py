@@ -19,6 +19,7 @@ import io
 import json
 import shutil
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..errors import FoldedCNNError
@@ -26,7 +27,7 @@ from ..fsio import atomic_write_text
 from ..fsio import writing as fsio_writing
 
 
-def writing(path: Path):
+def writing(path: Path) -> AbstractContextManager[None]:
     """fsio.writing, saying that a rerun resumes."""
     return fsio_writing(path, "rerun the same command: it resumes after the last finished chunk")
 
