@@ -13,6 +13,7 @@ from foldedcnn.analysis.probe import probe_device, save_probe
 from foldedcnn.checkpoint import load_checkpoint
 from foldedcnn.cli import main
 from foldedcnn.data.store import save_split, write_meta
+from foldedcnn.errors import UntrustedCodeError
 from foldedcnn.transform import ModelRef, build_source, module_source
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,16 +72,16 @@ def test_train_eval_export_analyze_bench_a_module_factory(spec, nets, tmp_path, 
     text = capsys.readouterr().out
     assert "trained byom_nets:tiny fold=2" in text and text.count("epoch=") == 2  # epoch lines without the bar
     ckpt = out / "best.safetensors"
-    source = load_checkpoint(ckpt).meta["architecture"]["source"]
+    source = load_checkpoint(ckpt, trust_code=True).meta["architecture"]["source"]
     assert source == {"factory": "byom_nets:tiny", "kwargs": {"classes": 3}, "search_path": str(nets.resolve())}
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     forget(nets)
-    ck = load_checkpoint(ckpt)  # rebuilt from the recorded folder, not from the working directory
+    ck = load_checkpoint(ckpt, trust_code=True)  # rebuilt from the recorded folder, not the working directory
     assert (ck.model.fold, ck.model.num_classes, ck.model.input_shape) == (2, 3, (3, 17, 40))
-    assert main(["eval", str(ckpt), "--data", spec, "--json"]) == 0
+    assert main(["eval", str(ckpt), "--data", spec, "--json", "--trust-code"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 40
 
     capsys.readouterr()
@@ -109,7 +110,8 @@ def test_export_a_checkpoint_and_a_module_from_elsewhere(spec, nets, tmp_path, m
     assert (tmp_path / "onnx" / "tiny-f2.onnx").stat().st_size > 0
     monkeypatch.chdir(tmp_path)
     forget(nets)
-    assert main(["export", str(out / "best.safetensors"), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    assert main(["export", str(out / "best.safetensors"), "--format", "onnx", "--out", str(tmp_path / "onnx"),
+                 "--trust-code"]) == 0
     assert (tmp_path / "onnx" / "best-f2.onnx").stat().st_size > 0
 
 
@@ -119,14 +121,24 @@ def test_a_file_factory_records_its_absolute_path(spec, nets, tmp_path, monkeypa
     assert main(["train", "--module", "mycode/byom_nets.py:tiny", "--module-kwargs", '{"classes": 3, "width": 4}',
                  "--data", spec, "--epochs", "1", "--batch", "24", "--out", str(out), "--no-progress"]) == 0
     ckpt = out / "best.safetensors"
-    source = load_checkpoint(ckpt).meta["architecture"]["source"]
+    source = load_checkpoint(ckpt, trust_code=True).meta["architecture"]["source"]
     assert source == {"factory": f"{(nets / 'byom_nets.py').resolve()}:tiny", "kwargs": {"classes": 3, "width": 4}}
     monkeypatch.chdir(tmp_path)
     forget(nets)
-    ck = load_checkpoint(ckpt)
+    with pytest.raises(UntrustedCodeError, match="byom_nets.py"):  # a file's code is gated like a module's
+        load_checkpoint(ckpt)
+    assert not any("byom_nets" in m for m in sys.modules)
+    ck = load_checkpoint(ckpt, trust_code=True)
     x = torch.rand(3, 3, 17, 40)
     assert ck.model(x).shape == (3, 3)
     assert [m.out_channels for m in ck.model.network.modules() if isinstance(m, torch.nn.Conv2d)] == [4, 4]
+    # warm-start a folded run from it: its code is the user's own, so --trust-code lets train import it
+    argv = ["train", "--module", str(nets / "byom_nets.py") + ":tiny", "--module-kwargs", '{"classes": 3, "width": 4}',
+            "--fold", "2", "--data", spec, "--epochs", "1", "--batch", "24", "--init-from", str(ckpt),
+            "--out", str(tmp_path / "f2"), "--no-progress"]
+    capsys.readouterr()
+    assert main(argv) == 2 and "--trust-code" in capsys.readouterr().err
+    assert main([*argv, "--trust-code"]) == 0
 
 
 def test_module_mistakes_give_one_clear_error(nets, tmp_path, monkeypatch, capsys):

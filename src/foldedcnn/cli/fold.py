@@ -30,8 +30,9 @@ def run(args) -> int:
     else:
         ref = model_refs([], args)[0]
         source, shape = ref.source, ref.input_shape
-    folded = fold_model(build_source(source), args.fold, torch.randn(1, *shape), width_mult=args.width_mult,
-                        align=args.align, source=source)
+    model = build_source(source, trust_code=True)  # the user named this module on the command line
+    folded = fold_model(model, args.fold, torch.randn(1, *shape), width_mult=args.width_mult, align=args.align,
+                        source=source)
     print(folded.plan.table())
     if args.json:
         path = Path(args.json)

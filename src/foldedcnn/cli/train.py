@@ -34,6 +34,9 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (mixed precision on cuda)")
     p.add_argument("--out", default="runs/train", help="directory for best.safetensors, last.safetensors, metrics")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow --init-from / --distill-from checkpoints whose model is built by code they name "
+                        "(your own --module model's); only for trusted files")
     p.set_defaults(func=run)
 
 
@@ -42,7 +45,7 @@ def run(args) -> int:
 
     config = TrainConfig.from_dict({**vars(args), "model": args.model or args.module,
                                     "model_kwargs": args.module_kwargs, "progress": not args.no_progress})
-    result = train_from_config(config, out=args.out)
+    result = train_from_config(config, out=args.out, trust_code=args.trust_code)
     last = result.history[-1] if result.history else {}
     print(f"trained {config.model} fold={args.fold}: {len(result.history)} epochs in {result.seconds:.1f} s, "
           f"final val top-1 {last.get('val_top1', float('nan')):.2f}%, best {result.best_val_top1:.2f}%")

@@ -16,21 +16,24 @@ from .evaluation import predict_logits
 from .trainer import LAST, ImageSet, TrainResult, train
 
 
-def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str = "cpu") -> torch.Tensor:
+def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str = "cpu",
+                   trust_code: bool = False) -> torch.Tensor:
     """Logits (N, K) of the checkpoint at `path` (e.g. the f=1 original) on uint8 images (N, C, H, W).
 
     The teacher uses its own normalisation; computed once, so distillation costs no teacher passes per epoch.
+    `trust_code` is load_checkpoint's (a checkpoint of your own model names the code that builds it).
     """
-    ck = load_checkpoint(path, input_shape=tuple(images.shape[1:]), device=device)
+    ck = load_checkpoint(path, input_shape=tuple(images.shape[1:]), device=device, trust_code=trust_code)
     return predict_logits(ck.model, images, ck.normalization, device=device)
 
 
-def warm_start_from(model: FoldedModel, path: str | os.PathLike) -> dict[str, list[float]]:
+def warm_start_from(model: FoldedModel, path: str | os.PathLike, trust_code: bool = False) -> dict[str, list[float]]:
     """Warm-start `model` (fold f) in place from the trained f=1 checkpoint at `path` of the same model
-    (see transform.warm_start); returns that checkpoint's normalisation, which training must keep."""
+    (see transform.warm_start); returns that checkpoint's normalisation, which training must keep.
+    `trust_code` is load_checkpoint's."""
     from ..transform._warm_start import warm_start
 
-    ck = load_checkpoint(path, fold=1, input_shape=model.input_shape)
+    ck = load_checkpoint(path, fold=1, input_shape=model.input_shape, trust_code=trust_code)
     if ck.model.num_classes != model.num_classes:
         raise CheckpointError(f"{path} has {ck.model.num_classes} classes, the model to train {model.num_classes}")
     warm_start(model, ck.model.network)
@@ -53,12 +56,14 @@ def train_from_config(
     train_set: ImageSet | None = None,
     val_set: ImageSet | None = None,
     teacher: torch.Tensor | None = None,
+    trust_code: bool = False,
 ) -> TrainResult:
     """Train as `config` says: load `config.data` (or take `train_set`/`val_set`), build the zoo model (or
     take `model`), warm-start it from `config.init_from` (unless resuming from `out`), distill toward
     `config.distill_from`'s logits (or `teacher`, (N, K), when the caller already computed them), train.
 
-    Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
+    `trust_code` allows `init_from` / `distill_from` checkpoints whose model is built by code they name (your
+    own model's). Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
     """
     from ..data import load_data
 
@@ -67,8 +72,9 @@ def train_from_config(
     val_set = load_data(config.data, "val") if val_set is None else val_set
     model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
-    normalization = warm_start_from(model, config.init_from) if config.init_from and not resuming else None
+    normalization = (warm_start_from(model, config.init_from, trust_code) if config.init_from and not resuming
+                     else None)
     if config.distill_from and teacher is None:
-        teacher = teacher_logits(config.distill_from, train_set.images, device=config.device)
+        teacher = teacher_logits(config.distill_from, train_set.images, device=config.device, trust_code=trust_code)
     return train(model, train_set, val_set, config, teacher_logits=teacher if config.distill_from else None,
                  normalization=normalization, out=out)

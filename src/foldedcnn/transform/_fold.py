@@ -15,7 +15,7 @@ from ..layout import check_fold
 from ..models.widths import check_width_args
 from ._apply import apply_plan
 from ._channel_graph import analyse
-from ._sources import build_source, load_factory
+from ._sources import build_source, load_factory, trusted
 from .plan import FoldPlan, make_plan
 
 
@@ -59,15 +59,19 @@ def fold_model(
     return folded
 
 
-def rebuild_from_architecture(architecture: dict[str, Any]) -> FoldedModel:
+def rebuild_from_architecture(architecture: dict[str, Any], *, trust_code: bool = False) -> FoldedModel:
     """An untrained FoldedModel from a checkpoint's {"kind": "plan", "plan": ..., "source": ...}.
 
     Re-folds the source model with the stored fold, width_mult, align and classifier and checks
-    that every layer gets the stored width.
+    that every layer gets the stored width. A `factory` source or leaf modules are imported only
+    with `trust_code=True` (see build_source); a zoo source imports nothing.
     """
-    plan = FoldPlan.from_dict(architecture["plan"])
-    model = build_source(architecture.get("source"))
-    leaves = [load_factory(name) for name in plan.leaf_modules]
+    try:
+        plan = FoldPlan.from_dict(architecture["plan"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FoldedCNNError(f"the stored fold plan is damaged ({type(exc).__name__}: {exc})") from None
+    model = build_source(architecture.get("source"), trust_code=trust_code)
+    leaves = [load_factory(trusted(name, trust_code, "use the module class")) for name in plan.leaf_modules]
     example = torch.zeros(1, *plan.input_shape)
     folded = fold_model(model, plan.fold, example, width_mult=plan.width_mult, align=plan.align,
                         classifier=plan.classifier, leaf_modules=leaves, source=architecture.get("source"))

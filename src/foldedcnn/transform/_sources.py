@@ -4,7 +4,8 @@ A *source* is what a checkpoint records to rebuild an unfolded original (B, C, H
 {"zoo": name}, or {"factory": "pkg.module:function", "kwargs": {...}} (plus "search_path", the folder the
 module was found in when it came from the working directory), or {"factory": "/abs/path/nets.py:function",
 "kwargs": {...}} for a file. `load_factory` is the one place user code is imported; `ModelRef` is what a
-command takes (`--model NAME` or `--module REF`) and builds at any fold.
+command takes (`--model NAME` or `--module REF`) and builds at any fold. A source read from a file (a
+checkpoint) is built only with `trust_code=True`: importing it runs code the file's author chose.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, UntrustedCodeError
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
@@ -125,14 +126,29 @@ def module_source(ref: str, kwargs: Mapping[str, Any] | None = None) -> dict[str
     return source
 
 
-def build_source(source: Mapping[str, Any] | None) -> nn.Module:
-    """The original (unfolded) model that `source` describes."""
+def trusted(factory: str, trust_code: bool, what: str) -> str:
+    """`factory` ("pkg.module:name" or "file.py:name") if the caller trusts code named by a file, else
+    UntrustedCodeError."""
+    if not trust_code:
+        raise UntrustedCodeError(
+            f"rebuilding this model would import module {factory.rpartition(':')[0]!r} and {what} {factory!r}, as "
+            "the file says; pass trust_code=True (CLI: --trust-code) only if you trust whoever made the file")
+    return factory
+
+
+def build_source(source: Mapping[str, Any] | None, *, trust_code: bool = False) -> nn.Module:
+    """The original (unfolded) model that `source` describes.
+
+    {"zoo": name} builds a zoo model and imports nothing; {"factory": ..., "kwargs": ...} imports and calls
+    that function (load_factory), which only `trust_code=True` allows (else UntrustedCodeError).
+    """
     if isinstance(source, Mapping) and "zoo" in source:
         from ..models import create_model
 
         return create_model(source["zoo"], 1)
     if isinstance(source, Mapping) and "factory" in source:
-        model = load_factory(source["factory"], source.get("search_path"))(**source.get("kwargs", {}))
+        factory = trusted(source["factory"], trust_code, "call")
+        model = load_factory(factory, source.get("search_path"))(**source.get("kwargs", {}))
         if not isinstance(model, nn.Module):
             raise FoldedCNNError(f"{source['factory']} returned {type(model).__name__}, not a torch.nn.Module")
         return model
@@ -201,5 +217,6 @@ class ModelRef:
 
         from ._fold import fold_model
 
-        return fold_model(build_source(self.source), fold, torch.zeros(1, *self.input_shape),
+        model = build_source(self.source, trust_code=True)  # the user named this code, not a file
+        return fold_model(model, fold, torch.zeros(1, *self.input_shape),
                           width_mult=width_mult, align=align, source=self.source)
