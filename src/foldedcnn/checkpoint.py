@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,35 @@ class Checkpoint:
     @property
     def normalization(self) -> dict[str, list[float]]:
         return dict(self.meta["normalization"])
+
+    @property
+    def name(self) -> str:
+        """A short name for the model this checkpoint holds (see checkpoint_name)."""
+        return checkpoint_name(self.meta)
+
+
+_FOLDER_SPECS = ("npz", "folder")  # data specs named after their folder
+
+
+def checkpoint_name(meta: dict[str, Any]) -> str:
+    """<data>-<model>-f<fold> from the checkpoint's metadata, e.g. "vtest-noscope-coral-f4".
+
+    <data> is the name of the data spec training recorded (the folder's name for npz:DIR and folder:DIR)
+    and is left out when absent or when the model is named after it ("game-lol-gold-int-f4"). <model>
+    is the zoo name, else the model training named, else the factory function of a fold_model source.
+    Characters other than letters, digits, '.', '_' and '-' become '-', so the name is a valid file
+    name and Triton model name.
+    """
+    arch, training = meta["architecture"], meta.get("training") or {}
+    if arch.get("kind") == "zoo":
+        model = arch["name"]
+    else:
+        source = arch.get("source") or {}
+        model = training.get("model") or source.get("zoo") or str(source.get("factory", "model")).rpartition(":")[2]
+    kind, _, path = str(training.get("data", "")).partition("?")[0].partition(":")
+    data = Path(path).name if kind in _FOLDER_SPECS and path else kind
+    parts = [model] if not data or model.startswith(data) else [data, model]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join([*parts, f"f{meta['fold']}"])).strip("-")
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
