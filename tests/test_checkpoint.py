@@ -4,7 +4,7 @@ import struct
 import pytest
 import torch
 
-from foldedcnn.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from foldedcnn.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint, update_metadata
 from foldedcnn.folded import FoldedModel
 
 
@@ -115,3 +115,20 @@ def test_training_config_and_metrics_travel_in_the_checkpoint(tmp_path):
     assert meta["training"] == extra["training"] and meta["metrics"] == extra["metrics"]
     assert meta["normalization"] == norm and meta["fold"] == 3 and meta["input_shape"] == [3, 17, 40]
     assert meta["class_names"] == [str(i) for i in range(15)]
+
+
+def test_update_metadata_keeps_weights_and_integrity(saved):
+    model, path = saved
+    before = path.read_bytes()
+    meta = update_metadata(path, {"calibration": {"low": 0.1, "high": 0.9}})
+    assert meta["calibration"] == {"low": 0.1, "high": 0.9} and meta["metrics"] == {"val_top1": 97.5}
+    ck = load_checkpoint(path)  # the SHA-256 over the weights still holds
+    assert ck.meta["calibration"]["high"] == 0.9 and ck.meta["sha256"] == read_metadata(path)["sha256"]
+    for name, tensor in model.network.state_dict().items():
+        assert torch.equal(ck.model.network.state_dict()[name], tensor)
+    assert path.read_bytes() != before and not list(path.parent.glob(".*.tmp-*"))
+    with pytest.raises(CheckpointError, match="cannot change fold, sha256"):
+        update_metadata(path, {"fold": 2, "sha256": "0" * 64})
+    with pytest.raises(TypeError):  # not JSON: refused before anything is written
+        update_metadata(path, {"calibration": object()})
+    assert load_checkpoint(path).meta["calibration"]["low"] == 0.1

@@ -183,6 +183,44 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def _verified_tensors(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors, after checking them against the SHA-256 its metadata records."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise CheckpointError(f"{path} is truncated or damaged ({exc})") from exc
+    if tensors_digest(tensors) != meta["sha256"]:
+        raise CheckpointError(f"{path} failed its SHA-256 check: the weights were modified after saving")
+    return tensors
+
+
+# written by save_checkpoint from the model itself; update_metadata may not change them
+_MODEL_KEYS = frozenset({"format", "version", "architecture", "fold", "num_classes", "input_shape", "class_names",
+                         "normalization", "widths", "sha256"})
+
+
+def update_metadata(path: str | os.PathLike, entries: dict[str, Any]) -> dict[str, Any]:
+    """Add or replace JSON `entries` (e.g. {"calibration": {...}}) in checkpoint `path`'s metadata.
+
+    The weights are verified, then written back unchanged with the new metadata to a temporary file
+    renamed over `path` (a reader sees the old checkpoint or the new one, never a part); the SHA-256
+    stays valid. Keys describing the model itself (architecture, fold, classes, sha256, ...) are refused.
+    Returns the new metadata.
+    """
+    path = Path(path)
+    refused = sorted(_MODEL_KEYS & set(entries))
+    if refused:
+        raise CheckpointError(f"update_metadata cannot change {', '.join(refused)}: they describe the weights; "
+                              "save a new checkpoint with save_checkpoint instead")
+    meta = read_metadata(path)
+    tensors = _verified_tensors(path, meta)
+    meta = {**meta, **json.loads(json.dumps(entries))}  # JSON round trip: refuse what JSON cannot hold, up front
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(meta)})
+    return meta
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     *,
@@ -200,13 +238,7 @@ def load_checkpoint(
         raise CheckpointError(f"{path} holds a fold={meta['fold']} model, but fold={fold} was asked for")
     if input_shape is not None and tuple(input_shape) != tuple(meta["input_shape"]):
         raise CheckpointError(f"{path} expects input {tuple(meta['input_shape'])}, not {tuple(input_shape)}")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
-        raise CheckpointError(f"{path} is truncated or damaged ({exc})") from exc
-    if tensors_digest(tensors) != meta["sha256"]:
-        raise CheckpointError(f"{path} failed its SHA-256 check: the weights were modified after saving")
+    tensors = _verified_tensors(path, meta)
     model = rebuild(meta["architecture"], meta["fold"])
     try:
         model.network.load_state_dict(tensors, strict=True)

@@ -18,7 +18,17 @@ from ..checkpoint import load_checkpoint, read_metadata
 from ..errors import FoldedCNNError
 from ._chunk_store import csv_lines, write_csv
 from ._frame_labels import header
-from .job import JobConfig, JobSummary, VideoResult, count_rows, job_region, video_keys, write_summary
+from .job import (
+    JobConfig,
+    JobSummary,
+    VideoResult,
+    count_rows,
+    job_region,
+    job_thresholds,
+    new_summary,
+    video_keys,
+    write_summary,
+)
 
 
 def _frames_row(key: str, batch=None, error: str = "") -> dict:
@@ -78,6 +88,7 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
 
     meta = read_metadata(cfg.checkpoint)
     roi = job_region(cfg, meta)
+    cfg, thresholds_from = job_thresholds(cfg, meta)
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -104,7 +115,7 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
             parts[row["key"]].append((int(row["first"]), row["csv"]))
     wall = time.perf_counter() - t0
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    summary = JobSummary(str(cfg.checkpoint), f"{cfg.backend} on ray ({pool} actors)")
+    summary = new_summary(cfg, meta, f"{cfg.backend} on ray ({pool} actors)", roi, thresholds_from)
     for video, key in zip(cfg.videos, keys, strict=True):
         if key in errors or not parts[key]:
             error = errors.get(key, f"{video} has no decodable frames")
