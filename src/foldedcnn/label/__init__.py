@@ -11,6 +11,8 @@ from .calibration import Calibration, CalibrationError, calibrate_checkpoint, ca
 from .frame_source import FrameBatch, FrameSource
 from .job import JobConfig, JobSummary, VideoResult, run_job
 from .ray_job import run_job_ray
+from .report import Report, ReportError, write_report
 
-__all__ = ["Calibration", "CalibrationError", "FrameBatch", "FrameSource", "JobConfig", "JobSummary", "VideoResult",
-           "calibrate_checkpoint", "calibrate_scores", "run_job", "run_job_ray", "stored_calibration"]
+__all__ = ["Calibration", "CalibrationError", "FrameBatch", "FrameSource", "JobConfig", "JobSummary", "Report",
+           "ReportError", "VideoResult", "calibrate_checkpoint", "calibrate_scores", "run_job", "run_job_ray",
+           "stored_calibration", "write_report"]
