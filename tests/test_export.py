@@ -128,4 +128,6 @@ def test_checkpoint_names_come_from_data_model_and_fold():
 def test_export_errors_are_one_line(tmp_path, capsys):
     assert main(["export", "no-such-model", "--format", "onnx", "--out", str(tmp_path)]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "best.safetensors"), "--format", "onnx", "--out", str(tmp_path)]) == 2
+    assert "best.safetensors does not exist" in capsys.readouterr().err
 

@@ -47,7 +47,7 @@ def export_model(source: str | os.PathLike, fmt: str, out_dir: str | os.PathLike
     check_export_options(input_format, precision)
     check_max_batch(max_batch)
     path = Path(source)
-    if path.is_file():
+    if path.is_file() or path.suffix == ".safetensors":  # a missing checkpoint says so, not "unknown model"
         ckpt = load_checkpoint(path, fold=fold)
         model, default_name, trained = ckpt.model, ckpt.name, True
     else:

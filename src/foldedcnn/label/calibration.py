@@ -123,12 +123,16 @@ def calibrate_checkpoint(checkpoint: str | os.PathLike, data: str, *, max_fn: fl
     from ..data import load_data
     from ..infer import Engine
 
-    _check_rate("max_fn", max_fn), _check_rate("max_fp", max_fp)
+    _check_rate("max_fn", max_fn)
+    _check_rate("max_fp", max_fp)
     ckpt = load_checkpoint(checkpoint)
     if ckpt.model.num_classes != 2:
         raise CalibrationError(f"{checkpoint} has {ckpt.model.num_classes} classes; the cascade's two thresholds "
                                "are calibrated for a two-class (absent / present) model")
     split_data = load_data(data, split)
+    if len(split_data.class_names) != 2:
+        raise CalibrationError(f"{data} has {len(split_data.class_names)} classes; calibration needs the checkpoint's "
+                               "two-class task")
     if tuple(split_data.images.shape[1:]) != tuple(ckpt.model.input_shape):
         raise CalibrationError(f"{data} has images {tuple(split_data.images.shape[1:])}, the checkpoint expects "
                                f"{tuple(ckpt.model.input_shape)}")

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
+from .job import DEFAULT_UNCERTAIN
 
 POSITIVE_COLOR, UNCERTAIN_COLOR, SCORE_COLOR = "#d93025", "#e37400", "#1a4f8b"
 THUMB_WIDTH = 320
@@ -239,7 +240,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if thumbnails < 0:
         raise ReportError(f"--thumbnails must be >= 0, got {thumbnails}")
     summary = json.loads(summary_path.read_text())
-    lo, hi = summary.get("uncertain") or (0.2, 0.8)
+    lo, hi = summary.get("uncertain") or DEFAULT_UNCERTAIN  # a summary written before thresholds were recorded
     roi = tuple(summary["roi"]) if summary.get("roi") else None
     sections, images = [], 0
     for result in summary["videos"]:
