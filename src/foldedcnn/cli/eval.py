@@ -36,7 +36,8 @@ def run(args) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(f"{args.checkpoint}: fold={ck.model.fold}, {summary['images']} {args.split} images of {args.data}")
-    print(f"top-1 (per image): {ev.top1:.2f}%   macro F1: {summary['macro_f1']}")
+    macro = "n/a" if summary["macro_f1"] is None else f"{summary['macro_f1']:.2f}%"
+    print(f"top-1 (per image): {ev.top1:.2f}%   macro F1: {macro}")
     if summary["top_confusions"]:
         print("most confused (true -> predicted: count):")
         for row in summary["top_confusions"]:
