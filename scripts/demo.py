@@ -97,7 +97,8 @@ def run() -> None:
     step("5. Calibrate the cascade: at most 1 % of people missed, 1 % of empty frames flagged, on the val split",
          ["calibrate", folded_vtest, "--data", TASKS["vtest"][1], "--max-fn", "0.01", "--max-fp", "0.01"])
     step("6. Label every frame of vtest.avi with the folded model (thresholds from the calibration)",
-         ["run", folded_vtest, str(_vtest()), "--out", f"{OUT}/labels", "--backend", "onnxruntime"])
+         ["run", folded_vtest, str(_vtest()), "--out", f"{OUT}/labels", "--backend", "onnxruntime",
+          "--overwrite"])  # a rerun of the demo replaces the old labels
     step("   One page to look at the labels", ["report", f"{OUT}/labels"])
     step("7. Export for Triton Inference Server: uint8 frames (B, H, W, C), any B, fp16 on a GPU",
          ["export", folded_vtest, "--format", "triton", "--input", "uint8-nhwc", "--precision", "fp16",

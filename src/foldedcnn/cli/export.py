@@ -20,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("--instance-kind", choices=["auto", "gpu", "cpu"], default="auto",
                    help="Triton instance_group kind (auto: Triton's default, one per GPU or one on CPU)")
     p.add_argument("--instances", type=int, default=1, help="Triton instances of the model per group (default 1)")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a checkpoint whose model is built by code it names; only for trusted files")
     p.set_defaults(func=run)
 
 
@@ -28,7 +30,7 @@ def run(args) -> int:
 
     done = export_model(args.source, args.format, args.out, fold=args.fold, name=args.name,
                         max_batch=args.max_batch, input_format=args.input_format, precision=args.precision,
-                        instance_kind=args.instance_kind, instance_count=args.instances)
+                        instance_kind=args.instance_kind, instance_count=args.instances, trust_code=args.trust_code)
     if not done.trained:
         print(f"note: {args.source} is a zoo architecture with untrained weights (export a checkpoint for real use)")
     print(f"wrote {done.path} (model {done.name}, fold {done.model.fold}, {done.precision})")

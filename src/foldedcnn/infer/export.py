@@ -35,12 +35,14 @@ class Exported:
 
 def export_model(source: str | os.PathLike, fmt: str, out_dir: str | os.PathLike, *, fold: int | None = None,
                  name: str | None = None, max_batch: int = 1024, input_format: str = "float-nchw",
-                 precision: str = "fp32", instance_kind: str = "auto", instance_count: int = 1) -> Exported:
+                 precision: str = "fp32", instance_kind: str = "auto", instance_count: int = 1,
+                 trust_code: bool = False) -> Exported:
     """Export `source` (a .safetensors checkpoint, else a zoo model name with untrained weights) into `out_dir`.
 
     fmt "onnx" writes OUT/<name>.onnx; "triton" writes OUT/<name>/{config.pbtxt,1/model.onnx}. The name
     defaults to the checkpoint's (checkpoint_name: data, model and fold) or "<zoo name>-f<fold>". Every
-    option is checked before the (slow) export starts.
+    option is checked before the (slow) export starts. `trust_code` lets a checkpoint build its model with
+    code it names (see load_checkpoint); only for trusted files.
     """
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -48,7 +50,7 @@ def export_model(source: str | os.PathLike, fmt: str, out_dir: str | os.PathLike
     check_max_batch(max_batch)
     path = Path(source)
     if path.is_file() or path.suffix == ".safetensors":  # a missing checkpoint says so, not "unknown model"
-        ckpt = load_checkpoint(path, fold=fold)
+        ckpt = load_checkpoint(path, fold=fold, trust_code=trust_code)
         model, default_name, trained = ckpt.model, ckpt.name, True
     else:
         model = FoldedModel.from_zoo(str(source), fold or 1).eval()

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
-from ..fsio import atomic_path
+from ..fsio import atomic_path, writing
 from ._preprocess import affine
 
 INPUT_NAME = "images"
@@ -158,7 +158,8 @@ def export_onnx(model: FoldedModel, path: str | os.PathLike, *, input_format: st
             "precision": precision, "normalization": json.dumps(model.normalization)}
     onnx.helper.set_model_props(proto, {f"foldedcnn.{k}": v for k, v in meta.items()})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(proto.SerializeToString())
+    with writing(path, "export again (nothing partial was left)"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(proto.SerializeToString())
     return path

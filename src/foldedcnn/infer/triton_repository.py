@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from ..folded import FoldedModel
-from ..fsio import atomic_write_text
+from ..fsio import atomic_write_text, writing
 from .onnx_export import (
     INPUT_NAME,
     MAX_BATCH,
@@ -33,8 +33,8 @@ _TRITON_TYPES = {"float32": "TYPE_FP32", "uint8": "TYPE_UINT8"}
 def check_max_batch(max_batch_size: int) -> int:
     """`max_batch_size` if it is an integer in 1..MAX_BATCH, else ExportError naming the fix."""
     if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or not 1 <= max_batch_size <= MAX_BATCH:
-        raise ExportError(f"max batch must be an integer from 1 to {MAX_BATCH}, got {max_batch_size!r} (the graph "
-                          "has a batch dimension, so Triton's max_batch_size 0, 'no batching', does not apply)")
+        raise ExportError(f"max batch size must be an integer >= 1, got {max_batch_size!r} (at most {MAX_BATCH}; the "
+                          "graph has a batch dimension, so Triton's max_batch_size 0, 'no batching', does not apply)")
     return max_batch_size
 
 
@@ -113,5 +113,6 @@ def write_triton_repository(model: FoldedModel, out_dir: str | os.PathLike, name
                            precision=precision, instance_kind=instance_kind, instance_count=instance_count)
     root = Path(out_dir) / name
     export_onnx(model, root / "1" / "model.onnx", input_format=input_format, precision=precision, name=name)
-    atomic_write_text(root / "config.pbtxt", config)
+    with writing(root / "config.pbtxt", "export again"):
+        atomic_write_text(root / "config.pbtxt", config)
     return root
