@@ -21,7 +21,7 @@ from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
 from . import autotune
-from .backends import Backend, available_backends, create_backend
+from .backends import BACKENDS, Backend, available_backends, create_backend
 from .buffers import FoldedBuffer, bucket_sizes
 from .preprocess import affine, as_tensor, check_finite, image_layout
 
@@ -31,8 +31,10 @@ class Engine:
 
     `model_or_checkpoint`: a FoldedModel or the path of a checkpoint (whose normalization is used
     unless `normalization` is given; a bare model uses `normalization` or DEFAULT_NORMALIZATION).
-    `backend`: "torch", "compile", "onnxruntime", "torch-plain" or "auto" (time the candidates once
-    per model, device, dtype and batch; the choice is cached under foldedcnn.analysis.probe.cache_dir()).
+    `backend`: "torch", "compile", "onnxruntime", "torch-plain", "triton" or "auto" (time the candidates
+    once per model, device, dtype and batch; the choice is cached under foldedcnn.analysis.probe.cache_dir();
+    "triton" is a candidate on CUDA only). A model "triton" cannot fuse runs on "torch" with a
+    BackendFallbackWarning; `backend.fallback_reason` keeps why.
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
     """
@@ -89,7 +91,8 @@ class Engine:
         available = available_backends(self.device, self.dtype)
         if cached in available:
             return create_backend(cached, self.model, self.device, self.dtype)
-        candidates = [n for n in available if n != "torch-plain"]
+        candidates = [n for n in available if n != "torch-plain" and BACKENDS[n].considered_by_auto(self.device)
+                      and BACKENDS[n].model_unsupported_reason(self.model) is None]
         probe = torch.rand(self.max_batch, *self.input_shape)
         seconds: dict[str, float] = {}
         best: Backend | None = None
