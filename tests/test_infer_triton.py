@@ -219,7 +219,7 @@ def test_extracted_program_computes_the_network(data):
     layers: list[nn.Module] = []
     for _ in range(data.draw(st.integers(1, 3))):
         k = data.draw(st.sampled_from([1, 3]))
-        pad = data.draw(st.integers(0, k // 2))
+        pad = data.draw(st.integers(0, k // 2)) if min(hh, ww) >= k else k // 2  # never an empty map
         cout = data.draw(st.integers(1, 9))
         layers.append(nn.Conv2d(ch, cout, k, padding=pad))
         ch, hh, ww = cout, hh + 2 * pad - k + 1, ww + 2 * pad - k + 1
@@ -245,3 +245,17 @@ def test_extractor_refuses_a_relu_on_the_input_and_a_head_without_linear():
     with pytest.raises(UnfusableModelError, match="end with a flatten and Linear"):
         extract_program(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), (3, 8, 8))
 
+
+
+def test_gpu_benchmark_parses_its_arguments_and_needs_cuda():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "triton_kernels.py"
+    spec = importlib.util.spec_from_file_location("triton_kernels", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.parse_args(["--models", "noscope-coral", "--folds", "1", "4", "--variants", "triton", "torch"])
+    assert (args.batch, args.dtype, args.folds, args.variants) == (1024, "float16", [1, 4], ["triton", "torch"])
+    if not torch.cuda.is_available():
+        assert bench.main(["--folds", "1"]) == 2

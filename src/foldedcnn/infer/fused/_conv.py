@@ -123,13 +123,14 @@ def _pool(src_ptr, src_row0, dst_ptr, dst_row0, meta, lo, hi, BLOCK_P: tl.conste
         mask = (pix < n_pix)[:, None] & co_ok[None, :]
         r = lo + pix // w_out
         c = pix % w_out
-        best = tl.full((BLOCK_P, BLOCK_N), float("-inf"), dtype=dst_ptr.dtype.element_ty)
+        best = tl.full((BLOCK_P, BLOCK_N), float("-inf"), dtype=tl.float32)  # exact for every dtype
         for tap in range(0, kh * kw):
             sr = r * sh + tap // kw - src_row0
             sc = c * sw + tap % kw
             v = tl.load(src_ptr + (sr * w_in + sc)[:, None] * ch + co[None, :], mask=mask, other=float("-inf"))
-            best = tl.maximum(best, v)
-        tl.store(dst_ptr + ((r - dst_row0) * w_out + c)[:, None] * ch + co[None, :], best, mask=mask)
+            best = tl.maximum(best, v.to(tl.float32))
+        tl.store(dst_ptr + ((r - dst_row0) * w_out + c)[:, None] * ch + co[None, :],
+                 best.to(dst_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit

@@ -26,7 +26,13 @@ MAX_HIDDEN = 512
 @dataclass(frozen=True)
 class Tiling:
     """Launch parameters. `scratch_budget`: elements of scratch per program (sets the band height unless
-    `band_rows` is given); `programs`: persistent grid size (None: 2 per SM on CUDA, 2 in the interpreter)."""
+    `band_rows` is given); `programs`: persistent grid size (None: the programs resident at once on CUDA,
+    2 in the interpreter).
+
+    Register use of the feature kernel compiled for sm_90 (Triton 3.9, ptxas -v, fp16, BLOCK_P 64,
+    BLOCK_K 32): BLOCK_N 32 / 4 warps 141 registers; BLOCK_N 64 / 4 warps and BLOCK_N 128 / 8 warps 255,
+    no spills. Hence 4 warps (2 programs per SM) up to 64 channels, 8 warps (1 per SM) above.
+    """
 
     block_p: int = 64
     block_k: int = 32
@@ -62,10 +68,12 @@ class FusedRunner:
         self.feat_size = c * h * w
         # every op's input but the first is an earlier op's output: BLOCK_N covers all channel counts
         self.block_n = _pow2(max(op.out_shape[0] for op in program.features))
+        self.num_warps = 4 if self.block_n <= 64 else 8
         if tiling.programs is not None:
             self.programs = tiling.programs
         elif device.type == "cuda":
-            self.programs = 2 * torch.cuda.get_device_properties(device).multi_processor_count
+            per_sm = 2 if self.num_warps == 4 else 1
+            self.programs = per_sm * torch.cuda.get_device_properties(device).multi_processor_count
         else:
             self.programs = 2
         self.precision = "ieee" if dtype == torch.float32 else "tf32"
@@ -88,7 +96,7 @@ class FusedRunner:
             x, *x.stride(), n_images, scale, shift, self.weights, self.biases, self.meta, self.bands, buf,
             n_ops, n_bands, items, self.feat_size, groups * self.feat_size, self.half,
             RAW=raw is not None, FOLD=fold, IMAGE_CH=image_ch, BLOCK_P=t.block_p, BLOCK_K=t.block_k,
-            BLOCK_N=self.block_n, PRECISION=self.precision)
+            BLOCK_N=self.block_n, PRECISION=self.precision, num_warps=self.num_warps)
         return buf[: groups * self.feat_size].view(groups, self.feat_size)
 
     def _classifier(self, x: torch.Tensor) -> torch.Tensor:
