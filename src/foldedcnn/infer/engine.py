@@ -4,7 +4,8 @@
 
 Per chunk of at most `max_batch` images: copy into a preallocated folded buffer (normalising on
 the way: uint8 / 255 or float in [0, 1], then (x - mean) / std), zero the padding slots of the
-last group, run the backend's folded forward, unfold, drop the padding.
+last group, run the backend's folded forward, unfold, drop the padding. A backend that
+`reads_raw_images` (triton) gets uint8 chunks as they are and folds and normalises them itself.
 """
 
 from __future__ import annotations
@@ -169,10 +170,22 @@ class Engine:
         b = x.shape[0]
         out = torch.empty(b, self.num_classes, dtype=torch.float32)
         for start in range(0, b, self.max_batch):
-            folded, n = self.prepare(x[start:start + self.max_batch])
-            logits = self.backend.forward_folded(folded)
+            chunk = x[start:start + self.max_batch]
+            n = chunk.shape[0]
+            if self.backend.reads_raw_images and chunk.dtype == torch.uint8:
+                logits = self.backend.forward_images(self._images_on_device(chunk), self.normalization)
+            else:
+                logits = self.backend.forward_folded(self.prepare(chunk).images)
             out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
         return out
+
+    def _images_on_device(self, chunk: torch.Tensor) -> torch.Tensor:
+        """A chunk of raw images on the engine's device, as they are (the backend folds and normalises)."""
+        if chunk.device == self.device:
+            return chunk
+        if self.device.type == "cuda":
+            return self._to_device(chunk, next(b for b in self._buckets if b >= chunk.shape[0]))
+        return chunk.to(self.device)
 
     def __repr__(self) -> str:
         return (f"Engine(backend={self.backend_name!r}, fold={self.fold}, classes={self.num_classes}, "

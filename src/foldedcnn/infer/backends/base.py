@@ -22,6 +22,8 @@ class Backend(ABC):
     name: ClassVar[str]
     channels_last: ClassVar[bool] = False
     static_shapes: bool = False
+    #: Whether `forward_images(images, normalization)` takes raw uint8 batches (folds and normalises itself).
+    reads_raw_images: ClassVar[bool] = False
     #: Backend that runs a model this one cannot (see `model_unsupported_reason`); None: no fallback needed.
     fallback: ClassVar[str | None] = None
     #: Set on a fallback backend: why the requested backend could not run the model.

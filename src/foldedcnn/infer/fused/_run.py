@@ -126,9 +126,8 @@ class FusedRunner:
                        ) -> torch.Tensor:
         """Unfolded images, indexed (B, C, H, W) (e.g. a permuted (B, H, W, C) uint8 batch) -> logits (ceil(B/f), N).
 
-        Normalised inside the first conv: x * scale[c] + shift[c] (float32 (C,)); image j of group g is
+        Normalised inside the first conv: x * scale[c] + shift[c] (float32 (C,) on the device); image j of group g is
         batch index g*f + j (channels [j*C, (j+1)*C)); the missing images of a last partial group are zeros.
         """
         groups = -(-images.shape[0] // fold)
-        raw = (fold, scale.to(self.device, torch.float32), shift.to(self.device, torch.float32))
-        return self._classifier(self._features(images, groups, raw))
+        return self._classifier(self._features(images, groups, (fold, scale, shift)))
