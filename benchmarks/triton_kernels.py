@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
-from foldedcnn.analysis.probe import device_name, resolve_dtype
+from foldedcnn.device import device_name, resolve_dtype
 from foldedcnn.folded import FoldedModel
 from foldedcnn.infer.backends import create_backend
-from foldedcnn.infer.preprocess import affine
+from foldedcnn.infer._preprocess import affine
 from foldedcnn.tables import markdown_table
 
 VARIANTS = ("max-autotune", "torch", "triton", "triton-u8")
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         for f in args.folds:
             net = create_model(name, f, align=args.align if f > 1 else 1)
-            model = FoldedModel(net, f, net.num_classes, net.input_shape).eval()
+            model = FoldedModel(net).eval()
             runs, setup, reference = variants_for(model, args.variants, dtype, args.batch)
             with torch.inference_mode():
                 errors = {v: relative_error(run(), reference) for v, run in runs.items()}

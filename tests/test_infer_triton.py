@@ -24,6 +24,7 @@ from transform_models import one_thread  # noqa: F401  (one torch thread: tiny t
 
 from foldedcnn import fold_model, unfold_logits
 from foldedcnn.folded import FoldedModel
+from foldedcnn.identity import ModelIdentity
 from foldedcnn.infer import BACKENDS, Engine, available_backends
 from foldedcnn.infer.backends import BackendFallbackWarning
 from foldedcnn.infer.fused import ConvOp, FusedProgram, PoolOp, UnfusableModelError, extract_program
@@ -55,7 +56,7 @@ def tiny_zoo(name: str, fold: int, hw: tuple[int, int] | None = None, seed: int 
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.uniform_(m.bias, -0.5, 0.5)
-    return FoldedModel(net, fold, spec.num_classes, (3, *hw)).eval()
+    return FoldedModel(net, ModelIdentity(fold, (3, *hw), spec.num_classes)).eval()
 
 
 def torch_logits(model: FoldedModel, images: torch.Tensor) -> torch.Tensor:
@@ -175,7 +176,7 @@ def _head(c: int, hw: int) -> list[nn.Module]:
     (Residual(), "single chain"),
 ])
 def test_unfusable_model_falls_back_to_torch_naming_the_reason(network, named):
-    model = FoldedModel(network, 2, 2, (3, 8, 8)).eval()
+    model = FoldedModel(network, ModelIdentity(2, (3, 8, 8), 2)).eval()
     with pytest.warns(BackendFallbackWarning, match="backend 'triton' cannot run this model"):
         engine = Engine(model, backend="triton", device="cpu")
     assert engine.backend_name == "torch"

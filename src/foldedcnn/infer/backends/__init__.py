@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from ...analysis.probe import dtype_name
+from ...device import dtype_name
 from ...errors import FoldedCNNError
 from ...folded import FoldedModel
 from .base import Backend

@@ -15,7 +15,7 @@ import torch
 
 from ...folded import FoldedModel
 from ..fused import UnfusableModelError, fused_program
-from ..preprocess import affine
+from .._preprocess import affine
 from .base import Backend
 
 
