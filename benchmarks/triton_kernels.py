@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import statistics
 import sys
 import time
@@ -27,12 +26,11 @@ import torch
 
 from foldedcnn.device import device_name, resolve_dtype
 from foldedcnn.folded import FoldedModel
+from foldedcnn.infer import Engine
 from foldedcnn.infer.backends import create_backend
-from foldedcnn.infer._preprocess import affine
 from foldedcnn.tables import markdown_table
 
 VARIANTS = ("max-autotune", "torch", "triton", "triton-u8")
-NORMALIZATION = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,31 +60,30 @@ def seconds_per_call(run: Callable[[], object], iterations: int) -> float:
 
 def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch: int
                  ) -> tuple[dict[str, Callable[[], torch.Tensor]], dict[str, float], torch.Tensor]:
-    """Callables returning folded logits of one random batch, their setup seconds, and fp32 eager's logits."""
+    """Callables returning folded logits of one random batch, their setup seconds, and fp32 eager's logits.
+
+    Every variant sees the same images: the folded ones are what the engine's own buffer holds.
+    """
     cuda = torch.device("cuda")
-    f, (c, h, w) = model.fold, model.input_shape
+    c, h, w = model.input_shape
+    engine = Engine(model, backend="triton", device=cuda, dtype=dtype, max_batch=batch)
+    if engine.backend_name != "triton":
+        raise SystemExit(f"the triton backend fell back ({engine.backend.fallback_reason})")
     images = torch.randint(0, 256, (batch, h, w, c), dtype=torch.uint8, device=cuda)
-    scale, shift = affine(NORMALIZATION, c, True, cuda, dtype)
-    groups = math.ceil(batch / f)
-    padded = torch.zeros(groups * f, c, h, w, device=cuda, dtype=dtype)
-    padded[:batch] = images.permute(0, 3, 1, 2).to(dtype) * scale.view(1, c, 1, 1) + shift.view(1, c, 1, 1)
-    folded = padded.view(groups, f * c, h, w).contiguous(memory_format=torch.channels_last)
+    folded = engine.prepare(images).images.clone()
     runs, setup = {}, {}
     for name in names:
         t0 = time.perf_counter()
         if name == "max-autotune":
-            net = create_backend("torch", model, cuda, dtype).net
-            compiled = torch.compile(net, mode="max-autotune")
+            compiled = torch.compile(create_backend("torch", model, cuda, dtype).net, mode="max-autotune")
             runs[name] = lambda compiled=compiled: compiled(folded)
         elif name == "torch":
             eager = create_backend("torch", model, cuda, dtype)
             runs[name] = lambda eager=eager: eager.forward_folded(folded)
+        elif name == "triton":
+            runs[name] = lambda: engine.backend.forward_folded(folded)
         else:
-            backend = create_backend("triton", model, cuda, dtype)
-            if backend.name != "triton":
-                raise SystemExit(f"{model}: the triton backend fell back ({backend.fallback_reason})")
-            runs[name] = ((lambda b=backend: b.forward_folded(folded)) if name == "triton"
-                          else (lambda b=backend: b.forward_images(images, NORMALIZATION)))
+            runs[name] = lambda: engine.backend.forward_images(images, engine.normalization)
         with torch.inference_mode():
             runs[name]()
         torch.cuda.synchronize()

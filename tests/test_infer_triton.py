@@ -260,3 +260,19 @@ def test_gpu_benchmark_parses_its_arguments_and_needs_cuda():
     assert (args.batch, args.dtype, args.folds, args.variants) == (1024, "float16", [1, 4], ["triton", "torch"])
     if not torch.cuda.is_available():
         assert bench.main(["--folds", "1"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_kernels_compile_for_sm90_without_a_gpu(dtype):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
+    script = Path(__file__).parent / "triton_compile.py"
+    done = subprocess.run([sys.executable, str(script), dtype, "90"], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("cubin") == 3

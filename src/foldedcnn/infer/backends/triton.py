@@ -14,8 +14,8 @@ import os
 import torch
 
 from ...folded import FoldedModel
-from ..fused import UnfusableModelError, fused_program
 from .._preprocess import affine
+from ..fused import UnfusableModelError, fused_program
 from .base import Backend
 
 
