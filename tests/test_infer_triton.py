@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-from transform_models import one_thread  # noqa: F401  (one torch thread: tiny tensors on a shared machine)
 
 from foldedcnn import fold_model, unfold_logits
 from foldedcnn.folded import FoldedModel
@@ -33,6 +32,7 @@ from foldedcnn.models.game import GAME_TASKS, build_game_cnn
 from foldedcnn.models.noscope import NoScopeCNN
 
 pytest.importorskip("triton")
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors on a shared machine
 
 CPU = torch.device("cpu")
 ZOO = list_models("noscope") + list_models("game")
