@@ -28,6 +28,8 @@ from foldedcnn.device import device_name, resolve_dtype
 from foldedcnn.folded import FoldedModel
 from foldedcnn.infer import Engine
 from foldedcnn.infer.backends import create_backend
+from foldedcnn.infer.backends.triton import TritonBackend
+from foldedcnn.infer.fused._run import Tiling
 from foldedcnn.tables import markdown_table
 
 VARIANTS = ("max-autotune", "torch", "triton", "triton-u8")
@@ -44,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--scratch-budget", type=int, help="scratch elements per program of the feature kernel (sets the "
+                   "band height: more means fewer halo rows recomputed, more L2 in use); default: Tiling's")
     p.add_argument("--csv", type=Path, help="also write the rows here")
     return p.parse_args(argv)
 
@@ -58,7 +62,7 @@ def seconds_per_call(run: Callable[[], object], iterations: int) -> float:
     return start.elapsed_time(end) / 1e3 / iterations
 
 
-def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch: int
+def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch: int, tiling: Tiling
                  ) -> tuple[dict[str, Callable[[], torch.Tensor]], dict[str, float], torch.Tensor]:
     """Callables returning folded logits of one random batch, their setup seconds, and fp32 eager's logits.
 
@@ -69,6 +73,7 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
     engine = Engine(model, backend="triton", device=cuda, dtype=dtype, max_batch=batch)
     if engine.backend_name != "triton":
         raise SystemExit(f"the triton backend fell back ({engine.backend.fallback_reason})")
+    fused = TritonBackend(model, cuda, dtype, tiling)
     images = torch.randint(0, 256, (batch, h, w, c), dtype=torch.uint8, device=cuda)
     folded = engine.prepare(images).images.clone()
     runs, setup = {}, {}
@@ -81,9 +86,9 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
             eager = create_backend("torch", model, cuda, dtype)
             runs[name] = lambda eager=eager: eager.forward_folded(folded)
         elif name == "triton":
-            runs[name] = lambda: engine.backend.forward_folded(folded)
+            runs[name] = lambda: fused.forward_folded(folded)
         else:
-            runs[name] = lambda: engine.backend.forward_images(images, engine.normalization)
+            runs[name] = lambda: fused.forward_images(images, engine.normalization)
         with torch.inference_mode():
             runs[name]()
         torch.cuda.synchronize()
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     from foldedcnn.models import create_model
 
     dtype = resolve_dtype(args.dtype, torch.device("cuda"))
+    tiling = Tiling() if args.scratch_budget is None else Tiling(scratch_budget=args.scratch_budget)
     print(f"machine: {device_name('cuda')}; torch {torch.__version__}, triton {triton.__version__}; "
           f"{args.dtype}, batch {args.batch} images")
     rows = []
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.folds:
             net = create_model(name, f, align=args.align if f > 1 else 1)
             model = FoldedModel(net).eval()
-            runs, setup, reference = variants_for(model, args.variants, dtype, args.batch)
+            runs, setup, reference = variants_for(model, args.variants, dtype, args.batch, tiling)
             with torch.inference_mode():
                 errors = {v: relative_error(run(), reference) for v, run in runs.items()}
             times: dict[str, list[float]] = {v: [] for v in runs}

@@ -31,12 +31,14 @@ class TritonBackend(Backend):
     reads_raw_images = True
     fallback = "torch"
 
-    def __init__(self, model: FoldedModel, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, model: FoldedModel, device: torch.device, dtype: torch.dtype, tiling=None) -> None:
+        """`tiling`: a foldedcnn.infer.fused._run.Tiling (block sizes, scratch budget, band rows); None: defaults."""
         super().__init__(model, device, dtype)
         from ..fused._run import INTERPRETER_TILING, FusedRunner, Tiling
 
         program = fused_program(model.network, self._folded_shape(model))
-        self.runner = FusedRunner(program, device, dtype, Tiling() if device.type == "cuda" else INTERPRETER_TILING)
+        tiling = tiling or (Tiling() if device.type == "cuda" else INTERPRETER_TILING)
+        self.runner = FusedRunner(program, device, dtype, tiling)
         self._affines: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
