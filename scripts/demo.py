@@ -93,7 +93,7 @@ def run() -> None:
     print(format_table(rows))
     step("5. Label every frame of vtest.avi with the folded model",
          ["run", str(OUT / "vtest-f4" / "best.safetensors"), str(_vtest()), "--out", f"{OUT}/labels",
-          "--backend", "onnxruntime"])
+          "--backend", "onnxruntime", "--overwrite"])  # a rerun of the demo replaces the old labels
     minutes = (time.perf_counter() - t0) / 60
     print(f"""
 === Done in {minutes:.1f} min. Outputs under {OUT}/:

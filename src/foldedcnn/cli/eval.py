@@ -15,6 +15,8 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=1024, help="images per forward pass")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a checkpoint whose model is built by code it names; only for trusted files")
     p.set_defaults(func=run)
 
 
@@ -25,7 +27,8 @@ def run(args) -> int:
     from ..train import evaluate
 
     data = load_data(args.data, args.split)
-    ck = load_checkpoint(args.checkpoint, input_shape=tuple(data.images.shape[1:]), device=args.device)
+    ck = load_checkpoint(args.checkpoint, input_shape=tuple(data.images.shape[1:]), device=args.device,
+                         trust_code=args.trust_code)
     if len(data.class_names) != ck.model.num_classes:
         raise ShapeError(f"{args.data} has {len(data.class_names)} classes, the checkpoint {ck.model.num_classes}")
     ev = evaluate(ck.model, data.images, data.labels, ck.normalization, batch=args.batch, device=args.device)

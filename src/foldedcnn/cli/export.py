@@ -11,6 +11,8 @@ def register(sub) -> None:
     p.add_argument("--fold", type=int, default=None, help="fold of a zoo model (default 1); must match a checkpoint's")
     p.add_argument("--name", default=None, help="model name (default: <model>-f<fold>)")
     p.add_argument("--max-batch", type=int, default=1024, help="Triton max_batch_size (rounded up to a multiple of f)")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a checkpoint whose model is built by code it names; only for trusted files")
     p.set_defaults(func=run)
 
 
@@ -24,7 +26,7 @@ def run(args) -> int:
 
     source = Path(args.source)
     if source.is_file():
-        ckpt = load_checkpoint(source, fold=args.fold)
+        ckpt = load_checkpoint(source, fold=args.fold, trust_code=args.trust_code)
         model, stem = ckpt.model, source.stem
     else:
         model, stem = FoldedModel.from_zoo(args.source, args.fold or 1).eval(), args.source

@@ -42,7 +42,7 @@ def run(args) -> int:
         shape = args.input_shape
         if shape is None:
             raise FoldedCNNError("--input-shape C H W is required with --module")
-    model = build_source(source)
+    model = build_source(source, trust_code=True)  # the user named this module on the command line
     folded = fold_model(model, args.fold, torch.randn(1, *shape), width_mult=args.width_mult, align=args.align,
                         source=source)
     print(folded.plan.table())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -66,6 +67,11 @@ class TrainConfig:
             raise FoldedCNNError(f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
         if self.temperature <= 0:
             raise FoldedCNNError(f"temperature must be > 0, got {self.temperature}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise FoldedCNNError(f"the learning rate must be a finite number > 0, got {self.lr} (e.g. --lr 1e-3)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise FoldedCNNError(f"weight decay must be a finite number >= 0, got {self.weight_decay} "
+                                 "(e.g. --weight-decay 1e-5, or 0 for none)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field."""

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, UntrustedCodeError
 from ..folded import FoldedModel
 from ..identity import ModelIdentity
 from ..layout import check_fold
@@ -73,29 +73,47 @@ def fold_model(
     return folded
 
 
-def build_source(source: dict[str, Any] | None) -> nn.Module:
-    """The original (unfolded) model that `source` describes."""
+def _trusted(path: str, trust_code: bool, what: str) -> str:
+    """`path` ("pkg.module:name") if the caller trusts code named by a file, else UntrustedCodeError."""
+    if not trust_code:
+        raise UntrustedCodeError(
+            f"rebuilding this model would import module {path.partition(':')[0]!r} and {what} {path!r}, as the file "
+            "says; pass trust_code=True (CLI: --trust-code) only if you trust whoever made the file")
+    return path
+
+
+def build_source(source: dict[str, Any] | None, *, trust_code: bool = False) -> nn.Module:
+    """The original (unfolded) model that `source` describes.
+
+    {"zoo": name} builds a zoo model and imports nothing; {"factory": "pkg.module:function", "kwargs": ...}
+    imports and calls that function, which only `trust_code=True` allows (else UntrustedCodeError).
+    """
     if isinstance(source, dict) and "zoo" in source:
         from ..models import create_model
 
         return create_model(source["zoo"], 1)
     if isinstance(source, dict) and "factory" in source:
-        return import_object(source["factory"])(**source.get("kwargs", {}))
+        factory = _trusted(source["factory"], trust_code, "call")
+        return import_object(factory)(**source.get("kwargs", {}))
     raise FoldedCNNError(
         "this folded model records no source to rebuild its original from: call "
         "fold_model(..., source={'factory': 'pkg.module:function', 'kwargs': {...}}) before saving"
     )
 
 
-def rebuild_from_architecture(architecture: dict[str, Any]) -> FoldedModel:
+def rebuild_from_architecture(architecture: dict[str, Any], *, trust_code: bool = False) -> FoldedModel:
     """An untrained FoldedModel from a checkpoint's {"kind": "plan", "plan": ..., "source": ...}.
 
     Re-folds the source model with the stored fold, width_mult, align and classifier and checks
-    that every layer gets the stored width.
+    that every layer gets the stored width. A `factory` source or leaf modules are imported only
+    with `trust_code=True` (see build_source); a zoo source imports nothing.
     """
-    plan = FoldPlan.from_dict(architecture["plan"])
-    model = build_source(architecture.get("source"))
-    leaves = [import_object(name) for name in plan.leaf_modules]
+    try:
+        plan = FoldPlan.from_dict(architecture["plan"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FoldedCNNError(f"the stored fold plan is damaged ({type(exc).__name__}: {exc})") from None
+    model = build_source(architecture.get("source"), trust_code=trust_code)
+    leaves = [import_object(_trusted(name, trust_code, "use the module class")) for name in plan.leaf_modules]
     example = torch.zeros(1, *plan.input_shape)
     folded = fold_model(model, plan.fold, example, width_mult=plan.width_mult, align=plan.align,
                         classifier=plan.classifier, leaf_modules=leaves, source=architecture.get("source"))
