@@ -74,6 +74,9 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
     if engine.backend_name != "triton":
         raise SystemExit(f"the triton backend fell back ({engine.backend.fallback_reason})")
     fused = TritonBackend(model, cuda, dtype, tiling)
+    runner = fused.runner
+    print(f"{runner.program.describe()}; {runner.bands.shape[0]} row bands, {runner.programs} programs "
+          f"x {runner.num_warps} warps", flush=True)
     images = torch.randint(0, 256, (batch, h, w, c), dtype=torch.uint8, device=cuda)
     folded = engine.prepare(images).images.clone()
     runs, setup = {}, {}

@@ -42,10 +42,12 @@ def main(dt: str = "fp16", arch: int = 90) -> None:
                   "BLOCK_N": 64, "PRECISION": precision}
         kernel = triton.compile(ASTSource(features_kernel, features_signature(dt, raw), consts), target=target)
         print(f"features {dt} {'raw' if raw else 'folded'}: cubin {len(kernel.asm['cubin'])} bytes", flush=True)
-    consts = {"RELU1": True, "RELU2": False, "TWO": True, "BLOCK_M": 32, "BLOCK_K": 64, "BLOCK_N1": 256,
-              "BLOCK_N2": 64, "PRECISION": precision}
-    kernel = triton.compile(ASTSource(linear_kernel, linear_signature(dt), consts), target=target)
-    print(f"linear {dt} two layers: cubin {len(kernel.asm['cubin'])} bytes", flush=True)
+    for split in (False, True):
+        consts = {"RELU1": True, "RELU2": False, "TWO": True, "SPLIT": split, "BLOCK_M": 16, "BLOCK_K": 64,
+                  "BLOCK_N1": 64 if split else 256, "BLOCK_N2": 64, "PRECISION": precision}
+        kernel = triton.compile(ASTSource(linear_kernel, linear_signature(dt), consts), target=target)
+        print(f"linear {dt} two layers{', split' if split else ''}: cubin {len(kernel.asm['cubin'])} bytes",
+              flush=True)
 
 
 if __name__ == "__main__":

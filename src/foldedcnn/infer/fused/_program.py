@@ -73,10 +73,6 @@ class FusedProgram:
     features: tuple[ConvOp | PoolOp, ...]
     classifier: tuple[LinearOp, ...]
 
-    @property
-    def num_outputs(self) -> int:
-        return self.classifier[-1].weight.shape[0]
-
     def describe(self) -> str:
         """One line, e.g. "conv3x3(12->32)+relu pool3/2 conv3x3(32->32)+relu ... | linear(528->444)"."""
         parts = []

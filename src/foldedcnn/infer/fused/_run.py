@@ -36,7 +36,7 @@ class Tiling:
 
     block_p: int = 64
     block_k: int = 32
-    linear_block_m: int = 32
+    linear_block_m: int = 16
     linear_block_k: int = 64
     linear_block_n: int = 64
     scratch_budget: int = 32768
@@ -106,15 +106,17 @@ class FusedRunner:
             (w1, b1, relu1), two = layers[i], i + 1 < len(layers) and layers[i][0].shape[1] <= MAX_HIDDEN
             w2, b2, relu2 = layers[i + 1] if two else (w1, b1, False)
             i += 2 if two else 1
-            n_out = w2.shape[1] if two else w1.shape[1]
-            out = torch.empty(x.shape[0], n_out, device=self.device,
-                              dtype=torch.float32 if i == len(layers) else self.dtype)
-            block_n1 = _pow2(w1.shape[1]) if two else min(_pow2(w1.shape[1]), t.linear_block_n)
-            grid = (triton.cdiv(x.shape[0], t.linear_block_m), 1 if two else triton.cdiv(w1.shape[1], block_n1))
+            n_out, last = (w2.shape[1] if two else w1.shape[1]), i == len(layers)
+            split = two and last and not relu2  # fp32 atomics into the logits; no ReLU after the sum
+            make = torch.zeros if split else torch.empty
+            out = make(x.shape[0], n_out, device=self.device, dtype=torch.float32 if last else self.dtype)
+            block_n1 = _pow2(w1.shape[1]) if two and not split else min(_pow2(w1.shape[1]), t.linear_block_n)
+            grid = (triton.cdiv(x.shape[0], t.linear_block_m), triton.cdiv(w1.shape[1], block_n1))
             linear_kernel[grid](
                 x, x.stride(0), w1, b1, w2, b2, out, out.stride(0), x.shape[0], w1.shape[0], w1.shape[1],
-                w2.shape[1], RELU1=relu1, RELU2=relu2, TWO=two, BLOCK_M=t.linear_block_m, BLOCK_K=t.linear_block_k,
-                BLOCK_N1=block_n1, BLOCK_N2=min(_pow2(n_out), t.linear_block_n), PRECISION=self.precision)
+                w2.shape[1], RELU1=relu1, RELU2=relu2, TWO=two, SPLIT=split, BLOCK_M=t.linear_block_m,
+                BLOCK_K=t.linear_block_k, BLOCK_N1=block_n1, BLOCK_N2=min(_pow2(n_out), t.linear_block_n),
+                PRECISION=self.precision)
             x = out
         return x
 
