@@ -34,7 +34,8 @@ def test_round_trip_gives_identical_outputs(saved):
     assert ck.class_names == ["empty", "object"]
     assert ck.meta["metrics"] == {"val_top1": 97.5}
     assert ck.meta["widths"] == [32, 32, 256, 8]
-    assert ck.meta["architecture"] == {"kind": "zoo", "name": "noscope-coral", "width_mult": None, "align": 1}
+    assert ck.meta["architecture"] == {"kind": "zoo", "name": "noscope-coral", "width_mult": None, "align": 1,
+                                       "num_classes": 2}
 
 
 def test_wrong_fold_or_input_is_refused(saved):

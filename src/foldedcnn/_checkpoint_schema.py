@@ -26,8 +26,9 @@ _NUMBER = {"type": "number", "finite": True}
 _SHAPE = {"type": "array", "items": _POSITIVE_INT, "minItems": 3, "maxItems": 3}
 _SOURCE = {
     "type": "object",
-    "properties": {"zoo": {"type": "string"}, "kwargs": {"type": "object"},
-                   "factory": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"}},
+    "properties": {"zoo": {"type": "string"}, "kwargs": {"type": "object"}, "search_path": {"type": "string"},
+                   "factory": {"type": "string",  # "pkg.module:function" or "/path/to/file.py:function"
+                               "pattern": r"^([A-Za-z_][\w.]*|.+\.py):[A-Za-z_][\w.]*$"}},
     "anyOf": [{"required": ["zoo"]}, {"required": ["factory"]}],
 }
 _PLAN = {
@@ -50,7 +51,7 @@ _ARCHITECTURE = {
     "allOf": [
         {"if": {"properties": {"kind": {"const": "zoo"}}},
          "then": {"required": ["name"],
-                  "properties": {"name": {"type": "string"}, "align": _POSITIVE_INT,
+                  "properties": {"name": {"type": "string"}, "align": _POSITIVE_INT, "num_classes": _POSITIVE_INT,
                                  "width_mult": {"anyOf": [{"type": "null"}, {**_NUMBER, "exclusiveMinimum": 0}]}}}},
         {"if": {"properties": {"kind": {"const": "plan"}}},
          "then": {"required": ["plan", "source"], "properties": {"plan": _PLAN, "source": _SOURCE}}},

@@ -29,6 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ._checkpoint_schema import metadata_problem
+from .device import resolve_device
 from .errors import FoldedCNNError, UntrustedCodeError
 from .folded import FoldedModel
 from .fsio import atomic_path
@@ -115,7 +116,8 @@ def architecture_of(model: FoldedModel) -> dict[str, Any]:
                 "'kwargs': {...}}) (or source={'zoo': name}) before saving")
         return {"kind": "plan", "plan": ident.plan.to_dict(), "source": dict(ident.source)}
     if ident.zoo is not None:
-        return {"kind": "zoo", "name": ident.zoo, "width_mult": ident.width_mult, "align": ident.align}
+        return {"kind": "zoo", "name": ident.zoo, "width_mult": ident.width_mult, "align": ident.align,
+                "num_classes": ident.num_classes}
     raise CheckpointError(
         "cannot record how to rebuild this model: use a zoo model (create_model / FoldedModel.from_zoo) or fold_model()"
     )
@@ -129,7 +131,7 @@ def rebuild(architecture: dict[str, Any], fold: int, *, trust_code: bool = False
     """
     if architecture["kind"] == "zoo":
         return FoldedModel.from_zoo(architecture["name"], fold, architecture.get("width_mult"),
-                                    architecture.get("align", 1))
+                                    architecture.get("align", 1), architecture.get("num_classes"))
     from .transform import rebuild_from_architecture
 
     return rebuild_from_architecture(architecture, trust_code=trust_code)
@@ -222,6 +224,7 @@ def load_checkpoint(
     chosen by whoever wrote the file); without it such a checkpoint raises UntrustedCodeError.
     """
     path = Path(path)
+    device = resolve_device(device)
     meta = read_metadata(path)
     if fold is not None and fold != meta["fold"]:
         raise CheckpointError(f"{path} holds a fold={meta['fold']} model, but fold={fold} was asked for")

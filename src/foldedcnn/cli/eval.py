@@ -23,9 +23,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..checkpoint import load_checkpoint
     from ..data import load_data
+    from ..device import resolve_device
     from ..errors import ShapeError
     from ..train import evaluate
 
+    resolve_device(args.device)  # before loading anything
     data = load_data(args.data, args.split)
     ck = load_checkpoint(args.checkpoint, input_shape=tuple(data.images.shape[1:]), device=args.device,
                          trust_code=args.trust_code)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import FoldedCNNError
@@ -18,7 +18,9 @@ DEFAULT_LR = {"adam": 1e-3, "rmsprop": 1e-3}
 class TrainConfig:
     """A training run.
 
-    model: zoo name (or a label for a model folded by fold_model); data: a `load_data` spec.
+    model: zoo name, or your own model's factory "pkg.module:function" / "path/file.py:function" (returning
+    the unfolded (B, C, H, W) -> (B, K) network; called with `model_kwargs`, folded by fold_model), or a
+    label for a model passed to train_from_config; data: a `load_data` spec.
     batch: images per step (rounded up to a multiple of fold). optimizer "auto" is RMSprop for
     NoScope models and Adam otherwise; lr None takes DEFAULT_LR; schedule "constant" or "cosine"
     (decay to 0 over all steps). curriculum "auto" is on for
@@ -29,6 +31,7 @@ class TrainConfig:
     """
 
     model: str = ""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
     fold: int = 1
     data: str = ""
     epochs: int = 10

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import CheckpointError, save_checkpoint
+from ..device import resolve_device
 from ..errors import FoldedCNNError, FoldError, ShapeError
 from ..folded import FoldedModel
 from ..fsio import atomic_write_text
@@ -229,7 +230,7 @@ def train(
         raise ShapeError(f"teacher logits are {tuple(teacher_logits.shape)}, expected "
                          f"({train_set.labels.numel()}, {model.num_classes}): one row per train image, one column per "
                          "class of the student")
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     model.to(device)
     num_classes = model.num_classes
     if config.uses_curriculum(num_classes):
@@ -281,8 +282,7 @@ def train(
                    "train_top1": round(train_top1, 4), "val_loss": round(val.loss, 6), "val_top1": round(val.top1, 4),
                    "lr": optimizer.param_groups[0]["lr"], "seconds": round(elapsed, 3)}
             history.append(row)
-            if config.progress:
-                tqdm.write(" ".join(f"{k}={v}" for k, v in row.items()))
+            (tqdm.write if config.progress else print)(" ".join(f"{k}={v}" for k, v in row.items()))  # bar or not
             improved = row["val_top1"] > best
             best = max(best, row["val_top1"])
             if out_dir is None:

@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import FoldedCNNError, UntrustedCodeError
+from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..identity import ModelIdentity
 from ..layout import check_fold
 from ..models.widths import check_width_args
 from ._apply import apply_plan
 from ._channel_graph import analyse
+from ._sources import build_source, load_factory, trusted
 from .plan import FoldPlan, make_plan
 
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def import_object(path: str) -> Any:
-    """The object named "pkg.module:attr" (dots allowed in attr)."""
-    module, sep, attr = path.partition(":")
-    if not sep or not module or not attr:
-        raise FoldedCNNError(f"expected 'pkg.module:name', got {path!r}")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise FoldedCNNError(f"cannot import {path!r}: {exc}") from exc
-    return obj
 
 
 def fold_model(
@@ -73,34 +59,6 @@ def fold_model(
     return folded
 
 
-def _trusted(path: str, trust_code: bool, what: str) -> str:
-    """`path` ("pkg.module:name") if the caller trusts code named by a file, else UntrustedCodeError."""
-    if not trust_code:
-        raise UntrustedCodeError(
-            f"rebuilding this model would import module {path.partition(':')[0]!r} and {what} {path!r}, as the file "
-            "says; pass trust_code=True (CLI: --trust-code) only if you trust whoever made the file")
-    return path
-
-
-def build_source(source: dict[str, Any] | None, *, trust_code: bool = False) -> nn.Module:
-    """The original (unfolded) model that `source` describes.
-
-    {"zoo": name} builds a zoo model and imports nothing; {"factory": "pkg.module:function", "kwargs": ...}
-    imports and calls that function, which only `trust_code=True` allows (else UntrustedCodeError).
-    """
-    if isinstance(source, dict) and "zoo" in source:
-        from ..models import create_model
-
-        return create_model(source["zoo"], 1)
-    if isinstance(source, dict) and "factory" in source:
-        factory = _trusted(source["factory"], trust_code, "call")
-        return import_object(factory)(**source.get("kwargs", {}))
-    raise FoldedCNNError(
-        "this folded model records no source to rebuild its original from: call "
-        "fold_model(..., source={'factory': 'pkg.module:function', 'kwargs': {...}}) before saving"
-    )
-
-
 def rebuild_from_architecture(architecture: dict[str, Any], *, trust_code: bool = False) -> FoldedModel:
     """An untrained FoldedModel from a checkpoint's {"kind": "plan", "plan": ..., "source": ...}.
 
@@ -113,7 +71,7 @@ def rebuild_from_architecture(architecture: dict[str, Any], *, trust_code: bool 
     except (KeyError, TypeError, ValueError) as exc:
         raise FoldedCNNError(f"the stored fold plan is damaged ({type(exc).__name__}: {exc})") from None
     model = build_source(architecture.get("source"), trust_code=trust_code)
-    leaves = [import_object(_trusted(name, trust_code, "use the module class")) for name in plan.leaf_modules]
+    leaves = [load_factory(trusted(name, trust_code, "use the module class")) for name in plan.leaf_modules]
     example = torch.zeros(1, *plan.input_shape)
     folded = fold_model(model, plan.fold, example, width_mult=plan.width_mult, align=plan.align,
                         classifier=plan.classifier, leaf_modules=leaves, source=architecture.get("source"))
