@@ -34,7 +34,7 @@ if os.environ.get("TRITON_INTERPRET") != "1":  # conftest.py sets it before anyt
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors on a shared machine
 
 CPU = torch.device("cpu")
-ZOO = list_models("noscope") + list_models("game")
+ZOO = list_models(family="noscope") + list_models(family="game")
 #: small inputs (H, W) that every zoo architecture survives; non-square to catch swapped axes
 NOSCOPE_HW, GAME_HW, GAME_TWO_UNIT_HW = (6, 7), (11, 13), (15, 17)
 
@@ -70,6 +70,10 @@ def check_zoo(name: str, fold: int) -> None:
     expected = torch_logits(model, images)
     assert expected.abs().max() > 0.1  # logits that can disagree
     torch.testing.assert_close(engine.predict(images), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_the_zoo_list_holds_every_noscope_and_game_model():
+    assert len(ZOO) == 10  # an empty list would silently skip the parametrised tests below
 
 
 # each zoo model once, the folds 1..4 spread over them; every (model, fold) pair is in the slow test
