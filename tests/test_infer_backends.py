@@ -14,7 +14,8 @@ def model():
 
 
 def test_all_backends_available_on_cpu_fp32():
-    assert set(available_backends(torch.device("cpu"), torch.float32)) == set(BACKENDS)
+    # triton runs on the CPU only in its interpreter (TRITON_INTERPRET=1): tested in test_infer_triton.py
+    assert set(available_backends(torch.device("cpu"), torch.float32)) - {"triton"} == set(BACKENDS) - {"triton"}
     assert "onnxruntime" not in available_backends(torch.device("cpu"), torch.bfloat16)
 
 
