@@ -1,16 +1,18 @@
 """Training FoldedCNNs: CE on unfolded logits, distillation, curriculum, resumable checkpoints."""
 
+from ._fresh import FreshDraws
 from .config import TrainConfig
 from .curriculum import Curriculum
 from .evaluate import Evaluation, evaluate, predict_logits
 from .losses import classification_loss, distillation_loss
 from .normalize import compute_normalization, normalize
-from .recipe import build_model, teacher_logits, train_from_config, warm_start_from
+from .recipe import build_model, load_teacher, teacher_logits, train_from_config, warm_start_from
 from .trainer import TrainResult, train
 
 __all__ = [
     "Curriculum",
     "Evaluation",
+    "FreshDraws",
     "TrainConfig",
     "TrainResult",
     "build_model",
@@ -18,6 +20,7 @@ __all__ = [
     "compute_normalization",
     "distillation_loss",
     "evaluate",
+    "load_teacher",
     "normalize",
     "predict_logits",
     "teacher_logits",
