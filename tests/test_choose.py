@@ -5,16 +5,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from train_data import single_thread
 
 from foldedcnn.choose import Candidate, pareto_frontier, recommend
 from foldedcnn.cli import main
 from foldedcnn.errors import FoldedCNNError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cand(fold: int, top1: float, ips: float) -> Candidate:

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.torch import load_file
-from train_data import make_set, single_thread
+from train_data import make_set
 
 from foldedcnn.data import DataError, load_data, vtest_path
 from foldedcnn.errors import FoldedCNNError
@@ -13,10 +13,7 @@ from foldedcnn.folded import FoldedModel
 from foldedcnn.train import TrainConfig, train, train_from_config
 from foldedcnn.train.schedule import learning_rate
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_a_warm_start_makes_the_defaults_a_fine_tune():

@@ -2,19 +2,16 @@
 
 import pytest
 import torch
-from train_data import make_set, single_thread
+from train_data import make_set
 
 from foldedcnn.data import DataError, load_data
 from foldedcnn.errors import ShapeError
 from foldedcnn.folded import FoldedModel
 from foldedcnn.train import FreshDraws, TrainConfig, train, train_from_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SPEC = "game-sot-coin-count?n_train=40&n_val=16"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
 
 
 def test_draws_are_new_images_per_epoch_and_the_same_every_time():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..analysis.probe import median_seconds
 from ..checkpoint import load_checkpoint
+from ..device import median_seconds
 from ..errors import FoldedCNNError
 from ..train import TrainConfig, evaluate, train_from_config
 from ._frontier import Candidate, Choice, recommend

@@ -14,46 +14,54 @@ from functools import partial
 from typing import Any
 
 import torch
+from torch import nn
 
-from ..analysis.probe import dtype_name, resolve_device, resolve_dtype
-from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
+from ..checkpoint import load_checkpoint
+from ..device import dtype_name, resolve_device, resolve_dtype
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
-from . import autotune
+from . import _autotune as autotune
+from ._buffers import FoldedBuffer, bucket_sizes
+from ._preprocess import affine, as_tensor, check_finite, image_layout
 from .backends import Backend, available_backends, create_backend
-from .buffers import FoldedBuffer, bucket_sizes
-from .preprocess import affine, as_tensor, check_finite, image_layout
+
+
+def as_folded_model(model: FoldedModel | nn.Module | str | os.PathLike) -> FoldedModel:
+    """A FoldedModel for what Engine accepts: itself, a zoo network wrapped, or a checkpoint path loaded."""
+    if isinstance(model, FoldedModel):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_checkpoint(model).model
+    if isinstance(model, nn.Module):
+        return FoldedModel(model)  # a network without an identity raises, naming the fix
+    raise FoldedCNNError(f"Engine needs a FoldedModel, a zoo network (create_model) or a checkpoint path, got "
+                         f"{type(model).__name__}")
 
 
 class Engine:
-    """Batched inference of a FoldedModel (or a checkpoint) through one backend.
+    """Batched inference of a folded model through one backend.
 
-    `model_or_checkpoint`: a FoldedModel or the path of a checkpoint (whose normalization is used
-    unless `normalization` is given; a bare model uses `normalization` or DEFAULT_NORMALIZATION).
+    `model`: a FoldedModel, a zoo network (`create_model(...)`), or the path of a checkpoint. The
+    model's own normalisation is used (the one training stored, a checkpoint's, or the default for an
+    untrained network) unless `normalization` is given.
     `backend`: "torch", "compile", "onnxruntime", "torch-plain" or "auto" (time the candidates once
-    per model, device, dtype and batch; the choice is cached under foldedcnn.analysis.probe.cache_dir()).
+    per model, device, dtype and batch; the choice is cached under foldedcnn.device.cache_dir()).
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
     """
 
     def __init__(
         self,
-        model_or_checkpoint: FoldedModel | str | os.PathLike,
+        model: FoldedModel | nn.Module | str | os.PathLike,
         backend: str = "auto",
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         max_batch: int = 1024,
         normalization: dict[str, list[float]] | None = None,
     ) -> None:
-        if isinstance(model_or_checkpoint, FoldedModel):
-            model = model_or_checkpoint
-            norm = normalization or DEFAULT_NORMALIZATION
-        elif isinstance(model_or_checkpoint, (str, os.PathLike)):
-            ckpt = load_checkpoint(model_or_checkpoint)
-            model, norm = ckpt.model, normalization or ckpt.normalization
-        else:
-            raise FoldedCNNError(f"Engine needs a FoldedModel or a checkpoint path, got {type(model_or_checkpoint)}")
+        model = as_folded_model(model)
+        norm = normalization or model.normalization
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise FoldedCNNError(f"max_batch must be an integer >= 1, got {max_batch!r}")
         self.model = model.eval()
@@ -96,7 +104,7 @@ class Engine:
         for cand in candidates:
             backend = self._use(create_backend(cand, self.model, self.device, self.dtype))
             folded = self.prepare(probe).images
-            seconds[cand] = autotune.median_seconds(partial(backend.forward_folded, folded), self.device)
+            seconds[cand] = autotune.seconds_per_batch(partial(backend.forward_folded, folded), self.device)
             if best is None or seconds[cand] < seconds[best.name]:
                 best = backend
         assert best is not None  # "torch" is available on every device and dtype

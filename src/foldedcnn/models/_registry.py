@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import FoldedCNNError, UnknownModelError
+from ..identity import ModelIdentity
 from ..layout import check_fold
 
 Builder = Callable[..., nn.Module]
@@ -63,18 +64,14 @@ def create_model(name: str, fold: int = 1, width_mult: float | None = None, alig
     """Build zoo model `name` folded by `fold`: a network (N, f*C, H, W) -> (N, f*K).
 
     Hidden widths are floor(w * width_mult) (width_mult = sqrt(fold) by default), rounded up
-    to a multiple of `align`. The module carries `.fold`, `.num_classes`, `.input_shape`
-    (per image, (C, H, W)) and `.model_name`.
+    to a multiple of `align`. The module carries `.identity` (a ModelIdentity naming it); the zoo's
+    network classes also read `.fold`, `.num_classes` and `.input_shape` (per image, (C, H, W)) from it.
     """
     spec = get_spec(name)
     fold = check_fold(fold)
     if spec.check_fold is not None:
         spec.check_fold(fold)
     model = spec.build(fold=fold, width_mult=width_mult, align=align)
-    model.fold = fold
-    model.num_classes = spec.num_classes
-    model.input_shape = spec.input_shape
-    model.model_name = name
-    model.width_mult = width_mult
-    model.align = align
+    model.identity = ModelIdentity(fold, spec.input_shape, spec.num_classes, zoo=name, width_mult=width_mult,
+                                   align=align)
     return model

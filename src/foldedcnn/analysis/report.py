@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analysis import ModelAnalysis, analyze_zoo_model, roofline_bound
-from ..analysis.probe import ProbeResult, load_probe
+from . import ModelAnalysis, analyze_zoo_model, roofline_bound
+from .probe import ProbeResult, load_probe
 
 Analyses = dict[tuple[str, int], ModelAnalysis]
 
