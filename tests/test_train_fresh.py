@@ -25,6 +25,7 @@ def test_draws_are_new_images_per_epoch_and_the_same_every_time():
         load_data("fashion-mnist", "train", draw=1)
 
 
+@pytest.mark.slow  # spawns two worker processes
 def test_workers_draw_ahead_what_load_data_draws():
     with FreshDraws(SPEC, epochs=4, workers=2) as draws:
         got = [draws(e) for e in (2, 3)]  # skipping epoch 1, as a resumed run does

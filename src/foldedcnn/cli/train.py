@@ -52,8 +52,8 @@ def run(args) -> int:
 
     config = TrainConfig.from_dict({**vars(args), "progress": not args.no_progress})
     result = train_from_config(config, out=args.out)
-    last = result.history[-1] if result.history else {}
-    print(f"trained {args.model} fold={args.fold}: {len(result.history)} epochs in {result.seconds:.1f} s, "
-          f"final val top-1 {last.get('val_top1', float('nan')):.2f}%, best {result.best_val_top1:.2f}%")
+    start, last = result.history[0], result.history[-1]  # row 0: the model before training
+    print(f"trained {args.model} fold={args.fold}: {last['epoch']} epochs in {result.seconds:.1f} s, val top-1 "
+          f"{start['val_top1']:.2f}% before, {last['val_top1']:.2f}% at the end, best {result.best_val_top1:.2f}%")
     print(f"best checkpoint: {result.best_path}")
     return 0
