@@ -6,7 +6,7 @@ reports per-image top-1 on the test split of that checkpoint. Runs are resumable
 
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py [--tasks vtest,...]          # CPU recipe
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --device cuda                # GPU recipe
-    env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --device cuda --smoke        # tiny, any device
+    env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --recipe gpu --smoke         # tiny, on the CPU
 
 Two recipes (see cpu_tasks and gpu_tasks): the CPU one is sized for ~30 minutes on 2 CPU cores (6,000 images per
 epoch, 10-16 epochs); the GPU one for at most 10 minutes on an H100/H200 (20,000 images per epoch, 3 tasks at a
@@ -270,6 +270,8 @@ of train_seconds over all rows: {sum(r['train_seconds'] for r in rows) / 60:.1f}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu (the CPU recipe) or cuda (the GPU recipe)")
+    parser.add_argument("--recipe", choices=["auto", "cpu", "gpu"], default="auto",
+                        help="which recipe (auto: gpu on cuda, else cpu)")
     parser.add_argument("--smoke", action="store_true", help="every run with a few images and epochs (a check)")
     parser.add_argument("--tasks", help="comma-separated task names (default: all)")
     parser.add_argument("--seed", type=int, default=0)
@@ -280,7 +282,7 @@ def main() -> None:
                                                          "CPU, 4 on GPU)")
     parser.add_argument("--runs", help="where run directories go (default runs/accuracy[-DEVICE][-smoke])")
     args = parser.parse_args()
-    gpu = args.device.startswith("cuda")
+    gpu = args.recipe == "gpu" or args.recipe == "auto" and args.device.startswith("cuda")
     tasks = gpu_tasks() if gpu else cpu_tasks()
     names = [t.name for t in tasks]
     chosen = args.tasks.split(",") if args.tasks else names
@@ -288,7 +290,8 @@ def main() -> None:
         parser.error(f"unknown task(s) {', '.join(sorted(set(chosen) - set(names)))}; choose from {', '.join(names)}")
     tasks = [smoke(t) if args.smoke else t for t in tasks if t.name in chosen]
     kind = torch.device(args.device).type
-    label = ("" if kind == "cpu" else f"-{kind}") + ("-smoke" if args.smoke else "")
+    label = ("" if kind == "cpu" else f"-{kind}") + ("-gpu-recipe" if gpu and kind == "cpu" else "") + (
+        "-smoke" if args.smoke else "")
     runs = Path(args.runs) if args.runs else ROOT / "runs" / f"accuracy{label}"
     jobs = args.jobs or (3 if gpu else 1)
     workers = args.data_workers or (4 if gpu else 1)
