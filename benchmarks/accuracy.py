@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import platform
 import subprocess
 import sys
@@ -173,8 +174,16 @@ def machine(device: str, threads: int, jobs: int) -> str:
     return f"{device_name(device)}, {jobs} jobs x {threads} threads, torch {torch.__version__}, {platform.system()}"
 
 
-def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, workers: int) -> list[dict]:
-    """Train (or resume) every run of `task` under runs/<task>/ and return one result row per run."""
+def finished(out: Path, epochs: int) -> bool:
+    """Whether the run in `out` has trained all its `epochs` (its metrics.json ends with that epoch)."""
+    metrics = out / "metrics.json"
+    return metrics.is_file() and json.loads(metrics.read_text())[-1]["epoch"] == epochs
+
+
+def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, workers: int,
+             finished_only: bool = False) -> list[dict]:
+    """Train (or resume) every run of `task` under runs/<task>/ and return one result row per run; with
+    `finished_only`, only evaluate the runs that have finished (none when the original has not)."""
     torch.set_num_threads(threads)
     train_set = subsample(load_data(task.data, "train"), task.n_train, seed)
     val_set = subsample(load_data(task.data, "val"), task.n_val, seed)
@@ -182,6 +191,11 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
     original = runs / task.name / task.runs[0].name / "best.safetensors"
     rows, soft = [], None
     for run in task.runs:
+        if finished_only and not finished(runs / task.name / run.name, run.epochs):
+            print(f"{task.name} {run.name}: not finished, left out", flush=True)
+            if run == task.runs[0]:
+                return []
+            continue
         options = {"curriculum": "off", "lr": task.lr, **METHODS[run.method]}
         for key in ("init_from", "distill_from"):
             if options.pop(key, False):
@@ -281,6 +295,8 @@ def main() -> None:
     parser.add_argument("--data-workers", type=int, help="processes drawing fresh images per run (default 1 on "
                                                          "CPU, 4 on GPU)")
     parser.add_argument("--runs", help="where run directories go (default runs/accuracy[-DEVICE][-smoke])")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="train nothing: tabulate the runs in --runs that have finished")
     args = parser.parse_args()
     gpu = args.recipe == "gpu" or args.recipe == "auto" and args.device.startswith("cuda")
     tasks = gpu_tasks() if gpu else cpu_tasks()
@@ -300,7 +316,8 @@ def main() -> None:
     out = runs / "accuracy" if args.smoke else RESULTS / f"accuracy{label}"
     rows: list[dict] = []
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_task, t, args.seed, runs, args.threads, args.device, workers) for t in tasks]
+        futures = [pool.submit(run_task, t, args.seed, runs, args.threads, args.device, workers, args.finished_only)
+                   for t in tasks]
         for fut in futures:  # in task order; the tables are rewritten as each task finishes
             rows += fut.result()
             write(rows, out, command, time.perf_counter() - start, args.device, args.threads, jobs)
