@@ -3,7 +3,10 @@
 Per video: decode in a background thread, crop the region and resize to the checkpoint's input,
 batch and fold through the Engine, write one CSV (see _frame_labels) in crash-safe chunks
 (_chunk_store), and report frames, positives, uncertain frames and decode / model / end-to-end
-frames per second in summary.json. A failing video is recorded and the others go on.
+frames per second in summary.json. A failing video is recorded and the others go on; a video
+that decodes to fewer frames than its container declares is `truncated` (both counts in the
+summary) and counts as failed. One job per output folder (_output_dir: a lock); the chunks and
+finished CSVs carry the job's fingerprint, so a rerun with other settings never mixes results.
 """
 
 from __future__ import annotations
@@ -14,18 +17,22 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
-from ._chunk_store import ChunkStore
+from ._chunk_store import ChunkStore, writing
 from ._frame_labels import header, rows_for
-from .frame_source import FrameSource
+from ._output_dir import exclusive_output
+from .calibration import stored_calibration
+from .frame_source import DECODER, FrameSource
+
+DEFAULT_UNCERTAIN = (0.2, 0.8)
 
 
 @dataclass
@@ -37,17 +44,19 @@ class JobConfig:
     out_dir: Path
     roi: tuple[int, int, int, int] | None = None  # x, y, w, h; default: the checkpoint's
     stride: int = 1
-    uncertain: tuple[float, float] = (0.2, 0.8)
+    uncertain: tuple[float, float] | None = None  # default: the checkpoint's calibration, else DEFAULT_UNCERTAIN
     backend: str = "auto"
     device: str | None = None
     batch: int = 256
     chunk_frames: int = 1024
     progress: bool = True
+    overwrite: bool = False  # discard a video's earlier output made with other settings
+    trust_code: bool = False  # allow a checkpoint whose model is built by code it names
 
     def check(self) -> None:
         if self.stride < 1:
             raise FoldedCNNError(f"--stride must be >= 1, got {self.stride}")
-        lo, hi = self.uncertain
+        lo, hi = self.uncertain or DEFAULT_UNCERTAIN
         if not 0 <= lo <= hi <= 1:
             raise FoldedCNNError(f"--uncertain LO HI needs 0 <= LO <= HI <= 1, got {lo} {hi}")
         if self.batch < 1 or self.chunk_frames % self.batch:
@@ -63,6 +72,8 @@ class VideoResult:
     frames: int = 0
     positives: int = 0
     uncertain: int = 0
+    expected_frames: int | None = None  # what the container declares (after --stride), when it says
+    truncated: bool = False  # fewer frames decoded than the container declares
     resumed_at_frame: int = 0
     decode_fps: float | None = None
     model_fps: float | None = None
@@ -72,9 +83,17 @@ class VideoResult:
 
 @dataclass
 class JobSummary:
+    """The job's outcome, written to summary.json: per video results, the region and the cascade's thresholds
+    (`uncertain`), where they came from (`thresholds_from`: "--uncertain", "calibration" or "default") and
+    the stored calibration (its expected share of frames for the reference model), if any."""
+
     checkpoint: str
     backend: str
     videos: list[VideoResult] = field(default_factory=list)
+    roi: list[int] | None = None
+    uncertain: list[float] | None = None
+    thresholds_from: str = "default"
+    calibration: dict | None = None
 
     @property
     def failed(self) -> list[VideoResult]:
@@ -113,13 +132,14 @@ def label_video(engine, video: Path, key: str, cfg: JobConfig, meta: dict, roi) 
     _, h, w = meta["input_shape"]
     store = ChunkStore(cfg.out_dir, key, header(class_names), cfg.chunk_frames, {
         "video": str(video.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
-        "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
+        "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch, "decoder": DECODER,
     })
     result = VideoResult(video=str(video), csv=str(store.final_path))
+    start = store.open(cfg.overwrite)
+    source = FrameSource(video, roi, (h, w), stride=cfg.stride, batch=cfg.batch, skip=start)
+    result.expected_frames = source.expected_frames
     if not store.done:
-        start = store.open()
         result.resumed_at_frame = start
-        source = FrameSource(video, roi, (h, w), stride=cfg.stride, batch=cfg.batch, skip=start)
         pending: list[list[object]] = []
         chunk_first = start
         model_s, done = 0.0, 0
@@ -148,6 +168,15 @@ def label_video(engine, video: Path, key: str, cfg: JobConfig, meta: dict, roi) 
     result.frames, result.positives, result.uncertain = count_rows(store.final_path, class_names)
     if result.frames == 0:
         raise FoldedCNNError(f"{video} has no decodable frames")
+    return check_complete(result)
+
+
+def check_complete(result: VideoResult) -> VideoResult:
+    """Mark `result` truncated (an error) when fewer frames were labelled than the container declares."""
+    if result.expected_frames is not None and result.frames < result.expected_frames:
+        result.truncated = True
+        result.error = (f"truncated: decoded {result.frames} of the {result.expected_frames} frames its container "
+                        "declares (the file is cut short or damaged); the CSV holds the frames that decoded")
     return result
 
 
@@ -163,6 +192,23 @@ def core_for_decoding() -> Iterator[int]:
         torch.set_num_threads(before)
 
 
+def job_thresholds(cfg: JobConfig, meta: dict) -> tuple[JobConfig, str]:
+    """`cfg` with its cascade thresholds settled, and where they came from: --uncertain when given, else the
+    ones `foldedcnn calibrate` stored in the checkpoint, else DEFAULT_UNCERTAIN."""
+    if cfg.uncertain is not None:
+        return cfg, "--uncertain"
+    calibration = stored_calibration(meta)
+    if calibration is not None:
+        return replace(cfg, uncertain=calibration.thresholds), "calibration"
+    return replace(cfg, uncertain=DEFAULT_UNCERTAIN), "default"
+
+
+def new_summary(cfg: JobConfig, meta: dict, backend: str, roi, thresholds_from: str) -> JobSummary:
+    """An empty JobSummary recording the job's region and thresholds."""
+    return JobSummary(str(cfg.checkpoint), backend, roi=list(roi), uncertain=list(cfg.uncertain),
+                      thresholds_from=thresholds_from, calibration=meta.get("calibration"))
+
+
 def job_region(cfg: JobConfig, meta: dict) -> tuple[int, int, int, int]:
     """Check `cfg`; the region to crop: --roi, else the one the checkpoint was trained on."""
     cfg.check()
@@ -176,23 +222,31 @@ def run_job(cfg: JobConfig) -> JobSummary:
     """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir (the checkpoint is read once)."""
     from ..infer import Engine
 
-    ckpt = load_checkpoint(cfg.checkpoint)
+    ckpt = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code)
     roi = job_region(cfg, ckpt.meta)
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    with core_for_decoding():
+    cfg, thresholds_from = job_thresholds(cfg, ckpt.meta)
+    with exclusive_output(cfg.out_dir), core_for_decoding():
         engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
-        summary = JobSummary(str(cfg.checkpoint), engine.backend_name)
+        summary = new_summary(cfg, ckpt.meta, engine.backend_name, roi, thresholds_from)
+        stopped: str | None = None  # once the output cannot be written, the remaining videos are not started
         for video, key in zip(cfg.videos, video_keys(cfg.videos), strict=True):
+            if stopped:
+                summary.videos.append(VideoResult(video=str(video), error=f"not started: {stopped}"))
+                continue
             try:
                 summary.videos.append(label_video(engine, video, key, cfg, ckpt.meta, roi))
+            except OutputWriteError as exc:
+                stopped = str(exc)
+                summary.videos.append(VideoResult(video=str(video), error=stopped))
             except FoldedCNNError as exc:
                 summary.videos.append(VideoResult(video=str(video), error=str(exc)))
-    write_summary(cfg.out_dir, summary)
+        write_summary(cfg.out_dir, summary)
     return summary
 
 
 def write_summary(out_dir: Path, summary: JobSummary) -> Path:
     path = out_dir / "summary.json"
     doc = {**asdict(summary), "failed": len(summary.failed)}
-    atomic_write_text(path, json.dumps(doc, indent=2))
+    with writing(path):
+        atomic_write_text(path, json.dumps(doc, indent=2))
     return path

@@ -7,7 +7,7 @@ from .evaluation import Evaluation, evaluate, predict_logits
 from .losses import classification_loss, distillation_loss
 from .normalization import compute_normalization, normalize
 from .recipe import build_model, load_teacher, teacher_logits, train_from_config, warm_start_from
-from .trainer import TrainResult, train
+from .trainer import TrainingDivergedError, TrainResult, train
 
 __all__ = [
     "Curriculum",
@@ -15,6 +15,7 @@ __all__ = [
     "FreshDraws",
     "TrainConfig",
     "TrainResult",
+    "TrainingDivergedError",
     "build_model",
     "classification_loss",
     "compute_normalization",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -24,13 +25,14 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import CheckpointError, save_checkpoint
-from ..errors import FoldError, ShapeError
+from ..device import resolve_device
+from ..errors import FoldedCNNError, FoldError, ShapeError
 from ..folded import FoldedModel
 from ..fsio import atomic_write_text
 from ._state import load_optimizer, load_state, optimizer_tensors, save_state
 from .config import TrainConfig
 from .curriculum import Curriculum
-from .evaluation import evaluate
+from .evaluation import check_labels, evaluate
 from .losses import classification_loss, distillation_loss, mask_inactive
 from .normalization import compute_normalization, normalizer
 from .schedule import learning_rate
@@ -91,8 +93,27 @@ def check_compatible(model: FoldedModel, data: ImageSet, config: TrainConfig, wh
         raise ShapeError(f"{what} images must be uint8, got {data.images.dtype}")
     if len(data.class_names) != model.num_classes:
         raise ShapeError(f"{what} data has {len(data.class_names)} classes, the model has {model.num_classes}")
-    if data.labels.numel() and (int(data.labels.min()) < 0 or int(data.labels.max()) >= model.num_classes):
-        raise ShapeError(f"{what} labels fall outside [0, {model.num_classes})")
+    check_labels(data.labels, model.num_classes, what)
+
+
+class TrainingDivergedError(FoldedCNNError):
+    """A non-finite loss or weight: training stops before anything broken is saved."""
+
+
+def check_finite_loss(loss: float, epoch: int, step: int, lr: float) -> None:
+    """Raise TrainingDivergedError for a NaN or infinite loss, naming where and the fix."""
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(
+            f"training diverged in epoch {epoch + 1}, step {step + 1}: the loss is {loss}; nothing of this epoch is "
+            f"saved; lower the learning rate (now {lr:g}) and train into a new --out")
+
+
+def check_finite_model(model: FoldedModel, epoch: int) -> None:
+    """Raise TrainingDivergedError if any weight of `model` is NaN or infinite after epoch `epoch`."""
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise TrainingDivergedError(f"training diverged in epoch {epoch + 1}: weights became NaN or infinite; "
+                                    "nothing of this epoch is saved; lower the learning rate and train into a new "
+                                    "--out")
 
 
 @contextmanager
@@ -161,7 +182,7 @@ def _train_epoch(
     warmup = config.resolved_warmup(-(-data.labels.numel() // step)) / config.epochs
     desc = f"epoch {epoch + 1}/{config.epochs}"
     bar = tqdm(range(0, order.numel(), step), desc=desc, disable=not config.progress, leave=False, mininterval=0.5)
-    for start in bar:
+    for i, start in enumerate(bar):
         idx = order[start : start + step]
         x = norm(images[idx])
         y = labels[idx]
@@ -175,12 +196,14 @@ def _train_epoch(
                 teacher = teacher_logits[idx]
                 soft = distillation_loss(logits, teacher, config.distill, config.temperature, active)
                 loss = (1.0 - config.distill_alpha) * loss + config.distill_alpha * soft
+        value = float(loss.detach())
+        check_finite_loss(value, epoch, i, lr)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         n = idx.numel()
-        loss_sum += float(loss.detach()) * n
+        loss_sum += value * n
         correct += int((mask_inactive(logits.detach(), active).argmax(dim=1) == y).sum())
         seen += n
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}", refresh=False)
@@ -227,7 +250,7 @@ def train(
         if draws is not None and teacher is None:
             raise ShapeError("fresh training images (draws) with distillation need `teacher`, the function that "
                              "computes the teacher's logits of each epoch's images")
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     model.to(device)
     num_classes = model.num_classes
     if config.uses_curriculum(num_classes):
@@ -270,8 +293,7 @@ def train(
         """Append `row` to the history, print it, write the metrics and, when validation improved, best."""
         nonlocal best, best_path
         history.append(row)
-        if config.progress:
-            tqdm.write(" ".join(f"{k}={v}" for k, v in row.items()))
+        (tqdm.write if config.progress else print)(" ".join(f"{k}={v}" for k, v in row.items()))  # bar or not
         improved = row["val_top1"] > best
         best = max(best, row["val_top1"])
         if out_dir is None:
@@ -301,6 +323,7 @@ def train(
             train_loss, train_top1 = _train_epoch(
                 model, optimizer, scaler, data, order, mask, normalization, soft, config, epoch,
                 config.resolved_lr(zoo_family(model)))
+            check_finite_model(model, epoch)
             val = evaluate(model, val_set.images, val_set.labels, normalization, device=device)
             elapsed += time.perf_counter() - t0
             record({"epoch": epoch + 1, "active_classes": int(active.sum()), "train_loss": round(train_loss, 6),
