@@ -20,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=256, help="frames per engine call (default 256)")
     p.add_argument("--chunk-frames", type=int, default=1024,
                    help="rows per crash-safe output chunk; a multiple of --batch (default 1024)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoder processes (default: every CPU core but one); a long video is split among them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--ray", action="store_true", help="run on Ray Data (local Ray, or --address)")
     p.add_argument("--address", default=None, help="Ray cluster address, e.g. ray://head:10001 or auto")
@@ -35,7 +37,7 @@ def run(args) -> int:
         checkpoint=args.checkpoint, videos=args.videos, out_dir=args.out,
         roi=tuple(args.roi) if args.roi else None, stride=args.stride, uncertain=tuple(args.uncertain),
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
-        progress=not args.no_progress,
+        workers=args.workers, progress=not args.no_progress,
     )
     if args.ray:
         from ..label import run_job_ray
@@ -50,5 +52,6 @@ def run(args) -> int:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
             print(f"ok      {v.video}: {v.frames} frames, {v.positives} positive, {v.uncertain} uncertain"
                   f"{speed} -> {v.csv}")
-    print(f"summary: {args.out / 'summary.json'} (backend {summary.backend})")
+    print(f"summary: {args.out / 'summary.json'} (backend {summary.backend}, decoder {summary.decoder}, "
+          f"{summary.workers} decoder processes, {summary.frames_per_s} frames/s in all)")
     return 1 if summary.failed else 0

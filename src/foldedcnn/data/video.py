@@ -23,6 +23,10 @@ class VideoError(FoldedCNNError):
     """A video that cannot be read, or a region that does not fit its frames."""
 
 
+class SeekError(VideoError):
+    """Frames found after a seek do not match the demuxed index; decoding from the start still works."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What the container says: frame count (None when it does not say), size in pixels, frame rate, codec."""
@@ -186,7 +190,8 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     Output frames [start, stop) are yielded (frame indices start*stride, ...). Without `index` the decoder
     starts at frame 0 and passes through the skipped frames (decoded, not converted). With the `index` of
     a seekable video it starts at the last keyframe before frame start*stride and locates frames by
-    their timestamps, so a segment in the middle of a long video costs at most one group of pictures more.
+    their timestamps, so a segment in the middle of a long video costs at most one group of pictures more;
+    SeekError when the decoded frames do not match the index (decode without it from where it stopped).
 
     Raises VideoError for a missing or non-video file, a video with no frames, data that fails
     to decode (a truncated file may first yield the frames before the damage), or a region outside the frame.
@@ -211,6 +216,8 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
         try:
             for frame in container.decode(stream):
                 index_no = _located(index, frame.pts, previous, path) if seek else index_no + 1
+                if seek and previous is None and index_no > first:
+                    raise SeekError(f"{path}: seeking for frame {first} landed on frame {index_no}")
                 previous = index_no
                 if end is not None and index_no >= end:
                     return
@@ -229,8 +236,7 @@ def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Pat
     """The index of the frame with timestamp `pts`, checked to follow `previous` (no frame skipped)."""
     at = int(np.searchsorted(index.pts, pts)) if pts is not None else len(index.pts)
     if at >= len(index.pts) or index.pts[at] != pts or (previous is not None and at != previous + 1):
-        raise VideoError(f"{path}: decoded frame with timestamp {pts} does not follow frame {previous} of the "
-                         f"demuxed index; this video cannot be split into segments (use --workers 1)")
+        raise SeekError(f"{path}: decoded frame with timestamp {pts} does not follow frame {previous} of the index")
     return at
 
 

@@ -1,9 +1,11 @@
 """`foldedcnn run`: label every frame of many videos with a (folded) CNN checkpoint.
 
-Per video: decode in a background thread, crop the region and resize to the checkpoint's input,
-batch and fold through the Engine, write one CSV (see _frame_labels) in crash-safe chunks
-(_chunk_store), and report frames, positives, uncertain frames and decode / model / end-to-end
-frames per second in summary.json. A failing video is recorded and the others go on.
+Every video is indexed (a demux pass) and split into segments of batch-aligned output rows; a pool
+of decoder processes (_decode_pool) decodes them, many videos and many parts of a long video at
+once, converting only the region of interest, into shared memory. The Engine in this process labels
+each batch, and each video's rows are written per chunk as soon as a chunk is whole (_chunk_store), so
+a rerun redoes only the missing chunks. summary.json reports frames, positives, uncertain frames and
+decode / model / end-to-end frames per second per video. A failing video is recorded, the others go on.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,11 +24,13 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
+from ..data.video import check_roi, index_video, probe_video
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
-from ._chunk_store import ChunkStore
+from ._chunk_store import ChunkStore, VideoRows
+from ._decode_pool import DecodePool, DecodeTask, Decoded
 from ._frame_labels import header, rows_for
-from .frame_source import FrameSource
+from .frame_source import plan_segments
 
 
 @dataclass
@@ -42,6 +47,7 @@ class JobConfig:
     device: str | None = None
     batch: int = 256
     chunk_frames: int = 1024
+    workers: int | None = None  # decoder processes; default: the cores the engine does not need
     progress: bool = True
 
     def check(self) -> None:
@@ -52,6 +58,8 @@ class JobConfig:
             raise FoldedCNNError(f"--uncertain LO HI needs 0 <= LO <= HI <= 1, got {lo} {hi}")
         if self.batch < 1 or self.chunk_frames % self.batch:
             raise FoldedCNNError(f"chunk size {self.chunk_frames} must be a multiple of the batch {self.batch}")
+        if self.workers is not None and self.workers < 1:
+            raise FoldedCNNError(f"--workers must be >= 1, got {self.workers}")
 
 
 @dataclass
@@ -75,6 +83,10 @@ class JobSummary:
     checkpoint: str
     backend: str
     videos: list[VideoResult] = field(default_factory=list)
+    decoder: str = "cpu"
+    workers: int = 0
+    frames_per_s: float | None = None  # all videos together, wall clock of the job
+    worker_restarts: int = 0
 
     @property
     def failed(self) -> list[VideoResult]:
@@ -107,48 +119,49 @@ def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, in
     return frames, positives, unsure
 
 
-def label_video(engine, video: Path, key: str, cfg: JobConfig, meta: dict, roi) -> VideoResult:
-    """Label one video through `engine`, resuming from stored chunks; errors propagate."""
-    class_names = meta["class_names"]
-    _, h, w = meta["input_shape"]
-    store = ChunkStore(cfg.out_dir, key, header(class_names), cfg.chunk_frames, {
-        "video": str(video.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
-        "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
-    })
-    result = VideoResult(video=str(video), csv=str(store.final_path))
-    if not store.done:
-        start = store.open()
-        result.resumed_at_frame = start
-        source = FrameSource(video, roi, (h, w), stride=cfg.stride, batch=cfg.batch, skip=start)
-        pending: list[list[object]] = []
-        chunk_first = start
-        model_s, done = 0.0, 0
-        t0 = time.perf_counter()
-        total = source.expected_frames
-        with tqdm(total=total, initial=min(start, total or start), unit="frame", desc=key,
-                  disable=not cfg.progress, dynamic_ncols=True) as bar:
-            for batch in source:
-                tm = time.perf_counter()
-                logits = engine.predict(batch.images)
-                model_s += time.perf_counter() - tm
-                pending += rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain)
-                done += len(batch.index)
-                bar.update(len(batch.index))
-                if len(pending) == cfg.chunk_frames:  # chunks hold whole batches (JobConfig.check)
-                    store.write_chunk(chunk_first, pending)
-                    pending, chunk_first = [], chunk_first + cfg.chunk_frames
-            if pending:
-                store.write_chunk(chunk_first, pending)
-        wall = time.perf_counter() - t0
-        if done:
-            result.decode_fps = round(done / max(source.decode_seconds, 1e-9), 1)
-            result.model_fps = round(done / max(model_s, 1e-9), 1)
-            result.end_to_end_fps = round(done / wall, 1)
-        store.finish()
-    result.frames, result.positives, result.uncertain = count_rows(store.final_path, class_names)
-    if result.frames == 0:
-        raise FoldedCNNError(f"{video} has no decodable frames")
-    return result
+class _Video:
+    """One video of a running job: its output chunks, its remaining segments and its timings."""
+
+    def __init__(self, number: int, path: Path, key: str, cfg: JobConfig, meta: dict, roi) -> None:
+        self.number, self.path = number, path
+        self.result = VideoResult(video=str(path))
+        self.store = ChunkStore(cfg.out_dir, key, header(meta["class_names"]), cfg.chunk_frames, {
+            "video": str(path.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
+            "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
+        })
+        self.result.csv = str(self.store.final_path)
+        self.rows: VideoRows | None = None
+        self.index = None
+        self.segments_left = 0
+        self.frames = 0
+        self.decode_s = self.model_s = 0.0
+        self.started: float | None = None
+
+    def plan(self, cfg: JobConfig, roi) -> None:
+        """Index the video, check the region, and find the chunks still to do (raises FoldedCNNError)."""
+        info = probe_video(self.path)
+        check_roi(roi, info.width, info.height)
+        self.index = index_video(self.path)
+        done = self.store.open()
+        self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
+        self.result.resumed_at_frame = len(done) * cfg.chunk_frames
+
+    def finish(self, class_names: Sequence[str], now: float) -> None:
+        if not self.rows.complete or self.rows.stray:
+            raise FoldedCNNError(f"{self.path}: the decoded frames do not match the container's index "
+                                 f"({self.rows.rows} rows expected); rerun with --workers 1")
+        self.store.finish(self.rows.chunks)
+        if self.frames:
+            self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
+            self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1)
+            self.result.end_to_end_fps = round(self.frames / max(now - (self.started or now), 1e-9), 1)
+        self.count(class_names)
+
+    def count(self, class_names: Sequence[str]) -> None:
+        self.result.frames, self.result.positives, self.result.uncertain = count_rows(self.store.final_path,
+                                                                                      class_names)
+        if self.result.frames == 0:
+            raise FoldedCNNError(f"{self.path} has no decodable frames")
 
 
 @contextmanager
@@ -172,23 +185,98 @@ def job_region(cfg: JobConfig, meta: dict) -> tuple[int, int, int, int]:
     return roi
 
 
+def default_workers() -> int:
+    """Decoder processes when not asked: every core but one, left to the Engine's process (on a GPU that
+    core feeds the device), and at least one."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def run_job(cfg: JobConfig) -> JobSummary:
     """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir (the checkpoint is read once)."""
     from ..infer import Engine
 
     ckpt = load_checkpoint(cfg.checkpoint)
     roi = job_region(cfg, ckpt.meta)
+    class_names, (c, h, w) = ckpt.meta["class_names"], ckpt.meta["input_shape"]
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    videos = [_Video(i, v, k, cfg, ckpt.meta, roi) for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos),
+                                                                                   strict=True))]
     with core_for_decoding():
         engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
-        summary = JobSummary(str(cfg.checkpoint), engine.backend_name)
-        for video, key in zip(cfg.videos, video_keys(cfg.videos), strict=True):
-            try:
-                summary.videos.append(label_video(engine, video, key, cfg, ckpt.meta, roi))
-            except FoldedCNNError as exc:
-                summary.videos.append(VideoResult(video=str(video), error=str(exc)))
+        workers = cfg.workers or default_workers()
+        tasks = _plan(videos, cfg, roi, (h, w), workers, class_names)
+        summary = JobSummary(str(cfg.checkpoint), engine.backend_name, decoder="cpu", workers=workers)
+        t0 = time.perf_counter()
+        total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
+        with DecodePool(workers, cfg.batch, (c, h, w)) as pool, \
+                tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
+            for event in pool.run(tasks):
+                video = videos[event.task.segment.video]
+                if isinstance(event, Decoded):
+                    if video.result.error is None:
+                        _label_batch(engine, video, event, class_names, cfg)
+                        bar.update(len(event.batch.index))
+                    event.release()
+                    continue
+                video.decode_s += event.decode_s
+                video.segments_left -= 1
+                if video.result.error is not None:
+                    continue
+                try:
+                    if event.error:
+                        raise FoldedCNNError(event.error)
+                    if event.reached_end:
+                        video.rows.ended_at(event.end_row)
+                    if video.segments_left == 0:
+                        video.finish(class_names, time.perf_counter())
+                except FoldedCNNError as exc:
+                    video.result.error = str(exc)
+            summary.worker_restarts = pool.restarts
+        wall = time.perf_counter() - t0
+    summary.videos = [v.result for v in videos]
+    labelled = sum(v.frames for v in videos)
+    summary.frames_per_s = round(labelled / wall, 1) if labelled else None
     write_summary(cfg.out_dir, summary)
     return summary
+
+
+def _plan(videos: list[_Video], cfg: JobConfig, roi, size: tuple[int, int], workers: int,
+          class_names: Sequence[str]) -> list[DecodeTask]:
+    """Index every video and split the missing rows into about two segments per worker (never less than a
+    chunk-sized share per video, so short videos stay whole); errors are recorded per video."""
+    todo = []
+    for v in videos:
+        try:
+            if v.store.done:
+                v.count(class_names)
+            else:
+                v.plan(cfg, roi)
+                todo.append(v)
+        except FoldedCNNError as exc:
+            v.result.error = str(exc)
+    missing = sum(v.rows.rows - len(v.rows.done) * cfg.chunk_frames for v in todo)
+    share = max(cfg.batch, -(-missing // (2 * workers)))
+    tasks = []
+    for v in todo:
+        segments = plan_segments(v.number, v.rows.rows, v.rows.done, cfg.chunk_frames, cfg.batch, share)
+        v.segments_left = len(segments)
+        if not segments:  # every chunk was stored before a kill, the final CSV not yet
+            try:
+                v.finish(class_names, time.perf_counter())
+            except FoldedCNNError as exc:
+                v.result.error = str(exc)
+        tasks += [DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index) for s in segments]
+    return tasks
+
+
+def _label_batch(engine, video: _Video, event: Decoded, class_names: Sequence[str], cfg: JobConfig) -> None:
+    batch = event.batch
+    video.started = video.started or time.perf_counter()
+    tm = time.perf_counter()
+    logits = engine.predict(batch.images)
+    video.model_s += time.perf_counter() - tm
+    video.frames += len(batch.index)
+    video.rows.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
 
 
 def write_summary(out_dir: Path, summary: JobSummary) -> Path:
