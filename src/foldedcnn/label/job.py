@@ -28,7 +28,7 @@ from ..data.video import check_roi, index_video, probe_video
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
 from ._chunk_store import ChunkStore, VideoRows
-from ._decode_pool import DecodePool, DecodeTask, Decoded
+from ._decode_pool import Decoded, DecodePool, DecodeTask
 from ._frame_labels import header, rows_for
 from .frame_source import plan_segments
 
@@ -119,7 +119,7 @@ def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, in
     return frames, positives, unsure
 
 
-class _Video:
+class JobVideo:
     """One video of a running job: its output chunks, its remaining segments and its timings."""
 
     def __init__(self, number: int, path: Path, key: str, cfg: JobConfig, meta: dict, roi) -> None:
@@ -136,6 +136,7 @@ class _Video:
         self.frames = 0
         self.decode_s = self.model_s = 0.0
         self.started: float | None = None
+        self.finished = False
 
     def plan(self, cfg: JobConfig, roi) -> None:
         """Index the video, check the region, and find the chunks still to do (raises FoldedCNNError)."""
@@ -146,16 +147,42 @@ class _Video:
         self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
         self.result.resumed_at_frame = len(done) * cfg.chunk_frames
 
-    def finish(self, class_names: Sequence[str], now: float) -> None:
-        if not self.rows.complete or self.rows.stray:
-            raise FoldedCNNError(f"{self.path}: the decoded frames do not match the container's index "
-                                 f"({self.rows.rows} rows expected); rerun with --workers 1")
-        self.store.finish(self.rows.chunks)
-        if self.frames:
-            self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
-            self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1)
-            self.result.end_to_end_fps = round(self.frames / max(now - (self.started or now), 1e-9), 1)
-        self.count(class_names)
+    def add(self, first_row: int, rows: list[list[object]]) -> None:
+        """Rows of one labelled batch starting at output row `first_row`."""
+        self.started = self.started or time.perf_counter()
+        self.frames += len(rows)
+        self.rows.add(first_row, rows)
+
+    def segment_finished(self, end_row: int, reached_end: bool, error: str | None, decode_s: float) -> None:
+        """A decoder finished one of this video's segments (batches of it may still be on their way)."""
+        self.decode_s += decode_s
+        self.segments_left -= 1
+        if error and self.result.error is None:
+            self.result.error = error
+        elif reached_end:
+            self.rows.ended_at(end_row)
+
+    def settle(self, class_names: Sequence[str], last_call: bool = False) -> None:
+        """Publish the CSV once every segment has finished and every chunk is stored; on the `last_call`
+        (no more rows will come) a video still incomplete is an error."""
+        if self.result.error is not None or self.finished or self.segments_left:
+            return
+        if not last_call and not self.rows.complete:
+            return
+        try:
+            if not self.rows.complete or self.rows.stray:
+                raise FoldedCNNError(f"{self.path}: the decoded frames do not match the container's index "
+                                     f"({self.rows.rows} rows expected); rerun with --workers 1")
+            self.store.finish(self.rows.chunks)
+            now = time.perf_counter()
+            if self.frames:
+                self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
+                self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1) if self.model_s else None
+                self.result.end_to_end_fps = round(self.frames / max(now - (self.started or now), 1e-9), 1)
+            self.count(class_names)
+        except FoldedCNNError as exc:
+            self.result.error = str(exc)
+        self.finished = True
 
     def count(self, class_names: Sequence[str]) -> None:
         self.result.frames, self.result.positives, self.result.uncertain = count_rows(self.store.final_path,
@@ -199,12 +226,12 @@ def run_job(cfg: JobConfig) -> JobSummary:
     roi = job_region(cfg, ckpt.meta)
     class_names, (c, h, w) = ckpt.meta["class_names"], ckpt.meta["input_shape"]
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    videos = [_Video(i, v, k, cfg, ckpt.meta, roi) for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos),
+    videos = [JobVideo(i, v, k, cfg, ckpt.meta, roi) for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos),
                                                                                    strict=True))]
     with core_for_decoding():
         engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
         workers = cfg.workers or default_workers()
-        tasks = _plan(videos, cfg, roi, (h, w), workers, class_names)
+        tasks = plan_tasks(videos, cfg, roi, (h, w), workers, class_names)
         summary = JobSummary(str(cfg.checkpoint), engine.backend_name, decoder="cpu", workers=workers)
         t0 = time.perf_counter()
         total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
@@ -214,24 +241,15 @@ def run_job(cfg: JobConfig) -> JobSummary:
                 video = videos[event.task.segment.video]
                 if isinstance(event, Decoded):
                     if video.result.error is None:
-                        _label_batch(engine, video, event, class_names, cfg)
+                        _label_batch(engine, video, event.batch, class_names, cfg)
                         bar.update(len(event.batch.index))
                     event.release()
-                    continue
-                video.decode_s += event.decode_s
-                video.segments_left -= 1
-                if video.result.error is not None:
-                    continue
-                try:
-                    if event.error:
-                        raise FoldedCNNError(event.error)
-                    if event.reached_end:
-                        video.rows.ended_at(event.end_row)
-                    if video.segments_left == 0:
-                        video.finish(class_names, time.perf_counter())
-                except FoldedCNNError as exc:
-                    video.result.error = str(exc)
+                else:
+                    video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
+                video.settle(class_names)
             summary.worker_restarts = pool.restarts
+        for video in videos:
+            video.settle(class_names, last_call=True)
         wall = time.perf_counter() - t0
     summary.videos = [v.result for v in videos]
     labelled = sum(v.frames for v in videos)
@@ -240,8 +258,8 @@ def run_job(cfg: JobConfig) -> JobSummary:
     return summary
 
 
-def _plan(videos: list[_Video], cfg: JobConfig, roi, size: tuple[int, int], workers: int,
-          class_names: Sequence[str]) -> list[DecodeTask]:
+def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int], workers: int,
+               class_names: Sequence[str]) -> list[DecodeTask]:
     """Index every video and split the missing rows into about two segments per worker (never less than a
     chunk-sized share per video, so short videos stay whole); errors are recorded per video."""
     todo = []
@@ -249,6 +267,7 @@ def _plan(videos: list[_Video], cfg: JobConfig, roi, size: tuple[int, int], work
         try:
             if v.store.done:
                 v.count(class_names)
+                v.finished = True
             else:
                 v.plan(cfg, roi)
                 todo.append(v)
@@ -260,23 +279,17 @@ def _plan(videos: list[_Video], cfg: JobConfig, roi, size: tuple[int, int], work
     for v in todo:
         segments = plan_segments(v.number, v.rows.rows, v.rows.done, cfg.chunk_frames, cfg.batch, share)
         v.segments_left = len(segments)
-        if not segments:  # every chunk was stored before a kill, the final CSV not yet
-            try:
-                v.finish(class_names, time.perf_counter())
-            except FoldedCNNError as exc:
-                v.result.error = str(exc)
+        v.settle(class_names)  # every chunk may have been stored before a kill, the final CSV not yet
         tasks += [DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index) for s in segments]
     return tasks
 
 
-def _label_batch(engine, video: _Video, event: Decoded, class_names: Sequence[str], cfg: JobConfig) -> None:
-    batch = event.batch
-    video.started = video.started or time.perf_counter()
+def _label_batch(engine, video: JobVideo, batch, class_names: Sequence[str], cfg: JobConfig) -> None:
     tm = time.perf_counter()
+    video.started = video.started or tm
     logits = engine.predict(batch.images)
     video.model_s += time.perf_counter() - tm
-    video.frames += len(batch.index)
-    video.rows.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
+    video.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
 
 
 def write_summary(out_dir: Path, summary: JobSummary) -> Path:
