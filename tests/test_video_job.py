@@ -92,10 +92,43 @@ def test_folded_model_rows_do_not_depend_on_chunking(clips, checkpoint, tmp_path
 
 def _cli(checkpoint, video, out):
     return [sys.executable, "-m", "foldedcnn", "run", str(checkpoint), str(video), "--out", str(out),
-            "--backend", "torch", "--batch", "8", "--chunk-frames", "16", "--no-progress"]
+            "--backend", "torch", "--batch", "8", "--chunk-frames", "16", "--workers", "3", "--no-progress"]
+
+
+def test_parallel_segments_give_the_same_csvs_as_one_decoder(clips, checkpoint, tmp_path):
+    args = [clips["long"], clips["short"], "--batch", "8", "--chunk-frames", "16"]
+    assert _run([checkpoint, *args, "--out", tmp_path / "one", "--workers", "1"]) == 0
+    assert _run([checkpoint, *args, "--out", tmp_path / "many", "--workers", "3"]) == 0
+    for name in ("long.csv", "short.csv"):
+        assert (tmp_path / "many" / name).read_text() == (tmp_path / "one" / name).read_text()
+    summary = json.loads((tmp_path / "many" / "summary.json").read_text())
+    assert summary["workers"] == 3 and summary["decoder"] == "cpu" and summary["frames_per_s"] > 0
+
+
+def _decoder_pids(job_pid: int) -> list[int]:
+    """The decoder processes of a running job: the children of its multiprocessing forkserver (from /proc)."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    for child in (p for p, pp in parent.items() if pp == job_pid):
+        try:
+            if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return [p for p, pp in parent.items() if pp == child]
+        except OSError:
+            continue
+    return []
+
+
+def _chunks(parts: Path) -> int:
+    return len(list(parts.glob("[0-9]*.csv"))) if parts.exists() else 0
 
 
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkpoint, tmp_path):
+    """The job with 3 decoder processes, killed (SIGKILL) at random points, then rerun: the CSV equals an
+    uninterrupted run's byte for byte (chunks are stored out of order; a rerun redoes the missing ones)."""
     ref = tmp_path / "ref"
     assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16"]) == 0
     out = tmp_path / "killed"
@@ -104,12 +137,12 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkp
     rng = random.Random(1234)
     kills = 0
     for _ in range(4):
-        target = rng.randint(1, 15)  # kill once this many chunks exist, plus a random delay
+        target = _chunks(parts) + rng.randint(1, 6)  # kill once this many chunks exist, plus a random delay
         proc = subprocess.Popen(_cli(checkpoint, clips["long"], out), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
-            if parts.exists() and len(list(parts.glob("[0-9]*.csv"))) >= target:
+            if _chunks(parts) >= target:
                 time.sleep(rng.uniform(0, 0.05))
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
@@ -126,6 +159,26 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkp
     assert [int(r[0]) for r in rows] == list(range(300))
 
 
+def test_a_killed_decoder_process_takes_no_rows_with_it(clips, checkpoint, tmp_path):
+    ref = tmp_path / "ref"
+    assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16"]) == 0
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(_cli(checkpoint, clips["long"], out), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and killed is None:
+        if _chunks(out / ".parts" / "long") >= 1 and (decoders := _decoder_pids(proc.pid)):
+            killed = decoders[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.002)
+    _, err = proc.communicate(timeout=60)
+    assert killed is not None and proc.returncode == 0, err
+    assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
+    assert json.loads((out / "summary.json").read_text())["worker_restarts"] >= 1
+
+
 def test_rerun_with_other_settings_is_refused(clips, checkpoint, tmp_path):
     parts = tmp_path / ".parts" / "long"
     parts.mkdir(parents=True)
@@ -135,7 +188,8 @@ def test_rerun_with_other_settings_is_refused(clips, checkpoint, tmp_path):
     assert "other settings" in summary["videos"][0]["error"]
 
 
-def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_path):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_path, workers):
     bad = tmp_path / "bad"
     bad.mkdir()
     text = bad / "notes.mp4"
@@ -146,7 +200,7 @@ def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_
     empty = write_empty_clip(bad / "empty.mp4")
     missing = bad / "missing.mp4"
     out = tmp_path / "out"
-    code = _run([checkpoint, missing, text, empty, clips["short"], truncated, "--out", out])
+    code = _run([checkpoint, missing, text, empty, clips["short"], truncated, "--out", out, "--workers", workers])
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
     by_name = {Path(v["video"]).name: v for v in summary["videos"]}
@@ -185,6 +239,34 @@ def test_ray_run_matches_local_run(clips, checkpoint, tmp_path):
         for ra, rb in zip(rows_a, rows_b, strict=True):
             assert ra[0] == rb[0] and ra[5:] == rb[5:]
             assert all(abs(float(x) - float(y)) <= 2e-6 for x, y in zip(ra[1:5], rb[1:5], strict=True))
+
+
+@pytest.mark.slow
+def test_ray_resumes_a_killed_run(clips, checkpoint, tmp_path):
+    """A local run killed after some chunks (with a gap made at chunk 1), finished with --ray: the CSV equals
+    an uninterrupted run's byte for byte."""
+    ray = pytest.importorskip("ray")
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16"]) == 0
+    parts = out / ".parts" / "long"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(_cli(checkpoint, clips["long"], out), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and _chunks(parts) < 4:
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait()
+    assert not (out / "long.csv").exists() and _chunks(parts) >= 4
+    (parts / "00000001.csv").unlink(missing_ok=True)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert _run([checkpoint, clips["long"], "--out", out, "--ray", "--actors", "1", "--batch", "8",
+                     "--chunk-frames", "16"]) == 0
+    finally:
+        ray.shutdown()
+    assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
+    assert json.loads((out / "summary.json").read_text())["videos"][0]["resumed_at_frame"] > 0
 
 
 def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):

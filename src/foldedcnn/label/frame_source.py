@@ -40,8 +40,9 @@ class Segment:
 
 def plan_segments(video: int, rows: int, done: set[int], chunk_rows: int, batch: int,
                   max_rows: int) -> list[Segment]:
-    """Segments covering the chunks of a video not in `done`, each at most `max_rows` rows (rounded up to a
-    batch); `rows` is the expected row count. The segment holding the last chunk runs to the end."""
+    """Segments covering, in order, the rows of the chunks of a video not in `done`, each at most `max_rows`
+    rows (rounded up to a batch); `rows` is the expected row count. The segment holding the last chunk
+    runs to the end of the video (there is one even when `rows` is 0)."""
     chunks = max(1, -(-rows // chunk_rows))
     per = max(batch, -(-max_rows // batch) * batch)
     segments: list[Segment] = []
@@ -53,10 +54,12 @@ def plan_segments(video: int, rows: int, done: set[int], chunk_rows: int, batch:
         end = c
         while end < chunks and end not in done:
             end += 1
-        first, stop = c * chunk_rows, end * chunk_rows  # a run of missing chunks
-        for start in range(first, stop, per):
-            last = end == chunks and start + per >= stop
-            segments.append(Segment(video, start, None if last else min(stop, start + per)))
+        last_run = end == chunks
+        stop = min(end * chunk_rows, rows) if last_run else end * chunk_rows
+        starts = range(c * chunk_rows, max(stop, c * chunk_rows + 1), per)
+        for start in starts:
+            open_ended = last_run and start == starts[-1]
+            segments.append(Segment(video, start, None if open_ended else min(stop, start + per)))
         c = end
     return segments
 
