@@ -299,3 +299,54 @@ def test_iter_frames_start_skips_exactly_the_first_output_frames(clips, stride, 
     resumed = list(iter_frames(clips["short"], stride, start=start))
     assert [f.index for f in resumed] == [f.index for f in every][start:]
     assert all((a.rgb == b.rgb).all() for a, b in zip(every[start:], resumed, strict=True))
+
+
+def test_decoder_choice_per_video():
+    from foldedcnn.errors import FoldedCNNError
+    from foldedcnn.label._nvdec import choose_decoders
+
+    codecs = ["h264", "msmpeg4", None, "hevc"]
+    assert choose_decoders("cpu", codecs, None) == (["cpu"] * 4, [None] * 4)
+    assert choose_decoders("auto", codecs, "no CUDA device") == (["cpu"] * 4, [None] * 4)
+    choice, notes = choose_decoders("auto", codecs, None)
+    assert choice == ["gpu", "cpu", "cpu", "gpu"]
+    assert notes[1] == "codec msmpeg4 is not decoded by NVDEC; decoded on the CPU" and notes[2] is None
+    assert choose_decoders("gpu", codecs, None) == (choice, notes)
+    with pytest.raises(FoldedCNNError, match="--decoder gpu: NVDEC cannot be used here \\(no CUDA device\\)"):
+        choose_decoders("gpu", codecs, "no CUDA device")
+
+
+def test_gpu_decoder_feeds_the_same_job_and_falls_back_for_other_codecs(clips, checkpoint, tmp_path, monkeypatch):
+    """NVDEC stood in for by the CPU segment decoder (no GPU here): the job merges its batches with the CPU
+    pool's, an mpeg4 video goes to it, an ffv1 one (not an NVDEC codec) to the CPU with a note."""
+    import av
+
+    import foldedcnn.label.job as job
+    from foldedcnn.label._nvdec import NvdecDecoder
+    from foldedcnn.label.frame_source import SegmentDecoder
+    ffv1 = tmp_path / "lossless.mkv"
+    with av.open(str(ffv1), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for frame in av.open(str(clips["short"])).decode(video=0):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    args = [clips["long"], ffv1, "--batch", "8", "--chunk-frames", "16"]
+    assert _run([checkpoint, *args, "--out", tmp_path / "cpu", "--decoder", "cpu"]) == 0
+    monkeypatch.setattr(job, "nvdec_unavailable", lambda device: None)
+    monkeypatch.setattr(NvdecDecoder, "_decode", lambda self, t: SegmentDecoder(
+        t.path, t.segment, t.roi, t.size, t.stride, t.batch, t.index))
+    assert _run([checkpoint, *args, "--out", tmp_path / "gpu", "--decoder", "gpu", "--workers", "2"]) == 0
+    for name in ("long.csv", "lossless.csv"):
+        assert (tmp_path / "gpu" / name).read_text() == (tmp_path / "cpu" / name).read_text()
+    summary = json.loads((tmp_path / "gpu" / "summary.json").read_text())
+    assert summary["decoder"] == "gpu+cpu"
+    by_name = {Path(v["video"]).name: v for v in summary["videos"]}
+    assert by_name["long.mp4"]["decoder"] == "gpu" and by_name["long.mp4"]["note"] is None
+    lossless = by_name["lossless.mkv"]
+    assert lossless["decoder"] == "cpu" and "ffv1 is not decoded by NVDEC" in lossless["note"]
+
+
+def test_decoder_gpu_without_a_gpu_is_one_clear_error(clips, checkpoint, tmp_path, capsys):
+    assert _run([checkpoint, clips["short"], "--out", tmp_path, "--decoder", "gpu"]) == 2
+    assert "--decoder gpu: NVDEC cannot be used here" in capsys.readouterr().err

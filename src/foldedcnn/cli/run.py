@@ -22,6 +22,9 @@ def register(sub) -> None:
                    help="rows per crash-safe output chunk; a multiple of --batch (default 1024)")
     p.add_argument("--workers", type=int, default=None,
                    help="decoder processes (default: every CPU core but one); a long video is split among them")
+    p.add_argument("--decoder", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="gpu: NVDEC (needs CUDA and PyNvVideoCodec); cpu: the decoder processes; auto (default): "
+                        "NVDEC for the videos it can decode when the engine is on a GPU, the CPU for the rest")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--ray", action="store_true", help="run on Ray Data (local Ray, or --address)")
     p.add_argument("--address", default=None, help="Ray cluster address, e.g. ray://head:10001 or auto")
@@ -37,7 +40,7 @@ def run(args) -> int:
         checkpoint=args.checkpoint, videos=args.videos, out_dir=args.out,
         roi=tuple(args.roi) if args.roi else None, stride=args.stride, uncertain=tuple(args.uncertain),
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
-        workers=args.workers, progress=not args.no_progress,
+        workers=args.workers, decoder=args.decoder, progress=not args.no_progress,
     )
     if args.ray:
         from ..label import run_job_ray
@@ -51,7 +54,11 @@ def run(args) -> int:
         else:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
             print(f"ok      {v.video}: {v.frames} frames, {v.positives} positive, {v.uncertain} uncertain"
-                  f"{speed} -> {v.csv}")
+                  f"{speed}, decoded on {v.decoder or 'cpu'} -> {v.csv}")
+        if v.note:
+            print(f"note    {v.video}: {v.note}")
+    if summary.decoder_note:
+        print(f"decoder {summary.decoder}: {summary.decoder_note}")
     print(f"summary: {args.out / 'summary.json'} (backend {summary.backend}, decoder {summary.decoder}, "
           f"{summary.workers} decoder processes, {summary.frames_per_s} frames/s in all)")
     return 1 if summary.failed else 0

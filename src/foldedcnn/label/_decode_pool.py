@@ -165,17 +165,32 @@ class DecodePool:
         for w in self.workers + self._dead:
             w.close()
 
-    def run(self, tasks: list[DecodeTask], max_deaths: int = 3) -> Iterator[Decoded | Finished]:
-        """Decode `tasks`; a task on which `max_deaths` workers died in a row is Finished with an error."""
+    def run(self, tasks: list[DecodeTask], max_deaths: int = 3, side=None) -> Iterator[Decoded | Finished]:
+        """Decode `tasks`; a task on which `max_deaths` workers died in a row is Finished with an error.
+
+        `side`, when given, is another decoder (the NVDEC one) whose `events` queue is merged in until its
+        `pending` tasks have all finished."""
         todo = deque(tasks)
         deaths: dict[tuple, int] = {}
-        while todo or any(w.task for w in self.workers):
-            for w in self.workers:
+        while todo or any(w.task for w in self.workers) or (side and side.pending):
+            for i, w in enumerate(list(self.workers)):
                 if w.task is None and todo:
+                    try:
+                        w.conn.send(todo[0])
+                    except OSError:  # it died while idle
+                        self._replace(i)
+                        continue
                     w.task = todo.popleft()
                     w.next_row = w.task.segment.first_row
-                    w.conn.send(w.task)
-            ready = wait([w.conn for w in self.workers if w.task] + [w.proc.sentinel for w in self.workers if w.task])
+            busy = [w for w in self.workers if w.task]
+            if not busy and not (side and side.pending):
+                continue
+            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                         timeout=0.002 if side and side.pending else None)
+            while side and side.pending and not side.events.empty():
+                event = side.events.get()
+                side.pending -= isinstance(event, Finished)
+                yield event
             for i, w in enumerate(list(self.workers)):
                 if w.task is None or not (w.conn in ready or w.proc.sentinel in ready):
                     continue
@@ -195,9 +210,13 @@ class DecodePool:
                                        f"{max_deaths} times at output row {w.next_row} (exit code {w.proc.exitcode})")
                     else:
                         todo.appendleft(_from_row(task, w.next_row))
-                    self.restarts += 1
-                    self._dead.append(w)
-                    self.workers[i] = _Worker(self._ctx, *self._args)
+                    self._replace(i)
+
+    def _replace(self, i: int) -> None:
+        """Start a new worker in place of worker i, which died (its shared memory is freed at exit)."""
+        self.restarts += 1
+        self._dead.append(self.workers[i])
+        self.workers[i] = _Worker(self._ctx, *self._args)
 
     def _handle(self, w: _Worker, msg: tuple) -> Iterator[Decoded | Finished]:
         if msg[0] == "batch":

@@ -30,6 +30,7 @@ from ..fsio import atomic_write_text
 from ._chunk_store import ChunkStore, VideoRows
 from ._decode_pool import Decoded, DecodePool, DecodeTask
 from ._frame_labels import header, rows_for
+from ._nvdec import NvdecDecoder, choose_decoders, nvdec_unavailable
 from .frame_source import plan_segments
 
 
@@ -48,6 +49,7 @@ class JobConfig:
     batch: int = 256
     chunk_frames: int = 1024
     workers: int | None = None  # decoder processes; default: the cores the engine does not need
+    decoder: str = "auto"  # auto: NVDEC where it can (a CUDA engine, PyNvVideoCodec, a codec it takes), else cpu
     progress: bool = True
 
     def check(self) -> None:
@@ -72,6 +74,8 @@ class VideoResult:
     positives: int = 0
     uncertain: int = 0
     resumed_at_frame: int = 0
+    decoder: str | None = None  # cpu or gpu
+    note: str | None = None  # why a video did not go to the decoder asked for
     decode_fps: float | None = None
     model_fps: float | None = None
     end_to_end_fps: float | None = None
@@ -83,7 +87,8 @@ class JobSummary:
     checkpoint: str
     backend: str
     videos: list[VideoResult] = field(default_factory=list)
-    decoder: str = "cpu"
+    decoder: str = "cpu"  # cpu, gpu, or gpu+cpu
+    decoder_note: str | None = None  # why --decoder auto did not use NVDEC
     workers: int = 0
     frames_per_s: float | None = None  # all videos together, wall clock of the job
     worker_restarts: int = 0
@@ -132,6 +137,7 @@ class JobVideo:
         self.result.csv = str(self.store.final_path)
         self.rows: VideoRows | None = None
         self.index = None
+        self.codec: str | None = None
         self.segments_left = 0
         self.frames = 0
         self.decode_s = self.model_s = 0.0
@@ -141,6 +147,7 @@ class JobVideo:
     def plan(self, cfg: JobConfig, roi) -> None:
         """Index the video, check the region, and find the chunks still to do (raises FoldedCNNError)."""
         info = probe_video(self.path)
+        self.codec = info.codec
         check_roi(roi, info.width, info.height)
         self.index = index_video(self.path)
         done = self.store.open()
@@ -232,12 +239,22 @@ def run_job(cfg: JobConfig) -> JobSummary:
         engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
         workers = cfg.workers or default_workers()
         tasks = plan_tasks(videos, cfg, roi, (h, w), workers, class_names)
-        summary = JobSummary(str(cfg.checkpoint), engine.backend_name, decoder="cpu", workers=workers)
+        unavailable = nvdec_unavailable(engine.device)
+        choice, notes = choose_decoders(cfg.decoder, [v.codec for v in videos], unavailable)
+        for v, d, note in zip(videos, choice, notes, strict=True):
+            v.result.decoder, v.result.note = (d, note) if v.index is not None else (None, None)
+        gpu_tasks = [t for t in tasks if choice[t.segment.video] == "gpu"]
+        cpu_tasks = [t for t in tasks if choice[t.segment.video] == "cpu"]
+        used = sorted({choice[t.segment.video] for t in tasks}, reverse=True)
+        summary = JobSummary(str(cfg.checkpoint), engine.backend_name, decoder="+".join(used) or "cpu",
+                             workers=workers, decoder_note=f"NVDEC not used: {unavailable}"
+                             if unavailable and cfg.decoder == "auto" else None)
         t0 = time.perf_counter()
         total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
-        with DecodePool(workers, cfg.batch, (c, h, w)) as pool, \
+        with DecodePool(workers if cpu_tasks else 1, cfg.batch, (c, h, w)) as pool, \
                 tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
-            for event in pool.run(tasks):
+            side = NvdecDecoder(gpu_tasks, str(engine.device)) if gpu_tasks else None
+            for event in pool.run(cpu_tasks, side=side):
                 video = videos[event.task.segment.video]
                 if isinstance(event, Decoded):
                     if video.result.error is None:
