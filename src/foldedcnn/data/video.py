@@ -183,7 +183,8 @@ def region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int | None = None,
-                roi: tuple[int, int, int, int] | None = None, index: VideoIndex | None = None) -> Iterator[VideoFrame]:
+                roi: tuple[int, int, int, int] | None = None, index: VideoIndex | None = None,
+                threads: int | None = None) -> Iterator[VideoFrame]:
     """Yield every `stride`-th decoded frame of `path` (indices 0, stride, 2*stride, ...) as RGB uint8:
     (H, W, 3), or (h, w, 3) of region `roi` (x, y, w, h) alone, the rest of the frame never converted.
 
@@ -192,6 +193,8 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     a seekable video it starts at the last keyframe before frame start*stride and locates frames by
     their timestamps, so a segment in the middle of a long video costs at most one group of pictures more;
     SeekError when the decoded frames do not match the index (decode without it from where it stopped).
+    `threads`: decoder threads (None: FFmpeg's automatic frame/slice threading; 1 where processes do the
+    parallel work).
 
     Raises VideoError for a missing or non-video file, a video with no frames, data that fails
     to decode (a truncated file may first yield the frames before the damage), or a region outside the frame.
@@ -205,7 +208,10 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     end = None if stop is None else stop * stride - stride + 1  # frames >= end are not wanted
     with _open(path) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if threads is None:
+            stream.thread_type = "AUTO"
+        else:
+            stream.thread_count = threads
         if roi is not None:
             roi = check_roi(roi, stream.codec_context.width, stream.codec_context.height)
         seek = index is not None and first > 0 and index.seekable

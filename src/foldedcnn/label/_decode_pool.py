@@ -151,8 +151,9 @@ class DecodePool:
     def __init__(self, workers: int, batch: int, shape: tuple[int, int, int], slots: int = 3) -> None:
         if workers < 1:
             raise ValueError(f"a decode pool needs >= 1 worker, got {workers}")
-        self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["foldedcnn.label._decode_pool", "av", "cv2"])
+        self._ctx = mp.get_context("forkserver")  # no fork of this (threaded, torch-holding) process
+        # "__main__": a script's main module is imported once in the fork server, not again in every worker
+        self._ctx.set_forkserver_preload(["__main__", "foldedcnn.label._decode_pool", "av", "cv2"])
         self._args = (slots, batch, shape)
         self.workers = [_Worker(self._ctx, *self._args) for _ in range(workers)]
         self._dead: list[_Worker] = []

@@ -89,7 +89,7 @@ class SegmentDecoder:
         times: list[float] = []
         images = np.empty((self.batch, 3, h, w), np.uint8)
         for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, roi=self.roi,
-                                 index=index):
+                                 index=index, threads=1):  # one thread: the parallel work is done by processes
             images[len(frames)] = resize_region(frame.rgb, self.size)
             frames.append(frame.index)
             times.append(frame.time_s)

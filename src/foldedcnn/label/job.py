@@ -225,8 +225,11 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-def run_job(cfg: JobConfig) -> JobSummary:
-    """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir (the checkpoint is read once)."""
+def run_job(cfg: JobConfig, engine=None) -> JobSummary:
+    """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir (the checkpoint is read once).
+
+    `engine`: an Engine already built (and warmed) for cfg.checkpoint, e.g. by a benchmark; by default
+    one is built here with cfg.backend and cfg.device."""
     from ..infer import Engine
 
     ckpt = load_checkpoint(cfg.checkpoint)
@@ -236,8 +239,9 @@ def run_job(cfg: JobConfig) -> JobSummary:
     videos = [JobVideo(i, v, k, cfg, ckpt.meta, roi) for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos),
                                                                                    strict=True))]
     with core_for_decoding():
-        engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
+        engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
         workers = cfg.workers or default_workers()
+        t0 = time.perf_counter()  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
         tasks = plan_tasks(videos, cfg, roi, (h, w), workers, class_names)
         unavailable = nvdec_unavailable(engine.device)
         choice, notes = choose_decoders(cfg.decoder, [v.codec for v in videos], unavailable)
@@ -249,7 +253,6 @@ def run_job(cfg: JobConfig) -> JobSummary:
         summary = JobSummary(str(cfg.checkpoint), engine.backend_name, decoder="+".join(used) or "cpu",
                              workers=workers, decoder_note=f"NVDEC not used: {unavailable}"
                              if unavailable and cfg.decoder == "auto" else None)
-        t0 = time.perf_counter()
         total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
         with DecodePool(workers if cpu_tasks else 1, cfg.batch, (c, h, w)) as pool, \
                 tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
