@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from .errors import ShapeError
-from .identity import ModelIdentity, identity_of
+from .identity import IdentifiedNetwork, ModelIdentity, identity_of
 from .layout import check_fold, fold_images, unfold_logits
 
 
-class FoldedModel(nn.Module):
+class FoldedModel(IdentifiedNetwork, nn.Module):
     """Wraps a folded network (N, f*C, H, W) -> (N, f*K) and its ModelIdentity.
 
     `FoldedModel(network)` takes the identity a zoo network carries; other networks pass one.
@@ -32,18 +32,6 @@ class FoldedModel(nn.Module):
         from .models import create_model
 
         return cls(create_model(name, fold, width_mult, align))
-
-    @property
-    def fold(self) -> int:
-        return self.identity.fold
-
-    @property
-    def num_classes(self) -> int:
-        return self.identity.num_classes
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self.identity.input_shape
 
     @property
     def plan(self):
