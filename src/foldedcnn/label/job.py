@@ -200,8 +200,8 @@ class JobVideo:
 
 @contextmanager
 def core_for_decoding() -> Iterator[int]:
-    """Leave one CPU core to the decoder thread: torch (and an ONNX Runtime session built inside)
-    use one thread fewer, so inference does not preempt decoding. Yields the threads inference gets."""
+    """Leave one CPU core to decoding: torch (and an ONNX Runtime session built inside) use one thread
+    fewer, so inference does not preempt the decoder processes. Yields the threads inference gets."""
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, before - 1))
     try:
@@ -280,8 +280,9 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
 
 def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int], workers: int,
                class_names: Sequence[str]) -> list[DecodeTask]:
-    """Index every video and split the missing rows into about two segments per worker (never less than a
-    chunk-sized share per video, so short videos stay whole); errors are recorded per video."""
+    """Index every video and split the missing rows of all of them into about two segments per worker (each
+    at least a batch), so many videos and one long video alike keep every worker busy; a video that cannot
+    be planned gets its error recorded."""
     todo = []
     for v in videos:
         try:
