@@ -220,53 +220,46 @@ def test_region_outside_the_frame_is_an_error(clips, checkpoint, tmp_path):
     assert "outside" in summary["videos"][0]["error"]
 
 
+def _same_rows(csv_a: Path, csv_b: Path) -> None:
+    """Same frames in the same order, same labels, probabilities within 2e-6 (two processes' float32 sums)."""
+    head_a, rows_a = _rows(csv_a)
+    head_b, rows_b = _rows(csv_b)
+    assert head_a == head_b and len(rows_a) == len(rows_b)
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert ra[0] == rb[0] and ra[5:] == rb[5:]
+        assert all(abs(float(x) - float(y)) <= 2e-6 for x, y in zip(ra[1:5], rb[1:5], strict=True))
+
+
 @pytest.mark.slow
-def test_ray_run_matches_local_run(clips, checkpoint, tmp_path):
+def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
-    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    from foldedcnn.errors import FoldedCNNError
+    from foldedcnn.label._chunk_store import ChunkStore
+
+    local, on_ray, resumed = tmp_path / "local", tmp_path / "ray", tmp_path / "resumed"
     args = ["--batch", "8", "--chunk-frames", "16"]
     assert _run([checkpoint, clips["short"], clips["long"], "--out", local, *args]) == 0
+    def killed(self, chunks):
+        raise FoldedCNNError("killed before publishing")
+
+    with monkeypatch.context() as m:  # a local run that stops before publishing: all chunks stored
+        m.setattr(ChunkStore, "finish", killed)
+        assert _run([checkpoint, clips["long"], "--out", resumed, "--workers", "3", *args]) == 1
+    parts = resumed / ".parts" / "long"
+    for gap in ("00000001.csv", "00000005.csv", "00000018.csv"):  # as if killed with these chunks missing
+        (parts / gap).unlink()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         assert _run([checkpoint, clips["short"], clips["long"], "--out", on_ray, "--ray", "--actors", "1",
                      *args]) == 0
+        assert _run([checkpoint, clips["long"], "--out", resumed, "--ray", "--actors", "1", *args]) == 0
     finally:
         ray.shutdown()
     for name in ("short.csv", "long.csv"):
-        head_a, rows_a = _rows(local / name)
-        head_b, rows_b = _rows(on_ray / name)
-        assert head_a == head_b and len(rows_a) == len(rows_b)
-        for ra, rb in zip(rows_a, rows_b, strict=True):
-            assert ra[0] == rb[0] and ra[5:] == rb[5:]
-            assert all(abs(float(x) - float(y)) <= 2e-6 for x, y in zip(ra[1:5], rb[1:5], strict=True))
-
-
-@pytest.mark.slow
-def test_ray_resumes_a_killed_run(clips, checkpoint, tmp_path):
-    """A local run killed after some chunks (with a gap made at chunk 1), finished with --ray: the CSV equals
-    an uninterrupted run's byte for byte."""
-    ray = pytest.importorskip("ray")
-    ref, out = tmp_path / "ref", tmp_path / "out"
-    assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16"]) == 0
-    parts = out / ".parts" / "long"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(_cli(checkpoint, clips["long"], out), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline and _chunks(parts) < 4:
-        time.sleep(0.002)
-    proc.kill()
-    proc.wait()
-    assert not (out / "long.csv").exists() and _chunks(parts) >= 4
-    (parts / "00000001.csv").unlink(missing_ok=True)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        assert _run([checkpoint, clips["long"], "--out", out, "--ray", "--actors", "1", "--batch", "8",
-                     "--chunk-frames", "16"]) == 0
-    finally:
-        ray.shutdown()
-    assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
-    assert json.loads((out / "summary.json").read_text())["videos"][0]["resumed_at_frame"] > 0
+        _same_rows(local / name, on_ray / name)
+    _same_rows(local / "long.csv", resumed / "long.csv")
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert summary["videos"][0]["resumed_at_frame"] == 16 * 16 and not parts.exists()
 
 
 def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):
