@@ -11,9 +11,11 @@ batch is lost, and none is duplicated (batches are identified by their first row
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.shared_memory import SharedMemory
@@ -110,6 +112,23 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
         shm.close()
 
 
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a process without making it re-run this process's __main__ (multiprocessing does, to find
+    functions defined there; ours is importable by name). A script's main module that imports torch (a
+    benchmark) would otherwise cost every worker seconds; `set_forkserver_preload(["__main__"])` does not
+    help on Python 3.11-3.12 (the fork server is never given the path)."""
+    main = sys.modules["__main__"]
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 class _Worker:
     def __init__(self, ctx, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
         self.shm = SharedMemory(create=True, size=_Slots.nbytes(slots, batch, shape))
@@ -117,7 +136,8 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker, args=(child, self.shm.name, slots, batch, shape), daemon=True,
                                 name="foldedcnn-decoder")
-        self.proc.start()
+        with _main_module_hidden():
+            self.proc.start()
         child.close()
         self.task: DecodeTask | None = None
         self.next_row = 0  # the first row of the task not yet received
@@ -152,8 +172,7 @@ class DecodePool:
         if workers < 1:
             raise ValueError(f"a decode pool needs >= 1 worker, got {workers}")
         self._ctx = mp.get_context("forkserver")  # no fork of this (threaded, torch-holding) process
-        # "__main__": a script's main module is imported once in the fork server, not again in every worker
-        self._ctx.set_forkserver_preload(["__main__", "foldedcnn.label._decode_pool", "av", "cv2"])
+        self._ctx.set_forkserver_preload(["foldedcnn.label._decode_pool", "av", "cv2"])
         self._args = (slots, batch, shape)
         self.workers = [_Worker(self._ctx, *self._args) for _ in range(workers)]
         self._dead: list[_Worker] = []
