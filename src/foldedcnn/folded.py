@@ -27,11 +27,12 @@ class FoldedModel(IdentifiedNetwork, nn.Module):
         check_fold(self.identity.fold)
 
     @classmethod
-    def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None, align: int = 1) -> FoldedModel:
-        """Zoo model `name` at `fold`, wrapped."""
+    def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None, align: int = 1,
+                 num_classes: int | None = None) -> FoldedModel:
+        """Zoo model `name` at `fold` (with `num_classes` classes instead of the family's), wrapped."""
         from .models import create_model
 
-        return cls(create_model(name, fold, width_mult, align))
+        return cls(create_model(name, fold, width_mult, align, num_classes))
 
     @property
     def plan(self):

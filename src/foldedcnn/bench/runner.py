@@ -15,11 +15,13 @@ import torch
 
 from ..folded import FoldedModel
 from ..infer import Engine
+from ..transform import ModelRef
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One benchmarked configuration; `batch` counts images."""
+    """One benchmarked configuration; `batch` counts images. `model` is the name in the tables; `ref` says how
+    to build it (None: the zoo model `model`)."""
 
     model: str
     fold: int
@@ -27,12 +29,17 @@ class Variant:
     backend: str
     dtype: str
     mode: str
+    ref: ModelRef | None = None
+
+    def build(self) -> FoldedModel:
+        """The untrained model at the variant's fold (eval mode)."""
+        return (self.ref or ModelRef(self.model)).build(self.fold).eval()
 
 
 def engine_for(variant: Variant, device: str) -> Engine:
-    """An Engine for the variant's zoo model, fold, backend, dtype and batch (any mode)."""
-    model = FoldedModel.from_zoo(variant.model, variant.fold).eval()
-    return Engine(model, backend=variant.backend, device=device, dtype=variant.dtype, max_batch=variant.batch)
+    """An Engine for the variant's model, fold, backend, dtype and batch (any mode)."""
+    return Engine(variant.build(), backend=variant.backend, device=device, dtype=variant.dtype,
+                  max_batch=variant.batch)
 
 
 def build(variant: Variant, engine: Engine) -> Callable[[], None]:

@@ -10,6 +10,7 @@ last group, run the backend's folded forward, unfold, drop the padding.
 from __future__ import annotations
 
 import os
+import threading
 from functools import partial
 from typing import Any
 
@@ -23,16 +24,17 @@ from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
 from . import _autotune as autotune
 from ._buffers import FoldedBuffer, bucket_sizes
-from ._preprocess import affine, as_tensor, check_finite, image_layout
+from ._preprocess import affine, as_tensor, check_finite, check_finite_logits, check_finite_weights, image_layout
 from .backends import Backend, available_backends, create_backend
 
 
-def as_folded_model(model: FoldedModel | nn.Module | str | os.PathLike) -> FoldedModel:
-    """A FoldedModel for what Engine accepts: itself, a zoo network wrapped, or a checkpoint path loaded."""
+def as_folded_model(model: FoldedModel | nn.Module | str | os.PathLike, trust_code: bool = False) -> FoldedModel:
+    """A FoldedModel for what Engine accepts: itself, a zoo network wrapped, or a checkpoint path loaded
+    (with `trust_code` passed to load_checkpoint)."""
     if isinstance(model, FoldedModel):
         return model
     if isinstance(model, (str, os.PathLike)):
-        return load_checkpoint(model).model
+        return load_checkpoint(model, trust_code=trust_code).model
     if isinstance(model, nn.Module):
         return FoldedModel(model)  # a network without an identity raises, naming the fix
     raise FoldedCNNError(f"Engine needs a FoldedModel, a zoo network (create_model) or a checkpoint path, got "
@@ -49,6 +51,13 @@ class Engine:
     per model, device, dtype and batch; the choice is cached under foldedcnn.device.cache_dir()).
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
+    `trust_code`: allow a checkpoint path whose model is built by a `factory` it names (see load_checkpoint).
+
+    Thread safety: `predict` may be called from several threads at once. The engine holds one set of
+    preallocated buffers (and a backend that may keep static ones, e.g. CUDA graphs), so each chunk's
+    prepare -> forward -> copy-out runs under a lock: calls are serialised chunk by chunk and every
+    caller gets its own images' logits. `prepare` alone returns a buffer the next call reuses; callers
+    that use it directly from several threads must hold `engine.lock` until they are done with it.
     """
 
     def __init__(
@@ -59,8 +68,10 @@ class Engine:
         dtype: str | torch.dtype | None = None,
         max_batch: int = 1024,
         normalization: dict[str, list[float]] | None = None,
+        trust_code: bool = False,
     ) -> None:
-        model = as_folded_model(model)
+        model = as_folded_model(model, trust_code)
+        check_finite_weights(model)
         norm = normalization or model.normalization
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise FoldedCNNError(f"max_batch must be an integer >= 1, got {max_batch!r}")
@@ -73,6 +84,7 @@ class Engine:
         self.max_batch = round_up(max_batch, self.fold)
         self.normalization = {"mean": list(norm["mean"]), "std": list(norm["std"])}
         c = self.input_shape[0]
+        self.lock = threading.Lock()
         self._affine = {u8: affine(self.normalization, c, u8, self.device, self.dtype) for u8 in (True, False)}
         self._use(self._choose(backend))
 
@@ -166,18 +178,20 @@ class Engine:
     def predict(self, images: Any) -> torch.Tensor:
         """Logits (B, K) float32 on CPU for images (B, C, H, W) or (B, H, W, C), any B.
 
-        uint8 images are scaled by 1/255, float images are taken to be in [0, 1]; then (x - mean) / std.
-        A rank-3 input, wrong channels / size / dtype raise ShapeError; NaN or inf raise NonFiniteInputError.
+        uint8 images are scaled by 1/255, float images must be in [0, 1]; then (x - mean) / std.
+        A rank-3 input, wrong channels / size / dtype raise ShapeError; NaN or inf raise NonFiniteInputError,
+        float values outside [0, 1] InputRangeError; non-finite logits raise NonFiniteOutputError.
         """
         x = as_tensor(images)
         image_layout(x, self.input_shape)
         b = x.shape[0]
         out = torch.empty(b, self.num_classes, dtype=torch.float32)
         for start in range(0, b, self.max_batch):
-            folded, n = self.prepare(x[start:start + self.max_batch])
-            logits = self.backend.forward_folded(folded)
-            out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
-        return out
+            with self.lock:  # the buffers (and a static-shape backend's) are shared: one chunk at a time
+                folded, n = self.prepare(x[start:start + self.max_batch])
+                logits = self.backend.forward_folded(folded)
+                out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
+        return check_finite_logits(out)
 
     def __repr__(self) -> str:
         return (f"Engine(backend={self.backend_name!r}, fold={self.fold}, classes={self.num_classes}, "

@@ -5,7 +5,10 @@ of decoder processes (_decode_pool) decodes them, many videos and many parts of 
 once, converting only the region of interest, into shared memory. The Engine in this process labels
 each batch, and each video's rows are written per chunk as soon as a chunk is whole (_chunk_store), so
 a rerun redoes only the missing chunks. summary.json reports frames, positives, uncertain frames and
-decode / model / end-to-end frames per second per video. A failing video is recorded, the others go on.
+decode / model / end-to-end frames per second per video. A failing video is recorded, the others go on;
+a video that decodes to fewer frames than its container declares is `truncated` (both counts in the
+summary) and counts as failed. One job per output folder (_output_dir: a lock); the chunks and
+finished CSVs carry the job's fingerprint, so a rerun with other settings never mixes results.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
 from ..data.video import check_roi, index_video, probe_video
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
-from ._chunk_store import ChunkStore, VideoRows
+from ._chunk_store import ChunkStore, VideoRows, writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask
 from ._frame_labels import header, rows_for
 from ._nvdec import NvdecDecoder, choose_decoders, nvdec_unavailable
-from .frame_source import plan_segments
+from ._output_dir import exclusive_output
+from .frame_source import DECODER, plan_segments
 
 
 @dataclass
@@ -51,6 +55,8 @@ class JobConfig:
     workers: int | None = None  # decoder processes; default: the cores the engine does not need
     decoder: str = "auto"  # auto: NVDEC where it can (a CUDA engine, PyNvVideoCodec, a codec it takes), else cpu
     progress: bool = True
+    overwrite: bool = False  # discard a video's earlier output made with other settings
+    trust_code: bool = False  # allow a checkpoint whose model is built by code it names
 
     def check(self) -> None:
         if self.stride < 1:
@@ -73,6 +79,8 @@ class VideoResult:
     frames: int = 0
     positives: int = 0
     uncertain: int = 0
+    expected_frames: int | None = None  # what the container declares (after --stride), when it says
+    truncated: bool = False  # fewer frames decoded than the container declares
     resumed_at_frame: int = 0
     decoder: str | None = None  # cpu or gpu
     note: str | None = None  # why a video did not go to the decoder asked for
@@ -128,11 +136,11 @@ class JobVideo:
     """One video of a running job: its output chunks, its remaining segments and its timings."""
 
     def __init__(self, number: int, path: Path, key: str, cfg: JobConfig, meta: dict, roi) -> None:
-        self.number, self.path = number, path
+        self.number, self.path, self.class_names = number, path, meta["class_names"]
         self.result = VideoResult(video=str(path))
         self.store = ChunkStore(cfg.out_dir, key, header(meta["class_names"]), cfg.chunk_frames, {
             "video": str(path.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
-            "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
+            "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch, "decoder": DECODER,
         })
         self.result.csv = str(self.store.final_path)
         self.rows: VideoRows | None = None
@@ -145,12 +153,18 @@ class JobVideo:
         self.finished = False
 
     def plan(self, cfg: JobConfig, roi) -> None:
-        """Index the video, check the region, and find the chunks still to do (raises FoldedCNNError)."""
+        """Check the output's fingerprint, index the video, check the region, and find the chunks still to do
+        (raises FoldedCNNError); a video already done is only counted."""
         info = probe_video(self.path)
+        self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
+        done = self.store.open(cfg.overwrite)
+        if self.store.done:
+            self.count()
+            self.finished = True
+            return
         self.codec = info.codec
         check_roi(roi, info.width, info.height)
         self.index = index_video(self.path)
-        done = self.store.open()
         self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
         self.result.resumed_at_frame = len(done) * cfg.chunk_frames
 
@@ -169,7 +183,7 @@ class JobVideo:
         elif reached_end:
             self.rows.ended_at(end_row)
 
-    def settle(self, class_names: Sequence[str], last_call: bool = False) -> None:
+    def settle(self, last_call: bool = False) -> None:
         """Publish the CSV once every segment has finished and every chunk is stored; on the `last_call`
         (no more rows will come) a video still incomplete is an error."""
         if self.result.error is not None or self.finished or self.segments_left:
@@ -186,16 +200,27 @@ class JobVideo:
                 self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
                 self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1) if self.model_s else None
                 self.result.end_to_end_fps = round(self.frames / max(now - (self.started or now), 1e-9), 1)
-            self.count(class_names)
+            self.count()
         except FoldedCNNError as exc:
             self.result.error = str(exc)
         self.finished = True
 
-    def count(self, class_names: Sequence[str]) -> None:
+    def count(self) -> None:
+        """Counts of the finished CSV; an empty one is an error, a short one `truncated` (check_complete)."""
         self.result.frames, self.result.positives, self.result.uncertain = count_rows(self.store.final_path,
-                                                                                      class_names)
+                                                                                      self.class_names)
         if self.result.frames == 0:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
+        check_complete(self.result)
+
+
+def check_complete(result: VideoResult) -> VideoResult:
+    """Mark `result` truncated (an error) when fewer frames were labelled than the container declares."""
+    if result.expected_frames is not None and result.frames < result.expected_frames:
+        result.truncated = True
+        result.error = (f"truncated: decoded {result.frames} of the {result.expected_frames} frames its container "
+                        "declares (the file is cut short or damaged); the CSV holds the frames that decoded")
+    return result
 
 
 @contextmanager
@@ -232,17 +257,16 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
     one is built here with cfg.backend and cfg.device."""
     from ..infer import Engine
 
-    ckpt = load_checkpoint(cfg.checkpoint)
+    ckpt = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code)
     roi = job_region(cfg, ckpt.meta)
     class_names, (c, h, w) = ckpt.meta["class_names"], ckpt.meta["input_shape"]
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     videos = [JobVideo(i, v, k, cfg, ckpt.meta, roi) for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos),
                                                                                    strict=True))]
-    with core_for_decoding():
+    with exclusive_output(cfg.out_dir), core_for_decoding():
         engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
         workers = cfg.workers or default_workers()
         t0 = time.perf_counter()  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
-        tasks = plan_tasks(videos, cfg, roi, (h, w), workers, class_names)
+        tasks = plan_tasks(videos, cfg, roi, (h, w), workers)
         unavailable = nvdec_unavailable(engine.device)
         choice, notes = choose_decoders(cfg.decoder, [v.codec for v in videos], unavailable)
         for v, d, note in zip(videos, choice, notes, strict=True):
@@ -257,40 +281,43 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         with DecodePool(workers if cpu_tasks else 1, cfg.batch, (c, h, w)) as pool, \
                 tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
             side = NvdecDecoder(gpu_tasks, str(engine.device)) if gpu_tasks else None
+            stopped = None  # once the output cannot be written, the job stops
             for event in pool.run(cpu_tasks, side=side):
                 video = videos[event.task.segment.video]
-                if isinstance(event, Decoded):
-                    if video.result.error is None:
-                        _label_batch(engine, video, event.batch, class_names, cfg)
-                        bar.update(len(event.batch.index))
-                    event.release()
-                else:
-                    video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
-                video.settle(class_names)
+                try:
+                    if isinstance(event, Decoded):
+                        if video.result.error is None:
+                            _label_batch(engine, video, event.batch, class_names, cfg)
+                            bar.update(len(event.batch.index))
+                        event.release()
+                    else:
+                        video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
+                    video.settle()
+                except OutputWriteError as exc:
+                    stopped = str(exc)
+                    break
             summary.worker_restarts = pool.restarts
         for video in videos:
-            video.settle(class_names, last_call=True)
+            if stopped and not video.finished and video.result.error is None:
+                video.result.error = f"not finished: {stopped}"
+            video.settle(last_call=True)
         wall = time.perf_counter() - t0
-    summary.videos = [v.result for v in videos]
-    labelled = sum(v.frames for v in videos)
-    summary.frames_per_s = round(labelled / wall, 1) if labelled else None
-    write_summary(cfg.out_dir, summary)
+        summary.videos = [v.result for v in videos]
+        labelled = sum(v.frames for v in videos)
+        summary.frames_per_s = round(labelled / wall, 1) if labelled else None
+        write_summary(cfg.out_dir, summary)
     return summary
 
 
-def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int], workers: int,
-               class_names: Sequence[str]) -> list[DecodeTask]:
+def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int], workers: int) -> list[DecodeTask]:
     """Index every video and split the missing rows of all of them into about two segments per worker (each
     at least a batch), so many videos and one long video alike keep every worker busy; a video that cannot
     be planned gets its error recorded."""
     todo = []
     for v in videos:
         try:
-            if v.store.done:
-                v.count(class_names)
-                v.finished = True
-            else:
-                v.plan(cfg, roi)
+            v.plan(cfg, roi)
+            if not v.finished:
                 todo.append(v)
         except FoldedCNNError as exc:
             v.result.error = str(exc)
@@ -300,7 +327,7 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int
     for v in todo:
         segments = plan_segments(v.number, v.rows.rows, v.rows.done, cfg.chunk_frames, cfg.batch, share)
         v.segments_left = len(segments)
-        v.settle(class_names)  # every chunk may have been stored before a kill, the final CSV not yet
+        v.settle()  # every chunk may have been stored before a kill, the final CSV not yet
         tasks += [DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index) for s in segments]
     return tasks
 
@@ -316,5 +343,6 @@ def _label_batch(engine, video: JobVideo, batch, class_names: Sequence[str], cfg
 def write_summary(out_dir: Path, summary: JobSummary) -> Path:
     path = out_dir / "summary.json"
     doc = {**asdict(summary), "failed": len(summary.failed)}
-    atomic_write_text(path, json.dumps(doc, indent=2))
+    with writing(path):
+        atomic_write_text(path, json.dumps(doc, indent=2))
     return path

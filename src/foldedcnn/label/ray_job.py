@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint, read_metadata
+from ..checkpoint import load_checkpoint
 from ..errors import FoldedCNNError
+from ._output_dir import exclusive_output
 from .job import JobConfig, JobSummary, JobVideo, job_region, plan_tasks, video_keys, write_summary
 
 
@@ -43,10 +44,11 @@ def _decode_segment(item: dict) -> Iterator[dict]:
 class _EngineActor:
     """Holds one Engine; turns rows of frames into rows of CSV fields (other rows pass through)."""
 
-    def __init__(self, checkpoint: str, backend: str, device: str | None, batch: int, uncertain) -> None:
+    def __init__(self, checkpoint: str, backend: str, device: str | None, batch: int, uncertain,
+                 trust_code: bool = False) -> None:
         from ..infer import Engine
 
-        ckpt = load_checkpoint(checkpoint)
+        ckpt = load_checkpoint(checkpoint, trust_code=trust_code)
         self.meta = ckpt.meta
         self.engine = Engine(ckpt.model, backend=backend, device=device, max_batch=batch)
         self.uncertain = tuple(uncertain)
@@ -74,22 +76,26 @@ class _EngineActor:
 
 
 def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None = None) -> JobSummary:
-    """Run `cfg` on Ray Data (a local Ray, or the cluster at `address`); same outputs as run_job."""
+    """Run `cfg` on Ray Data (a local Ray, or the cluster at `address`); same outputs as run_job, and the
+    same lock on the output folder."""
+    meta = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code).meta  # integrity and trust, before Ray starts
+    roi = job_region(cfg, meta)
+    with exclusive_output(cfg.out_dir):
+        return _run_on_ray(cfg, meta, roi, address, actors)
+
+
+def _run_on_ray(cfg: JobConfig, meta: dict, roi, address: str | None, actors: int | None) -> JobSummary:
     import ray
 
-    meta = read_metadata(cfg.checkpoint)
-    roi = job_region(cfg, meta)
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     pool = actors or max(1, int(gpus) if gpus else cpus // 2)
     _, h, w = meta["input_shape"]
-    class_names = meta["class_names"]
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     videos = [JobVideo(i, v, k, cfg, meta, roi)
               for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))]
-    tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool), class_names)
+    tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool))
     t0 = time.perf_counter()
     if tasks:
         ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks)).flat_map(
@@ -99,7 +105,7 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
             num_gpus=1 if gpus else 0,
             fn_constructor_kwargs={"checkpoint": str(cfg.checkpoint.resolve()), "backend": cfg.backend,
                                    "device": "cuda" if gpus else cfg.device, "batch": cfg.batch,
-                                   "uncertain": cfg.uncertain},
+                                   "uncertain": cfg.uncertain, "trust_code": cfg.trust_code},
         )
         for row in ds.iter_rows():  # rows and segment ends, in any order
             video = videos[int(row["video"])]
@@ -109,9 +115,9 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
             else:
                 video.segment_finished(int(row["end"]), bool(row["reached_end"]), row["error"] or None,
                                        float(row["decode_s"]))
-            video.settle(class_names)
+            video.settle()
     for video in videos:
-        video.settle(class_names, last_call=True)
+        video.settle(last_call=True)
     summary = JobSummary(str(cfg.checkpoint), f"{cfg.backend} on ray ({pool} actors)", decoder="cpu")
     summary.videos = [v.result for v in videos]
     labelled = sum(v.frames for v in videos)
