@@ -131,7 +131,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--videos", type=int, default=2 * (os.cpu_count() or 1), help="copies in the `many` workload")
     ap.add_argument("--long", type=int, default=20, help="vtest.avi repeated this often in the `long` workload")
-    ap.add_argument("--workers", type=int, nargs="+", default=[max(1, (os.cpu_count() or 1) - 1)])
+    ap.add_argument("--workers", type=int, nargs="+", default=[os.cpu_count() or 1])
     ap.add_argument("--workloads", nargs="+", default=["one", "many", "long"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-2core"))

@@ -11,7 +11,7 @@
 set -euo pipefail
 MACHINE=${MACHINE:-gpu}
 OUT=benchmarks/results/$MACHINE
-COMMON=(--device cuda --backend torch --videos 16 --long 20 --repeats 2 --workers 15)
+COMMON=(--device cuda --backend torch --videos 16 --long 20 --repeats 2 --workers 16)
 python benchmarks/video.py "${COMMON[@]}" --decoder cpu --codec copy --out "$OUT/video-cpu-msmpeg4"
 python benchmarks/video.py "${COMMON[@]}" --decoder cpu --codec h264 --out "$OUT/video-cpu-h264"
 python benchmarks/video.py "${COMMON[@]}" --decoder gpu --codec h264 --out "$OUT/video-nvdec-h264"

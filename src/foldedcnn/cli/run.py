@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--chunk-frames", type=int, default=1024,
                    help="rows per crash-safe output chunk; a multiple of --batch (default 1024)")
     p.add_argument("--workers", type=int, default=None,
-                   help="decoder processes (default: every CPU core but one); a long video is split among them")
+                   help="decoder processes (default: one per CPU core); a long video is split among them")
     p.add_argument("--decoder", choices=["auto", "cpu", "gpu"], default="auto",
                    help="gpu: NVDEC (needs CUDA and PyNvVideoCodec); cpu: the decoder processes; auto (default): "
                         "NVDEC for the videos it can decode when the engine is on a GPU, the CPU for the rest")

@@ -52,7 +52,7 @@ class JobConfig:
     device: str | None = None
     batch: int = 256
     chunk_frames: int = 1024
-    workers: int | None = None  # decoder processes; default: the cores the engine does not need
+    workers: int | None = None  # decoder processes; default: one per core
     decoder: str = "auto"  # auto: NVDEC where it can (a CUDA engine, PyNvVideoCodec, a codec it takes), else cpu
     progress: bool = True
     overwrite: bool = False  # discard a video's earlier output made with other settings
@@ -245,9 +245,10 @@ def job_region(cfg: JobConfig, meta: dict) -> tuple[int, int, int, int]:
 
 
 def default_workers() -> int:
-    """Decoder processes when not asked: every core but one, left to the Engine's process (on a GPU that
-    core feeds the device), and at least one."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """Decoder processes when not asked: one per core. The Engine's process mostly waits for batches (the job
+    is decode-bound), so leaving it a core idles it: on the 2-core machine 2 workers gave 1.7-1.9x the
+    end-to-end frames/s of 1 (benchmarks/results/cpu-2core/video.md)."""
+    return os.cpu_count() or 1
 
 
 def run_job(cfg: JobConfig, engine=None) -> JobSummary:
@@ -294,12 +295,12 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
                         video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
                     video.settle()
                 except OutputWriteError as exc:
-                    stopped = str(exc)
+                    stopped = video.result.error = str(exc)
                     break
             summary.worker_restarts = pool.restarts
         for video in videos:
             if stopped and not video.finished and video.result.error is None:
-                video.result.error = f"not finished: {stopped}"
+                video.result.error = f"{'not finished' if video.frames else 'not started'}: {stopped}"
             video.settle(last_call=True)
         wall = time.perf_counter() - t0
         summary.videos = [v.result for v in videos]
