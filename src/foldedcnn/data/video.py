@@ -10,6 +10,7 @@ outside the frame) raises VideoError with a message naming the file and the prob
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +180,21 @@ def region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
         np.frombuffer(dst, np.uint8).reshape(-1, dst.line_size)[: cut.shape[0], : cut.shape[1]] = cut
     small.colorspace, small.color_range = frame.colorspace, frame.color_range
     x, y, w, h = roi
-    return small.to_ndarray(format="rgb24")[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+    rgb = _reformatter().reformat(small, format="rgb24").to_ndarray()
+    return rgb[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+
+
+_local = threading.local()
+
+
+def _reformatter():
+    """This thread's FFmpeg scaler, kept so its context is reused: `frame.to_ndarray(format=...)` builds a new
+    one per frame, which cost more than the conversion itself (about 1k vs 3-18k regions/s, 2 cores)."""
+    from av.video.reformatter import VideoReformatter
+
+    if not hasattr(_local, "reformatter"):
+        _local.reformatter = VideoReformatter()
+    return _local.reformatter
 
 
 def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int | None = None,
