@@ -35,8 +35,9 @@ class FoldedModel(nn.Module):
         self.plan = plan
 
     @classmethod
-    def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None, align: int = 1) -> FoldedModel:
-        """Zoo model `name` at `fold`, wrapped."""
+    def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None,
+                 align: int | None = None) -> FoldedModel:
+        """Zoo model `name` at `fold`, wrapped; widths as in create_model (align 8 by default for fold > 1)."""
         from .models import create_model
 
         net = create_model(name, fold, width_mult, align)

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from ._width_args import add_width_args
+
 
 def register(sub) -> None:
     p = sub.add_parser("fold", help="fold any CNN generically (torch.fx) and print each layer's folded width")
@@ -18,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"),
                    help="one image's shape (default: the zoo model's; required with --module)")
     p.add_argument("--width-mult", type=float, default=None, help="hidden width multiplier (default sqrt(fold))")
-    p.add_argument("--align", type=int, default=1, help="round hidden widths up to a multiple of this")
+    add_width_args(p)
     p.add_argument("--json", metavar="PATH", help="also write the plan and its source as JSON (rebuildable)")
     p.set_defaults(func=run)
 

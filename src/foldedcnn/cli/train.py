@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._width_args import add_width_args
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a (folded) zoo model; resumable, best checkpoint on validation")
@@ -27,7 +29,7 @@ def register(sub) -> None:
                    help="auto: RMSprop for NoScope, Adam otherwise (the paper's)")
     p.add_argument("--weight-decay", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--align", type=int, default=1, help="round hidden widths up to a multiple of this")
+    add_width_args(p)
     p.add_argument("--width-mult", type=float, help="override the sqrt(fold) widening")
     p.add_argument("--device", default="cpu", help="cpu or cuda (mixed precision on cuda)")
     p.add_argument("--out", default="runs/train", help="directory for best.safetensors, last.safetensors, metrics")

@@ -44,7 +44,7 @@ class NoScopeCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _build(block_widths: Sequence[int], fc_width: int, *, fold: int, width_mult, align: int) -> NoScopeCNN:
+def _build(block_widths: Sequence[int], fc_width: int, *, fold: int, width_mult, align: int | None) -> NoScopeCNN:
     def widen(w: int) -> int:
         return scaled_width(w, fold, width_mult, align)
 

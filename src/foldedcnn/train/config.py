@@ -44,7 +44,7 @@ class TrainConfig:
     distill: str = "mse"
     distill_alpha: float = 0.5
     temperature: float = 1.0
-    align: int = 1
+    align: int | None = None
     width_mult: float | None = None
     device: str = "cpu"
     progress: bool = True
