@@ -4,7 +4,7 @@ import pytest
 import torch
 from infer_helpers import reference, tiny_model
 
-from foldedcnn.infer import BACKENDS, Engine, available_backends
+from foldedcnn.infer import BACKENDS, BackendUnavailableError, Engine, available_backends
 from foldedcnn.infer import autotune as autotune_mod
 
 
@@ -13,8 +13,10 @@ def model():
     return tiny_model(fold=2, classes=4)
 
 
-def test_all_backends_available_on_cpu_fp32():
-    assert set(available_backends(torch.device("cpu"), torch.float32)) == set(BACKENDS)
+def test_all_backends_but_the_gpu_ones_available_on_cpu_fp32():
+    assert set(available_backends(torch.device("cpu"), torch.float32)) == set(BACKENDS) - {"compile-max"}
+    with pytest.raises(BackendUnavailableError, match="max-autotune is for CUDA"):
+        Engine(tiny_model(), backend="compile-max", device="cpu")
     assert "onnxruntime" not in available_backends(torch.device("cpu"), torch.bfloat16)
 
 

@@ -31,8 +31,9 @@ class Engine:
 
     `model_or_checkpoint`: a FoldedModel or the path of a checkpoint (whose normalization is used
     unless `normalization` is given; a bare model uses `normalization` or DEFAULT_NORMALIZATION).
-    `backend`: "torch", "compile", "onnxruntime", "torch-plain" or "auto" (time the candidates once
-    per model, device, dtype and batch; the choice is cached under foldedcnn.analysis.probe.cache_dir()).
+    `backend`: "torch", "compile", "compile-max" (CUDA only: max-autotune), "onnxruntime", "torch-plain" or
+    "auto" (time the candidates available on the device once per model, device, dtype and batch; the
+    choice is cached under foldedcnn.analysis.probe.cache_dir()).
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
     """

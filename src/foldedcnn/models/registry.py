@@ -65,8 +65,8 @@ def create_model(name: str, fold: int = 1, width_mult: float | None = None, alig
 
     Hidden widths are floor(w * width_mult) (width_mult = sqrt(fold) by default), rounded up
     to a multiple of `align`: by default 8 for fold > 1 (tensor cores), the original widths at
-    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. The module carries `.fold`, `.num_classes`, `.input_shape`
-    (per image, (C, H, W)) and `.model_name`.
+    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. The module carries `.fold`,
+    `.num_classes`, `.input_shape` (per image, (C, H, W)), `.model_name`, `.width_mult` and `.align`.
     """
     spec = get_spec(name)
     fold = check_fold(fold)

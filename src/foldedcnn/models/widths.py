@@ -10,7 +10,6 @@ import math
 from ..errors import FoldedCNNError
 from ..layout import check_fold
 
-
 TENSOR_CORE_ALIGN = 8
 PAPER_WIDTHS = 1  # align that gives the paper's exact floor(w * sqrt(f)) widths
 

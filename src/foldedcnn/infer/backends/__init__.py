@@ -1,4 +1,4 @@
-"""Backends by name: torch (eager), torch-plain (NCHW eager baseline), compile, onnxruntime."""
+"""Backends by name: torch (eager), torch-plain (NCHW eager baseline), compile, compile-max (GPU), onnxruntime."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from ...analysis.probe import dtype_name
 from ...errors import FoldedCNNError
 from ...folded import FoldedModel
 from .base import Backend
-from .compile import CompileBackend
+from .compile import CompileBackend, CompileMaxBackend
 from .onnxruntime import OnnxRuntimeBackend
 from .torch import PlainTorchBackend, TorchBackend
 
 BACKENDS: dict[str, type[Backend]] = {
-    b.name: b for b in (TorchBackend, CompileBackend, OnnxRuntimeBackend, PlainTorchBackend)
+    b.name: b for b in (TorchBackend, CompileBackend, CompileMaxBackend, OnnxRuntimeBackend, PlainTorchBackend)
 }
 
 
