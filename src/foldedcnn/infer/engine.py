@@ -1,17 +1,24 @@
 """Engine: images in any batch size and layout -> per-image logits, through a chosen backend.
 
     predict(images (B, C, H, W) or (B, H, W, C), uint8 or float) -> logits (B, K) float32 on CPU
+    predict_stream(iterable of such batches) -> iterator of their logits, in order
 
 Per chunk of at most `max_batch` images: copy into a preallocated folded buffer (normalising on
 the way: uint8 / 255 or float in [0, 1], then (x - mean) / std), zero the padding slots of the
 last group, run the backend's folded forward, unfold, drop the padding.
+
+On CUDA the chunks run through a two-deep pipeline: host images go to pinned memory and up on a
+side stream while the previous chunk computes, are normalised and folded on the GPU in one pass
+(images are uploaded as they come, uint8 stays uint8), and the logits come back asynchronously.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
+from collections.abc import Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -22,8 +29,18 @@ from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
 from . import autotune
 from .backends import Backend, available_backends, create_backend
-from .buffers import FoldedBuffer, bucket_sizes
-from .preprocess import affine, as_tensor, check_finite, image_layout
+from .buffers import EngineBuffers, FoldedBuffer, StreamSlots, bucket_sizes
+from .preprocess import affine, as_tensor, check_finite, fold_normalised, image_layout
+
+
+class _InFlight(NamedTuple):
+    """A chunk launched on the GPU: its logits land in slot.host_logits, then in out[start:start + n]."""
+
+    slot: Any  # buffers._Slot, or None for an empty batch
+    out: torch.Tensor
+    start: int
+    n: int
+    last: bool  # the batch's last chunk
 
 
 class Engine:
@@ -78,8 +95,7 @@ class Engine:
         """Make `backend` current, with fresh buckets and buffers in its layout."""
         self.backend = backend
         self._buckets = bucket_sizes(self.max_batch, self.fold, backend.static_shapes)
-        self._buffers: dict[int, FoldedBuffer] = {}
-        self._staging: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._mem = EngineBuffers()
         return backend
 
     def _choose(self, name: str) -> Backend:
@@ -106,18 +122,18 @@ class Engine:
 
     def _buffer(self, num_images: int) -> FoldedBuffer:
         bucket = next(b for b in self._buckets if b >= num_images)
-        if bucket not in self._buffers:
-            self._buffers[bucket] = FoldedBuffer(bucket // self.fold, self.fold, self.input_shape,
-                                                 self.backend.channels_last, self.device, self.dtype)
-        return self._buffers[bucket]
+        if bucket not in self._mem.folded:
+            self._mem.folded[bucket] = FoldedBuffer(bucket // self.fold, self.fold, self.input_shape,
+                                                    self.backend.channels_last, self.device, self.dtype)
+        return self._mem.folded[bucket]
 
     def _to_device(self, chunk: torch.Tensor, bucket: int) -> torch.Tensor:
         """Copy a host chunk to the device through a pinned staging buffer kept per bucket and shape."""
         key = (bucket, chunk.dtype, tuple(chunk.shape[1:]))
-        if key not in self._staging:
+        if key not in self._mem.staging:
             host = torch.empty((bucket, *chunk.shape[1:]), dtype=chunk.dtype, pin_memory=self.device.type == "cuda")
-            self._staging[key] = (host, torch.empty_like(host, device=self.device))
-        host, dev = self._staging[key]
+            self._mem.staging[key] = (host, torch.empty_like(host, device=self.device))
+        host, dev = self._mem.staging[key]
         n = chunk.shape[0]
         host[:n].copy_(chunk)
         dev[:n].copy_(host[:n], non_blocking=True)
@@ -162,6 +178,8 @@ class Engine:
         uint8 images are scaled by 1/255, float images are taken to be in [0, 1]; then (x - mean) / std.
         A rank-3 input, wrong channels / size / dtype raise ShapeError; NaN or inf raise NonFiniteInputError.
         """
+        if self.device.type == "cuda":
+            return next(self._predict_pipelined([images]))
         x = as_tensor(images)
         image_layout(x, self.input_shape)
         b = x.shape[0]
@@ -171,6 +189,69 @@ class Engine:
             logits = self.backend.forward_folded(folded)
             out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
         return out
+
+    def predict_stream(self, batches: Iterable[Any]) -> Iterator[torch.Tensor]:
+        """For each batch of `batches` (each as predict() takes it, any size), its logits (B, K) float32 on
+        CPU, in order. On CUDA, chunk n + 1 is copied up while chunk n computes, so batch i + 1 is read
+        from `batches` before batch i's logits are yielded; on CPU this is predict() per batch."""
+        if self.device.type == "cuda":
+            yield from self._predict_pipelined(batches)
+            return
+        for images in batches:
+            yield self.predict(images)
+
+    def _stream_slots(self, images: torch.Tensor) -> StreamSlots:
+        """The pipeline's pinned and device memory for images of this dtype and per-image shape."""
+        key = (images.dtype, tuple(images.shape[1:]))
+        if key not in self._mem.streams:
+            self._mem.streams[key] = StreamSlots(self.max_batch, key[1], images.dtype, self.num_classes, self.device)
+        return self._mem.streams[key]
+
+    def _launch(self, chunk: torch.Tensor, layout: str, slots: StreamSlots, out: torch.Tensor, start: int,
+                last: bool) -> _InFlight:
+        """Queue one chunk (n <= max_batch images) on the GPU: upload, normalise + fold, forward, logits down."""
+        check_finite(chunk)
+        slot = slots.next_slot()
+        n = chunk.shape[0]
+        x = chunk.to(self.device) if chunk.is_cuda else slot.upload(chunk, slots.upload_stream)
+        if layout == "NHWC":
+            x = x.permute(0, 3, 1, 2)
+        buf = self._buffer(n)
+        groups = fold_normalised(x, buf.images, *self._affine[x.dtype == torch.uint8])
+        logits = self.backend.forward_folded(buf.folded[: buf.groups if self.backend.static_shapes else groups])
+        slot.download(unfold_logits(logits, self.fold, n))
+        return _InFlight(slot, out, start, n, last)
+
+    def _predict_pipelined(self, batches: Iterable[Any]) -> Iterator[torch.Tensor]:
+        """predict_stream on CUDA: at most one chunk per slot in flight; a slot is reused once its logits are home."""
+        in_flight: deque[_InFlight] = deque()
+
+        def land() -> torch.Tensor | None:
+            """Wait for the oldest chunk's logits; its batch's logits when that was the batch's last chunk."""
+            job = in_flight.popleft()
+            if job.slot is not None:
+                job.slot.done.synchronize()
+                job.out[job.start:job.start + job.n].copy_(job.slot.host_logits[: job.n])
+            return job.out if job.last else None
+
+        for images in batches:
+            x = as_tensor(images)
+            layout = image_layout(x, self.input_shape)
+            b = x.shape[0]
+            out = torch.empty(b, self.num_classes, dtype=torch.float32)
+            if b == 0:
+                in_flight.append(_InFlight(None, out, 0, 0, True))
+                continue
+            slots = self._stream_slots(x)
+            for start in range(0, b, self.max_batch):
+                while sum(job.slot is not None for job in in_flight) >= len(slots.slots):
+                    if (done := land()) is not None:
+                        yield done
+                chunk = x[start:start + self.max_batch]
+                in_flight.append(self._launch(chunk, layout, slots, out, start, start + self.max_batch >= b))
+        while in_flight:
+            if (done := land()) is not None:
+                yield done
 
     def __repr__(self) -> str:
         return (f"Engine(backend={self.backend_name!r}, fold={self.fold}, classes={self.num_classes}, "
