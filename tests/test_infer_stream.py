@@ -31,7 +31,7 @@ def test_stream_on_cpu_gives_predicts_logits_in_order(model):
     batches = _batches()
     streamed = list(engine.predict_stream(iter(batches)))
     assert [s.shape for s in streamed] == [(n, 5) for n in SIZES]
-    for got, x in zip(streamed, batches):
+    for got, x in zip(streamed, batches, strict=True):
         assert torch.equal(got, engine.predict(x))
         torch.testing.assert_close(got, reference(model, x.permute(0, 3, 1, 2)), atol=1e-4, rtol=0)
 
@@ -66,7 +66,7 @@ def test_cuda_pipeline_gives_each_batch_its_logits_in_order(model, backend):
         batches = _batches(layout, dtype)
         streamed = list(engine.predict_stream(batches))
         assert [s.shape for s in streamed] == [(n, 5) for n in SIZES]
-        for got, x in zip(streamed, batches):
+        for got, x in zip(streamed, batches, strict=True):
             assert got.device.type == "cpu" and got.dtype == torch.float32
             # the same engine's synchronous path: prepare() then the backend, chunk by chunk
             want = [torch.empty(0, 5)]
@@ -83,7 +83,7 @@ def test_cuda_pipeline_in_float16_and_from_device_tensors(model):
     engine = Engine(model, backend="torch", device="cuda", dtype=torch.float16, max_batch=8)
     batches = _batches()
     on_device = [x.cuda() for x in batches]
-    for got, x in zip(engine.predict_stream(batches + on_device), batches + batches):
+    for got, x in zip(engine.predict_stream(batches + on_device), batches + batches, strict=True):
         ref = reference(model, x.permute(0, 3, 1, 2))
         if x.shape[0]:
             assert ((got - ref).norm() / ref.norm()).item() < 1e-2  # fp16 activations

@@ -15,6 +15,11 @@ def register(sub) -> None:
                    help="a smaller batch for some models, e.g. resnet18-cifar10=64")
     p.add_argument("--backends", nargs="+", default=["torch", "compile", "onnxruntime"])
     p.add_argument("--no-baseline", action="store_true", help="leave out eager PyTorch fp32 NCHW (torch-plain) at f=1")
+    p.add_argument("--peer", action="store_true",
+                   help="add the peer: plain torch.compile(mode='max-autotune') of the original network (f=1), "
+                        "channels-last, in --dtype, kernel mode")
+    p.add_argument("--backend-folds", nargs="+", default=[], metavar="BACKEND=F,F",
+                   help="run a backend at only these folds, e.g. compile-max=1,4 (its compile is slow)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when present")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None,
                    help="default: float16 on cuda, float32 on cpu")
@@ -22,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--trials", type=int, default=3, help="interleaved trials; median and min-max reported")
     p.add_argument("--iterations", type=int, default=3, help="batches timed per trial")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches per variant after the first call")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="after S seconds, build no more torch.compile variants (compile, compile-max, peer); "
+                        "measure and report the rest")
     p.add_argument("--reprobe", action="store_true",
                    help="measure the device peak now (best of 3) instead of using the cached probe")
     p.add_argument("--machine", default=None, help="results directory name (default: e.g. cpu-2core, GPU name)")
@@ -36,9 +44,13 @@ def command_line(args) -> str:
     parts += ["--batch-sweep", *map(str, args.batch_sweep)] if args.batch_sweep else ["--batch", str(args.batch)]
     if args.batch_for:
         parts += ["--batch-for", *args.batch_for]
+    if args.backend_folds:
+        parts += ["--backend-folds", *args.backend_folds]
     parts += ["--backends", *args.backends, "--device", args.device, "--dtype", args.dtype, "--mode", *args.mode,
               "--trials", str(args.trials), "--iterations", str(args.iterations), "--warmup", str(args.warmup)]
-    parts += ["--no-baseline"] * args.no_baseline + ["--reprobe"] * args.reprobe + ["--no-plots"] * args.no_plots
+    parts += ["--time-limit", f"{args.time_limit:g}"] if args.time_limit is not None else []
+    parts += ["--no-baseline"] * args.no_baseline + ["--peer"] * args.peer + ["--reprobe"] * args.reprobe
+    parts += ["--no-plots"] * args.no_plots
     return shlex.join(parts + (["--out", args.out] if args.out else []))
 
 
@@ -54,7 +66,21 @@ def _batch_for(items: list[str]) -> dict[str, int]:
     return table
 
 
+def _backend_folds(items: list[str]) -> dict[str, set[int]]:
+    from ..errors import FoldedCNNError
+
+    table = {}
+    for item in items:
+        name, _, folds = item.partition("=")
+        try:
+            table[name] = {int(f) for f in folds.split(",")}
+        except ValueError:
+            raise FoldedCNNError(f"--backend-folds takes BACKEND=F,F (e.g. compile-max=1,4), got {item!r}") from None
+    return table
+
+
 def run(args) -> int:
+    import time
     from pathlib import Path
 
     from tqdm import tqdm
@@ -62,6 +88,7 @@ def run(args) -> int:
     from ..analysis.probe import dtype_name, load_probe, probe_device, resolve_device, resolve_dtype, save_probe
     from ..bench import Variant, derive_rows, machine_info, machine_slug, measure, write_report
     from ..bench.report import SUMMARY_COLUMNS, best_rows
+    from ..bench.runner import PEER
     from ..errors import FoldedCNNError, FoldError
     from ..infer.backends import available_backends
     from ..models import create_model, get_spec, list_models
@@ -81,6 +108,9 @@ def run(args) -> int:
     if min(args.trials, args.iterations) < 1 or args.warmup < 0:
         raise FoldedCNNError("--trials and --iterations must be >= 1 and --warmup >= 0")
     per_model = _batch_for(args.batch_for)
+    only_folds = _backend_folds(args.backend_folds)
+    for b in only_folds.keys() - set(args.backends):
+        raise FoldedCNNError(f"--backend-folds names {b!r}, which is not among --backends {' '.join(args.backends)}")
     for name in per_model:
         get_spec(name)
     batches = args.batch_sweep or [args.batch]
@@ -95,9 +125,12 @@ def run(args) -> int:
                 continue
             for batch in ([per_model[name]] if name in per_model else batches):
                 for mode in args.mode:
-                    variants = [Variant(name, fold, batch, b, args.dtype, mode) for b in args.backends]
+                    variants = [Variant(name, fold, batch, b, args.dtype, mode) for b in args.backends
+                                if fold in only_folds.get(b, {fold})]
                     if not args.no_baseline and fold == 1:
                         variants.append(Variant(name, fold, batch, "torch-plain", "float32", mode))
+                    if args.peer and fold == 1 and mode == "kernel":
+                        variants.append(Variant(name, 1, batch, PEER, args.dtype, mode))
                     groups.setdefault(name, []).extend(dict.fromkeys(variants))
 
     probes = {}
@@ -111,11 +144,13 @@ def run(args) -> int:
         probes[d] = cached
 
     total = sum(len(vs) for vs in groups.values()) * args.trials
+    deadline = None if args.time_limit is None else time.monotonic() + args.time_limit
     rates = {}
     with tqdm(total=total, desc="bench", unit="step") as bar:
         for name, variants in groups.items():
             bar.set_postfix_str(name)
-            rates.update(measure(variants, args.device, args.trials, args.iterations, args.warmup, bar.update))
+            rates.update(measure(variants, args.device, args.trials, args.iterations, args.warmup, bar.update,
+                                 deadline))
     rows = derive_rows(rates, probes, args.iterations)
 
     machine = machine_info(args.device)
