@@ -22,7 +22,8 @@ demo: $(STAMP) system-deps
 	$(PY) scripts/demo.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from foldedcnn.analysis.probe import device_name
 from foldedcnn.checkpoint import load_checkpoint
 from foldedcnn.data import LabelledImages, load_data
+from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.tables import markdown_table
 from foldedcnn.train import TrainConfig, evaluate, teacher_logits, train_from_config

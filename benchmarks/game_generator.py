@@ -14,8 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
-from foldedcnn.analysis.probe import device_name
 from foldedcnn.data.game import generate_game
+from foldedcnn.device import device_name
 from foldedcnn.models.game import GAME_TASKS
 from foldedcnn.tables import format_table, markdown_table
 

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
-from foldedcnn.analysis.probe import resolve_device
 from foldedcnn.bench import machine_info, machine_slug
 from foldedcnn.bench.runner import PEER
+from foldedcnn.device import resolve_device
 from foldedcnn.infer import BACKENDS, available_backends
 from foldedcnn.models import list_models
 from foldedcnn.tables import format_table, markdown_table

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from foldedcnn.analysis.probe import device_name
 from foldedcnn.data import FoldBatcher, load_data
 from foldedcnn.data.game import generate_game
+from foldedcnn.device import device_name
 from foldedcnn.layout import fold_images, unfold_logits
 from foldedcnn.models import create_model
 from foldedcnn.tables import format_table, markdown_table

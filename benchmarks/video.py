@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from foldedcnn.analysis.probe import device_name
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.data import VTEST_ROI, vtest_path
+from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.infer import Engine
-from foldedcnn.infer.frame_source import FrameSource
-from foldedcnn.infer.video_job import JobConfig, core_for_decoding, label_video
+from foldedcnn.label.frame_source import FrameSource
+from foldedcnn.label.job import JobConfig, core_for_decoding, label_video
 from foldedcnn.tables import markdown_table
 
 

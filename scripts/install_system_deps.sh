@@ -4,7 +4,7 @@
 # (only the video is extracted; the package is not installed).
 set -euo pipefail
 
-DATA_DIR="${FOLDEDCNN_DATA:-$HOME/.cache/foldedcnn}"
+DATA_DIR="${FOLDEDCNN_CACHE:-$HOME/.cache/foldedcnn}"
 FONTS=(fonts-dejavu-core fonts-dseg fonts-liberation2 fonts-hack)
 need=()
 for pkg in "${FONTS[@]}" dataset-fashion-mnist; do

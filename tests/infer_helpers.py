@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from foldedcnn.folded import FoldedModel
+from foldedcnn.identity import ModelIdentity
 
 
 def tiny_model(fold: int = 3, classes: int = 5, shape: tuple[int, int, int] = (3, 8, 8), seed: int = 0) -> FoldedModel:
@@ -14,7 +15,7 @@ def tiny_model(fold: int = 3, classes: int = 5, shape: tuple[int, int, int] = (3
     c, h, w = shape
     net = nn.Sequential(nn.Conv2d(fold * c, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                         nn.Linear(6 * (h // 2) * (w // 2), fold * classes))
-    return FoldedModel(net, fold, classes, shape).eval()
+    return FoldedModel(net, ModelIdentity(fold, shape, classes)).eval()
 
 
 def reference(model: FoldedModel, images_nchw: torch.Tensor, mean: float = 0.5, std: float = 0.25) -> torch.Tensor:

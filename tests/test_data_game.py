@@ -8,7 +8,7 @@ import torch
 
 from foldedcnn.cli import main
 from foldedcnn.data import DataError, classify_text, load_data, render_text
-from foldedcnn.data.fonts import GAME_FONTS
+from foldedcnn.data._fonts import GAME_FONTS
 from foldedcnn.data.game import _text_mask, generate_batch, generate_game, split_fonts
 from foldedcnn.data.game_labels import class_names
 from foldedcnn.models.game import GAME_TASKS

@@ -51,7 +51,7 @@ def test_vtest_prepares_once_into_the_data_dir(tmp_path, monkeypatch):
         source = vtest_path()
     except DataError:
         pytest.skip("vtest.avi not installed (make system-deps)")
-    monkeypatch.setenv("FOLDEDCNN_DATA", str(tmp_path))
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
     (tmp_path / "vtest.avi").symlink_to(source)
     train = load_data("vtest", "train")
     assert train.images.shape[1:] == (3, 50, 50) and train.class_names == ["no person", "person"]
@@ -63,7 +63,7 @@ def test_vtest_prepares_once_into_the_data_dir(tmp_path, monkeypatch):
 
 
 def test_vtest_missing_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOLDEDCNN_DATA", str(tmp_path))
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
     monkeypatch.setattr("foldedcnn.data.vtest._DEBIAN_PATH", tmp_path / "absent.avi")
     with pytest.raises(DataError, match="make system-deps"):
         vtest_path()

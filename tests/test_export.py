@@ -9,7 +9,7 @@ import torch
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.cli import main
 from foldedcnn.folded import FoldedModel
-from foldedcnn.infer.triton import triton_config
+from foldedcnn.infer.triton_repository import triton_config
 
 
 def test_exported_onnx_matches_torch_at_several_batches(tmp_path):

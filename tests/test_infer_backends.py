@@ -5,7 +5,7 @@ import torch
 from infer_helpers import reference, tiny_model
 
 from foldedcnn.infer import BACKENDS, BackendUnavailableError, Engine, available_backends
-from foldedcnn.infer import autotune as autotune_mod
+from foldedcnn.infer import _autotune as autotune_mod
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +51,12 @@ def test_auto_measures_once_and_caches_the_choice(model, tmp_path, monkeypatch):
     def must_not_measure(*args, **kwargs):
         raise AssertionError("auto measured again despite a cached choice")
 
-    monkeypatch.setattr(autotune_mod, "median_seconds", must_not_measure)
+    monkeypatch.setattr(autotune_mod, "seconds_per_batch", must_not_measure)
     assert Engine(model, backend="auto", device="cpu", max_batch=8).backend_name == engine.backend_name
 
 
 def test_static_shape_buckets_are_few_multiples_of_fold():
-    from foldedcnn.infer.buffers import bucket_sizes
+    from foldedcnn.infer._buffers import bucket_sizes
 
     assert bucket_sizes(1024, 1, static=True) == [1, 4, 16, 64, 256, 1024]
     assert bucket_sizes(1026, 3, static=True) == [3, 12, 48, 192, 768, 1026]

@@ -5,7 +5,7 @@ import torch
 from infer_helpers import reference, tiny_model
 
 from foldedcnn.infer import Engine
-from foldedcnn.infer.preprocess import fold_normalised
+from foldedcnn.infer._preprocess import fold_normalised
 
 # batch sizes with f = 3 and max_batch 9: not multiples of f, several chunks with a partial last one, empty, one
 SIZES = [13, 9, 0, 29, 1, 5]

@@ -1,17 +1,14 @@
 import json
 
 import pytest
-from train_data import single_thread
 
 from foldedcnn.cli import main
-from foldedcnn.train.state import load_state
+from foldedcnn.train._state import load_state
 
 SPEC = "game-sot-coin-count?n_train=96&n_val=24&n_test=40"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_train_then_eval(tmp_path, capsys):

@@ -1,15 +1,13 @@
 import pytest
 import torch
-from train_data import make_set, single_thread
+from train_data import make_set
 
 from foldedcnn.folded import FoldedModel
 from foldedcnn.train import Curriculum, TrainConfig, train
 from foldedcnn.train.trainer import epoch_order
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
 
 def test_papers_schedule_when_epochs_allow():
     # K=111, f=4: start max(11, 4) = 11, add 11 per period; 10 steps over 600 epochs -> every 60 epochs

@@ -1,22 +1,22 @@
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
-from train_data import make_set, single_thread
+from train_data import make_set
 
 from foldedcnn.errors import FoldError, ShapeError
 from foldedcnn.folded import FoldedModel
 from foldedcnn.models import create_model
 from foldedcnn.train import TrainConfig, compute_normalization, normalize, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
 
 def tiny_resnet(fold: int) -> FoldedModel:
     """resnet18-cifar10 on 8x8 inputs (its global pooling takes any size): a small-input ResNet."""
     net = create_model("resnet18-cifar10", fold)
-    return FoldedModel(net, fold, net.num_classes, (3, 8, 8))
+    return FoldedModel(net, replace(net.identity, input_shape=(3, 8, 8)))
 
 
 @torch.no_grad()

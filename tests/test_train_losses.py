@@ -3,15 +3,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from train_data import make_set, single_thread
+from train_data import make_set
 
 from foldedcnn.folded import FoldedModel
 from foldedcnn.train import TrainConfig, classification_loss, distillation_loss, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
 
 def test_distillation_loss_depends_on_the_teacher_and_pulls_toward_it():
     torch.manual_seed(0)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_data import make_set, single_thread
+from train_data import make_set
 
 from foldedcnn.checkpoint import CheckpointError, load_checkpoint
 from foldedcnn.folded import FoldedModel
 from foldedcnn.train import TrainConfig, train
-from foldedcnn.train.state import load_state
+from foldedcnn.train._state import load_state
 
 EPOCHS = 8
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +33,7 @@ train(model, data, val, config, out=sys.argv[1])
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def start(out: Path) -> subprocess.Popen:

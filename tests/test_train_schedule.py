@@ -3,17 +3,14 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from train_data import make_set, single_thread
+from train_data import make_set
 
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.folded import FoldedModel
 from foldedcnn.train import TrainConfig, train
 from foldedcnn.train.schedule import learning_rate
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_cosine_runs_from_base_to_zero_and_constant_stays():
@@ -45,7 +42,7 @@ def test_trainer_follows_the_schedule_step_by_step():
 
 
 def test_a_run_saved_before_schedule_existed_still_resumes(tmp_path):
-    from foldedcnn.train.state import load_state, save_state
+    from foldedcnn.train._state import load_state, save_state
 
     model = FoldedModel.from_zoo("game-apex-squad-count", 1)
     data = make_set(32, model.input_shape, model.num_classes)

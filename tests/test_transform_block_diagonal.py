@@ -3,11 +3,13 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from transform_models import INPUT_SHAPE, TOY_MODELS, one_thread  # noqa: F401  (autouse fixture)
+from transform_models import INPUT_SHAPE, TOY_MODELS
 
 from foldedcnn import FoldedCNNError, fold_model
 from foldedcnn.layout import fold_images, unfold_logits
 from foldedcnn.transform import block_diagonal_fold, fill_block_diagonal
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomized(name: str) -> nn.Module:

@@ -2,11 +2,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transform_models import INPUT_SHAPE, ChannelSoftmax, TinyVGG, one_thread  # noqa: F401  (autouse fixture)
+from transform_models import INPUT_SHAPE, ChannelSoftmax, TinyVGG
 
 from foldedcnn import FoldedCNNError, ShapeError, UnsupportedOpError, fold_model, register_rule
 from foldedcnn.errors import FoldedCNNError as BaseError
 from foldedcnn.transform import rules
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 X = torch.randn(1, *INPUT_SHAPE)
 

@@ -2,10 +2,12 @@ import math
 
 import pytest
 import torch
-from transform_models import INPUT_SHAPE, TinyMobileNetV2, one_thread  # noqa: F401  (autouse fixture)
+from transform_models import INPUT_SHAPE, TinyMobileNetV2
 
 from foldedcnn import fold_model
 from foldedcnn.analysis import layer_stats
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("fold", [2, 3, 4])

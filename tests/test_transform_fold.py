@@ -4,12 +4,14 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from transform_models import INPUT_SHAPE, TOY_MODELS, one_thread  # noqa: F401  (autouse fixture)
+from transform_models import INPUT_SHAPE, TOY_MODELS
 
 from foldedcnn import create_model, fold_model, list_models
 from foldedcnn.folded import FoldedModel
 from foldedcnn.models import get_spec
 from foldedcnn.transform import FoldPlan
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomize_bn(model: nn.Module) -> nn.Module:

@@ -189,7 +189,7 @@ def test_ray_run_matches_local_run(clips, checkpoint, tmp_path):
 
 def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):
     from foldedcnn.data.store import load_split, save_split
-    from foldedcnn.infer.video_job import checkpoint_roi
+    from foldedcnn.label.job import checkpoint_roi
     from foldedcnn.train import TrainConfig, train
 
     images = torch.randint(0, 255, (16, 3, 50, 50), dtype=torch.uint8)

@@ -2,27 +2,32 @@
 original, one per image, and equals the block-diagonal fold when every channel fits."""
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
 from torch import nn
-from transform_models import TinyMobileNetV2, TinyResNet18, one_thread  # noqa: F401 (fixture)
+from transform_models import TinyMobileNetV2, TinyResNet18
 
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.folded import FoldedModel
+from foldedcnn.identity import ModelIdentity
 from foldedcnn.models import create_model
 from foldedcnn.transform import fold_model, select_channels, warm_start
-from foldedcnn.transform.warm_start import plan_of
+from foldedcnn.transform._warm_start import plan_of
 
 # float32 sums over a few hundred products: equal up to reassociation
 ATOL = 1e-5
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def zoo(name: str, fold: int, width_mult: float | None = None) -> FoldedModel:
     """Zoo model `name`; resnet18-cifar10 on 8x8 inputs (its global pooling takes any size) to stay small."""
     if name.startswith("resnet"):
         net = create_model(name, fold, width_mult)
-        return FoldedModel(net, fold, net.num_classes, (3, 8, 8))
+        return FoldedModel(net, replace(net.identity, input_shape=(3, 8, 8)))
     return FoldedModel.from_zoo(name, fold, width_mult)
 
 
@@ -73,8 +78,8 @@ def test_at_sqrt_f_width_each_image_sees_the_pruned_original_alone(name, fold):
     warm_start(folded, original.network)
     x = torch.randn(2 * fold, *original.input_shape)
     y = folded(x)
-    torch.testing.assert_close(y, FoldedModel(pruned(original.network, folded), 1, original.num_classes,
-                                              original.input_shape)(x), atol=ATOL, rtol=0)
+    alone = FoldedModel(pruned(original.network, folded), ModelIdentity(1, original.input_shape, original.num_classes))
+    torch.testing.assert_close(y, alone(x), atol=ATOL, rtol=0)
     assert not torch.allclose(y, original(x), atol=1e-3)  # channels were really dropped
     x2 = x.clone()
     x2[1] += 3.0  # another image in the same folded input
@@ -101,7 +106,7 @@ def test_fold_model_networks_warm_start_too():
     folded = fold_model(model, 4, torch.randn(2, 3, 16, 16)).eval()
     warm_start(folded, original.network)
     x = torch.randn(8, 3, 16, 16)
-    expected = FoldedModel(pruned(original.network, folded), 1, 5, (3, 16, 16))(x)
+    expected = FoldedModel(pruned(original.network, folded), ModelIdentity(1, (3, 16, 16), 5))(x)
     torch.testing.assert_close(folded(x), expected, atol=ATOL, rtol=0)
 
 
@@ -125,7 +130,8 @@ def test_batchnorm_on_flattened_features(width_mult):
     original = trained_like(fold_model(model, 1, x))
     folded = fold_model(model, 2, x, width_mult=width_mult).eval()
     warm_start(folded, original.network)
-    expected = original(x) if width_mult else FoldedModel(pruned(original.network, folded), 1, 4, (3, 6, 6))(x)
+    expected = (original(x) if width_mult
+                else FoldedModel(pruned(original.network, folded), ModelIdentity(1, (3, 6, 6), 4))(x))
     torch.testing.assert_close(folded(x), expected, atol=ATOL, rtol=0)
     assert int(folded.network.norm.num_batches_tracked) == 50
 

@@ -23,11 +23,3 @@ def make_set(n: int, shape: tuple[int, int, int], num_classes: int, seed: int = 
     labels = labels[torch.randperm(n, generator=g)]
     noise = torch.rand((n, *shape), generator=g) * 55
     return Images((templates[labels] + noise).to(torch.uint8), labels, [f"c{k}" for k in range(num_classes)])
-
-
-def single_thread():
-    """Generator for a fixture: one intra-op thread (the shared 2-core machine thrashes with more)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -5,22 +5,11 @@ Every factory takes `num_classes` and returns a model (B, 3, 16, 16) -> (B, num_
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 INPUT_SHAPE = (3, 16, 16)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Import into a test module to run it on one torch thread: for these tiny models on a shared
-    machine, more intra-op threads only add contention (5 training steps: 0.06 s vs 1.5 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: type = nn.ReLU) -> nn.Sequential:

@@ -5,7 +5,7 @@ The public API is imported lazily so that `import foldedcnn` stays light.
 
 from __future__ import annotations
 
-from .lazy import lazy_getattr
+from ._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,10 @@ _EXPORTS = {
     "analyze_zoo_model": "analysis",
     "roofline_bound": "analysis",
     "Engine": "infer",
+    "FoldedModel": "folded",
+    "ModelIdentity": "identity",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
     "FoldedCNNError": "errors",
     "FoldError": "errors",
     "ShapeError": "errors",

@@ -24,7 +24,6 @@ from .fsio import atomic_path
 
 FORMAT = "foldedcnn-checkpoint"
 VERSION = 1
-DEFAULT_NORMALIZATION = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 
 
 class CheckpointError(FoldedCNNError):
@@ -33,7 +32,8 @@ class CheckpointError(FoldedCNNError):
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the rebuilt model (eval mode) and its metadata."""
+    """A loaded checkpoint: the rebuilt model (eval mode; its identity carries the normalisation and class
+    names) and its metadata."""
 
     model: FoldedModel
     meta: dict[str, Any]
@@ -58,14 +58,22 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def architecture_of(model: FoldedModel) -> dict[str, Any]:
-    """How to rebuild `model`: {"kind": "zoo", ...} or {"kind": "plan", ...}."""
-    net = model.network
-    if model.plan is not None:
-        return {"kind": "plan", "plan": model.plan.to_dict(), "source": getattr(model, "source", None)}
-    if hasattr(net, "model_name"):
-        return {"kind": "zoo", "name": net.model_name, "width_mult": net.width_mult, "align": net.align}
+    """How to rebuild `model`, from its identity: {"kind": "zoo", ...} or {"kind": "plan", ...}.
+
+    Raises CheckpointError, naming the fix, for a model that could not be rebuilt at load time.
+    """
+    ident = model.identity
+    if ident.plan is not None:
+        if ident.source is None:
+            raise CheckpointError(
+                "this fold_model model records no source to rebuild its original from, so a checkpoint of it could "
+                "not be loaded: fold it with fold_model(..., source={'factory': 'pkg.module:function', "
+                "'kwargs': {...}}) (or source={'zoo': name}) before saving")
+        return {"kind": "plan", "plan": ident.plan.to_dict(), "source": dict(ident.source)}
+    if ident.zoo is not None:
+        return {"kind": "zoo", "name": ident.zoo, "width_mult": ident.width_mult, "align": ident.align}
     raise CheckpointError(
-        "cannot record how to rebuild this model: use a zoo model (FoldedModel.from_zoo) or fold_model()"
+        "cannot record how to rebuild this model: use a zoo model (create_model / FoldedModel.from_zoo) or fold_model()"
     )
 
 
@@ -93,19 +101,23 @@ def save_checkpoint(
     """Write `model` and its metadata to `path` (a .safetensors file), atomically.
 
     `normalization` maps images scaled to [0, 1] to the network's input: (x - mean) / std per
-    channel. `extra` (training config, metrics, ...) is stored as given; it must be JSON.
+    channel; `class_names` name the classes. Both default to the model's identity (set by training),
+    else to DEFAULT_NORMALIZATION and "0".."K-1". `extra` (training config, metrics, ...) is stored
+    as given; it must be JSON. A model that could not be rebuilt at load time raises CheckpointError.
     """
     path = Path(path)
+    ident = model.identity
+    architecture = architecture_of(model)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.network.state_dict().items()}
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "architecture": architecture_of(model),
+        "architecture": architecture,
         "fold": model.fold,
         "num_classes": model.num_classes,
         "input_shape": list(model.input_shape),
-        "class_names": list(class_names) if class_names else [str(i) for i in range(model.num_classes)],
-        "normalization": normalization or DEFAULT_NORMALIZATION,
+        "class_names": list(class_names) if class_names else ident.resolved_class_names,
+        "normalization": dict(normalization) if normalization else ident.resolved_normalization,
         "widths": [m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
                    for m in model.network.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))],
         "sha256": tensors_digest(tensors),
@@ -176,4 +188,5 @@ def load_checkpoint(
                               "rebuilds; the file was edited after saving")
     if len(meta["class_names"]) != model.num_classes:
         raise CheckpointError(f"{path}: {len(meta['class_names'])} class names for {model.num_classes} classes")
+    model.identity = model.identity.trained(meta["normalization"], meta["class_names"])
     return Checkpoint(model.to(device).eval(), meta)

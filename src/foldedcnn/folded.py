@@ -1,38 +1,30 @@
-"""FoldedModel: a folded network plus the fold/unfold around it, so callers pass plain images."""
+"""FoldedModel: a folded network plus who it is, and the fold/unfold around it so callers pass plain images."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
 
 from .errors import ShapeError
+from .identity import IdentifiedNetwork, ModelIdentity, identity_of
 from .layout import check_fold, fold_images, unfold_logits
 
 
-class FoldedModel(nn.Module):
-    """Wraps a folded network (N, f*C, H, W) -> (N, f*K).
+class FoldedModel(IdentifiedNetwork, nn.Module):
+    """Wraps a folded network (N, f*C, H, W) -> (N, f*K) and its ModelIdentity.
 
+    `FoldedModel(network)` takes the identity a zoo network carries; other networks pass one.
     `forward(images)` takes (B, C, H, W) for any B (pads, folds, unfolds) and returns (B, K);
     `forward_folded(x)` is the hot path (N, f*C, H, W) -> (N, f*K) with no Python branching.
-    `plan` is the fold plan of a generically folded model (None for zoo models).
+    `fold`, `num_classes`, `input_shape`, `plan` (FoldPlan of a fold_model network, else None) and
+    `normalization` read the identity.
     """
 
-    def __init__(
-        self,
-        network: nn.Module,
-        fold: int,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        plan: Any = None,
-    ) -> None:
+    def __init__(self, network: nn.Module, identity: ModelIdentity | None = None) -> None:
         super().__init__()
         self.network = network
-        self.fold = check_fold(fold)
-        self.num_classes = int(num_classes)
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.plan = plan
+        self.identity = identity if identity is not None else identity_of(network)
+        check_fold(self.identity.fold)
 
     @classmethod
     def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None,
@@ -40,8 +32,17 @@ class FoldedModel(nn.Module):
         """Zoo model `name` at `fold`, wrapped; widths as in create_model (align 8 by default for fold > 1)."""
         from .models import create_model
 
-        net = create_model(name, fold, width_mult, align)
-        return cls(net, fold, net.num_classes, net.input_shape)
+        return cls(create_model(name, fold, width_mult, align))
+
+    @property
+    def plan(self):
+        """The FoldPlan of a fold_model network, None for a zoo network."""
+        return self.identity.plan
+
+    @property
+    def normalization(self) -> dict[str, list[float]]:
+        """What maps images in [0, 1] to the network's input (the default for an untrained model)."""
+        return self.identity.resolved_normalization
 
     def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         """(N, f*C, H, W) -> (N, f*K)."""

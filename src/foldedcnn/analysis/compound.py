@@ -6,6 +6,7 @@ also lowers arithmetic intensity, whereas folding raises it.
 
 from __future__ import annotations
 
+from ..identity import ModelIdentity
 from ..models.game import GAME_TASKS, build_game_cnn
 from .intensity import ModelAnalysis, analyze_model
 
@@ -25,5 +26,6 @@ def compound_scaled_game_model(name: str = "game-lol-gold-int") -> ModelAnalysis
         width_mult=1 / WIDTH,
         convs_per_unit=max(1, round(3 / DEPTH)),
     )
-    return analyze_model(model, (3, *hw), name=f"{name} (compound -1)")
+    model.identity = ModelIdentity(1, (3, *hw), classes)
+    return analyze_model(model, name=f"{name} (compound -1)")
 

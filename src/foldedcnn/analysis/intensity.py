@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from ..identity import identity_of
 from .flops import LayerStats, count_params, layer_stats
 from .roofline import check_positive
 
@@ -71,16 +72,16 @@ class ModelAnalysis:
 
 
 def analyze_model(model: nn.Module, input_shape: tuple[int, int, int] | None = None, name: str = "") -> ModelAnalysis:
-    """Analyse a folded network (N, f*C, H, W) -> (N, f*K).
+    """Analyse a folded network (N, f*C, H, W) -> (N, f*K) that carries its identity (zoo networks do).
 
-    `input_shape` is the per-image (C, H, W); it defaults to the zoo attribute
-    `model.input_shape`. The fold comes from `model.fold` (1 if absent).
+    `input_shape` is the per-image (C, H, W); it defaults to the identity's.
     """
-    fold = int(getattr(model, "fold", 1))
-    c, h, w = input_shape if input_shape is not None else model.input_shape
+    ident = identity_of(model)
+    fold = ident.fold
+    c, h, w = input_shape if input_shape is not None else ident.input_shape
     folded = (fold * c, h, w)
     return ModelAnalysis(
-        name=name or getattr(model, "model_name", type(model).__name__),
+        name=name or ident.zoo or type(model).__name__,
         fold=fold,
         input_shape=folded,
         params=count_params(model),

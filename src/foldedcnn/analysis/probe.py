@@ -1,21 +1,17 @@
-"""Device probe: measured peak matmul FLOP/s and copy bandwidth, cached as JSON."""
+"""Peak probe: measured peak matmul FLOP/s and copy bandwidth of a device, cached as JSON under cache_dir()."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from ..device import cache_dir, device_name, median_seconds, resolve_device, resolve_dtype
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -37,72 +33,8 @@ class ProbeResult:
         return json.dumps(asdict(self), indent=2)
 
 
-def cache_dir() -> Path:
-    """Where probe results live: $FOLDEDCNN_CACHE or ~/.cache/foldedcnn."""
-    return Path(os.environ.get("FOLDEDCNN_CACHE", Path.home() / ".cache" / "foldedcnn"))
-
-
 def cache_path(device: str, dtype: str) -> Path:
     return cache_dir() / f"probe-{device}-{dtype}.json"
-
-
-def device_name(device: str) -> str:
-    """Human name of the device: the GPU name, or the CPU model and core count."""
-    if device == "cuda":
-        return torch.cuda.get_device_name(0)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({os.cpu_count()} logical cores)"
-
-
-def median_seconds(run, device: str, warmup: int = 2, reps: int = 5) -> float:
-    """Median wall time of `run()` over `reps` calls after `warmup` calls; synchronises on CUDA."""
-    def once() -> float:
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        run()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    for _ in range(warmup):
-        once()
-    return statistics.median(once() for _ in range(reps))
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """"float16" for torch.float16: the names DTYPES uses."""
-    return str(dtype).removeprefix("torch.")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`device`, or CUDA when available else CPU; asking for an absent CUDA raises."""
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FoldedCNNError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise FoldedCNNError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda'")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """`dtype` (name or torch dtype), or float16 on CUDA and float32 on CPU."""
-    if dtype is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise FoldedCNNError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-        return DTYPES[dtype]
-    if dtype not in DTYPES.values():
-        raise FoldedCNNError(f"unsupported dtype {dtype}; choose one of {', '.join(DTYPES)}")
-    return dtype
 
 
 def probe_device(device: str = "cpu", dtype: str = "float32", reps: int = 10,

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..analysis.probe import device_name
+from ..device import device_name
 
 
 def machine_info(device: str) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import analyze_zoo_model, roofline_bound
-from ..analysis.probe import DTYPES, ProbeResult
+from ..analysis.probe import ProbeResult
+from ..device import DTYPES
 from ..tables import markdown_table
 from .runner import PEER, Variant
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..analysis.probe import DTYPES, resolve_device
+from ..device import DTYPES, resolve_device
 from ..folded import FoldedModel
 from ..infer import Engine
 from ..models import create_model

@@ -22,8 +22,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..analysis.report import analysis_rows, analyze_all, find_probe, plot_intensity
     from ..errors import FoldedCNNError
-    from .analyze_report import analysis_rows, analyze_all, find_probe, plot_intensity
 
     if args.batch < 1:
         raise FoldedCNNError(f"--batch must be >= 1, got {args.batch}")

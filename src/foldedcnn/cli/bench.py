@@ -54,52 +54,25 @@ def command_line(args) -> str:
     return shlex.join(parts + (["--out", args.out] if args.out else []))
 
 
-def _batch_for(items: list[str]) -> dict[str, int]:
-    from ..errors import FoldedCNNError
-
-    table = {}
-    for item in items:
-        name, _, batch = item.partition("=")
-        if not batch.isdigit() or int(batch) < 1:
-            raise FoldedCNNError(f"--batch-for takes MODEL=BATCH with BATCH >= 1, got {item!r}")
-        table[name] = int(batch)
-    return table
-
-
-def _backend_folds(items: list[str]) -> dict[str, set[int]]:
-    from ..errors import FoldedCNNError
-
-    table = {}
-    for item in items:
-        name, _, folds = item.partition("=")
-        try:
-            table[name] = {int(f) for f in folds.split(",")}
-        except ValueError:
-            raise FoldedCNNError(f"--backend-folds takes BACKEND=F,F (e.g. compile-max=1,4), got {item!r}") from None
-    return table
-
-
 def run(args) -> int:
     import time
     from pathlib import Path
 
     from tqdm import tqdm
 
-    from ..analysis.probe import dtype_name, load_probe, probe_device, resolve_device, resolve_dtype, save_probe
-    from ..bench import Variant, derive_rows, machine_info, machine_slug, measure, write_report
+    from ..bench import derive_rows, machine_info, machine_slug, measure, write_report
     from ..bench.report import SUMMARY_COLUMNS, best_rows
-    from ..bench.runner import PEER
-    from ..errors import FoldedCNNError, FoldError
+    from ..bench.variants import parse_backend_folds, parse_batch_for, peak_probes, variant_grid
+    from ..device import dtype_name, resolve_device, resolve_dtype
+    from ..errors import FoldedCNNError
     from ..infer.backends import available_backends
-    from ..models import create_model, get_spec, list_models
+    from ..models import list_models
     from ..tables import format_table
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     args.device, args.dtype = device.type, dtype_name(dtype)
     args.models = args.models or list_models()
-    for name in args.models:
-        get_spec(name)
     avail = available_backends(device, dtype)
     for b in args.backends:
         if b not in avail:
@@ -107,41 +80,10 @@ def run(args) -> int:
                                  f"available: {', '.join(avail)}")
     if min(args.trials, args.iterations) < 1 or args.warmup < 0:
         raise FoldedCNNError("--trials and --iterations must be >= 1 and --warmup >= 0")
-    per_model = _batch_for(args.batch_for)
-    only_folds = _backend_folds(args.backend_folds)
-    for b in only_folds.keys() - set(args.backends):
-        raise FoldedCNNError(f"--backend-folds names {b!r}, which is not among --backends {' '.join(args.backends)}")
-    for name in per_model:
-        get_spec(name)
-    batches = args.batch_sweep or [args.batch]
-
-    groups: dict[str, list[Variant]] = {}
-    for name in args.models:
-        for fold in args.folds:
-            try:
-                create_model(name, fold)
-            except FoldError as exc:
-                print(f"skipping {name} f={fold}: {exc}")
-                continue
-            for batch in ([per_model[name]] if name in per_model else batches):
-                for mode in args.mode:
-                    variants = [Variant(name, fold, batch, b, args.dtype, mode) for b in args.backends
-                                if fold in only_folds.get(b, {fold})]
-                    if not args.no_baseline and fold == 1:
-                        variants.append(Variant(name, fold, batch, "torch-plain", "float32", mode))
-                    if args.peer and fold == 1 and mode == "kernel":
-                        variants.append(Variant(name, 1, batch, PEER, args.dtype, mode))
-                    groups.setdefault(name, []).extend(dict.fromkeys(variants))
-
-    probes = {}
-    for d in sorted({v.dtype for vs in groups.values() for v in vs}):
-        cached = None if args.reprobe else load_probe(args.device, d)
-        if cached is None:
-            # A peak is what the device can do; other load only lowers a measurement, so keep the best of 3.
-            print(f"probing {args.device} {d} peak FLOP/s and bandwidth (best of 3) ...")
-            cached = max((probe_device(args.device, d) for _ in range(3)), key=lambda p: p.peak_flops)
-            save_probe(cached)
-        probes[d] = cached
+    groups = variant_grid(args.models, args.folds, args.batch_sweep or [args.batch], args.backends, args.dtype,
+                          args.mode, batch_for=parse_batch_for(args.batch_for), baseline=not args.no_baseline,
+                          peer=args.peer, backend_folds=parse_backend_folds(args.backend_folds, args.backends))
+    probes = peak_probes(args.device, [v.dtype for vs in groups.values() for v in vs], args.reprobe)
 
     total = sum(len(vs) for vs in groups.values()) * args.trials
     deadline = None if args.time_limit is None else time.monotonic() + args.time_limit

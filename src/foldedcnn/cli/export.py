@@ -17,27 +17,26 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
+    from ..checkpoint import load_checkpoint
     from ..folded import FoldedModel
     from ..infer.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
-    from ..infer.triton import write_triton_repository
+    from ..infer.triton_repository import write_triton_repository
 
     source = Path(args.source)
     if source.is_file():
         ckpt = load_checkpoint(source, fold=args.fold)
-        model, norm, stem = ckpt.model, ckpt.normalization, source.stem
+        model, stem = ckpt.model, source.stem
     else:
-        model = FoldedModel.from_zoo(args.source, args.fold or 1).eval()
-        norm, stem = DEFAULT_NORMALIZATION, args.source
+        model, stem = FoldedModel.from_zoo(args.source, args.fold or 1).eval(), args.source
         print(f"note: {args.source} is a zoo architecture with untrained weights (export a checkpoint for real use)")
     name = args.name or f"{stem}-f{model.fold}"
     if args.format == "onnx":
-        path = export_onnx(model, Path(args.out) / f"{name}.onnx", norm)
+        path = export_onnx(model, Path(args.out) / f"{name}.onnx", model.normalization)
     else:
-        path = write_triton_repository(model, args.out, name, args.max_batch, norm)
+        path = write_triton_repository(model, args.out, name, args.max_batch, model.normalization)
     c, h, w = model.input_shape
     print(f"wrote {path}")
     print(f"input  {INPUT_NAME}: float32 (B, {c}, {h}, {w}), B a multiple of {model.fold}, "
-          f"normalised (x / 255 - mean) / std with {norm}")
+          f"normalised (x / 255 - mean) / std with {model.normalization}")
     print(f"output {OUTPUT_NAME}: float32 (B, {model.num_classes})")
     return 0

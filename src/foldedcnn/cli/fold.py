@@ -30,8 +30,7 @@ def run(args) -> int:
 
     from ..checkpoint import architecture_of
     from ..errors import FoldedCNNError
-    from ..transform import fold_model
-    from ..transform.fold_model import build_source
+    from ..transform import build_source, fold_model
 
     if args.model:
         from ..models import get_spec

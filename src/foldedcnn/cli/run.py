@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..infer.video_job import JobConfig, run_job
+    from ..label import JobConfig, run_job
 
     cfg = JobConfig(
         checkpoint=args.checkpoint, videos=args.videos, out_dir=args.out,
@@ -39,7 +39,7 @@ def run(args) -> int:
         progress=not args.no_progress,
     )
     if args.ray:
-        from ..infer.ray_job import run_job_ray
+        from ..label import run_job_ray
 
         summary = run_job_ray(cfg, args.address, args.actors)
     else:

@@ -7,12 +7,11 @@ images of a fold are unrelated. Names are imported lazily.
 
 from __future__ import annotations
 
-from ..lazy import lazy_getattr
+from .._lazy import lazy_getattr
 
 _EXPORTS = {
     "LabelledImages": "types",
     "DataError": "types",
-    "data_dir": "types",
     "DataSpec": "spec",
     "parse_spec": "spec",
     "load_data": "spec",

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from ..models.game import GAME_TASKS
-from .backgrounds import sample_backgrounds
-from .fonts import GAME_FONTS, GlyphSet, font_paths, glyph_set
+from ._backgrounds import sample_backgrounds
+from ._fonts import GAME_FONTS, GlyphSet, font_paths, glyph_set
 from .game_labels import CHARSET, check_task, class_names, classify_text, other_text, text_for_class
 from .noscope import check_split
 from .types import DataError, LabelledImages

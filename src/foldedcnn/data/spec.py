@@ -1,7 +1,7 @@
 """DataSpec strings: one string names a data set and its options, `load_data` turns it into tensors.
 
     game-lol-gold-int                      generated; ?n_train=20000&n_val=2000&n_test=4000&holdout_fonts=0
-    vtest | vtest:DIR                      person-in-region on vtest.avi (prepared into $FOLDEDCNN_DATA/vtest-task)
+    vtest | vtest:DIR                      person-in-region on vtest.avi (prepared into $FOLDEDCNN_CACHE/vtest-task)
     npz:DIR                                a set saved by `foldedcnn data game|video` (store.py format)
     fashion-mnist[:DIR]                    Debian dataset-fashion-mnist; ?size=32&channels=3
     cifar10:PATH | cifar100:PATH           the python archive (folder or .tar.gz)
@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from ..device import cache_dir
 from ..models.game import GAME_TASKS
 from .noscope import check_split
-from .types import DataError, LabelledImages, data_dir
+from .types import DataError, LabelledImages
 
 GAME_DEFAULTS = {"n_train": 20_000, "n_val": 2_000, "n_test": 4_000, "holdout_fonts": 0}
 _OPTIONS = {"game": set(GAME_DEFAULTS), "fashion-mnist": {"size", "channels"}}
@@ -88,7 +89,7 @@ def load_data(spec: str, split: str, *, seed: int = 0) -> LabelledImages:
 
         task_dir = s.path
         if s.kind == "vtest":
-            task_dir = task_dir or data_dir() / "vtest-task"
+            task_dir = task_dir or cache_dir() / "vtest-task"
             if not (task_dir / "meta.json").is_file():
                 from .vtest import prepare_vtest
 

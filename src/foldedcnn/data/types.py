@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -43,8 +41,3 @@ class LabelledImages:
     def class_counts(self) -> list[int]:
         """How many images each class has, in `class_names` order."""
         return torch.bincount(self.labels, minlength=len(self.class_names)).tolist()
-
-
-def data_dir() -> Path:
-    """Root of the offline data cache: $FOLDEDCNN_DATA, else ~/.cache/foldedcnn."""
-    return Path(os.environ.get("FOLDEDCNN_DATA") or Path.home() / ".cache" / "foldedcnn")

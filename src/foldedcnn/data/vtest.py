@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..device import cache_dir
 from .noscope import VideoTask, build_video_task, save_video_task
-from .types import DataError, data_dir
+from .types import DataError
 
 VTEST_ROI = (480, 260, 140, 140)
 VTEST_SIZE = (50, 50)
@@ -20,11 +21,11 @@ _DEBIAN_PATH = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
 def vtest_path() -> Path:
-    """Path of vtest.avi: $FOLDEDCNN_DATA/vtest.avi (default ~/.cache/foldedcnn), else the opencv-doc copy."""
-    for path in (data_dir() / "vtest.avi", _DEBIAN_PATH):
+    """Path of vtest.avi: $FOLDEDCNN_CACHE/vtest.avi (default ~/.cache/foldedcnn), else the opencv-doc copy."""
+    for path in (cache_dir() / "vtest.avi", _DEBIAN_PATH):
         if path.is_file():
             return path
-    raise DataError(f"vtest.avi not found in {data_dir()} or {_DEBIAN_PATH.parent}; run `make system-deps` "
+    raise DataError(f"vtest.avi not found in {cache_dir()} or {_DEBIAN_PATH.parent}; run `make system-deps` "
                     "(scripts/install_system_deps.sh extracts it from Debian opencv-doc)")
 
 
@@ -36,6 +37,6 @@ def vtest_task(stride: int = 1) -> VideoTask:
 
 
 def prepare_vtest(out_dir: str | Path | None = None) -> Path:
-    """Label vtest.avi with the MOG2 oracle on VTEST_ROI and save it (default $FOLDEDCNN_DATA/vtest-task)."""
-    out_dir = Path(out_dir) if out_dir is not None else data_dir() / "vtest-task"
+    """Label vtest.avi with the MOG2 oracle on VTEST_ROI and save it (default $FOLDEDCNN_CACHE/vtest-task)."""
+    out_dir = Path(out_dir) if out_dir is not None else cache_dir() / "vtest-task"
     return save_video_task(vtest_task(), out_dir)

@@ -21,22 +21,35 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import torch
+from torch import nn
 
-from ..analysis.probe import dtype_name, resolve_device, resolve_dtype
-from ..checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
+from ..checkpoint import load_checkpoint
+from ..device import dtype_name, resolve_device, resolve_dtype
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
-from . import autotune
+from . import _autotune as autotune
+from ._buffers import EngineBuffers, FoldedBuffer, StreamSlots, bucket_sizes
+from ._preprocess import affine, as_tensor, check_finite, fold_normalised, image_layout
 from .backends import Backend, available_backends, create_backend
-from .buffers import EngineBuffers, FoldedBuffer, StreamSlots, bucket_sizes
-from .preprocess import affine, as_tensor, check_finite, fold_normalised, image_layout
+
+
+def as_folded_model(model: FoldedModel | nn.Module | str | os.PathLike) -> FoldedModel:
+    """A FoldedModel for what Engine accepts: itself, a zoo network wrapped, or a checkpoint path loaded."""
+    if isinstance(model, FoldedModel):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_checkpoint(model).model
+    if isinstance(model, nn.Module):
+        return FoldedModel(model)  # a network without an identity raises, naming the fix
+    raise FoldedCNNError(f"Engine needs a FoldedModel, a zoo network (create_model) or a checkpoint path, got "
+                         f"{type(model).__name__}")
 
 
 class _InFlight(NamedTuple):
     """A chunk launched on the GPU: its logits land in slot.host_logits, then in out[start:start + n]."""
 
-    slot: Any  # buffers._Slot, or None for an empty batch
+    slot: Any  # _buffers._Slot, or None for an empty batch
     out: torch.Tensor
     start: int
     n: int
@@ -44,34 +57,29 @@ class _InFlight(NamedTuple):
 
 
 class Engine:
-    """Batched inference of a FoldedModel (or a checkpoint) through one backend.
+    """Batched inference of a folded model through one backend.
 
-    `model_or_checkpoint`: a FoldedModel or the path of a checkpoint (whose normalization is used
-    unless `normalization` is given; a bare model uses `normalization` or DEFAULT_NORMALIZATION).
+    `model`: a FoldedModel, a zoo network (`create_model(...)`), or the path of a checkpoint. The
+    model's own normalisation is used (the one training stored, a checkpoint's, or the default for an
+    untrained network) unless `normalization` is given.
     `backend`: "torch", "compile", "compile-max" (CUDA only: max-autotune), "onnxruntime", "torch-plain" or
     "auto" (time the candidates available on the device once per model, device, dtype and batch; the
-    choice is cached under foldedcnn.analysis.probe.cache_dir()).
+    choice is cached under foldedcnn.device.cache_dir()).
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
     """
 
     def __init__(
         self,
-        model_or_checkpoint: FoldedModel | str | os.PathLike,
+        model: FoldedModel | nn.Module | str | os.PathLike,
         backend: str = "auto",
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         max_batch: int = 1024,
         normalization: dict[str, list[float]] | None = None,
     ) -> None:
-        if isinstance(model_or_checkpoint, FoldedModel):
-            model = model_or_checkpoint
-            norm = normalization or DEFAULT_NORMALIZATION
-        elif isinstance(model_or_checkpoint, (str, os.PathLike)):
-            ckpt = load_checkpoint(model_or_checkpoint)
-            model, norm = ckpt.model, normalization or ckpt.normalization
-        else:
-            raise FoldedCNNError(f"Engine needs a FoldedModel or a checkpoint path, got {type(model_or_checkpoint)}")
+        model = as_folded_model(model)
+        norm = normalization or model.normalization
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise FoldedCNNError(f"max_batch must be an integer >= 1, got {max_batch!r}")
         self.model = model.eval()
@@ -113,7 +121,7 @@ class Engine:
         for cand in candidates:
             backend = self._use(create_backend(cand, self.model, self.device, self.dtype))
             folded = self.prepare(probe).images
-            seconds[cand] = autotune.median_seconds(partial(backend.forward_folded, folded), self.device)
+            seconds[cand] = autotune.seconds_per_batch(partial(backend.forward_folded, folded), self.device)
             if best is None or seconds[cand] < seconds[best.name]:
                 best = backend
         assert best is not None  # "torch" is available on every device and dtype

@@ -1,7 +1,7 @@
 """The paper's model families: NoScope, game scraping, CIFAR ResNet-18."""
 
 from . import game, noscope, resnet  # noqa: F401  (registers the zoo)
-from .registry import ModelSpec, create_model, get_spec, list_models, register_model
+from ._registry import ModelSpec, create_model, get_spec, list_models, register_model
 from .widths import PAPER_WIDTHS, TENSOR_CORE_ALIGN, default_width_mult, resolve_align, scaled_width
 
 __all__ = [

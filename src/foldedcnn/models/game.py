@@ -7,7 +7,8 @@ from functools import partial
 from torch import nn
 
 from ..errors import ShapeError
-from .registry import ModelSpec, register_model
+from ..identity import IdentifiedNetwork
+from ._registry import ModelSpec, register_model
 from .widths import scaled_width
 
 
@@ -15,7 +16,7 @@ def _pooled(size: int, kernel: int, stride: int) -> int:
     return (size - kernel) // stride + 1
 
 
-class GameCNN(nn.Module):
+class GameCNN(IdentifiedNetwork, nn.Module):
     """(N, f*3, H, W) -> (N, f*K).
 
     stem: conv3x3(width) relu maxpool(3, 2); `num_units` units of `convs_per_unit`

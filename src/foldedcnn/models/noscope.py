@@ -7,11 +7,12 @@ from functools import partial
 
 from torch import nn
 
-from .registry import ModelSpec, register_model
+from ..identity import IdentifiedNetwork
+from ._registry import ModelSpec, register_model
 from .widths import scaled_width
 
 
-class NoScopeCNN(nn.Module):
+class NoScopeCNN(IdentifiedNetwork, nn.Module):
     """(N, f*3, 50, 50) -> (N, f*2). Each block is [conv3x3 relu conv3x3 relu maxpool2]."""
 
     def __init__(

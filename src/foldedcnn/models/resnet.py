@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from ..errors import FoldError
-from .registry import ModelSpec, register_model
+from ..identity import IdentifiedNetwork
+from ._registry import ModelSpec, register_model
 from .widths import scaled_width
 
 
@@ -35,7 +36,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ResNetCIFAR(nn.Module):
+class ResNetCIFAR(IdentifiedNetwork, nn.Module):
     """(N, f*3, 32, 32) -> (N, f*K) with stage widths `widths` and `blocks` blocks per stage."""
 
     def __init__(self, in_channels: int, widths: list[int], blocks: list[int], num_outputs: int) -> None:

@@ -2,9 +2,9 @@
 
 from .config import TrainConfig
 from .curriculum import Curriculum
-from .evaluate import Evaluation, evaluate, predict_logits
+from .evaluation import Evaluation, evaluate, predict_logits
 from .losses import classification_loss, distillation_loss
-from .normalize import compute_normalization, normalize
+from .normalization import compute_normalization, normalize
 from .recipe import build_model, teacher_logits, train_from_config, warm_start_from
 from .trainer import TrainResult, train
 

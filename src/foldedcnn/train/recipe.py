@@ -10,7 +10,7 @@ import torch
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..folded import FoldedModel
 from .config import TrainConfig
-from .evaluate import predict_logits
+from .evaluation import predict_logits
 from .trainer import LAST, ImageSet, TrainResult, train
 
 
@@ -26,7 +26,7 @@ def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str
 def warm_start_from(model: FoldedModel, path: str | os.PathLike) -> dict[str, list[float]]:
     """Warm-start `model` (fold f) in place from the trained f=1 checkpoint at `path` of the same model
     (see transform.warm_start); returns that checkpoint's normalisation, which training must keep."""
-    from ..transform.warm_start import warm_start
+    from ..transform._warm_start import warm_start
 
     ck = load_checkpoint(path, fold=1, input_shape=model.input_shape)
     if ck.model.num_classes != model.num_classes:

@@ -26,13 +26,13 @@ from ..checkpoint import CheckpointError, save_checkpoint
 from ..errors import FoldError, ShapeError
 from ..folded import FoldedModel
 from ..fsio import atomic_write_text
+from ._state import load_optimizer, load_state, optimizer_tensors, save_state
 from .config import TrainConfig
 from .curriculum import Curriculum
-from .evaluate import evaluate
+from .evaluation import evaluate
 from .losses import classification_loss, distillation_loss, mask_inactive
-from .normalize import compute_normalization, normalizer
+from .normalization import compute_normalization, normalizer
 from .schedule import learning_rate
-from .state import load_optimizer, load_state, optimizer_tensors, save_state
 
 BEST = "best.safetensors"
 LAST = "last.safetensors"
@@ -62,7 +62,7 @@ class TrainResult:
 
 def zoo_family(model: FoldedModel) -> str | None:
     """The zoo family of `model` ("noscope", "game", "resnet"), or None for a fold_model model."""
-    name = getattr(model.network, "model_name", None)
+    name = model.identity.zoo
     if name is None:
         return None
     from ..models import get_spec
@@ -196,7 +196,8 @@ def train(
     Batches hold `config.batch_images()` images in fold-mixing order (foldedcnn.data.fold_mixing_order,
     reseeded per epoch); the loss is CE on the unfolded (B, K) logits over active curriculum classes,
     plus distillation toward `teacher_logits` (N, K) when given. Normalisation is `normalization`
-    (a warm start passes its original's) or else the train split's per-channel statistics. With `out`,
+    (a warm start passes its original's) or else the train split's per-channel statistics; it is stored on
+    the model's identity with the class names, so `Engine(result.model)` feeds it right. With `out`,
     writes metrics, best.safetensors and last.safetensors there, and resumes from last.safetensors when it
     exists (its config must equal `config`).
     """
@@ -241,6 +242,7 @@ def train(
             best_path = out_dir / BEST if (out_dir / BEST).exists() else None
     if normalization is None:
         normalization = compute_normalization(train_set.images)
+    model.identity = model.identity.trained(normalization, train_set.class_names)
     with deterministic_algorithms():
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
@@ -265,8 +267,7 @@ def train(
             _write_metrics(out_dir, history)
             if improved:
                 best_path = save_checkpoint(
-                    out_dir / BEST, model, class_names=list(train_set.class_names), normalization=normalization,
-                    extra={"training": config.to_dict(), "metrics": row,
+                    out_dir / BEST, model, extra={"training": config.to_dict(), "metrics": row,
                            "data_source": dict(getattr(train_set, "source", None) or {})})
             opt_tensors, opt_meta = optimizer_tensors(optimizer)
             tensors = {f"model.{k}": v for k, v in model.network.state_dict().items()}

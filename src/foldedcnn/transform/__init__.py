@@ -5,12 +5,12 @@ every layer's folded width; `block_diagonal_fold` builds the exact f-copies chec
 folded model from the trained original.
 """
 
+from ._fold import build_source, fold_model, rebuild_from_architecture
+from ._spaces import ChannelDesc
+from ._warm_start import select_channels, warm_start
 from .block_diagonal import block_diagonal_fold, fill_block_diagonal
-from .fold_model import fold_model, rebuild_from_architecture
 from .plan import EditPlan, FoldPlan, LayerPlan, SpacePlan
 from .rules import register_rule
-from .spaces import ChannelDesc
-from .warm_start import select_channels, warm_start
 
 __all__ = [
     "ChannelDesc",
@@ -19,6 +19,7 @@ __all__ = [
     "LayerPlan",
     "SpacePlan",
     "block_diagonal_fold",
+    "build_source",
     "fill_block_diagonal",
     "fold_model",
     "rebuild_from_architecture",

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
-from .fold_model import fold_model
+from ._fold import fold_model
 from .plan import FoldPlan, LayerPlan
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import FoldError, UnsupportedOpError
 from ..models.widths import scaled_width
 from ..tables import format_table
-from .analyse import Analysis, LayerRecord
-from .spaces import DERIVED, INPUT, OUTPUT, SCALED
+from ._channel_state import Analysis, LayerRecord
+from ._spaces import DERIVED, INPUT, OUTPUT, SCALED
 
 
 @dataclass

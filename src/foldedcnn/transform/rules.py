@@ -11,50 +11,18 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
 from ..errors import FoldedCNNError
-from .spaces import ChannelDesc
+from ._channel_state import Analysis, SplitSite, ViewCheck
+from ._spaces import ChannelDesc
 
-if TYPE_CHECKING:
-    from .analyse import Analysis
-
-@dataclass
-class SplitSite:
-    """A split/chunk on channels: its pieces and where its literal size argument sits (if any)."""
-
-    node: str
-    pieces: list[ChannelDesc]
-    location: str | None  # "args[1]" or "kwargs[name]"
-    literal: Any
-
-
-@dataclass
-class ViewCheck:
-    """A view/reshape whose channel/feature size is an int literal: it must still hold after folding."""
-
-    node: str
-    desc: ChannelDesc
-    literal: int
-    where: str
-
-
-Rule = Callable[["Analysis", fx.Node], Any]
+Rule = Callable[[Analysis, fx.Node], Any]
 _RULES: dict[Any, Rule] = {}
-
-
-def target_name(node: fx.Node, gm: nn.Module) -> str:
-    """Readable name of what a node calls: a module class, a function or `.method`."""
-    if node.op == "call_module":
-        return type(gm.get_submodule(node.target)).__name__
-    if node.op == "call_method":
-        return f".{node.target}"
-    return getattr(node.target, "__name__", str(node.target))
 
 
 def find_rule(node: fx.Node, gm: nn.Module) -> Rule | None:

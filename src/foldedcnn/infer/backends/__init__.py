@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ...analysis.probe import dtype_name
+from ...device import dtype_name
 from ...errors import FoldedCNNError
 from ...folded import FoldedModel
 from .base import Backend

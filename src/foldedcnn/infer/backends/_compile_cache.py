@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import torch._dynamo.exc
 
-from ...analysis.probe import cache_dir
+from ...device import cache_dir
 
 ENV = "TORCHINDUCTOR_CACHE_DIR"
 SUBDIR = "torch-compile"

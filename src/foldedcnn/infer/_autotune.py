@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..analysis import probe
-from ..analysis.probe import cache_dir, device_name
+from ..device import cache_dir, device_name, dtype_name, median_seconds
 from ..folded import FoldedModel
 from ..fsio import atomic_write_text
 
@@ -26,7 +25,7 @@ def fingerprint(model: FoldedModel) -> str:
 def cache_key(model: FoldedModel, device: torch.device, dtype: torch.dtype, batch: int) -> str:
     """Key of a tuning result: fingerprint, device name and threads, dtype, batch in images."""
     where = device_name(device.type) + (f" x{torch.get_num_threads()} threads" if device.type == "cpu" else "")
-    return f"{fingerprint(model)}|{where}|{probe.dtype_name(dtype)}|{batch}"
+    return f"{fingerprint(model)}|{where}|{dtype_name(dtype)}|{batch}"
 
 
 def cache_file() -> Path:
@@ -53,6 +52,6 @@ def remember_choice(key: str, backend: str, seconds: dict[str, float]) -> None:
     atomic_write_text(path, json.dumps(table, indent=2, sort_keys=True))
 
 
-def median_seconds(run: Callable[[], torch.Tensor], device: torch.device, warmup: int = 2, reps: int = 5) -> float:
-    """Median wall time of `run()` after `warmup` calls, synchronising on CUDA."""
-    return probe.median_seconds(run, device.type, warmup, reps)
+def seconds_per_batch(run: Callable[[], object], device: torch.device) -> float:
+    """Auto-tuning's timing policy: median seconds of `run()` (one backend call), 2 warm-up and 5 timed calls."""
+    return median_seconds(run, device, warmup=2, reps=5)

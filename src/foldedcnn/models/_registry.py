@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import FoldedCNNError, UnknownModelError
+from ..identity import ModelIdentity
 from ..layout import check_fold
 from .widths import resolve_align
 
@@ -65,8 +66,9 @@ def create_model(name: str, fold: int = 1, width_mult: float | None = None, alig
 
     Hidden widths are floor(w * width_mult) (width_mult = sqrt(fold) by default), rounded up
     to a multiple of `align`: by default 8 for fold > 1 (tensor cores), the original widths at
-    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. The module carries `.fold`,
-    `.num_classes`, `.input_shape` (per image, (C, H, W)), `.model_name`, `.width_mult` and `.align`.
+    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. The module carries `.identity`
+    (a ModelIdentity naming it, with the align resolved); the zoo's network classes also read `.fold`,
+    `.num_classes` and `.input_shape` (per image, (C, H, W)) from it.
     """
     spec = get_spec(name)
     fold = check_fold(fold)
@@ -74,10 +76,6 @@ def create_model(name: str, fold: int = 1, width_mult: float | None = None, alig
     if spec.check_fold is not None:
         spec.check_fold(fold)
     model = spec.build(fold=fold, width_mult=width_mult, align=align)
-    model.fold = fold
-    model.num_classes = spec.num_classes
-    model.input_shape = spec.input_shape
-    model.model_name = name
-    model.width_mult = width_mult
-    model.align = align
+    model.identity = ModelIdentity(fold, spec.input_shape, spec.num_classes, zoo=name, width_mult=width_mult,
+                                   align=align)
     return model

@@ -1,7 +1,7 @@
 """Backgrounds of the game-HUD generator: crops of real video frames and procedural textures.
 
 The bank is BANK_SIZE crops (BANK_HW) of vtest.avi frames at random scales, built once with a fixed
-seed and cached as $FOLDEDCNN_DATA/game-backgrounds-v2.npy. All samplers work on whole batches,
+seed and cached as $FOLDEDCNN_CACHE/game-backgrounds-v2.npy. All samplers work on whole batches,
 channels first (N, 3, H, W) float32 in [0, 255] (numpy is slow on a trailing axis of 3).
 """
 
@@ -12,8 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..device import cache_dir
 from ..fsio import atomic_path
-from .types import DataError, data_dir
+from .types import DataError
 
 BANK_SIZE = 384
 BANK_HW = (48, 112)
@@ -41,7 +42,7 @@ def _build_bank() -> np.ndarray:
 @lru_cache(maxsize=1)
 def background_bank() -> np.ndarray | None:
     """uint8 (BANK_SIZE, 3, 48, 112) crops of vtest.avi, or None (with a warning) when vtest.avi is absent."""
-    path = data_dir() / "game-backgrounds-v2.npy"
+    path = cache_dir() / "game-backgrounds-v2.npy"
     if path.is_file():
         bank = np.load(path, allow_pickle=False)
         if bank.shape == (BANK_SIZE, 3, *BANK_HW):

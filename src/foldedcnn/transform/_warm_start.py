@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
-from .analyse import analyse
+from ._channel_graph import analyse
 from .block_diagonal import copy_norm, feature_slots, image_slots
 from .plan import FoldPlan, LayerPlan, make_plan
 
@@ -33,9 +33,8 @@ def plan_of(folded: FoldedModel, original: nn.Module) -> FoldPlan:
     at `folded`'s fold with the zoo network's width_mult and align."""
     if folded.plan is not None:
         return folded.plan
-    net = folded.network
     a = analyse(original, torch.zeros(1, *folded.input_shape))
-    return make_plan(a, folded.fold, getattr(net, "width_mult", None), getattr(net, "align", 1))
+    return make_plan(a, folded.fold, folded.identity.width_mult, folded.identity.align)
 
 
 def _shape(m: nn.Module) -> tuple[int, int, int]:

@@ -1,8 +1,8 @@
 """`foldedcnn run`: label every frame of many videos with a (folded) CNN checkpoint.
 
 Per video: decode in a background thread, crop the region and resize to the checkpoint's input,
-batch and fold through the Engine, write one CSV (see frame_labels) in crash-safe chunks
-(chunk_store), and report frames, positives, uncertain frames and decode / model / end-to-end
+batch and fold through the Engine, write one CSV (see _frame_labels) in crash-safe chunks
+(_chunk_store), and report frames, positives, uncertain frames and decode / model / end-to-end
 frames per second in summary.json. A failing video is recorded and the others go on.
 """
 
@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import read_metadata
+from ..checkpoint import load_checkpoint
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
-from .chunk_store import ChunkStore
-from .frame_labels import header, rows_for
+from ._chunk_store import ChunkStore
+from ._frame_labels import header, rows_for
 from .frame_source import FrameSource
 
 
@@ -163,28 +163,28 @@ def core_for_decoding() -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def prepare_job(cfg: JobConfig) -> tuple[dict, tuple[int, int, int, int]]:
-    """Check `cfg`; return the checkpoint's metadata and the region to crop (--roi or the trained one)."""
+def job_region(cfg: JobConfig, meta: dict) -> tuple[int, int, int, int]:
+    """Check `cfg`; the region to crop: --roi, else the one the checkpoint was trained on."""
     cfg.check()
-    meta = read_metadata(cfg.checkpoint)
     roi = cfg.roi or checkpoint_roi(meta)
     if roi is None:
         raise FoldedCNNError(f"{cfg.checkpoint} records no region of interest; pass --roi X Y W H")
-    return meta, roi
+    return roi
 
 
 def run_job(cfg: JobConfig) -> JobSummary:
-    """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir."""
-    from . import Engine
+    """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir (the checkpoint is read once)."""
+    from ..infer import Engine
 
-    meta, roi = prepare_job(cfg)
+    ckpt = load_checkpoint(cfg.checkpoint)
+    roi = job_region(cfg, ckpt.meta)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     with core_for_decoding():
-        engine = Engine(cfg.checkpoint, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
+        engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
         summary = JobSummary(str(cfg.checkpoint), engine.backend_name)
         for video, key in zip(cfg.videos, video_keys(cfg.videos), strict=True):
             try:
-                summary.videos.append(label_video(engine, video, key, cfg, meta, roi))
+                summary.videos.append(label_video(engine, video, key, cfg, ckpt.meta, roi))
             except FoldedCNNError as exc:
                 summary.videos.append(VideoResult(video=str(video), error=str(exc)))
     write_summary(cfg.out_dir, summary)

@@ -11,10 +11,11 @@ from torch import nn
 
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
+from ..identity import ModelIdentity
 from ..layout import check_fold
 from ..models.widths import check_width_args, resolve_align
-from .analyse import analyse
-from .apply import apply_plan
+from ._apply import apply_plan
+from ._channel_graph import analyse
 from .plan import FoldPlan, make_plan
 
 
@@ -67,9 +68,10 @@ def fold_model(
     a = analyse(model, example_input, classifier=classifier, leaf_modules=leaf_modules)
     plan = make_plan(a, fold, width_mult, align, classifier, [_qualname(c) for c in leaf_modules])
     network = apply_plan(model, plan, leaf_modules)
-    folded = FoldedModel(network, fold, plan.num_classes, tuple(plan.input_shape), plan)
+    identity = ModelIdentity(fold, tuple(plan.input_shape), plan.num_classes, plan=plan, source=source,
+                             width_mult=width_mult, align=align)
+    folded = FoldedModel(network, identity)
     folded.training = network.training
-    folded.source = source
     return folded
 
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from torch import fx, nn
 
 from ..errors import FoldedCNNError
+from ._trace import trace_graph
 from .plan import EditPlan, FoldPlan, LayerPlan
-from .trace import trace_graph
 
 
 def _conv(m: nn.Conv2d, lp: LayerPlan) -> nn.Module:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analysis import ModelAnalysis, analyze_zoo_model, roofline_bound
-from ..analysis.probe import ProbeResult, load_probe
+from . import ModelAnalysis, analyze_zoo_model, roofline_bound
+from .probe import ProbeResult, load_probe
 
 Analyses = dict[tuple[str, int], ModelAnalysis]
 
 
-def analyze_all(models: list[str], folds: list[int], align: int) -> Analyses:
+def analyze_all(models: list[str], folds: list[int], align: int | None) -> Analyses:
     """Each (model, fold) analysed once, f = 1 included (the baseline of the intensity gain)."""
     return {(m, f): analyze_zoo_model(m, f, align=align) for m in models for f in sorted({1, *folds})}
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import read_metadata
+from ..checkpoint import load_checkpoint, read_metadata
 from ..errors import FoldedCNNError
-from .chunk_store import csv_lines, write_csv
-from .frame_labels import header
-from .video_job import JobConfig, JobSummary, VideoResult, count_rows, prepare_job, video_keys, write_summary
+from ._chunk_store import csv_lines, write_csv
+from ._frame_labels import header
+from .job import JobConfig, JobSummary, VideoResult, count_rows, job_region, video_keys, write_summary
 
 
 def _frames_row(key: str, batch=None, error: str = "") -> dict:
@@ -46,14 +46,15 @@ class _EngineActor:
     """Holds one Engine; turns rows of frames into rows of CSV text."""
 
     def __init__(self, checkpoint: str, backend: str, device: str | None, batch: int, uncertain) -> None:
-        from . import Engine
+        from ..infer import Engine
 
-        self.meta = read_metadata(checkpoint)
-        self.engine = Engine(Path(checkpoint), backend=backend, device=device, max_batch=batch)
+        ckpt = load_checkpoint(checkpoint)
+        self.meta = ckpt.meta
+        self.engine = Engine(ckpt.model, backend=backend, device=device, max_batch=batch)
         self.uncertain = tuple(uncertain)
 
     def __call__(self, rows: dict) -> dict:
-        from .frame_labels import rows_for
+        from ._frame_labels import rows_for
 
         c, h, w = self.meta["input_shape"]
         out = []
@@ -75,7 +76,8 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
     """Run `cfg` on Ray Data (a local Ray, or the cluster at `address`); same outputs as run_job."""
     import ray
 
-    meta, roi = prepare_job(cfg)
+    meta = read_metadata(cfg.checkpoint)
+    roi = job_region(cfg, meta)
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)

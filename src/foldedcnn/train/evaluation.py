@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..folded import FoldedModel
-from .normalize import normalizer
+from .normalization import normalizer
 
 
 @torch.no_grad()

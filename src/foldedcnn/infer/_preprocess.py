@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.probe import dtype_name
+from ..device import dtype_name
 from ..errors import FoldedCNNError, ShapeError
 
 ACCEPTED_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)

@@ -1,0 +1,92 @@
+"""Devices and dtypes: resolution, names, sizes, a median timer and foldedcnn's cache folder.
+
+The ground floor every layer may use: the engine, the benchmark, the probe and training all
+resolve `device=None` / `dtype=None` the same way here.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .errors import FoldedCNNError
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+CACHE_ENV = "FOLDEDCNN_CACHE"
+
+
+def cache_dir() -> Path:
+    """foldedcnn's one cache folder (probes, engine choices, offline data): $FOLDEDCNN_CACHE or ~/.cache/foldedcnn."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "foldedcnn")
+
+
+def device_name(device: str | torch.device) -> str:
+    """Human name of the device: the GPU name, or the CPU model and core count."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(0)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} logical cores)"
+
+
+def median_seconds(run: Callable[[], object], device: str | torch.device, warmup: int = 2, reps: int = 5) -> float:
+    """Median wall time of `run()` over `reps` calls after `warmup` calls; synchronises on CUDA."""
+    cuda = torch.device(device).type == "cuda"
+
+    def once() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        once()
+    return statistics.median(once() for _ in range(reps))
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """"float16" for torch.float16: the names DTYPES uses."""
+    return str(dtype).removeprefix("torch.")
+
+
+def bytes_per_element(dtype: str | torch.dtype) -> int:
+    """2 for float16/bfloat16, 4 for float32."""
+    return (DTYPES[dtype] if isinstance(dtype, str) else dtype).itemsize
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device`, or CUDA when available else CPU; asking for an absent CUDA raises."""
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FoldedCNNError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise FoldedCNNError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda'")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """`dtype` (name or torch dtype), or float16 on CUDA and float32 on CPU."""
+    if dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise FoldedCNNError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        return DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise FoldedCNNError(f"unsupported dtype {dtype}; choose one of {', '.join(DTYPES)}")
+    return dtype
