@@ -93,7 +93,7 @@ def test_noscope_and_game_widths(fold):
     assert _conv_widths(game) == [math.floor(32 * m)] * 7 + [math.floor(8 * m)]
     assert _linear_widths(game) == [27 * fold]
     default = create_model("game-sot-timer", fold)  # tensor-core widths; the classifier keeps f*K outputs
-    assert all(w % 8 == 0 for w in _conv_widths(default)) and default.align == (8 if fold > 1 else 1)
+    assert all(w % 8 == 0 for w in _conv_widths(default)) and default.identity.align == (8 if fold > 1 else 1)
     assert _linear_widths(default) == [27 * fold]
 
 
