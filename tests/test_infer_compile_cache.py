@@ -12,6 +12,7 @@ def compile_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
     monkeypatch.setattr(_compile_cache, "_USER_DIR", None)
     monkeypatch.delenv(_compile_cache.ENV, raising=False)
+    _forget_compiled_code()  # graphs compiled by earlier tests would be reused (dynamo guards do not pin a module)
     yield tmp_path / _compile_cache.SUBDIR
     torch._dynamo.reset()
 
