@@ -54,7 +54,7 @@ def best_throughput(csv_path: Path) -> dict[tuple[str, int], tuple[float, str]]:
 
 def run() -> None:
     t0 = time.perf_counter()
-    squareable = list_models("resnet")
+    squareable = list_models(family="resnet")
     others = [m for m in list_models() if m not in squareable]
     step("1. FLOPs and arithmetic intensity of the zoo, f = 1..4",
          ["analyze", *others, "--fold", "1", "2", "3", "4", "--plot", f"{OUT}/intensity.png"])
@@ -93,7 +93,7 @@ def run() -> None:
     print(format_table(rows))
     step("5. Label every frame of vtest.avi with the folded model",
          ["run", str(OUT / "vtest-f4" / "best.safetensors"), str(_vtest()), "--out", f"{OUT}/labels",
-          "--backend", "onnxruntime"])
+          "--backend", "onnxruntime", "--overwrite"])  # a rerun of the demo replaces the old labels
     minutes = (time.perf_counter() - t0) / 60
     print(f"""
 === Done in {minutes:.1f} min. Outputs under {OUT}/:

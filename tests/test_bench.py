@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from foldedcnn.analysis.probe import probe_device, save_probe
-from foldedcnn.bench import COLUMNS, Variant, derive_rows
+from foldedcnn.analysis.probe import ProbeResult, probe_device, save_probe
+from foldedcnn.bench import COLUMNS, Variant, derive_rows, write_report
+from foldedcnn.bench.report import measurement_warnings, write_plots
 from foldedcnn.cli import main
 
 
@@ -114,3 +115,48 @@ def test_peer_backend_folds_and_time_limit(tmp_path, small_probe, monkeypatch, c
     argv[argv.index("compile=2")] = "onnxruntime=2"
     assert main(argv) == 2
     assert "--backend-folds names 'onnxruntime', which is not among --backends" in capsys.readouterr().err
+
+
+def _probe(peak_flops: float) -> ProbeResult:
+    return ProbeResult("cpu", "test cpu", "float32", peak_flops, 1e10, 128, 1 << 20, "x", 1, "now")
+
+
+def test_wide_spreads_and_ratios_above_one_are_warned(tmp_path, capsys):
+    per_image = 32_918_948 / 2  # FLOPs per image of noscope-coral at f = 2
+    steady = Variant("noscope-coral", 1, 8, "torch", "float32", "kernel")
+    noisy = Variant("noscope-coral", 2, 8, "torch", "float32", "kernel")
+    rates = {steady: [1000.0, 1050.0, 1100.0], noisy: [3400.0, 6000.0, 9000.0]}
+    rows = derive_rows(rates, {"float32": _probe(peak_flops=per_image * 4000)}, 1)  # 6000 images/s: 1.5 x peak
+    warnings = measurement_warnings(rows)
+    assert len(warnings) == 2 and all("noscope-coral f=2" in w for w in warnings)
+    assert "trials spread 3,400-9,000 images/s, 93% of the median" in warnings[0]
+    assert "utilization 1.50 and roofline_fraction 1.50 exceed 1" in warnings[1] and "--reprobe" in warnings[1]
+    paths = write_report(rows, tmp_path, "foldedcnn bench ...", _MACHINE, {"float32": _probe(per_image * 4000)})
+    md = (tmp_path / "throughput.md").read_text()
+    assert "## Warnings" in md and warnings[0] in md
+    assert tmp_path / "throughput_vs_batch.png" in paths
+    assert measurement_warnings([r for r in rows if r["fold"] == 1]) == []
+
+
+_MACHINE = {"device_name": "test cpu", "torch": "x", "torch_threads": 1, "onnxruntime": "x", "python": "3"}
+
+
+@pytest.mark.parametrize("batches,x", [((8,), "fold"), ((8, 32), "batch")])
+def test_throughput_plot_has_min_max_error_bars(tmp_path, monkeypatch, batches, x):
+    import matplotlib.axes
+
+    calls = []
+    real = matplotlib.axes.Axes.errorbar
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar",
+                        lambda ax, xs, ys, **kw: calls.append((list(xs), list(ys), kw)) or real(ax, xs, ys, **kw))
+    rates = {Variant("noscope-coral", f, b, "torch", "float32", "kernel"): [90.0 * f, 100.0 * f, 130.0 * f]
+             for f in (1, 4) for b in batches}
+    rows = derive_rows(rates, {"float32": _probe(1e12)}, 1)
+    write_plots(rows, tmp_path)
+    assert (tmp_path / "throughput_vs_batch.png").read_bytes()[:4] == b"\x89PNG"
+    if x == "fold":  # one batch: a line over the folds, not a column of dots
+        assert [(c[0], c[1]) for c in calls] == [([1, 4], [100.0, 400.0])]
+        assert calls[0][2]["yerr"] == [[10.0, 40.0], [30.0, 120.0]]
+    else:
+        assert [(c[0], c[1]) for c in calls] == [([8, 32], [100.0, 100.0]), ([8, 32], [400.0, 400.0])]
+        assert calls[1][2]["yerr"] == [[40.0, 40.0], [120.0, 120.0]]

@@ -4,7 +4,15 @@ import struct
 import pytest
 import torch
 
-from foldedcnn.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from foldedcnn import FoldedCNNError
+from foldedcnn.checkpoint import (
+    CheckpointError,
+    checkpoint_digest,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+    tensors_digest,
+)
 from foldedcnn.folded import FoldedModel
 
 
@@ -26,7 +34,8 @@ def test_round_trip_gives_identical_outputs(saved):
     assert ck.class_names == ["empty", "object"]
     assert ck.meta["metrics"] == {"val_top1": 97.5}
     assert ck.meta["widths"] == [32, 32, 256, 8]
-    assert ck.meta["architecture"] == {"kind": "zoo", "name": "noscope-coral", "width_mult": None, "align": 8}
+    assert ck.meta["architecture"] == {"kind": "zoo", "name": "noscope-coral", "width_mult": None, "align": 8,
+                                       "num_classes": 2}
 
 
 @pytest.mark.parametrize("recorded", [None, 1], ids=["align-absent", "align-1"])
@@ -93,34 +102,92 @@ def test_folded_model_checks_image_shape():
         m(torch.randn(5, 3, 25, 19))
 
 
-def _rewrite_metadata(path, edit):
-    """Re-save `path` with the same tensors and metadata changed by `edit(meta) -> str`."""
+def _rewrite_metadata(path, edit, *, resign=True):
+    """Re-save `path` with the same tensors and metadata changed by `edit(meta) -> dict | str`; with
+    `resign`, a dict gets a fresh SHA-256 (as a careful forger would), so the checks after it are reached."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["foldedcnn"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    save_file(tensors, str(path), metadata={"foldedcnn": edit(meta)})
+    new = edit(meta)
+    if isinstance(new, dict) and resign:
+        new["sha256"] = checkpoint_digest(tensors, new)
+    save_file(tensors, str(path), metadata={"foldedcnn": new if isinstance(new, str) else json.dumps(new)})
+
+
+def test_any_edit_of_the_metadata_fails_the_sha256(saved):
+    _, path = saved
+    _rewrite_metadata(path, lambda m: {**m, "class_names": ["object", "empty"]}, resign=False)
+    with pytest.raises(CheckpointError, match="SHA-256 check: the weights or metadata were modified"):
+        load_checkpoint(path)
 
 
 @pytest.mark.parametrize(
     "edit,message",
     [
         (lambda m: "{not json", "damaged metadata"),
-        (lambda m: json.dumps({**m, "fold": 2}), "do not fit"),
-        (lambda m: json.dumps({**m, "input_shape": [3, 32, 32]}), "edited after saving"),
-        (lambda m: json.dumps({**m, "num_classes": 3}), "edited after saving"),
-        (lambda m: json.dumps({**m, "class_names": ["a", "b", "c"]}), "3 class names"),
-        (lambda m: json.dumps({**m, "version": 99}), "expected 'foldedcnn-checkpoint' v1"),
+        (lambda m: {**m, "fold": 2}, "do not fit"),
+        (lambda m: {**m, "input_shape": [3, 32, 32]}, "edited after saving"),
+        (lambda m: {**m, "num_classes": 3}, "2 class names for 3 classes"),
+        (lambda m: {**m, "class_names": ["a", "b", "c"]}, "3 class names"),
+        (lambda m: {**m, "class_names": ["a", "a"]}, "non-unique"),
+        (lambda m: {**m, "version": 99}, "expected 'foldedcnn-checkpoint' v2"),
+        (lambda m: {**m, "normalization": {"mean": [0.5] * 3, "std": [0.25, 0.0, 0.25]}},
+         r"field normalization.std.1: 0.0 is less than or equal to the minimum of 0"),
+        (lambda m: {**m, "normalization": {"mean": [0.5, float("nan"), 0.5], "std": [0.25] * 3}},
+         r"field normalization.mean.1: nan is not a finite number"),
+        (lambda m: {**m, "normalization": {"mean": [0.5], "std": [0.25]}}, "needs 3 means and stds"),
+        (lambda m: {k: v for k, v in m.items() if k != "normalization"}, "'normalization' is a required property"),
+        (lambda m: {**m, "fold": "4"}, "field fold: '4' is not of type 'integer'"),
+        (lambda m: {**m, "widths": [32, 32, 256, 9]}, r"widths \[32, 32, 256, 9\] do not match"),
+        (lambda m: {**m, "architecture": {"kind": "plan", "plan": "garbage", "source": {"zoo": "noscope-coral"}}},
+         "field architecture.plan: 'garbage' is not of type 'object'"),
+        (lambda m: {**m, "architecture": {"kind": "plan", "plan": {"fold": 4, "input_shape": [3, 50, 50],
+                                                                   "num_classes": 2, "layers": [{"x": 1}]},
+                                          "source": {"zoo": "noscope-coral"}}}, "stored fold plan is damaged"),
+        (lambda m: {**m, "architecture": {"kind": "zoo", "name": "noscope-coral", "width_mult": -1}},
+         "field architecture.width_mult"),
     ],
-    ids=["json", "fold", "input", "classes", "names", "version"],
+    ids=["json", "fold", "input", "classes", "names", "duplicate-names", "version", "std-zero", "mean-nan",
+         "norm-channels", "norm-missing", "fold-type", "widths", "plan-type", "plan-garbage", "width-mult"],
 )
-def test_tampered_metadata_is_refused(saved, edit, message):
+def test_tampered_metadata_is_refused_even_when_re_signed(saved, edit, message):
     _, path = saved
     _rewrite_metadata(path, edit)
-    with pytest.raises(CheckpointError, match=message):
+    with pytest.raises(FoldedCNNError, match=message):
         load_checkpoint(path)
+
+
+def test_version_1_checkpoints_still_load_with_the_same_checks(saved):
+    """Files written before the metadata was hashed (v1: SHA-256 of the weights only) load; their metadata
+    still goes through the schema, and the weights through their hash."""
+    model, path = saved
+    _rewrite_metadata(path, lambda m: {**m, "version": 1, "sha256": tensors_digest(_tensors(path))}, resign=False)
+    ck = load_checkpoint(path)
+    x = torch.rand(5, 3, 50, 50)
+    assert torch.equal(ck.model(x), model(x)) and ck.meta["version"] == 1
+    _rewrite_metadata(path, lambda m: {**m, "normalization": {"mean": [0.5] * 3, "std": [0.0] * 3}}, resign=False)
+    with pytest.raises(CheckpointError, match=r"normalization.std.\d: 0.0 is less than or equal"):
+        load_checkpoint(path)
+
+
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_saving_refuses_nan_weights_and_nan_normalization(tmp_path):
+    model = FoldedModel.from_zoo("noscope-coral", 1)
+    with pytest.raises(CheckpointError, match=r"refusing to save .*normalization.mean.\d: nan is not a finite number"):
+        save_checkpoint(tmp_path / "a.safetensors", model, normalization={"mean": [float("nan")] * 3, "std": [1] * 3})
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN or infinite weights"):
+        save_checkpoint(tmp_path / "b.safetensors", model)
+    assert not list(tmp_path.iterdir())
 
 
 def test_training_config_and_metrics_travel_in_the_checkpoint(tmp_path):
@@ -132,3 +199,16 @@ def test_training_config_and_metrics_travel_in_the_checkpoint(tmp_path):
     assert meta["training"] == extra["training"] and meta["metrics"] == extra["metrics"]
     assert meta["normalization"] == norm and meta["fold"] == 3 and meta["input_shape"] == [3, 17, 40]
     assert meta["class_names"] == [str(i) for i in range(15)]
+
+
+def test_a_re_signed_checkpoint_with_nan_weights_is_refused(saved):
+    from safetensors.torch import save_file
+
+    _, path = saved
+    meta, tensors = read_metadata(path), _tensors(path)
+    name = sorted(tensors)[0]
+    tensors[name].view(-1)[0] = float("nan")
+    meta["sha256"] = checkpoint_digest(tensors, meta)
+    save_file(tensors, str(path), metadata={"foldedcnn": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=f"holds NaN or infinite weights \\({name}\\)"):
+        load_checkpoint(path)

@@ -55,6 +55,39 @@ def test_user_mistakes_give_one_clear_error(argv, message, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_fold_one_family_cannot_use_is_skipped_not_fatal(capsys):
+    assert main(["analyze", "noscope-coral", "resnet18-cifar10", "--fold", "1", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert [(r["model"], r["fold"]) for r in rows] == [("noscope-coral", 1), ("noscope-coral", 2),
+                                                       ("resnet18-cifar10", 1)]
+    assert "skipping resnet18-cifar10 f=2: resnet18 needs a fold whose square root is an integer" in captured.err
+    assert main(["analyze", "noscope-coral", "resnet18-cifar10", "--fold", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "noscope-coral" in text and "resnet18-cifar10" not in text  # no empty table
+
+
+def test_analyze_names_the_probe_it_has_when_the_dtype_differs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    from foldedcnn.analysis.probe import probe_device, save_probe
+
+    save_probe(probe_device("cpu", "float32", reps=1, matmul_size=128, copy_bytes=1 << 20))
+    assert main(["analyze", "noscope-coral", "--fold", "1"]) == 0  # 2 bytes/element by default
+    out = capsys.readouterr().out
+    assert "no probe cached" not in out
+    assert "only cpu float32: pass --bytes-per-element 4 to use it" in out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("argv", [["train", "--model", "noscope-coral", "--data", "npz:nowhere", "--device", "cuda"],
+                                  ["eval", "missing.safetensors", "--data", "npz:nowhere", "--device", "cuda"]])
+def test_cuda_without_cuda_is_one_line(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device is available" in err and len(err.strip().splitlines()) == 1
+
+
 def test_models_lists_the_zoo(capsys):
     assert main(["models", "--json"]) == 0
     names = [r["name"] for r in json.loads(capsys.readouterr().out)]

@@ -5,10 +5,19 @@ import json
 import av
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from foldedcnn.cli import main
 from foldedcnn.data import load_data
-from foldedcnn.data.noscope import build_video_task, read_noscope_labels, save_video_task
+from foldedcnn.data.noscope import (
+    assign_splits,
+    box_overlap,
+    build_video_task,
+    read_noscope_labels,
+    save_video_task,
+)
+from foldedcnn.data.types import DataError
 from foldedcnn.data.video import VideoError, check_roi, crop_resize, iter_frames, probe_video
 
 W, H, N = 160, 128, 60
@@ -60,7 +69,7 @@ def test_oracle_labels_are_exact_and_splits_contiguous(clip, tmp_path):
     expected = np.array([i in INSIDE for i in range(N)], dtype=np.int64)
     np.testing.assert_array_equal(task.labels, expected)
     assert task.images.shape == (N, 3, 50, 50) and task.images.dtype == np.uint8
-    assert task.bounds == (36, 48)
+    assert task.split("val").tolist() == list(range(36, 48)) and task.meta["split_mode"] == "contiguous"
     assert task.balance()["train"] == {"images": 36, "positive": 10, "negative": 26}
     out = save_video_task(task, tmp_path / "task")
     meta = json.loads((out / "meta.json").read_text())
@@ -91,6 +100,71 @@ def test_cli_video_on_a_user_clip(clip, tmp_path, capsys):
     assert "positive" in text and "train" in text
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in out.iterdir()) == ["meta.json", "test.npz", "train.npz", "val.npz"]
+
+
+def test_assign_splits_contiguous_and_blocks():
+    assert assign_splits(10).tolist() == [0] * 6 + [1] * 2 + [2] * 2
+    blocks = assign_splits(27, mode="blocks", block_frames=5)  # 60/20/20 deals T V T E T, then again
+    assert blocks.tolist() == [0] * 5 + [1] * 5 + [0] * 5 + [2] * 5 + [0] * 5 + [0, 0]
+    with pytest.raises(DataError, match="applies to split mode 'blocks'"):
+        assign_splits(10, block_frames=5)
+    with pytest.raises(DataError, match="needs block_frames >= 1"):
+        assign_splits(10, mode="blocks")
+    with pytest.raises(DataError, match="split mode must be one of contiguous, blocks"):
+        assign_splits(10, mode="random")
+
+
+@given(n=st.integers(1, 400), block=st.integers(1, 30),
+       fractions=st.sampled_from([(0.6, 0.2, 0.2), (0.8, 0.1, 0.1), (0.5, 0.25, 0.25), (1.0, 0.0, 0.0)]))
+def test_blocks_keep_every_frame_and_the_shares(n, block, fractions):
+    ids = assign_splits(n, fractions, "blocks", block)
+    assert ids.shape == (n,) and set(ids.tolist()) <= {0, 1, 2}
+    starts = ids.reshape(-1)[::block]
+    assert all((ids[i * block:(i + 1) * block] == s).all() for i, s in enumerate(starts))  # whole blocks
+    counts = np.bincount(starts, minlength=3)
+    assert np.all(np.abs(counts - np.asarray(fractions) * len(starts)) <= 1)  # each split within one block
+
+
+def test_csv_boxes_count_only_when_they_overlap_the_region(clip, tmp_path):
+    roi = ROI  # x 64..112, y 40..88
+    assert box_overlap((70, 50, 90, 70), roi) == 1.0 and box_overlap((0, 0, 20, 20), roi) == 0.0
+    assert box_overlap((54, 50, 74, 70), roi) == 0.5
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("frame,object_name,confidence,xmin,ymin,xmax,ymax\n"
+                   "2,person,0.9,70,50,90,70\n"     # inside the region
+                   "4,person,0.9,0,0,20,20\n"       # outside it: not a positive crop
+                   "6,person,0.9,54,50,74,70\n")    # half inside
+    assert np.flatnonzero(read_noscope_labels(csv, "person", 10)).tolist() == [2, 4, 6]  # no region: frame-level
+    assert np.flatnonzero(read_noscope_labels(csv, "person", 10, roi)).tolist() == [2, 6]  # default 0.5
+    assert np.flatnonzero(read_noscope_labels(csv, "person", 10, roi, min_overlap=0.6)).tolist() == [2]
+    task = build_video_task(clip, roi, labels_csv=csv, min_overlap=0.6)
+    assert np.flatnonzero(task.labels).tolist() == [2] and task.meta["min_overlap"] == 0.6
+    csv.write_text("frame,object_name,xmin,ymin,xmax,ymax\n3,person,70,50,70,60\n")
+    with pytest.raises(DataError, match="line 2: box .* has no area"):
+        read_noscope_labels(csv, "person", 10, roi)
+    with pytest.raises(DataError, match=r"min_overlap must be in \(0, 1\]"):
+        read_noscope_labels(csv, "person", 10, roi, min_overlap=0)
+
+
+def test_a_split_without_positives_is_an_error_unless_allowed(clip, tmp_path, capsys):
+    csv = tmp_path / "early.csv"  # the person is seen in frames 0-9 only: val and test get no positives
+    csv.write_text("frame,object_name\n" + "".join(f"{i},person\n" for i in range(10)))
+    task = build_video_task(clip, ROI, labels_csv=csv)
+    assert task.balance()["val"] == {"images": 12, "positive": 0, "negative": 12}
+    with pytest.raises(DataError, match="the val split has no positive frames .* --split-mode blocks"):
+        save_video_task(task, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    argv = ["data", "video", str(clip), "--roi", *map(str, ROI), "--labels", str(csv)]
+    assert main([*argv, "--out", str(tmp_path / "cli")]) == 2
+    captured = capsys.readouterr()
+    assert "class balance" in captured.out and "positive_share" in captured.out  # the table comes first
+    assert "the val split has no positive frames" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert main([*argv, "--out", str(tmp_path / "allowed"), "--allow-empty-class"]) == 0
+    assert json.loads((tmp_path / "allowed" / "meta.json").read_text())["balance"]["test"]["positive"] == 0
+    assert main([*argv, "--out", str(tmp_path / "blocks"), "--split-mode", "blocks", "--block-frames", "2"]) == 0
+    balance = json.loads((tmp_path / "blocks" / "meta.json").read_text())["balance"]
+    assert [balance[s]["positive"] for s in ("train", "val", "test")] == [6, 2, 2]
+    assert sum(b["images"] for b in balance.values()) == N
 
 
 def test_crop_resize_and_roi_checks():

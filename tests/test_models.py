@@ -5,7 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foldedcnn import FoldError, UnknownModelError, create_model, list_models
+from foldedcnn import FoldedCNNError, FoldError, UnknownModelError, create_model, list_models
 from foldedcnn.models import PAPER_WIDTHS, ModelSpec, get_spec, register_model, scaled_width
 from foldedcnn.models.game import GameCNN
 from foldedcnn.models.noscope import NoScopeCNN
@@ -14,9 +14,32 @@ from foldedcnn.models.resnet import ResNetCIFAR
 
 def test_zoo_has_the_papers_twelve_models():
     assert len(list_models()) == 12
-    assert len(list_models("noscope")) == 4
-    assert len(list_models("game")) == 6
-    assert list_models("resnet") == ["resnet18-cifar10", "resnet18-cifar100"]
+    assert len(list_models(family="noscope")) == 4
+    assert len(list_models(family="game")) == 6
+    assert list_models(family="resnet") == ["resnet18-cifar10", "resnet18-cifar100"]
+
+
+def test_list_models_takes_a_glob_like_timm():
+    assert list_models("noscope*") == ["noscope-coral", "noscope-night", "noscope-roundabout", "noscope-taipei"]
+    assert list_models("*cifar1?0") == ["resnet18-cifar100"]
+    assert list_models("game-lol-*", family="game") == ["game-lol-gold-fraction", "game-lol-gold-int",
+                                                       "game-lol-timer-minutes"]
+    assert list_models("noscope") == [] and list_models("noscope-coral") == ["noscope-coral"]
+
+
+@pytest.mark.parametrize("name,fold", [("noscope-coral", 2), ("game-apex-squad-count", 3), ("resnet18-cifar10", 4)])
+def test_create_model_with_another_number_of_classes(tmp_path, name, fold):
+    from foldedcnn import FoldedModel
+    from foldedcnn.checkpoint import load_checkpoint, save_checkpoint
+
+    model = create_model(name, fold, num_classes=5)
+    c, h, w = get_spec(name).input_shape
+    assert model.num_classes == 5 and model(torch.randn(2, fold * c, h, w)).shape == (2, fold * 5)
+    ck = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", FoldedModel(model)))
+    assert ck.model.num_classes == 5 and len(ck.class_names) == 5  # the checkpoint rebuilds the 5-class network
+    assert ck.meta["architecture"]["num_classes"] == 5
+    with pytest.raises(FoldedCNNError, match="num_classes must be an integer >= 1"):
+        create_model(name, fold, num_classes=0)
 
 
 def _valid_folds(name):

@@ -2,7 +2,17 @@
 
 The metadata (under the safetensors header key "foldedcnn") says how to rebuild the model (a
 zoo name or a fold plan), its fold, classes, input size, normalisation, and whatever training
-wrote (config, metrics). A SHA-256 over the tensors catches tampering; nothing is unpickled.
+wrote (config, metrics). Loading is safe by default:
+
+- nothing is unpickled, and no module named by the file is imported unless the caller passes
+  `trust_code=True` (needed only for a fold plan whose original comes from a `factory`);
+- one SHA-256 covers the metadata and the weights, so an edit or a damaged byte is refused;
+- the metadata is checked against a schema (_checkpoint_schema) and against the tensors before
+  the model is built.
+
+Version 1 files (written before the metadata was hashed) still load: their weights are checked,
+their metadata goes through the same schema and trust checks; re-save one with
+`save_checkpoint(path, load_checkpoint(path).model, extra=...)` to hash its metadata too.
 """
 
 from __future__ import annotations
@@ -18,12 +28,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .errors import FoldedCNNError
+from ._checkpoint_schema import metadata_problem
+from .device import resolve_device
+from .errors import FoldedCNNError, UntrustedCodeError
 from .folded import FoldedModel
 from .fsio import atomic_path
 
 FORMAT = "foldedcnn-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the SHA-256 covers the metadata as well as the weights
+READABLE_VERSIONS = (1, 2)
 
 
 class CheckpointError(FoldedCNNError):
@@ -57,6 +70,38 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def checkpoint_digest(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
+    """SHA-256 over `meta` (canonical JSON, without its "sha256" field) and tensors_digest(tensors)."""
+    body = {k: v for k, v in meta.items() if k != "sha256"}
+    h = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    h.update(tensors_digest(tensors).encode())
+    return h.hexdigest()
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or infinity."""
+    return [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def layer_widths(network: torch.nn.Module) -> list[int]:
+    """Output channels / features of every Conv2d and Linear of `network`, in module order."""
+    return [m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
+            for m in network.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+
+def metadata_error(meta: dict[str, Any]) -> str | None:
+    """None when `meta` fits the schema and its fields agree with each other, else what is wrong."""
+    problem = metadata_problem(meta)
+    if problem is not None:
+        return problem
+    if len(meta["class_names"]) != meta["num_classes"]:
+        return f"{len(meta['class_names'])} class names for {meta['num_classes']} classes"
+    channels, norm = meta["input_shape"][0], meta["normalization"]
+    if not len(norm["mean"]) == len(norm["std"]) == channels:
+        return f"normalization needs {channels} means and stds (one per input channel)"
+    return None
+
+
 def architecture_of(model: FoldedModel) -> dict[str, Any]:
     """How to rebuild `model`, from its identity: {"kind": "zoo", ...} or {"kind": "plan", ...}.
 
@@ -71,23 +116,25 @@ def architecture_of(model: FoldedModel) -> dict[str, Any]:
                 "'kwargs': {...}}) (or source={'zoo': name}) before saving")
         return {"kind": "plan", "plan": ident.plan.to_dict(), "source": dict(ident.source)}
     if ident.zoo is not None:
-        return {"kind": "zoo", "name": ident.zoo, "width_mult": ident.width_mult, "align": ident.align}
+        return {"kind": "zoo", "name": ident.zoo, "width_mult": ident.width_mult, "align": ident.align,
+                "num_classes": ident.num_classes}
     raise CheckpointError(
         "cannot record how to rebuild this model: use a zoo model (create_model / FoldedModel.from_zoo) or fold_model()"
     )
 
 
-def rebuild(architecture: dict[str, Any], fold: int) -> FoldedModel:
-    """An untrained FoldedModel with the recorded architecture."""
-    kind = architecture.get("kind")
-    if kind == "zoo":
-        return FoldedModel.from_zoo(architecture["name"], fold, architecture.get("width_mult"),
-                                    architecture.get("align", 1))
-    if kind == "plan":
-        from .transform import rebuild_from_architecture
+def rebuild(architecture: dict[str, Any], fold: int, *, trust_code: bool = False) -> FoldedModel:
+    """An untrained FoldedModel with the recorded architecture (already checked against the schema).
 
-        return rebuild_from_architecture(architecture)
-    raise CheckpointError(f"unknown architecture kind {kind!r} in checkpoint metadata")
+    A zoo model or a fold plan of a zoo model imports nothing; a plan whose original comes from a
+    `factory` (or names leaf modules) imports them only with `trust_code=True`, else UntrustedCodeError.
+    """
+    if architecture["kind"] == "zoo":
+        return FoldedModel.from_zoo(architecture["name"], fold, architecture.get("width_mult"),
+                                    architecture.get("align", 1), architecture.get("num_classes"))
+    from .transform import rebuild_from_architecture
+
+    return rebuild_from_architecture(architecture, trust_code=trust_code)
 
 
 def save_checkpoint(
@@ -109,7 +156,7 @@ def save_checkpoint(
     ident = model.identity
     architecture = architecture_of(model)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.network.state_dict().items()}
-    meta = {
+    meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "architecture": architecture,
@@ -118,13 +165,17 @@ def save_checkpoint(
         "input_shape": list(model.input_shape),
         "class_names": list(class_names) if class_names else ident.resolved_class_names,
         "normalization": dict(normalization) if normalization else ident.resolved_normalization,
-        "widths": [m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
-                   for m in model.network.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))],
-        "sha256": tensors_digest(tensors),
+        "widths": layer_widths(model.network),
         **(extra or {}),
     }
-    if len(meta["class_names"]) != model.num_classes:
-        raise CheckpointError(f"{len(meta['class_names'])} class names for a {model.num_classes}-class model")
+    meta = json.loads(json.dumps(meta))  # exactly what a reader will parse (tuples become lists)
+    meta["sha256"] = checkpoint_digest(tensors, meta)
+    problem = metadata_error(meta)
+    if problem is not None:
+        raise CheckpointError(f"refusing to save {path}: invalid metadata ({problem})")
+    if non_finite(tensors):
+        raise CheckpointError(f"refusing to save {path}: the model has NaN or infinite weights "
+                              f"({', '.join(non_finite(tensors)[:3])}); training diverged: lower the learning rate")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(meta)})
@@ -147,9 +198,13 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         meta = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path} has damaged metadata ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise CheckpointError(f"{path} has format {meta.get('format')!r} v{meta.get('version')}, "
-                              f"expected {FORMAT!r} v{VERSION}")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") not in READABLE_VERSIONS:
+        found = f"{meta.get('format')!r} v{meta.get('version')}" if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{path} has format {found}, expected {FORMAT!r} v{VERSION} (or v1)")
+    problem = metadata_error(meta)
+    if problem is not None:
+        raise CheckpointError(f"{path} has invalid metadata ({problem}); it was edited or damaged after saving: "
+                              "use the file training wrote, or re-save the model with save_checkpoint")
     return meta
 
 
@@ -159,12 +214,17 @@ def load_checkpoint(
     fold: int | None = None,
     input_shape: tuple[int, int, int] | None = None,
     device: str | torch.device = "cpu",
+    trust_code: bool = False,
 ) -> Checkpoint:
     """Rebuild the model of checkpoint `path` and load its weights (eval mode).
 
-    `fold` and `input_shape`, when given, must match the checkpoint's, else CheckpointError.
+    `fold` and `input_shape`, when given, must match the checkpoint's, else CheckpointError. The
+    metadata and weights must pass the SHA-256 check and the schema before anything is built.
+    `trust_code=True` allows importing and calling the `factory` a fold plan's source names (code
+    chosen by whoever wrote the file); without it such a checkpoint raises UntrustedCodeError.
     """
     path = Path(path)
+    device = resolve_device(device)
     meta = read_metadata(path)
     if fold is not None and fold != meta["fold"]:
         raise CheckpointError(f"{path} holds a fold={meta['fold']} model, but fold={fold} was asked for")
@@ -175,9 +235,17 @@ def load_checkpoint(
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:
         raise CheckpointError(f"{path} is truncated or damaged ({exc})") from exc
-    if tensors_digest(tensors) != meta["sha256"]:
-        raise CheckpointError(f"{path} failed its SHA-256 check: the weights were modified after saving")
-    model = rebuild(meta["architecture"], meta["fold"])
+    digest = checkpoint_digest(tensors, meta) if meta["version"] >= 2 else tensors_digest(tensors)
+    if digest != meta["sha256"]:
+        raise CheckpointError(f"{path} failed its SHA-256 check: the weights or metadata were modified after "
+                              "saving; use the file training wrote")
+    if non_finite(tensors):
+        raise CheckpointError(f"{path} holds NaN or infinite weights ({', '.join(non_finite(tensors)[:3])}): the "
+                              "training that wrote it diverged; retrain with a lower learning rate")
+    try:
+        model = rebuild(meta["architecture"], meta["fold"], trust_code=trust_code)
+    except UntrustedCodeError as exc:
+        raise UntrustedCodeError(f"{path}: {exc}") from None
     try:
         model.network.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -186,7 +254,8 @@ def load_checkpoint(
                                                               tuple(meta["input_shape"])):
         raise CheckpointError(f"{path}: metadata (fold, classes, input size) does not match the model it "
                               "rebuilds; the file was edited after saving")
-    if len(meta["class_names"]) != model.num_classes:
-        raise CheckpointError(f"{path}: {len(meta['class_names'])} class names for {model.num_classes} classes")
+    if "widths" in meta and meta["widths"] != layer_widths(model.network):
+        raise CheckpointError(f"{path}: metadata widths {meta['widths']} do not match the model's "
+                              f"{layer_widths(model.network)}; the file was edited after saving")
     model.identity = model.identity.trained(meta["normalization"], meta["class_names"])
     return Checkpoint(model.to(device).eval(), meta)

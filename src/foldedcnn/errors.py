@@ -29,3 +29,15 @@ class UnsupportedOpError(FoldedCNNError):
     for an op that keeps channels, or `fold_model(..., leaf_modules=(MyModule,))` plus a rule for a
     module that torch.fx cannot trace.
     """
+
+
+class UntrustedCodeError(FoldedCNNError):
+    """Loading a file would import (and run) a module the file names; refused unless the caller trusts it.
+
+    The convention of `trust_remote_code` in the Hugging Face ecosystem: pass `trust_code=True`
+    (CLI: `--trust-code`) only for a file whose author you trust.
+    """
+
+
+class OutputWriteError(FoldedCNNError):
+    """Output that could not be written (no space left, read-only folder, ...); see fsio.writing."""

@@ -27,12 +27,13 @@ class FoldedModel(IdentifiedNetwork, nn.Module):
         check_fold(self.identity.fold)
 
     @classmethod
-    def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None,
-                 align: int | None = None) -> FoldedModel:
-        """Zoo model `name` at `fold`, wrapped; widths as in create_model (align 8 by default for fold > 1)."""
+    def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None, align: int | None = None,
+                 num_classes: int | None = None) -> FoldedModel:
+        """Zoo model `name` at `fold` (with `num_classes` classes instead of the family's), wrapped; widths
+        as in create_model (align 8 by default for fold > 1)."""
         from .models import create_model
 
-        return cls(create_model(name, fold, width_mult, align))
+        return cls(create_model(name, fold, width_mult, align, num_classes))
 
     @property
     def plan(self):

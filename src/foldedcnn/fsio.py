@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import OutputWriteError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -31,3 +33,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically (see atomic_path)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         f.write(text)
+
+
+@contextmanager
+def writing(path: str | os.PathLike, then: str = "rerun the same command") -> Iterator[None]:
+    """Turn an OSError raised while writing `path` (disk full, read-only, ...) into one OutputWriteError line."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {path} ({exc.strerror or exc}); free space or fix permissions, then "
+                               f"{then}") from None

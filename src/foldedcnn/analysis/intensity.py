@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from ..folded import FoldedModel
 from ..identity import identity_of
 from .flops import LayerStats, count_params, layer_stats
 from .roofline import check_positive
@@ -72,20 +73,22 @@ class ModelAnalysis:
 
 
 def analyze_model(model: nn.Module, input_shape: tuple[int, int, int] | None = None, name: str = "") -> ModelAnalysis:
-    """Analyse a folded network (N, f*C, H, W) -> (N, f*K) that carries its identity (zoo networks do).
+    """Analyse a folded network (N, f*C, H, W) -> (N, f*K) that carries its identity (zoo networks and
+    FoldedModels do; a FoldedModel's network is analysed).
 
     `input_shape` is the per-image (C, H, W); it defaults to the identity's.
     """
     ident = identity_of(model)
+    network = model.network if isinstance(model, FoldedModel) else model
     fold = ident.fold
     c, h, w = input_shape if input_shape is not None else ident.input_shape
     folded = (fold * c, h, w)
     return ModelAnalysis(
-        name=name or ident.zoo or type(model).__name__,
+        name=name or ident.zoo or type(network).__name__,
         fold=fold,
         input_shape=folded,
-        params=count_params(model),
-        layers=layer_stats(model, folded),
+        params=count_params(network),
+        layers=layer_stats(network, folded),
     )
 
 

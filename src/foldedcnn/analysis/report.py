@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import ModelAnalysis, analyze_zoo_model, roofline_bound
+from ..errors import FoldError
+from ..transform import ModelRef
+from . import ModelAnalysis, analyze_model, roofline_bound
 from .probe import ProbeResult, load_probe
 
 Analyses = dict[tuple[str, int], ModelAnalysis]
+PROBE_DTYPES = ("float32", "float16", "bfloat16")
 
 
-def analyze_all(models: list[str], folds: list[int], align: int | None) -> Analyses:
-    """Each (model, fold) analysed once, f = 1 included (the baseline of the intensity gain)."""
-    return {(m, f): analyze_zoo_model(m, f, align=align) for m in models for f in sorted({1, *folds})}
+def analyze_all(models: Sequence[ModelRef], folds: Sequence[int], align: int | None,
+                skipped: Callable[[str], object] = print) -> Analyses:
+    """Each (model label, fold) analysed once, f = 1 included (the baseline of the intensity gain).
+
+    A fold a model's family cannot use is skipped (told to `skipped`); when no model can use any of
+    `folds`, the first such FoldError is raised.
+    """
+    analyses: Analyses = {}
+    errors: list[tuple[str, FoldError]] = []
+    for ref in models:
+        for fold in sorted({1, *folds}):
+            try:
+                analyses[(ref.label, fold)] = analyze_model(ref.build(fold, align=align), name=ref.label)
+            except FoldError as exc:
+                errors.append((f"{ref.label} f={fold}", exc))
+    if errors and not any(fold in folds for _, fold in analyses):
+        raise errors[0][1]
+    for what, exc in errors:
+        skipped(f"skipping {what}: {exc}")
+    return analyses
 
 
 def find_probe(device: str | None, bytes_per_element: float) -> ProbeResult | None:
@@ -26,6 +47,19 @@ def find_probe(device: str | None, bytes_per_element: float) -> ProbeResult | No
     return None
 
 
+def missing_probe_note(device: str | None, bytes_per_element: float) -> str:
+    """Why `analyze` has no roofline: the probes that are cached (for another dtype size) and what to run."""
+    cached = [(dev, dtype) for dev in ([device] if device else ["cuda", "cpu"]) for dtype in PROBE_DTYPES
+              if load_probe(dev, dtype) is not None]
+    if not cached:
+        return "no probe cached: run `foldedcnn probe` to add the roofline bound"
+    names = ", ".join(f"{dev} {dtype}" for dev, dtype in cached)
+    size = 4 if cached[0][1] == "float32" else 2
+    wanted = "float32" if bytes_per_element == 4 else "float16/bfloat16"
+    return (f"no {wanted} probe cached for {bytes_per_element:g} bytes/element, only {names}: pass "
+            f"--bytes-per-element {size} to use it, or run `foldedcnn probe --dtype {wanted.split('/')[0]}`")
+
+
 def analysis_rows(analyses: Analyses, models: list[str], folds: list[int], batch: int, bytes_per_element: float,
                   probe: ProbeResult | None) -> list[dict]:
     """One dict per (model, fold): params, FLOPs, intensity and its gain over f = 1, roofline."""
@@ -33,6 +67,8 @@ def analysis_rows(analyses: Analyses, models: list[str], folds: list[int], batch
     for name in models:
         base = analyses[(name, 1)].intensity(batch, bytes_per_element)
         for fold in folds:
+            if (name, fold) not in analyses:
+                continue
             a = analyses[(name, fold)]
             ai = a.intensity(batch, bytes_per_element)
             row = {
@@ -69,7 +105,7 @@ def plot_intensity(analyses: Analyses, models: list[str], folds: list[int], byte
     rows = -(-len(models) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, name in zip(axes.flat, models, strict=False):
-        for fold in folds:
+        for fold in [f for f in folds if (name, f) in analyses]:
             a = analyses[(name, fold)]
             ax.plot(batches, [a.intensity(b, bytes_per_element) for b in batches], marker=".", label=f"f={fold}")
         ax.set_xscale("log", base=2)

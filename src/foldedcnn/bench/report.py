@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..analysis import analyze_zoo_model, roofline_bound
+from ..analysis import analyze_model, roofline_bound
 from ..analysis.probe import ProbeResult
 from ..device import DTYPES
 from ..tables import markdown_table
@@ -39,7 +39,7 @@ def derive_rows(rates: Mapping[Variant, list[float]], probes: Mapping[str, Probe
                 iterations: int) -> list[dict[str, Any]]:
     """One row per variant with every column of COLUMNS; `probes` maps dtype name -> probe."""
     rows = []
-    analyses = {key: analyze_zoo_model(*key) for key in {(v.model, v.fold) for v in rates}}
+    analyses = {(v.model, v.fold): analyze_model(v.build()) for v in {(v.model, v.fold): v for v in rates}.values()}
     for v, r in rates.items():
         analysis = analyses[(v.model, v.fold)]
         ips = statistics.median(r)
@@ -66,6 +66,28 @@ def derive_rows(rates: Mapping[Variant, list[float]], probes: Mapping[str, Probe
     return rows
 
 
+SPREAD_LIMIT = 0.30  # (max - min) / median of the trials above this: the machine was not steady
+
+
+def measurement_warnings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per row whose trials spread more than SPREAD_LIMIT of their median, or whose utilization or
+    roofline fraction exceeds 1 (faster than the probed peak allows: the probe underestimates the device)."""
+    out = []
+    for r in rows:
+        what = f"{r['model']} f={r['fold']} batch {r['batch']} {r['backend']} {r['dtype']} {r['mode']}"
+        spread = (r["images_per_s_max"] - r["images_per_s_min"]) / r["images_per_s"]
+        if spread > SPREAD_LIMIT:
+            out.append(f"{what}: trials spread {r['images_per_s_min']:,.0f}-{r['images_per_s_max']:,.0f} images/s, "
+                       f"{spread:.0%} of the median (limit {SPREAD_LIMIT:.0%}); the machine was busy or "
+                       "throttling: rerun with more --trials and --iterations on a quiet machine")
+        above = [f"{k} {r[k]:.2f}" for k in ("utilization", "roofline_fraction") if r[k] > 1]
+        if above:
+            out.append(f"{what}: {' and '.join(above)} exceed 1, faster than the probed peak allows: the probe "
+                       "underestimates this device (rerun with --reprobe on an idle machine); treat these ratios "
+                       "as bounds, not measurements")
+    return out
+
+
 def best_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per (model, mode, batch): the fastest row over backends, dtypes and folds."""
     best: dict[tuple, Mapping[str, Any]] = {}
@@ -85,7 +107,8 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
 
 
 def _panels(models: list[str], path: Path, draw: Callable[[Any, str], None]) -> Path:
-    """A figure with one panel per model (up to 4 a row), drawn by draw(ax, model); saved to `path`."""
+    """A figure with one panel per model (up to 4 a row), drawn by draw(ax, model), and one legend for all
+    panels below them; saved to `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,35 +116,63 @@ def _panels(models: list[str], path: Path, draw: Callable[[Any, str], None]) -> 
 
     cols = min(4, len(models))
     nrows = -(-len(models) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(max(6.0, 4.4 * cols), 3.4 * nrows), squeeze=False)
     for ax, model in zip(axes.flat, models, strict=False):
         draw(ax, model)
     for ax in axes.flat[len(models):]:
         ax.axis("off")
-    fig.tight_layout()
+    legend = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    ncol = min(3, max(1, len(legend)))
+    lines = -(-len(legend) // ncol)
+    below = 0.28 * lines / fig.get_figheight()  # room for the legend, as a share of the height
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, min(0.5, below + 0.02), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
 def write_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
-    """throughput_vs_batch.png (images/s against batch, a line per fold and backend, a panel per model)
-    and speedup.png (speedup over f = 1 per backend and fold, at each model's largest batch)."""
+    """throughput_vs_batch.png (median images/s with min-max error bars against batch, a line per fold and
+    backend; against fold when only one batch was measured) and speedup.png (speedup over f = 1 per backend
+    and fold, at each model's largest batch). One panel per model, one legend below."""
     models = sorted({r["model"] for r in rows})
     styles = ["-", "--", ":", "-."]
+    modes = len({r["mode"] for r in rows}) > 1
     backends = sorted({(r["backend"], r["dtype"], r["mode"]) for r in rows})
+
+    def name(b: tuple[str, str, str]) -> str:
+        return f"{b[0]} {b[1]}" + (f" {b[2]}" if modes else "")
+
+    def errorbar(ax: Any, pts: list[Mapping[str, Any]], x: str, **style: Any) -> None:
+        pts = sorted(pts, key=lambda r: r[x])
+        med = [r["images_per_s"] for r in pts]
+        yerr = [[m - r["images_per_s_min"] for m, r in zip(med, pts, strict=True)],
+                [r["images_per_s_max"] - m for m, r in zip(med, pts, strict=True)]]
+        ax.errorbar([r[x] for r in pts], med, yerr=yerr, marker="o", markersize=4, capsize=3, **style)
 
     def throughput(ax: Any, model: str) -> None:
         mine = [r for r in rows if r["model"] == model]
+        batches = sorted({r["batch"] for r in mine})
+        if len(batches) == 1:  # one batch: images/s against fold, a line per backend
+            for i, b in enumerate(backends):
+                pts = [r for r in mine if (r["backend"], r["dtype"], r["mode"]) == b]
+                if pts:
+                    errorbar(ax, pts, "fold", ls=styles[i % len(styles)], color=f"C{i}", label=name(b))
+            ax.set_xticks(sorted({r["fold"] for r in mine}))
+            ax.set(title=f"{model} (batch {batches[0]})", xlabel="fold f", ylabel="images/s (median, min-max)")
+            return
         for fold in sorted({r["fold"] for r in mine}):
             for i, b in enumerate(backends):
-                pts = sorted((r["batch"], r["images_per_s"]) for r in mine
-                             if r["fold"] == fold and (r["backend"], r["dtype"], r["mode"]) == b)
+                pts = [r for r in mine if r["fold"] == fold and (r["backend"], r["dtype"], r["mode"]) == b]
                 if pts:
-                    ax.plot(*zip(*pts, strict=True), styles[i % len(styles)], marker="o", color=f"C{fold - 1}",
-                            label=f"f={fold} {b[0]} {b[1]}")
-        ax.set(title=model, xscale="log", xlabel="batch (images)", ylabel="images/s")
-        ax.legend(fontsize=5)
+                    errorbar(ax, pts, "batch", ls=styles[i % len(styles)], color=f"C{fold - 1}",
+                             label=f"f={fold} {name(b)}")
+        ax.set(title=model, xscale="log", xlabel="batch (images)", ylabel="images/s (median, min-max)")
 
     def speedup(ax: Any, model: str) -> None:
         mine = [r for r in rows if r["model"] == model and r["speedup_vs_f1"] is not None
@@ -137,9 +188,8 @@ def write_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
                    label=f"f={fold}", color=f"C{fold - 1}")
         ax.axhline(1.0, color="k", lw=0.6)
         ax.set_xticks([i + width * (len(folds) - 1) / 2 for i in range(len(names))], names, rotation=30,
-                      fontsize=6, ha="right")
+                      fontsize=7, ha="right")
         ax.set(title=f"{model} (batch {top})", ylabel="speedup over f=1")
-        ax.legend(fontsize=6)
 
     return [_panels(models, out / "throughput_vs_batch.png", throughput), _panels(models, out / "speedup.png", speedup)]
 
@@ -156,6 +206,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], out: str | Path, command: st
     written = [out / "throughput.csv", out / "machine.json"]
     if plots and rows:
         written += write_plots(rows, out)
+    warnings = measurement_warnings(rows)
     peaks = ", ".join(f"{d} {p.peak_flops / 1e9:,.1f} GFLOP/s, {p.bandwidth / 1e9:,.1f} GB/s"
                       for d, p in probes.items())
     md = [
@@ -177,6 +228,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], out: str | Path, command: st
         "utilization is achieved FLOP/s over the probed matmul peak; roofline_fraction is images/s over the "
         "roofline bound.",
         "",
+        *(["## Warnings", "", *[f"- {w}" for w in warnings], ""] if warnings else []),
         "## Best variant per model",
         "",
         markdown_table(best_rows(rows), SUMMARY_COLUMNS),
@@ -187,6 +239,7 @@ def write_report(rows: Sequence[Mapping[str, Any]], out: str | Path, command: st
         "",
     ]
     if plots and rows:
-        md += ["![images/s against batch](throughput_vs_batch.png)", "", "![speedup over f=1](speedup.png)", ""]
+        md += ["![images/s (median, min-max bars) against batch, or against fold for one batch]"
+               "(throughput_vs_batch.png)", "", "![speedup over f=1](speedup.png)", ""]
     (out / "throughput.md").write_text("\n".join(md))
     return [*written, out / "throughput.md"]

@@ -23,7 +23,7 @@ import torch
 from ..device import DTYPES, resolve_device
 from ..folded import FoldedModel
 from ..infer import Engine
-from ..models import create_model
+from ..transform import ModelRef
 
 PEER = "peer-max-autotune"
 SLOW_TO_BUILD = frozenset({"compile", "compile-max", PEER})  # torch.compile: seconds to minutes per variant
@@ -33,7 +33,8 @@ Run = Callable[[int], None]  # process k batches and wait for the device
 
 @dataclass(frozen=True)
 class Variant:
-    """One benchmarked configuration; `batch` counts images."""
+    """One benchmarked configuration; `batch` counts images. `model` is the name in the tables; `ref` says how
+    to build it (None: the zoo model `model`)."""
 
     model: str
     fold: int
@@ -41,12 +42,17 @@ class Variant:
     backend: str
     dtype: str
     mode: str
+    ref: ModelRef | None = None
+
+    def build(self) -> FoldedModel:
+        """The untrained model at the variant's fold (eval mode)."""
+        return (self.ref or ModelRef(self.model)).build(self.fold).eval()
 
 
 def engine_for(variant: Variant, device: str) -> Engine:
-    """An Engine for the variant's zoo model, fold, backend, dtype and batch (any mode)."""
-    model = FoldedModel.from_zoo(variant.model, variant.fold).eval()
-    return Engine(model, backend=variant.backend, device=device, dtype=variant.dtype, max_batch=variant.batch)
+    """An Engine for the variant's model, fold, backend, dtype and batch (any mode)."""
+    return Engine(variant.build(), backend=variant.backend, device=device, dtype=variant.dtype,
+                  max_batch=variant.batch)
 
 
 def _queued(forward: Callable[[torch.Tensor], object], x: torch.Tensor, device: torch.device) -> Run:
@@ -74,14 +80,17 @@ def build(variant: Variant, engine: Engine) -> Run:
 
 
 def build_peer(variant: Variant, device: str) -> Run:
-    """run(k) of the peer: torch.compile(mode="max-autotune") of the original zoo network `variant.model`
-    (f = 1), channels-last, weights and a random input (B, C, H, W) in the variant's dtype."""
+    """run(k) of the peer: torch.compile(mode="max-autotune") of the variant's original network (f = 1),
+    channels-last, weights and a random input (B, C, H, W) in the variant's dtype."""
     from ..infer.backends.compile import prepare_compile
 
     dev = resolve_device(device)
     dtype = DTYPES[variant.dtype]
-    net = create_model(variant.model, 1).eval().to(dev, dtype).to(memory_format=torch.channels_last)
-    x = torch.randn(variant.batch, *net.input_shape, device=dev).to(dtype).contiguous(memory_format=torch.channels_last)
+    original = Variant(variant.model, 1, variant.batch, variant.backend, variant.dtype, variant.mode, variant.ref)
+    model = original.build()
+    net = model.network.to(dev, dtype).to(memory_format=torch.channels_last)
+    x = torch.randn(variant.batch, *model.input_shape, device=dev).to(dtype).contiguous(
+        memory_format=torch.channels_last)
     prepare_compile()
     compiled = torch.compile(net, mode="max-autotune")
 

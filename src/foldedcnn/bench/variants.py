@@ -6,18 +6,19 @@ from collections.abc import Callable, Sequence
 
 from ..analysis.probe import ProbeResult, load_probe, probe_device, save_probe
 from ..errors import FoldedCNNError, FoldError
-from ..models import create_model, get_spec
+from ..transform import ModelRef
 from .runner import PEER, Variant
 
 
-def parse_batch_for(items: Sequence[str]) -> dict[str, int]:
-    """{"resnet18-cifar10": 64} from ["resnet18-cifar10=64"]: a smaller batch for some models."""
+def parse_batch_for(items: Sequence[str], models: Sequence[str]) -> dict[str, int]:
+    """{"resnet18-cifar10": 64} from ["resnet18-cifar10=64"]: a smaller batch for some of `models` (names)."""
     table = {}
     for item in items:
-        name, _, batch = item.partition("=")
+        name, _, batch = item.rpartition("=")
         if not batch.isdigit() or int(batch) < 1:
             raise FoldedCNNError(f"--batch-for takes MODEL=BATCH with BATCH >= 1, got {item!r}")
-        get_spec(name)
+        if name not in models:
+            raise FoldedCNNError(f"--batch-for names {name!r}, which is not among the models: {', '.join(models)}")
         table[name] = int(batch)
     return table
 
@@ -37,7 +38,7 @@ def parse_backend_folds(items: Sequence[str], backends: Sequence[str]) -> dict[s
 
 
 def variant_grid(
-    models: Sequence[str],
+    models: Sequence[ModelRef],
     folds: Sequence[int],
     batches: Sequence[int],
     backends: Sequence[str],
@@ -50,29 +51,29 @@ def variant_grid(
     backend_folds: dict[str, set[int]] | None = None,
     skipped: Callable[[str], object] = print,
 ) -> dict[str, list[Variant]]:
-    """Variants per model, in the order they are timed. A (model, fold) the family cannot fold is skipped
-    (told to `skipped`); `batch_for` replaces `batches` for some models; `baseline` adds eager fp32 NCHW
-    PyTorch ("torch-plain") at f = 1; `peer` adds PEER (torch.compile max-autotune of the original) at
+    """Variants per model name, in the order they are timed. A (model, fold) the family cannot fold is skipped
+    (told to `skipped`); `batch_for` (by name) replaces `batches` for some models; `baseline` adds eager fp32
+    NCHW PyTorch ("torch-plain") at f = 1; `peer` adds PEER (torch.compile max-autotune of the original) at
     f = 1 in kernel mode; `backend_folds` runs some backends at only some folds."""
     batch_for = batch_for or {}
     backend_folds = backend_folds or {}
     groups: dict[str, list[Variant]] = {}
-    for name in models:
-        get_spec(name)
+    for ref in models:
+        name = ref.label
         for fold in folds:
             try:
-                create_model(name, fold)
+                ref.build(fold)
             except FoldError as exc:
                 skipped(f"skipping {name} f={fold}: {exc}")
                 continue
             for batch in ([batch_for[name]] if name in batch_for else batches):
                 for mode in modes:
-                    variants = [Variant(name, fold, batch, b, dtype, mode) for b in backends
+                    variants = [Variant(name, fold, batch, b, dtype, mode, ref) for b in backends
                                 if fold in backend_folds.get(b, {fold})]
                     if baseline and fold == 1:
-                        variants.append(Variant(name, fold, batch, "torch-plain", "float32", mode))
+                        variants.append(Variant(name, fold, batch, "torch-plain", "float32", mode, ref))
                     if peer and fold == 1 and mode == "kernel":
-                        variants.append(Variant(name, 1, batch, PEER, dtype, mode))
+                        variants.append(Variant(name, 1, batch, PEER, dtype, mode, ref))
                     groups.setdefault(name, []).extend(dict.fromkeys(variants))
     return groups
 

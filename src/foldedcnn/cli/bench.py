@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+
+from ._model import add_module_arguments, model_refs
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure images/s, utilization and speedup over f=1 across backends")
-    p.add_argument("--models", nargs="+", default=None, help="zoo names (default: all)")
+    p.add_argument("--models", nargs="+", default=None, help="zoo names (default: all, unless --module is given)")
+    add_module_arguments(p, many=True)
     p.add_argument("--folds", nargs="+", type=int, default=[1, 2, 3, 4])
     p.add_argument("--batch", type=int, default=1024, help="images per batch")
     p.add_argument("--batch-sweep", nargs="+", type=int, default=None, help="several batch sizes (replaces --batch)")
@@ -40,7 +44,13 @@ def register(sub) -> None:
 
 def command_line(args) -> str:
     """The canonical command that reproduces this run."""
-    parts = ["foldedcnn", "bench", "--models", *args.models, "--folds", *map(str, args.folds)]
+    parts = ["foldedcnn", "bench", *(["--models", *args.models] if args.models else [])]
+    for module in args.module:
+        parts += ["--module", module]
+    if args.module:
+        parts += ["--input-shape", *map(str, args.input_shape or [])]
+        parts += ["--module-kwargs", json.dumps(args.module_kwargs)] if args.module_kwargs else []
+    parts += ["--folds", *map(str, args.folds)]
     parts += ["--batch-sweep", *map(str, args.batch_sweep)] if args.batch_sweep else ["--batch", str(args.batch)]
     if args.batch_for:
         parts += ["--batch-for", *args.batch_for]
@@ -61,7 +71,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..bench import derive_rows, machine_info, machine_slug, measure, write_report
-    from ..bench.report import SUMMARY_COLUMNS, best_rows
+    from ..bench.report import SUMMARY_COLUMNS, best_rows, measurement_warnings
     from ..bench.variants import parse_backend_folds, parse_batch_for, peak_probes, variant_grid
     from ..device import dtype_name, resolve_device, resolve_dtype
     from ..errors import FoldedCNNError
@@ -72,7 +82,8 @@ def run(args) -> int:
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     args.device, args.dtype = device.type, dtype_name(dtype)
-    args.models = args.models or list_models()
+    args.models = args.models or ([] if args.module else list_models())
+    refs = model_refs(args.models, args)
     avail = available_backends(device, dtype)
     for b in args.backends:
         if b not in avail:
@@ -80,9 +91,10 @@ def run(args) -> int:
                                  f"available: {', '.join(avail)}")
     if min(args.trials, args.iterations) < 1 or args.warmup < 0:
         raise FoldedCNNError("--trials and --iterations must be >= 1 and --warmup >= 0")
-    groups = variant_grid(args.models, args.folds, args.batch_sweep or [args.batch], args.backends, args.dtype,
-                          args.mode, batch_for=parse_batch_for(args.batch_for), baseline=not args.no_baseline,
-                          peer=args.peer, backend_folds=parse_backend_folds(args.backend_folds, args.backends))
+    groups = variant_grid(refs, args.folds, args.batch_sweep or [args.batch], args.backends, args.dtype, args.mode,
+                          batch_for=parse_batch_for(args.batch_for, [r.label for r in refs]),
+                          baseline=not args.no_baseline, peer=args.peer,
+                          backend_folds=parse_backend_folds(args.backend_folds, args.backends))
     probes = peak_probes(args.device, [v.dtype for vs in groups.values() for v in vs], args.reprobe)
 
     total = sum(len(vs) for vs in groups.values()) * args.trials
@@ -101,5 +113,7 @@ def run(args) -> int:
     print(format_table(rows, SUMMARY_COLUMNS))
     print("\nbest per model:")
     print(format_table(best_rows(rows), SUMMARY_COLUMNS))
+    for warning in measurement_warnings(rows):
+        print(f"warning: {warning}")
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0

@@ -28,7 +28,16 @@ def register(sub) -> None:
     v.add_argument("--labels", type=Path, help="NoScope labels CSV (frame, object_name, ...); default: MOG2 oracle")
     v.add_argument("--object", default="person", help="object name for the CSV and the class names")
     v.add_argument("--threshold", type=float, default=0.02, help="oracle: foreground share of the region")
+    v.add_argument("--min-overlap", type=float, default=0.5,
+                   help="--labels with boxes: a box counts when at least this share of its area is inside the "
+                        "region (default 0.5)")
     v.add_argument("--stride", type=int, default=1, help="keep every STRIDE-th frame")
+    v.add_argument("--split-mode", choices=["contiguous", "blocks"], default="contiguous",
+                   help="contiguous: train/val/test are one 60/20/20 chunk each (default; neighbouring frames "
+                        "meet only at two boundaries); blocks: blocks of --block-frames frames dealt out 3:1:1")
+    v.add_argument("--block-frames", type=int, help="kept frames per block of --split-mode blocks")
+    v.add_argument("--allow-empty-class", action="store_true",
+                   help="save even when a split has no positive or no negative frame (an error otherwise)")
     v.add_argument("--preview", type=Path, help="write a PNG grid of positives and negatives")
     v.set_defaults(func=run_video)
 
@@ -72,20 +81,24 @@ def run_video(args) -> int:
     from ..tables import format_table
 
     if args.video == "vtest":
-        if args.roi or args.labels:
-            raise FoldedCNNError("the vtest recipe fixes its region and labels; drop --roi/--labels")
+        if args.roi or args.labels or args.split_mode != "contiguous":
+            raise FoldedCNNError("the vtest recipe fixes its region, labels and splits: drop --roi, --labels "
+                                 "and --split-mode")
         task = vtest_task(args.stride)
     else:
         if args.roi is None:
             raise FoldedCNNError("a video path needs --roi X Y W H")
         task = build_video_task(args.video, tuple(args.roi), labels_csv=args.labels, object_name=args.object,
-                                threshold=args.threshold, stride=args.stride)
-    out = save_video_task(task, args.out)
+                                threshold=args.threshold, stride=args.stride, split_mode=args.split_mode,
+                                block_frames=args.block_frames, min_overlap=args.min_overlap)
     balance = task.balance()
-    print(f"wrote {len(task.labels)} frames of region {task.meta['roi']} (x, y, w, h) at 50x50 to {out}")
+    print(f"{len(task.labels)} frames of region {task.meta['roi']} (x, y, w, h) at 50x50, "
+          f"{task.meta['split_mode']} splits; class balance:")
     rows = [{"split": s, **balance[s], "positive_share": balance[s]["positive"] / max(1, balance[s]["images"])}
             for s in SPLITS]
     print(format_table(rows))
+    out = save_video_task(task, args.out, allow_empty_class=args.allow_empty_class)
+    print(f"wrote {out}")
     if args.preview:
         images, labels = torch.from_numpy(task.images), torch.from_numpy(task.labels)
         sections = []

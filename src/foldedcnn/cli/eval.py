@@ -15,17 +15,22 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=1024, help="images per forward pass")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a checkpoint whose model is built by code it names; only for trusted files")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..checkpoint import load_checkpoint
     from ..data import load_data
+    from ..device import resolve_device
     from ..errors import ShapeError
     from ..train import evaluate
 
+    resolve_device(args.device)  # before loading anything
     data = load_data(args.data, args.split)
-    ck = load_checkpoint(args.checkpoint, input_shape=tuple(data.images.shape[1:]), device=args.device)
+    ck = load_checkpoint(args.checkpoint, input_shape=tuple(data.images.shape[1:]), device=args.device,
+                         trust_code=args.trust_code)
     if len(data.class_names) != ck.model.num_classes:
         raise ShapeError(f"{args.data} has {len(data.class_names)} classes, the checkpoint {ck.model.num_classes}")
     ev = evaluate(ck.model, data.images, data.labels, ck.normalization, batch=args.batch, device=args.device)

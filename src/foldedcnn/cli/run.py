@@ -22,6 +22,11 @@ def register(sub) -> None:
     p.add_argument("--chunk-frames", type=int, default=1024,
                    help="rows per crash-safe output chunk; a multiple of --batch (default 1024)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard a video's earlier output in --out that was made with other settings")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a checkpoint whose model is built by code it names (a fold plan's factory); "
+                        "only for files whose author you trust")
     p.add_argument("--ray", action="store_true", help="run on Ray Data (local Ray, or --address)")
     p.add_argument("--address", default=None, help="Ray cluster address, e.g. ray://head:10001 or auto")
     p.add_argument("--actors", type=int, default=None, help="engine actors on Ray (default: one per GPU, "
@@ -36,7 +41,7 @@ def run(args) -> int:
         checkpoint=args.checkpoint, videos=args.videos, out_dir=args.out,
         roi=tuple(args.roi) if args.roi else None, stride=args.stride, uncertain=tuple(args.uncertain),
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
-        progress=not args.no_progress,
+        progress=not args.no_progress, overwrite=args.overwrite, trust_code=args.trust_code,
     )
     if args.ray:
         from ..label import run_job_ray
@@ -45,7 +50,9 @@ def run(args) -> int:
     else:
         summary = run_job(cfg)
     for v in summary.videos:
-        if v.error:
+        if v.truncated:
+            print(f"TRUNCATED {v.video}: {v.error} -> {v.csv}")
+        elif v.error:
             print(f"FAILED  {v.video}: {v.error}")
         else:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""

@@ -1,13 +1,14 @@
-"""`foldedcnn train`: train a zoo model, original (f=1) or folded, on a data spec."""
+"""`foldedcnn train`: train a zoo model or your own (`--module`), original (f=1) or folded, on a data spec."""
 
 from __future__ import annotations
 
+from ._model import add_model_arguments
 from ._width_args import add_width_args
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a (folded) zoo model; resumable, best checkpoint on validation")
-    p.add_argument("--model", required=True, help="zoo name (see `foldedcnn models`)")
+    p = sub.add_parser("train", help="train a (folded) zoo model or your own; resumable, best checkpoint on validation")
+    add_model_arguments(p, input_shape=False)  # the data gives the input shape
     p.add_argument("--fold", type=int, default=1, help="images per folded input (default 1: the original)")
     p.add_argument("--data", required=True, help='data spec, e.g. "game-lol-gold-int?n_train=5000", "vtest"')
     p.add_argument("--distill-from", metavar="CKPT", help="teacher checkpoint (usually the f=1 original)")
@@ -34,16 +35,20 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (mixed precision on cuda)")
     p.add_argument("--out", default="runs/train", help="directory for best.safetensors, last.safetensors, metrics")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow --init-from / --distill-from checkpoints whose model is built by code they name "
+                        "(your own --module model's); only for trusted files")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..train import TrainConfig, train_from_config
 
-    config = TrainConfig.from_dict({**vars(args), "progress": not args.no_progress})
-    result = train_from_config(config, out=args.out)
+    config = TrainConfig.from_dict({**vars(args), "model": args.model or args.module,
+                                    "model_kwargs": args.module_kwargs, "progress": not args.no_progress})
+    result = train_from_config(config, out=args.out, trust_code=args.trust_code)
     last = result.history[-1] if result.history else {}
-    print(f"trained {args.model} fold={args.fold}: {len(result.history)} epochs in {result.seconds:.1f} s, "
+    print(f"trained {config.model} fold={args.fold}: {len(result.history)} epochs in {result.seconds:.1f} s, "
           f"final val top-1 {last.get('val_top1', float('nan')):.2f}%, best {result.best_val_top1:.2f}%")
     print(f"best checkpoint: {result.best_path}")
     return 0

@@ -1,7 +1,9 @@
 """DataSpec strings: one string names a data set and its options, `load_data` turns it into tensors.
 
     game-lol-gold-int                      generated; ?n_train=20000&n_val=2000&n_test=4000&holdout_fonts=0
-    vtest | vtest:DIR                      person-in-region on vtest.avi (prepared into $FOLDEDCNN_CACHE/vtest-task)
+    vtest | vtest:DIR                      person-in-region on vtest.avi: `vtest` is prepared into
+                                           $FOLDEDCNN_CACHE/vtest-task on first use; vtest:DIR must already
+                                           hold it (`foldedcnn data video vtest --out DIR`)
     npz:DIR                                a set saved by `foldedcnn data game|video` (store.py format)
     fashion-mnist[:DIR]                    Debian dataset-fashion-mnist; ?size=32&channels=3
     cifar10:PATH | cifar100:PATH           the python archive (folder or .tar.gz)
@@ -88,12 +90,16 @@ def load_data(spec: str, split: str, *, seed: int = 0) -> LabelledImages:
         from .store import load_split
 
         task_dir = s.path
-        if s.kind == "vtest":
-            task_dir = task_dir or cache_dir() / "vtest-task"
+        if s.kind == "vtest" and task_dir is None:
+            task_dir = cache_dir() / "vtest-task"
             if not (task_dir / "meta.json").is_file():
                 from .vtest import prepare_vtest
 
                 prepare_vtest(task_dir)
+        elif not (task_dir / "meta.json").is_file():  # a named folder is read, never created (a typo stays a typo)
+            what = "does not exist" if not task_dir.exists() else "holds no prepared data set (no meta.json)"
+            make = "foldedcnn data video vtest" if s.kind == "vtest" else "foldedcnn data game|video"
+            raise DataError(f"{spec}: {task_dir} {what}; check the path, or make it with `{make} --out {task_dir}`")
         return load_split(task_dir, split)
     if s.kind == "fashion-mnist":
         from .idx import FASHION_MNIST_DIR, load_fashion_mnist

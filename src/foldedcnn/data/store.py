@@ -5,6 +5,7 @@ with allow_pickle=False."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,21 @@ def load_split(data_dir: str | Path, split: str) -> LabelledImages:
     if not path.is_file() or not (data_dir / "meta.json").is_file():
         raise DataError(f"{data_dir} holds no prepared {split} split (needs {path.name} and meta.json); make one "
                         "with `foldedcnn data game` or `foldedcnn data video`")
-    meta = json.loads((data_dir / "meta.json").read_text())
+    remake = "make it again with `foldedcnn data game` or `foldedcnn data video`"
+    try:
+        meta = json.loads((data_dir / "meta.json").read_text())
+        class_names = [str(c) for c in meta["class_names"]]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{data_dir / 'meta.json'} is damaged ({type(exc).__name__}: {exc}); {remake}") from None
     try:
         with np.load(path, allow_pickle=False) as z:
             images, labels = z["images"], z["labels"]
-    except (ValueError, KeyError, OSError) as exc:
-        raise DataError(f"cannot read {path} ({exc})") from None
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path}: it is truncated or damaged ({type(exc).__name__}: {exc}); "
+                        f"{remake}") from None
     source = {k: meta[k] for k in ("video", "roi", "size", "stride") if k in meta}
+    if images.dtype != np.uint8 or labels.dtype.kind not in "iu":
+        raise DataError(f"{path} holds {images.dtype} images and {labels.dtype} labels, expected uint8 and integers; "
+                        f"{remake}")
     return LabelledImages(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)),
-                          list(meta["class_names"]), f"{data_dir.name}/{split}", source)
+                          class_names, f"{data_dir.name}/{split}", source)

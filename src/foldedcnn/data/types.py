@@ -34,6 +34,10 @@ class LabelledImages:
         if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
             raise DataError(f"labels must be int64 ({self.images.shape[0]},), got {self.labels.dtype} "
                             f"{tuple(self.labels.shape)}")
+        k = len(self.class_names)
+        if self.labels.numel() and (int(self.labels.min()) < 0 or int(self.labels.max()) >= k):
+            raise DataError(f"{self.name}: labels range over [{int(self.labels.min())}, {int(self.labels.max())}] but "
+                            f"there are {k} class names; fix the labels or the class names")
 
     def __len__(self) -> int:
         return self.images.shape[0]

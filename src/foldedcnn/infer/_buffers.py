@@ -53,6 +53,7 @@ class StreamSlots:
 
     def __init__(self, capacity: int, image_shape: tuple[int, ...], dtype: torch.dtype, classes: int,
                  device: torch.device, depth: int = 2) -> None:
+        self.image_shape, self.dtype = tuple(image_shape), dtype
         self.upload_stream = torch.cuda.Stream(device)
         self.slots = [_Slot(capacity, image_shape, dtype, classes, device) for _ in range(depth)]
         self._next = 0
@@ -100,10 +101,10 @@ class _Slot:
 
 @dataclass
 class EngineBuffers:
-    """Every piece of memory an Engine reuses between calls, in one place (one set per engine; a thread-safe
-    engine keeps one per thread): folded input buffers per bucket, pinned staging for prepare(), and the
-    CUDA pipeline's slots per input dtype and per-image shape."""
+    """Every piece of memory an Engine reuses between calls, in one place: folded input buffers per bucket
+    and pinned staging for prepare() (used under the engine's lock), and a pool of the CUDA pipeline's slot
+    sets per input dtype and per-image shape (each pipelined run takes its own)."""
 
     folded: dict[int, FoldedBuffer] = field(default_factory=dict)
     staging: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    streams: dict[tuple[Any, ...], StreamSlots] = field(default_factory=dict)
+    streams: dict[tuple[Any, ...], list[StreamSlots]] = field(default_factory=dict)  # free sets per input kind

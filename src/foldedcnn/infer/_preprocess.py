@@ -1,12 +1,14 @@
 """Turn user images into validated (B, C, H, W)-or-(B, H, W, C) tensors and a normalising affine map.
 
-Accepted: torch tensors or numpy arrays of rank 4, uint8 (scaled by 1/255) or float (assumed in
-[0, 1]), laid out (B, C, H, W) or (B, H, W, C). The layout is found by where the model's (C, H, W)
-sits; when both readings fit (e.g. C == H == W) the input is taken as (B, C, H, W).
+Accepted: torch tensors or numpy arrays of rank 4, uint8 (scaled by 1/255) or float in [0, 1]
+(checked, with a tolerance of FLOAT_RANGE_TOLERANCE), laid out (B, C, H, W) or (B, H, W, C). The
+layout is found by where the model's (C, H, W) sits; when both readings fit (e.g. C == H == W) the
+input is taken as (B, C, H, W).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,10 +19,19 @@ from ..device import dtype_name
 from ..errors import FoldedCNNError, ShapeError
 
 ACCEPTED_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+FLOAT_RANGE_TOLERANCE = 1e-2  # float images may stray this far outside [0, 1] (resampling overshoot, fp16)
 
 
 class NonFiniteInputError(FoldedCNNError):
     """Float images holding NaN or infinity; the engine refuses them rather than return garbage logits."""
+
+
+class InputRangeError(FoldedCNNError):
+    """Float images outside [0, 1] (e.g. 0..255 pixel values): the normalisation would be off by a factor of 255."""
+
+
+class NonFiniteOutputError(FoldedCNNError):
+    """A model whose weights or logits are NaN or infinite (training diverged, or a damaged file)."""
 
 
 def as_tensor(images: Any) -> torch.Tensor:
@@ -61,14 +72,42 @@ def image_layout(images: torch.Tensor, input_shape: Sequence[int]) -> str:
 
 
 def check_finite(images: torch.Tensor) -> None:
-    """Raise NonFiniteInputError if float `images` (B, ...) hold NaN or infinity, naming the first image."""
+    """Raise unless float `images` (B, ...) are finite and in [0, 1] (give or take FLOAT_RANGE_TOLERANCE).
+
+    NaN or infinity raise NonFiniteInputError naming the first bad image; values outside [0, 1]
+    raise InputRangeError with the fix (divide 0..255 pixels by 255, or pass uint8).
+    """
     if images.dtype == torch.uint8:
         return
-    bad = ~torch.isfinite(images.reshape(images.shape[0], -1)).all(dim=1)
-    if bool(bad.any()):
+    lo, hi = (float(v) for v in torch.aminmax(images.reshape(-1)))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = ~torch.isfinite(images.reshape(images.shape[0], -1)).all(dim=1)
         idx = bad.nonzero().flatten()
         raise NonFiniteInputError(f"{idx.numel()} image(s) contain NaN or infinity (first: index {int(idx[0])}); "
                                   "clean or drop them before predict()")
+    if lo < -FLOAT_RANGE_TOLERANCE or hi > 1 + FLOAT_RANGE_TOLERANCE:
+        raise InputRangeError(f"float images must be in [0, 1], got values in [{lo:g}, {hi:g}]; divide 0..255 "
+                              "pixel values by 255 (images / 255), or pass them as uint8")
+
+
+def check_finite_logits(logits: torch.Tensor) -> torch.Tensor:
+    """`logits` (B, K) if every value is finite, else NonFiniteOutputError (the model, not the input, is broken)."""
+    if not bool(torch.isfinite(logits).all()):
+        rows = int((~torch.isfinite(logits)).any(dim=1).sum())
+        raise NonFiniteOutputError(f"the model produced NaN or infinite logits for {rows} of {logits.shape[0]} "
+                                   "images: its weights are broken (training diverged); retrain it, e.g. with a "
+                                   "lower learning rate")
+    return logits
+
+
+def check_finite_weights(model: torch.nn.Module) -> None:
+    """Raise NonFiniteOutputError if any parameter or buffer of `model` is NaN or infinite."""
+    bad = [name for name, t in (*model.named_parameters(), *model.named_buffers())
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise NonFiniteOutputError(f"the model has NaN or infinite weights ({', '.join(bad[:3])}"
+                                   f"{', ...' if len(bad) > 3 else ''}): training diverged or the file is damaged; "
+                                   "retrain it, e.g. with a lower learning rate")
 
 
 def affine(normalization: dict[str, Sequence[float]], channels: int, uint8: bool,

@@ -15,6 +15,7 @@ side stream while the previous chunk computes, are normalised and folded on the 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from functools import partial
@@ -30,16 +31,25 @@ from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
 from . import _autotune as autotune
 from ._buffers import EngineBuffers, FoldedBuffer, StreamSlots, bucket_sizes
-from ._preprocess import affine, as_tensor, check_finite, fold_normalised, image_layout
+from ._preprocess import (
+    affine,
+    as_tensor,
+    check_finite,
+    check_finite_logits,
+    check_finite_weights,
+    fold_normalised,
+    image_layout,
+)
 from .backends import Backend, available_backends, create_backend
 
 
-def as_folded_model(model: FoldedModel | nn.Module | str | os.PathLike) -> FoldedModel:
-    """A FoldedModel for what Engine accepts: itself, a zoo network wrapped, or a checkpoint path loaded."""
+def as_folded_model(model: FoldedModel | nn.Module | str | os.PathLike, trust_code: bool = False) -> FoldedModel:
+    """A FoldedModel for what Engine accepts: itself, a zoo network wrapped, or a checkpoint path loaded
+    (with `trust_code` passed to load_checkpoint)."""
     if isinstance(model, FoldedModel):
         return model
     if isinstance(model, (str, os.PathLike)):
-        return load_checkpoint(model).model
+        return load_checkpoint(model, trust_code=trust_code).model
     if isinstance(model, nn.Module):
         return FoldedModel(model)  # a network without an identity raises, naming the fix
     raise FoldedCNNError(f"Engine needs a FoldedModel, a zoo network (create_model) or a checkpoint path, got "
@@ -67,6 +77,13 @@ class Engine:
     choice is cached under foldedcnn.device.cache_dir()).
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
+    `trust_code`: allow a checkpoint path whose model is built by a `factory` it names (see load_checkpoint).
+
+    Thread safety: `predict` may be called from several threads at once. The engine holds one set of
+    preallocated buffers (and a backend that may keep static ones, e.g. CUDA graphs), so each chunk's
+    prepare -> forward -> copy-out runs under a lock: calls are serialised chunk by chunk and every
+    caller gets its own images' logits. `prepare` alone returns a buffer the next call reuses; callers
+    that use it directly from several threads must hold `engine.lock` until they are done with it.
     """
 
     def __init__(
@@ -77,8 +94,10 @@ class Engine:
         dtype: str | torch.dtype | None = None,
         max_batch: int = 1024,
         normalization: dict[str, list[float]] | None = None,
+        trust_code: bool = False,
     ) -> None:
-        model = as_folded_model(model)
+        model = as_folded_model(model, trust_code)
+        check_finite_weights(model)
         norm = normalization or model.normalization
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise FoldedCNNError(f"max_batch must be an integer >= 1, got {max_batch!r}")
@@ -91,6 +110,7 @@ class Engine:
         self.max_batch = round_up(max_batch, self.fold)
         self.normalization = {"mean": list(norm["mean"]), "std": list(norm["std"])}
         c = self.input_shape[0]
+        self.lock = threading.Lock()
         self._affine = {u8: affine(self.normalization, c, u8, self.device, self.dtype) for u8 in (True, False)}
         self._use(self._choose(backend))
 
@@ -183,8 +203,9 @@ class Engine:
     def predict(self, images: Any) -> torch.Tensor:
         """Logits (B, K) float32 on CPU for images (B, C, H, W) or (B, H, W, C), any B.
 
-        uint8 images are scaled by 1/255, float images are taken to be in [0, 1]; then (x - mean) / std.
-        A rank-3 input, wrong channels / size / dtype raise ShapeError; NaN or inf raise NonFiniteInputError.
+        uint8 images are scaled by 1/255, float images must be in [0, 1]; then (x - mean) / std.
+        A rank-3 input, wrong channels / size / dtype raise ShapeError; NaN or inf raise NonFiniteInputError,
+        float values outside [0, 1] InputRangeError; non-finite logits raise NonFiniteOutputError.
         """
         if self.device.type == "cuda":
             return next(self._predict_pipelined([images]))
@@ -193,10 +214,11 @@ class Engine:
         b = x.shape[0]
         out = torch.empty(b, self.num_classes, dtype=torch.float32)
         for start in range(0, b, self.max_batch):
-            folded, n = self.prepare(x[start:start + self.max_batch])
-            logits = self.backend.forward_folded(folded)
-            out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
-        return out
+            with self.lock:  # the buffers (and a static-shape backend's) are shared: one chunk at a time
+                folded, n = self.prepare(x[start:start + self.max_batch])
+                logits = self.backend.forward_folded(folded)
+                out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
+        return check_finite_logits(out)
 
     def predict_stream(self, batches: Iterable[Any]) -> Iterator[torch.Tensor]:
         """For each batch of `batches` (each as predict() takes it, any size), its logits (B, K) float32 on
@@ -208,12 +230,20 @@ class Engine:
         for images in batches:
             yield self.predict(images)
 
-    def _stream_slots(self, images: torch.Tensor) -> StreamSlots:
-        """The pipeline's pinned and device memory for images of this dtype and per-image shape."""
+    def _take_slots(self, images: torch.Tensor) -> StreamSlots:
+        """Pinned and device memory for one pipelined run over images of this dtype and per-image shape: a
+        free set from the engine's pool, or a new one (concurrent runs never share a set)."""
         key = (images.dtype, tuple(images.shape[1:]))
-        if key not in self._mem.streams:
-            self._mem.streams[key] = StreamSlots(self.max_batch, key[1], images.dtype, self.num_classes, self.device)
-        return self._mem.streams[key]
+        with self.lock:
+            free = self._mem.streams.setdefault(key, [])
+            if free:
+                return free.pop()
+        return StreamSlots(self.max_batch, key[1], images.dtype, self.num_classes, self.device)
+
+    def _return_slots(self, slots: StreamSlots) -> None:
+        key = (slots.dtype, slots.image_shape)
+        with self.lock:
+            self._mem.streams[key].append(slots)
 
     def _launch(self, chunk: torch.Tensor, layout: str, slots: StreamSlots, out: torch.Tensor, start: int,
                 last: bool) -> _InFlight:
@@ -224,15 +254,18 @@ class Engine:
         x = chunk.to(self.device) if chunk.is_cuda else slot.upload(chunk, slots.upload_stream)
         if layout == "NHWC":
             x = x.permute(0, 3, 1, 2)
-        buf = self._buffer(n)
-        groups = fold_normalised(x, buf.images, *self._affine[x.dtype == torch.uint8])
-        logits = self.backend.forward_folded(buf.folded[: buf.groups if self.backend.static_shapes else groups])
-        slot.download(unfold_logits(logits, self.fold, n))
+        with self.lock:  # the folded buffer and a static-shape backend's are shared: enqueue one chunk at a time
+            buf = self._buffer(n)
+            groups = fold_normalised(x, buf.images, *self._affine[x.dtype == torch.uint8])
+            logits = self.backend.forward_folded(buf.folded[: buf.groups if self.backend.static_shapes else groups])
+            slot.download(unfold_logits(logits, self.fold, n))
         return _InFlight(slot, out, start, n, last)
 
     def _predict_pipelined(self, batches: Iterable[Any]) -> Iterator[torch.Tensor]:
-        """predict_stream on CUDA: at most one chunk per slot in flight; a slot is reused once its logits are home."""
+        """predict_stream on CUDA: at most one chunk per slot in flight; a slot is reused once its logits are home.
+        Each run takes its own slot sets from the engine's pool and gives them back when its chunks are done."""
         in_flight: deque[_InFlight] = deque()
+        taken: dict[tuple[Any, ...], StreamSlots] = {}
 
         def land() -> torch.Tensor | None:
             """Wait for the oldest chunk's logits; its batch's logits when that was the batch's last chunk."""
@@ -240,26 +273,36 @@ class Engine:
             if job.slot is not None:
                 job.slot.done.synchronize()
                 job.out[job.start:job.start + job.n].copy_(job.slot.host_logits[: job.n])
-            return job.out if job.last else None
+            return check_finite_logits(job.out) if job.last else None
 
-        for images in batches:
-            x = as_tensor(images)
-            layout = image_layout(x, self.input_shape)
-            b = x.shape[0]
-            out = torch.empty(b, self.num_classes, dtype=torch.float32)
-            if b == 0:
-                in_flight.append(_InFlight(None, out, 0, 0, True))
-                continue
-            slots = self._stream_slots(x)
-            for start in range(0, b, self.max_batch):
-                while sum(job.slot is not None for job in in_flight) >= len(slots.slots):
-                    if (done := land()) is not None:
-                        yield done
-                chunk = x[start:start + self.max_batch]
-                in_flight.append(self._launch(chunk, layout, slots, out, start, start + self.max_batch >= b))
-        while in_flight:
-            if (done := land()) is not None:
-                yield done
+        try:
+            for images in batches:
+                x = as_tensor(images)
+                layout = image_layout(x, self.input_shape)
+                b = x.shape[0]
+                out = torch.empty(b, self.num_classes, dtype=torch.float32)
+                if b == 0:
+                    in_flight.append(_InFlight(None, out, 0, 0, True))
+                    continue
+                key = (x.dtype, tuple(x.shape[1:]))
+                if key not in taken:
+                    taken[key] = self._take_slots(x)
+                slots = taken[key]
+                for start in range(0, b, self.max_batch):
+                    while sum(job.slot is not None for job in in_flight) >= len(slots.slots):
+                        if (done := land()) is not None:
+                            yield done
+                    chunk = x[start:start + self.max_batch]
+                    in_flight.append(self._launch(chunk, layout, slots, out, start, start + self.max_batch >= b))
+            while in_flight:
+                if (done := land()) is not None:
+                    yield done
+        finally:  # also when the caller stops early or a batch is refused: wait for what is queued, then give back
+            for job in in_flight:
+                if job.slot is not None:
+                    job.slot.done.synchronize()
+            for slots in taken.values():
+                self._return_slots(slots)
 
     def __repr__(self) -> str:
         return (f"Engine(backend={self.backend_name!r}, fold={self.fold}, classes={self.num_classes}, "

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..folded import FoldedModel
+from ..fsio import atomic_path, writing
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -80,6 +81,8 @@ def export_onnx(model: FoldedModel, path: str | os.PathLike,
             "foldedcnn.normalization": json.dumps(normalization or {})}
     onnx.helper.set_model_props(proto, meta)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(proto.SerializeToString())
+    with writing(path, "export again (nothing partial was left)"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(proto.SerializeToString())
     return path

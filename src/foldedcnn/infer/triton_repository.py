@@ -14,14 +14,18 @@ import json
 import os
 from pathlib import Path
 
+from ..errors import FoldedCNNError
 from ..folded import FoldedModel
+from ..fsio import atomic_write_text, writing
 from ..layout import round_up
 from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 
 
 def triton_config(model: FoldedModel, name: str, max_batch_size: int = 1024,
                   normalization: dict[str, list[float]] | None = None, queue_delay_us: int = 100) -> str:
-    """config.pbtxt text: max_batch_size and preferred batch sizes rounded up to multiples of f."""
+    """config.pbtxt text: max_batch_size (>= 1) and preferred batch sizes rounded up to multiples of f."""
+    if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+        raise FoldedCNNError(f"max batch size must be an integer >= 1, got {max_batch_size!r}")
     f = model.fold
     top = round_up(max_batch_size, f)
     preferred = sorted({round_up(b, f) for b in (64, 256, top) if round_up(b, f) <= top})
@@ -68,6 +72,8 @@ def write_triton_repository(model: FoldedModel, out_dir: str | os.PathLike, name
                             normalization: dict[str, list[float]] | None = None) -> Path:
     """Write DIR/<name>/1/model.onnx and DIR/<name>/config.pbtxt; returns DIR/<name>."""
     root = Path(out_dir) / name
+    config = triton_config(model, name, max_batch_size, normalization)
     export_onnx(model, root / "1" / "model.onnx", normalization)
-    (root / "config.pbtxt").write_text(triton_config(model, name, max_batch_size, normalization))
+    with writing(root / "config.pbtxt", "export again"):
+        atomic_write_text(root / "config.pbtxt", config)
     return root

@@ -1,11 +1,15 @@
 """Crash-safe per-video output: rows are written in fixed-size chunks, each chunk atomically.
 
 Layout under the output folder, for a video whose key is KEY:
-  KEY.csv                 the final CSV; its presence means the video is done
-  .parts/KEY/config.json  what produced the chunks (a rerun with other settings is refused)
+  KEY.csv                 the final CSV; with a matching fingerprint, its presence means the video is done
+  .parts/KEY/config.json  the job's fingerprint (video, checkpoint hash, region, stride, thresholds,
+                          decoder, ...): what produced the chunks and the final CSV; kept after the merge
   .parts/KEY/00000042.csv chunk 42: the rows of output frames [42*C, 43*C)
 After a kill at any moment, the completed chunks are exactly the files named like a chunk;
-a rerun resumes at the first missing chunk, and the final CSV is the concatenation.
+a rerun resumes at the first missing chunk, and the final CSV is the concatenation. A rerun
+with another fingerprint is refused (its rows would be mixed with, or mistaken for, the old
+ones) unless `overwrite` is set, which discards the old output of that video. A write that
+fails (disk full, read-only) raises OutputWriteError and leaves every finished chunk in place.
 """
 
 from __future__ import annotations
@@ -15,10 +19,17 @@ import io
 import json
 import shutil
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
+from ..fsio import writing as fsio_writing
+
+
+def writing(path: Path) -> AbstractContextManager[None]:
+    """fsio.writing, saying that a rerun resumes."""
+    return fsio_writing(path, "rerun the same command: it resumes after the last finished chunk")
 
 
 def csv_lines(rows: Iterable[Sequence[object]]) -> str:
@@ -30,7 +41,8 @@ def csv_lines(rows: Iterable[Sequence[object]]) -> str:
 
 def write_csv(path: Path, header: Sequence[object], body: str) -> Path:
     """Publish `header` then `body` (CSV lines already formatted) at `path` atomically."""
-    atomic_write_text(path, csv_lines([header]) + body)
+    with writing(path):
+        atomic_write_text(path, csv_lines([header]) + body)
     return path
 
 
@@ -48,25 +60,49 @@ class ChunkStore:
 
     @property
     def done(self) -> bool:
+        """Whether the final CSV exists (call `open` first: it checks that the CSV is this job's)."""
         return self.final_path.exists()
 
     def _chunk_path(self, index: int) -> Path:
         return self.parts / f"{index:08d}.csv"
 
-    def open(self) -> int:
-        """Prepare for writing; return the number of output rows already stored (a chunk multiple)."""
-        self.parts.mkdir(parents=True, exist_ok=True)
-        cfg_path = self.parts / "config.json"
-        if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            if old != self.config:
+    def _stored_config(self) -> dict | None:
+        path = self.parts / "config.json"
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {"damaged": path.name}
+
+    def _discard(self) -> None:
+        with writing(self.final_path):
+            self.final_path.unlink(missing_ok=True)
+            shutil.rmtree(self.parts, ignore_errors=True)
+
+    def open(self, overwrite: bool = False) -> int:
+        """Check (or with `overwrite`, reset) the stored fingerprint and prepare for writing; return the number of
+        output rows already stored (a chunk multiple; meaningless once `done`)."""
+        old = self._stored_config()
+        if old is None and self.done:
+            if not overwrite:
+                raise FoldedCNNError(f"{self.final_path} exists but records no job fingerprint (an older foldedcnn, "
+                                     "or another program, wrote it); rerun with --overwrite to replace it, or choose "
+                                     "another --out")
+            self._discard()
+        elif old is not None and old != self.config:
+            if not overwrite:
                 changed = sorted(k for k in self.config.keys() | old.keys() if old.get(k) != self.config.get(k))
                 raise FoldedCNNError(
-                    f"{self.parts} holds partial output made with other settings ({', '.join(changed)}); "
-                    f"rerun with the same settings, or delete {self.parts} to start this video over"
-                )
-        else:
-            atomic_write_text(cfg_path, json.dumps(self.config, indent=2, sort_keys=True))
+                    f"{self.final_path.parent} holds output of {self.final_path.stem} made with other settings "
+                    f"({', '.join(changed)}); rerun with the same settings, with --overwrite to start this video "
+                    "afresh, or choose another --out")
+            self._discard()
+            old = None
+        if old is None:
+            with writing(self.parts):
+                self.parts.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(self.parts / "config.json", json.dumps(self.config, indent=2, sort_keys=True))
         complete = 0
         while self._chunk_path(complete).exists():
             complete += 1
@@ -76,11 +112,14 @@ class ChunkStore:
         """Store rows [first_row, first_row + len(rows)); first_row must start a chunk."""
         if first_row % self.chunk_rows or len(rows) > self.chunk_rows:
             raise ValueError(f"rows {first_row}+{len(rows)} do not form chunk of {self.chunk_rows}")
-        atomic_write_text(self._chunk_path(first_row // self.chunk_rows), csv_lines(rows))
+        path = self._chunk_path(first_row // self.chunk_rows)
+        with writing(path):
+            atomic_write_text(path, csv_lines(rows))
 
     def finish(self) -> Path:
-        """Concatenate the chunks into the final CSV (atomically) and remove them."""
+        """Concatenate the chunks into the final CSV (atomically) and remove them; the fingerprint stays."""
         parts = sorted(p for p in self.parts.glob("[0-9]*.csv"))
         write_csv(self.final_path, self.header, "".join(p.read_text() for p in parts))
-        shutil.rmtree(self.parts, ignore_errors=True)
+        for p in parts:
+            p.unlink(missing_ok=True)
         return self.final_path

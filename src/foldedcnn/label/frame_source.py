@@ -19,6 +19,8 @@ import numpy as np
 
 from ..data.video import check_roi, crop_resize, iter_frames, probe_video
 
+DECODER = "pyav"  # what decodes and crops frames; part of a job's fingerprint (_chunk_store)
+
 
 @dataclass
 class FrameBatch:

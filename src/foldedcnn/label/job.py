@@ -3,7 +3,10 @@
 Per video: decode in a background thread, crop the region and resize to the checkpoint's input,
 batch and fold through the Engine, write one CSV (see _frame_labels) in crash-safe chunks
 (_chunk_store), and report frames, positives, uncertain frames and decode / model / end-to-end
-frames per second in summary.json. A failing video is recorded and the others go on.
+frames per second in summary.json. A failing video is recorded and the others go on; a video
+that decodes to fewer frames than its container declares is `truncated` (both counts in the
+summary) and counts as failed. One job per output folder (_output_dir: a lock); the chunks and
+finished CSVs carry the job's fingerprint, so a rerun with other settings never mixes results.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
-from ._chunk_store import ChunkStore
+from ._chunk_store import ChunkStore, writing
 from ._frame_labels import header, rows_for
-from .frame_source import FrameSource
+from ._output_dir import exclusive_output
+from .frame_source import DECODER, FrameSource
 
 
 @dataclass
@@ -43,6 +47,8 @@ class JobConfig:
     batch: int = 256
     chunk_frames: int = 1024
     progress: bool = True
+    overwrite: bool = False  # discard a video's earlier output made with other settings
+    trust_code: bool = False  # allow a checkpoint whose model is built by code it names
 
     def check(self) -> None:
         if self.stride < 1:
@@ -63,6 +69,8 @@ class VideoResult:
     frames: int = 0
     positives: int = 0
     uncertain: int = 0
+    expected_frames: int | None = None  # what the container declares (after --stride), when it says
+    truncated: bool = False  # fewer frames decoded than the container declares
     resumed_at_frame: int = 0
     decode_fps: float | None = None
     model_fps: float | None = None
@@ -113,13 +121,14 @@ def label_video(engine, video: Path, key: str, cfg: JobConfig, meta: dict, roi) 
     _, h, w = meta["input_shape"]
     store = ChunkStore(cfg.out_dir, key, header(class_names), cfg.chunk_frames, {
         "video": str(video.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
-        "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
+        "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch, "decoder": DECODER,
     })
     result = VideoResult(video=str(video), csv=str(store.final_path))
+    start = store.open(cfg.overwrite)
+    source = FrameSource(video, roi, (h, w), stride=cfg.stride, batch=cfg.batch, skip=start)
+    result.expected_frames = source.expected_frames
     if not store.done:
-        start = store.open()
         result.resumed_at_frame = start
-        source = FrameSource(video, roi, (h, w), stride=cfg.stride, batch=cfg.batch, skip=start)
         pending: list[list[object]] = []
         chunk_first = start
         model_s, done = 0.0, 0
@@ -148,6 +157,15 @@ def label_video(engine, video: Path, key: str, cfg: JobConfig, meta: dict, roi) 
     result.frames, result.positives, result.uncertain = count_rows(store.final_path, class_names)
     if result.frames == 0:
         raise FoldedCNNError(f"{video} has no decodable frames")
+    return check_complete(result)
+
+
+def check_complete(result: VideoResult) -> VideoResult:
+    """Mark `result` truncated (an error) when fewer frames were labelled than the container declares."""
+    if result.expected_frames is not None and result.frames < result.expected_frames:
+        result.truncated = True
+        result.error = (f"truncated: decoded {result.frames} of the {result.expected_frames} frames its container "
+                        "declares (the file is cut short or damaged); the CSV holds the frames that decoded")
     return result
 
 
@@ -176,23 +194,30 @@ def run_job(cfg: JobConfig) -> JobSummary:
     """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir (the checkpoint is read once)."""
     from ..infer import Engine
 
-    ckpt = load_checkpoint(cfg.checkpoint)
+    ckpt = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code)
     roi = job_region(cfg, ckpt.meta)
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    with core_for_decoding():
+    with exclusive_output(cfg.out_dir), core_for_decoding():
         engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
         summary = JobSummary(str(cfg.checkpoint), engine.backend_name)
+        stopped: str | None = None  # once the output cannot be written, the remaining videos are not started
         for video, key in zip(cfg.videos, video_keys(cfg.videos), strict=True):
+            if stopped:
+                summary.videos.append(VideoResult(video=str(video), error=f"not started: {stopped}"))
+                continue
             try:
                 summary.videos.append(label_video(engine, video, key, cfg, ckpt.meta, roi))
+            except OutputWriteError as exc:
+                stopped = str(exc)
+                summary.videos.append(VideoResult(video=str(video), error=stopped))
             except FoldedCNNError as exc:
                 summary.videos.append(VideoResult(video=str(video), error=str(exc)))
-    write_summary(cfg.out_dir, summary)
+        write_summary(cfg.out_dir, summary)
     return summary
 
 
 def write_summary(out_dir: Path, summary: JobSummary) -> Path:
     path = out_dir / "summary.json"
     doc = {**asdict(summary), "failed": len(summary.failed)}
-    atomic_write_text(path, json.dumps(doc, indent=2))
+    with writing(path):
+        atomic_write_text(path, json.dumps(doc, indent=2))
     return path

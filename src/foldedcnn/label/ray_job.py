@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint, read_metadata
+from ..checkpoint import load_checkpoint
 from ..errors import FoldedCNNError
 from ._chunk_store import csv_lines, write_csv
 from ._frame_labels import header
+from ._output_dir import exclusive_output
 from .job import JobConfig, JobSummary, VideoResult, count_rows, job_region, video_keys, write_summary
 
 
@@ -45,10 +46,11 @@ def _decode_video(item: dict, roi, size, stride: int, batch: int) -> Iterator[di
 class _EngineActor:
     """Holds one Engine; turns rows of frames into rows of CSV text."""
 
-    def __init__(self, checkpoint: str, backend: str, device: str | None, batch: int, uncertain) -> None:
+    def __init__(self, checkpoint: str, backend: str, device: str | None, batch: int, uncertain,
+                 trust_code: bool = False) -> None:
         from ..infer import Engine
 
-        ckpt = load_checkpoint(checkpoint)
+        ckpt = load_checkpoint(checkpoint, trust_code=trust_code)
         self.meta = ckpt.meta
         self.engine = Engine(ckpt.model, backend=backend, device=device, max_batch=batch)
         self.uncertain = tuple(uncertain)
@@ -73,11 +75,17 @@ class _EngineActor:
 
 
 def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None = None) -> JobSummary:
-    """Run `cfg` on Ray Data (a local Ray, or the cluster at `address`); same outputs as run_job."""
+    """Run `cfg` on Ray Data (a local Ray, or the cluster at `address`); same outputs as run_job, and the
+    same lock on the output folder."""
+    meta = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code).meta  # integrity and trust, before Ray starts
+    roi = job_region(cfg, meta)
+    with exclusive_output(cfg.out_dir):
+        return _run_on_ray(cfg, meta, roi, address, actors)
+
+
+def _run_on_ray(cfg: JobConfig, meta: dict, roi, address: str | None, actors: int | None) -> JobSummary:
     import ray
 
-    meta = read_metadata(cfg.checkpoint)
-    roi = job_region(cfg, meta)
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -93,7 +101,7 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
         num_gpus=1 if gpus else 0,
         fn_constructor_kwargs={"checkpoint": str(cfg.checkpoint.resolve()), "backend": cfg.backend,
                                "device": "cuda" if gpus else cfg.device, "batch": cfg.batch,
-                               "uncertain": cfg.uncertain},
+                               "uncertain": cfg.uncertain, "trust_code": cfg.trust_code},
     )
     parts: dict[str, list[tuple[int, str]]] = {k: [] for k in keys}
     errors: dict[str, str] = {}
@@ -103,7 +111,6 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
         else:
             parts[row["key"]].append((int(row["first"]), row["csv"]))
     wall = time.perf_counter() - t0
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     summary = JobSummary(str(cfg.checkpoint), f"{cfg.backend} on ray ({pool} actors)")
     for video, key in zip(cfg.videos, keys, strict=True):
         if key in errors or not parts[key]:

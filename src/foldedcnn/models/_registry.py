@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ Builder = Callable[..., nn.Module]
 class ModelSpec:
     """What the zoo knows about a model: its input (C, H, W), classes and how to build it.
 
-    `build(fold=, width_mult=, align=)` returns a network (N, f*C, H, W) -> (N, f*K)
+    `build(fold=, width_mult=, align=, num_classes=K)` returns a network (N, f*C, H, W) -> (N, f*K)
     (align None: the default of widths.resolve_align). `check_fold(fold)` raises when a family cannot use a fold.
     """
 
@@ -44,9 +45,11 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def list_models(family: str | None = None) -> list[str]:
-    """Sorted zoo names, optionally of one family ('noscope', 'game', 'resnet')."""
-    return sorted(n for n, s in _REGISTRY.items() if family is None or s.family == family)
+def list_models(filter: str = "", family: str | None = None) -> list[str]:
+    """Sorted zoo names matching the glob `filter` as timm's does (e.g. "noscope*", "*cifar*"; "" for all),
+    optionally of one family ('noscope', 'game', 'resnet')."""
+    return sorted(n for n, s in _REGISTRY.items()
+                  if (not filter or fnmatch.fnmatchcase(n, filter)) and (family is None or s.family == family))
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -61,21 +64,25 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
-def create_model(name: str, fold: int = 1, width_mult: float | None = None, align: int | None = None) -> nn.Module:
+def create_model(name: str, fold: int = 1, width_mult: float | None = None, align: int | None = None,
+                 num_classes: int | None = None) -> nn.Module:
     """Build zoo model `name` folded by `fold`: a network (N, f*C, H, W) -> (N, f*K).
 
     Hidden widths are floor(w * width_mult) (width_mult = sqrt(fold) by default), rounded up
     to a multiple of `align`: by default 8 for fold > 1 (tensor cores), the original widths at
-    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. The module carries `.identity`
-    (a ModelIdentity naming it, with the align resolved); the zoo's network classes also read `.fold`,
-    `.num_classes` and `.input_shape` (per image, (C, H, W)) from it.
+    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. `num_classes` K replaces the family's
+    number of classes (the architecture is the family's, with a K-way classifier). The module carries
+    `.identity` (a ModelIdentity naming it, with the align resolved); the zoo's network classes also read
+    `.fold`, `.num_classes` and `.input_shape` (per image, (C, H, W)) from it.
     """
     spec = get_spec(name)
     fold = check_fold(fold)
     align = resolve_align(align, fold)
     if spec.check_fold is not None:
         spec.check_fold(fold)
-    model = spec.build(fold=fold, width_mult=width_mult, align=align)
-    model.identity = ModelIdentity(fold, spec.input_shape, spec.num_classes, zoo=name, width_mult=width_mult,
-                                   align=align)
+    k = spec.num_classes if num_classes is None else num_classes
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise FoldedCNNError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    model = spec.build(fold=fold, width_mult=width_mult, align=align, num_classes=k)
+    model.identity = ModelIdentity(fold, spec.input_shape, k, zoo=name, width_mult=width_mult, align=align)
     return model

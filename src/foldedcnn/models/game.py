@@ -95,7 +95,7 @@ for _name, (_hw, _k, _units, _desc) in GAME_TASKS.items():
             family="game",
             input_shape=(3, *_hw),
             num_classes=_k,
-            build=partial(build_game_cnn, _hw, _k, _units),
+            build=partial(build_game_cnn, _hw, num_units=_units),
             description=_desc,
         )
     )

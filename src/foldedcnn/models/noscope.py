@@ -45,11 +45,12 @@ class NoScopeCNN(IdentifiedNetwork, nn.Module):
         return self.classifier(self.features(x))
 
 
-def _build(block_widths: Sequence[int], fc_width: int, *, fold: int, width_mult, align: int | None) -> NoScopeCNN:
+def _build(block_widths: Sequence[int], fc_width: int, *, fold: int, width_mult, align: int | None,
+           num_classes: int) -> NoScopeCNN:
     def widen(w: int) -> int:
         return scaled_width(w, fold, width_mult, align)
 
-    return NoScopeCNN(3 * fold, [widen(w) for w in block_widths], widen(fc_width), 2 * fold)
+    return NoScopeCNN(3 * fold, [widen(w) for w in block_widths], widen(fc_width), num_classes * fold)
 
 
 _NOSCOPE = {

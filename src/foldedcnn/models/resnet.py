@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import torch
 from torch import nn
@@ -66,7 +65,7 @@ def check_square_fold(fold: int) -> None:
         )
 
 
-def _build(num_classes: int, *, fold: int, width_mult, align: int | None) -> ResNetCIFAR:
+def _build(*, fold: int, width_mult, align: int | None, num_classes: int) -> ResNetCIFAR:
     widths = [scaled_width(w, fold, width_mult, align) for w in (64, 128, 256, 512)]
     return ResNetCIFAR(3 * fold, widths, [2, 2, 2, 2], num_classes * fold)
 
@@ -78,7 +77,7 @@ for _k in (10, 100):
             family="resnet",
             input_shape=(3, 32, 32),
             num_classes=_k,
-            build=partial(_build, _k),
+            build=_build,
             description=f"CIFAR ResNet-18 for {_k} classes",
             check_fold=check_square_fold,
         )

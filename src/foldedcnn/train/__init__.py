@@ -6,13 +6,14 @@ from .evaluation import Evaluation, evaluate, predict_logits
 from .losses import classification_loss, distillation_loss
 from .normalization import compute_normalization, normalize
 from .recipe import build_model, teacher_logits, train_from_config, warm_start_from
-from .trainer import TrainResult, train
+from .trainer import TrainingDivergedError, TrainResult, train
 
 __all__ = [
     "Curriculum",
     "Evaluation",
     "TrainConfig",
     "TrainResult",
+    "TrainingDivergedError",
     "build_model",
     "classification_loss",
     "compute_normalization",

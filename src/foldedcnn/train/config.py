@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import FoldedCNNError
@@ -17,7 +18,9 @@ DEFAULT_LR = {"adam": 1e-3, "rmsprop": 1e-3}
 class TrainConfig:
     """A training run.
 
-    model: zoo name (or a label for a model folded by fold_model); data: a `load_data` spec.
+    model: zoo name, or your own model's factory "pkg.module:function" / "path/file.py:function" (returning
+    the unfolded (B, C, H, W) -> (B, K) network; called with `model_kwargs`, folded by fold_model), or a
+    label for a model passed to train_from_config; data: a `load_data` spec.
     batch: images per step (rounded up to a multiple of fold). optimizer "auto" is RMSprop for
     NoScope models and Adam otherwise; lr None takes DEFAULT_LR; schedule "constant" or "cosine"
     (decay to 0 over all steps). curriculum "auto" is on for
@@ -28,6 +31,7 @@ class TrainConfig:
     """
 
     model: str = ""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
     fold: int = 1
     data: str = ""
     epochs: int = 10
@@ -66,6 +70,11 @@ class TrainConfig:
             raise FoldedCNNError(f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
         if self.temperature <= 0:
             raise FoldedCNNError(f"temperature must be > 0, got {self.temperature}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise FoldedCNNError(f"the learning rate must be a finite number > 0, got {self.lr} (e.g. --lr 1e-3)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise FoldedCNNError(f"weight decay must be a finite number >= 0, got {self.weight_decay} "
+                                 "(e.g. --weight-decay 1e-5, or 0 for none)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field."""

@@ -7,8 +7,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import ShapeError
 from ..folded import FoldedModel
 from .normalization import normalizer
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, what: str) -> None:
+    """Raise ShapeError unless `labels` (N,) is non-empty and every label is a class index in [0, num_classes)."""
+    if labels.numel() == 0:
+        raise ShapeError(f"the {what} split is empty; give it images (e.g. a larger n_{what} in the data spec)")
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= num_classes:
+        raise ShapeError(f"{what} labels range over [{lo}, {hi}], outside the model's classes [0, {num_classes}); "
+                         "use data of the task the model was built for")
 
 
 @torch.no_grad()
@@ -66,13 +77,14 @@ def evaluate(
     batch: int = 1024,
     device: str | torch.device = "cpu",
 ) -> Evaluation:
-    """Top-1 of `model` on uint8 images (N, C, H, W) with int64 labels (N,)."""
+    """Top-1 of `model` on uint8 images (N, C, H, W) with int64 labels (N,) in [0, K) (else ShapeError)."""
+    check_labels(labels, model.num_classes, "evaluation")
     logits = predict_logits(model, images, normalization, batch=batch, device=device)
     k = model.num_classes
     labels = labels.to(torch.long)
     preds = logits.argmax(dim=1)
     confusion = torch.bincount(labels * k + preds, minlength=k * k).view(k, k)
-    n = max(1, labels.numel())
+    n = labels.numel()
     top1 = 100.0 * float((preds == labels).sum()) / n
     loss = float(F.cross_entropy(logits, labels, reduction="sum")) / n
     return Evaluation(top1, loss, preds, confusion)

@@ -6,9 +6,13 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import ShapeError
+
 
 def compute_normalization(images: torch.Tensor, chunk: int = 4096) -> dict[str, list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W) scaled to [0, 1]."""
+    """Per-channel mean and std of uint8 images (N, C, H, W) scaled to [0, 1]; N must be >= 1."""
+    if images.shape[0] == 0:
+        raise ShapeError("cannot compute a normalisation from 0 images; the train split is empty")
     c = images.shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     total_sq = torch.zeros(c, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""A training run from a TrainConfig alone: zoo model, data by spec, teacher by checkpoint path."""
+"""A training run from a TrainConfig alone: zoo model or factory, data by spec, teacher by checkpoint path."""
 
 from __future__ import annotations
 
@@ -8,37 +8,44 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..device import resolve_device
 from ..folded import FoldedModel
+from ..transform import ModelRef
 from .config import TrainConfig
 from .evaluation import predict_logits
 from .trainer import LAST, ImageSet, TrainResult, train
 
 
-def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str = "cpu") -> torch.Tensor:
+def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str = "cpu",
+                   trust_code: bool = False) -> torch.Tensor:
     """Logits (N, K) of the checkpoint at `path` (e.g. the f=1 original) on uint8 images (N, C, H, W).
 
     The teacher uses its own normalisation; computed once, so distillation costs no teacher passes per epoch.
+    `trust_code` is load_checkpoint's (a checkpoint of your own model names the code that builds it).
     """
-    ck = load_checkpoint(path, input_shape=tuple(images.shape[1:]), device=device)
+    ck = load_checkpoint(path, input_shape=tuple(images.shape[1:]), device=device, trust_code=trust_code)
     return predict_logits(ck.model, images, ck.normalization, device=device)
 
 
-def warm_start_from(model: FoldedModel, path: str | os.PathLike) -> dict[str, list[float]]:
+def warm_start_from(model: FoldedModel, path: str | os.PathLike, trust_code: bool = False) -> dict[str, list[float]]:
     """Warm-start `model` (fold f) in place from the trained f=1 checkpoint at `path` of the same model
-    (see transform.warm_start); returns that checkpoint's normalisation, which training must keep."""
+    (see transform.warm_start); returns that checkpoint's normalisation, which training must keep.
+    `trust_code` is load_checkpoint's."""
     from ..transform._warm_start import warm_start
 
-    ck = load_checkpoint(path, fold=1, input_shape=model.input_shape)
+    ck = load_checkpoint(path, fold=1, input_shape=model.input_shape, trust_code=trust_code)
     if ck.model.num_classes != model.num_classes:
         raise CheckpointError(f"{path} has {ck.model.num_classes} classes, the model to train {model.num_classes}")
     warm_start(model, ck.model.network)
     return ck.normalization
 
 
-def build_model(config: TrainConfig) -> FoldedModel:
-    """The zoo model `config.model` at `config.fold`, initialised from `config.seed`."""
+def build_model(config: TrainConfig, input_shape: tuple[int, int, int] | None = None) -> FoldedModel:
+    """`config.model` at `config.fold`, initialised from `config.seed`: a zoo model, or a factory
+    ("pkg.module:function" or "file.py:function", called with `config.model_kwargs`) folded by fold_model
+    for images of `input_shape` (C, H, W)."""
     torch.manual_seed(config.seed)
-    return FoldedModel.from_zoo(config.model, config.fold, config.width_mult, config.align)
+    return ModelRef(config.model, input_shape, config.model_kwargs).build(config.fold, config.width_mult, config.align)
 
 
 def train_from_config(
@@ -49,21 +56,25 @@ def train_from_config(
     train_set: ImageSet | None = None,
     val_set: ImageSet | None = None,
     teacher: torch.Tensor | None = None,
+    trust_code: bool = False,
 ) -> TrainResult:
     """Train as `config` says: load `config.data` (or take `train_set`/`val_set`), build the zoo model (or
     take `model`), warm-start it from `config.init_from` (unless resuming from `out`), distill toward
     `config.distill_from`'s logits (or `teacher`, (N, K), when the caller already computed them), train.
 
-    Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
+    `trust_code` allows `init_from` / `distill_from` checkpoints whose model is built by code they name (your
+    own model's). Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
     """
     from ..data import load_data
 
+    resolve_device(config.device)  # fail before loading anything
     train_set = load_data(config.data, "train") if train_set is None else train_set
     val_set = load_data(config.data, "val") if val_set is None else val_set
-    model = build_model(config) if model is None else model
+    model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
-    normalization = warm_start_from(model, config.init_from) if config.init_from and not resuming else None
+    normalization = (warm_start_from(model, config.init_from, trust_code) if config.init_from and not resuming
+                     else None)
     if config.distill_from and teacher is None:
-        teacher = teacher_logits(config.distill_from, train_set.images, device=config.device)
+        teacher = teacher_logits(config.distill_from, train_set.images, device=config.device, trust_code=trust_code)
     return train(model, train_set, val_set, config, teacher_logits=teacher if config.distill_from else None,
                  normalization=normalization, out=out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -23,13 +24,14 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import CheckpointError, save_checkpoint
-from ..errors import FoldError, ShapeError
+from ..device import resolve_device
+from ..errors import FoldedCNNError, FoldError, ShapeError
 from ..folded import FoldedModel
 from ..fsio import atomic_write_text
 from ._state import load_optimizer, load_state, optimizer_tensors, save_state
 from .config import TrainConfig
 from .curriculum import Curriculum
-from .evaluation import evaluate
+from .evaluation import check_labels, evaluate
 from .losses import classification_loss, distillation_loss, mask_inactive
 from .normalization import compute_normalization, normalizer
 from .schedule import learning_rate
@@ -90,8 +92,27 @@ def check_compatible(model: FoldedModel, data: ImageSet, config: TrainConfig, wh
         raise ShapeError(f"{what} images must be uint8, got {data.images.dtype}")
     if len(data.class_names) != model.num_classes:
         raise ShapeError(f"{what} data has {len(data.class_names)} classes, the model has {model.num_classes}")
-    if data.labels.numel() and (int(data.labels.min()) < 0 or int(data.labels.max()) >= model.num_classes):
-        raise ShapeError(f"{what} labels fall outside [0, {model.num_classes})")
+    check_labels(data.labels, model.num_classes, what)
+
+
+class TrainingDivergedError(FoldedCNNError):
+    """A non-finite loss or weight: training stops before anything broken is saved."""
+
+
+def check_finite_loss(loss: float, epoch: int, step: int, lr: float) -> None:
+    """Raise TrainingDivergedError for a NaN or infinite loss, naming where and the fix."""
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(
+            f"training diverged in epoch {epoch + 1}, step {step + 1}: the loss is {loss}; nothing of this epoch is "
+            f"saved; lower the learning rate (now {lr:g}) and train into a new --out")
+
+
+def check_finite_model(model: FoldedModel, epoch: int) -> None:
+    """Raise TrainingDivergedError if any weight of `model` is NaN or infinite after epoch `epoch`."""
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise TrainingDivergedError(f"training diverged in epoch {epoch + 1}: weights became NaN or infinite; "
+                                    "nothing of this epoch is saved; lower the learning rate and train into a new "
+                                    "--out")
 
 
 @contextmanager
@@ -154,7 +175,7 @@ def _train_epoch(
     active = None if active is None else active.to(device)
     desc = f"epoch {epoch + 1}/{config.epochs}"
     bar = tqdm(range(0, order.numel(), step), desc=desc, disable=not config.progress, leave=False, mininterval=0.5)
-    for start in bar:
+    for i, start in enumerate(bar):
         idx = order[start : start + step]
         x = norm(data.images[idx].to(device))
         y = data.labels[idx].to(device)
@@ -168,12 +189,14 @@ def _train_epoch(
                 teacher = teacher_logits[idx].to(device)
                 soft = distillation_loss(logits, teacher, config.distill, config.temperature, active)
                 loss = (1.0 - config.distill_alpha) * loss + config.distill_alpha * soft
+        value = float(loss.detach())
+        check_finite_loss(value, epoch, i, lr)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         n = idx.numel()
-        loss_sum += float(loss.detach()) * n
+        loss_sum += value * n
         correct += int((mask_inactive(logits.detach(), active).argmax(dim=1) == y).sum())
         seen += n
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}", refresh=False)
@@ -207,7 +230,7 @@ def train(
         raise ShapeError(f"teacher logits are {tuple(teacher_logits.shape)}, expected "
                          f"({train_set.labels.numel()}, {model.num_classes}): one row per train image, one column per "
                          "class of the student")
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     model.to(device)
     num_classes = model.num_classes
     if config.uses_curriculum(num_classes):
@@ -252,14 +275,14 @@ def train(
             train_loss, train_top1 = _train_epoch(
                 model, optimizer, scaler, train_set, order, mask, normalization, teacher_logits, config, epoch,
                 config.resolved_lr(zoo_family(model)))
+            check_finite_model(model, epoch)
             val = evaluate(model, val_set.images, val_set.labels, normalization, device=device)
             elapsed += time.perf_counter() - t0
             row = {"epoch": epoch + 1, "active_classes": int(active.sum()), "train_loss": round(train_loss, 6),
                    "train_top1": round(train_top1, 4), "val_loss": round(val.loss, 6), "val_top1": round(val.top1, 4),
                    "lr": optimizer.param_groups[0]["lr"], "seconds": round(elapsed, 3)}
             history.append(row)
-            if config.progress:
-                tqdm.write(" ".join(f"{k}={v}" for k, v in row.items()))
+            (tqdm.write if config.progress else print)(" ".join(f"{k}={v}" for k, v in row.items()))  # bar or not
             improved = row["val_top1"] > best
             best = max(best, row["val_top1"])
             if out_dir is None:

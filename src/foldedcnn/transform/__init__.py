@@ -5,7 +5,8 @@ every layer's folded width; `block_diagonal_fold` builds the exact f-copies chec
 folded model from the trained original.
 """
 
-from ._fold import build_source, fold_model, rebuild_from_architecture
+from ._fold import fold_model, rebuild_from_architecture
+from ._sources import ModelRef, build_source, load_factory, module_source
 from ._spaces import ChannelDesc
 from ._warm_start import select_channels, warm_start
 from .block_diagonal import block_diagonal_fold, fill_block_diagonal
@@ -17,11 +18,14 @@ __all__ = [
     "EditPlan",
     "FoldPlan",
     "LayerPlan",
+    "ModelRef",
     "SpacePlan",
     "block_diagonal_fold",
     "build_source",
     "fill_block_diagonal",
     "fold_model",
+    "load_factory",
+    "module_source",
     "rebuild_from_architecture",
     "register_rule",
     "select_channels",

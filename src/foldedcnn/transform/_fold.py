@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,25 +15,12 @@ from ..layout import check_fold
 from ..models.widths import check_width_args, resolve_align
 from ._apply import apply_plan
 from ._channel_graph import analyse
+from ._sources import build_source, load_factory, trusted
 from .plan import FoldPlan, make_plan
 
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def import_object(path: str) -> Any:
-    """The object named "pkg.module:attr" (dots allowed in attr)."""
-    module, sep, attr = path.partition(":")
-    if not sep or not module or not attr:
-        raise FoldedCNNError(f"expected 'pkg.module:name', got {path!r}")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise FoldedCNNError(f"cannot import {path!r}: {exc}") from exc
-    return obj
 
 
 def fold_model(
@@ -75,29 +61,19 @@ def fold_model(
     return folded
 
 
-def build_source(source: dict[str, Any] | None) -> nn.Module:
-    """The original (unfolded) model that `source` describes."""
-    if isinstance(source, dict) and "zoo" in source:
-        from ..models import create_model
-
-        return create_model(source["zoo"], 1)
-    if isinstance(source, dict) and "factory" in source:
-        return import_object(source["factory"])(**source.get("kwargs", {}))
-    raise FoldedCNNError(
-        "this folded model records no source to rebuild its original from: call "
-        "fold_model(..., source={'factory': 'pkg.module:function', 'kwargs': {...}}) before saving"
-    )
-
-
-def rebuild_from_architecture(architecture: dict[str, Any]) -> FoldedModel:
+def rebuild_from_architecture(architecture: dict[str, Any], *, trust_code: bool = False) -> FoldedModel:
     """An untrained FoldedModel from a checkpoint's {"kind": "plan", "plan": ..., "source": ...}.
 
     Re-folds the source model with the stored fold, width_mult, align and classifier and checks
-    that every layer gets the stored width.
+    that every layer gets the stored width. A `factory` source or leaf modules are imported only
+    with `trust_code=True` (see build_source); a zoo source imports nothing.
     """
-    plan = FoldPlan.from_dict(architecture["plan"])
-    model = build_source(architecture.get("source"))
-    leaves = [import_object(name) for name in plan.leaf_modules]
+    try:
+        plan = FoldPlan.from_dict(architecture["plan"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FoldedCNNError(f"the stored fold plan is damaged ({type(exc).__name__}: {exc})") from None
+    model = build_source(architecture.get("source"), trust_code=trust_code)
+    leaves = [load_factory(trusted(name, trust_code, "use the module class")) for name in plan.leaf_modules]
     example = torch.zeros(1, *plan.input_shape)
     folded = fold_model(model, plan.fold, example, width_mult=plan.width_mult, align=plan.align,
                         classifier=plan.classifier, leaf_modules=leaves, source=architecture.get("source"))

@@ -1,0 +1,179 @@
+"""`foldedcnn run` and its output folder: one job at a time, a rerun never mixes or mistakes results,
+a short video is reported as truncated, a full disk stops the job cleanly and a rerun resumes."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from video_clips import write_square_clip
+
+from foldedcnn.checkpoint import save_checkpoint
+from foldedcnn.cli import main
+from foldedcnn.folded import FoldedModel
+from foldedcnn.label import _chunk_store
+from foldedcnn.label._output_dir import exclusive_output
+
+ROI = (8, 8, 64, 48)
+ARGS = ["--backend", "torch", "--no-progress", "--batch", "8", "--chunk-frames", "16"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return {"a": write_square_clip(d / "a.mp4", 40), "b": write_square_clip(d / "b.mp4", 20)}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    out = {}
+    for fold in (1, 4):
+        torch.manual_seed(fold)
+        model = FoldedModel.from_zoo("noscope-coral", fold).eval()
+        out[fold] = save_checkpoint(d / f"f{fold}.safetensors", model, class_names=["absent", "present"],
+                                    extra={"roi": list(ROI)})
+    return out
+
+
+def run(*argv):
+    return main(["run", *map(str, argv), *ARGS])
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("change", [["--stride", "7"], ["--roi", "0", "0", "32", "32"], ["--uncertain", "0.0", "0.1"],
+                                    "checkpoint"])
+def test_a_rerun_with_other_settings_never_returns_the_old_labels(clips, checkpoints, tmp_path, change, capsys):
+    assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 0
+    before = (tmp_path / "a.csv").read_text()
+    ckpt, extra = (checkpoints[1], []) if change == "checkpoint" else (checkpoints[4], change)
+    assert run(ckpt, clips["a"], "--out", tmp_path, *extra) == 1
+    (video,) = summary(tmp_path)["videos"]
+    assert "made with other settings" in video["error"] and "--overwrite" in video["error"]
+    assert (tmp_path / "a.csv").read_text() == before  # refused, nothing mixed
+    capsys.readouterr()
+    assert run(ckpt, clips["a"], "--out", tmp_path, *extra, "--overwrite") == 0
+    fresh = tmp_path / "fresh"
+    assert run(ckpt, clips["a"], "--out", fresh, *extra) == 0
+    assert (tmp_path / "a.csv").read_text() == (fresh / "a.csv").read_text() != before
+
+
+def test_a_csv_without_fingerprint_is_not_taken_for_done(clips, checkpoints, tmp_path):
+    (tmp_path / "a.csv").write_text("frame,time_s\n0,0.0\n")  # e.g. written by an older foldedcnn
+    assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 1
+    assert "records no job fingerprint" in summary(tmp_path)["videos"][0]["error"]
+    assert run(checkpoints[4], clips["a"], "--out", tmp_path, "--overwrite") == 0
+    assert len((tmp_path / "a.csv").read_text().splitlines()) == 41
+
+
+def test_a_second_job_on_the_same_out_fails_at_once_in_one_line(clips, checkpoints, tmp_path, capsys):
+    with exclusive_output(tmp_path):  # the flock a running job holds
+        assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "another foldedcnn job is writing to" in err
+    assert not (tmp_path / "a.csv").exists() and not (tmp_path / "summary.json").exists()
+    assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 0  # released: the next job runs
+
+
+@pytest.mark.slow  # starts a second Python process (about 10 s on an idle 2-core machine)
+def test_two_real_jobs_on_one_out_the_second_stops_and_the_first_completes(checkpoints, tmp_path, capsys):
+    long = write_square_clip(tmp_path / "long.mp4", 100)
+    out = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, "-m", "foldedcnn", "run", str(checkpoints[4]), str(long), "--out",
+                              str(out), *ARGS], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / ".parts" / "long" / "00000000.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.send_signal(signal.SIGSTOP)  # paused mid-job (holding its lock), so the race cannot be lost
+    try:
+        assert first.poll() is None and not (out / "long.csv").exists()
+        assert run(checkpoints[4], long, "--out", out) == 2
+    finally:
+        first.send_signal(signal.SIGCONT)
+    one_line = capsys.readouterr().err.strip()
+    assert len(one_line.splitlines()) == 1 and "another foldedcnn job is writing to" in one_line
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    rows = (out / "long.csv").read_text().splitlines()
+    assert len(rows) == 101 and [int(r.split(",")[0]) for r in rows[1:]] == list(range(100))
+
+
+def test_out_that_is_a_file_or_cannot_be_created_is_one_line(clips, checkpoints, tmp_path, capsys):
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    for out, message in ((afile, "is a file, not a folder"), (afile / "sub", "cannot create --out")):
+        assert run(checkpoints[4], clips["a"], "--out", out) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err
+
+
+def test_disk_full_stops_cleanly_keeps_finished_chunks_and_resumes(clips, checkpoints, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    assert run(checkpoints[4], clips["a"], clips["b"], "--out", reference) == 0
+    out = tmp_path / "out"
+    real_write = _chunk_store.atomic_write_text
+    written = []
+
+    def full_after_two_chunks(path, text):
+        if Path(path).name != "config.json":
+            if len(written) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written.append(path)
+        real_write(path, text)
+
+    monkeypatch.setattr(_chunk_store, "atomic_write_text", full_after_two_chunks)
+    assert run(checkpoints[4], clips["a"], clips["b"], "--out", out) == 1
+    a, b = summary(out)["videos"]
+    assert "No space left on device" in a["error"] and "resumes" in a["error"]
+    assert b["error"].startswith("not started: ")
+    assert sorted(p.name for p in (out / ".parts" / "a").glob("0*.csv")) == ["00000000.csv", "00000001.csv"]
+    monkeypatch.setattr(_chunk_store, "atomic_write_text", real_write)
+    assert run(checkpoints[4], clips["a"], clips["b"], "--out", out) == 0
+    a, b = summary(out)["videos"]
+    assert a["resumed_at_frame"] == 32 and b["resumed_at_frame"] == 0
+    for name in ("a.csv", "b.csv"):
+        assert (out / name).read_text() == (reference / name).read_text()
+
+
+def _cut(video: Path, dest: Path, fraction: float) -> Path:
+    data = video.read_bytes()
+    dest.write_bytes(data[: int(len(data) * fraction)])
+    return dest
+
+
+def test_a_truncated_video_is_reported_with_both_counts_and_exit_1(checkpoints, tmp_path, capsys):
+    whole = write_square_clip(tmp_path / "whole.avi", 60)  # AVI declares its frame count in the header
+    short = _cut(whole, tmp_path / "short.avi", 0.7)
+    assert run(checkpoints[4], whole, short, "--out", tmp_path / "out") == 1
+    ok, cut = summary(tmp_path / "out")["videos"]
+    assert ok["error"] is None and ok["frames"] == ok["expected_frames"] == 60 and not ok["truncated"]
+    assert cut["truncated"] and cut["expected_frames"] == 60 and 0 < cut["frames"] < 60
+    assert f"decoded {cut['frames']} of the 60 frames" in cut["error"]
+    assert "TRUNCATED" in capsys.readouterr().out
+    # a rerun (the CSV is already there) says the same, it does not turn into "ok"
+    assert run(checkpoints[4], short, "--out", tmp_path / "out") == 1
+    assert summary(tmp_path / "out")["videos"][0]["truncated"]
+
+
+def test_vtest_cut_in_half_is_truncated(checkpoints, tmp_path):
+    from foldedcnn.data import vtest_path
+    from foldedcnn.data.types import DataError
+
+    try:
+        vtest = vtest_path()
+    except DataError:
+        pytest.skip("vtest.avi is not installed (make system-deps)")
+    half = _cut(vtest, tmp_path / "vtest-half.avi", 0.5)
+    assert main(["run", str(checkpoints[4]), str(half), "--out", str(tmp_path / "out"), "--backend", "torch",
+                 "--no-progress", "--roi", "480", "260", "140", "140", "--stride", "4"]) == 1
+    (video,) = summary(tmp_path / "out")["videos"]
+    assert video["truncated"] and video["expected_frames"] == 199 and video["frames"] == 100
