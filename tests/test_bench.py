@@ -122,7 +122,9 @@ def _probe(peak_flops: float) -> ProbeResult:
 
 
 def test_wide_spreads_and_ratios_above_one_are_warned(tmp_path, capsys):
-    per_image = 32_918_948 / 2  # FLOPs per image of noscope-coral at f = 2
+    from foldedcnn.analysis import analyze_zoo_model
+
+    per_image = analyze_zoo_model("noscope-coral", 2).flops_per_image  # at the widths bench runs (align 8)
     steady = Variant("noscope-coral", 1, 8, "torch", "float32", "kernel")
     noisy = Variant("noscope-coral", 2, 8, "torch", "float32", "kernel")
     rates = {steady: [1000.0, 1050.0, 1100.0], noisy: [3400.0, 6000.0, 9000.0]}

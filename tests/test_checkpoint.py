@@ -46,7 +46,7 @@ def test_checkpoint_of_paper_widths_written_before_align_8_still_loads(tmp_path,
 
     def as_before(meta):
         arch = {k: v for k, v in meta["architecture"].items() if k != "align"}
-        return json.dumps({**meta, "architecture": arch if recorded is None else {**arch, "align": recorded}})
+        return {**meta, "architecture": arch if recorded is None else {**arch, "align": recorded}}  # re-signed
 
     _rewrite_metadata(path, as_before)
     ck = load_checkpoint(path)
