@@ -208,7 +208,11 @@ class Engine:
         float values outside [0, 1] InputRangeError; non-finite logits raise NonFiniteOutputError.
         """
         if self.device.type == "cuda":
-            return next(self._predict_pipelined([images]))
+            run = self._predict_pipelined([images])
+            try:
+                return next(run)
+            finally:
+                run.close()  # gives the run's slot sets back to the pool now
         x = as_tensor(images)
         image_layout(x, self.input_shape)
         b = x.shape[0]
