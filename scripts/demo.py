@@ -4,7 +4,9 @@
 2. prepare the data: the person-in-region task on vtest.avi, and generated game-HUD crops
 3. train the original (f = 1) of each task, then a folded (f = 4) model warm-started from it, briefly
 4. evaluate both on the test split and measure their throughput on this machine
-5. label every frame of vtest.avi with the folded model (CSV per video + summary.json)
+5. calibrate the folded vtest model's cascade thresholds on the validation split (NoScope's method)
+6. label every frame of vtest.avi with it (CSV per video + summary.json), render the labels as an HTML page
+7. export it as a Triton model repository that takes uint8 frames of any batch size
 Everything lands under runs/demo/.
 """
 
@@ -91,14 +93,22 @@ def run() -> None:
                          "speedup_vs_f1": round(ips / speed[(model, 1)][0], 2)})
     print("\n=== Accuracy and throughput side by side (CPU; the throughput gain of folding is a GPU effect)")
     print(format_table(rows))
-    step("5. Label every frame of vtest.avi with the folded model",
-         ["run", str(OUT / "vtest-f4" / "best.safetensors"), str(_vtest()), "--out", f"{OUT}/labels",
-          "--backend", "onnxruntime", "--overwrite"])  # a rerun of the demo replaces the old labels
+    folded_vtest = str(OUT / "vtest-f4" / "best.safetensors")
+    step("5. Calibrate the cascade: at most 1 % of people missed, 1 % of empty frames flagged, on the val split",
+         ["calibrate", folded_vtest, "--data", TASKS["vtest"][1], "--max-fn", "0.01", "--max-fp", "0.01"])
+    step("6. Label every frame of vtest.avi with the folded model (thresholds from the calibration)",
+         ["run", folded_vtest, str(_vtest()), "--out", f"{OUT}/labels", "--backend", "onnxruntime",
+          "--overwrite"])  # a rerun of the demo replaces the old labels
+    step("   One page to look at the labels", ["report", f"{OUT}/labels"])
+    step("7. Export for Triton Inference Server: uint8 frames (B, H, W, C), any B, fp16 on a GPU",
+         ["export", folded_vtest, "--format", "triton", "--input", "uint8-nhwc", "--precision", "fp16",
+          "--out", f"{OUT}/triton"])
     minutes = (time.perf_counter() - t0) / 60
     print(f"""
 === Done in {minutes:.1f} min. Outputs under {OUT}/:
   checkpoints     {OUT}/<task>-f<fold>/best.safetensors (+ metrics.csv, last.safetensors)
-  frame labels    {OUT}/labels/vtest.csv and {OUT}/labels/summary.json
+  frame labels    {OUT}/labels/vtest.csv, {OUT}/labels/summary.json and {OUT}/labels/report.html
+  Triton model    {OUT}/triton/vtest-noscope-coral-f4/ (config.pbtxt, 1/model.onnx)
   throughput      {OUT}/bench/throughput.csv, throughput.md and plots
   plots           {OUT}/intensity.png, {OUT}/vtest-preview.png, {OUT}/game-preview.png""")
 

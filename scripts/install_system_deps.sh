@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the offline data foldedcnn uses, from Debian packages, when missing:
 # fonts for the game-HUD generator, Fashion-MNIST, and vtest.avi from opencv-doc
-# (only the video is extracted; the package is not installed).
+# (only the video is extracted; the package is not installed); and chromium, in which the
+# tests render the HTML page of `foldedcnn report` (headless).
 set -euo pipefail
 
 DATA_DIR="${FOLDEDCNN_CACHE:-$HOME/.cache/foldedcnn}"
 FONTS=(fonts-dejavu-core fonts-dseg fonts-liberation2 fonts-hack)
 need=()
-for pkg in "${FONTS[@]}" dataset-fashion-mnist; do
+for pkg in "${FONTS[@]}" dataset-fashion-mnist chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 VTEST="$DATA_DIR/vtest.avi"

@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
+import os
+
+# The tests run Triton kernels on CPU tensors in Triton's interpreter. The variable is read when
+# triton.language is imported (by torch.compile's modules too), so it is set here, before any test module.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from foldedcnn.checkpoint import (
     read_metadata,
     save_checkpoint,
     tensors_digest,
+    update_metadata,
 )
 from foldedcnn.folded import FoldedModel
 
@@ -212,3 +213,22 @@ def test_a_re_signed_checkpoint_with_nan_weights_is_refused(saved):
     save_file(tensors, str(path), metadata={"foldedcnn": json.dumps(meta)})
     with pytest.raises(CheckpointError, match=f"holds NaN or infinite weights \\({name}\\)"):
         load_checkpoint(path)
+
+
+def test_update_metadata_keeps_weights_and_integrity(saved):
+    model, path = saved
+    before = path.read_bytes()
+    meta = update_metadata(path, {"calibration": {"low": 0.1, "high": 0.9}})
+    assert meta["calibration"] == {"low": 0.1, "high": 0.9} and meta["metrics"] == {"val_top1": 97.5}
+    ck = load_checkpoint(path)  # the SHA-256 over metadata and weights holds again
+    assert ck.meta["calibration"]["high"] == 0.9 and ck.meta["sha256"] == read_metadata(path)["sha256"]
+    for name, tensor in model.network.state_dict().items():
+        assert torch.equal(ck.model.network.state_dict()[name], tensor)
+    assert path.read_bytes() != before and not list(path.parent.glob(".*.tmp-*"))
+    with pytest.raises(CheckpointError, match="calibration low threshold above the high one"):
+        update_metadata(path, {"calibration": {"low": 0.9, "high": 0.1}})
+    with pytest.raises(CheckpointError, match="cannot change fold, sha256"):
+        update_metadata(path, {"fold": 2, "sha256": "0" * 64})
+    with pytest.raises(TypeError):  # not JSON: refused before anything is written
+        update_metadata(path, {"calibration": object()})
+    assert load_checkpoint(path).meta["calibration"]["low"] == 0.1

@@ -18,7 +18,7 @@ from foldedcnn.data.noscope import (
     save_video_task,
 )
 from foldedcnn.data.types import DataError
-from foldedcnn.data.video import VideoError, check_roi, crop_resize, iter_frames, probe_video
+from foldedcnn.data.video import VideoError, check_roi, crop_resize, frames_at, iter_frames, probe_video
 
 W, H, N = 160, 128, 60
 ROI = (64, 40, 48, 48)  # x, y, w, h
@@ -62,6 +62,18 @@ def test_probe_and_iter_frames(clip):
     assert frames[0].rgb.shape == (H, W, 3) and frames[0].rgb.dtype == np.uint8
     assert frames[1].time_s == pytest.approx(0.1)
     assert [f.index for f in iter_frames(clip, stride=7)] == list(range(0, N, 7))
+
+
+
+def test_frames_at_gives_the_same_pixels_as_iter_frames(clip):
+    every = list(iter_frames(clip))
+    picked = frames_at(clip, [7, 2, 7, N + 5])  # unordered, repeated, and past the end
+    assert [f.index for f in picked] == [2, 7]
+    for f in picked:
+        assert f.time_s == every[f.index].time_s and np.array_equal(f.rgb, every[f.index].rgb)
+    assert frames_at(clip, []) == []
+    with pytest.raises(VideoError, match="not found"):
+        frames_at(clip.with_name("missing.mkv"), [0])
 
 
 def test_oracle_labels_are_exact_and_splits_contiguous(clip, tmp_path):

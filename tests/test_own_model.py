@@ -110,9 +110,10 @@ def test_export_a_checkpoint_and_a_module_from_elsewhere(spec, nets, tmp_path, m
     assert (tmp_path / "onnx" / "tiny-f2.onnx").stat().st_size > 0
     monkeypatch.chdir(tmp_path)
     forget(nets)
-    assert main(["export", str(out / "best.safetensors"), "--format", "onnx", "--out", str(tmp_path / "onnx"),
+    assert main(["export", str(out / "best.safetensors"), "--format", "onnx", "--out", str(tmp_path / "ckpt-onnx"),
                  "--trust-code"]) == 0
-    assert (tmp_path / "onnx" / "best-f2.onnx").stat().st_size > 0
+    (exported,) = (tmp_path / "ckpt-onnx").glob("*.onnx")  # named <data>-<factory>-f<fold> after the checkpoint
+    assert exported.name.endswith("-tiny-f2.onnx") and exported.stat().st_size > 0
 
 
 def test_a_file_factory_records_its_absolute_path(spec, nets, tmp_path, monkeypatch, capsys):

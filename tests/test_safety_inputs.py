@@ -126,7 +126,7 @@ def test_export_to_a_full_disk_leaves_no_partial_file(tmp_path, capsys, monkeypa
         [onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])]))
-    monkeypatch.setattr(onnx_export, "onnx_bytes", lambda model: tiny.SerializeToString())
+    monkeypatch.setattr(onnx_export, "served_onnx_bytes", lambda *args: tiny.SerializeToString())
     real = pathlib.Path.write_bytes
 
     def full_disk(self, data):

@@ -25,11 +25,18 @@ def test_train_then_eval(tmp_path, capsys):
     assert main(["eval", str(out / "best.safetensors"), "--data", SPEC, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["images"] == 40 and summary["fold"] == 2 and 0 <= summary["top1"] <= 100
-    assert len(summary["per_class_top1"]) == 15  # small K: per-class accuracy too
+    assert len(summary["per_class"]) == 15 and len(summary["confusion"]["matrix"]) == 15  # small K: the details
+    assert sum(map(sum, summary["confusion"]["matrix"])) == 40
+    for name, row in summary["per_class"].items():  # recall is the per-class top-1: diagonal / row sum
+        k = summary["confusion"]["classes"].index(name)
+        support = sum(summary["confusion"]["matrix"][k])
+        assert row["support"] == support
+        if support:
+            assert row["recall"] == pytest.approx(100 * summary["confusion"]["matrix"][k][k] / support, abs=1e-3)
     assert all(set(row) == {"true", "predicted", "count"} for row in summary["top_confusions"])
     assert main(["eval", str(out / "best.safetensors"), "--data", SPEC]) == 0
     text = capsys.readouterr().out
-    assert "top-1 (per image)" in text and "per-class top-1:" in text
+    assert "top-1 (per image)" in text and "precision" in text and "confusion matrix" in text
 
 
 def test_eval_refuses_data_of_another_size(tmp_path, capsys):

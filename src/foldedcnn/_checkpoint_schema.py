@@ -75,6 +75,11 @@ SCHEMA: dict[str, Any] = {
         "widths": {"type": "array", "items": _POSITIVE_INT},
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "roi": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 4, "maxItems": 4},
+        "calibration": {  # the cascade thresholds of `foldedcnn calibrate` (label/calibration.py)
+            "type": "object", "required": ["low", "high"],
+            "properties": {"low": {**_NUMBER, "minimum": 0, "maximum": 1},
+                           "high": {**_NUMBER, "minimum": 0, "maximum": 1}},
+        },
     },
 }
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,35 @@ class Checkpoint:
     @property
     def normalization(self) -> dict[str, list[float]]:
         return dict(self.meta["normalization"])
+
+    @property
+    def name(self) -> str:
+        """A short name for the model this checkpoint holds (see checkpoint_name)."""
+        return checkpoint_name(self.meta)
+
+
+_FOLDER_SPECS = ("npz", "folder")  # data specs named after their folder
+
+
+def checkpoint_name(meta: dict[str, Any]) -> str:
+    """<data>-<model>-f<fold> from the checkpoint's metadata, e.g. "vtest-noscope-coral-f4".
+
+    <data> is the name of the data spec training recorded (the folder's name for npz:DIR and folder:DIR)
+    and is left out when absent or when the model is named after it ("game-lol-gold-int-f4"). <model>
+    is the zoo name, else the model training named, else the factory function of a fold_model source.
+    Characters other than letters, digits, '.', '_' and '-' become '-', so the name is a valid file
+    name and Triton model name.
+    """
+    arch, training = meta["architecture"], meta.get("training") or {}
+    if arch.get("kind") == "zoo":
+        model = arch["name"]
+    else:
+        source = arch.get("source") or {}
+        model = training.get("model") or source.get("zoo") or str(source.get("factory", "model")).rpartition(":")[2]
+    kind, _, path = str(training.get("data", "")).partition("?")[0].partition(":")
+    data = Path(path).name if kind in _FOLDER_SPECS and path else kind
+    parts = [model] if not data or model.startswith(data) else [data, model]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join([*parts, f"f{meta['fold']}"])).strip("-")
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -99,6 +129,8 @@ def metadata_error(meta: dict[str, Any]) -> str | None:
     channels, norm = meta["input_shape"][0], meta["normalization"]
     if not len(norm["mean"]) == len(norm["std"]) == channels:
         return f"normalization needs {channels} means and stds (one per input channel)"
+    if "calibration" in meta and meta["calibration"]["low"] > meta["calibration"]["high"]:
+        return "calibration low threshold above the high one"
     return None
 
 
@@ -208,6 +240,54 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def _verified_tensors(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors, after checking them (and for version 2 the metadata) against its SHA-256 and
+    refusing NaN or infinite weights."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise CheckpointError(f"{path} is truncated or damaged ({exc})") from exc
+    digest = checkpoint_digest(tensors, meta) if meta["version"] >= 2 else tensors_digest(tensors)
+    if digest != meta["sha256"]:
+        raise CheckpointError(f"{path} failed its SHA-256 check: the weights or metadata were modified after "
+                              "saving; use the file training wrote")
+    if non_finite(tensors):
+        raise CheckpointError(f"{path} holds NaN or infinite weights ({', '.join(non_finite(tensors)[:3])}): the "
+                              "training that wrote it diverged; retrain with a lower learning rate")
+    return tensors
+
+
+# written by save_checkpoint from the model itself; update_metadata may not change them
+_MODEL_KEYS = frozenset({"format", "version", "architecture", "fold", "num_classes", "input_shape", "class_names",
+                         "normalization", "widths", "sha256"})
+
+
+def update_metadata(path: str | os.PathLike, entries: dict[str, Any]) -> dict[str, Any]:
+    """Add or replace JSON `entries` (e.g. {"calibration": {...}}) in checkpoint `path`'s metadata.
+
+    The file is verified (SHA-256, schema) and its weights written back unchanged with the new metadata
+    and a new SHA-256 over both, to a temporary file renamed over `path` (a reader sees the old
+    checkpoint or the new one, never a part). A version 1 file comes back as version 2. Keys describing
+    the model itself (architecture, fold, classes, sha256, ...) are refused. Returns the new metadata.
+    """
+    path = Path(path)
+    refused = sorted(_MODEL_KEYS & set(entries))
+    if refused:
+        raise CheckpointError(f"update_metadata cannot change {', '.join(refused)}: they describe the weights; "
+                              "save a new checkpoint with save_checkpoint instead")
+    meta = read_metadata(path)
+    tensors = _verified_tensors(path, meta)
+    meta = json.loads(json.dumps({**meta, **entries, "version": VERSION}))  # refuses what JSON cannot hold
+    meta["sha256"] = checkpoint_digest(tensors, meta)
+    problem = metadata_error(meta)
+    if problem is not None:
+        raise CheckpointError(f"refusing to update {path}: invalid metadata ({problem})")
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"foldedcnn": json.dumps(meta)})
+    return meta
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     *,
@@ -230,18 +310,7 @@ def load_checkpoint(
         raise CheckpointError(f"{path} holds a fold={meta['fold']} model, but fold={fold} was asked for")
     if input_shape is not None and tuple(input_shape) != tuple(meta["input_shape"]):
         raise CheckpointError(f"{path} expects input {tuple(meta['input_shape'])}, not {tuple(input_shape)}")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
-        raise CheckpointError(f"{path} is truncated or damaged ({exc})") from exc
-    digest = checkpoint_digest(tensors, meta) if meta["version"] >= 2 else tensors_digest(tensors)
-    if digest != meta["sha256"]:
-        raise CheckpointError(f"{path} failed its SHA-256 check: the weights or metadata were modified after "
-                              "saving; use the file training wrote")
-    if non_finite(tensors):
-        raise CheckpointError(f"{path} holds NaN or infinite weights ({', '.join(non_finite(tensors)[:3])}): the "
-                              "training that wrote it diverged; retrain with a lower learning rate")
+    tensors = _verified_tensors(path, meta)
     try:
         model = rebuild(meta["architecture"], meta["fold"], trust_code=trust_code)
     except UntrustedCodeError as exc:

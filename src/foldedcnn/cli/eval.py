@@ -1,14 +1,14 @@
-"""`foldedcnn eval`: per-image top-1 of a checkpoint on a data split, with a confusion summary."""
+"""`foldedcnn eval`: top-1, per-class precision / recall / F1 and the confusion matrix of a checkpoint."""
 
 from __future__ import annotations
 
 import json
 
-PER_CLASS_LIMIT = 20  # print per-class accuracy when K is at most this
+DETAIL_LIMIT = 20  # per-class scores and the confusion matrix when K is at most this
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="top-1 and confusion summary of a checkpoint on a data split")
+    p = sub.add_parser("eval", help="top-1, per-class precision/recall/F1 and confusions of a checkpoint on a split")
     p.add_argument("checkpoint", help="a .safetensors checkpoint written by `foldedcnn train`")
     p.add_argument("--data", required=True, help="data spec (same task as the checkpoint)")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
@@ -25,6 +25,7 @@ def run(args) -> int:
     from ..data import load_data
     from ..device import resolve_device
     from ..errors import ShapeError
+    from ..tables import format_table
     from ..train import evaluate
 
     resolve_device(args.device)  # before loading anything
@@ -34,24 +35,25 @@ def run(args) -> int:
     if len(data.class_names) != ck.model.num_classes:
         raise ShapeError(f"{args.data} has {len(data.class_names)} classes, the checkpoint {ck.model.num_classes}")
     ev = evaluate(ck.model, data.images, data.labels, ck.normalization, batch=args.batch, device=args.device)
-    names = ck.class_names
-    confused = [{"true": names[t], "predicted": names[p], "count": c} for t, p, c in ev.top_confusions(10)]
-    per_class = {names[k]: acc for k, acc in enumerate(ev.per_class_top1())}
     summary = {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split, "fold": ck.model.fold,
-               "images": int(data.labels.numel()), "top1": round(ev.top1, 4), "top_confusions": confused}
-    if len(names) <= PER_CLASS_LIMIT:
-        summary["per_class_top1"] = per_class
+               "images": int(data.labels.numel()), **ev.to_dict(ck.class_names, DETAIL_LIMIT)}
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     print(f"{args.checkpoint}: fold={ck.model.fold}, {summary['images']} {args.split} images of {args.data}")
-    print(f"top-1 (per image): {ev.top1:.2f}%")
-    if confused:
+    macro = "n/a" if summary["macro_f1"] is None else f"{summary['macro_f1']:.2f}%"
+    print(f"top-1 (per image): {ev.top1:.2f}%   macro F1: {macro}")
+    if summary["top_confusions"]:
         print("most confused (true -> predicted: count):")
-        for row in confused:
+        for row in summary["top_confusions"]:
             print(f"  {row['true']} -> {row['predicted']}: {row['count']}")
-    if "per_class_top1" in summary:
-        print("per-class top-1:")
-        for name, acc in per_class.items():
-            print(f"  {name}: {'n/a' if acc is None else f'{acc:.2f}%'}")
+    if "per_class" in summary:
+        print("per class (%; recall is the per-class top-1):")
+        print(format_table([{"class": name, **row} for name, row in summary["per_class"].items()],
+                           ["class", "support", "precision", "recall", "f1"]))
+        print("confusion matrix (rows: true, columns: predicted):")
+        names, matrix = summary["confusion"]["classes"], summary["confusion"]["matrix"]
+        print(format_table([{"true": t, **dict(zip(names, row, strict=True))} for t, row in zip(names, matrix,
+                                                                                                 strict=True)],
+                           ["true", *names]))
     return 0

@@ -13,10 +13,11 @@ def register(sub) -> None:
     p.add_argument("--roi", nargs=4, type=int, metavar=("X", "Y", "W", "H"),
                    help="region to crop (default: the region the checkpoint was trained on)")
     p.add_argument("--stride", type=int, default=1, help="label every N-th frame (default 1)")
-    p.add_argument("--uncertain", nargs=2, type=float, default=[0.2, 0.8], metavar=("LO", "HI"),
-                   help="scores in (LO, HI) are flagged for the reference model (default 0.2 0.8)")
+    p.add_argument("--uncertain", nargs=2, type=float, default=None, metavar=("LO", "HI"),
+                   help="scores in (LO, HI) are flagged for the reference model (default: the thresholds "
+                        "`foldedcnn calibrate` stored in the checkpoint, else 0.2 0.8)")
     p.add_argument("--backend", default="auto",
-                   help="engine backend: auto, torch, compile, compile-max (GPU), onnxruntime")
+                   help="engine backend: auto, torch, compile, compile-max (GPU), onnxruntime, triton (GPU)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch", type=int, default=256, help="frames per engine call (default 256)")
     p.add_argument("--chunk-frames", type=int, default=1024,
@@ -39,7 +40,8 @@ def run(args) -> int:
 
     cfg = JobConfig(
         checkpoint=args.checkpoint, videos=args.videos, out_dir=args.out,
-        roi=tuple(args.roi) if args.roi else None, stride=args.stride, uncertain=tuple(args.uncertain),
+        roi=tuple(args.roi) if args.roi else None, stride=args.stride,
+        uncertain=tuple(args.uncertain) if args.uncertain else None,
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
         progress=not args.no_progress, overwrite=args.overwrite, trust_code=args.trust_code,
     )
@@ -49,6 +51,8 @@ def run(args) -> int:
         summary = run_job_ray(cfg, args.address, args.actors)
     else:
         summary = run_job(cfg)
+    lo, hi = summary.uncertain
+    print(f"cascade: frames with {lo:.7g} < score < {hi:.7g} go to the reference model ({_threshold_source(summary)})")
     for v in summary.videos:
         if v.truncated:
             print(f"TRUNCATED {v.video}: {v.error} -> {v.csv}")
@@ -60,3 +64,12 @@ def run(args) -> int:
                   f"{speed} -> {v.csv}")
     print(f"summary: {args.out / 'summary.json'} (backend {summary.backend})")
     return 1 if summary.failed else 0
+
+
+def _threshold_source(summary) -> str:
+    if summary.thresholds_from != "calibration":
+        note = "" if summary.thresholds_from == "--uncertain" else "; `foldedcnn calibrate` sets them from data"
+        return f"thresholds from {summary.thresholds_from}{note}"
+    c = summary.calibration
+    return (f"calibrated on {c['data']} {c['split']} for max-fn {c['max_fn']:g}, max-fp {c['max_fp']:g}: "
+            f"expected {c['reference_share']:.1%} of frames")

@@ -7,7 +7,7 @@ outside the frame) raises VideoError with a message naming the file and the prob
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +101,34 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0) -> Iterator[V
             raise VideoError(f"{path} is corrupt or truncated after frame {index} ({exc})") from None
         if index < 0:
             raise VideoError(f"{path} has no decodable frames")
+
+
+def frames_at(path: str | Path, indices: Iterable[int]) -> list[VideoFrame]:
+    """The frames of `path` with the given decode-order indices, in index order; indices past the end are absent.
+
+    Every frame up to the last index is decoded (the decoder must pass through them), but only the
+    requested ones are converted to RGB. Raises VideoError as iter_frames does.
+    """
+    import av
+
+    wanted = sorted(set(indices))
+    if not wanted:
+        return []
+    path = Path(path)
+    found: list[VideoFrame] = []
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if index == wanted[len(found)]:
+                    time_s = float(frame.time) if frame.time is not None else 0.0
+                    found.append(VideoFrame(index, time_s, frame.to_ndarray(format="rgb24")))
+                    if len(found) == len(wanted):
+                        break
+        except av.FFmpegError as exc:
+            raise VideoError(f"{path} is corrupt or truncated ({exc})") from None
+    return found
 
 
 def check_roi(roi: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:

@@ -5,7 +5,8 @@
 
 Per chunk of at most `max_batch` images: copy into a preallocated folded buffer (normalising on
 the way: uint8 / 255 or float in [0, 1], then (x - mean) / std), zero the padding slots of the
-last group, run the backend's folded forward, unfold, drop the padding.
+last group, run the backend's folded forward, unfold, drop the padding. A backend that
+`reads_raw_images` (triton) gets uint8 chunks as they are and folds and normalises them itself.
 
 On CUDA the chunks run through a two-deep pipeline: host images go to pinned memory and up on a
 side stream while the previous chunk computes, are normalised and folded on the GPU in one pass
@@ -40,7 +41,7 @@ from ._preprocess import (
     fold_normalised,
     image_layout,
 )
-from .backends import Backend, available_backends, create_backend
+from .backends import BACKENDS, Backend, available_backends, create_backend
 
 
 def as_folded_model(model: FoldedModel | nn.Module | str | os.PathLike, trust_code: bool = False) -> FoldedModel:
@@ -72,9 +73,10 @@ class Engine:
     `model`: a FoldedModel, a zoo network (`create_model(...)`), or the path of a checkpoint. The
     model's own normalisation is used (the one training stored, a checkpoint's, or the default for an
     untrained network) unless `normalization` is given.
-    `backend`: "torch", "compile", "compile-max" (CUDA only: max-autotune), "onnxruntime", "torch-plain" or
-    "auto" (time the candidates available on the device once per model, device, dtype and batch; the
-    choice is cached under foldedcnn.device.cache_dir()).
+    `backend`: "torch", "compile", "compile-max" (CUDA only: max-autotune), "onnxruntime", "torch-plain",
+    "triton" or "auto" (time the candidates once per model, device, dtype and batch; the choice is cached
+    under foldedcnn.device.cache_dir(); "compile-max" and "triton" are candidates on CUDA only). A model
+    "triton" cannot fuse runs on "torch" with a BackendFallbackWarning; `backend.fallback_reason` keeps why.
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
     `trust_code`: allow a checkpoint path whose model is built by a `factory` it names (see load_checkpoint).
@@ -134,7 +136,8 @@ class Engine:
         available = available_backends(self.device, self.dtype)
         if cached in available:
             return create_backend(cached, self.model, self.device, self.dtype)
-        candidates = [n for n in available if n != "torch-plain"]
+        candidates = [n for n in available if n != "torch-plain" and BACKENDS[n].considered_by_auto(self.device)
+                      and BACKENDS[n].model_unsupported_reason(self.model) is None]
         probe = torch.rand(self.max_batch, *self.input_shape)
         seconds: dict[str, float] = {}
         best: Backend | None = None
@@ -219,8 +222,12 @@ class Engine:
         out = torch.empty(b, self.num_classes, dtype=torch.float32)
         for start in range(0, b, self.max_batch):
             with self.lock:  # the buffers (and a static-shape backend's) are shared: one chunk at a time
-                folded, n = self.prepare(x[start:start + self.max_batch])
-                logits = self.backend.forward_folded(folded)
+                chunk = x[start:start + self.max_batch]
+                n = chunk.shape[0]
+                if self.backend.reads_raw_images and chunk.dtype == torch.uint8:
+                    logits = self.backend.forward_images(self._images_on_device(chunk), self.normalization)
+                else:
+                    logits = self.backend.forward_folded(self.prepare(chunk).images)
                 out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
         return check_finite_logits(out)
 
@@ -256,12 +263,15 @@ class Engine:
         slot = slots.next_slot()
         n = chunk.shape[0]
         x = chunk.to(self.device) if chunk.is_cuda else slot.upload(chunk, slots.upload_stream)
-        if layout == "NHWC":
-            x = x.permute(0, 3, 1, 2)
         with self.lock:  # the folded buffer and a static-shape backend's are shared: enqueue one chunk at a time
-            buf = self._buffer(n)
-            groups = fold_normalised(x, buf.images, *self._affine[x.dtype == torch.uint8])
-            logits = self.backend.forward_folded(buf.folded[: buf.groups if self.backend.static_shapes else groups])
+            if self.backend.reads_raw_images and x.dtype == torch.uint8:  # it folds and normalises in its kernel
+                logits = self.backend.forward_images(x, self.normalization)
+            else:
+                nchw = x.permute(0, 3, 1, 2) if layout == "NHWC" else x
+                buf = self._buffer(n)
+                groups = fold_normalised(nchw, buf.images, *self._affine[nchw.dtype == torch.uint8])
+                logits = self.backend.forward_folded(buf.folded[: buf.groups if self.backend.static_shapes
+                                                                else groups])
             slot.download(unfold_logits(logits, self.fold, n))
         return _InFlight(slot, out, start, n, last)
 
@@ -307,6 +317,14 @@ class Engine:
                     job.slot.done.synchronize()
             for slots in taken.values():
                 self._return_slots(slots)
+
+    def _images_on_device(self, chunk: torch.Tensor) -> torch.Tensor:
+        """A chunk of raw images on the engine's device, as they are (the backend folds and normalises)."""
+        if chunk.device == self.device:
+            return chunk
+        if self.device.type == "cuda":
+            return self._to_device(chunk, next(b for b in self._buckets if b >= chunk.shape[0]))
+        return chunk.to(self.device)
 
     def __repr__(self) -> str:
         return (f"Engine(backend={self.backend_name!r}, fold={self.fold}, classes={self.num_classes}, "

@@ -1,8 +1,9 @@
 """Turn per-frame logits into CSV rows: probabilities, label, and the cascade's `uncertain` flag.
 
-Binary models: score = P(class 1); a frame is uncertain when LO < score < HI, so the cascade
-sends it to the expensive reference model. Multi-class models: score = top-1 probability and a
-frame is uncertain when score < HI.
+Binary models (NoScope's cascade): score = P(class 1). A frame with score <= LO is labelled
+class 0 and one with score >= HI class 1 without further work; a frame with LO < score < HI is
+uncertain, goes to the expensive reference model, and carries the model's argmax as a provisional
+label. Multi-class models: score = top-1 probability, label = argmax, uncertain when score < HI.
 """
 
 from __future__ import annotations
@@ -20,19 +21,29 @@ def header(class_names: Sequence[str]) -> list[str]:
     return ["frame", "time_s", *(f"p_{c}" for c in class_names), "score", "label", "uncertain"]
 
 
+def probabilities(logits: torch.Tensor) -> np.ndarray:
+    """Softmax of logits (B, K), rounded to DECIMALS: what the CSV holds and what calibration sees."""
+    return torch.softmax(logits.float(), dim=1).numpy().round(DECIMALS)
+
+
+def cascade(probs: np.ndarray, uncertain: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(score (B,), label index (B,), uncertain (B,) bool) for probabilities (B, K); see the module docstring."""
+    lo, hi = uncertain
+    top = probs.argmax(axis=1)
+    if probs.shape[1] != 2:
+        score = probs.max(axis=1)
+        return score, top, score < hi
+    score = probs[:, 1]
+    unsure = (score > lo) & (score < hi)
+    return score, np.where(unsure, top, (score >= hi).astype(top.dtype)), unsure
+
+
 def rows_for(index: np.ndarray, time_s: np.ndarray, logits: torch.Tensor, class_names: Sequence[str],
              uncertain: tuple[float, float]) -> list[list[object]]:
     """One row per frame from logits (B, K)."""
-    probs = torch.softmax(logits.float(), dim=1).numpy().round(DECIMALS)
-    top = probs.argmax(axis=1)
-    lo, hi = uncertain
-    if probs.shape[1] == 2:
-        score = probs[:, 1]
-        unsure = (score > lo) & (score < hi)
-    else:
-        score = probs.max(axis=1)
-        unsure = score < hi
+    probs = probabilities(logits)
+    score, label, unsure = cascade(probs, uncertain)
     return [
         [int(i), f"{t:.6f}", *(f"{p:.{DECIMALS}f}" for p in pr), f"{s:.{DECIMALS}f}", class_names[k], int(u)]
-        for i, t, pr, s, k, u in zip(index, time_s, probs, score, top, unsure, strict=True)
+        for i, t, pr, s, k, u in zip(index, time_s, probs, score, label, unsure, strict=True)
     ]

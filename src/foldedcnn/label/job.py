@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -29,7 +29,10 @@ from ..fsio import atomic_write_text
 from ._chunk_store import ChunkStore, writing
 from ._frame_labels import header, rows_for
 from ._output_dir import exclusive_output
+from .calibration import stored_calibration
 from .frame_source import DECODER, FrameSource
+
+DEFAULT_UNCERTAIN = (0.2, 0.8)
 
 
 @dataclass
@@ -41,7 +44,7 @@ class JobConfig:
     out_dir: Path
     roi: tuple[int, int, int, int] | None = None  # x, y, w, h; default: the checkpoint's
     stride: int = 1
-    uncertain: tuple[float, float] = (0.2, 0.8)
+    uncertain: tuple[float, float] | None = None  # default: the checkpoint's calibration, else DEFAULT_UNCERTAIN
     backend: str = "auto"
     device: str | None = None
     batch: int = 256
@@ -53,7 +56,7 @@ class JobConfig:
     def check(self) -> None:
         if self.stride < 1:
             raise FoldedCNNError(f"--stride must be >= 1, got {self.stride}")
-        lo, hi = self.uncertain
+        lo, hi = self.uncertain or DEFAULT_UNCERTAIN
         if not 0 <= lo <= hi <= 1:
             raise FoldedCNNError(f"--uncertain LO HI needs 0 <= LO <= HI <= 1, got {lo} {hi}")
         if self.batch < 1 or self.chunk_frames % self.batch:
@@ -80,9 +83,17 @@ class VideoResult:
 
 @dataclass
 class JobSummary:
+    """The job's outcome, written to summary.json: per video results, the region and the cascade's thresholds
+    (`uncertain`), where they came from (`thresholds_from`: "--uncertain", "calibration" or "default") and
+    the stored calibration (its expected share of frames for the reference model), if any."""
+
     checkpoint: str
     backend: str
     videos: list[VideoResult] = field(default_factory=list)
+    roi: list[int] | None = None
+    uncertain: list[float] | None = None
+    thresholds_from: str = "default"
+    calibration: dict | None = None
 
     @property
     def failed(self) -> list[VideoResult]:
@@ -181,6 +192,23 @@ def core_for_decoding() -> Iterator[int]:
         torch.set_num_threads(before)
 
 
+def job_thresholds(cfg: JobConfig, meta: dict) -> tuple[JobConfig, str]:
+    """`cfg` with its cascade thresholds settled, and where they came from: --uncertain when given, else the
+    ones `foldedcnn calibrate` stored in the checkpoint, else DEFAULT_UNCERTAIN."""
+    if cfg.uncertain is not None:
+        return cfg, "--uncertain"
+    calibration = stored_calibration(meta)
+    if calibration is not None:
+        return replace(cfg, uncertain=calibration.thresholds), "calibration"
+    return replace(cfg, uncertain=DEFAULT_UNCERTAIN), "default"
+
+
+def new_summary(cfg: JobConfig, meta: dict, backend: str, roi, thresholds_from: str) -> JobSummary:
+    """An empty JobSummary recording the job's region and thresholds."""
+    return JobSummary(str(cfg.checkpoint), backend, roi=list(roi), uncertain=list(cfg.uncertain),
+                      thresholds_from=thresholds_from, calibration=meta.get("calibration"))
+
+
 def job_region(cfg: JobConfig, meta: dict) -> tuple[int, int, int, int]:
     """Check `cfg`; the region to crop: --roi, else the one the checkpoint was trained on."""
     cfg.check()
@@ -196,9 +224,10 @@ def run_job(cfg: JobConfig) -> JobSummary:
 
     ckpt = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code)
     roi = job_region(cfg, ckpt.meta)
+    cfg, thresholds_from = job_thresholds(cfg, ckpt.meta)
     with exclusive_output(cfg.out_dir), core_for_decoding():
         engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
-        summary = JobSummary(str(cfg.checkpoint), engine.backend_name)
+        summary = new_summary(cfg, ckpt.meta, engine.backend_name, roi, thresholds_from)
         stopped: str | None = None  # once the output cannot be written, the remaining videos are not started
         for video, key in zip(cfg.videos, video_keys(cfg.videos), strict=True):
             if stopped:

@@ -19,7 +19,17 @@ from ..errors import FoldedCNNError
 from ._chunk_store import csv_lines, write_csv
 from ._frame_labels import header
 from ._output_dir import exclusive_output
-from .job import JobConfig, JobSummary, VideoResult, count_rows, job_region, video_keys, write_summary
+from .job import (
+    JobConfig,
+    JobSummary,
+    VideoResult,
+    count_rows,
+    job_region,
+    job_thresholds,
+    new_summary,
+    video_keys,
+    write_summary,
+)
 
 
 def _frames_row(key: str, batch=None, error: str = "") -> dict:
@@ -79,11 +89,13 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
     same lock on the output folder."""
     meta = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code).meta  # integrity and trust, before Ray starts
     roi = job_region(cfg, meta)
+    cfg, thresholds_from = job_thresholds(cfg, meta)
     with exclusive_output(cfg.out_dir):
-        return _run_on_ray(cfg, meta, roi, address, actors)
+        return _run_on_ray(cfg, meta, roi, thresholds_from, address, actors)
 
 
-def _run_on_ray(cfg: JobConfig, meta: dict, roi, address: str | None, actors: int | None) -> JobSummary:
+def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: str | None,
+                actors: int | None) -> JobSummary:
     import ray
 
     if not ray.is_initialized():
@@ -111,7 +123,7 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, address: str | None, actors: in
         else:
             parts[row["key"]].append((int(row["first"]), row["csv"]))
     wall = time.perf_counter() - t0
-    summary = JobSummary(str(cfg.checkpoint), f"{cfg.backend} on ray ({pool} actors)")
+    summary = new_summary(cfg, meta, f"{cfg.backend} on ray ({pool} actors)", roi, thresholds_from)
     for video, key in zip(cfg.videos, keys, strict=True):
         if key in errors or not parts[key]:
             error = errors.get(key, f"{video} has no decodable frames")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -54,10 +55,37 @@ class Evaluation:
     predictions: torch.Tensor
     confusion: torch.Tensor
 
-    def per_class_top1(self) -> list[float | None]:
-        """Top-1 (percent) per true class; None for a class with no images."""
-        totals = self.confusion.sum(dim=1)
-        return [None if n == 0 else 100.0 * float(self.confusion[k, k]) / float(n) for k, n in enumerate(totals)]
+    def per_class_scores(self) -> list[dict[str, float | int | None]]:
+        """Per class k, in percent: precision (of the images predicted k, the share truly k), recall (of the images
+        truly k, the share predicted k: per-class top-1), F1 (their harmonic mean); None where a share has no
+        images; and support (images truly k)."""
+        hits = self.confusion.diagonal().double()
+        truly, predicted = self.confusion.sum(dim=1), self.confusion.sum(dim=0)
+        rows = []
+        for k in range(self.confusion.shape[0]):
+            precision = None if predicted[k] == 0 else 100.0 * float(hits[k] / predicted[k])
+            recall = None if truly[k] == 0 else 100.0 * float(hits[k] / truly[k])
+            f1 = (None if precision is None or recall is None else
+                  0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
+            rows.append({"precision": precision, "recall": recall, "f1": f1, "support": int(truly[k])})
+        return rows
+
+    def to_dict(self, class_names: list[str], detail_limit: int = 20) -> dict[str, Any]:
+        """JSON-able summary: top1, macro_f1 (over classes with images), the 10 top confusions and, when K <=
+        `detail_limit`, per-class precision / recall / F1 / support and the confusion matrix [true][predicted]."""
+        scores = self.per_class_scores()
+        f1s = [r["f1"] for r in scores if r["f1"] is not None]
+        out: dict[str, Any] = {
+            "top1": round(self.top1, 4),
+            "macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
+            "top_confusions": [{"true": class_names[t], "predicted": class_names[p], "count": c}
+                               for t, p, c in self.top_confusions(10)],
+        }
+        if len(class_names) <= detail_limit:
+            out["per_class"] = {name: {k: v if v is None or k == "support" else round(v, 4) for k, v in row.items()}
+                                for name, row in zip(class_names, scores, strict=True)}
+            out["confusion"] = {"classes": list(class_names), "matrix": self.confusion.tolist()}
+        return out
 
     def top_confusions(self, n: int = 10) -> list[tuple[int, int, int]]:
         """The `n` most frequent (true, predicted, count) mistakes, most frequent first."""

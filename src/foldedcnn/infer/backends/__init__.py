@@ -1,6 +1,9 @@
-"""Backends by name: torch (eager), torch-plain (NCHW eager baseline), compile, compile-max (GPU), onnxruntime."""
+"""Backends by name: torch (eager), torch-plain (NCHW eager baseline), compile, compile-max (GPU), onnxruntime,
+triton (fused kernels)."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -11,14 +14,20 @@ from .base import Backend
 from .compile import CompileBackend, CompileMaxBackend
 from .onnxruntime import OnnxRuntimeBackend
 from .torch import PlainTorchBackend, TorchBackend
+from .triton import TritonBackend
 
 BACKENDS: dict[str, type[Backend]] = {
-    b.name: b for b in (TorchBackend, CompileBackend, CompileMaxBackend, OnnxRuntimeBackend, PlainTorchBackend)
+    b.name: b for b in (TorchBackend, CompileBackend, CompileMaxBackend, OnnxRuntimeBackend, PlainTorchBackend,
+                        TritonBackend)
 }
 
 
 class BackendUnavailableError(FoldedCNNError):
     """A backend that does not exist or cannot run on the requested device and dtype."""
+
+
+class BackendFallbackWarning(UserWarning):
+    """The requested backend cannot run this model; another one runs it (the message says which and why)."""
 
 
 def available_backends(device: torch.device, dtype: torch.dtype) -> list[str]:
@@ -35,7 +44,17 @@ def create_backend(name: str, model: FoldedModel, device: torch.device, dtype: t
     if reason is not None:
         raise BackendUnavailableError(f"backend {name!r} is unavailable on {device} {dtype_name(dtype)} ({reason}); "
                                       f"available: {avail}")
-    return BACKENDS[name](model, device, dtype)
+    cls = BACKENDS[name]
+    why = cls.model_unsupported_reason(model)
+    if why is None:
+        return cls(model, device, dtype)
+    assert cls.fallback is not None, f"backend {name!r} refuses a model but names no fallback"
+    warnings.warn(f"backend {name!r} cannot run this model ({why}); using {cls.fallback!r} instead",
+                  BackendFallbackWarning, stacklevel=2)
+    backend = create_backend(cls.fallback, model, device, dtype)
+    backend.fallback_reason = f"{name}: {why}"
+    return backend
 
 
-__all__ = ["BACKENDS", "Backend", "BackendUnavailableError", "available_backends", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendFallbackWarning", "BackendUnavailableError", "available_backends",
+           "create_backend"]

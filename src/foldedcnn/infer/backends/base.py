@@ -22,6 +22,12 @@ class Backend(ABC):
     name: ClassVar[str]
     channels_last: ClassVar[bool] = False
     static_shapes: bool = False
+    #: Whether `forward_images(images, normalization)` takes raw uint8 batches (folds and normalises itself).
+    reads_raw_images: ClassVar[bool] = False
+    #: Backend that runs a model this one cannot (see `model_unsupported_reason`); None: no fallback needed.
+    fallback: ClassVar[str | None] = None
+    #: Set on a fallback backend: why the requested backend could not run the model.
+    fallback_reason: str | None = None
 
     def __init__(self, model: FoldedModel, device: torch.device, dtype: torch.dtype) -> None:
         self.model = model
@@ -32,6 +38,16 @@ class Backend(ABC):
     def unavailable_reason(cls, device: torch.device, dtype: torch.dtype) -> str | None:
         """Why this backend cannot run on `device` at `dtype`, or None when it can."""
         return None
+
+    @classmethod
+    def model_unsupported_reason(cls, model: FoldedModel) -> str | None:
+        """Why this backend cannot run `model` (create_backend then uses `fallback`), or None when it can."""
+        return None
+
+    @classmethod
+    def considered_by_auto(cls, device: torch.device) -> bool:
+        """Whether Engine(backend="auto") times this backend on `device`."""
+        return True
 
     @abstractmethod
     def forward_folded(self, x: torch.Tensor) -> torch.Tensor:

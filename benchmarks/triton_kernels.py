@@ -1,0 +1,153 @@
+"""GPU: the triton backend's fused kernels against torch eager and torch.compile(mode="max-autotune").
+
+For each model and fold, interleaved over trials, images/s of the network's forward at one batch:
+  max-autotune  torch.compile(mode="max-autotune") of the same network, fp16 channels-last (the peer)
+  torch         eager, fp16 channels-last, cuDNN autotuning (the engine's "torch" backend)
+  triton        the fused kernels on the folded, normalised input (the engine's buffer)
+  triton-u8     the fused kernels on raw uint8 (B, H, W, C) images, folded and normalised in the first kernel
+Before timing, each variant's logits are compared with fp32 eager (relative error printed). CUDA
+events; median (min-max) over trials of `--iterations` calls each. Prints a Markdown table and
+the machine; `--csv` also writes the rows.
+
+    python benchmarks/triton_kernels.py --models noscope-coral game-lol-gold-int --folds 1 4 --batch 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from foldedcnn.device import device_name, resolve_dtype
+from foldedcnn.folded import FoldedModel
+from foldedcnn.infer import Engine
+from foldedcnn.infer.backends import create_backend
+from foldedcnn.infer.backends.triton import TritonBackend
+from foldedcnn.infer.fused._run import Tiling
+from foldedcnn.tables import markdown_table
+
+VARIANTS = ("max-autotune", "torch", "triton", "triton-u8")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=["noscope-coral", "game-lol-gold-int"])
+    p.add_argument("--folds", nargs="+", type=int, default=[1, 4])
+    p.add_argument("--align", type=int, default=8, help="round folded widths up to a multiple (tensor cores)")
+    p.add_argument("--batch", type=int, default=1024, help="images per call")
+    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--trials", type=int, default=5)
+    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--scratch-budget", type=int, help="scratch elements per program of the feature kernel (sets the "
+                   "band height: more means fewer halo rows recomputed, more L2 in use); default: Tiling's")
+    p.add_argument("--csv", type=Path, help="also write the rows here")
+    return p.parse_args(argv)
+
+
+def seconds_per_call(run: Callable[[], object], iterations: int) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iterations):
+        run()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / 1e3 / iterations
+
+
+def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch: int, tiling: Tiling
+                 ) -> tuple[dict[str, Callable[[], torch.Tensor]], dict[str, float], torch.Tensor]:
+    """Callables returning folded logits of one random batch, their setup seconds, and fp32 eager's logits.
+
+    Every variant sees the same images: the folded ones are what the engine's own buffer holds.
+    """
+    cuda = torch.device("cuda")
+    c, h, w = model.input_shape
+    engine = Engine(model, backend="triton", device=cuda, dtype=dtype, max_batch=batch)
+    if engine.backend_name != "triton":
+        raise SystemExit(f"the triton backend fell back ({engine.backend.fallback_reason})")
+    fused = TritonBackend(model, cuda, dtype, tiling)
+    runner = fused.runner
+    print(f"{runner.program.describe()}; {runner.bands.shape[0]} row bands, {runner.programs} programs "
+          f"x {runner.num_warps} warps", flush=True)
+    images = torch.randint(0, 256, (batch, h, w, c), dtype=torch.uint8, device=cuda)
+    folded = engine.prepare(images).images.clone()
+    runs, setup = {}, {}
+    for name in names:
+        t0 = time.perf_counter()
+        if name == "max-autotune":
+            compiled = torch.compile(create_backend("torch", model, cuda, dtype).net, mode="max-autotune")
+            runs[name] = lambda compiled=compiled: compiled(folded)
+        elif name == "torch":
+            eager = create_backend("torch", model, cuda, dtype)
+            runs[name] = lambda eager=eager: eager.forward_folded(folded)
+        elif name == "triton":
+            runs[name] = lambda: fused.forward_folded(folded)
+        else:
+            runs[name] = lambda: fused.forward_images(images, engine.normalization)
+        with torch.inference_mode():
+            runs[name]()
+        torch.cuda.synchronize()
+        setup[name] = time.perf_counter() - t0
+    with torch.inference_mode():
+        reference = create_backend("torch", model, cuda, torch.float32).forward_folded(folded.float())
+    return runs, setup, reference
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.float() - ref).norm() / ref.norm()).item()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not torch.cuda.is_available():
+        print("triton_kernels.py needs a CUDA GPU (the fused kernels compile for CUDA)", file=sys.stderr)
+        return 2
+    import triton
+
+    from foldedcnn.models import create_model
+
+    dtype = resolve_dtype(args.dtype, torch.device("cuda"))
+    tiling = Tiling() if args.scratch_budget is None else Tiling(scratch_budget=args.scratch_budget)
+    print(f"machine: {device_name('cuda')}; torch {torch.__version__}, triton {triton.__version__}; "
+          f"{args.dtype}, batch {args.batch} images")
+    rows = []
+    for name in args.models:
+        for f in args.folds:
+            net = create_model(name, f, align=args.align if f > 1 else 1)
+            model = FoldedModel(net).eval()
+            runs, setup, reference = variants_for(model, args.variants, dtype, args.batch, tiling)
+            with torch.inference_mode():
+                errors = {v: relative_error(run(), reference) for v, run in runs.items()}
+            times: dict[str, list[float]] = {v: [] for v in runs}
+            with torch.inference_mode():
+                for run in runs.values():
+                    for _ in range(args.warmup):
+                        run()
+                for _ in range(args.trials):
+                    for v, run in runs.items():
+                        times[v].append(seconds_per_call(run, args.iterations))
+            for v in runs:
+                ips = [args.batch / s for s in times[v]]
+                rows.append({"model": name, "fold": f, "variant": v, "images_per_s": round(statistics.median(ips)),
+                             "min": round(min(ips)), "max": round(max(ips)), "setup_s": round(setup[v], 1),
+                             "rel_error": errors[v]})
+            print(markdown_table(rows[-len(runs):]), flush=True)
+    print(markdown_table(rows))
+    if args.csv:
+        with args.csv.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

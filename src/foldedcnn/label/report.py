@@ -1,0 +1,316 @@
+"""`foldedcnn report`: one self-contained HTML page to look at the labels of a `foldedcnn run`.
+
+Per video: counts and frames/s from summary.json, the score timeline with the cascade's thresholds
+(a matplotlib PNG), and thumbnails of positive and uncertain frames re-decoded from the video with
+the region drawn. Every image is embedded as a base64 data URI, so the file can be mailed or archived.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import FoldedCNNError
+from ..fsio import atomic_write_text
+from .job import DEFAULT_UNCERTAIN
+
+POSITIVE_COLOR, UNCERTAIN_COLOR, SCORE_COLOR = "#d93025", "#e37400", "#1a4f8b"
+THUMB_WIDTH = 320
+
+
+class ReportError(FoldedCNNError):
+    """A folder that holds no `foldedcnn run` output."""
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    """One video's CSV as arrays (N,): frame index, time, score, positive (a certain non-first label), uncertain."""
+
+    class_names: list[str]
+    frame: np.ndarray
+    time_s: np.ndarray
+    score: np.ndarray
+    positive: np.ndarray
+    uncertain: np.ndarray
+
+
+@dataclass(frozen=True)
+class Report:
+    """The written page: its path, how many videos it shows and how many images it embeds."""
+
+    path: Path
+    videos: int
+    images: int
+
+
+def read_labels(csv_path: str | os.PathLike) -> FrameLabels:
+    """Parse a CSV written by `foldedcnn run` (frame, time_s, p_<class>..., score, label, uncertain)."""
+    with open(csv_path, newline="") as f:
+        rows = csv.reader(f)
+        head = next(rows)
+        body = list(rows)
+    names = [c[2:] for c in head[2:-3]]
+    frame = np.array([int(r[0]) for r in body], dtype=np.int64)
+    time_s = np.array([float(r[1]) for r in body])
+    score = np.array([float(r[-3]) for r in body])
+    uncertain = np.array([r[-1] == "1" for r in body], dtype=bool)
+    positive = np.array([r[-2] != names[0] for r in body], dtype=bool) & ~uncertain
+    return FrameLabels(names, frame, time_s, score, positive, uncertain)
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
+    """PNG of score against time with the thresholds, the uncertain band, positive and uncertain frames marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    lo, hi = thresholds
+    binary = len(labels.class_names) == 2
+    fig = Figure(figsize=(11.5, 2.8), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    x = labels.time_s
+    if binary:
+        ax.axhspan(lo, hi, color=UNCERTAIN_COLOR, alpha=0.10, lw=0, label=f"reference model ({lo:.3g}-{hi:.3g})")
+        ax.axhline(lo, color=UNCERTAIN_COLOR, lw=0.9, ls="--")
+    ax.axhline(hi, color=UNCERTAIN_COLOR, lw=0.9, ls="--")
+    ax.plot(x, labels.score, color=SCORE_COLOR, lw=0.9, label=f"P({labels.class_names[1]})" if binary else "top-1 p")
+    ax.scatter(x[labels.positive], labels.score[labels.positive], s=7, color=POSITIVE_COLOR, zorder=3,
+               label="positive")
+    ax.scatter(x[labels.uncertain], labels.score[labels.uncertain], s=9, color=UNCERTAIN_COLOR, zorder=3,
+               label="uncertain")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlim(x.min(initial=0.0), max(x.max(initial=1.0), x.min(initial=0.0) + 1e-6))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("score")
+    ax.grid(alpha=0.25, lw=0.5)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.24), ncol=4, frameon=False, fontsize=8.5)
+    fig.tight_layout(pad=0.4)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def thumbnail_jpeg(rgb: np.ndarray, roi: tuple[int, int, int, int] | None, color: str) -> bytes:
+    """JPEG of a frame (H, W, 3) uint8 scaled to THUMB_WIDTH wide with the region outlined in `color`, and beside
+    it the region itself at the thumbnail's height (what the model looked at)."""
+    from PIL import Image, ImageDraw
+
+    frame = Image.fromarray(rgb)
+    scale = THUMB_WIDTH / frame.width
+    img = frame.resize((THUMB_WIDTH, max(1, round(frame.height * scale))), Image.Resampling.LANCZOS)
+    if roi is not None:
+        x, y, w, h = roi
+        box = (round(x * scale), round(y * scale), round((x + w) * scale) - 1, round((y + h) * scale) - 1)
+        ImageDraw.Draw(img).rectangle(box, outline=color, width=2)
+        crop = frame.crop((x, y, x + w, y + h))
+        crop = crop.resize((max(1, round(w * img.height / h)), img.height), Image.Resampling.LANCZOS)
+        sheet = Image.new("RGB", (img.width + 3 + crop.width, img.height), color)
+        sheet.paste(img, (0, 0))
+        sheet.paste(crop, (img.width + 3, 0))
+        img = sheet
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=82)
+    return buf.getvalue()
+
+
+def _spread(indices: np.ndarray, limit: int) -> np.ndarray:
+    """At most `limit` of `indices`, evenly spaced over them."""
+    if indices.size <= limit:
+        return indices
+    return indices[np.unique(np.linspace(0, indices.size - 1, limit).round().astype(int))]
+
+
+def _locate(recorded: str, run_dir: Path) -> Path:
+    """A path summary.json recorded (relative to where `run` ran): as is if it exists, else beside the run's files."""
+    path = Path(recorded)
+    return path if path.exists() or not (run_dir / path.name).exists() else run_dir / path.name
+
+
+def _thumbnails(labels: FrameLabels, video: Path, roi, limit: int) -> tuple[dict[str, list[str]], str | None]:
+    """HTML figures per kind ("positive", "uncertain") and an error note when the video could not be read."""
+    from ..data.video import frames_at
+
+    picks = {"positive": _spread(np.flatnonzero(labels.positive), limit),
+             "uncertain": _spread(np.flatnonzero(labels.uncertain), limit)}
+    rows = {int(labels.frame[i]): int(i) for kind in picks.values() for i in kind}
+    try:
+        decoded = {f.index: f for f in frames_at(video, rows)}
+    except FoldedCNNError as exc:
+        return {"positive": [], "uncertain": []}, str(exc)
+    out: dict[str, list[str]] = {}
+    for kind, chosen in picks.items():
+        color = POSITIVE_COLOR if kind == "positive" else UNCERTAIN_COLOR
+        figures = []
+        for i in chosen:
+            frame = decoded.get(int(labels.frame[i]))
+            if frame is None:
+                continue
+            uri = _data_uri(thumbnail_jpeg(frame.rgb, roi, color), "image/jpeg")
+            caption = f"frame {labels.frame[i]} &middot; {labels.time_s[i]:.2f} s &middot; score {labels.score[i]:.3f}"
+            figures.append(f'<figure class="{kind}"><img src="{uri}" alt="frame {labels.frame[i]}">'
+                           f"<figcaption>{caption}</figcaption></figure>")
+        out[kind] = figures
+    return out, None
+
+
+def _fps(value: float | None) -> str:
+    return "&ndash;" if value is None else f"{value:,.0f}"
+
+
+def _cascade_note(summary: dict[str, Any], lo: float, hi: float) -> str:
+    source = summary.get("thresholds_from", "default")
+    text = (f"Frames scoring &le; <b>{lo:.4g}</b> are negative, &ge; <b>{hi:.4g}</b> positive, and those between "
+            f"go to the reference model. ")
+    cal = summary.get("calibration")
+    if source == "calibration" and cal:
+        return text + (f"Thresholds calibrated on {html.escape(cal['data'])} ({cal['split']}, {cal['frames']} frames) "
+                       f"for at most {cal['max_fn']:.1%} false negatives and {cal['max_fp']:.1%} false positives; "
+                       f"expected share to the reference model {cal['reference_share']:.1%}.")
+    return text + ("Thresholds set by --uncertain." if source == "--uncertain" else
+                   "Default thresholds: run <code>foldedcnn calibrate</code> to set them from data.")
+
+
+def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit: int) -> tuple[str, int]:
+    name = html.escape(Path(result["video"]).name)
+    if result.get("error"):
+        return (f'<section class="video failed"><h2>{name}</h2><p class="error">Failed: '
+                f'{html.escape(result["error"])}</p></section>', 0)
+    labels = read_labels(_locate(result["csv"], run_dir))
+    thumbs, note = _thumbnails(labels, _locate(result["video"], run_dir), roi, limit)
+    n = max(1, labels.frame.size)
+    labelled = int(result.get("positives", labels.positive.sum()))
+    cards = [("frames", f"{labels.frame.size:,}"),
+             ("positive (certain)", f"{labelled:,} ({int(labels.positive.sum()):,})"),
+             ("uncertain", f"{int(labels.uncertain.sum()):,} ({labels.uncertain.sum() / n:.1%})"),
+             ("frames/s end to end", _fps(result.get("end_to_end_fps"))),
+             ("decode / model frames/s", f"{_fps(result.get('decode_fps'))} / {_fps(result.get('model_fps'))}")]
+    parts = [f'<section class="video"><h2>{name}</h2><p class="path">{html.escape(result["video"])}</p>',
+             '<div class="cards">' + "".join(f'<div class="card"><span>{k}</span><b>{v}</b></div>' for k, v in cards)
+             + "</div>",
+             f'<img class="timeline" src="{_data_uri(timeline_png(labels, thresholds), "image/png")}" '
+             f'alt="score timeline of {name}">']
+    if note:
+        parts.append(f'<p class="error">No thumbnails: {html.escape(note)}</p>')
+    for kind, total in (("positive", int(labels.positive.sum())), ("uncertain", int(labels.uncertain.sum()))):
+        title = "Positive frames (certain)" if kind == "positive" else "Uncertain frames (sent to the reference model)"
+        shown = thumbs[kind]
+        parts.append(f'<h3><i class="dot {kind}"></i>{title} <small>{len(shown)} of {total:,}</small></h3>')
+        parts.append(f'<div class="grid">{"".join(shown)}</div>' if shown else '<p class="none">none</p>')
+    parts.append("</section>")
+    return "\n".join(parts), 1 + len(thumbs["positive"]) + len(thumbs["uncertain"])
+
+
+def _overview(videos: list[dict[str, Any]]) -> str:
+    head = ("<tr><th>video</th><th>frames</th><th>positive</th><th>uncertain</th><th>decode fps</th>"
+            "<th>model fps</th><th>end-to-end fps</th><th>status</th></tr>")
+    rows = []
+    for v in videos:
+        status = f'<span class="bad">{html.escape(v["error"])}</span>' if v.get("error") else "ok"
+        rows.append(f"<tr><td>{html.escape(Path(v['video']).name)}</td><td>{v.get('frames', 0):,}</td>"
+                    f"<td>{v.get('positives', 0):,}</td><td>{v.get('uncertain', 0):,}</td>"
+                    f"<td>{_fps(v.get('decode_fps'))}</td><td>{_fps(v.get('model_fps'))}</td>"
+                    f"<td>{_fps(v.get('end_to_end_fps'))}</td><td>{status}</td></tr>")
+    return f'<table class="overview">{head}{"".join(rows)}</table>'
+
+
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, thumbnails: int = 12) -> Report:
+    """Render RUN_DIR (the --out of `foldedcnn run`) as one HTML file, default RUN_DIR/report.html.
+
+    `thumbnails`: at most this many positive and this many uncertain frames per video, evenly spread.
+    """
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise ReportError(f"{run_dir} has no summary.json: pass the --out folder of a `foldedcnn run`")
+    if thumbnails < 0:
+        raise ReportError(f"--thumbnails must be >= 0, got {thumbnails}")
+    summary = json.loads(summary_path.read_text())
+    lo, hi = summary.get("uncertain") or DEFAULT_UNCERTAIN  # a summary written before thresholds were recorded
+    roi = tuple(summary["roi"]) if summary.get("roi") else None
+    sections, images = [], 0
+    for result in summary["videos"]:
+        text, count = _video_section(result, run_dir, roi, (lo, hi), thumbnails)
+        sections.append(text)
+        images += count
+    title = f"Frame labels: {html.escape(run_dir.name or str(run_dir))}"
+    page = _PAGE.format(
+        title=title, checkpoint=html.escape(summary["checkpoint"]), backend=html.escape(summary["backend"]),
+        roi="&times;".join(map(str, roi[2:])) + f" at ({roi[0]}, {roi[1]})" if roi else "checkpoint default",
+        cascade=_cascade_note(summary, lo, hi), overview=_overview(summary["videos"]), sections="\n".join(sections),
+        positive=POSITIVE_COLOR, uncertain=UNCERTAIN_COLOR)
+    path = Path(out) if out is not None else run_dir / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, page)
+    return Report(path, len(summary["videos"]), images)
+
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+  body {{ margin: 0; background: #f3f4f6; color: #1f2328; font: 14px/1.5 system-ui, -apple-system, "Segoe UI",
+         "DejaVu Sans", sans-serif; }}
+  main {{ max-width: 1280px; margin: 0 auto; padding: 24px 28px 48px; }}
+  h1 {{ font-size: 24px; margin: 0 0 4px; }}
+  h2 {{ font-size: 19px; margin: 0; }}
+  h3 {{ font-size: 15px; margin: 22px 0 10px; display: flex; align-items: center; gap: 8px; }}
+  h3 small {{ color: #656d76; font-weight: normal; }}
+  .sub, .path {{ color: #656d76; margin: 0 0 12px; word-break: break-all; }}
+  .cascade {{ background: #fff; border-left: 4px solid {uncertain}; padding: 10px 14px; border-radius: 6px;
+             margin: 12px 0 18px; box-shadow: 0 1px 2px rgba(0,0,0,.06); }}
+  table.overview {{ border-collapse: collapse; width: 100%; background: #fff; border-radius: 8px; overflow: hidden;
+                   box-shadow: 0 1px 2px rgba(0,0,0,.06); margin-bottom: 22px; }}
+  .overview th, .overview td {{ padding: 7px 12px; text-align: right; border-bottom: 1px solid #eaecef; }}
+  .overview th:first-child, .overview td:first-child, .overview th:last-child, .overview td:last-child
+    {{ text-align: left; }}
+  .overview th {{ background: #f6f8fa; font-weight: 600; }}
+  section.video {{ background: #fff; border-radius: 10px; padding: 18px 22px 22px; margin: 0 0 22px;
+                  box-shadow: 0 1px 3px rgba(0,0,0,.08); }}
+  .cards {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 10px;
+           margin: 4px 0 14px; }}
+  .card {{ background: #f6f8fa; border-radius: 8px; padding: 8px 12px; }}
+  .card span {{ display: block; color: #656d76; font-size: 12px; }}
+  .card b {{ font-size: 18px; }}
+  img.timeline {{ width: 100%; height: auto; display: block; border: 1px solid #eaecef; border-radius: 6px; }}
+  .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(290px, 1fr)); gap: 12px; }}
+  figure {{ margin: 0; background: #f6f8fa; border-radius: 6px; overflow: hidden; border-top: 3px solid; }}
+  figure.positive {{ border-color: {positive}; }}
+  figure.uncertain {{ border-color: {uncertain}; }}
+  figure img {{ width: 100%; height: auto; display: block; }}
+  figcaption {{ font-size: 12px; color: #444c56; padding: 4px 8px; font-variant-numeric: tabular-nums; }}
+  .dot {{ width: 11px; height: 11px; border-radius: 50%; display: inline-block; }}
+  .dot.positive {{ background: {positive}; }}
+  .dot.uncertain {{ background: {uncertain}; }}
+  .error, .bad {{ color: #b42318; }}
+  .none {{ color: #8c959f; margin: 0; }}
+</style>
+</head>
+<body>
+<main>
+<h1>{title}</h1>
+<p class="sub">checkpoint {checkpoint} &middot; backend {backend} &middot; region {roi}</p>
+<div class="cascade">{cascade}</div>
+{overview}
+{sections}
+</main>
+</body>
+</html>
+"""
