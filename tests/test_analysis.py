@@ -6,6 +6,7 @@ from foldedcnn import create_model
 from foldedcnn.analysis import analyze_zoo_model, intensity_at, roofline_bound, torch_counted_flops
 from foldedcnn.analysis.compound import compound_scaled_game_model
 from foldedcnn.analysis.probe import load_probe, probe_device, save_probe
+from foldedcnn.models import PAPER_WIDTHS
 
 PAPER_FLOPS = {
     "noscope-coral": {1: 16_400_512, 2: 32_918_948, 3: 51_471_402, 4: 73_924_096},
@@ -17,13 +18,21 @@ PAPER_AI_CORAL = {1: 58.70, 2: 82.44, 3: 101.34, 4: 118.75}
 
 @pytest.mark.parametrize("name,fold,flops", [(n, f, v) for n, d in PAPER_FLOPS.items() for f, v in d.items()])
 def test_flops_per_folded_input_are_the_papers(name, fold, flops):
-    assert analyze_zoo_model(name, fold).flops_per_input == flops
+    assert analyze_zoo_model(name, fold, align=PAPER_WIDTHS).flops_per_input == flops
 
 
 @pytest.mark.parametrize("fold,ai", PAPER_AI_CORAL.items())
 def test_arithmetic_intensity_is_the_papers(fold, ai):
     # the paper prints two decimals
-    assert round(analyze_zoo_model("noscope-coral", fold).intensity(1024, 2), 2) == ai
+    assert round(analyze_zoo_model("noscope-coral", fold, align=PAPER_WIDTHS).intensity(1024, 2), 2) == ai
+
+
+def test_default_analysis_is_of_the_tensor_core_widths_the_engine_runs():
+    # coral f = 2 at align 8: convs 16 -> 24, FC 128 -> 184 (181 rounded up), so more FLOPs than the paper's
+    assert analyze_zoo_model("noscope-coral", 1).flops_per_input == PAPER_FLOPS["noscope-coral"][1]
+    aligned = analyze_zoo_model("noscope-coral", 2)
+    assert aligned.flops_per_input > PAPER_FLOPS["noscope-coral"][2]
+    assert aligned.flops_per_input == analyze_zoo_model("noscope-coral", 2, align=8).flops_per_input
 
 
 def test_intensity_rises_with_batch_towards_its_limit():

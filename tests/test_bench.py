@@ -75,12 +75,56 @@ def test_end_to_end_mode_runs_predict_on_host_uint8(tmp_path, small_probe):
     assert not (out / "speedup.png").exists()
 
 
+@pytest.mark.slow
+def test_peer_backend_folds_and_time_limit(tmp_path, small_probe, monkeypatch, capsys):
+    from foldedcnn.bench import runner
+
+    built = []
+
+    def eager_peer(variant, device):  # the peer's torch.compile(max-autotune) takes minutes on a CPU
+        built.append(variant)
+        return lambda k: None
+
+    monkeypatch.setattr(runner, "build_peer", eager_peer)
+    out = tmp_path / "peer"
+    argv = ["bench", "--models", "noscope-coral", "--folds", "1", "2", "--batch", "4", "--backends", "torch",
+            "onnxruntime", "--backend-folds", "onnxruntime=2", "--peer", "--device", "cpu", "--mode", "kernel",
+            "end-to-end", "--trials", "1", "--iterations", "1", "--warmup", "0", "--no-baseline", "--no-plots",
+            "--out", str(out)]
+    assert main(argv) == 0
+    rows = {(r["fold"], r["backend"], r["mode"]): r for r in csv.DictReader((out / "throughput.csv").open())}
+    # onnxruntime only at f = 2; the peer once, at f = 1, kernel mode
+    assert set(rows) == {(f, b, m) for f in "12" for b in ("torch",) for m in ("kernel", "end-to-end")} | {
+        ("2", "onnxruntime", "kernel"), ("2", "onnxruntime", "end-to-end"), ("1", runner.PEER, "kernel")}
+    assert [(v.fold, v.mode, v.dtype) for v in built] == [(1, "kernel", "float32")]
+    peer = float(rows[("1", runner.PEER, "kernel")]["images_per_s"])
+    for r in rows.values():
+        assert float(r["speedup_vs_peer"]) == pytest.approx(float(r["images_per_s"]) / peer)
+    md = (out / "throughput.md").read_text()
+    assert "--peer" in md and "--backend-folds onnxruntime=2" in md
+
+    # past the time limit, torch.compile variants (compile, the peer) are left out and the rest reported
+    argv[argv.index("onnxruntime")] = "compile"
+    argv[argv.index("onnxruntime=2")] = "compile=2"
+    assert main([*argv, "--time-limit", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "time limit: left out Variant(model='noscope-coral', fold=2, batch=4, backend='compile'" in printed
+    assert f"left out Variant(model='noscope-coral', fold=1, batch=4, backend='{runner.PEER}'" in printed
+    assert {r["backend"] for r in csv.DictReader((out / "throughput.csv").open())} == {"torch"}
+
+    argv[argv.index("compile=2")] = "onnxruntime=2"
+    assert main(argv) == 2
+    assert "--backend-folds names 'onnxruntime', which is not among --backends" in capsys.readouterr().err
+
+
 def _probe(peak_flops: float) -> ProbeResult:
     return ProbeResult("cpu", "test cpu", "float32", peak_flops, 1e10, 128, 1 << 20, "x", 1, "now")
 
 
 def test_wide_spreads_and_ratios_above_one_are_warned(tmp_path, capsys):
-    per_image = 32_918_948 / 2  # FLOPs per image of noscope-coral at f = 2
+    from foldedcnn.analysis import analyze_zoo_model
+
+    per_image = analyze_zoo_model("noscope-coral", 2).flops_per_image  # at the widths bench runs (align 8)
     steady = Variant("noscope-coral", 1, 8, "torch", "float32", "kernel")
     noisy = Variant("noscope-coral", 2, 8, "torch", "float32", "kernel")
     rates = {steady: [1000.0, 1050.0, 1100.0], noisy: [3400.0, 6000.0, 9000.0]}

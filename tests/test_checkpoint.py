@@ -35,8 +35,25 @@ def test_round_trip_gives_identical_outputs(saved):
     assert ck.class_names == ["empty", "object"]
     assert ck.meta["metrics"] == {"val_top1": 97.5}
     assert ck.meta["widths"] == [32, 32, 256, 8]
-    assert ck.meta["architecture"] == {"kind": "zoo", "name": "noscope-coral", "width_mult": None, "align": 1,
+    assert ck.meta["architecture"] == {"kind": "zoo", "name": "noscope-coral", "width_mult": None, "align": 8,
                                        "num_classes": 2}
+
+
+@pytest.mark.parametrize("recorded", [None, 1], ids=["align-absent", "align-1"])
+def test_checkpoint_of_paper_widths_written_before_align_8_still_loads(tmp_path, recorded):
+    # checkpoints made before tensor-core widths were the default record align 1, or no align at all
+    old = FoldedModel.from_zoo("noscope-coral", 2, align=1).eval()
+    path = save_checkpoint(tmp_path / "old.safetensors", old)
+
+    def as_before(meta):
+        arch = {k: v for k, v in meta["architecture"].items() if k != "align"}
+        return {**meta, "architecture": arch if recorded is None else {**arch, "align": recorded}}  # re-signed
+
+    _rewrite_metadata(path, as_before)
+    ck = load_checkpoint(path)
+    assert ck.meta["widths"] == [22, 22, 181, 4]
+    x = torch.randn(5, 3, 50, 50)
+    assert torch.equal(ck.model(x), old(x))
 
 
 def test_wrong_fold_or_input_is_refused(saved):

@@ -6,7 +6,7 @@ from foldedcnn.cli import main
 
 
 def test_analyze_json_prints_the_papers_values(capsys):
-    assert main(["analyze", "noscope-coral", "--fold", "1", "2", "3", "4", "--json"]) == 0
+    assert main(["analyze", "noscope-coral", "--fold", "1", "2", "3", "4", "--paper-widths", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["fold"] for r in rows] == [1, 2, 3, 4]
     assert [r["flops_per_input"] for r in rows] == [16_400_512, 32_918_948, 51_471_402, 73_924_096]
@@ -14,6 +14,10 @@ def test_analyze_json_prints_the_papers_values(capsys):
     for r in rows:
         assert {"model", "fold", "params", "flops_per_input", "flops_per_image", "intensity"} <= r.keys()
         assert r["flops_per_image"] == r["flops_per_input"] / r["fold"]
+    # without the option: tensor-core widths (multiples of 8), so f = 2 and 3 differ from the paper's
+    assert main(["analyze", "noscope-coral", "--fold", "2", "3", "--json"]) == 0
+    aligned = [r["flops_per_input"] for r in json.loads(capsys.readouterr().out)]
+    assert aligned[0] > 32_918_948 and aligned[1] > 51_471_402
 
 
 def test_analyze_table_and_plot(tmp_path, capsys, monkeypatch):

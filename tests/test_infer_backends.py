@@ -4,7 +4,7 @@ import pytest
 import torch
 from infer_helpers import reference, tiny_model
 
-from foldedcnn.infer import BACKENDS, Engine, available_backends
+from foldedcnn.infer import BACKENDS, BackendUnavailableError, Engine, available_backends
 from foldedcnn.infer import _autotune as autotune_mod
 
 
@@ -13,9 +13,13 @@ def model():
     return tiny_model(fold=2, classes=4)
 
 
-def test_all_backends_available_on_cpu_fp32():
+def test_all_backends_but_the_gpu_ones_available_on_cpu_fp32():
     # triton runs on the CPU only in its interpreter (TRITON_INTERPRET=1): tested in test_infer_triton.py
-    assert set(available_backends(torch.device("cpu"), torch.float32)) - {"triton"} == set(BACKENDS) - {"triton"}
+    gpu_only = {"compile-max", "triton"}
+    assert set(available_backends(torch.device("cpu"), torch.float32)) - gpu_only == set(BACKENDS) - gpu_only
+    assert "compile-max" not in available_backends(torch.device("cpu"), torch.float32)
+    with pytest.raises(BackendUnavailableError, match="max-autotune is for CUDA"):
+        Engine(tiny_model(), backend="compile-max", device="cpu")
     assert "onnxruntime" not in available_backends(torch.device("cpu"), torch.bfloat16)
 
 

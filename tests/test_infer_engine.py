@@ -111,4 +111,4 @@ def test_device_staging_buffers_are_reused(model):
     engine = Engine(model, backend="torch", max_batch=12)
     a = engine._to_device(torch.ones(5, 8, 8, 3, dtype=torch.uint8), 6)
     b = engine._to_device(torch.zeros(6, 8, 8, 3, dtype=torch.uint8), 6)
-    assert a.data_ptr() == b.data_ptr() and len(engine._staging) == 1 and int(b.sum()) == 0
+    assert a.data_ptr() == b.data_ptr() and len(engine._mem.staging) == 1 and int(b.sum()) == 0

@@ -2,9 +2,11 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from foldedcnn import FoldedCNNError, FoldError, UnknownModelError, create_model, list_models
-from foldedcnn.models import ModelSpec, get_spec, register_model, scaled_width
+from foldedcnn.models import PAPER_WIDTHS, ModelSpec, get_spec, register_model, scaled_width
 from foldedcnn.models.game import GameCNN
 from foldedcnn.models.noscope import NoScopeCNN
 from foldedcnn.models.resnet import ResNetCIFAR
@@ -73,11 +75,22 @@ def test_zoo_model_folds(name, fold):
     "base,expected", [(16, [16, 22, 27, 32]), (32, [32, 45, 55, 64]), (128, [128, 181, 221, 256])]
 )
 def test_widths_are_the_papers(base, expected):
-    assert [scaled_width(base, f) for f in (1, 2, 3, 4)] == expected
+    assert [scaled_width(base, f, align=PAPER_WIDTHS) for f in (1, 2, 3, 4)] == expected
+
+
+@given(st.integers(1, 600), st.integers(1, 9))
+def test_default_widths_are_multiples_of_8_when_folded_and_the_original_at_f1(base, fold):
+    w = scaled_width(base, fold)
+    paper = scaled_width(base, fold, align=PAPER_WIDTHS)
+    if fold == 1:
+        assert w == base
+    else:
+        assert w % 8 == 0 and paper <= w < paper + 8
 
 
 def test_align_and_width_mult():
     assert scaled_width(16, 3, align=8) == 32
+    assert scaled_width(16, 2) == 24 and scaled_width(128, 2) == 184 and scaled_width(128, 2, align=PAPER_WIDTHS) == 181
     assert scaled_width(20, 1, width_mult=1.15) == 23
     assert scaled_width(32, 4, width_mult=4) == 128
 
@@ -93,15 +106,18 @@ def _linear_widths(model):
 @pytest.mark.parametrize("fold", [1, 2, 3, 4])
 def test_noscope_and_game_widths(fold):
     m = math.sqrt(fold)
-    coral = create_model("noscope-coral", fold)
+    coral = create_model("noscope-coral", fold, align=PAPER_WIDTHS)
     assert isinstance(coral, NoScopeCNN)
     assert _conv_widths(coral) == [math.floor(16 * m)] * 2
     assert _linear_widths(coral) == [math.floor(128 * m), 2 * fold]
     assert coral.features[0].in_channels == 3 * fold
-    game = create_model("game-sot-timer", fold)
+    game = create_model("game-sot-timer", fold, align=PAPER_WIDTHS)
     assert isinstance(game, GameCNN)
     assert _conv_widths(game) == [math.floor(32 * m)] * 7 + [math.floor(8 * m)]
     assert _linear_widths(game) == [27 * fold]
+    default = create_model("game-sot-timer", fold)  # tensor-core widths; the classifier keeps f*K outputs
+    assert all(w % 8 == 0 for w in _conv_widths(default)) and default.identity.align == (8 if fold > 1 else 1)
+    assert _linear_widths(default) == [27 * fold]
 
 
 def test_resnet_widths_double_at_fold_4():

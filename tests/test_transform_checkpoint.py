@@ -48,7 +48,7 @@ def test_zoo_source_and_missing_or_changed_source(tmp_path):
 
 def test_cli_fold_prints_the_plan_and_writes_a_rebuildable_json(tmp_path, capsys):
     out = tmp_path / "plan.json"
-    assert main(["fold", "--model", "noscope-coral", "--fold", "2", "--json", str(out)]) == 0
+    assert main(["fold", "--model", "noscope-coral", "--fold", "2", "--paper-widths", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "classifier.3" in text and "classifier" in text and "folded_out" in text
     arch = json.loads(out.read_text())

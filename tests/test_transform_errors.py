@@ -37,7 +37,7 @@ def test_unsupported_op_names_the_node_and_the_fix(fresh_rules):
     with pytest.raises(UnsupportedOpError, match=where):
         fold_model(Erf(), 2, X)
     register_rule(torch.erf, "passthrough")
-    assert fold_model(Erf(), 2, X).network.conv.out_channels == 5
+    assert fold_model(Erf(), 2, X, align=1).network.conv.out_channels == 5  # floor(4 * sqrt(2))
 
 
 class Gate(nn.Module):
@@ -105,7 +105,7 @@ class TwoOutputs(TinyVGG):
 def test_hard_coded_view_is_refused_only_where_it_breaks():
     assert fold_model(HardView(), 1, X).plan.layer("fc").folded_in == 512
     with pytest.raises(UnsupportedOpError, match=r"node 'view'.*hard-coded size 512 becomes 704.*x.size\(0\), -1"):
-        fold_model(HardView(), 2, X)
+        fold_model(HardView(), 2, X, align=1)  # 8 -> floor(8 * sqrt(2)) = 11 channels of 64 values
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("fold", [2, 3, 4])
 def test_flops_per_image_by_layer_role(fold):
     model = TinyMobileNetV2()
-    folded = fold_model(model, fold, torch.randn(1, *INPUT_SHAPE))
+    folded = fold_model(model, fold, torch.randn(1, *INPUT_SHAPE), align=1)  # sqrt(f) widths, not rounded
     roles = {lp.name: lp.role for lp in folded.plan.layers}
     base = {s.name: s.flops for s in layer_stats(model, INPUT_SHAPE)}
     c, h, w = INPUT_SHAPE

@@ -94,7 +94,7 @@ def test_plan_json_round_trip_and_table():
 
 def test_split_sizes_are_edited_with_a_warning():
     with pytest.warns(UserWarning, match=r"split args\[1\]: \[8, 8\] -> \[11, 11\]"):
-        folded = fold_model(TOY_MODELS["everything"](), 2, torch.randn(1, *INPUT_SHAPE))
+        folded = fold_model(TOY_MODELS["everything"](), 2, torch.randn(1, *INPUT_SHAPE), align=1)
     assert isinstance(folded.network, torch.fx.GraphModule)
     assert folded.network(torch.randn(2, 6, 16, 16)).shape == (2, 10)
 
@@ -116,7 +116,7 @@ class Hyper(nn.Module):
 def test_hyperparameters_dtype_and_training_flags_are_copied():
     model = Hyper().eval()
     model.bn.train()  # a mixed flag must survive
-    folded = fold_model(model, 2, torch.randn(2, 3, 8, 8, dtype=torch.float64))
+    folded = fold_model(model, 2, torch.randn(2, 3, 8, 8, dtype=torch.float64), align=1)
     net = folded.network
     assert (net.conv.in_channels, net.conv.out_channels, net.fc.in_features) == (6, 9, 9)  # GroupNorm(3): 8 -> 9
     for attr in ("kernel_size", "stride", "padding", "dilation", "padding_mode"):

@@ -147,12 +147,12 @@ def test_refusals_name_the_problem_and_leave_the_model_untouched():
     with pytest.raises(FoldedCNNError, match="original network has .*same architecture"):
         warm_start(fold_model(FlatBN(4), 2, x), FlatBN(6))  # an original of another width
     with pytest.raises(FoldedCNNError, match="folds to 6 < f=9.*--width-mult"):
-        warm_start(fold_model(FlatBN(2), 9, x), FlatBN(2))  # 2 channels x sqrt(9): not one per image
+        warm_start(fold_model(FlatBN(2), 9, x, align=1), FlatBN(2))  # 2 channels x sqrt(9): not one per image
 
 
 def test_a_hand_widened_network_is_refused():
     original = zoo("game-apex-squad-count", 1)
     folded = zoo("game-apex-squad-count", 2)
-    folded.network.features[0] = nn.Conv2d(6, 50, 3, padding=1)  # the plan says 45 channels
-    with pytest.raises(FoldedCNNError, match=r"folded network has \(6, 50, 1\), the fold plan says .* = \(6, 45, 1\)"):
+    folded.network.features[0] = nn.Conv2d(6, 50, 3, padding=1)  # the plan says 48 channels (45 rounded up to 8s)
+    with pytest.raises(FoldedCNNError, match=r"folded network has \(6, 50, 1\), the fold plan says .* = \(6, 48, 1\)"):
         warm_start(folded, original.network)

@@ -27,9 +27,10 @@ class FoldedModel(IdentifiedNetwork, nn.Module):
         check_fold(self.identity.fold)
 
     @classmethod
-    def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None, align: int = 1,
+    def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None, align: int | None = None,
                  num_classes: int | None = None) -> FoldedModel:
-        """Zoo model `name` at `fold` (with `num_classes` classes instead of the family's), wrapped."""
+        """Zoo model `name` at `fold` (with `num_classes` classes instead of the family's), wrapped; widths
+        as in create_model (align 8 by default for fold > 1)."""
         from .models import create_model
 
         return cls(create_model(name, fold, width_mult, align, num_classes))

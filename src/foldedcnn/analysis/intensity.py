@@ -92,8 +92,9 @@ def analyze_model(model: nn.Module, input_shape: tuple[int, int, int] | None = N
     )
 
 
-def analyze_zoo_model(name: str, fold: int = 1, width_mult: float | None = None, align: int = 1) -> ModelAnalysis:
-    """Analyse zoo model `name` at `fold`."""
+def analyze_zoo_model(name: str, fold: int = 1, width_mult: float | None = None,
+                      align: int | None = None) -> ModelAnalysis:
+    """Analyse zoo model `name` at `fold` (widths as in create_model; align=1 for the paper's numbers)."""
     from ..models import create_model
 
     return analyze_model(create_model(name, fold, width_mult, align), name=name)

@@ -14,7 +14,7 @@ Analyses = dict[tuple[str, int], ModelAnalysis]
 PROBE_DTYPES = ("float32", "float16", "bfloat16")
 
 
-def analyze_all(models: Sequence[ModelRef], folds: Sequence[int], align: int,
+def analyze_all(models: Sequence[ModelRef], folds: Sequence[int], align: int | None,
                 skipped: Callable[[str], object] = print) -> Analyses:
     """Each (model label, fold) analysed once, f = 1 included (the baseline of the intensity gain).
 

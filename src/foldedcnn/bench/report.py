@@ -4,7 +4,9 @@ Per row: images/s median and min-max over trials; flops_per_s = flops_per_image 
 utilization = flops_per_s / probed peak of the dtype; roofline_fraction = images/s / roofline
 bound at the batch (bytes at the dtype's size); speedup_vs_f1 = images/s / the same model, batch,
 backend, dtype and mode at f = 1; speedup_vs_eager = images/s / eager PyTorch fp32 NCHW
-("torch-plain", float32) of the unfolded model (f = 1) at the same batch and mode.
+("torch-plain", float32) of the unfolded model (f = 1) at the same batch and mode; speedup_vs_peer =
+images/s / the peer (plain torch.compile max-autotune of the unfolded model, kernel mode) at the same
+batch and dtype.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from ..analysis import analyze_model, roofline_bound
 from ..analysis.probe import ProbeResult
 from ..device import DTYPES
 from ..tables import markdown_table
-from .runner import Variant
+from .runner import PEER, Variant
 
 COLUMNS = [
     "model", "fold", "batch", "backend", "dtype", "mode", "images_per_s", "images_per_s_min", "images_per_s_max",
-    "speedup_vs_f1", "speedup_vs_eager", "flops_per_image", "flops_per_s", "utilization", "roofline_images_per_s",
-    "roofline_binding", "roofline_fraction", "trials", "iterations",
+    "speedup_vs_f1", "speedup_vs_eager", "speedup_vs_peer", "flops_per_image", "flops_per_s", "utilization",
+    "roofline_images_per_s", "roofline_binding", "roofline_fraction", "trials", "iterations",
 ]
 SUMMARY_COLUMNS = ["model", "fold", "batch", "backend", "dtype", "mode", "images_per_s", "images_per_s_min",
-                   "images_per_s_max", "speedup_vs_f1", "speedup_vs_eager", "utilization", "roofline_fraction"]
+                   "images_per_s_max", "speedup_vs_f1", "speedup_vs_eager", "speedup_vs_peer", "utilization",
+                   "roofline_fraction"]
 BASELINE = ("torch-plain", "float32")
 
 
@@ -56,8 +59,10 @@ def derive_rows(rates: Mapping[Variant, list[float]], probes: Mapping[str, Probe
     for r in rows:
         f1 = by_key.get((r["model"], 1, r["batch"], r["backend"], r["dtype"], r["mode"]))
         eager = by_key.get((r["model"], 1, r["batch"], *BASELINE, r["mode"]))
+        peer = by_key.get((r["model"], 1, r["batch"], PEER, r["dtype"], "kernel"))
         r["speedup_vs_f1"] = r["images_per_s"] / f1["images_per_s"] if f1 else None
         r["speedup_vs_eager"] = r["images_per_s"] / eager["images_per_s"] if eager else None
+        r["speedup_vs_peer"] = r["images_per_s"] / peer["images_per_s"] if peer else None
     return rows
 
 
@@ -218,6 +223,8 @@ def write_report(rows: Sequence[Mapping[str, Any]], out: str | Path, command: st
         "",
         "images/s is the median over trials (min-max beside it); speedup_vs_f1 is over the same backend at f = 1; "
         "speedup_vs_eager is over eager PyTorch fp32 NCHW (torch-plain) of the unfolded model at the same batch; "
+        f"speedup_vs_peer is over {PEER} (plain torch.compile(mode='max-autotune') of the unfolded model, "
+        "fp16 channels-last, kernel mode) at the same batch; "
         "utilization is achieved FLOP/s over the probed matmul peak; roofline_fraction is images/s over the "
         "roofline bound.",
         "",

@@ -1,21 +1,34 @@
 """Timing: build every variant of a model, then time them round-robin, trial after trial.
 
-Kernel mode times the backend's folded forward on inputs already on the device and folded;
-end-to-end mode times Engine.predict on host uint8 images (B, H, W, C): transfer, normalise,
-fold, forward, unfold, logits back on the host.
+Kernel mode times the backend's folded forward on inputs already on the device and folded, the
+`iterations` batches of a trial queued back to back with one synchronisation at the end (as the
+peer is timed), rotating over ROTATE input copies so that a batch is not read from the cache.
+End-to-end mode streams `iterations` batches of host uint8 images (B, H, W, C)
+through Engine.predict_stream: transfer, normalise, fold, forward, unfold, logits back on the host
+(on CUDA the next batch uploads while one computes). The peer (backend PEER) is what a user already
+has: plain torch.compile(mode="max-autotune") of the original network (f = 1), channels-last, in
+the variant's dtype, timed like kernel mode.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from ..device import DTYPES, resolve_device
 from ..folded import FoldedModel
 from ..infer import Engine
 from ..transform import ModelRef
+
+PEER = "peer-max-autotune"
+SLOW_TO_BUILD = frozenset({"compile", "compile-max", PEER})  # torch.compile: seconds to minutes per variant
+ROTATE = 4  # kernel-mode input copies: one coral batch (15 MB fp16) would otherwise sit in an H200's L2
+Run = Callable[[int], None]  # process k batches and wait for the device
 
 
 @dataclass(frozen=True)
@@ -42,18 +55,49 @@ def engine_for(variant: Variant, device: str) -> Engine:
                   max_batch=variant.batch)
 
 
-def build(variant: Variant, engine: Engine) -> Callable[[], None]:
-    """A callable that processes one batch of `variant.batch` random images with `engine` (built by
-    engine_for) in the variant's mode and waits for the device."""
+def _queued(forward: Callable[[torch.Tensor], object], x: torch.Tensor, device: torch.device) -> Run:
+    """k calls of `forward` back to back on ROTATE copies of input `x` in turn, then wait for the device."""
+    xs = [x.clone() for _ in range(ROTATE)]  # clone keeps x's strides (channels-last stays channels-last)
+
+    def run(k: int) -> None:
+        for i in range(k):
+            forward(xs[i % ROTATE])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return run
+
+
+def build(variant: Variant, engine: Engine) -> Run:
+    """run(k): process k batches of `variant.batch` random images with `engine` (built by engine_for) in the
+    variant's mode and wait for the device."""
     c, h, w = engine.input_shape
     if variant.mode == "end-to-end":
         host = torch.randint(0, 256, (variant.batch, h, w, c), dtype=torch.uint8)
-        return lambda: engine.predict(host)  # returns CPU logits, so the device is done
+        # logits arrive on the CPU, so the device is done when the stream is drained
+        return lambda k: collections.deque(engine.predict_stream(itertools.repeat(host, k)), maxlen=0)
     folded = engine.prepare(torch.rand(variant.batch, c, h, w)).images
-    forward = engine.backend.forward_folded
-    if engine.device.type == "cuda":
-        return lambda: (forward(folded), torch.cuda.synchronize(engine.device))
-    return lambda: forward(folded)
+    return _queued(engine.backend.forward_folded, folded, engine.device)
+
+
+def build_peer(variant: Variant, device: str) -> Run:
+    """run(k) of the peer: torch.compile(mode="max-autotune") of the variant's original network (f = 1),
+    channels-last, weights and a random input (B, C, H, W) in the variant's dtype."""
+    from ..infer.backends.compile import prepare_compile
+
+    dev = resolve_device(device)
+    dtype = DTYPES[variant.dtype]
+    original = Variant(variant.model, 1, variant.batch, variant.backend, variant.dtype, variant.mode, variant.ref)
+    model = original.build()
+    net = model.network.to(dev, dtype).to(memory_format=torch.channels_last)
+    x = torch.randn(variant.batch, *model.input_shape, device=dev).to(dtype).contiguous(
+        memory_format=torch.channels_last)
+    prepare_compile()
+    compiled = torch.compile(net, mode="max-autotune")
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return compiled(images)
+    return _queued(forward, x, dev)
 
 
 def measure(
@@ -63,28 +107,38 @@ def measure(
     iterations: int,
     warmup: int,
     progress: Callable[[int], object] | None = None,
+    deadline: float | None = None,
 ) -> dict[Variant, list[float]]:
     """images/s of each variant in each trial (len == trials).
 
     All variants are built and warmed up (`warmup` batches each, after the first call that
     compiles) first; then each trial times `iterations` batches of every variant in turn, so
     slow drifts of the machine hit all variants alike. `progress(n)` is told of each timed step.
+    Once time.monotonic() passes `deadline`, variants of the SLOW_TO_BUILD backends are left out (and
+    said so); the others still run.
     """
-    runs, engines = {}, {}
+    runs: dict[Variant, Run] = {}
+    engines: dict[tuple, Engine] = {}
     for v in variants:
-        key = (v.model, v.fold, v.batch, v.backend, v.dtype)  # the modes of a variant share one engine
-        if key not in engines:
-            engines[key] = engine_for(v, device)
-        run = build(v, engines[key])
-        for _ in range(1 + warmup):
-            run()
+        if deadline is not None and v.backend in SLOW_TO_BUILD and time.monotonic() > deadline:
+            print(f"time limit: left out {v}", flush=True)
+            continue
+        if v.backend == PEER:
+            run = build_peer(v, device)
+        else:
+            key = (v.model, v.fold, v.batch, v.backend, v.dtype)  # the modes of a variant share one engine
+            if key not in engines:
+                engines[key] = engine_for(v, device)
+            run = build(v, engines[key])
+        run(1)  # compiles, autotunes
+        if warmup:
+            run(warmup)
         runs[v] = run
-    rates: dict[Variant, list[float]] = {v: [] for v in variants}
+    rates: dict[Variant, list[float]] = {v: [] for v in runs}
     for _ in range(trials):
         for v, run in runs.items():
             t0 = time.perf_counter()
-            for _ in range(iterations):
-                run()
+            run(iterations)
             rates[v].append(iterations * v.batch / (time.perf_counter() - t0))
             if progress is not None:
                 progress(1)

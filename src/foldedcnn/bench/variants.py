@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from ..analysis.probe import ProbeResult, load_probe, probe_device, save_probe
 from ..errors import FoldedCNNError, FoldError
 from ..transform import ModelRef
-from .runner import Variant
+from .runner import PEER, Variant
 
 
 def parse_batch_for(items: Sequence[str], models: Sequence[str]) -> dict[str, int]:
@@ -23,6 +23,20 @@ def parse_batch_for(items: Sequence[str], models: Sequence[str]) -> dict[str, in
     return table
 
 
+def parse_backend_folds(items: Sequence[str], backends: Sequence[str]) -> dict[str, set[int]]:
+    """{"compile-max": {1, 4}} from ["compile-max=1,4"]: run some backends at only these folds."""
+    table = {}
+    for item in items:
+        name, _, folds = item.partition("=")
+        try:
+            table[name] = {int(f) for f in folds.split(",")}
+        except ValueError:
+            raise FoldedCNNError(f"--backend-folds takes BACKEND=F,F (e.g. compile-max=1,4), got {item!r}") from None
+        if name not in backends:
+            raise FoldedCNNError(f"--backend-folds names {name!r}, which is not among --backends {' '.join(backends)}")
+    return table
+
+
 def variant_grid(
     models: Sequence[ModelRef],
     folds: Sequence[int],
@@ -33,12 +47,16 @@ def variant_grid(
     *,
     batch_for: dict[str, int] | None = None,
     baseline: bool = True,
+    peer: bool = False,
+    backend_folds: dict[str, set[int]] | None = None,
     skipped: Callable[[str], object] = print,
 ) -> dict[str, list[Variant]]:
     """Variants per model name, in the order they are timed. A (model, fold) the family cannot fold is skipped
     (told to `skipped`); `batch_for` (by name) replaces `batches` for some models; `baseline` adds eager fp32
-    NCHW PyTorch ("torch-plain") at f = 1."""
+    NCHW PyTorch ("torch-plain") at f = 1; `peer` adds PEER (torch.compile max-autotune of the original) at
+    f = 1 in kernel mode; `backend_folds` runs some backends at only some folds."""
     batch_for = batch_for or {}
+    backend_folds = backend_folds or {}
     groups: dict[str, list[Variant]] = {}
     for ref in models:
         name = ref.label
@@ -50,9 +68,12 @@ def variant_grid(
                 continue
             for batch in ([batch_for[name]] if name in batch_for else batches):
                 for mode in modes:
-                    variants = [Variant(name, fold, batch, b, dtype, mode, ref) for b in backends]
+                    variants = [Variant(name, fold, batch, b, dtype, mode, ref) for b in backends
+                                if fold in backend_folds.get(b, {fold})]
                     if baseline and fold == 1:
                         variants.append(Variant(name, fold, batch, "torch-plain", "float32", mode, ref))
+                    if peer and fold == 1 and mode == "kernel":
+                        variants.append(Variant(name, 1, batch, PEER, dtype, mode, ref))
                     groups.setdefault(name, []).extend(dict.fromkeys(variants))
     return groups
 

@@ -6,6 +6,7 @@ import json
 import sys
 
 from ._model import add_module_arguments, model_refs
+from ._width_args import add_width_args
 
 
 def register(sub) -> None:
@@ -15,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("--fold", nargs="+", type=int, default=[1, 2, 3, 4], help="fold factors (default 1 2 3 4)")
     p.add_argument("--batch", type=int, default=1024, help="images per batch for intensity (default 1024)")
     p.add_argument("--bytes-per-element", type=float, default=2, help="2 for FP16 (default), 4 for FP32")
-    p.add_argument("--align", type=int, default=1, help="round hidden widths up to a multiple of this")
+    add_width_args(p)
     p.add_argument("--device", choices=["cpu", "cuda"], default=None,
                    help="use this device's cached probe for the roofline (default: any probe found)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per (model, fold)")

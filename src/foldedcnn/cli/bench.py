@@ -19,6 +19,11 @@ def register(sub) -> None:
                    help="a smaller batch for some models, e.g. resnet18-cifar10=64")
     p.add_argument("--backends", nargs="+", default=["torch", "compile", "onnxruntime"])
     p.add_argument("--no-baseline", action="store_true", help="leave out eager PyTorch fp32 NCHW (torch-plain) at f=1")
+    p.add_argument("--peer", action="store_true",
+                   help="add the peer: plain torch.compile(mode='max-autotune') of the original network (f=1), "
+                        "channels-last, in --dtype, kernel mode")
+    p.add_argument("--backend-folds", nargs="+", default=[], metavar="BACKEND=F,F",
+                   help="run a backend at only these folds, e.g. compile-max=1,4 (its compile is slow)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when present")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None,
                    help="default: float16 on cuda, float32 on cpu")
@@ -26,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--trials", type=int, default=3, help="interleaved trials; median and min-max reported")
     p.add_argument("--iterations", type=int, default=3, help="batches timed per trial")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches per variant after the first call")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="after S seconds, build no more torch.compile variants (compile, compile-max, peer); "
+                        "measure and report the rest")
     p.add_argument("--reprobe", action="store_true",
                    help="measure the device peak now (best of 3) instead of using the cached probe")
     p.add_argument("--machine", default=None, help="results directory name (default: e.g. cpu-2core, GPU name)")
@@ -46,20 +54,25 @@ def command_line(args) -> str:
     parts += ["--batch-sweep", *map(str, args.batch_sweep)] if args.batch_sweep else ["--batch", str(args.batch)]
     if args.batch_for:
         parts += ["--batch-for", *args.batch_for]
+    if args.backend_folds:
+        parts += ["--backend-folds", *args.backend_folds]
     parts += ["--backends", *args.backends, "--device", args.device, "--dtype", args.dtype, "--mode", *args.mode,
               "--trials", str(args.trials), "--iterations", str(args.iterations), "--warmup", str(args.warmup)]
-    parts += ["--no-baseline"] * args.no_baseline + ["--reprobe"] * args.reprobe + ["--no-plots"] * args.no_plots
+    parts += ["--time-limit", f"{args.time_limit:g}"] if args.time_limit is not None else []
+    parts += ["--no-baseline"] * args.no_baseline + ["--peer"] * args.peer + ["--reprobe"] * args.reprobe
+    parts += ["--no-plots"] * args.no_plots
     return shlex.join(parts + (["--out", args.out] if args.out else []))
 
 
 def run(args) -> int:
+    import time
     from pathlib import Path
 
     from tqdm import tqdm
 
     from ..bench import derive_rows, machine_info, machine_slug, measure, write_report
     from ..bench.report import SUMMARY_COLUMNS, best_rows, measurement_warnings
-    from ..bench.variants import parse_batch_for, peak_probes, variant_grid
+    from ..bench.variants import parse_backend_folds, parse_batch_for, peak_probes, variant_grid
     from ..device import dtype_name, resolve_device, resolve_dtype
     from ..errors import FoldedCNNError
     from ..infer.backends import available_backends
@@ -80,15 +93,18 @@ def run(args) -> int:
         raise FoldedCNNError("--trials and --iterations must be >= 1 and --warmup >= 0")
     groups = variant_grid(refs, args.folds, args.batch_sweep or [args.batch], args.backends, args.dtype, args.mode,
                           batch_for=parse_batch_for(args.batch_for, [r.label for r in refs]),
-                          baseline=not args.no_baseline)
+                          baseline=not args.no_baseline, peer=args.peer,
+                          backend_folds=parse_backend_folds(args.backend_folds, args.backends))
     probes = peak_probes(args.device, [v.dtype for vs in groups.values() for v in vs], args.reprobe)
 
     total = sum(len(vs) for vs in groups.values()) * args.trials
+    deadline = None if args.time_limit is None else time.monotonic() + args.time_limit
     rates = {}
     with tqdm(total=total, desc="bench", unit="step") as bar:
         for name, variants in groups.items():
             bar.set_postfix_str(name)
-            rates.update(measure(variants, args.device, args.trials, args.iterations, args.warmup, bar.update))
+            rates.update(measure(variants, args.device, args.trials, args.iterations, args.warmup, bar.update,
+                                 deadline))
     rows = derive_rows(rates, probes, args.iterations)
 
     machine = machine_info(args.device)

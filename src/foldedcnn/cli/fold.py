@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ._model import add_model_arguments, model_refs
+from ._width_args import add_width_args
 
 
 def register(sub) -> None:
@@ -13,7 +14,7 @@ def register(sub) -> None:
     add_model_arguments(p)
     p.add_argument("--fold", type=int, default=4, help="images per folded input (default 4)")
     p.add_argument("--width-mult", type=float, default=None, help="hidden width multiplier (default sqrt(fold))")
-    p.add_argument("--align", type=int, default=1, help="round hidden widths up to a multiple of this")
+    add_width_args(p)
     p.add_argument("--json", metavar="PATH", help="also write the plan and its source as JSON (rebuildable)")
     p.set_defaults(func=run)
 

@@ -16,7 +16,8 @@ def register(sub) -> None:
     p.add_argument("--uncertain", nargs=2, type=float, default=None, metavar=("LO", "HI"),
                    help="scores in (LO, HI) are flagged for the reference model (default: the thresholds "
                         "`foldedcnn calibrate` stored in the checkpoint, else 0.2 0.8)")
-    p.add_argument("--backend", default="auto", help="engine backend: auto, torch, compile, onnxruntime")
+    p.add_argument("--backend", default="auto",
+                   help="engine backend: auto, torch, compile, compile-max (GPU), onnxruntime, triton (GPU)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch", type=int, default=256, help="frames per engine call (default 256)")
     p.add_argument("--chunk-frames", type=int, default=1024,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._model import add_model_arguments
+from ._width_args import add_width_args
 
 
 def register(sub) -> None:
@@ -37,7 +38,7 @@ def register(sub) -> None:
                    help="auto: RMSprop for NoScope, Adam otherwise (the paper's)")
     p.add_argument("--weight-decay", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--align", type=int, default=1, help="round hidden widths up to a multiple of this")
+    add_width_args(p)
     p.add_argument("--width-mult", type=float, help="override the sqrt(fold) widening")
     p.add_argument("--fresh-data", action="store_true",
                    help="new training images every epoch (generated data only; validation and test stay fixed)")

@@ -127,3 +127,17 @@ def affine(normalization: dict[str, Sequence[float]], channels: int, uint8: bool
     shift = -mean / std
     shape = (1, 1, channels, 1, 1)
     return scale.to(device, dtype).view(shape), shift.to(device, dtype).view(shape)
+
+
+def fold_normalised(images: torch.Tensor, dst: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> int:
+    """Normalise and fold in one pass: images (n, C, H, W) (any strides, an accepted dtype) -> dst
+    (G, f, C, H, W) rows [0, ceil(n / f)): dst[i, j] = images[i*f + j] * scale + shift in the operands'
+    common dtype (CUDA computes fp16 / bf16 in float32), rounded once to dst's dtype; the padding slots
+    of a last partial group are zeroed. Returns the number of groups written."""
+    f = dst.shape[1]
+    full, rest = divmod(images.shape[0], f)
+    torch.addcmul(shift, images[: full * f].unflatten(0, (full, f)), scale, out=dst[:full])
+    if rest:
+        torch.addcmul(shift[0], images[full * f:], scale[0], out=dst[full, :rest])
+        dst[full, rest:].zero_()
+    return full + (rest > 0)

@@ -1,19 +1,26 @@
 """Engine: images in any batch size and layout -> per-image logits, through a chosen backend.
 
     predict(images (B, C, H, W) or (B, H, W, C), uint8 or float) -> logits (B, K) float32 on CPU
+    predict_stream(iterable of such batches) -> iterator of their logits, in order
 
 Per chunk of at most `max_batch` images: copy into a preallocated folded buffer (normalising on
 the way: uint8 / 255 or float in [0, 1], then (x - mean) / std), zero the padding slots of the
 last group, run the backend's folded forward, unfold, drop the padding. A backend that
 `reads_raw_images` (triton) gets uint8 chunks as they are and folds and normalises them itself.
+
+On CUDA the chunks run through a two-deep pipeline: host images go to pinned memory and up on a
+side stream while the previous chunk computes, are normalised and folded on the GPU in one pass
+(images are uploaded as they come, uint8 stays uint8), and the logits come back asynchronously.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -24,8 +31,16 @@ from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
 from . import _autotune as autotune
-from ._buffers import FoldedBuffer, bucket_sizes
-from ._preprocess import affine, as_tensor, check_finite, check_finite_logits, check_finite_weights, image_layout
+from ._buffers import EngineBuffers, FoldedBuffer, StreamSlots, bucket_sizes
+from ._preprocess import (
+    affine,
+    as_tensor,
+    check_finite,
+    check_finite_logits,
+    check_finite_weights,
+    fold_normalised,
+    image_layout,
+)
 from .backends import BACKENDS, Backend, available_backends, create_backend
 
 
@@ -42,16 +57,26 @@ def as_folded_model(model: FoldedModel | nn.Module | str | os.PathLike, trust_co
                          f"{type(model).__name__}")
 
 
+class _InFlight(NamedTuple):
+    """A chunk launched on the GPU: its logits land in slot.host_logits, then in out[start:start + n]."""
+
+    slot: Any  # _buffers._Slot, or None for an empty batch
+    out: torch.Tensor
+    start: int
+    n: int
+    last: bool  # the batch's last chunk
+
+
 class Engine:
     """Batched inference of a folded model through one backend.
 
     `model`: a FoldedModel, a zoo network (`create_model(...)`), or the path of a checkpoint. The
     model's own normalisation is used (the one training stored, a checkpoint's, or the default for an
     untrained network) unless `normalization` is given.
-    `backend`: "torch", "compile", "onnxruntime", "torch-plain", "triton" or "auto" (time the candidates
-    once per model, device, dtype and batch; the choice is cached under foldedcnn.device.cache_dir();
-    "triton" is a candidate on CUDA only). A model "triton" cannot fuse runs on "torch" with a
-    BackendFallbackWarning; `backend.fallback_reason` keeps why.
+    `backend`: "torch", "compile", "compile-max" (CUDA only: max-autotune), "onnxruntime", "torch-plain",
+    "triton" or "auto" (time the candidates once per model, device, dtype and batch; the choice is cached
+    under foldedcnn.device.cache_dir(); "compile-max" and "triton" are candidates on CUDA only). A model
+    "triton" cannot fuse runs on "torch" with a BackendFallbackWarning; `backend.fallback_reason` keeps why.
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
     `trust_code`: allow a checkpoint path whose model is built by a `factory` it names (see load_checkpoint).
@@ -100,8 +125,7 @@ class Engine:
         """Make `backend` current, with fresh buckets and buffers in its layout."""
         self.backend = backend
         self._buckets = bucket_sizes(self.max_batch, self.fold, backend.static_shapes)
-        self._buffers: dict[int, FoldedBuffer] = {}
-        self._staging: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._mem = EngineBuffers()
         return backend
 
     def _choose(self, name: str) -> Backend:
@@ -129,18 +153,18 @@ class Engine:
 
     def _buffer(self, num_images: int) -> FoldedBuffer:
         bucket = next(b for b in self._buckets if b >= num_images)
-        if bucket not in self._buffers:
-            self._buffers[bucket] = FoldedBuffer(bucket // self.fold, self.fold, self.input_shape,
-                                                 self.backend.channels_last, self.device, self.dtype)
-        return self._buffers[bucket]
+        if bucket not in self._mem.folded:
+            self._mem.folded[bucket] = FoldedBuffer(bucket // self.fold, self.fold, self.input_shape,
+                                                    self.backend.channels_last, self.device, self.dtype)
+        return self._mem.folded[bucket]
 
     def _to_device(self, chunk: torch.Tensor, bucket: int) -> torch.Tensor:
         """Copy a host chunk to the device through a pinned staging buffer kept per bucket and shape."""
         key = (bucket, chunk.dtype, tuple(chunk.shape[1:]))
-        if key not in self._staging:
+        if key not in self._mem.staging:
             host = torch.empty((bucket, *chunk.shape[1:]), dtype=chunk.dtype, pin_memory=self.device.type == "cuda")
-            self._staging[key] = (host, torch.empty_like(host, device=self.device))
-        host, dev = self._staging[key]
+            self._mem.staging[key] = (host, torch.empty_like(host, device=self.device))
+        host, dev = self._mem.staging[key]
         n = chunk.shape[0]
         host[:n].copy_(chunk)
         dev[:n].copy_(host[:n], non_blocking=True)
@@ -186,6 +210,12 @@ class Engine:
         A rank-3 input, wrong channels / size / dtype raise ShapeError; NaN or inf raise NonFiniteInputError,
         float values outside [0, 1] InputRangeError; non-finite logits raise NonFiniteOutputError.
         """
+        if self.device.type == "cuda":
+            run = self._predict_pipelined([images])
+            try:
+                return next(run)
+            finally:
+                run.close()  # gives the run's slot sets back to the pool now
         x = as_tensor(images)
         image_layout(x, self.input_shape)
         b = x.shape[0]
@@ -200,6 +230,93 @@ class Engine:
                     logits = self.backend.forward_folded(self.prepare(chunk).images)
                 out[start:start + n].copy_(unfold_logits(logits, self.fold, n))
         return check_finite_logits(out)
+
+    def predict_stream(self, batches: Iterable[Any]) -> Iterator[torch.Tensor]:
+        """For each batch of `batches` (each as predict() takes it, any size), its logits (B, K) float32 on
+        CPU, in order. On CUDA, chunk n + 1 is copied up while chunk n computes, so batch i + 1 is read
+        from `batches` before batch i's logits are yielded; on CPU this is predict() per batch."""
+        if self.device.type == "cuda":
+            yield from self._predict_pipelined(batches)
+            return
+        for images in batches:
+            yield self.predict(images)
+
+    def _take_slots(self, images: torch.Tensor) -> StreamSlots:
+        """Pinned and device memory for one pipelined run over images of this dtype and per-image shape: a
+        free set from the engine's pool, or a new one (concurrent runs never share a set)."""
+        key = (images.dtype, tuple(images.shape[1:]))
+        with self.lock:
+            free = self._mem.streams.setdefault(key, [])
+            if free:
+                return free.pop()
+        return StreamSlots(self.max_batch, key[1], images.dtype, self.num_classes, self.device)
+
+    def _return_slots(self, slots: StreamSlots) -> None:
+        key = (slots.dtype, slots.image_shape)
+        with self.lock:
+            self._mem.streams[key].append(slots)
+
+    def _launch(self, chunk: torch.Tensor, layout: str, slots: StreamSlots, out: torch.Tensor, start: int,
+                last: bool) -> _InFlight:
+        """Queue one chunk (n <= max_batch images) on the GPU: upload, normalise + fold, forward, logits down."""
+        check_finite(chunk)
+        slot = slots.next_slot()
+        n = chunk.shape[0]
+        x = chunk.to(self.device) if chunk.is_cuda else slot.upload(chunk, slots.upload_stream)
+        with self.lock:  # the folded buffer and a static-shape backend's are shared: enqueue one chunk at a time
+            if self.backend.reads_raw_images and x.dtype == torch.uint8:  # it folds and normalises in its kernel
+                logits = self.backend.forward_images(x, self.normalization)
+            else:
+                nchw = x.permute(0, 3, 1, 2) if layout == "NHWC" else x
+                buf = self._buffer(n)
+                groups = fold_normalised(nchw, buf.images, *self._affine[nchw.dtype == torch.uint8])
+                logits = self.backend.forward_folded(buf.folded[: buf.groups if self.backend.static_shapes
+                                                                else groups])
+            slot.download(unfold_logits(logits, self.fold, n))
+        return _InFlight(slot, out, start, n, last)
+
+    def _predict_pipelined(self, batches: Iterable[Any]) -> Iterator[torch.Tensor]:
+        """predict_stream on CUDA: at most one chunk per slot in flight; a slot is reused once its logits are home.
+        Each run takes its own slot sets from the engine's pool and gives them back when its chunks are done."""
+        in_flight: deque[_InFlight] = deque()
+        taken: dict[tuple[Any, ...], StreamSlots] = {}
+
+        def land() -> torch.Tensor | None:
+            """Wait for the oldest chunk's logits; its batch's logits when that was the batch's last chunk."""
+            job = in_flight.popleft()
+            if job.slot is not None:
+                job.slot.done.synchronize()
+                job.out[job.start:job.start + job.n].copy_(job.slot.host_logits[: job.n])
+            return check_finite_logits(job.out) if job.last else None
+
+        try:
+            for images in batches:
+                x = as_tensor(images)
+                layout = image_layout(x, self.input_shape)
+                b = x.shape[0]
+                out = torch.empty(b, self.num_classes, dtype=torch.float32)
+                if b == 0:
+                    in_flight.append(_InFlight(None, out, 0, 0, True))
+                    continue
+                key = (x.dtype, tuple(x.shape[1:]))
+                if key not in taken:
+                    taken[key] = self._take_slots(x)
+                slots = taken[key]
+                for start in range(0, b, self.max_batch):
+                    while sum(job.slot is not None for job in in_flight) >= len(slots.slots):
+                        if (done := land()) is not None:
+                            yield done
+                    chunk = x[start:start + self.max_batch]
+                    in_flight.append(self._launch(chunk, layout, slots, out, start, start + self.max_batch >= b))
+            while in_flight:
+                if (done := land()) is not None:
+                    yield done
+        finally:  # also when the caller stops early or a batch is refused: wait for what is queued, then give back
+            for job in in_flight:
+                if job.slot is not None:
+                    job.slot.done.synchronize()
+            for slots in taken.values():
+                self._return_slots(slots)
 
     def _images_on_device(self, chunk: torch.Tensor) -> torch.Tensor:
         """A chunk of raw images on the engine's device, as they are (the backend folds and normalises)."""

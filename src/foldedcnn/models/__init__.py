@@ -2,14 +2,17 @@
 
 from . import game, noscope, resnet  # noqa: F401  (registers the zoo)
 from ._registry import ModelSpec, create_model, get_spec, list_models, register_model
-from .widths import default_width_mult, scaled_width
+from .widths import PAPER_WIDTHS, TENSOR_CORE_ALIGN, default_width_mult, resolve_align, scaled_width
 
 __all__ = [
+    "PAPER_WIDTHS",
+    "TENSOR_CORE_ALIGN",
     "ModelSpec",
     "create_model",
     "default_width_mult",
     "get_spec",
     "list_models",
     "register_model",
+    "resolve_align",
     "scaled_width",
 ]

@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import FoldedCNNError, UnknownModelError
 from ..identity import ModelIdentity
 from ..layout import check_fold
+from .widths import resolve_align
 
 Builder = Callable[..., nn.Module]
 
@@ -20,8 +21,8 @@ Builder = Callable[..., nn.Module]
 class ModelSpec:
     """What the zoo knows about a model: its input (C, H, W), classes and how to build it.
 
-    `build(fold=, width_mult=, align=, num_classes=K)` returns a network (N, f*C, H, W) -> (N, f*K).
-    `check_fold(fold)` raises when a family cannot use a fold.
+    `build(fold=, width_mult=, align=, num_classes=K)` returns a network (N, f*C, H, W) -> (N, f*K)
+    (align None: the default of widths.resolve_align). `check_fold(fold)` raises when a family cannot use a fold.
     """
 
     name: str
@@ -63,17 +64,20 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
-def create_model(name: str, fold: int = 1, width_mult: float | None = None, align: int = 1,
+def create_model(name: str, fold: int = 1, width_mult: float | None = None, align: int | None = None,
                  num_classes: int | None = None) -> nn.Module:
     """Build zoo model `name` folded by `fold`: a network (N, f*C, H, W) -> (N, f*K).
 
     Hidden widths are floor(w * width_mult) (width_mult = sqrt(fold) by default), rounded up
-    to a multiple of `align`. `num_classes` K replaces the family's number of classes (the architecture is
-    the family's, with a K-way classifier). The module carries `.identity` (a ModelIdentity naming it); the
-    zoo's network classes also read `.fold`, `.num_classes` and `.input_shape` (per image, (C, H, W)) from it.
+    to a multiple of `align`: by default 8 for fold > 1 (tensor cores), the original widths at
+    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. `num_classes` K replaces the family's
+    number of classes (the architecture is the family's, with a K-way classifier). The module carries
+    `.identity` (a ModelIdentity naming it, with the align resolved); the zoo's network classes also read
+    `.fold`, `.num_classes` and `.input_shape` (per image, (C, H, W)) from it.
     """
     spec = get_spec(name)
     fold = check_fold(fold)
+    align = resolve_align(align, fold)
     if spec.check_fold is not None:
         spec.check_fold(fold)
     k = spec.num_classes if num_classes is None else num_classes

@@ -61,7 +61,7 @@ def build_game_cnn(
     *,
     fold: int = 1,
     width_mult: float | None = None,
-    align: int = 1,
+    align: int | None = None,
     base_width: int = 32,
     base_narrow: int = 8,
     convs_per_unit: int = 3,

@@ -45,7 +45,7 @@ class NoScopeCNN(IdentifiedNetwork, nn.Module):
         return self.classifier(self.features(x))
 
 
-def _build(block_widths: Sequence[int], fc_width: int, *, fold: int, width_mult, align: int,
+def _build(block_widths: Sequence[int], fc_width: int, *, fold: int, width_mult, align: int | None,
            num_classes: int) -> NoScopeCNN:
     def widen(w: int) -> int:
         return scaled_width(w, fold, width_mult, align)

@@ -65,7 +65,7 @@ def check_square_fold(fold: int) -> None:
         )
 
 
-def _build(*, fold: int, width_mult, align: int, num_classes: int) -> ResNetCIFAR:
+def _build(*, fold: int, width_mult, align: int | None, num_classes: int) -> ResNetCIFAR:
     widths = [scaled_width(w, fold, width_mult, align) for w in (64, 128, 256, 512)]
     return ResNetCIFAR(3 * fold, widths, [2, 2, 2, 2], num_classes * fold)
 

@@ -61,7 +61,7 @@ class TrainConfig:
     distill: str = "mse"
     distill_alpha: float = 0.5
     temperature: float = 1.0
-    align: int = 1
+    align: int | None = None
     width_mult: float | None = None
     fresh_data: bool = False
     data_workers: int = 1

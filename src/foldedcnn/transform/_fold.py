@@ -12,7 +12,7 @@ from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..identity import ModelIdentity
 from ..layout import check_fold
-from ..models.widths import check_width_args
+from ..models.widths import check_width_args, resolve_align
 from ._apply import apply_plan
 from ._channel_graph import analyse
 from ._sources import build_source, load_factory, trusted
@@ -29,7 +29,7 @@ def fold_model(
     example_input: torch.Tensor,
     *,
     width_mult: float | None = None,
-    align: int = 1,
+    align: int | None = None,
     classifier: str | None = None,
     leaf_modules: Sequence[type[nn.Module]] = (),
     source: dict[str, Any] | None = None,
@@ -37,7 +37,8 @@ def fold_model(
     """Fold any CNN: `model` maps (B, C, H, W) -> (B, K); the result's network maps (N, f*C, H, W) -> (N, f*K).
 
     `example_input` is an unfolded batch (B, C, H, W) used to trace shapes. Hidden widths become
-    floor(w * width_mult) (sqrt(fold) by default) rounded up to a multiple of `align`; the input
+    floor(w * width_mult) (sqrt(fold) by default) rounded up to a multiple of `align` (by default 8
+    for fold > 1, tensor cores; 1 gives the paper's exact widths; fold 1 keeps the original); the input
     takes f*C channels and the classifier emits f*K logits, block j for image j. `classifier`
     names the logits layer when it is not the one producing the model's output.
     `leaf_modules`: module classes torch.fx must not trace into (give each a rule with
@@ -48,6 +49,7 @@ def fold_model(
     Raises UnsupportedOpError, ShapeError or FoldError with the node and the fix.
     """
     fold = check_fold(fold)
+    align = resolve_align(align, fold)
     check_width_args(width_mult, align)
     a = analyse(model, example_input, classifier=classifier, leaf_modules=leaf_modules)
     plan = make_plan(a, fold, width_mult, align, classifier, [_qualname(c) for c in leaf_modules])

@@ -205,7 +205,7 @@ class ModelRef:
             _ = self.source
         return self
 
-    def build(self, fold: int, width_mult: float | None = None, align: int = 1):
+    def build(self, fold: int, width_mult: float | None = None, align: int | None = None):
         """The FoldedModel at `fold`: the zoo's folded network, or the factory's model folded by fold_model.
         Its network maps (N, f*C, H, W) -> (N, f*K)."""
         from ..folded import FoldedModel

@@ -1,4 +1,5 @@
-"""Backends by name: torch (eager), torch-plain (NCHW eager baseline), compile, onnxruntime, triton (fused kernels)."""
+"""Backends by name: torch (eager), torch-plain (NCHW eager baseline), compile, compile-max (GPU), onnxruntime,
+triton (fused kernels)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from ...device import dtype_name
 from ...errors import FoldedCNNError
 from ...folded import FoldedModel
 from .base import Backend
-from .compile import CompileBackend
+from .compile import CompileBackend, CompileMaxBackend
 from .onnxruntime import OnnxRuntimeBackend
 from .torch import PlainTorchBackend, TorchBackend
 from .triton import TritonBackend
 
 BACKENDS: dict[str, type[Backend]] = {
-    b.name: b for b in (TorchBackend, CompileBackend, OnnxRuntimeBackend, PlainTorchBackend, TritonBackend)
+    b.name: b for b in (TorchBackend, CompileBackend, CompileMaxBackend, OnnxRuntimeBackend, PlainTorchBackend,
+                        TritonBackend)
 }
 
 
