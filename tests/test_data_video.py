@@ -5,7 +5,7 @@ import json
 import av
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foldedcnn.cli import main
@@ -18,7 +18,7 @@ from foldedcnn.data.noscope import (
     save_video_task,
 )
 from foldedcnn.data.types import DataError
-from foldedcnn.data.video import VideoError, check_roi, crop_resize, frames_at, iter_frames, probe_video
+from foldedcnn.data.video import VideoError, check_roi, crop_resize, frames_at, iter_frames, probe_video, region_rgb
 
 W, H, N = 160, 128, 60
 ROI = (64, 40, 48, 48)  # x, y, w, h
@@ -232,3 +232,37 @@ def test_vtest_recipe_constants():
 
     assert VTEST_SIZE == (50, 50)
     check_roi(VTEST_ROI, 768, 576)
+
+
+FORMATS = ["yuv420p", "yuvj420p", "nv12", "nv21", "yuv422p", "yuv444p", "yuv410p", "gray", "rgb24", "yuyv422"]
+
+
+@pytest.fixture(scope="module")
+def frames_by_format():
+    """One noisy 98x66 frame (the hardest case for chroma upsampling) in each pixel format."""
+    noise = np.random.default_rng(0).integers(0, 256, (66, 98, 3), dtype=np.uint8)
+    base = av.VideoFrame.from_ndarray(noise, format="rgb24")
+    return {fmt: base.reformat(format=fmt) for fmt in FORMATS}
+
+
+@settings(max_examples=150, deadline=None)
+@given(fmt=st.sampled_from(FORMATS), data=st.data())
+def test_region_only_conversion_equals_cropping_the_full_frame(frames_by_format, fmt, data):
+    """Converting only the region gives exactly the pixels of the full-frame RGB conversion, cropped:
+    the job and the training data (build_video_task) both take this path, and nothing changed for them."""
+    frame = frames_by_format[fmt]
+    x = data.draw(st.integers(0, 97))
+    y = data.draw(st.integers(0, 65))
+    roi = (x, y, data.draw(st.integers(1, 98 - x)), data.draw(st.integers(1, 66 - y)))
+    full = frame.to_ndarray(format="rgb24")
+    np.testing.assert_array_equal(region_rgb(frame, roi), full[y : y + roi[3], x : x + roi[2]])
+
+
+def test_iter_frames_with_a_region_crops_the_same_pixels(clip):
+    full = list(iter_frames(clip, stride=5))
+    region = list(iter_frames(clip, stride=5, roi=ROI))
+    x, y, w, h = ROI
+    assert [f.index for f in region] == [f.index for f in full]
+    assert all((r.rgb == f.rgb[y : y + h, x : x + w]).all() for r, f in zip(region, full, strict=True))
+    with pytest.raises(VideoError, match="outside"):
+        next(iter_frames(clip, roi=(150, 100, 40, 40)))

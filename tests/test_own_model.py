@@ -70,7 +70,8 @@ def test_train_eval_export_analyze_bench_a_module_factory(spec, nets, tmp_path, 
     assert main(["train", "--module", "byom_nets:tiny", "--module-kwargs", '{"classes": 3}', "--fold", "2",
                  "--data", spec, "--epochs", "2", "--batch", "24", "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert "trained byom_nets:tiny fold=2" in text and text.count("epoch=") == 2  # epoch lines without the bar
+    # epoch lines without the bar: epoch 0 (the model as given) and the 2 trained epochs
+    assert "trained byom_nets:tiny fold=2" in text and text.count("epoch=") == 3
     ckpt = out / "best.safetensors"
     source = load_checkpoint(ckpt, trust_code=True).meta["architecture"]["source"]
     assert source == {"factory": "byom_nets:tiny", "kwargs": {"classes": 3}, "search_path": str(nets.resolve())}

@@ -18,7 +18,7 @@ def test_train_then_eval(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "2 epochs" in text and "best checkpoint" in text
-    assert text.count("val_top1=") == 2  # --no-progress drops the bar, not the per-epoch lines
+    assert text.count("val_top1=") == 3  # --no-progress drops the bar, not the per-epoch lines (0, 1, 2)
     assert {p.name for p in out.iterdir()} >= {"best.safetensors", "last.safetensors", "metrics.csv", "metrics.json"}
     state = load_state(out / "last.safetensors")
     assert state.meta["epoch"] == 2 and state.meta["config"]["curriculum"] == "on"

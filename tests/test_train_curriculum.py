@@ -48,7 +48,7 @@ def test_trainer_admits_classes_on_schedule():
     config = TrainConfig(fold=2, epochs=4, batch=40, curriculum="auto", curriculum_epochs=2, progress=False)
     result = train(model, data, data, config)
     # K=15, f=2: start max(1, 2) = 2, step 1 -> 13 steps squeezed into 2 epochs: 7 per epoch
-    assert [h["active_classes"] for h in result.history] == [2, 9, 15, 15]
+    assert [h["active_classes"] for h in result.history] == [2, 2, 9, 15, 15]  # row 0: before training
     off = train(FoldedModel.from_zoo("game-sot-coin-count", 1), data, data,
                 TrainConfig(fold=1, epochs=1, progress=False))
     assert off.history[0]["active_classes"] == 15  # auto: no curriculum for the original

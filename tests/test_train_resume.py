@@ -31,14 +31,23 @@ config = TrainConfig(model="game-apex-squad-count", fold=2, epochs={EPOCHS}, bat
                      curriculum="on", curriculum_epochs=4, progress=False)
 train(model, data, val, config, out=sys.argv[1])
 """
+# the same with new generated training images every epoch, drawn by two worker processes
+FRESH_SCRIPT = f"""
+import sys
+from foldedcnn.train import TrainConfig, train_from_config
+config = TrainConfig(model="game-apex-squad-count", fold=2, data="game-apex-squad-count?n_train=264&n_val=44",
+                     epochs={EPOCHS}, batch=22, seed=5, curriculum="on", curriculum_epochs=4, fresh_data=True,
+                     data_workers=2, progress=False)
+train_from_config(config, sys.argv[1])
+"""
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def start(out: Path) -> subprocess.Popen:
+def start(out: Path, script: str = SCRIPT) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(out)], env=env)
+    return subprocess.Popen([sys.executable, "-c", script, str(out)], env=env)
 
 
 def committed_epoch(out: Path) -> int:
@@ -57,11 +66,13 @@ def read_state_meta(path: Path) -> dict:
         return json.loads(f.metadata()["foldedcnn"])
 
 
-def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
+@pytest.mark.parametrize("script", [SCRIPT, pytest.param(FRESH_SCRIPT, marks=pytest.mark.slow)],
+                         ids=["fixed-data", "fresh-data"])
+def test_resume_after_sigkill_gives_the_same_weights(tmp_path, script):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert start(whole).wait(timeout=120) == 0
-    proc = start(killed)
-    deadline = time.monotonic() + 120
+    assert start(whole, script).wait(timeout=300) == 0
+    proc = start(killed, script)
+    deadline = time.monotonic() + 300
     while committed_epoch(killed) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     assert proc.poll() is None, "the run ended before it could be killed"
@@ -69,7 +80,7 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     proc.wait()
     k = committed_epoch(killed)
     assert 2 <= k < EPOCHS
-    assert start(killed).wait(timeout=120) == 0  # the same command again resumes after epoch k
+    assert start(killed, script).wait(timeout=300) == 0  # the same command again resumes after epoch k
 
     a, b = load_file(str(whole / "last.safetensors")), load_file(str(killed / "last.safetensors"))
     assert a.keys() == b.keys()
@@ -78,12 +89,12 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     ha = load_state(whole / "last.safetensors").meta["history"]
     hb = load_state(killed / "last.safetensors").meta["history"]
     assert [{**h, "seconds": 0} for h in ha] == [{**h, "seconds": 0} for h in hb]
-    assert len(ha) == EPOCHS and [h["active_classes"] for h in ha][:3] == [2, 7, 12]
+    assert len(ha) == EPOCHS + 1 and [h["active_classes"] for h in ha][:4] == [2, 2, 7, 12]  # row 0: untrained
     best_a, best_b = load_checkpoint(whole / "best.safetensors"), load_checkpoint(killed / "best.safetensors")
     for (na, ta), (nb, tb) in zip(best_a.model.state_dict().items(), best_b.model.state_dict().items(), strict=True):
         assert na == nb and torch.equal(ta, tb)
     metrics = json.loads((killed / "metrics.json").read_text())
-    assert [m["epoch"] for m in metrics] == list(range(1, EPOCHS + 1))
+    assert [m["epoch"] for m in metrics] == list(range(EPOCHS + 1))
     assert (killed / "metrics.csv").read_text().splitlines()[0].startswith("epoch,active_classes,train_loss")
 
 

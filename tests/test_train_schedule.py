@@ -36,9 +36,9 @@ def test_trainer_follows_the_schedule_step_by_step():
     config = TrainConfig(model="test", fold=2, epochs=4, batch=16, lr=2e-3, schedule="cosine", curriculum="off",
                          progress=False)
     history = train(model, data, data, config).history
-    # the recorded lr is the last step's: progress (epoch + 48/64) / 4 of the run
+    # the recorded lr is the last step's: progress (epoch + 48/64) / 4 of the run; row 0 is before training
     expected = [2e-3 * 0.5 * (1 + math.cos(math.pi * (e + 0.75) / 4)) for e in range(4)]
-    assert [h["lr"] for h in history] == pytest.approx(expected)
+    assert history[0]["lr"] is None and [h["lr"] for h in history[1:]] == pytest.approx(expected)
 
 
 def test_a_run_saved_before_schedule_existed_still_resumes(tmp_path):
@@ -52,4 +52,4 @@ def test_a_run_saved_before_schedule_existed_still_resumes(tmp_path):
     for key in ("schedule", "init_from"):
         del state.meta["config"][key]
     save_state(tmp_path / "last.safetensors", state.tensors, state.meta)
-    assert len(train(model, data, data, config, out=tmp_path).history) == 1
+    assert len(train(model, data, data, config, out=tmp_path).history) == 2

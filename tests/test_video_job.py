@@ -93,10 +93,43 @@ def test_folded_model_rows_do_not_depend_on_chunking(clips, checkpoint, tmp_path
 
 def _cli(checkpoint, video, out):
     return [sys.executable, "-m", "foldedcnn", "run", str(checkpoint), str(video), "--out", str(out),
-            "--backend", "torch", "--batch", "8", "--chunk-frames", "16", "--no-progress"]
+            "--backend", "torch", "--batch", "8", "--chunk-frames", "16", "--workers", "3", "--no-progress"]
+
+
+def test_parallel_segments_give_the_same_csvs_as_one_decoder(clips, checkpoint, tmp_path):
+    args = [clips["long"], clips["short"], "--batch", "8", "--chunk-frames", "16"]
+    assert _run([checkpoint, *args, "--out", tmp_path / "one", "--workers", "1"]) == 0
+    assert _run([checkpoint, *args, "--out", tmp_path / "many", "--workers", "3"]) == 0
+    for name in ("long.csv", "short.csv"):
+        assert (tmp_path / "many" / name).read_text() == (tmp_path / "one" / name).read_text()
+    summary = json.loads((tmp_path / "many" / "summary.json").read_text())
+    assert summary["workers"] == 3 and summary["decoder"] == "cpu" and summary["frames_per_s"] > 0
+
+
+def _decoder_pids(job_pid: int) -> list[int]:
+    """The decoder processes of a running job: the children of its multiprocessing forkserver (from /proc)."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    for child in (p for p, pp in parent.items() if pp == job_pid):
+        try:
+            if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return [p for p, pp in parent.items() if pp == child]
+        except OSError:
+            continue
+    return []
+
+
+def _chunks(parts: Path) -> int:
+    return len(list(parts.glob("[0-9]*.csv"))) if parts.exists() else 0
 
 
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkpoint, tmp_path):
+    """The job with 3 decoder processes, killed (SIGKILL) at random points, then rerun: the CSV equals an
+    uninterrupted run's byte for byte (chunks are stored out of order; a rerun redoes the missing ones)."""
     ref = tmp_path / "ref"
     assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16"]) == 0
     out = tmp_path / "killed"
@@ -105,12 +138,12 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkp
     rng = random.Random(1234)
     kills = 0
     for _ in range(4):
-        target = rng.randint(1, 15)  # kill once this many chunks exist, plus a random delay
+        target = _chunks(parts) + rng.randint(1, 6)  # kill once this many chunks exist, plus a random delay
         proc = subprocess.Popen(_cli(checkpoint, clips["long"], out), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
-            if parts.exists() and len(list(parts.glob("[0-9]*.csv"))) >= target:
+            if _chunks(parts) >= target:
                 time.sleep(rng.uniform(0, 0.05))
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
@@ -127,6 +160,26 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkp
     assert [int(r[0]) for r in rows] == list(range(300))
 
 
+def test_a_killed_decoder_process_takes_no_rows_with_it(clips, checkpoint, tmp_path):
+    ref = tmp_path / "ref"
+    assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16"]) == 0
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(_cli(checkpoint, clips["long"], out), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and killed is None:
+        if _chunks(out / ".parts" / "long") >= 1 and (decoders := _decoder_pids(proc.pid)):
+            killed = decoders[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.002)
+    _, err = proc.communicate(timeout=60)
+    assert killed is not None and proc.returncode == 0, err
+    assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
+    assert json.loads((out / "summary.json").read_text())["worker_restarts"] >= 1
+
+
 def test_rerun_with_other_settings_is_refused(clips, checkpoint, tmp_path):
     parts = tmp_path / ".parts" / "long"
     parts.mkdir(parents=True)
@@ -136,7 +189,8 @@ def test_rerun_with_other_settings_is_refused(clips, checkpoint, tmp_path):
     assert "other settings" in summary["videos"][0]["error"]
 
 
-def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_path):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_path, workers):
     bad = tmp_path / "bad"
     bad.mkdir()
     text = bad / "notes.mp4"
@@ -147,7 +201,7 @@ def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_
     empty = write_empty_clip(bad / "empty.mp4")
     missing = bad / "missing.mp4"
     out = tmp_path / "out"
-    code = _run([checkpoint, missing, text, empty, clips["short"], truncated, "--out", out])
+    code = _run([checkpoint, missing, text, empty, clips["short"], truncated, "--out", out, "--workers", workers])
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
     by_name = {Path(v["video"]).name: v for v in summary["videos"]}
@@ -167,25 +221,46 @@ def test_region_outside_the_frame_is_an_error(clips, checkpoint, tmp_path):
     assert "outside" in summary["videos"][0]["error"]
 
 
+def _same_rows(csv_a: Path, csv_b: Path) -> None:
+    """Same frames in the same order, same labels, probabilities within 2e-6 (two processes' float32 sums)."""
+    head_a, rows_a = _rows(csv_a)
+    head_b, rows_b = _rows(csv_b)
+    assert head_a == head_b and len(rows_a) == len(rows_b)
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert ra[0] == rb[0] and ra[5:] == rb[5:]
+        assert all(abs(float(x) - float(y)) <= 2e-6 for x, y in zip(ra[1:5], rb[1:5], strict=True))
+
+
 @pytest.mark.slow
-def test_ray_run_matches_local_run(clips, checkpoint, tmp_path):
+def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
-    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    from foldedcnn.errors import FoldedCNNError
+    from foldedcnn.label._chunk_store import ChunkStore
+
+    local, on_ray, resumed = tmp_path / "local", tmp_path / "ray", tmp_path / "resumed"
     args = ["--batch", "8", "--chunk-frames", "16"]
     assert _run([checkpoint, clips["short"], clips["long"], "--out", local, *args]) == 0
+    def killed(self, chunks):
+        raise FoldedCNNError("killed before publishing")
+
+    with monkeypatch.context() as m:  # a local run that stops before publishing: all chunks stored
+        m.setattr(ChunkStore, "finish", killed)
+        assert _run([checkpoint, clips["long"], "--out", resumed, "--workers", "3", *args]) == 1
+    parts = resumed / ".parts" / "long"
+    for gap in ("00000001.csv", "00000005.csv", "00000018.csv"):  # as if killed with these chunks missing
+        (parts / gap).unlink()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         assert _run([checkpoint, clips["short"], clips["long"], "--out", on_ray, "--ray", "--actors", "1",
                      *args]) == 0
+        assert _run([checkpoint, clips["long"], "--out", resumed, "--ray", "--actors", "1", *args]) == 0
     finally:
         ray.shutdown()
     for name in ("short.csv", "long.csv"):
-        head_a, rows_a = _rows(local / name)
-        head_b, rows_b = _rows(on_ray / name)
-        assert head_a == head_b and len(rows_a) == len(rows_b)
-        for ra, rb in zip(rows_a, rows_b, strict=True):
-            assert ra[0] == rb[0] and ra[5:] == rb[5:]
-            assert all(abs(float(x) - float(y)) <= 2e-6 for x, y in zip(ra[1:5], rb[1:5], strict=True))
+        _same_rows(local / name, on_ray / name)
+    _same_rows(local / "long.csv", resumed / "long.csv")
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert summary["videos"][0]["resumed_at_frame"] == 16 * 16 and not list(parts.glob("0*.csv"))
 
 
 def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):
@@ -218,3 +293,54 @@ def test_iter_frames_start_skips_exactly_the_first_output_frames(clips, stride, 
     resumed = list(iter_frames(clips["short"], stride, start=start))
     assert [f.index for f in resumed] == [f.index for f in every][start:]
     assert all((a.rgb == b.rgb).all() for a, b in zip(every[start:], resumed, strict=True))
+
+
+def test_decoder_choice_per_video():
+    from foldedcnn.errors import FoldedCNNError
+    from foldedcnn.label._nvdec import choose_decoders
+
+    codecs = ["h264", "msmpeg4", None, "hevc"]
+    assert choose_decoders("cpu", codecs, None) == (["cpu"] * 4, [None] * 4)
+    assert choose_decoders("auto", codecs, "no CUDA device") == (["cpu"] * 4, [None] * 4)
+    choice, notes = choose_decoders("auto", codecs, None)
+    assert choice == ["gpu", "cpu", "cpu", "gpu"]
+    assert notes[1] == "codec msmpeg4 is not decoded by NVDEC; decoded on the CPU" and notes[2] is None
+    assert choose_decoders("gpu", codecs, None) == (choice, notes)
+    with pytest.raises(FoldedCNNError, match="--decoder gpu: NVDEC cannot be used here \\(no CUDA device\\)"):
+        choose_decoders("gpu", codecs, "no CUDA device")
+
+
+def test_gpu_decoder_feeds_the_same_job_and_falls_back_for_other_codecs(clips, checkpoint, tmp_path, monkeypatch):
+    """NVDEC stood in for by the CPU segment decoder (no GPU here): the job merges its batches with the CPU
+    pool's, an mpeg4 video goes to it, an ffv1 one (not an NVDEC codec) to the CPU with a note."""
+    import av
+
+    import foldedcnn.label.job as job
+    from foldedcnn.label._nvdec import NvdecDecoder
+    from foldedcnn.label.frame_source import SegmentDecoder
+    ffv1 = tmp_path / "lossless.mkv"
+    with av.open(str(ffv1), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for frame in av.open(str(clips["short"])).decode(video=0):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    args = [clips["long"], ffv1, "--batch", "8", "--chunk-frames", "16"]
+    assert _run([checkpoint, *args, "--out", tmp_path / "cpu", "--decoder", "cpu"]) == 0
+    monkeypatch.setattr(job, "nvdec_unavailable", lambda device: None)
+    monkeypatch.setattr(NvdecDecoder, "_decode", lambda self, t: SegmentDecoder(
+        t.path, t.segment, t.roi, t.size, t.stride, t.batch, t.index))
+    assert _run([checkpoint, *args, "--out", tmp_path / "gpu", "--decoder", "gpu", "--workers", "2"]) == 0
+    for name in ("long.csv", "lossless.csv"):
+        assert (tmp_path / "gpu" / name).read_text() == (tmp_path / "cpu" / name).read_text()
+    summary = json.loads((tmp_path / "gpu" / "summary.json").read_text())
+    assert summary["decoder"] == "gpu+cpu"
+    by_name = {Path(v["video"]).name: v for v in summary["videos"]}
+    assert by_name["long.mp4"]["decoder"] == "gpu" and by_name["long.mp4"]["note"] is None
+    lossless = by_name["lossless.mkv"]
+    assert lossless["decoder"] == "cpu" and "ffv1 is not decoded by NVDEC" in lossless["note"]
+
+
+def test_decoder_gpu_without_a_gpu_is_one_clear_error(clips, checkpoint, tmp_path, capsys):
+    assert _run([checkpoint, clips["short"], "--out", tmp_path, "--decoder", "gpu"]) == 2
+    assert "--decoder gpu: NVDEC cannot be used here" in capsys.readouterr().err

@@ -22,6 +22,11 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=256, help="frames per engine call (default 256)")
     p.add_argument("--chunk-frames", type=int, default=1024,
                    help="rows per crash-safe output chunk; a multiple of --batch (default 1024)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoder processes (default: one per CPU core); a long video is split among them")
+    p.add_argument("--decoder", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="gpu: NVDEC (needs CUDA and PyNvVideoCodec); cpu: the decoder processes; auto (default): "
+                        "NVDEC for the videos it can decode when the engine is on a GPU, the CPU for the rest")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="discard a video's earlier output in --out that was made with other settings")
@@ -43,7 +48,8 @@ def run(args) -> int:
         roi=tuple(args.roi) if args.roi else None, stride=args.stride,
         uncertain=tuple(args.uncertain) if args.uncertain else None,
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
-        progress=not args.no_progress, overwrite=args.overwrite, trust_code=args.trust_code,
+        workers=args.workers, decoder=args.decoder, progress=not args.no_progress, overwrite=args.overwrite,
+        trust_code=args.trust_code,
     )
     if args.ray:
         from ..label import run_job_ray
@@ -61,8 +67,13 @@ def run(args) -> int:
         else:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
             print(f"ok      {v.video}: {v.frames} frames, {v.positives} positive, {v.uncertain} uncertain"
-                  f"{speed} -> {v.csv}")
-    print(f"summary: {args.out / 'summary.json'} (backend {summary.backend})")
+                  f"{speed}, decoded on {v.decoder or 'cpu'} -> {v.csv}")
+        if v.note:
+            print(f"note    {v.video}: {v.note}")
+    if summary.decoder_note:
+        print(f"decoder {summary.decoder}: {summary.decoder_note}")
+    print(f"summary: {args.out / 'summary.json'} (backend {summary.backend}, decoder {summary.decoder}, "
+          f"{summary.workers} decoder processes, {summary.frames_per_s} frames/s in all)")
     return 1 if summary.failed else 0
 
 

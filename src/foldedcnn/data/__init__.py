@@ -15,6 +15,7 @@ _EXPORTS = {
     "DataSpec": "spec",
     "parse_spec": "spec",
     "load_data": "spec",
+    "is_generated": "spec",
     "fold_mixing_order": "folding",
     "FoldBatcher": "folding",
     "FoldBatch": "folding",

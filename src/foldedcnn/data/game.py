@@ -7,7 +7,8 @@ text (60%), a valid text cut off by the image border (25%), or no text (15%).
 
 Speed: glyphs are pre-rendered per (font, size) to numpy masks (fonts.glyph_set); the per-image
 Python work is pasting a few masks, everything else runs on the whole chunk at once. Images come
-in chunks of CHUNK, chunk c seeded by (seed, stream, c), so the output does not depend on `workers`.
+in chunks of CHUNK, chunk c seeded by (seed, stream, c) (and the draw d > 0 of a fresh training set:
+(seed, stream, c, d)), so the output does not depend on `workers`.
 """
 
 from __future__ import annotations
@@ -174,8 +175,8 @@ def compose(plans: Sequence[TextPlan], hw: tuple[int, int], rng: np.random.Gener
     return out
 
 
-def _chunk(task: str, n: int, seed: int, stream: int, index: int, fonts: tuple[int, ...]) -> GameBatch:
-    rng = np.random.default_rng(np.random.SeedSequence([seed, stream, index]))
+def _chunk(task: str, n: int, seed: int, stream: int, index: int, fonts: tuple[int, ...], draw: int) -> GameBatch:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, stream, index] + ([draw] if draw else [])))
     k = len(class_names(task))
     labels = rng.integers(0, k, n)
     font_choice = rng.integers(0, len(fonts), n)
@@ -192,17 +193,20 @@ def check_fonts(fonts: Sequence[int] | None) -> tuple[int, ...]:
 
 
 def generate_batch(task: str, n: int, seed: int = 0, *, stream: int = 0, fonts: Sequence[int] | None = None,
-                   workers: int = 1) -> GameBatch:
-    """n images of `task`: uint8 (n, 3, H, W), labels (n,) and their plans; deterministic in (seed, stream, fonts).
+                   workers: int = 1, draw: int = 0) -> GameBatch:
+    """n images of `task`: uint8 (n, 3, H, W), labels (n,) and their plans; deterministic in (seed, stream,
+    fonts, draw). Each `draw` (>= 0) of the same (seed, stream) is a different set of images.
 
     `workers` > 1 renders chunks in that many processes (same output).
     """
+    if draw < 0:
+        raise DataError(f"draw must be >= 0, got {draw}")
     check_task(task)
     if n < 0:
         raise DataError(f"n must be >= 0, got {n}")
     fonts = check_fonts(fonts)
     font_paths(tuple(GAME_FONTS[f] for f in fonts))  # fail early, naming the packages
-    jobs = [(task, min(CHUNK, n - s), seed, stream, s // CHUNK, fonts) for s in range(0, n, CHUNK)]
+    jobs = [(task, min(CHUNK, n - s), seed, stream, s // CHUNK, fonts, draw) for s in range(0, n, CHUNK)]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_chunk, *zip(*jobs, strict=True)))
@@ -227,14 +231,15 @@ def split_fonts(split: str, holdout_fonts: int = 0) -> tuple[int, ...]:
 
 
 def generate_game(task: str, split: str, n: int, seed: int = 0, *, holdout_fonts: int = 0,
-                  workers: int = 1) -> LabelledImages:
+                  workers: int = 1, draw: int = 0) -> LabelledImages:
     """Split `split` of game task `task`: n images uint8 (n, 3, H, W) with labels (n,).
 
-    Splits draw from disjoint seed streams, so train, val and test never share a random draw.
+    Splits draw from disjoint seed streams, so train, val and test never share a random draw. `draw` d > 0
+    gives a new set of the split (fresh training images for epoch d); draw 0 is the split itself.
     """
     batch = generate_batch(task, n, seed, stream=SPLIT_STREAMS[check_split(split)],
                            fonts=split_fonts(split, holdout_fonts),
-                           workers=workers)
+                           workers=workers, draw=draw)
     return LabelledImages(torch.from_numpy(batch.images), torch.from_numpy(batch.labels), class_names(task),
                           f"{task}/{split}")
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .store import save_split, write_meta
 from .types import DataError
-from .video import check_roi, crop_resize, iter_frames, probe_video
+from .video import check_roi, iter_frames, probe_video, resize_region
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
@@ -204,21 +204,20 @@ def build_video_task(
     assign_splits(1, fractions, split_mode, block_frames)  # bad split options fail before decoding
     info = probe_video(path)
     roi = check_roi(roi, info.width, info.height)
-    x, y, w, h = roi
     oracle = None
     if labels_csv is None:
         oracle = Mog2Oracle()
-        with closing(iter_frames(path)) as frames:
+        with closing(iter_frames(path, roi=roi)) as frames:
             for frame in frames:
                 if frame.index >= warmup:
                     break
-                oracle.fraction(frame.rgb[y : y + h, x : x + w])
+                oracle.fraction(frame.rgb)
     images, index, fg = [], [], []
-    for frame in iter_frames(path, stride):
-        images.append(crop_resize(frame.rgb, roi, size))
+    for frame in iter_frames(path, stride, roi=roi):  # the job's path: region-only conversion, same pixels
+        images.append(resize_region(frame.rgb, size))
         index.append(frame.index)
         if oracle is not None:
-            fg.append(oracle.fraction(frame.rgb[y : y + h, x : x + w]))
+            fg.append(oracle.fraction(frame.rgb))
     frame_index = np.asarray(index, dtype=np.int64)
     if labels_csv is not None:
         positive = read_noscope_labels(labels_csv, object_name, int(frame_index[-1]) + 1, roi,

@@ -74,18 +74,29 @@ def parse_spec(spec: str) -> DataSpec:
     return DataSpec(kind, name, Path(path).expanduser() if path else None, options)
 
 
-def load_data(spec: str, split: str, *, seed: int = 0) -> LabelledImages:
+def is_generated(spec: str) -> bool:
+    """Whether `spec` names generated data, of which load_data can draw new training images (draw > 0)."""
+    return parse_spec(spec).kind == "game"
+
+
+def load_data(spec: str, split: str, *, seed: int = 0, draw: int = 0) -> LabelledImages:
     """Split `split` ('train', 'val', 'test') of the data named by `spec`: uint8 images (N, 3, H, W), labels (N,).
 
-    Deterministic given (spec, split, seed); `seed` only matters for generated (game) data.
+    Deterministic given (spec, split, seed, draw); `seed` only matters for generated (game) data. `draw` d > 0
+    (generated data only) gives N new images of the split, different for every d: fresh training images
+    for epoch d; draw 0 is the split itself.
     """
     s = parse_spec(spec)
     check_split(split)
+    if draw and s.kind != "game":
+        raise DataError(f"{spec} is read from disk, so it has no fresh draws; fresh data every epoch needs a "
+                        f"generated data spec ({', '.join(GAME_TASKS)})")
     if s.kind == "game":
         from .game import generate_game
 
         opts = {**GAME_DEFAULTS, **s.options}
-        return generate_game(s.name, split, opts[f"n_{split}"], seed, holdout_fonts=opts["holdout_fonts"])
+        return generate_game(s.name, split, opts[f"n_{split}"], seed, holdout_fonts=opts["holdout_fonts"],
+                             draw=draw)
     if s.kind in ("vtest", "npz"):
         from .store import load_split
 

@@ -1,18 +1,42 @@
 """The video-labelling job (`foldedcnn run`): every frame of many videos through one Engine.
 
-Frames are decoded and cropped to the checkpoint's region (frame_source), labelled in batches,
-and written per video as a CSV in crash-safe chunks that a rerun resumes; summary.json reports
-each video's counts, speeds or error. `run_job_ray` runs the same job on Ray Data. `calibrate_checkpoint`
-sets the cascade's thresholds to target error rates on held-out data; `write_report` renders a run's
-labels as one HTML page.
+Videos are split into segments (frame_source) that a pool of decoder processes (_decode_pool)
+decodes at once, converting only the region of interest, into shared memory; one Engine labels the
+batches, and each video's CSV is written in crash-safe chunks (_chunk_store) that a rerun resumes;
+summary.json reports each video's counts, speeds or error. `run_job_ray` runs the same segments on
+Ray. `calibrate_checkpoint` sets the cascade's thresholds to target error rates on held-out data;
+`write_report` renders a run's labels as one HTML page. Names are imported lazily, so decoder
+processes start without torch.
 """
 
-from .calibration import Calibration, CalibrationError, calibrate_checkpoint, calibrate_scores, stored_calibration
-from .frame_source import FrameBatch, FrameSource
-from .job import JobConfig, JobSummary, VideoResult, run_job
-from .ray_job import run_job_ray
-from .report import Report, ReportError, write_report
+from __future__ import annotations
 
-__all__ = ["Calibration", "CalibrationError", "FrameBatch", "FrameSource", "JobConfig", "JobSummary", "Report",
-           "ReportError", "VideoResult", "calibrate_checkpoint", "calibrate_scores", "run_job", "run_job_ray",
-           "stored_calibration", "write_report"]
+from .._lazy import lazy_getattr
+
+_EXPORTS = {
+    "Calibration": "calibration",
+    "CalibrationError": "calibration",
+    "calibrate_checkpoint": "calibration",
+    "calibrate_scores": "calibration",
+    "stored_calibration": "calibration",
+    "Report": "report",
+    "ReportError": "report",
+    "write_report": "report",
+    "FrameBatch": "frame_source",
+    "Segment": "frame_source",
+    "SegmentDecoder": "frame_source",
+    "plan_segments": "frame_source",
+    "JobConfig": "job",
+    "JobSummary": "job",
+    "VideoResult": "job",
+    "run_job": "job",
+    "run_job_ray": "ray_job",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
+
+
+def __dir__() -> list[str]:
+    return __all__

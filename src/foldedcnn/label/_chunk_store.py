@@ -5,8 +5,9 @@ Layout under the output folder, for a video whose key is KEY:
   .parts/KEY/config.json  the job's fingerprint (video, checkpoint hash, region, stride, thresholds,
                           decoder, ...): what produced the chunks and the final CSV; kept after the merge
   .parts/KEY/00000042.csv chunk 42: the rows of output frames [42*C, 43*C)
-After a kill at any moment, the completed chunks are exactly the files named like a chunk;
-a rerun resumes at the first missing chunk, and the final CSV is the concatenation. A rerun
+After a kill at any moment, the completed chunks are exactly the files named like a chunk (decoder
+processes fill chunks in any order); a rerun redoes the missing chunks, and the final CSV is the
+concatenation. `VideoRows` gathers a video's rows batch by batch, in any order, into chunks. A rerun
 with another fingerprint is refused (its rows would be mixed with, or mistaken for, the old
 ones) unless `overwrite` is set, which discards the old output of that video. A write that
 fails (disk full, read-only) raises OutputWriteError and leaves every finished chunk in place.
@@ -80,9 +81,9 @@ class ChunkStore:
             self.final_path.unlink(missing_ok=True)
             shutil.rmtree(self.parts, ignore_errors=True)
 
-    def open(self, overwrite: bool = False) -> int:
-        """Check (or with `overwrite`, reset) the stored fingerprint and prepare for writing; return the number of
-        output rows already stored (a chunk multiple; meaningless once `done`)."""
+    def open(self, overwrite: bool = False) -> set[int]:
+        """Check (or with `overwrite`, reset) the stored fingerprint and prepare for writing; return the indices
+        of the chunks already stored (meaningless once `done`)."""
         old = self._stored_config()
         if old is None and self.done:
             if not overwrite:
@@ -103,10 +104,7 @@ class ChunkStore:
             with writing(self.parts):
                 self.parts.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(self.parts / "config.json", json.dumps(self.config, indent=2, sort_keys=True))
-        complete = 0
-        while self._chunk_path(complete).exists():
-            complete += 1
-        return complete * self.chunk_rows
+        return {int(p.stem) for p in self.parts.glob("[0-9]*.csv")}
 
     def write_chunk(self, first_row: int, rows: Sequence[Sequence[object]]) -> None:
         """Store rows [first_row, first_row + len(rows)); first_row must start a chunk."""
@@ -116,10 +114,63 @@ class ChunkStore:
         with writing(path):
             atomic_write_text(path, csv_lines(rows))
 
-    def finish(self) -> Path:
-        """Concatenate the chunks into the final CSV (atomically) and remove them; the fingerprint stays."""
-        parts = sorted(p for p in self.parts.glob("[0-9]*.csv"))
+    def finish(self, chunks: int) -> Path:
+        """Concatenate chunks [0, chunks) into the final CSV (atomically) and remove them; the fingerprint stays."""
+        parts = [self._chunk_path(i) for i in range(chunks)]
+        if missing := [i for i, p in enumerate(parts) if not p.exists()]:
+            raise FoldedCNNError(f"{self.parts}: chunks {missing} are missing; rerun the same command to redo them")
         write_csv(self.final_path, self.header, "".join(p.read_text() for p in parts))
         for p in parts:
             p.unlink(missing_ok=True)
         return self.final_path
+
+
+class VideoRows:
+    """One video's output rows arriving batch by batch in any order; each chunk is stored once it is whole.
+
+    `rows` is the row count the plan expects (the demuxed frame count / stride); a decoder that reaches
+    the end of the video reports where it ended (`ended_at`), which fixes the count. The video is
+    `complete` when every chunk below that count is stored.
+    """
+
+    def __init__(self, store: ChunkStore, done: set[int], rows: int) -> None:
+        self.store, self.done, self.rows = store, set(done), rows
+        self._pending: dict[int, dict[int, list]] = {}  # chunk -> first row of a batch -> its rows
+        self._ended = False
+
+    def add(self, first_row: int, rows: Sequence[Sequence[object]]) -> None:
+        """Rows [first_row, first_row + len(rows)) of one batch (a batch never spans two chunks)."""
+        chunk = first_row // self.store.chunk_rows
+        if chunk not in self.done:
+            self._pending.setdefault(chunk, {})[first_row] = list(rows)
+            self._store_if_whole(chunk)
+
+    def ended_at(self, row: int) -> None:
+        """A decoder reached the end of the video after output row `row` - 1."""
+        self.rows, self._ended = (row, True) if not self._ended else (min(self.rows, row), True)
+        for chunk in list(self._pending):
+            self._store_if_whole(chunk)
+
+    def _expected(self, chunk: int) -> int:
+        return max(0, min(self.store.chunk_rows, self.rows - chunk * self.store.chunk_rows))
+
+    def _store_if_whole(self, chunk: int) -> None:
+        batches = self._pending[chunk]
+        got = sum(len(r) for r in batches.values())
+        if got and got == self._expected(chunk):
+            self.store.write_chunk(chunk * self.store.chunk_rows, [r for k in sorted(batches) for r in batches[k]])
+            self.done.add(chunk)
+            del self._pending[chunk]
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.rows // self.store.chunk_rows)
+
+    @property
+    def stray(self) -> bool:
+        """Rows arrived past the end the decoders reported (frames missing in between)."""
+        return any(chunk >= self.chunks for chunk in self._pending)
+
+    @property
+    def complete(self) -> bool:
+        return all(c in self.done for c in range(self.chunks))

@@ -1,23 +1,24 @@
-"""Decode a video in a background thread into batches of cropped, resized frames.
+"""Frame sources: split videos into segments that decoders work on at the same time; decode one segment.
 
-The decoder feeds a bounded queue, so decoding overlaps inference and memory stays bounded;
-the consumer never waits when a batch is ready. Batch boundaries are fixed by the output frame
-count (batch k holds output frames [k*B, (k+1)*B)), so a resumed run folds the same frames
-together as an uninterrupted one.
+A segment is a run of output rows [first_row, stop_row) of one video, starting on a batch boundary,
+so every batch (and every fold group inside it) holds the same frames however the work was split
+or resumed. Its decoder seeks to the last keyframe before its first frame (data.video.iter_frames
+with the demuxed index), so a long video is decoded by many workers at once at the cost of at most
+one group of pictures per segment. The segment that covers the end of a video runs to the end of
+the stream (stop_row None), whatever the container's index said.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..data.video import check_roi, crop_resize, iter_frames, probe_video
+from ..data.video import SeekError, VideoIndex, iter_frames, resize_region
+
+DECODER = "pyav"  # what decodes and crops frames on the CPU; part of a job's fingerprint (_chunk_store)
 
 DECODER = "pyav"  # what decodes and crops frames; part of a job's fingerprint (_chunk_store)
 
@@ -32,80 +33,78 @@ class FrameBatch:
     images: np.ndarray  # (B, 3, h, w) uint8
 
 
-_END = object()
+@dataclass(frozen=True)
+class Segment:
+    """Output rows [first_row, stop_row) of video number `video` of the job (stop_row None: to the end)."""
+
+    video: int
+    first_row: int
+    stop_row: int | None
 
 
-class FrameSource:
-    """Iterate FrameBatch objects of `batch` frames from `video`, skipping the first `skip` output frames.
+def plan_segments(video: int, rows: int, done: set[int], chunk_rows: int, batch: int,
+                  max_rows: int) -> list[Segment]:
+    """Segments covering, in order, the rows of the chunks of a video not in `done`, each at most `max_rows`
+    rows (rounded up to a batch); `rows` is the expected row count. The segment holding the last chunk
+    runs to the end of the video (there is one even when `rows` is 0)."""
+    chunks = max(1, -(-rows // chunk_rows))
+    per = max(batch, -(-max_rows // batch) * batch)
+    segments: list[Segment] = []
+    c = 0
+    while c < chunks:
+        if c in done:
+            c += 1
+            continue
+        end = c
+        while end < chunks and end not in done:
+            end += 1
+        last_run = end == chunks
+        stop = min(end * chunk_rows, rows) if last_run else end * chunk_rows
+        starts = range(c * chunk_rows, max(stop, c * chunk_rows + 1), per)
+        for start in starts:
+            open_ended = last_run and start == starts[-1]
+            segments.append(Segment(video, start, None if open_ended else min(stop, start + per)))
+        c = end
+    return segments
 
-    `decode_seconds` is the time the decoder thread spent decoding and cropping; an exception
-    raised while decoding is re-raised in the consumer after the batches decoded before it.
-    """
 
-    def __init__(self, video: Path, roi: tuple[int, int, int, int], size: tuple[int, int], *, stride: int = 1,
-                 batch: int = 256, skip: int = 0, prefetch: int = 4) -> None:
-        info = probe_video(video)
-        check_roi(roi, info.width, info.height)
-        self.video, self.roi, self.size = video, roi, size
-        self.stride, self.batch, self.skip = stride, batch, skip
-        self.expected_frames = None if info.frames is None else -(-info.frames // stride)
-        self.decode_seconds = 0.0
-        self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._decode, name=f"decode-{video.name}", daemon=True)
+class SegmentDecoder:
+    """Decode `segment` of `path` into FrameBatch objects of `batch` rows (the last may be short), each image
+    the region `roi` resized to `size` (h, w): (B, 3, h, w) uint8. After iterating, `end_row` is the row
+    after the last one decoded, and `reached_end` says whether the video ended before stop_row."""
 
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _decode(self) -> None:
-        h, w = self.size
-        index: list[int] = []
-        times: list[float] = []
-        images: list[np.ndarray] = []
-        first = self.skip
-
-        def flush() -> bool:
-            """Hand the buffered frames to the consumer; False once the consumer has stopped."""
-            nonlocal first
-            batch = FrameBatch(first, np.array(index), np.array(times), np.stack(images))
-            first += len(index)
-            index.clear(), times.clear(), images.clear()
-            return self._put(batch)
-
-        try:
-            t0 = time.perf_counter()
-            for frame in iter_frames(self.video, self.stride, start=self.skip):
-                index.append(frame.index)
-                times.append(frame.time_s)
-                images.append(crop_resize(frame.rgb, self.roi, (h, w)))
-                if len(index) == self.batch:
-                    self.decode_seconds += time.perf_counter() - t0
-                    if not flush():
-                        return
-                    t0 = time.perf_counter()
-            self.decode_seconds += time.perf_counter() - t0
-            if index:
-                flush()
-            self._put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it (a partial batch is of no use)
-            self._put(exc)
+    def __init__(self, path: Path, segment: Segment, roi: tuple[int, int, int, int], size: tuple[int, int],
+                 stride: int, batch: int, index: VideoIndex | None) -> None:
+        self.path, self.segment, self.roi, self.size = path, segment, roi, size
+        self.stride, self.batch, self.index = stride, batch, index
+        self.end_row = segment.first_row
+        self.reached_end = False
 
     def __iter__(self) -> Iterator[FrameBatch]:
-        self._thread.start()
         try:
-            while True:
-                item = self._queue.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self._stop.set()
-            self._thread.join(timeout=5)
+            yield from self._decode(self.index)
+        except SeekError:  # the index misled the seek: go on from where it stopped, decoding from the start
+            yield from self._decode(None)
+        self.reached_end = self.segment.stop_row is None or self.end_row < self.segment.stop_row
+
+    def _decode(self, index: VideoIndex | None) -> Iterator[FrameBatch]:
+        h, w = self.size
+        frames: list[int] = []
+        times: list[float] = []
+        images = np.empty((self.batch, 3, h, w), np.uint8)
+        for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, roi=self.roi,
+                                 index=index, threads=1):  # one thread: the parallel work is done by processes
+            images[len(frames)] = resize_region(frame.rgb, self.size)
+            frames.append(frame.index)
+            times.append(frame.time_s)
+            if len(frames) == self.batch:
+                yield self._batch(frames, times, images)
+                images = np.empty_like(images)
+        if frames:
+            yield self._batch(frames, times, images[: len(frames)])
+
+    def _batch(self, frames: list[int], times: list[float], images: np.ndarray) -> FrameBatch:
+        batch = FrameBatch(self.end_row, np.array(frames), np.array(times), images)
+        self.end_row += len(frames)
+        frames.clear(), times.clear()
+        return batch

@@ -1,10 +1,12 @@
 """`foldedcnn run`: label every frame of many videos with a (folded) CNN checkpoint.
 
-Per video: decode in a background thread, crop the region and resize to the checkpoint's input,
-batch and fold through the Engine, write one CSV (see _frame_labels) in crash-safe chunks
-(_chunk_store), and report frames, positives, uncertain frames and decode / model / end-to-end
-frames per second in summary.json. A failing video is recorded and the others go on; a video
-that decodes to fewer frames than its container declares is `truncated` (both counts in the
+Every video is indexed (a demux pass) and split into segments of batch-aligned output rows; a pool
+of decoder processes (_decode_pool) decodes them, many videos and many parts of a long video at
+once, converting only the region of interest, into shared memory. The Engine in this process labels
+each batch, and each video's rows are written per chunk as soon as a chunk is whole (_chunk_store), so
+a rerun redoes only the missing chunks. summary.json reports frames, positives, uncertain frames and
+decode / model / end-to-end frames per second per video. A failing video is recorded, the others go on;
+a video that decodes to fewer frames than its container declares is `truncated` (both counts in the
 summary) and counts as failed. One job per output folder (_output_dir: a lock); the chunks and
 finished CSVs carry the job's fingerprint, so a rerun with other settings never mixes results.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,13 +27,16 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
+from ..data.video import check_roi, index_video, probe_video
 from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
-from ._chunk_store import ChunkStore, writing
+from ._chunk_store import ChunkStore, VideoRows, writing
+from ._decode_pool import Decoded, DecodePool, DecodeTask
 from ._frame_labels import header, rows_for
+from ._nvdec import NvdecDecoder, choose_decoders, nvdec_unavailable
 from ._output_dir import exclusive_output
 from .calibration import stored_calibration
-from .frame_source import DECODER, FrameSource
+from .frame_source import DECODER, plan_segments
 
 DEFAULT_UNCERTAIN = (0.2, 0.8)
 
@@ -49,6 +55,8 @@ class JobConfig:
     device: str | None = None
     batch: int = 256
     chunk_frames: int = 1024
+    workers: int | None = None  # decoder processes; default: one per core
+    decoder: str = "auto"  # auto: NVDEC where it can (a CUDA engine, PyNvVideoCodec, a codec it takes), else cpu
     progress: bool = True
     overwrite: bool = False  # discard a video's earlier output made with other settings
     trust_code: bool = False  # allow a checkpoint whose model is built by code it names
@@ -61,6 +69,8 @@ class JobConfig:
             raise FoldedCNNError(f"--uncertain LO HI needs 0 <= LO <= HI <= 1, got {lo} {hi}")
         if self.batch < 1 or self.chunk_frames % self.batch:
             raise FoldedCNNError(f"chunk size {self.chunk_frames} must be a multiple of the batch {self.batch}")
+        if self.workers is not None and self.workers < 1:
+            raise FoldedCNNError(f"--workers must be >= 1, got {self.workers}")
 
 
 @dataclass
@@ -75,6 +85,8 @@ class VideoResult:
     expected_frames: int | None = None  # what the container declares (after --stride), when it says
     truncated: bool = False  # fewer frames decoded than the container declares
     resumed_at_frame: int = 0
+    decoder: str | None = None  # cpu or gpu
+    note: str | None = None  # why a video did not go to the decoder asked for
     decode_fps: float | None = None
     model_fps: float | None = None
     end_to_end_fps: float | None = None
@@ -94,6 +106,11 @@ class JobSummary:
     uncertain: list[float] | None = None
     thresholds_from: str = "default"
     calibration: dict | None = None
+    decoder: str = "cpu"  # cpu, gpu, or gpu+cpu
+    decoder_note: str | None = None  # why --decoder auto did not use NVDEC
+    workers: int = 0
+    frames_per_s: float | None = None  # all videos together, wall clock of the job
+    worker_restarts: int = 0
 
     @property
     def failed(self) -> list[VideoResult]:
@@ -126,49 +143,86 @@ def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, in
     return frames, positives, unsure
 
 
-def label_video(engine, video: Path, key: str, cfg: JobConfig, meta: dict, roi) -> VideoResult:
-    """Label one video through `engine`, resuming from stored chunks; errors propagate."""
-    class_names = meta["class_names"]
-    _, h, w = meta["input_shape"]
-    store = ChunkStore(cfg.out_dir, key, header(class_names), cfg.chunk_frames, {
-        "video": str(video.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
-        "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch, "decoder": DECODER,
-    })
-    result = VideoResult(video=str(video), csv=str(store.final_path))
-    start = store.open(cfg.overwrite)
-    source = FrameSource(video, roi, (h, w), stride=cfg.stride, batch=cfg.batch, skip=start)
-    result.expected_frames = source.expected_frames
-    if not store.done:
-        result.resumed_at_frame = start
-        pending: list[list[object]] = []
-        chunk_first = start
-        model_s, done = 0.0, 0
-        t0 = time.perf_counter()
-        total = source.expected_frames
-        with tqdm(total=total, initial=min(start, total or start), unit="frame", desc=key,
-                  disable=not cfg.progress, dynamic_ncols=True) as bar:
-            for batch in source:
-                tm = time.perf_counter()
-                logits = engine.predict(batch.images)
-                model_s += time.perf_counter() - tm
-                pending += rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain)
-                done += len(batch.index)
-                bar.update(len(batch.index))
-                if len(pending) == cfg.chunk_frames:  # chunks hold whole batches (JobConfig.check)
-                    store.write_chunk(chunk_first, pending)
-                    pending, chunk_first = [], chunk_first + cfg.chunk_frames
-            if pending:
-                store.write_chunk(chunk_first, pending)
-        wall = time.perf_counter() - t0
-        if done:
-            result.decode_fps = round(done / max(source.decode_seconds, 1e-9), 1)
-            result.model_fps = round(done / max(model_s, 1e-9), 1)
-            result.end_to_end_fps = round(done / wall, 1)
-        store.finish()
-    result.frames, result.positives, result.uncertain = count_rows(store.final_path, class_names)
-    if result.frames == 0:
-        raise FoldedCNNError(f"{video} has no decodable frames")
-    return check_complete(result)
+class JobVideo:
+    """One video of a running job: its output chunks, its remaining segments and its timings."""
+
+    def __init__(self, number: int, path: Path, key: str, cfg: JobConfig, meta: dict, roi) -> None:
+        self.number, self.path, self.class_names = number, path, meta["class_names"]
+        self.result = VideoResult(video=str(path))
+        self.store = ChunkStore(cfg.out_dir, key, header(meta["class_names"]), cfg.chunk_frames, {
+            "video": str(path.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
+            "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch, "decoder": DECODER,
+        })
+        self.result.csv = str(self.store.final_path)
+        self.rows: VideoRows | None = None
+        self.index = None
+        self.codec: str | None = None
+        self.segments_left = 0
+        self.frames = 0
+        self.decode_s = self.model_s = 0.0
+        self.started: float | None = None
+        self.finished = False
+
+    def plan(self, cfg: JobConfig, roi) -> None:
+        """Check the output's fingerprint, index the video, check the region, and find the chunks still to do
+        (raises FoldedCNNError); a video already done is only counted."""
+        info = probe_video(self.path)
+        self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
+        done = self.store.open(cfg.overwrite)
+        if self.store.done:
+            self.count()
+            self.finished = True
+            return
+        self.codec = info.codec
+        check_roi(roi, info.width, info.height)
+        self.index = index_video(self.path)
+        self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
+        self.result.resumed_at_frame = len(done) * cfg.chunk_frames
+
+    def add(self, first_row: int, rows: list[list[object]]) -> None:
+        """Rows of one labelled batch starting at output row `first_row`."""
+        self.started = self.started or time.perf_counter()
+        self.frames += len(rows)
+        self.rows.add(first_row, rows)
+
+    def segment_finished(self, end_row: int, reached_end: bool, error: str | None, decode_s: float) -> None:
+        """A decoder finished one of this video's segments (batches of it may still be on their way)."""
+        self.decode_s += decode_s
+        self.segments_left -= 1
+        if error and self.result.error is None:
+            self.result.error = error
+        elif reached_end:
+            self.rows.ended_at(end_row)
+
+    def settle(self, last_call: bool = False) -> None:
+        """Publish the CSV once every segment has finished and every chunk is stored; on the `last_call`
+        (no more rows will come) a video still incomplete is an error."""
+        if self.result.error is not None or self.finished or self.segments_left:
+            return
+        if not last_call and not self.rows.complete:
+            return
+        try:
+            if not self.rows.complete or self.rows.stray:
+                raise FoldedCNNError(f"{self.path}: the decoded frames do not match the container's index "
+                                     f"({self.rows.rows} rows expected); rerun with --workers 1")
+            self.store.finish(self.rows.chunks)
+            now = time.perf_counter()
+            if self.frames:
+                self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
+                self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1) if self.model_s else None
+                self.result.end_to_end_fps = round(self.frames / max(now - (self.started or now), 1e-9), 1)
+            self.count()
+        except FoldedCNNError as exc:
+            self.result.error = str(exc)
+        self.finished = True
+
+    def count(self) -> None:
+        """Counts of the finished CSV; an empty one is an error, a short one `truncated` (check_complete)."""
+        self.result.frames, self.result.positives, self.result.uncertain = count_rows(self.store.final_path,
+                                                                                      self.class_names)
+        if self.result.frames == 0:
+            raise FoldedCNNError(f"{self.path} has no decodable frames")
+        check_complete(self.result)
 
 
 def check_complete(result: VideoResult) -> VideoResult:
@@ -182,8 +236,8 @@ def check_complete(result: VideoResult) -> VideoResult:
 
 @contextmanager
 def core_for_decoding() -> Iterator[int]:
-    """Leave one CPU core to the decoder thread: torch (and an ONNX Runtime session built inside)
-    use one thread fewer, so inference does not preempt decoding. Yields the threads inference gets."""
+    """Leave one CPU core to decoding: torch (and an ONNX Runtime session built inside) use one thread
+    fewer, so inference does not preempt the decoder processes. Yields the threads inference gets."""
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, before - 1))
     try:
@@ -218,30 +272,103 @@ def job_region(cfg: JobConfig, meta: dict) -> tuple[int, int, int, int]:
     return roi
 
 
-def run_job(cfg: JobConfig) -> JobSummary:
-    """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir (the checkpoint is read once)."""
+def default_workers() -> int:
+    """Decoder processes when not asked: one per core. The Engine's process mostly waits for batches (the job
+    is decode-bound), so leaving it a core idles it: on the 2-core machine 2 workers gave 1.7-1.9x the
+    end-to-end frames/s of 1 (benchmarks/results/cpu-2core/video.md)."""
+    return os.cpu_count() or 1
+
+
+def run_job(cfg: JobConfig, engine=None) -> JobSummary:
+    """Label every video of `cfg`, writing CSVs and summary.json into cfg.out_dir (the checkpoint is read once).
+
+    `engine`: an Engine already built (and warmed) for cfg.checkpoint, e.g. by a benchmark; by default
+    one is built here with cfg.backend and cfg.device."""
     from ..infer import Engine
 
     ckpt = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code)
     roi = job_region(cfg, ckpt.meta)
     cfg, thresholds_from = job_thresholds(cfg, ckpt.meta)
+    class_names, (c, h, w) = ckpt.meta["class_names"], ckpt.meta["input_shape"]
+    videos = [JobVideo(i, v, k, cfg, ckpt.meta, roi) for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos),
+                                                                                   strict=True))]
     with exclusive_output(cfg.out_dir), core_for_decoding():
-        engine = Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
+        engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
+        workers = cfg.workers or default_workers()
+        t0 = time.perf_counter()  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
+        tasks = plan_tasks(videos, cfg, roi, (h, w), workers)
+        unavailable = nvdec_unavailable(engine.device)
+        choice, notes = choose_decoders(cfg.decoder, [v.codec for v in videos], unavailable)
+        for v, d, note in zip(videos, choice, notes, strict=True):
+            v.result.decoder, v.result.note = (d, note) if v.index is not None else (None, None)
+        gpu_tasks = [t for t in tasks if choice[t.segment.video] == "gpu"]
+        cpu_tasks = [t for t in tasks if choice[t.segment.video] == "cpu"]
+        used = sorted({choice[t.segment.video] for t in tasks}, reverse=True)
         summary = new_summary(cfg, ckpt.meta, engine.backend_name, roi, thresholds_from)
-        stopped: str | None = None  # once the output cannot be written, the remaining videos are not started
-        for video, key in zip(cfg.videos, video_keys(cfg.videos), strict=True):
-            if stopped:
-                summary.videos.append(VideoResult(video=str(video), error=f"not started: {stopped}"))
-                continue
-            try:
-                summary.videos.append(label_video(engine, video, key, cfg, ckpt.meta, roi))
-            except OutputWriteError as exc:
-                stopped = str(exc)
-                summary.videos.append(VideoResult(video=str(video), error=stopped))
-            except FoldedCNNError as exc:
-                summary.videos.append(VideoResult(video=str(video), error=str(exc)))
+        summary.decoder, summary.workers = "+".join(used) or "cpu", workers
+        if unavailable and cfg.decoder == "auto":
+            summary.decoder_note = f"NVDEC not used: {unavailable}"
+        total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
+        with DecodePool(workers if cpu_tasks else 1, cfg.batch, (c, h, w)) as pool, \
+                tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
+            side = NvdecDecoder(gpu_tasks, str(engine.device)) if gpu_tasks else None
+            stopped = None  # once the output cannot be written, the job stops
+            for event in pool.run(cpu_tasks, side=side):
+                video = videos[event.task.segment.video]
+                try:
+                    if isinstance(event, Decoded):
+                        if video.result.error is None:
+                            _label_batch(engine, video, event.batch, class_names, cfg)
+                            bar.update(len(event.batch.index))
+                        event.release()
+                    else:
+                        video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
+                    video.settle()
+                except OutputWriteError as exc:
+                    stopped = video.result.error = str(exc)
+                    break
+            summary.worker_restarts = pool.restarts
+        for video in videos:
+            if stopped and not video.finished and video.result.error is None:
+                video.result.error = f"{'not finished' if video.frames else 'not started'}: {stopped}"
+            video.settle(last_call=True)
+        wall = time.perf_counter() - t0
+        summary.videos = [v.result for v in videos]
+        labelled = sum(v.frames for v in videos)
+        summary.frames_per_s = round(labelled / wall, 1) if labelled else None
         write_summary(cfg.out_dir, summary)
     return summary
+
+
+def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int], workers: int) -> list[DecodeTask]:
+    """Index every video and split the missing rows of all of them into about two segments per worker (each
+    at least a batch), so many videos and one long video alike keep every worker busy; a video that cannot
+    be planned gets its error recorded."""
+    todo = []
+    for v in videos:
+        try:
+            v.plan(cfg, roi)
+            if not v.finished:
+                todo.append(v)
+        except FoldedCNNError as exc:
+            v.result.error = str(exc)
+    missing = sum(v.rows.rows - len(v.rows.done) * cfg.chunk_frames for v in todo)
+    share = max(cfg.batch, -(-missing // (2 * workers)))
+    tasks = []
+    for v in todo:
+        segments = plan_segments(v.number, v.rows.rows, v.rows.done, cfg.chunk_frames, cfg.batch, share)
+        v.segments_left = len(segments)
+        v.settle()  # every chunk may have been stored before a kill, the final CSV not yet
+        tasks += [DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index) for s in segments]
+    return tasks
+
+
+def _label_batch(engine, video: JobVideo, batch, class_names: Sequence[str], cfg: JobConfig) -> None:
+    tm = time.perf_counter()
+    video.started = video.started or tm
+    logits = engine.predict(batch.images)
+    video.model_s += time.perf_counter() - tm
+    video.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
 
 
 def write_summary(out_dir: Path, summary: JobSummary) -> Path:

@@ -1,60 +1,58 @@
 """`foldedcnn run --ray`: the same job on Ray Data, for more videos than one machine can take.
 
-Videos are the dataset's items; a task decodes and crops each video into batches of output
-frames (the same batch boundaries as the local job, so frames are folded together the same
-way); `map_batches` runs an actor pool, each actor holding one Engine (a GPU each when the
-cluster has GPUs); the driver writes the same per-video CSVs and summary.json as the local run.
+The items are the same segments as the local job's (job.plan_tasks: batch-aligned rows of a video,
+decoding from the keyframe before them, only the missing chunks of a resumed run); a Ray task decodes
+each segment into batches (frame_source.SegmentDecoder), `map_batches` runs an actor pool, each actor
+holding one Engine (a GPU each when the cluster has GPUs) and turning a batch into CSV rows, and the
+driver streams those rows into each video's chunk store as they come, in any order: it holds only
+chunks not yet whole, writes the same CSVs and summary.json as the local run, and a killed `--ray`
+run resumes like a local one.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
 from ..checkpoint import load_checkpoint
 from ..errors import FoldedCNNError
-from ._chunk_store import csv_lines, write_csv
-from ._frame_labels import header
 from ._output_dir import exclusive_output
 from .job import (
     JobConfig,
     JobSummary,
-    VideoResult,
-    count_rows,
+    JobVideo,
     job_region,
     job_thresholds,
     new_summary,
+    plan_tasks,
     video_keys,
     write_summary,
 )
 
 
-def _frames_row(key: str, batch=None, error: str = "") -> dict:
-    """A Ray row: one batch of a video's output frames as bytes, or (batch None) the video's error."""
-    if batch is None:
-        return {"key": key, "first": -1, "index": b"", "time_s": b"", "images": b"", "n": 0, "error": error}
-    return {"key": key, "first": batch.first, "index": batch.index.astype(np.int64).tobytes(),
-            "time_s": batch.time_s.astype(np.float64).tobytes(), "images": batch.images.tobytes(),
-            "n": len(batch.index), "error": ""}
+def _decode_segment(item: dict) -> Iterator[dict]:
+    """One Ray row per batch of a segment, yielded as decoded (inference overlaps decoding and a video is
+    never held whole), then one row saying where the segment ended, or why it failed."""
+    from .frame_source import SegmentDecoder
 
-
-def _decode_video(item: dict, roi, size, stride: int, batch: int) -> Iterator[dict]:
-    """One Ray row per batch of output frames of a video, yielded as decoded (so inference overlaps decoding
-    and a video is never held whole), then a row carrying its error if decoding fails."""
-    from .frame_source import FrameSource
-
+    task = item["task"]
+    decoder = SegmentDecoder(task.path, task.segment, task.roi, task.size, task.stride, task.batch, task.index)
+    video, error, t0 = task.segment.video, "", time.perf_counter()
     try:
-        for b in FrameSource(Path(item["video"]), roi, size, stride=stride, batch=batch):
-            yield _frames_row(item["key"], b)
+        for b in decoder:
+            yield {"video": video, "first": b.first, "n": len(b.index), "index": b.index.astype(np.int64).tobytes(),
+                   "time_s": b.time_s.astype(np.float64).tobytes(), "images": b.images.tobytes(), "end": -1,
+                   "reached_end": False, "error": "", "decode_s": 0.0}
     except FoldedCNNError as exc:
-        yield _frames_row(item["key"], error=str(exc))
+        error = str(exc)
+    yield {"video": video, "first": -1, "n": 0, "index": b"", "time_s": b"", "images": b"", "end": decoder.end_row,
+           "reached_end": decoder.reached_end, "error": error, "decode_s": time.perf_counter() - t0}
 
 
 class _EngineActor:
-    """Holds one Engine; turns rows of frames into rows of CSV text."""
+    """Holds one Engine; turns rows of frames into rows of CSV fields (other rows pass through)."""
 
     def __init__(self, checkpoint: str, backend: str, device: str | None, batch: int, uncertain,
                  trust_code: bool = False) -> None:
@@ -70,18 +68,21 @@ class _EngineActor:
 
         c, h, w = self.meta["input_shape"]
         out = []
-        for i in range(len(rows["key"])):
+        for i in range(len(rows["video"])):
             n = int(rows["n"][i])
             if n == 0:
-                out.append("")
+                out.append(None)
                 continue
             images = np.frombuffer(rows["images"][i], dtype=np.uint8).reshape(n, c, h, w)
             logits = self.engine.predict(images)
             index = np.frombuffer(rows["index"][i], dtype=np.int64)
             time_s = np.frombuffer(rows["time_s"][i], dtype=np.float64)
-            out.append(csv_lines(rows_for(index, time_s, logits, self.meta["class_names"], self.uncertain)))
-        return {"key": rows["key"], "first": rows["first"], "error": rows["error"],
-                "csv": np.array(out, dtype=object)}
+            out.append(rows_for(index, time_s, logits, self.meta["class_names"], self.uncertain))
+        column = np.empty(len(out), dtype=object)  # one list of CSV rows per item, never a 2-D array
+        for i, r in enumerate(out):
+            column[i] = r
+        keep = ("video", "first", "end", "reached_end", "error", "decode_s")
+        return {**{k: rows[k] for k in keep}, "rows": column}
 
 
 def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None = None) -> JobSummary:
@@ -101,39 +102,37 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)
-    pool = actors or max(1, int(gpus) if gpus else int(ray.cluster_resources().get("CPU", 1)) // 2)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    pool = actors or max(1, int(gpus) if gpus else cpus // 2)
     _, h, w = meta["input_shape"]
-    keys = video_keys(cfg.videos)
-    items = [{"video": str(v.resolve()), "key": k} for v, k in zip(cfg.videos, keys, strict=True)]
+    videos = [JobVideo(i, v, k, cfg, meta, roi)
+              for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))]
+    tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool))
     t0 = time.perf_counter()
-    ds = ray.data.from_items(items).flat_map(
-        _decode_video, fn_kwargs={"roi": roi, "size": (h, w), "stride": cfg.stride, "batch": cfg.batch}
-    ).map_batches(
-        _EngineActor, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool),
-        num_gpus=1 if gpus else 0,
-        fn_constructor_kwargs={"checkpoint": str(cfg.checkpoint.resolve()), "backend": cfg.backend,
-                               "device": "cuda" if gpus else cfg.device, "batch": cfg.batch,
-                               "uncertain": cfg.uncertain, "trust_code": cfg.trust_code},
-    )
-    parts: dict[str, list[tuple[int, str]]] = {k: [] for k in keys}
-    errors: dict[str, str] = {}
-    for row in ds.iter_rows():
-        if row["error"]:
-            errors[row["key"]] = row["error"]
-        else:
-            parts[row["key"]].append((int(row["first"]), row["csv"]))
-    wall = time.perf_counter() - t0
+    if tasks:
+        ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks)).flat_map(
+            _decode_segment
+        ).map_batches(
+            _EngineActor, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool),
+            num_gpus=1 if gpus else 0,
+            fn_constructor_kwargs={"checkpoint": str(cfg.checkpoint.resolve()), "backend": cfg.backend,
+                                   "device": "cuda" if gpus else cfg.device, "batch": cfg.batch,
+                                   "uncertain": cfg.uncertain, "trust_code": cfg.trust_code},
+        )
+        for row in ds.iter_rows():  # rows and segment ends, in any order
+            video = videos[int(row["video"])]
+            if row["rows"] is not None:
+                if video.result.error is None:
+                    video.add(int(row["first"]), row["rows"])
+            else:
+                video.segment_finished(int(row["end"]), bool(row["reached_end"]), row["error"] or None,
+                                       float(row["decode_s"]))
+            video.settle()
+    for video in videos:
+        video.settle(last_call=True)
     summary = new_summary(cfg, meta, f"{cfg.backend} on ray ({pool} actors)", roi, thresholds_from)
-    for video, key in zip(cfg.videos, keys, strict=True):
-        if key in errors or not parts[key]:
-            error = errors.get(key, f"{video} has no decodable frames")
-            summary.videos.append(VideoResult(video=str(video), error=error))
-            continue
-        final = write_csv(cfg.out_dir / f"{key}.csv", header(meta["class_names"]),
-                          "".join(text for _, text in sorted(parts[key])))
-        result = VideoResult(video=str(video), csv=str(final))
-        result.frames, result.positives, result.uncertain = count_rows(final, meta["class_names"])
-        result.end_to_end_fps = round(result.frames / wall, 1)
-        summary.videos.append(result)
+    summary.videos = [v.result for v in videos]
+    labelled = sum(v.frames for v in videos)
+    summary.frames_per_s = round(labelled / (time.perf_counter() - t0), 1) if labelled else None
     write_summary(cfg.out_dir, summary)
     return summary

@@ -12,6 +12,13 @@ from .schedule import SCHEDULES
 # The paper trains with Adam 1e-4 (game, CIFAR) and RMSprop 1e-3 (NoScope) for hundreds of epochs.
 # Our CPU budgets allow a few epochs, so Adam's default learning rate is raised to 1e-3.
 DEFAULT_LR = {"adam": 1e-3, "rmsprop": 1e-3}
+# Fine-tuning a warm-started model (init_from) takes 0.3 of that rate, a warm-up and cosine decay. Without the
+# warm-up the first steps throw away what the warm start copied: RMSprop's running average of squared gradients
+# starts at zero, so its first steps are up to 10x the rate (vtest f=4: 98.1 -> 71.7 % val after one epoch at
+# 1e-3). After it, 1e-3 still undoes a strong warm start (vtest: 94-95 %), while 1e-4 is too slow where the warm
+# start kept little (game-apex f=4 starts at 9.8 %: 56.4 % after 8 epochs at 1e-4, 68.5 % at 3e-4).
+FINETUNE_LR_SCALE = 0.3
+FINETUNE_WARMUP_STEPS = 100  # RMSprop's running average of squared gradients (alpha 0.99) settles in ~100 steps
 
 
 @dataclass
@@ -22,12 +29,17 @@ class TrainConfig:
     the unfolded (B, C, H, W) -> (B, K) network; called with `model_kwargs`, folded by fold_model), or a
     label for a model passed to train_from_config; data: a `load_data` spec.
     batch: images per step (rounded up to a multiple of fold). optimizer "auto" is RMSprop for
-    NoScope models and Adam otherwise; lr None takes DEFAULT_LR; schedule "constant" or "cosine"
-    (decay to 0 over all steps). curriculum "auto" is on for
-    folded models (fold > 1) with at least 10 classes; curriculum_epochs (default epochs // 2)
-    is the span over which classes are admitted. distill "mse" (the paper's, on logits) or "kl"
-    (softened by temperature); the loss is (1 - distill_alpha) * CE + distill_alpha * distill.
-    init_from: a trained f=1 checkpoint of the same model to warm-start from (transform.warm_start).
+    NoScope models and Adam otherwise; schedule "constant" or "cosine" (decay to 0 over all steps), after
+    `warmup` epochs of linear warm-up from 0. curriculum "auto" is on for folded models (fold > 1) with at
+    least 10 classes trained from scratch; curriculum_epochs (default epochs // 2) is the span over which
+    classes are admitted. distill "mse" (the paper's, on logits) or "kl" (softened by temperature); the
+    loss is (1 - distill_alpha) * CE + distill_alpha * distill.
+    init_from: a trained f=1 checkpoint of the same model to warm-start from (transform.warm_start). With it
+    the defaults become a fine-tune: lr None is FINETUNE_LR_SCALE * DEFAULT_LR, schedule "auto" is cosine,
+    warmup None is one epoch or FINETUNE_WARMUP_STEPS steps, whichever is longer, and the curriculum stays
+    off (it would mask classes the warm-started model already knows). Without it: DEFAULT_LR, "constant", no warm-up.
+    fresh_data: draw new training images every epoch (generated data only: load_data(..., draw=epoch)),
+    in `data_workers` processes ahead of training; validation and test stay fixed.
     """
 
     model: str = ""
@@ -37,7 +49,8 @@ class TrainConfig:
     epochs: int = 10
     batch: int = 256
     lr: float | None = None
-    schedule: str = "constant"
+    schedule: str = "auto"
+    warmup: float | None = None
     optimizer: str = "auto"
     weight_decay: float = 1e-5
     seed: int = 0
@@ -50,6 +63,8 @@ class TrainConfig:
     temperature: float = 1.0
     align: int | None = None
     width_mult: float | None = None
+    fresh_data: bool = False
+    data_workers: int = 1
     device: str = "cpu"
     progress: bool = True
 
@@ -60,10 +75,17 @@ class TrainConfig:
             raise FoldedCNNError(f"batch must be >= 1, got {self.batch}")
         if self.optimizer not in ("auto", "adam", "rmsprop"):
             raise FoldedCNNError(f"optimizer must be auto, adam or rmsprop, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise FoldedCNNError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule not in ("auto", *SCHEDULES):
+            raise FoldedCNNError(f"schedule must be one of auto, {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.warmup is not None and not 0 <= self.warmup <= self.epochs:
+            raise FoldedCNNError(f"warmup must be in [0, epochs={self.epochs}] epochs, got {self.warmup}")
         if self.curriculum not in ("auto", "on", "off"):
             raise FoldedCNNError(f"curriculum must be auto, on or off, got {self.curriculum!r}")
+        if self.curriculum == "on" and self.init_from:
+            raise FoldedCNNError("curriculum on with init_from: the curriculum would mask classes the warm-started "
+                                 "model already knows; leave it auto (off for warm starts) or off")
+        if self.data_workers < 1:
+            raise FoldedCNNError(f"data_workers must be >= 1, got {self.data_workers}")
         if self.distill not in ("mse", "kl"):
             raise FoldedCNNError(f"distill must be mse or kl, got {self.distill!r}")
         if not 0.0 <= self.distill_alpha <= 1.0:
@@ -93,13 +115,30 @@ class TrainConfig:
         return "rmsprop" if family == "noscope" else "adam"
 
     def resolved_lr(self, family: str | None) -> float:
-        """The learning rate actually used."""
-        return DEFAULT_LR[self.resolved_optimizer(family)] if self.lr is None else float(self.lr)
+        """The base learning rate actually used (FINETUNE_LR_SCALE of the default for a warm-started fine-tune)."""
+        if self.lr is not None:
+            return float(self.lr)
+        return DEFAULT_LR[self.resolved_optimizer(family)] * (FINETUNE_LR_SCALE if self.init_from else 1.0)
+
+    def resolved_schedule(self) -> str:
+        """"constant" or "cosine": "auto" is cosine for a warm-started fine-tune, constant otherwise."""
+        if self.schedule != "auto":
+            return self.schedule
+        return "cosine" if self.init_from else "constant"
+
+    def resolved_warmup(self, steps_per_epoch: int) -> float:
+        """Epochs of linear learning-rate warm-up: for a warm start one epoch or FINETUNE_WARMUP_STEPS steps of
+        `steps_per_epoch`, whichever is longer, at most half the run; none otherwise."""
+        if self.warmup is not None:
+            return float(self.warmup)
+        if not self.init_from:
+            return 0.0
+        return min(max(1.0, FINETUNE_WARMUP_STEPS / max(1, steps_per_epoch)), self.epochs / 2)
 
     def uses_curriculum(self, num_classes: int) -> bool:
-        """Whether classes are admitted gradually for a model with `num_classes` classes."""
+        """Whether classes are admitted gradually for a model with `num_classes` classes (never for a warm start)."""
         if self.curriculum == "auto":
-            return self.fold > 1 and num_classes >= 10
+            return self.fold > 1 and num_classes >= 10 and not self.init_from
         return self.curriculum == "on"
 
     def batch_images(self) -> int:

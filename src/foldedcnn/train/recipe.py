@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -11,20 +13,28 @@ from ..checkpoint import CheckpointError, load_checkpoint
 from ..device import resolve_device
 from ..folded import FoldedModel
 from ..transform import ModelRef
+from ._fresh import FreshDraws
 from .config import TrainConfig
 from .evaluation import predict_logits
 from .trainer import LAST, ImageSet, TrainResult, train
 
 
+def load_teacher(path: str | os.PathLike, input_shape: tuple[int, int, int], *, device: str = "cpu",
+                 trust_code: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The checkpoint at `path` (e.g. the f=1 original) as a function: uint8 images (N, C, H, W) -> logits (N, K).
+
+    The teacher uses its own normalisation. `trust_code` is load_checkpoint's (a checkpoint of your own model
+    names the code that builds it).
+    """
+    ck = load_checkpoint(path, input_shape=input_shape, device=device, trust_code=trust_code)
+    return lambda images: predict_logits(ck.model, images, ck.normalization, device=device)
+
+
 def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str = "cpu",
                    trust_code: bool = False) -> torch.Tensor:
-    """Logits (N, K) of the checkpoint at `path` (e.g. the f=1 original) on uint8 images (N, C, H, W).
-
-    The teacher uses its own normalisation; computed once, so distillation costs no teacher passes per epoch.
-    `trust_code` is load_checkpoint's (a checkpoint of your own model names the code that builds it).
-    """
-    ck = load_checkpoint(path, input_shape=tuple(images.shape[1:]), device=device, trust_code=trust_code)
-    return predict_logits(ck.model, images, ck.normalization, device=device)
+    """Logits (N, K) of the checkpoint at `path` on uint8 images (N, C, H, W); computed once, so distillation
+    on a fixed train set costs no teacher passes per epoch. `trust_code` is load_checkpoint's."""
+    return load_teacher(path, tuple(images.shape[1:]), device=device, trust_code=trust_code)(images)
 
 
 def warm_start_from(model: FoldedModel, path: str | os.PathLike, trust_code: bool = False) -> dict[str, list[float]]:
@@ -60,21 +70,28 @@ def train_from_config(
 ) -> TrainResult:
     """Train as `config` says: load `config.data` (or take `train_set`/`val_set`), build the zoo model (or
     take `model`), warm-start it from `config.init_from` (unless resuming from `out`), distill toward
-    `config.distill_from`'s logits (or `teacher`, (N, K), when the caller already computed them), train.
+    `config.distill_from`'s logits (or `teacher`, (N, K), when the caller already computed them for
+    `train_set`), train. With `config.fresh_data`, epochs after the first train on new images of the
+    generated `config.data` (FreshDraws), distilled toward `config.distill_from` run on them.
 
     `trust_code` allows `init_from` / `distill_from` checkpoints whose model is built by code they name (your
     own model's). Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
     """
-    from ..data import load_data
+    from ..data import DataError, is_generated, load_data
 
     resolve_device(config.device)  # fail before loading anything
+    if config.fresh_data and not is_generated(config.data):
+        raise DataError(f"fresh data every epoch needs a generated data spec (game-*), not {config.data!r}")
     train_set = load_data(config.data, "train") if train_set is None else train_set
     val_set = load_data(config.data, "val") if val_set is None else val_set
     model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
     normalization = (warm_start_from(model, config.init_from, trust_code) if config.init_from and not resuming
                      else None)
-    if config.distill_from and teacher is None:
-        teacher = teacher_logits(config.distill_from, train_set.images, device=config.device, trust_code=trust_code)
-    return train(model, train_set, val_set, config, teacher_logits=teacher if config.distill_from else None,
-                 normalization=normalization, out=out)
+    teach = (load_teacher(config.distill_from, model.input_shape, device=config.device, trust_code=trust_code)
+             if config.distill_from else None)
+    if teach is not None and teacher is None:
+        teacher = teach(train_set.images)
+    with FreshDraws(config.data, config.epochs, config.data_workers) if config.fresh_data else nullcontext() as draws:
+        return train(model, train_set, val_set, config, teacher_logits=teacher if teach else None,
+                     normalization=normalization, out=out, draws=draws, teacher=teach)

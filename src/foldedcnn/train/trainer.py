@@ -1,9 +1,10 @@
 """The training loop: fold-mixed batches, curriculum, distillation, best/last checkpoints, resume.
 
-Every epoch ends with, in order: metrics.csv/metrics.json, `best.safetensors` (when validation
-top-1 improved) and `last.safetensors` (the resumable state; its replacement commits the epoch).
-A run started again with the same `out` and config resumes after the last committed epoch and
-ends with the same weights as an uninterrupted run.
+Epoch 0 is the model as given (e.g. warm-started): it is evaluated and is the first best checkpoint,
+so training can only improve on it. Every epoch ends with, in order: metrics.csv/metrics.json,
+`best.safetensors` (when validation top-1 improved) and `last.safetensors` (the resumable state; its
+replacement commits the epoch). A run started again with the same `out` and config resumes after the
+last committed epoch and ends with the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from .schedule import learning_rate
 BEST = "best.safetensors"
 LAST = "last.safetensors"
 # fields that may differ between an interrupted run and its resumption
-_RESUME_FREE = ("progress",)
+_RESUME_FREE = ("progress", "data_workers")
 
 
 class ImageSet(Protocol):
@@ -165,7 +166,8 @@ def _train_epoch(
     base_lr: float,
 ) -> tuple[float, float]:
     """One pass over `order` (image indices) in batches, epoch `epoch` (from 0); returns mean loss and
-    top-1 (percent). Each step's learning rate follows `config.schedule` from `base_lr`."""
+    top-1 (percent). Each step's learning rate follows the config's schedule and warm-up from `base_lr`.
+    The epoch's images (and teacher logits) move to the device once, so batches are gathered there."""
     device = torch.device(config.device)
     cuda = device.type == "cuda"
     model.train()
@@ -173,20 +175,25 @@ def _train_epoch(
     loss_sum, correct, seen = 0.0, 0, 0
     norm = normalizer(normalization, device)
     active = None if active is None else active.to(device)
+    images, labels = data.images.to(device, non_blocking=True), data.labels.to(device, non_blocking=True)
+    teacher_logits = None if teacher_logits is None else teacher_logits.to(device, non_blocking=True)
+    order = order.to(device)
+    schedule = config.resolved_schedule()
+    warmup = config.resolved_warmup(-(-data.labels.numel() // step)) / config.epochs
     desc = f"epoch {epoch + 1}/{config.epochs}"
     bar = tqdm(range(0, order.numel(), step), desc=desc, disable=not config.progress, leave=False, mininterval=0.5)
     for i, start in enumerate(bar):
         idx = order[start : start + step]
-        x = norm(data.images[idx].to(device))
-        y = data.labels[idx].to(device)
-        lr = learning_rate(base_lr, config.schedule, (epoch + start / order.numel()) / config.epochs)
+        x = norm(images[idx])
+        y = labels[idx]
+        lr = learning_rate(base_lr, schedule, (epoch + start / order.numel()) / config.epochs, warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=cuda):
             logits = model(x).float()
             loss = classification_loss(logits, y, active)
             if teacher_logits is not None:
-                teacher = teacher_logits[idx].to(device)
+                teacher = teacher_logits[idx]
                 soft = distillation_loss(logits, teacher, config.distill, config.temperature, active)
                 loss = (1.0 - config.distill_alpha) * loss + config.distill_alpha * soft
         value = float(loss.detach())
@@ -204,6 +211,13 @@ def _train_epoch(
     return loss_sum / max(1, seen), 100.0 * correct / max(1, seen)
 
 
+def _check_teacher(teacher_logits: torch.Tensor, data: ImageSet, num_classes: int) -> None:
+    if tuple(teacher_logits.shape) != (data.labels.numel(), num_classes):
+        raise ShapeError(f"teacher logits are {tuple(teacher_logits.shape)}, expected "
+                         f"({data.labels.numel()}, {num_classes}): one row per train image, one column per "
+                         "class of the student")
+
+
 def train(
     model: FoldedModel,
     train_set: ImageSet,
@@ -213,6 +227,8 @@ def train(
     teacher_logits: torch.Tensor | None = None,
     normalization: dict[str, list[float]] | None = None,
     out: str | os.PathLike | None = None,
+    draws: Callable[[int], ImageSet] | None = None,
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train `model` (any FoldedModel: zoo or fold_model) on uint8 images (N, C, H, W) with labels (N,).
 
@@ -220,16 +236,20 @@ def train(
     reseeded per epoch); the loss is CE on the unfolded (B, K) logits over active curriculum classes,
     plus distillation toward `teacher_logits` (N, K) when given. Normalisation is `normalization`
     (a warm start passes its original's) or else the train split's per-channel statistics; it is stored on
-    the model's identity with the class names, so `Engine(result.model)` feeds it right. With `out`,
-    writes metrics, best.safetensors and last.safetensors there, and resumes from last.safetensors when it
-    exists (its config must equal `config`).
+    the model's identity with the class names, so `Engine(result.model)` feeds it right. The first epoch
+    trains on `train_set`; with `draws`, epoch e >= 1 (0-based) trains on `draws(e)` instead (fresh images;
+    a pure function of e, so a resumed run sees the same ones), distilled toward `teacher(images)`
+    ((N, C, H, W) uint8 -> (N, K)) when `teacher_logits` is given. History row 0 (and the first best
+    checkpoint) is the model as given. With `out`, writes metrics, best.safetensors and last.safetensors
+    there, and resumes from last.safetensors when it exists (its config must equal `config`).
     """
     check_compatible(model, train_set, config, "train")
     check_compatible(model, val_set, config, "validation")
-    if teacher_logits is not None and tuple(teacher_logits.shape) != (train_set.labels.numel(), model.num_classes):
-        raise ShapeError(f"teacher logits are {tuple(teacher_logits.shape)}, expected "
-                         f"({train_set.labels.numel()}, {model.num_classes}): one row per train image, one column per "
-                         "class of the student")
+    if teacher_logits is not None:
+        _check_teacher(teacher_logits, train_set, model.num_classes)
+        if draws is not None and teacher is None:
+            raise ShapeError("fresh training images (draws) with distillation need `teacher`, the function that "
+                             "computes the teacher's logits of each epoch's images")
     device = resolve_device(config.device)
     model.to(device)
     num_classes = model.num_classes
@@ -245,6 +265,7 @@ def train(
     history: list[dict[str, Any]] = []
     best, best_path, start_epoch, elapsed = -1.0, None, 0, 0.0
     out_dir = Path(out) if out is not None else None
+    resumed = False
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         if (out_dir / LAST).exists():
@@ -263,35 +284,54 @@ def train(
             history, best, start_epoch = state.meta["history"], state.meta["best_val_top1"], state.meta["epoch"]
             elapsed = state.meta["seconds"]
             best_path = out_dir / BEST if (out_dir / BEST).exists() else None
+            resumed = True
     if normalization is None:
         normalization = compute_normalization(train_set.images)
     model.identity = model.identity.trained(normalization, train_set.class_names)
+
+    def record(row: dict[str, Any]) -> None:
+        """Append `row` to the history, print it, write the metrics and, when validation improved, best."""
+        nonlocal best, best_path
+        history.append(row)
+        (tqdm.write if config.progress else print)(" ".join(f"{k}={v}" for k, v in row.items()))  # bar or not
+        improved = row["val_top1"] > best
+        best = max(best, row["val_top1"])
+        if out_dir is None:
+            return
+        _write_metrics(out_dir, history)
+        if improved:
+            best_path = save_checkpoint(
+                out_dir / BEST, model, extra={"training": config.to_dict(), "metrics": row,
+                                              "data_source": dict(getattr(train_set, "source", None) or {})})
+
     with deterministic_algorithms():
+        if not resumed:  # epoch 0: the model as given; evaluation uses no random numbers, so a rerun repeats it
+            val = evaluate(model, val_set.images, val_set.labels, normalization, device=device)
+            record({"epoch": 0, "active_classes": int(curriculum.active_mask(0).sum()), "train_loss": None,
+                    "train_top1": None, "val_loss": round(val.loss, 6), "val_top1": round(val.top1, 4), "lr": None,
+                    "seconds": 0.0})
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
+            data, soft = train_set, teacher_logits
+            if draws is not None and epoch > 0:
+                data = draws(epoch)
+                check_compatible(model, data, config, f"epoch {epoch} train")
+                soft = None if teacher_logits is None else teacher(data.images)
             active = curriculum.active_mask(epoch)
-            order = epoch_order(train_set.labels, active, config.fold, config.seed, epoch)
+            order = epoch_order(data.labels, active, config.fold, config.seed, epoch)
             mask = None if bool(active.all()) else active
             train_loss, train_top1 = _train_epoch(
-                model, optimizer, scaler, train_set, order, mask, normalization, teacher_logits, config, epoch,
+                model, optimizer, scaler, data, order, mask, normalization, soft, config, epoch,
                 config.resolved_lr(zoo_family(model)))
             check_finite_model(model, epoch)
             val = evaluate(model, val_set.images, val_set.labels, normalization, device=device)
             elapsed += time.perf_counter() - t0
-            row = {"epoch": epoch + 1, "active_classes": int(active.sum()), "train_loss": round(train_loss, 6),
-                   "train_top1": round(train_top1, 4), "val_loss": round(val.loss, 6), "val_top1": round(val.top1, 4),
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": round(elapsed, 3)}
-            history.append(row)
-            (tqdm.write if config.progress else print)(" ".join(f"{k}={v}" for k, v in row.items()))  # bar or not
-            improved = row["val_top1"] > best
-            best = max(best, row["val_top1"])
+            record({"epoch": epoch + 1, "active_classes": int(active.sum()), "train_loss": round(train_loss, 6),
+                    "train_top1": round(train_top1, 4), "val_loss": round(val.loss, 6),
+                    "val_top1": round(val.top1, 4), "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": round(elapsed, 3)})
             if out_dir is None:
                 continue
-            _write_metrics(out_dir, history)
-            if improved:
-                best_path = save_checkpoint(
-                    out_dir / BEST, model, extra={"training": config.to_dict(), "metrics": row,
-                           "data_source": dict(getattr(train_set, "source", None) or {})})
             opt_tensors, opt_meta = optimizer_tensors(optimizer)
             tensors = {f"model.{k}": v for k, v in model.network.state_dict().items()}
             tensors.update(opt_tensors)

@@ -1,0 +1,79 @@
+"""Train or reuse one run per fold, evaluate it on the test split and time it on this machine's best backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..device import median_seconds
+from ..errors import FoldedCNNError
+from ..train import TrainConfig, evaluate, train_from_config
+from ._frontier import Candidate, Choice, recommend
+from ._plot import plot_frontier
+
+
+def _throughput(checkpoint: Path, backend: str, device: str, batch: int) -> tuple[float, str]:
+    """End-to-end images/s of Engine.predict on `batch` host uint8 images (B, C, H, W), and the backend used."""
+    from ..infer import Engine
+
+    engine = Engine(checkpoint, backend=backend, device=device, max_batch=batch)
+    images = torch.randint(0, 256, (batch, *engine.input_shape), dtype=torch.uint8)
+    seconds = median_seconds(lambda: engine.predict(images), engine.device.type)
+    return batch / seconds, engine.backend_name
+
+
+def choose_fold(
+    data: str,
+    model: str,
+    *,
+    folds: Sequence[int] = (1, 2, 3, 4),
+    max_drop: float = 0.5,
+    epochs: int = 10,
+    finetune_epochs: int | None = None,
+    batch: int = 32,
+    lr: float | None = None,
+    fresh_data: bool = False,
+    seed: int = 0,
+    out: str | os.PathLike = "runs/choose",
+    device: str = "cpu",
+    backend: str = "auto",
+    measure_batch: int = 1024,
+    progress: bool = False,
+) -> Choice:
+    """Pick the fold of zoo `model` to deploy on data spec `data`.
+
+    f = 1 is trained from scratch for `epochs` (at `lr`, cosine); every other fold is warm-started from it and
+    fine-tuned `finetune_epochs` (default `epochs`) with KL distillation toward it (the library's fine-tune
+    defaults). Runs live in `out`/f<F>/ and a finished one is reused (an interrupted one resumes). Each best
+    checkpoint is evaluated on the test split and timed end to end (`measure_batch` uint8 images per call) on
+    `backend` ("auto": the fastest here). Writes `out`/frontier.png and returns the Choice (see recommend).
+    """
+    folds = sorted(set(folds) | {1})
+    if any(f < 1 for f in folds):
+        raise FoldedCNNError(f"folds must be >= 1, got {folds}")
+    from ..data import load_data
+
+    out = Path(out)
+    train_set, val_set, test_set = (load_data(data, split) for split in ("train", "val", "test"))
+    original = out / "f1" / "best.safetensors"
+    common = {"model": model, "data": data, "batch": batch, "seed": seed, "fresh_data": fresh_data, "device": device,
+              "progress": progress}
+    candidates = []
+    for fold in folds:
+        if fold == 1:
+            config = TrainConfig(fold=1, epochs=epochs, lr=lr, schedule="cosine", **common)
+        else:
+            config = TrainConfig(fold=fold, epochs=finetune_epochs or epochs, init_from=str(original),
+                                 distill_from=str(original), distill="kl", temperature=4.0, **common)
+        result = train_from_config(config, out / f"f{fold}", train_set=train_set, val_set=val_set)
+        best = load_checkpoint(result.best_path, device=device)
+        top1 = evaluate(best.model, test_set.images, test_set.labels, best.normalization, device=device).top1
+        images_per_s, used = _throughput(result.best_path, backend, device, measure_batch)
+        candidates.append(Candidate(fold, round(top1, 2), round(images_per_s, 1), used, result.best_path))
+    choice = recommend(candidates, max_drop)
+    plot_frontier(choice, out / "frontier.png", title=f"{model} on {data}")
+    return choice

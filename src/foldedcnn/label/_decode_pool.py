@@ -1,0 +1,263 @@
+"""A pool of decoder processes feeding one consumer (the Engine's process) through shared memory.
+
+Each worker owns a shared-memory block of `slots` batch slots (images (B, 3, h, w) uint8, frame indices,
+times). It decodes the segments it is sent (frame_source.SegmentDecoder), fills a free slot per batch and
+sends only the slot number and row position through its pipe; the consumer hands the slot back once it
+has used the frames. One pipe per worker and no shared lock: a worker killed at any moment leaves the
+others untouched. Its segment is sent again from the first row the consumer has not received, so no
+batch is lost, and none is duplicated (batches are identified by their first row).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
+
+import numpy as np
+
+from ..data.video import VideoIndex
+from .frame_source import FrameBatch, Segment, SegmentDecoder
+
+
+@dataclass(frozen=True)
+class DecodeTask:
+    """What a worker needs to decode one segment."""
+
+    path: Path
+    segment: Segment
+    roi: tuple[int, int, int, int]
+    size: tuple[int, int]
+    stride: int
+    batch: int
+    index: VideoIndex | None
+
+
+@dataclass
+class Decoded:
+    """A batch of `task` ready in shared memory; call `release()` once its images are no longer needed."""
+
+    task: DecodeTask
+    batch: FrameBatch
+    release: object
+
+
+@dataclass
+class Finished:
+    """`task` is done: its last row is end_row - 1; `reached_end` when the video ended before stop_row;
+    `error` when decoding failed (the batches before it were delivered); `decode_s` the worker's time
+    spent decoding it (not waiting for free slots)."""
+
+    task: DecodeTask
+    end_row: int
+    reached_end: bool
+    error: str | None = None
+    decode_s: float = 0.0
+
+
+class _Slots:
+    """Views of one worker's shared-memory block: `slots` batches of (batch, 3, h, w) images, indices, times."""
+
+    def __init__(self, shm: SharedMemory, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
+        n_img = slots * batch * int(np.prod(shape))
+        self.images = np.ndarray((slots, batch, *shape), np.uint8, shm.buf)
+        self.index = np.ndarray((slots, batch), np.int64, shm.buf, offset=n_img)
+        self.time_s = np.ndarray((slots, batch), np.float64, shm.buf, offset=n_img + 8 * slots * batch)
+
+    @staticmethod
+    def nbytes(slots: int, batch: int, shape: tuple[int, int, int]) -> int:
+        return slots * batch * (int(np.prod(shape)) + 16)
+
+
+def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
+    """Decode the tasks sent through `conn` into free slots until sent None."""
+    import cv2
+
+    from ..errors import FoldedCNNError
+
+    cv2.setNumThreads(1)
+    shm = SharedMemory(shm_name)
+    views = _Slots(shm, slots, batch, shape)
+    free = list(range(slots))
+    try:
+        while (task := conn.recv()) is not None:
+            if isinstance(task, tuple):  # ("free", slot) after the last batch of a task
+                free.append(task[1])
+                continue
+            decoder = SegmentDecoder(task.path, task.segment, task.roi, task.size, task.stride, task.batch,
+                                     task.index)
+            error, waited, t0 = None, 0.0, time.perf_counter()
+            try:
+                for b in decoder:
+                    tw = time.perf_counter()
+                    while not free:
+                        free.append(conn.recv()[1])  # only slot releases arrive while a task runs
+                    waited += time.perf_counter() - tw
+                    slot = free.pop()
+                    n = len(b.index)
+                    views.images[slot, :n], views.index[slot, :n], views.time_s[slot, :n] = b.images, b.index, b.time_s
+                    conn.send(("batch", slot, b.first, n))
+            except FoldedCNNError as exc:
+                error = str(exc)
+            conn.send(("done", decoder.end_row, decoder.reached_end, error, time.perf_counter() - t0 - waited))
+    finally:
+        del views
+        shm.close()
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a process without making it re-run this process's __main__ (multiprocessing does, to find
+    functions defined there; ours is importable by name). A script's main module that imports torch (a
+    benchmark) would otherwise cost every worker seconds; `set_forkserver_preload(["__main__"])` does not
+    help on Python 3.11-3.12 (the fork server is never given the path)."""
+    main = sys.modules["__main__"]
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+class _Worker:
+    def __init__(self, ctx, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
+        self.shm = SharedMemory(create=True, size=_Slots.nbytes(slots, batch, shape))
+        self.views = _Slots(self.shm, slots, batch, shape)
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, self.shm.name, slots, batch, shape), daemon=True,
+                                name="foldedcnn-decoder")
+        with _main_module_hidden():
+            self.proc.start()
+        child.close()
+        self.task: DecodeTask | None = None
+        self.next_row = 0  # the first row of the task not yet received
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(timeout=2)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+        del self.views
+        try:
+            self.shm.close()
+        except BufferError:  # a batch view is still referenced by the consumer; freed with it
+            pass
+        self.shm.unlink()
+
+
+class DecodePool:
+    """`workers` decoder processes; `run(tasks)` yields Decoded and Finished events as they come.
+
+    Batches of one task arrive in order. Slots per worker bound the memory: a worker waits for a
+    released slot before decoding further. A worker that dies is replaced and its task resumed.
+    """
+
+    def __init__(self, workers: int, batch: int, shape: tuple[int, int, int], slots: int = 3) -> None:
+        if workers < 1:
+            raise ValueError(f"a decode pool needs >= 1 worker, got {workers}")
+        self._ctx = mp.get_context("forkserver")  # no fork of this (threaded, torch-holding) process
+        self._ctx.set_forkserver_preload(["foldedcnn.label._decode_pool", "av", "cv2"])
+        self._args = (slots, batch, shape)
+        self.workers = [_Worker(self._ctx, *self._args) for _ in range(workers)]
+        self._dead: list[_Worker] = []
+        self.restarts = 0
+
+    def __enter__(self) -> DecodePool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for w in self.workers + self._dead:
+            w.close()
+
+    def run(self, tasks: list[DecodeTask], max_deaths: int = 3, side=None) -> Iterator[Decoded | Finished]:
+        """Decode `tasks`; a task on which `max_deaths` workers died in a row is Finished with an error.
+
+        `side`, when given, is another decoder (the NVDEC one) whose `events` queue is merged in until its
+        `pending` tasks have all finished."""
+        todo = deque(tasks)
+        deaths: dict[tuple, int] = {}
+        while todo or any(w.task for w in self.workers) or (side and side.pending):
+            for i, w in enumerate(list(self.workers)):
+                if w.task is None and todo:
+                    try:
+                        w.conn.send(todo[0])
+                    except OSError:  # it died while idle
+                        self._replace(i)
+                        continue
+                    w.task = todo.popleft()
+                    w.next_row = w.task.segment.first_row
+            busy = [w for w in self.workers if w.task]
+            if not busy and not (side and side.pending):
+                continue
+            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                         timeout=0.002 if side and side.pending else None)
+            while side and side.pending and not side.events.empty():
+                event = side.events.get()
+                side.pending -= isinstance(event, Finished)
+                yield event
+            for i, w in enumerate(list(self.workers)):
+                if w.task is None or not (w.conn in ready or w.proc.sentinel in ready):
+                    continue
+                try:
+                    while w.conn.poll():
+                        yield from self._handle(w, w.conn.recv())
+                        if w.task is None:
+                            break
+                    if w.task is not None and not w.proc.is_alive():
+                        raise EOFError
+                except (EOFError, OSError):  # the worker died: redo its task from the first row not received
+                    task, w.task = w.task, None
+                    key = (task.path, task.segment.video, task.segment.stop_row, w.next_row)
+                    deaths[key] = deaths.get(key, 0) + 1
+                    if deaths[key] >= max_deaths:
+                        yield Finished(task, w.next_row, False, f"{task.path}: the decoder process died "
+                                       f"{max_deaths} times at output row {w.next_row} (exit code {w.proc.exitcode})")
+                    else:
+                        todo.appendleft(_from_row(task, w.next_row))
+                    self._replace(i)
+
+    def _replace(self, i: int) -> None:
+        """Start a new worker in place of worker i, which died (its shared memory is freed at exit)."""
+        self.restarts += 1
+        self._dead.append(self.workers[i])
+        self.workers[i] = _Worker(self._ctx, *self._args)
+
+    def _handle(self, w: _Worker, msg: tuple) -> Iterator[Decoded | Finished]:
+        if msg[0] == "batch":
+            _, slot, first, n = msg
+            batch = FrameBatch(first, w.views.index[slot, :n], w.views.time_s[slot, :n], w.views.images[slot, :n])
+            w.next_row = first + n
+            yield Decoded(w.task, batch, lambda conn=w.conn, slot=slot: _release(conn, slot))
+        else:
+            _, end_row, reached_end, error, decode_s = msg
+            task, w.task = w.task, None
+            yield Finished(task, end_row, reached_end, error, decode_s)
+
+
+def _release(conn: Connection, slot: int) -> None:
+    try:
+        conn.send(("free", slot))
+    except OSError:  # the worker died meanwhile; its replacement has fresh slots
+        pass
+
+
+def _from_row(task: DecodeTask, row: int) -> DecodeTask:
+    seg = task.segment
+    return DecodeTask(task.path, Segment(seg.video, row, seg.stop_row), task.roi, task.size, task.stride, task.batch,
+                      task.index)

@@ -1,0 +1,112 @@
+"""Segments, seeking, out-of-order chunks and the decoder pool: the pieces that let every core decode."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from video_clips import write_square_clip
+
+from foldedcnn.data.video import VideoIndex, index_video, iter_frames
+from foldedcnn.errors import FoldedCNNError
+from foldedcnn.label._chunk_store import ChunkStore, VideoRows
+from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished
+from foldedcnn.label.frame_source import Segment, SegmentDecoder, plan_segments
+
+ROI = (8, 8, 64, 48)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_square_clip(tmp_path_factory.mktemp("clips") / "long.mp4", 300)  # a keyframe every 12 frames
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(1, 500), batch=st.sampled_from([1, 4, 8]), per_chunk=st.integers(1, 4),
+       max_rows=st.integers(1, 600), done_bits=st.integers(0, 2**20))
+def test_segments_cover_exactly_the_missing_chunks(rows, batch, per_chunk, max_rows, done_bits):
+    chunk = batch * per_chunk
+    chunks = -(-rows // chunk)
+    done = {c for c in range(chunks) if done_bits >> c & 1}
+    segments = plan_segments(3, rows, done, chunk, batch, max_rows)
+    covered = []
+    for s in segments:
+        assert s.video == 3 and s.first_row % batch == 0
+        stop = rows if s.stop_row is None else s.stop_row
+        assert s.stop_row is None or (s.stop_row - s.first_row) % batch == 0 or s.stop_row % chunk == 0
+        assert stop - s.first_row <= max(batch, -(-max_rows // batch) * batch)
+        covered += range(s.first_row, stop)
+    missing = [r for r in range(rows) if r // chunk not in done]
+    assert covered == missing  # in order, each missing row once, no stored row again
+    assert [s.stop_row for s in segments].count(None) == (chunks - 1 not in done)
+
+
+@pytest.mark.parametrize("stride,start,stop", [(1, 30, 61), (1, 100, None), (3, 13, 50), (5, 1, 7)])
+def test_a_segment_decoded_after_a_seek_equals_decoding_from_the_start(clip, stride, start, stop):
+    index = index_video(clip)
+    assert index.seekable and index.frames == 300 and list(index.keyframes[:3]) == [0, 12, 24]
+    every = list(iter_frames(clip, stride, roi=ROI))[start:stop]
+    seeked = list(iter_frames(clip, stride, start, stop=stop, roi=ROI, index=index))
+    assert [f.index for f in seeked] == [f.index for f in every]
+    assert [f.time_s for f in seeked] == [f.time_s for f in every]
+    assert all((a.rgb == b.rgb).all() for a, b in zip(seeked, every, strict=True))
+
+
+def test_a_misleading_index_falls_back_to_decoding_from_the_start(clip):
+    index = index_video(clip)
+    wrong = VideoIndex(index.pts + 1, index.keyframes)  # timestamps that match no decoded frame
+    batches = list(SegmentDecoder(clip, Segment(0, 40, 80), ROI, (50, 50), 1, 8, wrong))
+    reference = list(SegmentDecoder(clip, Segment(0, 40, 80), ROI, (50, 50), 1, 8, None))
+    assert [b.first for b in batches] == list(range(40, 80, 8))
+    assert all((a.images == b.images).all() and (a.index == b.index).all()
+               for a, b in zip(batches, reference, strict=True))
+
+
+def test_chunks_are_stored_whole_whatever_order_batches_arrive_in(tmp_path):
+    rows = [[i, f"r{i}"] for i in range(23)]
+    store = ChunkStore(tmp_path, "v", ["frame", "x"], 8, {})
+    video = VideoRows(store, store.open(), 23)
+    order = np.random.default_rng(0).permutation(range(0, 23, 4))
+    for first in order:
+        assert not video.complete
+        video.add(int(first), rows[first:first + 4])
+    assert video.complete and not video.stray and video.chunks == 3
+    store.finish(video.chunks)
+    assert (tmp_path / "v.csv").read_text() == "frame,x\n" + "".join(f"{i},r{i}\n" for i in range(23))
+
+
+def test_the_end_a_decoder_reports_fixes_the_row_count(tmp_path):
+    store = ChunkStore(tmp_path, "v", ["frame"], 4, {})
+    video = VideoRows(store, store.open(), 12)  # the index promised 12 rows; the stream holds 6
+    video.add(0, [[0], [1], [2], [3]])
+    video.add(4, [[4], [5]])
+    assert not video.complete
+    video.ended_at(6)
+    assert video.complete and video.chunks == 2
+    with pytest.raises(FoldedCNNError, match=r"chunks \[2\] are missing"):
+        store.finish(3)
+
+
+def test_a_killed_worker_loses_and_duplicates_no_batch(clip):
+    index = index_video(clip)
+    tasks = [DecodeTask(clip, Segment(0, first, first + 96), ROI, (50, 50), 1, 8, index) for first in (0, 96)]
+    tasks.append(DecodeTask(clip, Segment(0, 192, None), ROI, (50, 50), 1, 8, index))
+    seen: list[int] = []
+    finished = []
+    with DecodePool(2, 8, (3, 50, 50), slots=2) as pool:
+        for event in pool.run(tasks):
+            if isinstance(event, Decoded):
+                seen.append(event.batch.first)
+                first = event.batch.first
+                assert list(event.batch.index) == list(range(first, min(first + 8, 300)))
+                event.release()
+                if len(seen) == 3:
+                    os.kill(pool.workers[0].proc.pid, signal.SIGKILL)
+            else:
+                assert isinstance(event, Finished) and event.error is None
+                finished.append(event.end_row)
+        assert pool.restarts == 1
+    assert sorted(seen) == list(range(0, 300, 8)) and len(seen) == len(set(seen))
+    assert sorted(finished) == [96, 192, 300]

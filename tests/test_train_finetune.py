@@ -1,0 +1,96 @@
+"""The fine-tune of a warm-started folded model never loses the warm start (issue #16, item 1)."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+from train_data import make_set
+
+from foldedcnn.data import DataError, load_data, vtest_path
+from foldedcnn.errors import FoldedCNNError
+from foldedcnn.folded import FoldedModel
+from foldedcnn.train import TrainConfig, train, train_from_config
+from foldedcnn.train.schedule import learning_rate
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_a_warm_start_makes_the_defaults_a_fine_tune():
+    scratch = TrainConfig(fold=4, epochs=10)
+    warm = TrainConfig(fold=4, epochs=10, init_from="f1/best.safetensors")
+    assert (scratch.resolved_lr("game"), scratch.resolved_schedule(), scratch.resolved_warmup(10)) == (1e-3, "constant",
+                                                                                                     0)
+    assert (warm.resolved_lr("game"), warm.resolved_schedule(), warm.resolved_warmup(188)) == (3e-4, "cosine", 1.0)
+    assert warm.resolved_warmup(25) == 4.0  # at least 100 steps
+    assert warm.resolved_lr("noscope") == pytest.approx(3e-4)
+    assert TrainConfig(epochs=1, init_from="x").resolved_warmup(500) == 0.5  # at most half the run
+    assert TrainConfig(init_from="x", lr=3e-4, schedule="constant", warmup=0).resolved_lr("game") == 3e-4
+    assert scratch.uses_curriculum(111) and not warm.uses_curriculum(111)
+    with pytest.raises(FoldedCNNError, match="curriculum would mask classes"):
+        TrainConfig(fold=4, init_from="x", curriculum="on")
+    with pytest.raises(FoldedCNNError, match="warmup must be in"):
+        TrainConfig(epochs=2, warmup=3)
+
+
+def test_warm_up_ramps_linearly_then_the_schedule_runs_over_the_rest():
+    assert learning_rate(1e-3, "cosine", 0.0, warmup=0.25) == 0.0
+    assert learning_rate(1e-3, "cosine", 0.125, warmup=0.25) == pytest.approx(5e-4)
+    assert learning_rate(1e-3, "cosine", 0.25, warmup=0.25) == pytest.approx(1e-3)
+    assert learning_rate(1e-3, "cosine", 0.625, warmup=0.25) == pytest.approx(5e-4)  # halfway through the rest
+    assert learning_rate(1e-3, "constant", 0.9, warmup=0.25) == 1e-3
+
+
+@given(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1))
+def test_warm_up_never_exceeds_the_base_rate_and_peaks_at_its_end(progress, warmup, other):
+    assert 0.0 <= learning_rate(0.01, "cosine", progress, warmup) <= 0.01
+    assert learning_rate(0.01, "cosine", other, warmup) <= learning_rate(0.01, "cosine", warmup, warmup) + 1e-15
+
+
+def test_epoch_0_is_evaluated_and_is_the_best_when_training_only_hurts(tmp_path):
+    torch.manual_seed(0)
+    model = FoldedModel.from_zoo("noscope-coral", 2)
+    data = make_set(96, model.input_shape, model.num_classes)
+    learn = TrainConfig(fold=2, epochs=3, batch=16, progress=False)
+    trained = train(model, data, data, learn).history[-1]["val_top1"]
+    start = {k: v.clone() for k, v in model.network.state_dict().items()}
+    wreck = TrainConfig(fold=2, epochs=1, batch=16, lr=1.0, progress=False)  # a rate that destroys
+    result = train(model, data, data, wreck, out=tmp_path)
+    assert [h["epoch"] for h in result.history] == [0, 1]
+    assert result.history[0]["val_top1"] == pytest.approx(trained, abs=1e-3) and trained > 90
+    assert result.history[1]["val_top1"] < trained  # the rate did destroy, ...
+    assert result.best_val_top1 == result.history[0]["val_top1"]  # ... yet best.safetensors is the model as given
+    saved = load_file(str(tmp_path / "best.safetensors"))
+    for name, value in start.items():
+        assert torch.equal(saved[name], value), name
+
+
+def _original_then_one_epoch(tmp_path, model: str, data: str, fold: int, epochs: int, lr: float) -> list[float]:
+    """Train the original of `model` on `data`, warm-start fold `fold` from it and fine-tune it one epoch with the
+    defaults (as the README says); returns the fine-tune's validation top-1 per epoch [0, 1] and its best."""
+    train_set, val_set = load_data(data, "train"), load_data(data, "val")
+    original = tmp_path / "f1"
+    train_from_config(TrainConfig(model=model, data=data, epochs=epochs, batch=32, lr=lr, schedule="cosine",
+                                  progress=False), original, train_set=train_set, val_set=val_set)
+    teacher = str(original / "best.safetensors")
+    config = TrainConfig(model=model, fold=fold, data=data, epochs=1, batch=32, init_from=teacher, distill_from=teacher,
+                         distill="kl", temperature=4.0, progress=False)
+    result = train_from_config(config, tmp_path / f"f{fold}", train_set=train_set, val_set=val_set)
+    return [h["val_top1"] for h in result.history] + [result.best_val_top1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,data,fold,epochs,lr,useful", [
+    ("noscope-coral", "vtest", 4, 8, 1e-3, 90.0),
+    ("game-apex-squad-count", "game-apex-squad-count?n_train=3000&n_val=500", 2, 6, 1e-3, 20.0),  # chance: 4.5 %
+], ids=["vtest-f4", "apex-f2"])
+def test_one_epoch_of_fine_tuning_keeps_the_warm_start(tmp_path, model, data, fold, epochs, lr, useful):
+    if data == "vtest":
+        try:
+            vtest_path()
+        except DataError:
+            pytest.skip("vtest.avi not installed (make system-deps)")
+    start, after, best = _original_then_one_epoch(tmp_path, model, data, fold, epochs, lr)
+    assert start > useful  # a warm start with something to lose
+    assert after >= start - 1.0, f"one epoch of fine-tuning dropped validation top-1 from {start} to {after}"
+    assert best >= start
