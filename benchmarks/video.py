@@ -198,7 +198,7 @@ def main() -> int:
         f"Machine: {machine['device']} ({machine['cpu']}), torch {machine['torch']}, PyAV {machine['av']}, "
         f"backend {machine['backend']}, decoder {args.decoder}, codec {args.codec}. Batch {args.batch}; "
         f"median (min-max) of {args.repeats} interleaved repeats. Load average before/after: "
-        f"{load_before[0]:.1f}/{load_after[0]:.1f} (other workers were using this shared machine).\n\n"
+        f"{load_before[0]:.1f}/{load_after[0]:.1f} (on {os.cpu_count()} cores).\n\n"
         f"Workloads: one = vtest.avi (795 frames); many = {args.videos} copies; long = vtest remuxed {args.long}x "
         f"({795 * args.long} frames). decode-only: one process, one decoder thread, no conversion.\n\n"
         f"{table}\n\nCommand: `{command}`\n")
