@@ -5,7 +5,7 @@ The public API is imported lazily so that `import foldedcnn` stays light.
 
 from __future__ import annotations
 
-from ._lazy import lazy_getattr
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -39,11 +39,4 @@ _EXPORTS = {
     "block_diagonal_fold": "transform",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, ("__version__",))

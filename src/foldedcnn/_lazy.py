@@ -15,3 +15,11 @@ def lazy_getattr(package: str, exports: dict[str, str]) -> Callable[[str], objec
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def lazy_exports(package: str, exports: dict[str, str], extra: tuple[str, ...] = ()) -> tuple[
+        list[str], Callable[[str], object], Callable[[], list[str]]]:
+    """`__all__`, `__getattr__` and `__dir__` of a package whose public names `exports` are imported lazily
+    (`extra`: names the package defines itself, e.g. "__version__")."""
+    names = [*sorted(exports), *extra]
+    return names, lazy_getattr(package, exports), lambda: names

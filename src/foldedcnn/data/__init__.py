@@ -7,7 +7,7 @@ images of a fold are unrelated. Names are imported lazily.
 
 from __future__ import annotations
 
-from .._lazy import lazy_getattr
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "LabelledImages": "types",
@@ -38,11 +38,4 @@ _EXPORTS = {
     "export_folder": "folder",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

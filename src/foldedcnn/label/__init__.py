@@ -11,7 +11,7 @@ processes start without torch.
 
 from __future__ import annotations
 
-from .._lazy import lazy_getattr
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "Calibration": "calibration",
@@ -33,10 +33,4 @@ _EXPORTS = {
     "run_job_ray": "ray_job",
 }
 
-__all__ = sorted(_EXPORTS)
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
