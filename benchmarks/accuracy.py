@@ -7,13 +7,16 @@ reports per-image top-1 on the test split of that checkpoint. Runs are resumable
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py [--tasks vtest,...]          # CPU recipe
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --device cuda                # GPU recipe
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --recipe gpu --smoke         # tiny, on the CPU
+    env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --sweep --tasks game-apex-squad-count  # fine-tune rates
 
-Two recipes (see cpu_tasks and gpu_tasks): the CPU one is sized for ~30 minutes on 2 CPU cores (6,000 images per
-epoch, 10-16 epochs); the GPU one for at most 10 minutes on an H100/H200 (20,000 images per epoch, 3 tasks at a
-time, the epoch's images on the GPU, fresh images drawn by worker processes ahead of training), and adds the
-paper's recipe (from scratch, class curriculum, Adam 1e-4, long). Results go to benchmarks/results/accuracy.{csv,md}
-(CPU) or accuracy-<device type>.{csv,md}; --smoke runs every task and run of the recipe with a few images and
-epochs and writes its tables under --runs instead, so it never replaces committed results.
+Two recipes (see cpu_tasks and gpu_tasks): the CPU one is sized for ~25 minutes on 2 CPU cores (6,000 images per
+epoch, 12-20 epochs, two tasks at a time); the GPU one for at most 10 minutes on an H100/H200 (20,000 images per
+epoch, 3 tasks at a time, the epoch's images on the GPU, fresh images drawn by worker processes ahead of training),
+and adds the paper's recipe (from scratch, class curriculum, Adam 1e-4, long). Results go to
+benchmarks/results/accuracy.{csv,md} (CPU) or accuracy-<device type>.{csv,md}; --smoke runs every task and run of the
+recipe with a few images and epochs and writes its tables under --runs instead, so it never replaces committed
+results. --sweep trains, instead of a task's table, its warm-started fine-tune at several learning rates and folds
+(see sweep) and writes finetune_sweep.{csv,md}, each run's validation top-1 per epoch in val_curve.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from foldedcnn.transform import fold_model
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 COLUMNS = ["task", "model", "fold", "method", "init", "align", "role", "data", "top1", "delta", "goal", "val_start",
-           "val_best", "best_epoch", "epochs", "n_train", "n_test", "batch", "lr", "train_seconds", "device", "seed"]
+           "val_best", "best_epoch", "epochs", "n_train", "n_test", "batch", "lr", "train_seconds", "device", "seed",
+           "val_curve"]
 
 
 def fashion_cnn() -> nn.Module:
@@ -59,16 +63,19 @@ def fashion_cnn() -> nn.Module:
 
 @dataclass(frozen=True)
 class Run:
-    """One training run of a task: `method` (see METHODS) at `fold` for `epochs`, hidden widths aligned to `align`."""
+    """One training run of a task: `method` (see METHODS) at `fold` for `epochs`, hidden widths aligned to `align`;
+    `lr` replaces the method's learning rate (a sweep's variable)."""
 
     fold: int
     method: str
     epochs: int
     align: int = 1
+    lr: float | None = None
 
     @property
     def name(self) -> str:
-        return f"f{self.fold}-{self.method}-e{self.epochs}" + (f"-a{self.align}" if self.align > 1 else "")
+        return (f"f{self.fold}-{self.method}-e{self.epochs}" + (f"-a{self.align}" if self.align > 1 else "")
+                + (f"-lr{self.lr:g}" if self.lr is not None else ""))
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,8 @@ class Task:
 # scratch, class curriculum over the first half, Adam/RMSprop at 1e-4 constant, CE + MSE distillation toward the
 # original). distill-kl: 0.5 CE + 0.5 KL (temperature 4) toward the original's logits, from scratch.
 # warm+distill-kl: distill-kl starting from the trained original (transform.warm_start), with the library's
-# fine-tune defaults for a warm start (TrainConfig: 0.3x the learning rate, warm-up, cosine, no curriculum).
+# fine-tune defaults for a warm start (TrainConfig: a rate from 0.3x to 1x the default as the warm start kept more or
+# less of the original's top-1, warm-up, cosine, no curriculum).
 METHODS = {
     "ce": {"schedule": "cosine"},
     "paper": {"curriculum": "on", "lr": 1e-4, "schedule": "constant", "distill_from": True, "distill": "mse"},
@@ -105,11 +113,13 @@ METHODS = {
 }
 
 
-def compared(original: int, finetune: int, extra: tuple[Run, ...] = (), folds: tuple[int, ...] = (2, 3, 4)
-             ) -> tuple[Run, ...]:
+def compared(original: int, finetune: int, extra: tuple[Run, ...] = (), folds: tuple[int, ...] = (2, 3, 4),
+             control_lr: float | None = None) -> tuple[Run, ...]:
     """The original (`original` epochs from scratch); the control: the original fine-tuned like the folded models
-    (what the extra training alone gives); warm-started `folds` fine-tuned `finetune` epochs; then `extra`."""
-    return (Run(1, "ce", original), *(Run(f, "warm+distill-kl", finetune) for f in (1, *folds)), *extra)
+    (what the extra training alone gives), at `control_lr` (default: the library's rate for a warm start that
+    kept everything, 0.3x); warm-started `folds` fine-tuned `finetune` epochs; then `extra`."""
+    return (Run(1, "ce", original), Run(1, "warm+distill-kl", finetune, lr=control_lr),
+            *(Run(f, "warm+distill-kl", finetune) for f in folds), *extra)
 
 
 GAMES = ("game-lol-gold-int", "game-apex-squad-count", "game-sot-coin-count")
@@ -120,29 +130,43 @@ def game_spec(name: str, n_train: int) -> str:
 
 
 def cpu_tasks() -> list[Task]:
-    """The CPU recipe, cheapest tasks first: 6,000 fresh training images per epoch; originals 12 epochs (gold-int: 16
-    at 3e-4, as at 1e-3 its 111 classes keep it on the chance plateau), the control and the folded models 8 epochs
-    of fine-tuning; games at the folds of the CPU goal (2 and 4), vtest at every fold."""
-    apex, sot = (Task(g, g, game_spec(g, 6000), compared(12, 8, folds=(2, 4)), batch=32, lr=1e-3, goal=0.5,
-                      fresh=True) for g in GAMES[1:])
-    gold = Task(GAMES[0], GAMES[0], game_spec(GAMES[0], 6000), compared(16, 8, folds=(2, 4)), batch=32, lr=3e-4,
-                goal=0.5, fresh=True)
-    return [apex, sot, Task("vtest", "noscope-coral", "vtest", compared(20, 20), batch=32, lr=1e-3, goal=0.5), gold,
+    """The CPU recipe, sized for ~25 minutes with two jobs of one thread on 2 cores, the longest task first so that
+    both jobs end together: 6,000 fresh training images per epoch; originals 12 epochs (gold-int: 16 at 3e-4, as at
+    1e-3 its 111 classes keep it on the chance plateau); the control and the folded models 16 epochs of the
+    library's fine-tune (its rate follows what the warm start kept: finetune_sweep.md); games at the folds of the
+    CPU goal (2 and 4), their control at 1e-3, the rate their weak warm starts get (the sweep: the game controls
+    end higher at 1e-3 than at the 3e-4 a warm start that kept everything gets), vtest at every fold."""
+    gold = Task(GAMES[0], GAMES[0], game_spec(GAMES[0], 6000), compared(16, 16, folds=(2, 4), control_lr=1e-3),
+                batch=32, lr=3e-4, goal=0.5, fresh=True)
+    sot, apex = (Task(g, g, game_spec(g, 6000), compared(12, 16, folds=(2, 4), control_lr=1e-3), batch=32, lr=1e-3,
+                      goal=0.5, fresh=True) for g in GAMES[:0:-1])
+    return [gold, sot, apex, Task("vtest", "noscope-coral", "vtest", compared(20, 20), batch=32, lr=1e-3, goal=0.5),
             Task("fashion-mnist", "fashion-cnn (fold_model)", "fashion-mnist?size=32&channels=3",
                  (Run(1, "ce", 6), Run(1, "warm+distill-kl", 8), Run(4, "warm+distill-kl", 8)),
                  batch=64, lr=1e-3, goal=2.0, n_train=12000, n_val=2000)]
 
 
 def gpu_tasks() -> list[Task]:
-    """The GPU recipe: 20,000 fresh images per epoch at batch 256, originals and fine-tunes 40 epochs, and the
-    paper's recipe at f=4 (from scratch, curriculum, lr 1e-4) for 200 epochs beside the warm start."""
+    """The GPU recipe: 20,000 fresh images per epoch at batch 256, originals and fine-tunes 40 epochs (the games'
+    control at 1e-3, as in the CPU recipe), and the paper's recipe at f=4 (from scratch, curriculum, lr 1e-4) for
+    200 epochs beside the warm start."""
     paper, scratch_vtest = (Run(4, "paper", 200),), tuple(Run(f, "distill-kl", 40) for f in (2, 3, 4))
-    games = [Task(g, g, game_spec(g, 20000), compared(40, 40, paper), batch=256, lr=1e-3, goal=0.5, fresh=True)
-             for g in GAMES]
+    games = [Task(g, g, game_spec(g, 20000), compared(40, 40, paper, control_lr=1e-3), batch=256, lr=1e-3, goal=0.5,
+                  fresh=True) for g in GAMES]
     return [*games,
             Task("vtest", "noscope-coral", "vtest", compared(40, 40, scratch_vtest), batch=32, lr=1e-3, goal=0.5),
             Task("fashion-mnist", "fashion-cnn (fold_model)", "fashion-mnist?size=32&channels=3",
                  (*compared(30, 30), Run(4, "distill-kl", 60)), batch=256, lr=1e-3, goal=2.0)]
+
+
+def sweep(task: Task, folds: tuple[int, ...], lrs: tuple[float, ...], epochs: int | None = None) -> Task:
+    """The fine-tune sweep of `task` (--sweep): its original, then at each of `folds` (1: the control) the warm
+    start + KL distillation at each of `lrs`, and at folds > 1 distillation from scratch at the task's rate; all
+    `epochs` long (default: as many as the task's fine-tunes)."""
+    epochs = epochs or task.runs[1].epochs
+    warm = tuple(Run(f, "warm+distill-kl", epochs, lr=lr) for f in folds for lr in lrs)
+    scratch = tuple(Run(f, "distill-kl", epochs) for f in folds if f > 1)
+    return replace(task, runs=(task.runs[0], *warm, *scratch))
 
 
 def smoke(task: Task) -> Task:
@@ -197,6 +221,8 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
                 return []
             continue
         options = {"curriculum": "off", "lr": task.lr, **METHODS[run.method]}
+        if run.lr is not None:
+            options["lr"] = run.lr
         for key in ("init_from", "distill_from"):
             if options.pop(key, False):
                 options[key] = str(original)
@@ -215,9 +241,10 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
                      "role": "original" if run == task.runs[0] else ("control" if run.fold == 1 else "folded"),
                      "data": "fresh" if task.fresh else "fixed", "top1": round(top1, 2),
                      "val_start": round(result.history[0]["val_top1"], 2), "val_best": round(result.best_val_top1, 2),
+                     "val_curve": " ".join(f"{h['val_top1']:.1f}" for h in result.history),
                      "best_epoch": best.meta["metrics"]["epoch"], "epochs": run.epochs,
                      "n_train": train_set.labels.numel(), "n_test": test_set.labels.numel(), "batch": task.batch,
-                     "lr": config.resolved_lr("noscope" if task.model.startswith("noscope") else "game"),
+                     "lr": result.lr,
                      "train_seconds": round(result.seconds, 1), "device": device, "seed": seed})
         print(rows[-1], f"(wall {time.perf_counter() - t0:.0f} s)", flush=True)
     reference = max(r["top1"] for r in rows if r["fold"] == 1)  # the original, or the control when better
@@ -243,21 +270,29 @@ def summary(rows: list[dict]) -> list[dict]:
                         "best folded": best["top1"], "method": best["method"], "epochs": best["epochs"],
                         "vs original": round(best["top1"] - original["top1"], 2), "delta": best["delta"],
                         "goal": best["goal"],
-                        "tried": ", ".join(f"{r['method']} e{r['epochs']}: {r['top1']}" for r in tried)})
+                        "tried": ", ".join(f"{r['method']} lr {r['lr']:g} e{r['epochs']}: {r['top1']}" for r in tried)})
     return out
 
 
-def write(rows: list[dict], out: Path, command: str, total: float, device: str, threads: int, jobs: int) -> None:
-    """<out>.csv (every run) and <out>.md (summary, every run, command, machine)."""
+SWEEP_INTRO = """Fine-tune sweep (`accuracy.py --sweep`): the task's original, then warm-started runs (`init`
+original) fine-tuned with KL distillation toward it at each learning rate `lr` (after the library's warm-up, cosine
+decay), at f = 1 (the control) and the folds, and the folds distilled from scratch. val_curve: validation top-1 at
+epoch 0 (the model as given), 1, 2, ...; top1 is the test top-1 of the best-on-validation checkpoint."""
+
+
+def write(rows: list[dict], out: Path, command: str, total: float, device: str, threads: int, jobs: int,
+          intro: str = "") -> None:
+    """<out>.csv (every run) and <out>.md (`intro`, summary, every run, command, machine)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    lead = intro + "\n\n" if intro else ""
     text = f"""# FoldedCNN accuracy vs the original (f = 1), {device}
 
-Per-image top-1 (%) on the test split, from each run's best-on-validation checkpoint (epoch 0, the model as
+{lead}Per-image top-1 (%) on the test split, from each run's best-on-validation checkpoint (epoch 0, the model as
 given, counts: val_start is its validation top-1, best_epoch the epoch saved). "control" is the original trained
 further with the folded runs' recipe (warm start from itself + distillation, same epochs): warm-started runs start
 from the trained original, so their epochs come on top of its epochs, and the control shows what that extra
@@ -289,7 +324,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="every run with a few images and epochs (a check)")
     parser.add_argument("--tasks", help="comma-separated task names (default: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, help="tasks trained at once, one process each (default 1 on CPU, 3 "
+    parser.add_argument("--jobs", type=int, help="tasks trained at once, one process each (default 2 on CPU, 3 "
                                                  "on GPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--data-workers", type=int, help="processes drawing fresh images per run (default 1 on "
@@ -297,6 +332,12 @@ def main() -> None:
     parser.add_argument("--runs", help="where run directories go (default runs/accuracy[-DEVICE][-smoke])")
     parser.add_argument("--finished-only", action="store_true",
                         help="train nothing: tabulate the runs in --runs that have finished")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead of the table, the fine-tune sweep of each task (see sweep): writes "
+                             "finetune_sweep[-DEVICE].{csv,md} beside the tables")
+    parser.add_argument("--sweep-folds", default="1,2,4", help="folds of the sweep (1: the control)")
+    parser.add_argument("--sweep-lrs", default="3e-4,1e-3,3e-3", help="learning rates of the sweep")
+    parser.add_argument("--sweep-epochs", type=int, help="epochs of each sweep run (default: the task's fine-tune)")
     args = parser.parse_args()
     gpu = args.recipe == "gpu" or args.recipe == "auto" and args.device.startswith("cuda")
     tasks = gpu_tasks() if gpu else cpu_tasks()
@@ -304,23 +345,30 @@ def main() -> None:
     chosen = args.tasks.split(",") if args.tasks else names
     if set(chosen) - set(names):
         parser.error(f"unknown task(s) {', '.join(sorted(set(chosen) - set(names)))}; choose from {', '.join(names)}")
-    tasks = [smoke(t) if args.smoke else t for t in tasks if t.name in chosen]
+    tasks = [t for t in tasks if t.name in chosen]
+    if args.sweep:
+        folds, lrs = (tuple(t(v) for v in arg.split(",")) for t, arg in ((int, args.sweep_folds),
+                                                                            (float, args.sweep_lrs)))
+        tasks = [sweep(t, folds, lrs, args.sweep_epochs) for t in tasks]
+    tasks = [smoke(t) if args.smoke else t for t in tasks]
     kind = torch.device(args.device).type
     label = ("" if kind == "cpu" else f"-{kind}") + ("-gpu-recipe" if gpu and kind == "cpu" else "") + (
         "-smoke" if args.smoke else "")
     runs = Path(args.runs) if args.runs else ROOT / "runs" / f"accuracy{label}"
-    jobs = args.jobs or (3 if gpu else 1)
+    jobs = args.jobs or (3 if gpu else 2)
     workers = args.data_workers or (4 if gpu else 1)
     start = time.perf_counter()
     command = "env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
-    out = runs / "accuracy" if args.smoke else RESULTS / f"accuracy{label}"
+    table = "finetune_sweep" if args.sweep else "accuracy"
+    out = runs / table if args.smoke else RESULTS / f"{table}{label}"
     rows: list[dict] = []
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_task, t, args.seed, runs, args.threads, args.device, workers, args.finished_only)
                    for t in tasks]
         for fut in futures:  # in task order; the tables are rewritten as each task finishes
             rows += fut.result()
-            write(rows, out, command, time.perf_counter() - start, args.device, args.threads, jobs)
+            write(rows, out, command, time.perf_counter() - start, args.device, args.threads, jobs,
+                  SWEEP_INTRO if args.sweep else "")
             print(f"wrote {out.with_suffix('.md')} ({len(rows)} runs)", flush=True)
 
 

@@ -15,8 +15,9 @@ def register(sub) -> None:
     p.add_argument("--init-from", metavar="CKPT",
                    help="warm-start a folded model from this trained f=1 checkpoint of the same model "
                         "(block copies of its most important channels; usually with --distill-from it too). "
-                        "Makes the defaults a fine-tune: lr 0.3x the default, warm-up (1 epoch or 100 steps), cosine "
-                        "decay, no curriculum")
+                        "Makes the defaults a fine-tune: lr 0.3x to 1x the default as the warm start kept more or "
+                        "less of the original's validation top-1, warm-up (1 epoch or 100 steps), cosine decay, "
+                        "no curriculum")
     p.add_argument("--distill", choices=["mse", "kl"], default="mse", help="distillation loss (default mse)")
     p.add_argument("--distill-alpha", type=float, default=0.5, help="weight of distillation vs CE (default 0.5)")
     p.add_argument("--temperature", type=float, default=1.0, help="softening temperature of --distill kl")
@@ -26,8 +27,8 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=256, help="images per step (rounded up to a multiple of fold)")
     p.add_argument("--lr", type=float,
-                   help="learning rate (default 1e-3, 3e-4 with --init-from; the paper's 1e-4 from scratch needs far "
-                        "more epochs)")
+                   help="learning rate (default 1e-3; with --init-from 3e-4 to 1e-3, see --init-from; the paper's 1e-4 "
+                        "from scratch needs far more epochs)")
     p.add_argument("--schedule", choices=["auto", "constant", "cosine"], default="auto",
                    help="learning rate over the run: constant, or cosine decay to 0 (auto: cosine with --init-from, "
                         "else constant)")

@@ -12,13 +12,30 @@ from .schedule import SCHEDULES
 # The paper trains with Adam 1e-4 (game, CIFAR) and RMSprop 1e-3 (NoScope) for hundreds of epochs.
 # Our CPU budgets allow a few epochs, so Adam's default learning rate is raised to 1e-3.
 DEFAULT_LR = {"adam": 1e-3, "rmsprop": 1e-3}
-# Fine-tuning a warm-started model (init_from) takes 0.3 of that rate, a warm-up and cosine decay. Without the
-# warm-up the first steps throw away what the warm start copied: RMSprop's running average of squared gradients
-# starts at zero, so its first steps are up to 10x the rate (vtest f=4: 98.1 -> 71.7 % val after one epoch at
-# 1e-3). After it, 1e-3 still undoes a strong warm start (vtest: 94-95 %), while 1e-4 is too slow where the warm
-# start kept little (game-apex f=4 starts at 9.8 %: 56.4 % after 8 epochs at 1e-4, 68.5 % at 3e-4).
+# Fine-tuning a warm-started model (init_from) scales that rate by how much of the original's validation top-1 the
+# warm start lost (lost = 1 - warm start's / original's, both on the run's validation split before training):
+# scale = FINETUNE_LR_SLOPE * lost, clipped to [FINETUNE_LR_SCALE, 1], after a warm-up, with cosine decay. Why
+# (benchmarks/results/finetune_sweep.md):
+# - A warm start that kept little has to relearn and needs the full rate: game-apex f=4 starts at 8.3 % val of the
+#   original's 88.3 % (lost 0.91) and reaches 76.1 % val after 8 epochs at 1e-3, 74.3 % at 3e-4, 64.4 % at 3e-3;
+#   f=2 starts at 39.6 % (lost 0.55): 86.6 % at 1e-3, 85.6 % at 3e-4.
+# - A warm start that kept (nearly) everything only loses by a high rate: vtest f=4 (98.1 % val, lost ~0) drops to
+#   94-95 % after one epoch at 1e-3 even with the warm-up; 0.3x keeps it within a point (tests/test_train_finetune).
+# - The warm-up is needed at any rate: RMSprop's running average of squared gradients starts at zero, so its first
+#   steps are up to 10x the rate (vtest f=4: 98.1 -> 71.7 % val after one epoch at 1e-3 without it).
+# Where the loss is unknown (train() without the original's top-1) the scale is FINETUNE_LR_SCALE.
 FINETUNE_LR_SCALE = 0.3
+FINETUNE_LR_SLOPE = 2.0  # a warm start that lost half of the original's top-1 or more gets the full rate
 FINETUNE_WARMUP_STEPS = 100  # RMSprop's running average of squared gradients (alpha 0.99) settles in ~100 steps
+
+
+def finetune_lr_scale(kept: float | None) -> float:
+    """Scale of the default learning rate for fine-tuning a warm start that `kept` this share of the original's
+    validation top-1 (warm start's / original's): FINETUNE_LR_SLOPE * (1 - kept) within [FINETUNE_LR_SCALE, 1];
+    FINETUNE_LR_SCALE when `kept` is None (unknown). See the comment at FINETUNE_LR_SCALE for the measurements."""
+    if kept is None:
+        return FINETUNE_LR_SCALE
+    return min(1.0, max(FINETUNE_LR_SCALE, FINETUNE_LR_SLOPE * (1.0 - kept)))
 
 
 @dataclass
@@ -35,7 +52,8 @@ class TrainConfig:
     classes are admitted. distill "mse" (the paper's, on logits) or "kl" (softened by temperature); the
     loss is (1 - distill_alpha) * CE + distill_alpha * distill.
     init_from: a trained f=1 checkpoint of the same model to warm-start from (transform.warm_start). With it
-    the defaults become a fine-tune: lr None is FINETUNE_LR_SCALE * DEFAULT_LR, schedule "auto" is cosine,
+    the defaults become a fine-tune: lr None is DEFAULT_LR scaled by how much the warm start lost (finetune_lr_scale:
+    FINETUNE_LR_SCALE for a warm start as good as the original, 1 for one that lost half), schedule "auto" is cosine,
     warmup None is one epoch or FINETUNE_WARMUP_STEPS steps, whichever is longer, and the curriculum stays
     off (it would mask classes the warm-started model already knows). Without it: DEFAULT_LR, "constant", no warm-up.
     fresh_data: draw new training images every epoch (generated data only: load_data(..., draw=epoch)),
@@ -114,11 +132,12 @@ class TrainConfig:
             return self.optimizer
         return "rmsprop" if family == "noscope" else "adam"
 
-    def resolved_lr(self, family: str | None) -> float:
-        """The base learning rate actually used (FINETUNE_LR_SCALE of the default for a warm-started fine-tune)."""
+    def resolved_lr(self, family: str | None, kept: float | None = None) -> float:
+        """The base learning rate actually used: `lr`, else the optimizer's DEFAULT_LR, scaled for a warm-started
+        fine-tune by finetune_lr_scale(kept), `kept` being the warm start's validation top-1 over the original's."""
         if self.lr is not None:
             return float(self.lr)
-        return DEFAULT_LR[self.resolved_optimizer(family)] * (FINETUNE_LR_SCALE if self.init_from else 1.0)
+        return DEFAULT_LR[self.resolved_optimizer(family)] * (finetune_lr_scale(kept) if self.init_from else 1.0)
 
     def resolved_schedule(self) -> str:
         """"constant" or "cosine": "auto" is cosine for a warm-started fine-tune, constant otherwise."""

@@ -37,6 +37,11 @@ def teacher_logits(path: str | os.PathLike, images: torch.Tensor, *, device: str
     return load_teacher(path, tuple(images.shape[1:]), device=device, trust_code=trust_code)(images)
 
 
+def top1_of(logits: Callable[[torch.Tensor], torch.Tensor], data: ImageSet) -> float:
+    """Top-1 (%) of `logits` (uint8 images (N, C, H, W) -> (N, K), e.g. load_teacher's) on a labelled split."""
+    return 100.0 * float((logits(data.images).argmax(dim=1) == data.labels).float().mean())
+
+
 def warm_start_from(model: FoldedModel, path: str | os.PathLike, trust_code: bool = False) -> dict[str, list[float]]:
     """Warm-start `model` (fold f) in place from the trained f=1 checkpoint at `path` of the same model
     (see transform.warm_start); returns that checkpoint's normalisation, which training must keep.
@@ -71,7 +76,8 @@ def train_from_config(
     """Train as `config` says: load `config.data` (or take `train_set`/`val_set`), build the zoo model (or
     take `model`), warm-start it from `config.init_from` (unless resuming from `out`), distill toward
     `config.distill_from`'s logits (or `teacher`, (N, K), when the caller already computed them for
-    `train_set`), train. With `config.fresh_data`, epochs after the first train on new images of the
+    `train_set`), train; a warm start's learning rate follows how much of `config.init_from`'s validation top-1
+    it kept. With `config.fresh_data`, epochs after the first train on new images of the
     generated `config.data` (FreshDraws), distilled toward `config.distill_from` run on them.
 
     `trust_code` allows `init_from` / `distill_from` checkpoints whose model is built by code they name (your
@@ -92,6 +98,9 @@ def train_from_config(
              if config.distill_from else None)
     if teach is not None and teacher is None:
         teacher = teach(train_set.images)
+    original = config.init_from and (teach if config.distill_from == config.init_from else load_teacher(
+        config.init_from, model.input_shape, device=config.device, trust_code=trust_code))
+    original_top1 = top1_of(original, val_set) if original else None
     with FreshDraws(config.data, config.epochs, config.data_workers) if config.fresh_data else nullcontext() as draws:
         return train(model, train_set, val_set, config, teacher_logits=teacher if teach else None,
-                     normalization=normalization, out=out, draws=draws, teacher=teach)
+                     normalization=normalization, out=out, draws=draws, teacher=teach, original_top1=original_top1)

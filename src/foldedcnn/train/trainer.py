@@ -61,6 +61,7 @@ class TrainResult:
     best_path: Path | None
     best_val_top1: float
     seconds: float
+    lr: float  # the base learning rate (config.resolved_lr)
 
 
 def zoo_family(model: FoldedModel) -> str | None:
@@ -73,10 +74,9 @@ def zoo_family(model: FoldedModel) -> str | None:
     return get_spec(name).family
 
 
-def make_optimizer(model: FoldedModel, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam (game, CIFAR, fold_model models) or RMSprop (NoScope), as in the paper."""
+def make_optimizer(model: FoldedModel, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """Adam (game, CIFAR, fold_model models) or RMSprop (NoScope), as in the paper, at learning rate `lr`."""
     family = zoo_family(model)
-    lr = config.resolved_lr(family)
     if config.resolved_optimizer(family) == "rmsprop":
         return torch.optim.RMSprop(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
@@ -229,6 +229,7 @@ def train(
     out: str | os.PathLike | None = None,
     draws: Callable[[int], ImageSet] | None = None,
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    original_top1: float | None = None,
 ) -> TrainResult:
     """Train `model` (any FoldedModel: zoo or fold_model) on uint8 images (N, C, H, W) with labels (N,).
 
@@ -242,6 +243,8 @@ def train(
     ((N, C, H, W) uint8 -> (N, K)) when `teacher_logits` is given. History row 0 (and the first best
     checkpoint) is the model as given. With `out`, writes metrics, best.safetensors and last.safetensors
     there, and resumes from last.safetensors when it exists (its config must equal `config`).
+    `original_top1`: for a warm start (config.init_from), the original's validation top-1 on `val_set`; with
+    it the default learning rate follows how much of it the model as given kept (TrainConfig.resolved_lr).
     """
     check_compatible(model, train_set, config, "train")
     check_compatible(model, val_set, config, "validation")
@@ -259,7 +262,7 @@ def train(
     else:
         curriculum = Curriculum.all_classes(num_classes)
     normalization = None if normalization is None else dict(normalization)
-    optimizer = make_optimizer(model, config)
+    optimizer = make_optimizer(model, config, config.resolved_lr(zoo_family(model)))  # rate set again per step
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     torch.manual_seed(config.seed)
     history: list[dict[str, Any]] = []
@@ -310,6 +313,8 @@ def train(
             record({"epoch": 0, "active_classes": int(curriculum.active_mask(0).sum()), "train_loss": None,
                     "train_top1": None, "val_loss": round(val.loss, 6), "val_top1": round(val.top1, 4), "lr": None,
                     "seconds": 0.0})
+        kept = history[0]["val_top1"] / original_top1 if original_top1 else None  # row 0 survives a resume
+        base_lr = config.resolved_lr(zoo_family(model), kept)
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             data, soft = train_set, teacher_logits
@@ -321,8 +326,7 @@ def train(
             order = epoch_order(data.labels, active, config.fold, config.seed, epoch)
             mask = None if bool(active.all()) else active
             train_loss, train_top1 = _train_epoch(
-                model, optimizer, scaler, data, order, mask, normalization, soft, config, epoch,
-                config.resolved_lr(zoo_family(model)))
+                model, optimizer, scaler, data, order, mask, normalization, soft, config, epoch, base_lr)
             check_finite_model(model, epoch)
             val = evaluate(model, val_set.images, val_set.labels, normalization, device=device)
             elapsed += time.perf_counter() - t0
@@ -341,4 +345,4 @@ def train(
                 "seconds": elapsed, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                 "curriculum": curriculum.to_dict(), "normalization": normalization})
     model.eval()
-    return TrainResult(model, history, normalization, best_path, best, elapsed)
+    return TrainResult(model, history, normalization, best_path, best, elapsed, base_lr)
