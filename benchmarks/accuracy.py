@@ -103,7 +103,7 @@ class Task:
 # scratch, class curriculum over the first half, Adam/RMSprop at 1e-4 constant, CE + MSE distillation toward the
 # original). distill-kl: 0.5 CE + 0.5 KL (temperature 4) toward the original's logits, from scratch.
 # warm+distill-kl: distill-kl starting from the trained original (transform.warm_start), with the library's
-# fine-tune defaults for a warm start (TrainConfig: a rate from 0.3x to 1x the default as the warm start kept more or
+# fine-tune defaults for a warm start (TrainConfig: a rate from 0.1x to 1x the default as the warm start kept more or
 # less of the original's top-1, warm-up, cosine, no curriculum).
 METHODS = {
     "ce": {"schedule": "cosine"},
@@ -117,7 +117,7 @@ def compared(original: int, finetune: int, extra: tuple[Run, ...] = (), folds: t
              control_lr: float | None = None) -> tuple[Run, ...]:
     """The original (`original` epochs from scratch); the control: the original fine-tuned like the folded models
     (what the extra training alone gives), at `control_lr` (default: the library's rate for a warm start that
-    kept everything, 0.3x); warm-started `folds` fine-tuned `finetune` epochs; then `extra`."""
+    kept everything, 0.1x); warm-started `folds` fine-tuned `finetune` epochs; then `extra`."""
     return (Run(1, "ce", original), Run(1, "warm+distill-kl", finetune, lr=control_lr),
             *(Run(f, "warm+distill-kl", finetune) for f in folds), *extra)
 
@@ -134,8 +134,8 @@ def cpu_tasks() -> list[Task]:
     both jobs end together: 6,000 fresh training images per epoch; originals 12 epochs (gold-int: 16 at 3e-4, as at
     1e-3 its 111 classes keep it on the chance plateau); the control and the folded models 16 epochs of the
     library's fine-tune (its rate follows what the warm start kept: finetune_sweep.md); games at the folds of the
-    CPU goal (2 and 4), their control at 1e-3, the rate their weak warm starts get (the sweep: the game controls
-    end higher at 1e-3 than at the 3e-4 a warm start that kept everything gets), vtest at every fold."""
+    CPU goal (2 and 4), their control at 1e-3, the rate their weak warm starts get (a warm start that kept
+    everything gets 1e-4; the sweep's game controls end higher at 1e-3 than at 3e-4), vtest at every fold."""
     gold = Task(GAMES[0], GAMES[0], game_spec(GAMES[0], 6000), compared(16, 16, folds=(2, 4), control_lr=1e-3),
                 batch=32, lr=3e-4, goal=0.5, fresh=True)
     sot, apex = (Task(g, g, game_spec(g, 6000), compared(12, 16, folds=(2, 4), control_lr=1e-3), batch=32, lr=1e-3,

@@ -143,6 +143,25 @@ def test_a_file_factory_records_its_absolute_path(spec, nets, tmp_path, monkeypa
     assert main([*argv, "--trust-code"]) == 0
 
 
+def test_choose_a_module_factory_runs_only_the_code_named(spec, nets, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(nets)
+    out = tmp_path / "choose"
+    argv = ["choose", spec, "--module", "byom_nets:tiny", "--module-kwargs", '{"classes": 3}', "--folds", "2",
+            "--epochs", "1", "--batch", "24", "--backend", "torch", "--measure-batch", "8", "--max-drop", "100",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0  # no --trust-code: choose loads the checkpoints of the code it was told to run
+    assert "recommended: f=" in capsys.readouterr().out
+    assert load_checkpoint(out / "f2" / "best.safetensors", trust_code=True).meta["architecture"]["source"][
+        "factory"] == "byom_nets:tiny"
+    assert main(["train", "--module", "byom_nets:tiny", "--module-kwargs", '{"classes": 3, "width": 4}', "--data",
+                 spec, "--epochs", "1", "--batch", "24", "--out", str(tmp_path / "other"), "--no-progress"]) == 0
+    (tmp_path / "other" / "best.safetensors").replace(out / "f1" / "best.safetensors")  # code it was not told of
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not from byom_nets:tiny(classes=3)" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_module_mistakes_give_one_clear_error(nets, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(nets)
     cases = [

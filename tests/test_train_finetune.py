@@ -22,9 +22,9 @@ def test_a_warm_start_makes_the_defaults_a_fine_tune():
     warm = TrainConfig(fold=4, epochs=10, init_from="f1/best.safetensors")
     assert (scratch.resolved_lr("game"), scratch.resolved_schedule(), scratch.resolved_warmup(10)) == (1e-3, "constant",
                                                                                                      0)
-    assert (warm.resolved_lr("game"), warm.resolved_schedule(), warm.resolved_warmup(188)) == (3e-4, "cosine", 1.0)
+    assert (warm.resolved_lr("game"), warm.resolved_schedule(), warm.resolved_warmup(188)) == (1e-4, "cosine", 1.0)
     assert warm.resolved_warmup(25) == 4.0  # at least 100 steps
-    assert warm.resolved_lr("noscope") == pytest.approx(3e-4)
+    assert warm.resolved_lr("noscope") == pytest.approx(1e-4)
     assert warm.resolved_lr("game", kept=0.09) == 1e-3 and scratch.resolved_lr("game", kept=0.09) == 1e-3
     assert TrainConfig(epochs=1, init_from="x").resolved_warmup(500) == 0.5  # at most half the run
     assert TrainConfig(init_from="x", lr=3e-4, schedule="constant", warmup=0).resolved_lr("game") == 3e-4
@@ -35,8 +35,8 @@ def test_a_warm_start_makes_the_defaults_a_fine_tune():
         TrainConfig(epochs=2, warmup=3)
 
 
-@pytest.mark.parametrize("kept,scale", [(1.0, 0.3), (0.95, 0.3), (0.8, 0.4), (0.6, 0.8), (0.5, 1.0), (0.09, 1.0),
-                                        (1.2, 0.3), (None, 0.3)])
+@pytest.mark.parametrize("kept,scale", [(1.0, 0.1), (0.95, 0.1), (0.9, 0.2), (0.8, 0.4), (0.6, 0.8), (0.5, 1.0),
+                                        (0.09, 1.0), (1.2, 0.1), (None, 0.1)])
 def test_the_fine_tune_rate_follows_how_much_the_warm_start_kept(kept, scale):
     assert finetune_lr_scale(kept) == pytest.approx(scale)
 
@@ -55,10 +55,22 @@ def test_train_takes_the_rate_from_the_original_s_top1():
         result = train(model, data, data, warm, original_top1=original_top1)
         return result.history[0]["val_top1"], result.lr
 
-    assert fine_tune(None) == (50.0, pytest.approx(3e-4))  # the original's top-1 unknown
-    assert fine_tune(50.0)[1] == pytest.approx(3e-4)  # kept everything
+    assert fine_tune(None) == (50.0, pytest.approx(1e-4))  # the original's top-1 unknown
+    assert fine_tune(50.0)[1] == pytest.approx(1e-4)  # kept everything
     assert fine_tune(100.0)[1] == pytest.approx(1e-3)  # lost half
     assert fine_tune(62.5)[1] == pytest.approx(0.4 * 1e-3)  # kept 0.8
+
+
+def test_a_resumed_fine_tune_keeps_its_rate_without_the_original(tmp_path):
+    def run(epochs: int, original_top1: float | None) -> float:
+        torch.manual_seed(0)
+        model = FoldedModel.from_zoo("noscope-coral", 1)
+        data = make_set(64, model.input_shape, model.num_classes)
+        warm = TrainConfig(fold=1, epochs=epochs, batch=16, init_from="the original", progress=False)
+        return train(model, data, data, warm, out=tmp_path, original_top1=original_top1).lr
+
+    assert run(1, original_top1=100.0) == pytest.approx(1e-3)  # kept half: the full rate
+    assert run(1, original_top1=None) == pytest.approx(1e-3)  # resumed: the rate of its saved state
 
 
 def test_a_control_run_keeps_everything_so_it_fine_tunes_gently(tmp_path):
@@ -69,7 +81,7 @@ def test_a_control_run_keeps_everything_so_it_fine_tunes_gently(tmp_path):
     train(model, data, data, TrainConfig(fold=1, epochs=2, batch=16, progress=False), out=tmp_path / "f1")
     original = str(tmp_path / "f1" / "best.safetensors")
     control = TrainConfig(model="noscope-coral", fold=1, epochs=1, batch=16, init_from=original, progress=False)
-    assert train_from_config(control, train_set=data, val_set=data).lr == pytest.approx(3e-4)
+    assert train_from_config(control, train_set=data, val_set=data).lr == pytest.approx(1e-4)
 
 
 def test_warm_up_ramps_linearly_then_the_schedule_runs_over_the_rest():

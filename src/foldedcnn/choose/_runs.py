@@ -8,19 +8,32 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, read_metadata
 from ..device import median_seconds
 from ..errors import FoldedCNNError
 from ..train import TrainConfig, evaluate, train_from_config
+from ..transform import ModelRef
 from ._frontier import Candidate, Choice, recommend
 from ._plot import plot_frontier
 
 
-def _throughput(checkpoint: Path, backend: str, device: str, batch: int) -> tuple[float, str]:
+def _trusted(checkpoint: Path, ref: ModelRef) -> bool:
+    """Whether loading `checkpoint` may run code: never for a zoo model; for your own model only the code you
+    named (`ref`), which the checkpoint must record as its source, else CheckpointError."""
+    if ref.is_zoo:
+        return False
+    recorded = read_metadata(checkpoint)["architecture"].get("source")
+    if recorded != ref.source:
+        raise CheckpointError(f"{checkpoint} was built from {recorded}, not from {ref.label} "
+                              f"({ref.source}); choose into a new --out")
+    return True
+
+
+def _throughput(checkpoint: Path, backend: str, device: str, batch: int, trust_code: bool) -> tuple[float, str]:
     """End-to-end images/s of Engine.predict on `batch` host uint8 images (B, C, H, W), and the backend used."""
     from ..infer import Engine
 
-    engine = Engine(checkpoint, backend=backend, device=device, max_batch=batch)
+    engine = Engine(checkpoint, backend=backend, device=device, max_batch=batch, trust_code=trust_code)
     images = torch.randint(0, 256, (batch, *engine.input_shape), dtype=torch.uint8)
     seconds = median_seconds(lambda: engine.predict(images), engine.device.type)
     return batch / seconds, engine.backend_name
@@ -30,6 +43,7 @@ def choose_fold(
     data: str,
     model: str,
     *,
+    model_kwargs: dict | None = None,
     folds: Sequence[int] = (1, 2, 3, 4),
     max_drop: float = 0.5,
     epochs: int = 10,
@@ -44,7 +58,9 @@ def choose_fold(
     measure_batch: int = 1024,
     progress: bool = False,
 ) -> Choice:
-    """Pick the fold of zoo `model` to deploy on data spec `data`.
+    """Pick the fold of `model` to deploy on data spec `data`: a zoo name, or your own model's factory
+    ("pkg.module:function" or "path/file.py:function" returning the unfolded network, called with `model_kwargs`;
+    its checkpoints under `out` are loaded running only that code).
 
     f = 1 is trained from scratch for `epochs` (at `lr`, cosine); every other fold is warm-started from it and
     fine-tuned `finetune_epochs` (default `epochs`) with KL distillation toward it (the library's fine-tune
@@ -60,8 +76,9 @@ def choose_fold(
     out = Path(out)
     train_set, val_set, test_set = (load_data(data, split) for split in ("train", "val", "test"))
     original = out / "f1" / "best.safetensors"
-    common = {"model": model, "data": data, "batch": batch, "seed": seed, "fresh_data": fresh_data, "device": device,
-              "progress": progress}
+    ref = ModelRef(model, kwargs=model_kwargs or {})
+    common = {"model": model, "model_kwargs": dict(ref.kwargs), "data": data, "batch": batch, "seed": seed,
+              "fresh_data": fresh_data, "device": device, "progress": progress}
     candidates = []
     for fold in folds:
         if fold == 1:
@@ -69,10 +86,12 @@ def choose_fold(
         else:
             config = TrainConfig(fold=fold, epochs=finetune_epochs or epochs, init_from=str(original),
                                  distill_from=str(original), distill="kl", temperature=4.0, **common)
-        result = train_from_config(config, out / f"f{fold}", train_set=train_set, val_set=val_set)
-        best = load_checkpoint(result.best_path, device=device)
+        trust = fold > 1 and _trusted(original, ref)  # the folds warm-start from the original
+        result = train_from_config(config, out / f"f{fold}", train_set=train_set, val_set=val_set, trust_code=trust)
+        trust = _trusted(result.best_path, ref)
+        best = load_checkpoint(result.best_path, device=device, trust_code=trust)
         top1 = evaluate(best.model, test_set.images, test_set.labels, best.normalization, device=device).top1
-        images_per_s, used = _throughput(result.best_path, backend, device, measure_batch)
+        images_per_s, used = _throughput(result.best_path, backend, device, measure_batch, trust)
         candidates.append(Candidate(fold, round(top1, 2), round(images_per_s, 1), used, result.best_path))
     choice = recommend(candidates, max_drop)
     plot_frontier(choice, out / "frontier.png", title=f"{model} on {data}")

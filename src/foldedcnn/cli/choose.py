@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from ._model import add_model_arguments
+
 
 def register(sub) -> None:
     p = sub.add_parser("choose", help="train or reuse f=1..4, measure accuracy and images/s, recommend a fold")
     p.add_argument("data", help='data spec, e.g. "game-apex-squad-count?n_train=6000"')
-    p.add_argument("--model", required=True, help="zoo name (see `foldedcnn models`)")
+    add_model_arguments(p, input_shape=False)  # the data gives the input shape
     p.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4], help="folds to compare (1 is always in)")
     p.add_argument("--max-drop", type=float, default=0.5, help="tolerated top-1 drop in points vs f=1 (default 0.5)")
     p.add_argument("--epochs", type=int, default=10, help="epochs of the original (f=1) from scratch")
@@ -27,7 +29,8 @@ def run(args) -> int:
     from ..choose import choose_fold
     from ..tables import format_table
 
-    choice = choose_fold(args.data, args.model, folds=args.folds, max_drop=args.max_drop, epochs=args.epochs,
+    choice = choose_fold(args.data, args.model or args.module, model_kwargs=args.module_kwargs, folds=args.folds,
+                         max_drop=args.max_drop, epochs=args.epochs,
                          finetune_epochs=args.finetune_epochs, batch=args.batch, lr=args.lr,
                          fresh_data=args.fresh_data, seed=args.seed, out=args.out, device=args.device,
                          backend=args.backend, measure_batch=args.measure_batch, progress=not args.no_progress)

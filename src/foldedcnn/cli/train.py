@@ -15,7 +15,7 @@ def register(sub) -> None:
     p.add_argument("--init-from", metavar="CKPT",
                    help="warm-start a folded model from this trained f=1 checkpoint of the same model "
                         "(block copies of its most important channels; usually with --distill-from it too). "
-                        "Makes the defaults a fine-tune: lr 0.3x to 1x the default as the warm start kept more or "
+                        "Makes the defaults a fine-tune: lr 0.1x to 1x the default as the warm start kept more or "
                         "less of the original's validation top-1, warm-up (1 epoch or 100 steps), cosine decay, "
                         "no curriculum")
     p.add_argument("--distill", choices=["mse", "kl"], default="mse", help="distillation loss (default mse)")
@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=256, help="images per step (rounded up to a multiple of fold)")
     p.add_argument("--lr", type=float,
-                   help="learning rate (default 1e-3; with --init-from 3e-4 to 1e-3, see --init-from; the paper's 1e-4 "
+                   help="learning rate (default 1e-3; with --init-from 1e-4 to 1e-3, see --init-from; the paper's 1e-4 "
                         "from scratch needs far more epochs)")
     p.add_argument("--schedule", choices=["auto", "constant", "cosine"], default="auto",
                    help="learning rate over the run: constant, or cosine decay to 0 (auto: cosine with --init-from, "

@@ -98,9 +98,10 @@ def train_from_config(
              if config.distill_from else None)
     if teach is not None and teacher is None:
         teacher = teach(train_set.images)
-    original = config.init_from and (teach if config.distill_from == config.init_from else load_teacher(
-        config.init_from, model.input_shape, device=config.device, trust_code=trust_code))
-    original_top1 = top1_of(original, val_set) if original else None
+    original = config.init_from and not resuming and (teach if config.distill_from == config.init_from else
+                                                       load_teacher(config.init_from, model.input_shape,
+                                                                    device=config.device, trust_code=trust_code))
+    original_top1 = top1_of(original, val_set) if original else None  # a resumed run has it in its saved state
     with FreshDraws(config.data, config.epochs, config.data_workers) if config.fresh_data else nullcontext() as draws:
         return train(model, train_set, val_set, config, teacher_logits=teacher if teach else None,
                      normalization=normalization, out=out, draws=draws, teacher=teach, original_top1=original_top1)

@@ -244,7 +244,8 @@ def train(
     checkpoint) is the model as given. With `out`, writes metrics, best.safetensors and last.safetensors
     there, and resumes from last.safetensors when it exists (its config must equal `config`).
     `original_top1`: for a warm start (config.init_from), the original's validation top-1 on `val_set`; with
-    it the default learning rate follows how much of it the model as given kept (TrainConfig.resolved_lr).
+    it the default learning rate follows how much of it the model as given kept (TrainConfig.resolved_lr); a
+    resumed run takes it from its saved state.
     """
     check_compatible(model, train_set, config, "train")
     check_compatible(model, val_set, config, "validation")
@@ -286,6 +287,7 @@ def train(
             normalization = state.meta["normalization"]
             history, best, start_epoch = state.meta["history"], state.meta["best_val_top1"], state.meta["epoch"]
             elapsed = state.meta["seconds"]
+            original_top1 = state.meta.get("original_top1")
             best_path = out_dir / BEST if (out_dir / BEST).exists() else None
             resumed = True
     if normalization is None:
@@ -343,6 +345,6 @@ def train(
             save_state(out_dir / LAST, tensors, {
                 "config": config.to_dict(), "epoch": epoch + 1, "history": history, "best_val_top1": best,
                 "seconds": elapsed, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "curriculum": curriculum.to_dict(), "normalization": normalization})
+                "curriculum": curriculum.to_dict(), "normalization": normalization, "original_top1": original_top1})
     model.eval()
     return TrainResult(model, history, normalization, best_path, best, elapsed, base_lr)
