@@ -135,15 +135,17 @@ def cpu_tasks() -> list[Task]:
     1e-3 its 111 classes keep it on the chance plateau); the control and the folded models 16 epochs of the
     library's fine-tune (its rate follows what the warm start kept: finetune_sweep.md); games at the folds of the
     CPU goal (2 and 4), their control at 1e-3, the rate their weak warm starts get (a warm start that kept
-    everything gets 1e-4; the sweep's game controls end higher at 1e-3 than at 3e-4), vtest at every fold."""
+    everything gets 1e-4; the sweep's game controls end higher at 1e-3 than at 3e-4), vtest at every fold;
+    Fashion-MNIST (12,000 fixed images) at f = 4, 16 epochs of fine-tuning (after 8 its f = 4 was still rising)."""
     gold = Task(GAMES[0], GAMES[0], game_spec(GAMES[0], 6000), compared(16, 16, folds=(2, 4), control_lr=1e-3),
                 batch=32, lr=3e-4, goal=0.5, fresh=True)
     sot, apex = (Task(g, g, game_spec(g, 6000), compared(12, 16, folds=(2, 4), control_lr=1e-3), batch=32, lr=1e-3,
                       goal=0.5, fresh=True) for g in GAMES[:0:-1])
-    return [gold, sot, apex, Task("vtest", "noscope-coral", "vtest", compared(20, 20), batch=32, lr=1e-3, goal=0.5),
-            Task("fashion-mnist", "fashion-cnn (fold_model)", "fashion-mnist?size=32&channels=3",
-                 (Run(1, "ce", 6), Run(1, "warm+distill-kl", 8), Run(4, "warm+distill-kl", 8)),
-                 batch=64, lr=1e-3, goal=2.0, n_train=12000, n_val=2000)]
+    fashion = Task("fashion-mnist", "fashion-cnn (fold_model)", "fashion-mnist?size=32&channels=3",
+                   compared(6, 16, folds=(4,), control_lr=1e-3), batch=64, lr=1e-3, goal=2.0, n_train=12000,
+                   n_val=2000)
+    return [gold, sot, apex, fashion,
+            Task("vtest", "noscope-coral", "vtest", compared(20, 20), batch=32, lr=1e-3, goal=0.5)]
 
 
 def gpu_tasks() -> list[Task]:
@@ -214,6 +216,7 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
     test_set = subsample(load_data(task.data, "test"), task.n_test, seed)
     original = runs / task.name / task.runs[0].name / "best.safetensors"
     rows, soft = [], None
+    own = task.model.startswith("fashion-cnn")  # checkpoints rebuilt by this script's fashion_cnn: code we trust
     for run in task.runs:
         if finished_only and not finished(runs / task.name / run.name, run.epochs):
             print(f"{task.name} {run.name}: not finished, left out", flush=True)
@@ -230,11 +233,11 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
                              seed=seed, distill_alpha=0.5, align=run.align, fresh_data=task.fresh,
                              data_workers=workers, device=device, progress=False, **options)
         if config.distill_from and soft is None:  # the same original for every run of the task: once
-            soft = teacher_logits(original, train_set.images, device=device)
+            soft = teacher_logits(original, train_set.images, device=device, trust_code=own)
         t0 = time.perf_counter()
         result = train_from_config(config, runs / task.name / run.name, build(task, run, seed), train_set=train_set,
-                                   val_set=val_set, teacher=soft)
-        best = load_checkpoint(result.best_path, fold=run.fold, device=device)
+                                   val_set=val_set, teacher=soft, trust_code=own)
+        best = load_checkpoint(result.best_path, fold=run.fold, device=device, trust_code=own)
         top1 = evaluate(best.model, test_set.images, test_set.labels, best.normalization, device=device).top1
         rows.append({"task": task.name, "model": task.model, "fold": run.fold, "method": run.method,
                      "init": "original" if config.init_from else "scratch", "align": run.align,
