@@ -258,9 +258,9 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
     return rows
 
 
-def summary(rows: list[dict]) -> list[dict]:
+def summary(rows: list[dict], swept: list[dict] = ()) -> list[dict]:
     """Per task and fold > 1, the best folded run (by test top-1) against the original and the control, and
-    every method tried at that fold."""
+    every method tried at that fold, here and in the fine-tune sweep's rows `swept` (CSV rows, marked "sweep")."""
     out = []
     for task in dict.fromkeys(r["task"] for r in rows):
         mine = [r for r in rows if r["task"] == task]
@@ -268,12 +268,15 @@ def summary(rows: list[dict]) -> list[dict]:
         control = max((r["top1"] for r in mine if r["role"] == "control"), default=None)
         for fold in sorted({r["fold"] for r in mine if r["role"] == "folded"}):
             tried = [r for r in mine if r["role"] == "folded" and r["fold"] == fold]
+            also = [r for r in swept if r["task"] == task and r["fold"] == str(fold)]
             best = max(tried, key=lambda r: r["top1"])
             out.append({"task": task, "fold": fold, "original": original["top1"], "best control": control,
                         "best folded": best["top1"], "method": best["method"], "epochs": best["epochs"],
                         "vs original": round(best["top1"] - original["top1"], 2), "delta": best["delta"],
                         "goal": best["goal"],
-                        "tried": ", ".join(f"{r['method']} lr {r['lr']:g} e{r['epochs']}: {r['top1']}" for r in tried)})
+                        "tried": ", ".join([*(f"{r['method']} lr {float(r['lr']):g} e{r['epochs']}: {r['top1']}"
+                                              for r in tried), *(f"sweep {r['method']} lr {float(r['lr']):g} "
+                                                                 f"e{r['epochs']}: {r['top1']}" for r in also)])})
     return out
 
 
@@ -293,6 +296,8 @@ def write(rows: list[dict], out: Path, command: str, total: float, device: str, 
         writer.writerows(rows)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lead = intro + "\n\n" if intro else ""
+    sweep_csv = out.parent / "finetune_sweep.csv"
+    swept = [] if intro or not sweep_csv.is_file() else list(csv.DictReader(sweep_csv.read_text().splitlines()))
     text = f"""# FoldedCNN accuracy vs the original (f = 1), {device}
 
 {lead}Per-image top-1 (%) on the test split, from each run's best-on-validation checkpoint (epoch 0, the model as
@@ -301,11 +306,12 @@ further with the folded runs' recipe (warm start from itself + distillation, sam
 from the trained original, so their epochs come on top of its epochs, and the control shows what that extra
 training alone gives. delta = run - reference, where the reference is the better of original and control; goal:
 within 0.5 points (game, vtest) or 2 points (Fashion-MNIST) of it. data "fresh": new generated training images
-every epoch (validation and test fixed).
+every epoch (validation and test fixed). tried: every run at that fold, here and ("sweep", 8 epochs) in
+finetune_sweep.md; lr: the base rate (a warm start's follows how much of the original's top-1 it kept).
 
 ## Best folded run per task and fold
 
-{markdown_table(summary(rows))}
+{markdown_table(summary(rows, swept))}
 
 ## Every run
 
