@@ -306,7 +306,7 @@ further with the folded runs' recipe (warm start from itself + distillation, sam
 from the trained original, so their epochs come on top of its epochs, and the control shows what that extra
 training alone gives. delta = run - reference, where the reference is the better of original and control; goal:
 within 0.5 points (game, vtest) or 2 points (Fashion-MNIST) of it. data "fresh": new generated training images
-every epoch (validation and test fixed). tried: every run at that fold, here and ("sweep", 8 epochs) in
+every epoch (validation and test fixed). tried: every run at that fold, here and ("sweep") in
 finetune_sweep.md; lr: the base rate (a warm start's follows how much of the original's top-1 it kept).
 
 ## Best folded run per task and fold
