@@ -93,6 +93,7 @@ class Task:
     batch: int
     lr: float
     goal: float  # allowed drop in top-1 points from the better of original and control
+    fold_goals: tuple[tuple[int, float], ...] = ()  # (fold, allowed drop) where a fold's goal differs from `goal`
     fresh: bool = False
     n_train: int | None = None
     n_val: int | None = None
@@ -129,6 +130,9 @@ def game_spec(name: str, n_train: int) -> str:
     return f"{name}?n_train={n_train}&n_val=1000&n_test=2000"
 
 
+CPU_F4_GOAL = ((4, 2.0),)  # the CPU goal of the game tasks: f = 2 within 0.5 points, f = 4 within 2
+
+
 def cpu_tasks() -> list[Task]:
     """The CPU recipe, sized for ~25 minutes with two jobs of one thread on 2 cores, the longest task first so that
     both jobs end together: 6,000 fresh training images per epoch; originals 12 epochs (gold-int: 16 at 3e-4, as at
@@ -138,9 +142,9 @@ def cpu_tasks() -> list[Task]:
     everything gets 1e-4; the sweep's game controls end higher at 1e-3 than at 3e-4), vtest at every fold;
     Fashion-MNIST (12,000 fixed images) at f = 4, 16 epochs of fine-tuning (after 8 its f = 4 was still rising)."""
     gold = Task(GAMES[0], GAMES[0], game_spec(GAMES[0], 6000), compared(16, 16, folds=(2, 4), control_lr=1e-3),
-                batch=32, lr=3e-4, goal=0.5, fresh=True)
+                batch=32, lr=3e-4, goal=0.5, fold_goals=CPU_F4_GOAL, fresh=True)
     sot, apex = (Task(g, g, game_spec(g, 6000), compared(12, 16, folds=(2, 4), control_lr=1e-3), batch=32, lr=1e-3,
-                      goal=0.5, fresh=True) for g in GAMES[:0:-1])
+                      goal=0.5, fold_goals=CPU_F4_GOAL, fresh=True) for g in GAMES[:0:-1])
     fashion = Task("fashion-mnist", "fashion-cnn (fold_model)", "fashion-mnist?size=32&channels=3",
                    compared(6, 16, folds=(4,), control_lr=1e-3), batch=64, lr=1e-3, goal=2.0, n_train=12000,
                    n_val=2000)
@@ -253,8 +257,8 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
     reference = max(r["top1"] for r in rows if r["fold"] == 1)  # the original, or the control when better
     for r in rows:
         r["delta"] = round(r["top1"] - reference, 2)
-        r["goal"] = "" if r["fold"] == 1 else ("met" if r["delta"] >= -task.goal else
-                                                f"missed by {-r['delta'] - task.goal:.2f}")
+        goal = dict(task.fold_goals).get(r["fold"], task.goal)
+        r["goal"] = "" if r["fold"] == 1 else ("met" if r["delta"] >= -goal else f"missed by {-r['delta'] - goal:.2f}")
     return rows
 
 
@@ -305,9 +309,10 @@ given, counts: val_start is its validation top-1, best_epoch the epoch saved). "
 further with the folded runs' recipe (warm start from itself + distillation, same epochs): warm-started runs start
 from the trained original, so their epochs come on top of its epochs, and the control shows what that extra
 training alone gives. delta = run - reference, where the reference is the better of original and control; goal:
-within 0.5 points (game, vtest) or 2 points (Fashion-MNIST) of it. data "fresh": new generated training images
-every epoch (validation and test fixed). tried: every run at that fold, here and ("sweep") in
-finetune_sweep.md; lr: the base rate (a warm start's follows how much of the original's top-1 it kept).
+within 0.5 points (game, vtest; on the CPU game f = 4: 2 points) or 2 points (Fashion-MNIST) of it. data
+"fresh": new generated training images every epoch (validation and test fixed). tried: every run at that fold,
+here and ("sweep") in finetune_sweep.md; lr: the base rate (a warm start's follows how much of the original's
+top-1 it kept).
 
 ## Best folded run per task and fold
 
