@@ -18,10 +18,6 @@ import numpy as np
 
 from ..data.video import SeekError, VideoIndex, iter_frames, resize_region
 
-DECODER = "pyav"  # what decodes and crops frames on the CPU; part of a job's fingerprint (_chunk_store)
-
-DECODER = "pyav"  # what decodes and crops frames; part of a job's fingerprint (_chunk_store)
-
 
 @dataclass
 class FrameBatch:

@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -33,10 +34,10 @@ from ..fsio import atomic_write_text
 from ._chunk_store import ChunkStore, VideoRows, writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask
 from ._frame_labels import header, rows_for
-from ._nvdec import NvdecDecoder, choose_decoders, nvdec_unavailable
+from ._nvdec import DECODER_PROGRAM, NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
 from ._output_dir import exclusive_output
 from .calibration import stored_calibration
-from .frame_source import DECODER, plan_segments
+from .frame_source import plan_segments
 
 DEFAULT_UNCERTAIN = (0.2, 0.8)
 
@@ -151,29 +152,31 @@ class JobVideo:
         self.result = VideoResult(video=str(path))
         self.store = ChunkStore(cfg.out_dir, key, header(meta["class_names"]), cfg.chunk_frames, {
             "video": str(path.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
-            "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch, "decoder": DECODER,
-        })
+            "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
+        })  # plan() adds the decoder: NVDEC's pixels differ slightly from the CPU's
         self.result.csv = str(self.store.final_path)
         self.rows: VideoRows | None = None
         self.index = None
-        self.codec: str | None = None
         self.segments_left = 0
         self.frames = 0
         self.decode_s = self.model_s = 0.0
         self.started: float | None = None
         self.finished = False
 
-    def plan(self, cfg: JobConfig, roi) -> None:
-        """Check the output's fingerprint, index the video, check the region, and find the chunks still to do
-        (raises FoldedCNNError); a video already done is only counted."""
+    def plan(self, cfg: JobConfig, roi, decoder_for: Callable[[str], tuple[str, str | None]]) -> None:
+        """Choose the video's decoder (`decoder_for(codec)`: "cpu" or "gpu" and a note), check the output's
+        fingerprint, index the video, check the region, and find the chunks still to do (raises
+        FoldedCNNError); a video already done is only counted."""
         info = probe_video(self.path)
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
+        decoder, note = decoder_for(info.codec)
+        self.store.config["decoder"] = DECODER_PROGRAM[decoder]
         done = self.store.open(cfg.overwrite)
         if self.store.done:
             self.count()
             self.finished = True
             return
-        self.codec = info.codec
+        self.result.decoder, self.result.note = decoder, note
         check_roi(roi, info.width, info.height)
         self.index = index_video(self.path)
         self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
@@ -296,11 +299,11 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
         workers = cfg.workers or default_workers()
         t0 = time.perf_counter()  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
-        tasks = plan_tasks(videos, cfg, roi, (h, w), workers)
         unavailable = nvdec_unavailable(engine.device)
-        choice, notes = choose_decoders(cfg.decoder, [v.codec for v in videos], unavailable)
-        for v, d, note in zip(videos, choice, notes, strict=True):
-            v.result.decoder, v.result.note = (d, note) if v.index is not None else (None, None)
+        check_decoder_request(cfg.decoder, unavailable)
+        tasks = plan_tasks(videos, cfg, roi, (h, w), workers, partial(choose_decoder, cfg.decoder,
+                                                                       unavailable=unavailable))
+        choice = [v.result.decoder for v in videos]
         gpu_tasks = [t for t in tasks if choice[t.segment.video] == "gpu"]
         cpu_tasks = [t for t in tasks if choice[t.segment.video] == "cpu"]
         used = sorted({choice[t.segment.video] for t in tasks}, reverse=True)
@@ -340,14 +343,15 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
     return summary
 
 
-def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int], workers: int) -> list[DecodeTask]:
-    """Index every video and split the missing rows of all of them into about two segments per worker (each
-    at least a batch), so many videos and one long video alike keep every worker busy; a video that cannot
-    be planned gets its error recorded."""
+def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int], workers: int,
+               decoder_for: Callable[[str], tuple[str, str | None]]) -> list[DecodeTask]:
+    """Choose every video's decoder (`decoder_for(codec)`, see JobVideo.plan), index it, and split the missing
+    rows of all of them into about two segments per worker (each at least a batch), so many videos and one
+    long video alike keep every worker busy; a video that cannot be planned gets its error recorded."""
     todo = []
     for v in videos:
         try:
-            v.plan(cfg, roi)
+            v.plan(cfg, roi, decoder_for)
             if not v.finished:
                 todo.append(v)
         except FoldedCNNError as exc:

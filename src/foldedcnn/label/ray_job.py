@@ -107,7 +107,7 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
     _, h, w = meta["input_shape"]
     videos = [JobVideo(i, v, k, cfg, meta, roi)
               for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))]
-    tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool))
+    tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool), lambda codec: ("cpu", None))  # PyAV in tasks
     t0 = time.perf_counter()
     if tasks:
         ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks)).flat_map(
