@@ -8,7 +8,7 @@ With --codec h264 the workloads are transcoded to H.264 first (libx264, for NVDE
 
 Per workload, interleaved over --repeats:
   decode-only     one process, one decoder thread, every frame decoded, nothing converted (the yardstick)
-  decode+region   the same, plus the job's region-only conversion and resize to 50x50
+  decode+region   the same, plus the job's conversion of the region only, scaled to 50x50 in the same pass
   model-only      Engine.predict on 50x50 frames already in memory (batch --batch), the job's engine: on a CPU
                   it runs one thread fewer than there are cores (core_for_decoding)
   end-to-end      `foldedcnn run` (run_job): indexing, decoder processes, engine, CSV chunks; all frames of
@@ -38,7 +38,7 @@ import torch
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.data import VTEST_ROI, vtest_path
-from foldedcnn.data.video import iter_frames, resize_region
+from foldedcnn.data.video import iter_frames
 from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.infer import Engine
@@ -93,7 +93,7 @@ def decode_only(videos: list[Path]) -> float:
 def decode_region(videos: list[Path]) -> tuple[float, np.ndarray]:
     t0, crops = time.perf_counter(), []
     for v in videos:
-        crops += [resize_region(f.rgb, SIZE) for f in iter_frames(v, roi=VTEST_ROI, threads=1)]
+        crops += [f.rgb.transpose(2, 0, 1) for f in iter_frames(v, roi=VTEST_ROI, size=SIZE, threads=1)]
     return len(crops) / (time.perf_counter() - t0), np.stack(crops)
 
 
