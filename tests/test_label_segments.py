@@ -110,3 +110,21 @@ def test_a_killed_worker_loses_and_duplicates_no_batch(clip):
         assert pool.restarts == 1
     assert sorted(seen) == list(range(0, 300, 8)) and len(seen) == len(set(seen))
     assert sorted(finished) == [96, 192, 300]
+
+
+@pytest.mark.parametrize("seekable", [True, False])
+def test_a_video_that_cannot_seek_is_not_split(clip, tmp_path, monkeypatch, seekable):
+    """Split, each segment of a video whose index is not seekable would decode from frame 0 again."""
+    import foldedcnn.label.job as job
+
+    index = index_video(clip)
+    if not seekable:  # two frames sharing a timestamp: frames cannot be located after a seek
+        index = VideoIndex(np.concatenate([index.pts[:1], index.pts[:-1]]), index.keyframes)
+    assert index.seekable is seekable
+    monkeypatch.setattr(job, "index_video", lambda path: index)
+    cfg = job.JobConfig(tmp_path / "model.safetensors", [clip], tmp_path / "out", roi=ROI, uncertain=(0.2, 0.8),
+                        batch=8, chunk_frames=16)
+    video = job.JobVideo(0, clip, "long", cfg, {"class_names": ["a", "b"], "sha256": "0" * 64}, ROI)
+    tasks = job.plan_tasks([video], cfg, ROI, (50, 50), 4, lambda codec: ("cpu", None))
+    assert [t.segment.first_row for t in tasks] == (list(range(0, 300, 40)) if seekable else [0])
+    assert tasks[-1].segment.stop_row is None

@@ -347,7 +347,9 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int
                decoder_for: Callable[[str], tuple[str, str | None]]) -> list[DecodeTask]:
     """Choose every video's decoder (`decoder_for(codec)`, see JobVideo.plan), index it, and split the missing
     rows of all of them into about two segments per worker (each at least a batch), so many videos and one
-    long video alike keep every worker busy; a video that cannot be planned gets its error recorded."""
+    long video alike keep every worker busy; a video that cannot be planned gets its error recorded. A video
+    whose frames cannot be found by seeking (index not seekable) is not split: each segment of it would
+    decode from its first frame."""
     todo = []
     for v in videos:
         try:
@@ -360,7 +362,8 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int
     share = max(cfg.batch, -(-missing // (2 * workers)))
     tasks = []
     for v in todo:
-        segments = plan_segments(v.number, v.rows.rows, v.rows.done, cfg.chunk_frames, cfg.batch, share)
+        segments = plan_segments(v.number, v.rows.rows, v.rows.done, cfg.chunk_frames, cfg.batch,
+                                 share if v.index.seekable else max(1, v.rows.rows))
         v.segments_left = len(segments)
         v.settle()  # every chunk may have been stored before a kill, the final CSV not yet
         tasks += [DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index) for s in segments]
