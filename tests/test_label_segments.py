@@ -113,18 +113,25 @@ def test_a_killed_worker_loses_and_duplicates_no_batch(clip):
 
 
 @pytest.mark.parametrize("seekable", [True, False])
-def test_a_video_that_cannot_seek_is_not_split(clip, tmp_path, monkeypatch, seekable):
-    """Split, each segment of a video whose index is not seekable would decode from frame 0 again."""
+def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, tmp_path, monkeypatch, seekable):
+    """Split, each segment of a video whose index is not seekable would decode from frame 0 again. Segments are
+    handed out longest first, so a short video (listed first here) fills in at the end."""
     import foldedcnn.label.job as job
 
-    index = index_video(clip)
+    short = write_square_clip(tmp_path / "short.mp4", 20)
+    indexes = {clip: index_video(clip), short: index_video(short)}
     if not seekable:  # two frames sharing a timestamp: frames cannot be located after a seek
-        index = VideoIndex(np.concatenate([index.pts[:1], index.pts[:-1]]), index.keyframes)
-    assert index.seekable is seekable
-    monkeypatch.setattr(job, "index_video", lambda path: index)
-    cfg = job.JobConfig(tmp_path / "model.safetensors", [clip], tmp_path / "out", roi=ROI, uncertain=(0.2, 0.8),
-                        batch=8, chunk_frames=16)
-    video = job.JobVideo(0, clip, "long", cfg, {"class_names": ["a", "b"], "sha256": "0" * 64}, ROI)
-    tasks = job.plan_tasks([video], cfg, ROI, (50, 50), 4, lambda codec: ("cpu", None))
-    assert [t.segment.first_row for t in tasks] == (list(range(0, 300, 40)) if seekable else [0])
-    assert tasks[-1].segment.stop_row is None
+        pts = indexes[clip].pts
+        indexes[clip] = VideoIndex(np.concatenate([pts[:1], pts[:-1]]), indexes[clip].keyframes)
+    assert indexes[clip].seekable is seekable
+    monkeypatch.setattr(job, "index_video", indexes.__getitem__)
+    cfg = job.JobConfig(tmp_path / "model.safetensors", [short, clip], tmp_path / "out", roi=ROI,
+                        uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
+    meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
+    videos = [job.JobVideo(i, v, v.stem, cfg, meta, ROI) for i, v in enumerate(cfg.videos)]
+    tasks = job.plan_tasks(videos, cfg, ROI, (50, 50), 4, lambda codec: ("cpu", None))
+    long_starts = [t.segment.first_row for t in tasks if t.segment.video == 1]
+    assert long_starts == (list(range(0, 300, 40)) if seekable else [0])
+    sizes = [(t.segment.stop_row or [20, 300][t.segment.video]) - t.segment.first_row for t in tasks]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 20
+    assert [t.segment.video for t in tasks].index(0) > max(i for i, n in enumerate(sizes) if n > 20)

@@ -347,9 +347,9 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int
                decoder_for: Callable[[str], tuple[str, str | None]]) -> list[DecodeTask]:
     """Choose every video's decoder (`decoder_for(codec)`, see JobVideo.plan), index it, and split the missing
     rows of all of them into about two segments per worker (each at least a batch), so many videos and one
-    long video alike keep every worker busy; a video that cannot be planned gets its error recorded. A video
-    whose frames cannot be found by seeking (index not seekable) is not split: each segment of it would
-    decode from its first frame."""
+    long video alike keep every worker busy, longest segments first; a video that cannot be planned gets its
+    error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
+    segment of it would decode from its first frame."""
     todo = []
     for v in videos:
         try:
@@ -367,7 +367,9 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int
         v.segments_left = len(segments)
         v.settle()  # every chunk may have been stored before a kill, the final CSV not yet
         tasks += [DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index) for s in segments]
-    return tasks
+    rows = {v.number: v.rows.rows for v in todo}
+    # longest first (LPT): the short segments (a video's tail, short videos) fill in while the last long ones end
+    return sorted(tasks, key=lambda t: t.segment.first_row - (t.segment.stop_row or rows[t.segment.video]))
 
 
 def _label_batch(engine, video: JobVideo, batch, class_names: Sequence[str], cfg: JobConfig) -> None:
