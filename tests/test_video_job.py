@@ -41,6 +41,14 @@ def _rows(csv: Path):
     return lines[0].split(","), [line.split(",") for line in lines[1:]]
 
 
+def test_default_batch_follows_the_engine_device(clips, checkpoint, tmp_path):
+    from foldedcnn.label.job import default_batch
+
+    assert default_batch(gpu=True) == 256 and default_batch(gpu=False) == 128
+    assert _run([checkpoint, clips["short"], "--out", tmp_path]) == 0  # on this CPU: 128, recorded with the output
+    assert json.loads((tmp_path / ".parts" / "short" / "config.json").read_text())["batch"] == 128
+
+
 def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path):
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--batch", "8", "--chunk-frames", "16"]) == 0
     head, rows = _rows(tmp_path / "short.csv")
