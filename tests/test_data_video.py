@@ -286,7 +286,7 @@ def test_region_resized_in_one_pass_is_within_a_level_of_converting_then_resizin
     """The job's and the video data sets' conversion (crop, scale and convert in one FFmpeg pass) against
     converting the region exactly and resizing it with OpenCV: the chroma is averaged before rather than
     after upsampling, and FFmpeg's area filter is not OpenCV's. On natural video the pixels differ by about
-    one level of 255 on average and by at most 8 for 99 % of them (measured: mean 1.1, 99th percentile 7)."""
+    one level of 255 on average (< 1.5) and by at most 8 for 99 % of them."""
     from foldedcnn.data._region import region_resized
     from foldedcnn.data.video import resize_region
 
