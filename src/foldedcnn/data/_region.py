@@ -70,9 +70,8 @@ def region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int])
     and labelling see the same pixels. Against converting the region to RGB first and resizing it with OpenCV
     (resize_region(region_rgb(...))), pixels differ by about 1 level on average and by at most 8 for 99 % of
     them on vtest.avi (the chroma is averaged before, not after, upsampling, and FFmpeg's area filter is not
-    OpenCV's; tests/test_data_video.py checks these bounds in 5 pixel formats), at
-    half the cost. A region not aligned to the chroma subsampling, or a format region_rgb converts whole,
-    takes that slower path instead.
+    OpenCV's; tests/test_data_video.py checks these bounds in 5 pixel formats), for less work. A region not
+    aligned to the chroma subsampling, or a format region_rgb converts whole, takes that slower path instead.
     """
     layout = _plane_layout(frame.format, frame.width, frame.height)
     x, y, w, h = roi
