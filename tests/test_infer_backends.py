@@ -58,6 +58,27 @@ def test_auto_measures_once_and_caches_the_choice(model, tmp_path, monkeypatch):
     assert Engine(model, backend="auto", device="cpu", max_batch=8).backend_name == engine.backend_name
 
 
+def test_auto_takes_the_fastest_measured_backend_and_times_them_interleaved(model, tmp_path, monkeypatch):
+    from foldedcnn.device import interleaved_median_seconds
+
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    calls: list[str] = []
+    slow = {"torch": 3.0, "compile": 2.0, "onnxruntime": 1.0}
+
+    def fake_timing(runs, device):
+        calls.extend(runs)
+        return slow
+    monkeypatch.setattr(autotune_mod, "seconds_per_batch", fake_timing)
+    engine = Engine(model, backend="auto", device="cpu", max_batch=8)
+    assert engine.backend_name == "onnxruntime" and set(calls) == set(slow)
+    x = torch.rand(5, 3, 8, 8)
+    torch.testing.assert_close(engine.predict(x), reference(model, x), atol=1e-4, rtol=0)
+
+    order: list[str] = []
+    medians = interleaved_median_seconds({n: (lambda n=n: order.append(n)) for n in "ab"}, "cpu", warmup=1, reps=3)
+    assert order == ["a", "b"] * 4 and set(medians) == {"a", "b"}
+
+
 def test_static_shape_buckets_are_few_multiples_of_fold():
     from foldedcnn.infer._buffers import bucket_sizes
 

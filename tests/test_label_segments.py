@@ -110,3 +110,28 @@ def test_a_killed_worker_loses_and_duplicates_no_batch(clip):
         assert pool.restarts == 1
     assert sorted(seen) == list(range(0, 300, 8)) and len(seen) == len(set(seen))
     assert sorted(finished) == [96, 192, 300]
+
+
+@pytest.mark.parametrize("seekable", [True, False])
+def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, tmp_path, monkeypatch, seekable):
+    """Split, each segment of a video whose index is not seekable would decode from frame 0 again. Segments are
+    handed out longest first, so a short video (listed first here) fills in at the end."""
+    import foldedcnn.label.job as job
+
+    short = write_square_clip(tmp_path / "short.mp4", 20)
+    indexes = {clip: index_video(clip), short: index_video(short)}
+    if not seekable:  # two frames sharing a timestamp: frames cannot be located after a seek
+        pts = indexes[clip].pts
+        indexes[clip] = VideoIndex(np.concatenate([pts[:1], pts[:-1]]), indexes[clip].keyframes)
+    assert indexes[clip].seekable is seekable
+    monkeypatch.setattr(job, "index_video", indexes.__getitem__)
+    cfg = job.JobConfig(tmp_path / "model.safetensors", [short, clip], tmp_path / "out", roi=ROI,
+                        uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
+    meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
+    videos = [job.JobVideo(i, v, v.stem, cfg, meta, ROI) for i, v in enumerate(cfg.videos)]
+    tasks = job.plan_tasks(videos, cfg, ROI, (50, 50), 4, lambda codec: ("cpu", None))
+    long_starts = [t.segment.first_row for t in tasks if t.segment.video == 1]
+    assert long_starts == (list(range(0, 300, 40)) if seekable else [0])
+    sizes = [(t.segment.stop_row or [20, 300][t.segment.video]) - t.segment.first_row for t in tasks]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 20
+    assert [t.segment.video for t in tasks].index(0) > max(i for i, n in enumerate(sizes) if n > 20)

@@ -131,11 +131,13 @@ def test_disk_full_stops_cleanly_keeps_finished_chunks_and_resumes(clips, checkp
         real_write(path, text)
 
     monkeypatch.setattr(_chunk_store, "atomic_write_text", full_after_two_chunks)
-    assert run(checkpoints[4], clips["a"], clips["b"], "--out", out) == 1
+    # one decoder, segments longest first: a's rows 0-31 (chunks 0 and 1), then b's (the disk is full), then a's rest
+    assert run(checkpoints[4], clips["a"], clips["b"], "--out", out, "--workers", "1") == 1
     a, b = summary(out)["videos"]
-    assert "No space left on device" in a["error"] and "resumes" in a["error"]
-    assert b["error"].startswith("not started: ")
+    assert b["error"].startswith("cannot write") and "No space left on device" in b["error"] and "resumes" in b["error"]
+    assert a["error"] == f"not finished: {b['error']}"
     assert sorted(p.name for p in (out / ".parts" / "a").glob("0*.csv")) == ["00000000.csv", "00000001.csv"]
+    assert not list((out / ".parts" / "b").glob("0*.csv"))
     monkeypatch.setattr(_chunk_store, "atomic_write_text", real_write)
     assert run(checkpoints[4], clips["a"], clips["b"], "--out", out) == 0
     a, b = summary(out)["videos"]

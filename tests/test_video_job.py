@@ -41,6 +41,14 @@ def _rows(csv: Path):
     return lines[0].split(","), [line.split(",") for line in lines[1:]]
 
 
+def test_default_batch_follows_the_engine_device(clips, checkpoint, tmp_path):
+    from foldedcnn.label.job import default_batch
+
+    assert default_batch(gpu=True) == 256 and default_batch(gpu=False) == 128
+    assert _run([checkpoint, clips["short"], "--out", tmp_path]) == 0  # on this CPU: 128, recorded with the output
+    assert json.loads((tmp_path / ".parts" / "short" / "config.json").read_text())["batch"] == 128
+
+
 def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path):
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--batch", "8", "--chunk-frames", "16"]) == 0
     head, rows = _rows(tmp_path / "short.csv")
@@ -297,17 +305,18 @@ def test_iter_frames_start_skips_exactly_the_first_output_frames(clips, stride, 
 
 def test_decoder_choice_per_video():
     from foldedcnn.errors import FoldedCNNError
-    from foldedcnn.label._nvdec import choose_decoders
+    from foldedcnn.label._nvdec import check_decoder_request, choose_decoder
 
-    codecs = ["h264", "msmpeg4", None, "hevc"]
-    assert choose_decoders("cpu", codecs, None) == (["cpu"] * 4, [None] * 4)
-    assert choose_decoders("auto", codecs, "no CUDA device") == (["cpu"] * 4, [None] * 4)
-    choice, notes = choose_decoders("auto", codecs, None)
-    assert choice == ["gpu", "cpu", "cpu", "gpu"]
-    assert notes[1] == "codec msmpeg4 is not decoded by NVDEC; decoded on the CPU" and notes[2] is None
-    assert choose_decoders("gpu", codecs, None) == (choice, notes)
+    assert choose_decoder("cpu", "h264", None) == ("cpu", None)
+    assert choose_decoder("auto", "h264", "no CUDA device") == ("cpu", None)
+    assert choose_decoder("auto", "hevc", None) == choose_decoder("gpu", "hevc", None) == ("gpu", None)
+    assert choose_decoder("auto", "msmpeg4", None) == ("cpu", "codec msmpeg4 is not decoded by NVDEC; decoded on "
+                                                              "the CPU")
+    check_decoder_request("auto", "no CUDA device")
     with pytest.raises(FoldedCNNError, match="--decoder gpu: NVDEC cannot be used here \\(no CUDA device\\)"):
-        choose_decoders("gpu", codecs, "no CUDA device")
+        check_decoder_request("gpu", "no CUDA device")
+    with pytest.raises(FoldedCNNError, match="--decoder must be one of auto, cpu, gpu"):
+        check_decoder_request("nvdec", None)
 
 
 def test_gpu_decoder_feeds_the_same_job_and_falls_back_for_other_codecs(clips, checkpoint, tmp_path, monkeypatch):
@@ -339,6 +348,11 @@ def test_gpu_decoder_feeds_the_same_job_and_falls_back_for_other_codecs(clips, c
     assert by_name["long.mp4"]["decoder"] == "gpu" and by_name["long.mp4"]["note"] is None
     lossless = by_name["lossless.mkv"]
     assert lossless["decoder"] == "cpu" and "ffv1 is not decoded by NVDEC" in lossless["note"]
+    # NVDEC's pixels differ from the CPU's: its output is not taken for the CPU decoder's (nor mixed with it)
+    assert _run([checkpoint, *args, "--out", tmp_path / "gpu", "--decoder", "cpu"]) == 1
+    summary = json.loads((tmp_path / "gpu" / "summary.json").read_text())
+    refused = {Path(v["video"]).name: v["error"] for v in summary["videos"]}
+    assert "made with other settings (decoder)" in refused["long.mp4"] and refused["lossless.mkv"] is None
 
 
 def test_decoder_gpu_without_a_gpu_is_one_clear_error(clips, checkpoint, tmp_path, capsys):

@@ -59,6 +59,20 @@ def median_seconds(run: Callable[[], object], device: str | torch.device, warmup
     return statistics.median(once() for _ in range(reps))
 
 
+def interleaved_median_seconds(runs: dict[str, Callable[[], object]], device: str | torch.device, warmup: int = 2,
+                               reps: int = 5) -> dict[str, float]:
+    """Median wall time per entry of `runs`, timed in rounds (one call of each per round, `reps` rounds after
+    `warmup`), so a burst of load from elsewhere hits every candidate alike instead of the one timed then."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(warmup):
+        for run in runs.values():
+            median_seconds(run, device, warmup=0, reps=1)
+    for _ in range(reps):
+        for name, run in runs.items():
+            times[name].append(median_seconds(run, device, warmup=0, reps=1))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     """"float16" for torch.float16: the names DTYPES uses."""
     return str(dtype).removeprefix("torch.")

@@ -19,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto",
                    help="engine backend: auto, torch, compile, compile-max (GPU), onnxruntime, triton (GPU)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--batch", type=int, default=256, help="frames per engine call (default 256)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="frames per engine call (default: 128 with the engine on the CPU, 256 on a GPU)")
     p.add_argument("--chunk-frames", type=int, default=1024,
                    help="rows per crash-safe output chunk; a multiple of --batch (default 1024)")
     p.add_argument("--workers", type=int, default=None,

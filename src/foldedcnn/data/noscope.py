@@ -26,7 +26,7 @@ import numpy as np
 
 from .store import save_split, write_meta
 from .types import DataError
-from .video import check_roi, iter_frames, probe_video, resize_region
+from .video import check_roi, iter_frames, probe_video
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
@@ -96,6 +96,11 @@ class Mog2Oracle:
     def fraction(self, crop: np.ndarray) -> float:
         mask = (self._mog.apply(np.ascontiguousarray(crop)) == 255).astype(np.uint8)
         return float(self._cv2.morphologyEx(mask, self._cv2.MORPH_OPEN, self._kernel).mean())
+
+
+# How images are made from frames (data.video.iter_frames with a size: region cropped, scaled and converted in
+# one pass); recorded in a data set's meta.json so a cached set made another way is made again.
+CONVERSION = "region-resized-1"
 
 
 @dataclass
@@ -212,13 +217,12 @@ def build_video_task(
                 if frame.index >= warmup:
                     break
                 oracle.fraction(frame.rgb)
-    images, index, fg = [], [], []
-    for frame in iter_frames(path, stride, roi=roi):  # the job's path: region-only conversion, same pixels
-        images.append(resize_region(frame.rgb, size))
-        index.append(frame.index)
-        if oracle is not None:
-            fg.append(oracle.fraction(frame.rgb))
-    frame_index = np.asarray(index, dtype=np.int64)
+    # the images: the job's conversion (region cropped, scaled and converted in one pass), so a model sees
+    # the same pixels in training and labelling; the oracle looks at the region at full resolution
+    kept = list(iter_frames(path, stride, roi=roi, size=size))
+    images = [f.rgb.transpose(2, 0, 1) for f in kept]
+    frame_index = np.asarray([f.index for f in kept], dtype=np.int64)
+    fg = [] if oracle is None else [oracle.fraction(f.rgb) for f in iter_frames(path, stride, roi=roi)]
     if labels_csv is not None:
         positive = read_noscope_labels(labels_csv, object_name, int(frame_index[-1]) + 1, roi,
                                        min_overlap)[frame_index]
@@ -226,7 +230,7 @@ def build_video_task(
     else:
         positive = np.asarray(fg) >= threshold
         labeller = {"oracle": "mog2", "threshold": threshold, "warmup": warmup, "history": 500, "var_threshold": 16}
-    meta = {"video": str(path), "roi": list(roi), "size": list(size), "stride": stride,
+    meta = {"video": str(path), "roi": list(roi), "size": list(size), "stride": stride, "conversion": CONVERSION,
             "fps": info.fps, "fractions": list(fractions), "split_mode": split_mode, "block_frames": block_frames,
             **labeller}
     return VideoTask(

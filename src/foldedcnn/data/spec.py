@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 from ..device import cache_dir
 from ..models.game import GAME_TASKS
-from .noscope import check_split
+from .noscope import CONVERSION, check_split
 from .types import DataError, LabelledImages
 
 GAME_DEFAULTS = {"n_train": 20_000, "n_val": 2_000, "n_test": 4_000, "holdout_fonts": 0}
@@ -103,7 +104,7 @@ def load_data(spec: str, split: str, *, seed: int = 0, draw: int = 0) -> Labelle
         task_dir = s.path
         if s.kind == "vtest" and task_dir is None:
             task_dir = cache_dir() / "vtest-task"
-            if not (task_dir / "meta.json").is_file():
+            if not _made_as_now(task_dir):
                 from .vtest import prepare_vtest
 
                 prepare_vtest(task_dir)
@@ -124,3 +125,11 @@ def load_data(spec: str, split: str, *, seed: int = 0, draw: int = 0) -> Labelle
     from .folder import load_folder
 
     return load_folder(s.path / split)
+
+
+def _made_as_now(task_dir: Path) -> bool:
+    """Whether the cached video task in `task_dir` exists and was made with today's frame conversion."""
+    try:
+        return json.loads((task_dir / "meta.json").read_text()).get("conversion") == CONVERSION
+    except (OSError, ValueError):
+        return False

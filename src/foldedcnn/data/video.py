@@ -1,23 +1,22 @@
 """Video primitives: probe and index a file, decode its frames (PyAV), crop a region of interest.
 
-Frames come out as RGB uint8 (H, W, 3); crops as (3, h, w), the layout the models take. Given a
-region, only the region is converted to RGB: its pixels are cut out of the decoded planes (YUV,
-usually) and FFmpeg's scaler converts that small frame, so a 140x140 region of a 768x576 video costs
-a twentieth of a full-frame conversion and gives the same pixels (see `_region_frame`).
+Frames come out as RGB uint8 (H, W, 3). Given a region, only the region is converted (see `_region`):
+exactly the full frame's pixels, or, given a size too, resized in the same pass (what models are fed).
 Every failure a user can cause (missing file, not a video, no frames, corrupt data, a region
 outside the frame) raises VideoError with a message naming the file and the problem.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FoldedCNNError
+from ._region import full_rgb, region_resized, region_rgb, resize_rgb
 
 
 class VideoError(FoldedCNNError):
@@ -126,82 +125,13 @@ def index_video(path: str | Path) -> VideoIndex:
     return VideoIndex(sorted_pts, keyframes)
 
 
-def _plane_layout(fmt, width: int, height: int) -> list[tuple[int, int, int]] | None:
-    """Per plane of an 8-bit pixel format: (x subsampling, y subsampling, bytes per pixel); None when a plane
-    mixes subsamplings (packed 4:2:2 such as yuyv422) or a component is not 8 bits (10-bit, hardware)."""
-    planes: dict[int, list] = {}
-    for c in fmt.components:
-        if c.bits != 8:
-            return None
-        planes.setdefault(c.plane, []).append(c)
-    layout = []
-    for p in sorted(planes):
-        sizes = {(c.width, c.height) for c in planes[p]}
-        if len(sizes) != 1:
-            return None
-        (w, h), = sizes
-        layout.append((round(width / w), round(height / h), len(planes[p])))
-    return layout
-
-
-def _conversion_box(roi: tuple[int, int, int, int], width: int, height: int, align: int) -> tuple[int, int, int, int]:
-    """The region (x, y, w, h) grown by 4 chroma samples on each side (chroma upsampling at its edge then sees
-    the same neighbours as in a full frame; tested) and aligned to the chroma subsampling `align`, clipped to
-    the frame: (x0, y0, x1, y1)."""
-    x, y, w, h = roi
-    margin = 4 * align
-    x0, y0 = max(0, (x - margin) // align * align), max(0, (y - margin) // align * align)
-    x1 = min(width, -(-(x + w + margin) // align) * align)
-    y1 = min(height, -(-(y + h + margin) // align) * align)
-    return x0, y0, x1, y1
-
-
-def region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """Region (x, y, w, h) of a decoded PyAV frame as RGB (h, w, 3) uint8, converting only (about) the region.
-
-    The region's rows and columns are cut out of each plane of the decoded frame into a small frame of the
-    same pixel format and colour metadata, which FFmpeg's scaler converts to RGB. For 8-bit planar formats
-    (yuv420p, yuv422p, yuv444p, nv12, gray, rgb24, ...) whose size is a multiple of the chroma subsampling
-    (every 4:2:0 codec's), the pixels equal those of the full-frame conversion (tests/test_data_video.py
-    checks it); other formats and odd sizes are converted whole, as before.
-    """
-    import av
-
-    layout = _plane_layout(frame.format, frame.width, frame.height)
-    align = max((max(sx, sy) for sx, sy, _ in layout), default=1) if layout else 1
-    if layout is None or frame.width % align or frame.height % align:  # FFmpeg converts these another way
-        x, y, w, h = roi
-        return frame.to_ndarray(format="rgb24")[y : y + h, x : x + w]
-    x0, y0, x1, y1 = _conversion_box(roi, frame.width, frame.height, align)
-    small = av.VideoFrame(x1 - x0, y1 - y0, frame.format.name)
-    for src, dst, (sx, sy, px) in zip(frame.planes, small.planes, layout, strict=True):
-        rows = np.frombuffer(src, np.uint8).reshape(-1, src.line_size)
-        cut = rows[y0 // sy : -(-y1 // sy), x0 // sx * px : -(-x1 // sx) * px]
-        np.frombuffer(dst, np.uint8).reshape(-1, dst.line_size)[: cut.shape[0], : cut.shape[1]] = cut
-    small.colorspace, small.color_range = frame.colorspace, frame.color_range
-    x, y, w, h = roi
-    rgb = _reformatter().reformat(small, format="rgb24").to_ndarray()
-    return rgb[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
-
-
-_local = threading.local()
-
-
-def _reformatter():
-    """This thread's FFmpeg scaler, kept so its context is reused: `frame.to_ndarray(format=...)` builds a new
-    one per frame, which cost more than the conversion itself (about 1k vs 3-18k regions/s, 2 cores)."""
-    from av.video.reformatter import VideoReformatter
-
-    if not hasattr(_local, "reformatter"):
-        _local.reformatter = VideoReformatter()
-    return _local.reformatter
-
-
 def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int | None = None,
-                roi: tuple[int, int, int, int] | None = None, index: VideoIndex | None = None,
-                threads: int | None = None) -> Iterator[VideoFrame]:
+                roi: tuple[int, int, int, int] | None = None, size: tuple[int, int] | None = None,
+                index: VideoIndex | None = None, threads: int | None = None) -> Iterator[VideoFrame]:
     """Yield every `stride`-th decoded frame of `path` (indices 0, stride, 2*stride, ...) as RGB uint8:
-    (H, W, 3), or (h, w, 3) of region `roi` (x, y, w, h) alone, the rest of the frame never converted.
+    (H, W, 3), or (h, w, 3) of region `roi` (x, y, w, h) alone, the rest of the frame never converted;
+    with `size` (h, w) the region (default: the whole frame) resized to it in the same pass (h, w, 3),
+    what models are fed (_region.region_resized).
 
     Output frames [start, stop) are yielded (frame indices start*stride, ...). Without `index` the decoder
     starts at frame 0 and passes through the skipped frames (decoded, not converted). With the `index` of
@@ -227,8 +157,13 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
             stream.thread_type = "AUTO"
         else:
             stream.thread_count = threads
+        width, height = stream.codec_context.width, stream.codec_context.height
         if roi is not None:
-            roi = check_roi(roi, stream.codec_context.width, stream.codec_context.height)
+            roi = check_roi(roi, width, height)
+        elif size is not None:
+            roi = (0, 0, width, height)
+        convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
+                   else partial(region_resized, roi=roi, size=size))
         seek = index is not None and first > 0 and index.seekable
         if seek:
             container.seek(int(index.pts[index.keyframe_at_or_before(first)]), stream=stream, backward=True,
@@ -245,8 +180,7 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                 if index_no % stride or index_no < first:
                     continue
                 time_s = float(frame.time) if frame.time is not None else 0.0
-                yield VideoFrame(index_no, time_s, frame.to_ndarray(format="rgb24") if roi is None
-                                 else region_rgb(frame, roi))
+                yield VideoFrame(index_no, time_s, convert(frame))
         except av.FFmpegError as exc:
             raise VideoError(f"{path} is corrupt or truncated after frame {index_no} ({exc})") from None
         if index_no < 0:
@@ -273,7 +207,7 @@ def frames_at(path: str | Path, indices: Iterable[int]) -> list[VideoFrame]:
             for index, frame in enumerate(container.decode(stream)):
                 if index == wanted[len(found)]:
                     time_s = float(frame.time) if frame.time is not None else 0.0
-                    found.append(VideoFrame(index, time_s, frame.to_ndarray(format="rgb24")))
+                    found.append(VideoFrame(index, time_s, full_rgb(frame)))
                     if len(found) == len(wanted):
                         break
         except av.FFmpegError as exc:
@@ -306,15 +240,9 @@ def resize_region(region: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     Downscaling uses area averaging (OpenCV INTER_AREA), upscaling bilinear.
     """
-    import cv2
-
     if region.ndim != 3 or region.shape[2] != 3:
         raise VideoError(f"a frame is (H, W, 3), got shape {region.shape}")
-    out_h, out_w = size
-    h, w = region.shape[:2]
-    interp = cv2.INTER_AREA if out_h <= h and out_w <= w else cv2.INTER_LINEAR
-    resized = cv2.resize(np.ascontiguousarray(region), (out_w, out_h), interpolation=interp)
-    return np.ascontiguousarray(resized.transpose(2, 0, 1), dtype=np.uint8)
+    return np.ascontiguousarray(resize_rgb(region, size).transpose(2, 0, 1), dtype=np.uint8)
 
 
 def crop_resize(rgb: np.ndarray, roi: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..device import cache_dir, device_name, dtype_name, median_seconds
+from ..device import cache_dir, device_name, dtype_name, interleaved_median_seconds
 from ..folded import FoldedModel
 from ..fsio import atomic_write_text
 
@@ -52,6 +52,7 @@ def remember_choice(key: str, backend: str, seconds: dict[str, float]) -> None:
     atomic_write_text(path, json.dumps(table, indent=2, sort_keys=True))
 
 
-def seconds_per_batch(run: Callable[[], object], device: torch.device) -> float:
-    """Auto-tuning's timing policy: median seconds of `run()` (one backend call), 2 warm-up and 5 timed calls."""
-    return median_seconds(run, device, warmup=2, reps=5)
+def seconds_per_batch(runs: dict[str, Callable[[], object]], device: torch.device) -> dict[str, float]:
+    """Auto-tuning's timing policy: per backend, median seconds of one call (`runs[name]()`), 2 warm-up and 5
+    timed rounds with the backends interleaved (a cached choice must not hinge on a moment of load)."""
+    return interleaved_median_seconds(runs, device, warmup=2, reps=5)

@@ -139,17 +139,15 @@ class Engine:
         candidates = [n for n in available if n != "torch-plain" and BACKENDS[n].considered_by_auto(self.device)
                       and BACKENDS[n].model_unsupported_reason(self.model) is None]
         probe = torch.rand(self.max_batch, *self.input_shape)
-        seconds: dict[str, float] = {}
-        best: Backend | None = None
-        for cand in candidates:
-            backend = self._use(create_backend(cand, self.model, self.device, self.dtype))
-            folded = self.prepare(probe).images
-            seconds[cand] = autotune.seconds_per_batch(partial(backend.forward_folded, folded), self.device)
-            if best is None or seconds[cand] < seconds[best.name]:
-                best = backend
-        assert best is not None  # "torch" is available on every device and dtype
-        autotune.remember_choice(key, best.name, seconds)
-        return best
+        backends: dict[str, Backend] = {}
+        runs = {}
+        for cand in candidates:  # each with its input in its own layout
+            backends[cand] = self._use(create_backend(cand, self.model, self.device, self.dtype))
+            runs[cand] = partial(backends[cand].forward_folded, self.prepare(probe).images)
+        seconds = autotune.seconds_per_batch(runs, self.device)
+        best = min(candidates, key=seconds.__getitem__)  # "torch" is available on every device and dtype
+        autotune.remember_choice(key, best, seconds)
+        return backends[best]
 
     def _buffer(self, num_images: int) -> FoldedBuffer:
         bucket = next(b for b in self._buckets if b >= num_images)

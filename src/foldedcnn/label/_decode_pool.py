@@ -141,13 +141,20 @@ class _Worker:
         child.close()
         self.task: DecodeTask | None = None
         self.next_row = 0  # the first row of the task not yet received
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Ask the worker to exit, once (close() waits for it)."""
+        if not self.stopping:
+            self.stopping = True
+            try:
+                self.conn.send(None)
+            except OSError:  # it is gone already
+                pass
 
     def close(self) -> None:
         if self.proc.is_alive():
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
+            self.stop()
             self.proc.join(timeout=2)
         if self.proc.is_alive():
             self.proc.kill()
@@ -182,6 +189,8 @@ class DecodePool:
         return self
 
     def __exit__(self, *exc) -> None:
+        for w in self.workers:  # all at once: each takes a few ms to exit
+            w.stop()
         for w in self.workers + self._dead:
             w.close()
 

@@ -40,10 +40,13 @@ def cascade(probs: np.ndarray, uncertain: tuple[float, float]) -> tuple[np.ndarr
 
 def rows_for(index: np.ndarray, time_s: np.ndarray, logits: torch.Tensor, class_names: Sequence[str],
              uncertain: tuple[float, float]) -> list[list[object]]:
-    """One row per frame from logits (B, K)."""
+    """One row per frame from logits (B, K). Values go through Python lists first (.tolist()): formatting numpy
+    scalars one by one took twice as long, and the Engine's process formats every frame of the job."""
     probs = probabilities(logits)
     score, label, unsure = cascade(probs, uncertain)
+    fixed = f"{{:.{DECIMALS}f}}".format
     return [
-        [int(i), f"{t:.6f}", *(f"{p:.{DECIMALS}f}" for p in pr), f"{s:.{DECIMALS}f}", class_names[k], int(u)]
-        for i, t, pr, s, k, u in zip(index, time_s, probs, score, label, unsure, strict=True)
+        [i, f"{t:.6f}", *map(fixed, pr), fixed(s), class_names[k], int(u)]
+        for i, t, pr, s, k, u in zip(index.tolist(), time_s.tolist(), probs.tolist(), score.tolist(), label.tolist(),
+                                     unsure.tolist(), strict=True)
     ]

@@ -1,6 +1,6 @@
 """GPU decoding on NVDEC (PyNvVideoCodec), and the choice between it and the CPU decoder pool.
 
-`choose_decoders` picks per video: `--decoder cpu` never touches the GPU; `gpu` needs a CUDA device
+`choose_decoder` picks per video: `--decoder cpu` never touches the GPU; `gpu` needs a CUDA device
 and PyNvVideoCodec (`pip install "foldedcnn[nvdec]"`) and is refused with one clear error without
 them; `auto` (the default) takes NVDEC where it can and the CPU pool for the rest. A video whose
 codec NVDEC does not decode (msmpeg4, ffv1, ...) goes to the CPU pool with a note in summary.json.
@@ -27,6 +27,7 @@ from .frame_source import FrameBatch
 # Codecs NVDEC decodes on every GPU since Turing (NVIDIA Video Codec SDK support matrix), by FFmpeg name.
 NVDEC_CODECS = frozenset({"h264", "hevc", "av1", "vp8", "vp9", "mpeg1video", "mpeg2video", "mpeg4", "vc1"})
 DECODERS = ("auto", "cpu", "gpu")
+DECODER_PROGRAM = {"cpu": "pyav", "gpu": "nvdec"}  # what decodes and crops frames: part of a video's fingerprint
 
 
 def nvdec_unavailable(engine_device) -> str | None:
@@ -42,25 +43,23 @@ def nvdec_unavailable(engine_device) -> str | None:
     return None
 
 
-def choose_decoders(requested: str, codecs: list[str | None], unavailable: str | None
-                    ) -> tuple[list[str], list[str | None]]:
-    """Per video, "gpu" or "cpu" and a note saying why a video is not where `requested` would put it.
-
-    `codecs` are the videos' codec names (None for a video that could not be probed), `unavailable`
-    what nvdec_unavailable() said. Raises FoldedCNNError for `gpu` when NVDEC cannot be used at all.
-    """
+def check_decoder_request(requested: str, unavailable: str | None) -> None:
+    """One clear error for an unknown `--decoder`, or for `gpu` where NVDEC cannot be used (`unavailable`: what
+    nvdec_unavailable() said)."""
     if requested not in DECODERS:
         raise FoldedCNNError(f"--decoder must be one of {', '.join(DECODERS)}, got {requested!r}")
-    if requested == "cpu" or (requested == "auto" and unavailable):
-        return ["cpu"] * len(codecs), [None] * len(codecs)
-    if unavailable:
+    if requested == "gpu" and unavailable:
         raise FoldedCNNError(f"--decoder gpu: NVDEC cannot be used here ({unavailable}); use --decoder cpu or auto")
-    choice, notes = [], []
-    for codec in codecs:
-        gpu = codec in NVDEC_CODECS
-        choice.append("gpu" if gpu else "cpu")
-        notes.append(None if gpu or codec is None else f"codec {codec} is not decoded by NVDEC; decoded on the CPU")
-    return choice, notes
+
+
+def choose_decoder(requested: str, codec: str, unavailable: str | None) -> tuple[str, str | None]:
+    """"gpu" or "cpu" for a video of `codec` (after check_decoder_request), and a note saying why it is not
+    where `requested` would put it."""
+    if requested == "cpu" or unavailable:
+        return "cpu", None
+    if codec in NVDEC_CODECS:
+        return "gpu", None
+    return "cpu", f"codec {codec} is not decoded by NVDEC; decoded on the CPU"
 
 
 class NvdecDecoder:

@@ -16,11 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.video import SeekError, VideoIndex, iter_frames, resize_region
-
-DECODER = "pyav"  # what decodes and crops frames on the CPU; part of a job's fingerprint (_chunk_store)
-
-DECODER = "pyav"  # what decodes and crops frames; part of a job's fingerprint (_chunk_store)
+from ..data.video import SeekError, VideoIndex, iter_frames
 
 
 @dataclass
@@ -93,8 +89,8 @@ class SegmentDecoder:
         times: list[float] = []
         images = np.empty((self.batch, 3, h, w), np.uint8)
         for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, roi=self.roi,
-                                 index=index, threads=1):  # one thread: the parallel work is done by processes
-            images[len(frames)] = resize_region(frame.rgb, self.size)
+                                 size=self.size, index=index, threads=1):  # one thread: processes work in parallel
+            images[len(frames)] = frame.rgb.transpose(2, 0, 1)
             frames.append(frame.index)
             times.append(frame.time_s)
             if len(frames) == self.batch:

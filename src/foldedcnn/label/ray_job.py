@@ -28,6 +28,7 @@ from .job import (
     new_summary,
     plan_tasks,
     video_keys,
+    with_default_batch,
     write_summary,
 )
 
@@ -103,11 +104,12 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
         ray.init(address=address, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)
     cpus = int(ray.cluster_resources().get("CPU", 1))
+    cfg = with_default_batch(cfg, gpus > 0)
     pool = actors or max(1, int(gpus) if gpus else cpus // 2)
     _, h, w = meta["input_shape"]
     videos = [JobVideo(i, v, k, cfg, meta, roi)
               for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))]
-    tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool))
+    tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool), lambda codec: ("cpu", None))  # PyAV in tasks
     t0 = time.perf_counter()
     if tasks:
         ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks)).flat_map(
