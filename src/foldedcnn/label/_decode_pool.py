@@ -26,6 +26,8 @@ import numpy as np
 from ..data.video import VideoIndex
 from .frame_source import FrameBatch, Segment, SegmentDecoder
 
+PRELOAD = ["foldedcnn.label._decode_pool", "av", "cv2"]  # what the fork server imports once for every worker
+
 
 @dataclass(frozen=True)
 class DecodeTask:
@@ -168,6 +170,17 @@ class _Worker:
         self.shm.unlink()
 
 
+def start_decoder_server() -> None:
+    """Start the fork server decoder processes come from, without waiting: it imports PyAV and OpenCV (a few
+    tenths of a second) while the caller does other work, e.g. builds its Engine. DecodePool starts it
+    otherwise, when its first worker starts, and waits for it then."""
+    from multiprocessing import forkserver
+
+    mp.set_forkserver_preload(PRELOAD)
+    with _main_module_hidden():
+        forkserver.ensure_running()
+
+
 class DecodePool:
     """`workers` decoder processes; `run(tasks)` yields Decoded and Finished events as they come.
 
@@ -179,7 +192,7 @@ class DecodePool:
         if workers < 1:
             raise ValueError(f"a decode pool needs >= 1 worker, got {workers}")
         self._ctx = mp.get_context("forkserver")  # no fork of this (threaded, torch-holding) process
-        self._ctx.set_forkserver_preload(["foldedcnn.label._decode_pool", "av", "cv2"])
+        self._ctx.set_forkserver_preload(PRELOAD)
         self._args = (slots, batch, shape)
         self.workers = [_Worker(self._ctx, *self._args) for _ in range(workers)]
         self._dead: list[_Worker] = []

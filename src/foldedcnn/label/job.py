@@ -33,7 +33,7 @@ from ..device import resolve_device
 from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
 from ._chunk_store import ChunkStore, VideoRows, writing
-from ._decode_pool import Decoded, DecodePool, DecodeTask
+from ._decode_pool import Decoded, DecodePool, DecodeTask, start_decoder_server
 from ._frame_labels import header, rows_for
 from ._nvdec import DECODER_PROGRAM, NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
 from ._output_dir import exclusive_output
@@ -310,6 +310,7 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
     videos = [JobVideo(i, v, k, cfg, ckpt.meta, roi) for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos),
                                                                                    strict=True))]
     with exclusive_output(cfg.out_dir), core_for_decoding():
+        start_decoder_server()  # its imports overlap building the Engine
         engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
         workers = cfg.workers or default_workers()
         t0 = time.perf_counter()  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
