@@ -66,6 +66,20 @@ def read_state_meta(path: Path) -> dict:
         return json.loads(f.metadata()["foldedcnn"])
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (Linux /proc), but for resource trackers, which exit on their own."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"resource_tracker" not in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
 @pytest.mark.parametrize("script", [SCRIPT, pytest.param(FRESH_SCRIPT, marks=pytest.mark.slow)],
                          ids=["fixed-data", "fresh-data"])
 def test_resume_after_sigkill_gives_the_same_weights(tmp_path, script):
@@ -76,8 +90,13 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path, script):
     while committed_epoch(killed) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     assert proc.poll() is None, "the run ended before it could be killed"
+    workers = _children(proc.pid)  # fresh data: its drawing processes
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "a killed run's workers live on"
     k = committed_epoch(killed)
     assert 2 <= k < EPOCHS
     assert start(killed, script).wait(timeout=300) == 0  # the same command again resumes after epoch k

@@ -3,6 +3,9 @@ training so that generating the next epochs overlaps training on this one."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from types import TracebackType
@@ -14,8 +17,17 @@ if TYPE_CHECKING:
     from ..data import LabelledImages
 
 
-def _one_thread() -> None:
+def _worker_start(parent: int) -> None:
+    """One torch thread; and exit once process `parent` (the training run) is gone: a run killed with SIGKILL
+    cannot shut its pool down, and its workers would otherwise wait for work forever."""
     torch.set_num_threads(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _draw(spec: str, epoch: int) -> LabelledImages:
@@ -35,7 +47,8 @@ class FreshDraws:
 
     def __init__(self, spec: str, epochs: int, workers: int = 1) -> None:
         self._spec, self._epochs, self._ahead = spec, epochs, workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_one_thread)
+        self._pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_start,
+                                         initargs=(os.getpid(),))
         self._pending: dict[int, Future[LabelledImages]] = {}
         self._submit(range(1, min(epochs, 1 + workers)))
 
