@@ -43,9 +43,17 @@ def device_name(device: str | torch.device) -> str:
 
 def median_seconds(run: Callable[[], object], device: str | torch.device, warmup: int = 2, reps: int = 5) -> float:
     """Median wall time of `run()` over `reps` calls after `warmup` calls; synchronises on CUDA."""
+    return interleaved_median_seconds({"run": run}, device, warmup, reps)["run"]
+
+
+def interleaved_median_seconds(runs: dict[str, Callable[[], object]], device: str | torch.device, warmup: int = 2,
+                               reps: int = 5) -> dict[str, float]:
+    """Median wall time per entry of `runs`, timed in rounds (one call of each per round, `reps` rounds after
+    `warmup`), so a burst of load from elsewhere hits every candidate alike instead of the one timed then;
+    synchronises on CUDA."""
     cuda = torch.device(device).type == "cuda"
 
-    def once() -> float:
+    def once(run: Callable[[], object]) -> float:
         if cuda:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -54,22 +62,12 @@ def median_seconds(run: Callable[[], object], device: str | torch.device, warmup
             torch.cuda.synchronize()
         return time.perf_counter() - t0
 
-    for _ in range(warmup):
-        once()
-    return statistics.median(once() for _ in range(reps))
-
-
-def interleaved_median_seconds(runs: dict[str, Callable[[], object]], device: str | torch.device, warmup: int = 2,
-                               reps: int = 5) -> dict[str, float]:
-    """Median wall time per entry of `runs`, timed in rounds (one call of each per round, `reps` rounds after
-    `warmup`), so a burst of load from elsewhere hits every candidate alike instead of the one timed then."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(warmup):
-        for run in runs.values():
-            median_seconds(run, device, warmup=0, reps=1)
-    for _ in range(reps):
+    for round_no in range(warmup + reps):
         for name, run in runs.items():
-            times[name].append(median_seconds(run, device, warmup=0, reps=1))
+            seconds = once(run)
+            if round_no >= warmup:
+                times[name].append(seconds)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
