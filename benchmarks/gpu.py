@@ -69,7 +69,7 @@ def plan(backends: list[str], device: str, tiny: bool) -> list[Stage]:
         timing = ["--trials", "5", "--iterations", "20", "--warmup", "3"]
         batch, sweep, folds = ["--batch", "1024"], ["--batch-sweep", "16", "256", "1024", "4096", "16384"], \
             ["1", "2", "3", "4"]
-    common = ["--device", device, "--no-plots", *timing]
+    common = ["--device", device, "--no-plots", "--keep-going", *timing]  # a variant that fails costs only its row
     peer = ["--peer"] if device == "cuda" else []  # max-autotune on a CPU compiles for minutes
     slow = [b for b in ("compile", "compile-max") if b in backends]
     stages = []
@@ -103,11 +103,19 @@ def run_stage(stage: Stage, out: Path, deadline: float) -> str:
     try:
         proc = subprocess.run(cmd, timeout=limit, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
-        tail = proc.stdout.strip().splitlines()[-3:] if proc.returncode else []
-    except subprocess.TimeoutExpired:
-        status, tail = f"timed out after {limit:.0f} s, rows lost", []
-    line = f"{stage.name}: {status} in {time.monotonic() - t0:.0f} s"
-    print(line, *tail, sep="\n", flush=True)
+        printed = proc.stdout
+    except subprocess.TimeoutExpired as exc:
+        status, printed = f"timed out after {limit:.0f} s, rows lost", exc.stdout or ""
+        printed = printed.decode(errors="replace") if isinstance(printed, bytes) else printed
+    log = out / "stages" / stage.name / "log.txt"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(printed)
+    lines = printed.strip().splitlines()
+    failed = [ln for ln in lines if ln.startswith("failed: left out")]
+    tail = lines[-3:] if status != "ok" else []
+    line = f"{stage.name}: {status} in {time.monotonic() - t0:.0f} s" + (
+        f", {len(failed)} variant(s) failed (see {log})" if failed else "")
+    print(line, *failed, *tail, sep="\n", flush=True)
     return line
 
 

@@ -12,7 +12,8 @@ Per workload, interleaved over --repeats:
   model-only      Engine.predict on 50x50 frames already in memory (batch --batch), the job's engine: on a CPU
                   it runs one thread fewer than there are cores (core_for_decoding)
   end-to-end      `foldedcnn run` (run_job): indexing, decoder processes, engine, CSV chunks; all frames of
-                  the workload over the job's wall time, per --workers setting
+                  the workload over the job's wall time, per --decoders and --workers setting (a decoder that
+                  fails is reported with its error and not run again; the others go on)
 Ratios: end-to-end / decode-only (the 2-core goal: >= 0.85 on `one`), and end-to-end / (cores x decode-only)
 (the 16-core goal: >= 0.7 for `many`, >= 0.6 for `long`), each the median
 (min-max) of the ratios of one repeat. Writes video.json and video.md to --out.
@@ -23,6 +24,7 @@ Ratios: end-to-end / decode-only (the 2-core goal: >= 0.85 on `one`), and end-to
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -82,19 +84,28 @@ def transcode_h264(src: Path, dst: Path) -> Path:
     return dst
 
 
-def decode_only(videos: list[Path]) -> float:
+def decode_only(videos: list[Path], limit: int | None = None) -> float:
+    """Frames/s of one thread decoding `videos` one after another (the first `limit` frames of them)."""
     t0, n = time.perf_counter(), 0
     for v in videos:
         with av.open(str(v)) as c:
             c.streams.video[0].thread_count = 1
-            n += sum(1 for _ in c.decode(video=0))
+            for _ in itertools.islice(c.decode(video=0), None if limit is None else limit - n):
+                n += 1
+        if limit is not None and n >= limit:
+            break
     return n / (time.perf_counter() - t0)
 
 
-def decode_region(videos: list[Path]) -> tuple[float, np.ndarray]:
+def decode_region(videos: list[Path], limit: int | None = None) -> tuple[float, np.ndarray]:
+    """decode_only plus the job's region conversion; also the (N, 3, 50, 50) crops."""
     t0, crops = time.perf_counter(), []
     for v in videos:
-        crops += [f.rgb.transpose(2, 0, 1) for f in iter_frames(v, roi=VTEST_ROI, size=SIZE, threads=1)]
+        frames = iter_frames(v, roi=VTEST_ROI, size=SIZE, threads=1)
+        crops += [f.rgb.transpose(2, 0, 1) for f in itertools.islice(frames, None if limit is None else
+                                                                        limit - len(crops))]
+        if limit is not None and len(crops) >= limit:
+            break
     return len(crops) / (time.perf_counter() - t0), np.stack(crops)
 
 
@@ -107,10 +118,10 @@ def model_only(engine: Engine, frames: np.ndarray, batch: int) -> float:
     return len(frames) / (time.perf_counter() - t0)
 
 
-def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, workers: int) -> float:
+def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, decoder: str, workers: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         cfg = JobConfig(ckpt, videos, Path(out), roi=VTEST_ROI, batch=args.batch, chunk_frames=4 * args.batch,
-                        backend=args.backend, device=args.device, workers=workers, decoder=args.decoder,
+                        backend=args.backend, device=args.device, workers=workers, decoder=decoder,
                         progress=False)
         with core_for_decoding():
             summary = run_job(cfg, engine)
@@ -127,7 +138,8 @@ def main() -> int:
     ap.add_argument("--fold", type=int, default=4)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--decoder", default="auto", choices=["auto", "cpu", "gpu"])
+    ap.add_argument("--decoders", nargs="+", default=["auto"], choices=["auto", "cpu", "gpu"],
+                    help="end-to-end with each (e.g. cpu gpu: the CPU pool and NVDEC side by side)")
     ap.add_argument("--codec", default="copy", choices=["copy", "h264"], help="h264: transcode for NVDEC")
     ap.add_argument("--batch", type=int, default=None, help="default: the job's (label.job.default_batch)")
     ap.add_argument("--videos", type=int, default=2 * (os.cpu_count() or 1), help="copies in the `many` workload")
@@ -135,6 +147,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[os.cpu_count() or 1])
     ap.add_argument("--workloads", nargs="+", default=["one", "many", "long"])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--yardstick-frames", type=int, default=None, metavar="N",
+                    help="decode-only and decode+region time the first N frames of a workload (default: all); "
+                         "a rate, so a prefix of the same videos gives it in less time")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-2core"))
     args = ap.parse_args()
     args.batch = args.batch or default_batch(resolve_device(args.device).type == "cuda")
@@ -157,15 +172,22 @@ def main() -> int:
             for n in sorted({2 ** k for k in range(args.batch.bit_length())} | {args.batch}):
                 engine.predict(frames[:n])
         samples: dict[tuple[str, str], list[float]] = {}
+        failed: dict[str, str] = {}  # decoder -> its first error
         for _ in range(args.repeats):
             for name, videos in workloads.items():
-                samples.setdefault((name, "decode-only"), []).append(decode_only(videos))
-                samples.setdefault((name, "decode+region"), []).append(decode_region(videos)[0])
+                samples.setdefault((name, "decode-only"), []).append(decode_only(videos, args.yardstick_frames))
+                samples.setdefault((name, "decode+region"), []).append(decode_region(videos, args.yardstick_frames)[0])
                 with core_for_decoding():
                     samples.setdefault((name, "model-only"), []).append(model_only(engine, frames, args.batch))
-                for w in args.workers:
-                    fps = end_to_end(engine, ckpt, videos, args, w)
-                    samples.setdefault((name, f"end-to-end w={w}"), []).append(fps)
+                for decoder in [d for d in args.decoders if d not in failed]:
+                    for w in args.workers:
+                        try:
+                            fps = end_to_end(engine, ckpt, videos, args, decoder, w)
+                        except Exception as exc:  # e.g. NVDEC missing on this machine: report it, run the rest
+                            failed[decoder] = f"{type(exc).__name__}: {exc}"
+                            print(f"end-to-end with --decoder {decoder} failed: {failed[decoder]}", flush=True)
+                            break
+                        samples.setdefault((name, f"end-to-end {decoder} w={w}"), []).append(fps)
         load_after = os.getloadavg()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -173,16 +195,21 @@ def main() -> int:
     rows = []
     for name, videos in workloads.items():
         dec = samples[(name, "decode-only")]
-        for w in args.workers:
+        for decoder, w in [(d, w) for d in args.decoders for w in args.workers]:
+            e2e = samples.get((name, f"end-to-end {decoder} w={w}"), [])
+            if len(e2e) < len(dec):  # the decoder failed (in this repeat or an earlier one)
+                rows.append({"workload": name, "videos": len(videos), "decoder": decoder, "workers": w,
+                             "end-to-end f/s": f"failed: {failed.get(decoder, '?')}"})
+                continue
             # per repeat, end-to-end over the decode-only run just before it: this VM's speed drifts between
             # repeats (decode-only alone spans 1.7-2.8k frames/s), so ratios are paired, then their median taken
-            ratio = [e / d for e, d in zip(samples[(name, f"end-to-end w={w}")], dec, strict=True)]
+            ratio = [e / d for e, d in zip(e2e, dec, strict=True)]
             rows.append({
-                "workload": name, "videos": len(videos), "workers": w,
+                "workload": name, "videos": len(videos), "decoder": decoder, "workers": w,
                 "decode-only f/s": fmt(samples[(name, "decode-only")]),
                 "decode+region f/s": fmt(samples[(name, "decode+region")]),
                 "model-only f/s": fmt(samples[(name, "model-only")]),
-                "end-to-end f/s": fmt(samples[(name, f"end-to-end w={w}")]),
+                "end-to-end f/s": fmt(e2e),
                 "e2e / decode-only": f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})",
                 f"e2e / ({cores} x decode-only)": round(statistics.median(ratio) / cores, 2),
             })
@@ -193,18 +220,21 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "video.json").write_text(json.dumps({
         "machine": machine, "command": command, "batch": args.batch, "repeats": args.repeats, "fold": args.fold,
-        "decoder": args.decoder, "codec": args.codec, "rows": rows,
+        "decoders": args.decoders, "failed": failed, "codec": args.codec, "rows": rows,
         "samples": {f"{k[0]}/{k[1]}": v for k, v in samples.items()},
     }, indent=2))
-    table = markdown_table(rows)
+    columns = ["workload", "videos", "decoder", "workers", "decode-only f/s", "decode+region f/s", "model-only f/s",
+               "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)"]
+    table = markdown_table(rows, columns)
     (args.out / "video.md").write_text(
         f"# Video job speed (vtest.avi, region {VTEST_ROI} -> 50x50, noscope-coral f = {args.fold})\n\n"
         f"Machine: {machine['device']} ({machine['cpu']}), torch {machine['torch']}, PyAV {machine['av']}, "
-        f"backend {machine['backend']}, decoder {args.decoder}, codec {args.codec}. Batch {args.batch}; "
+        f"backend {machine['backend']}, codec {args.codec}. Batch {args.batch}; "
         f"median (min-max) of {args.repeats} interleaved repeats. Load average before/after: "
         f"{load_before[0]:.1f}/{load_after[0]:.1f} (on {os.cpu_count()} cores).\n\n"
         f"Workloads: one = vtest.avi (795 frames); many = {args.videos} copies; long = vtest remuxed {args.long}x "
-        f"({795 * args.long} frames). decode-only: one process, one decoder thread, no conversion.\n\n"
+        f"({795 * args.long} frames). decode-only: one process, one decoder thread, no conversion"
+        f"{f', the first {args.yardstick_frames} frames of the workload' if args.yardstick_frames else ''}.\n\n"
         f"{table}\n\nCommand: `{command}`\n")
     print(table)
     return 0

@@ -162,3 +162,25 @@ def test_throughput_plot_has_min_max_error_bars(tmp_path, monkeypatch, batches, 
     else:
         assert [(c[0], c[1]) for c in calls] == [([8, 32], [100.0, 100.0]), ([8, 32], [400.0, 400.0])]
         assert calls[1][2]["yerr"] == [[40.0, 40.0], [120.0, 120.0]]
+
+
+def test_keep_going_leaves_out_a_failing_variant_and_reports_the_rest(tmp_path, small_probe, monkeypatch, capsys):
+    from foldedcnn.bench import runner
+
+    def broken_peer(variant, device):  # e.g. a compiler that fails on this machine
+        raise RuntimeError("autotuning found no valid config")
+
+    monkeypatch.setattr(runner, "build_peer", broken_peer)
+    out = tmp_path / "keep"
+    argv = ["bench", "--models", "noscope-coral", "--folds", "1", "2", "--batch", "4", "--backends", "torch",
+            "--peer", "--device", "cpu", "--trials", "1", "--iterations", "1", "--warmup", "0", "--no-baseline",
+            "--no-plots", "--out", str(out)]
+    with pytest.raises(RuntimeError, match="no valid config"):  # by default the first failure ends the run
+        main(argv)
+    assert main([*argv, "--keep-going"]) == 0
+    printed = capsys.readouterr().out
+    assert (f"failed: left out Variant(model='noscope-coral', fold=1, batch=4, backend='{runner.PEER}'"
+            in printed and "RuntimeError: autotuning found no valid config" in printed)
+    rows = list(csv.DictReader((out / "throughput.csv").open()))
+    assert {(r["fold"], r["backend"]) for r in rows} == {("1", "torch"), ("2", "torch")}
+    assert "--keep-going" in (out / "throughput.md").read_text()

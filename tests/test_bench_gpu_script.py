@@ -29,6 +29,7 @@ def test_gpu_plan_covers_every_specialized_model_with_the_peer(gpu):
     core = stages[0].args
     assert "--peer" in core and "--reprobe" in core and "compile-max=1,4" in core
     assert all("--peer" in s.args for s in stages if not s.name.startswith("sweep"))
+    assert all("--keep-going" in s.args for s in stages)  # a variant that fails on the GPU costs only its rows
 
 
 def _row(model, fold, backend, mode, ips, util=0.1):
@@ -67,4 +68,5 @@ def test_one_tiny_stage_on_cpu_writes_rows_and_the_summary(gpu, tmp_path, monkey
         (1, "torch", "kernel"), (2, "torch", "kernel"), (1, "torch", "end-to-end"), (2, "torch", "end-to-end"),
         (1, "torch-plain", "kernel"), (1, "torch-plain", "end-to-end")}
     assert "noscope-coral" in (tmp_path / "summary.md").read_text()
+    assert "best per model" in (tmp_path / "stages" / "core-noscope-coral" / "log.txt").read_text()
     assert out.strip().splitlines()[-1].startswith("noscope-coral")  # the table comes last

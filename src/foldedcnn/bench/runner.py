@@ -100,6 +100,21 @@ def build_peer(variant: Variant, device: str) -> Run:
     return _queued(forward, x, dev)
 
 
+def _ready(variant: Variant, device: str, engines: dict[tuple, Engine], warmup: int) -> Run:
+    """`variant` built (its engine shared with its other modes in `engines`), compiled and warmed up."""
+    if variant.backend == PEER:
+        run = build_peer(variant, device)
+    else:
+        key = (variant.model, variant.fold, variant.batch, variant.backend, variant.dtype)  # modes share an engine
+        if key not in engines:
+            engines[key] = engine_for(variant, device)
+        run = build(variant, engines[key])
+    run(1)  # compiles, autotunes
+    if warmup:
+        run(warmup)
+    return run
+
+
 def measure(
     variants: Sequence[Variant],
     device: str,
@@ -108,6 +123,7 @@ def measure(
     warmup: int,
     progress: Callable[[int], object] | None = None,
     deadline: float | None = None,
+    keep_going: bool = False,
 ) -> dict[Variant, list[float]]:
     """images/s of each variant in each trial (len == trials).
 
@@ -115,7 +131,8 @@ def measure(
     compiles) first; then each trial times `iterations` batches of every variant in turn, so
     slow drifts of the machine hit all variants alike. `progress(n)` is told of each timed step.
     Once time.monotonic() passes `deadline`, variants of the SLOW_TO_BUILD backends are left out (and
-    said so); the others still run.
+    said so); the others still run. With `keep_going`, a variant whose build or first call raises is left
+    out with the error printed, and the others are still measured.
     """
     runs: dict[Variant, Run] = {}
     engines: dict[tuple, Engine] = {}
@@ -123,17 +140,12 @@ def measure(
         if deadline is not None and v.backend in SLOW_TO_BUILD and time.monotonic() > deadline:
             print(f"time limit: left out {v}", flush=True)
             continue
-        if v.backend == PEER:
-            run = build_peer(v, device)
-        else:
-            key = (v.model, v.fold, v.batch, v.backend, v.dtype)  # the modes of a variant share one engine
-            if key not in engines:
-                engines[key] = engine_for(v, device)
-            run = build(v, engines[key])
-        run(1)  # compiles, autotunes
-        if warmup:
-            run(warmup)
-        runs[v] = run
+        try:
+            runs[v] = _ready(v, device, engines, warmup)
+        except Exception as exc:
+            if not keep_going:
+                raise
+            print(f"failed: left out {v}: {type(exc).__name__}: {exc}", flush=True)
     rates: dict[Variant, list[float]] = {v: [] for v in runs}
     for _ in range(trials):
         for v, run in runs.items():

@@ -34,6 +34,9 @@ def register(sub) -> None:
     p.add_argument("--time-limit", type=float, default=None, metavar="S",
                    help="after S seconds, build no more torch.compile variants (compile, compile-max, peer); "
                         "measure and report the rest")
+    p.add_argument("--keep-going", action="store_true",
+                   help="a variant that fails to build or run is left out with its error printed; the rest are "
+                        "measured and reported (default: the first failure ends the run)")
     p.add_argument("--reprobe", action="store_true",
                    help="measure the device peak now (best of 3) instead of using the cached probe")
     p.add_argument("--machine", default=None, help="results directory name (default: e.g. cpu-2core, GPU name)")
@@ -59,6 +62,7 @@ def command_line(args) -> str:
     parts += ["--backends", *args.backends, "--device", args.device, "--dtype", args.dtype, "--mode", *args.mode,
               "--trials", str(args.trials), "--iterations", str(args.iterations), "--warmup", str(args.warmup)]
     parts += ["--time-limit", f"{args.time_limit:g}"] if args.time_limit is not None else []
+    parts += ["--keep-going"] if args.keep_going else []
     parts += ["--no-baseline"] * args.no_baseline + ["--peer"] * args.peer + ["--reprobe"] * args.reprobe
     parts += ["--no-plots"] * args.no_plots
     return shlex.join(parts + (["--out", args.out] if args.out else []))
@@ -104,7 +108,7 @@ def run(args) -> int:
         for name, variants in groups.items():
             bar.set_postfix_str(name)
             rates.update(measure(variants, args.device, args.trials, args.iterations, args.warmup, bar.update,
-                                 deadline))
+                                 deadline, args.keep_going))
     rows = derive_rows(rates, probes, args.iterations)
 
     machine = machine_info(args.device)
