@@ -5,26 +5,32 @@ and writes benchmarks/results/gpu-<device>/: stages/<stage>/ (each stage's CSV, 
 throughput.csv (all rows), summary.md, and prints a short table last:
 per model, best original (f = 1, our backends) and best folded against the peer (plain
 torch.compile(mode="max-autotune") of the original network, f = 1, fp16 channels-last, timed in the
-same stage), f = 2 / 3 over f = 1, end-to-end over kernel, and % of the probed fp16 peak.
+same stage), the best at f = 2 / 3 over the same backend at f = 1, end-to-end over kernel, and % of
+the probed fp16 peak.
 
 Stages: core-<model> (noscope-coral, game-lol-gold-int: every backend, f = 1..4 (the compile tiers
-at f = 1 and 4), kernel and end-to-end, the peer; the first one re-probes the peak), zoo-a and zoo-b
-(the other eight specialized models; max-autotune only at f = 1, where it shares the peer's cached
-compile), sweep-noscope-coral (batch 16..16384, eager and triton). A stage builds no more
-torch.compile variants when its time is nearly up and reports what it measured; a stage that
-overruns is killed. The torch.compile artefacts persist in foldedcnn's cache dir, so a second run
-on the same machine skips most compile time.
+at f = 1 and 4), kernel and end-to-end, the peer; the first one re-probes the peak), then one stage
+per other specialized model, zoo-<model> (max-autotune only at f = 1, where it shares the peer's
+cached compile; 3 trials of 10 batches), then sweep-noscope-coral (batch 16..16384, eager and
+triton). A stage builds no more torch.compile variants when its time is nearly up and reports what
+it measured; a stage that overruns is killed and loses only its own model's rows (on an H200 a
+fresh machine took 40-48 s per zoo model, most of it the peer's max-autotune compile). The
+torch.compile artefacts persist in foldedcnn's cache dir, so a second run on the same machine skips
+most compile time. Each stage's output is kept in stages/<stage>/log.txt. `--summarize-only`
+rewrites throughput.csv and summary.md from the stages already under --out (e.g. after rerunning
+one stage by its printed command).
 Goals: best original >= peer on every model; best folded >= 3.0x peer on coral and gold-int;
 folded coral >= 30 % of the fp16 peak; f = 2 and 3 faster than f = 1; end-to-end >= 0.9x kernel
 at batch 1024.
 
-Usage: bash benchmarks/gpu.sh [--budget 480] [--dry-run] [--tiny --device cpu] [--out DIR]
+Usage: bash benchmarks/gpu.sh [--budget 480] [--dry-run] [--tiny --device cpu] [--out DIR] [--summarize-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shlex
 import subprocess
 import sys
@@ -63,13 +69,15 @@ def specialized_models() -> list[str]:
 def plan(backends: list[str], device: str, tiny: bool) -> list[Stage]:
     """The stages, most important first. `backends`: those of WANTED that run on `device`."""
     if tiny:  # the same stages at CPU-test size: the script's plumbing, not a measurement
-        timing = ["--trials", "1", "--iterations", "1", "--warmup", "0"]
+        timing = zoo_timing = ["--trials", "1", "--iterations", "1", "--warmup", "0"]
         batch, sweep, folds = ["--batch", "8"], ["--batch-sweep", "4", "8"], ["1", "2"]
     else:
         timing = ["--trials", "5", "--iterations", "20", "--warmup", "3"]
+        zoo_timing = ["--trials", "3", "--iterations", "10", "--warmup", "2"]
         batch, sweep, folds = ["--batch", "1024"], ["--batch-sweep", "16", "256", "1024", "4096", "16384"], \
             ["1", "2", "3", "4"]
-    common = ["--device", device, "--no-plots", "--keep-going", *timing]  # a variant that fails costs only its row
+    shared = ["--device", device, "--no-plots", "--keep-going"]  # a variant that fails costs only its rows
+    common = [*shared, *timing]
     peer = ["--peer"] if device == "cuda" else []  # max-autotune on a CPU compiles for minutes
     slow = [b for b in ("compile", "compile-max") if b in backends]
     stages = []
@@ -81,9 +89,10 @@ def plan(backends: list[str], device: str, tiny: bool) -> list[Stage]:
     fast = [b for b in backends if b != "compile"]
     others = [m for m in specialized_models() if m not in CORE]
     limit = ["--backend-folds", "compile-max=1"] if "compile-max" in fast else []
-    for half, models in (("a", others[: len(others) // 2]), ("b", others[len(others) // 2:])):
-        stages.append(Stage(f"zoo-{half}", ["--models", *models, "--folds", *folds, *batch, "--backends", *fast,
-                                            *limit, "--mode", "kernel", "end-to-end", *peer, *common], 100))
+    for model in others:
+        stages.append(Stage(f"zoo-{model}", ["--models", model, "--folds", *folds, *batch, "--backends", *fast,
+                                             *limit, "--mode", "kernel", "end-to-end", *peer, *shared, *zoo_timing],
+                            50))
     stages.append(Stage("sweep-noscope-coral", ["--models", "noscope-coral", "--folds", folds[0], folds[-1], *sweep,
                                                 "--backends", *[b for b in fast if b != "compile-max"],
                                                 "--mode", "kernel", "--no-baseline", *common], 45))
@@ -155,6 +164,13 @@ def summarize(rows: list[dict], batch: int) -> list[dict]:
         def ratio(a: dict | None, b: dict | None) -> float | None:
             return a["images_per_s"] / b["images_per_s"] if a and b else None
 
+        def same_backend(fold: int, at: list[dict] = at) -> str | None:
+            """The best kernel row at `fold` over the same backend at f = 1 (the compile tiers run at f = 1 and 4
+            only, so the best at f = 2 against the best at f = 1 would compare two backends)."""
+            best = _best(at, fold=fold, backend=ours, mode="kernel")
+            base = best and _best(at, fold=1, backend=best["backend"], mode="kernel")
+            return best and base and f"{ratio(best, base):.2f} {best['backend']}"
+
         table.append({
             "model": model, "peer": peer and peer["images_per_s"],
             "best_original": orig and f"{orig['images_per_s']:,.0f} {orig['backend']}",
@@ -162,8 +178,7 @@ def summarize(rows: list[dict], batch: int) -> list[dict]:
             "best_folded": folded and f"{folded['images_per_s']:,.0f} {folded['backend']} f={folded['fold']}",
             "folded_vs_peer": ratio(folded, peer),
             "goal": f"{GOAL_VS_PEER:.1f}x" if model in CORE else "",
-            "f2_vs_f1": ratio(_best(at, fold=2, backend=ours, mode="kernel"), orig),
-            "f3_vs_f1": ratio(_best(at, fold=3, backend=ours, mode="kernel"), orig),
+            "f2_vs_f1": same_backend(2), "f3_vs_f1": same_backend(3),
             "e2e_vs_kernel": ratio(e2e, folded),
             "peak_pct": 100 * folded["utilization"] if folded and folded["utilization"] is not None else None,
         })
@@ -178,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny batches and one trial (CPU test of the script)")
     p.add_argument("--dry-run", action="store_true", help="print the stages and exit")
     p.add_argument("--out", default=None, help="default benchmarks/results/gpu-<device name>")
+    p.add_argument("--summarize-only", action="store_true",
+                   help="run nothing: rewrite throughput.csv and summary.md from the stages under --out")
     args = p.parse_args(argv)
     t_start = time.monotonic()
     deadline = t_start + args.budget
@@ -188,8 +205,6 @@ def main(argv: list[str] | None = None) -> int:
         avail = available_backends(device, torch.float16 if device.type == "cuda" else torch.float32)
     backends = [b for b in args.backends if b in avail]
     notes = [f"backend {b!r} not available on {device.type} here: skipped" for b in args.backends if b not in avail]
-    if "triton" not in avail:
-        notes.append("'triton' (the fused Triton backend, another worker's item) is not registered in this checkout")
     slug = "dry-run" if args.dry_run else machine_slug(machine_info(device.type))
     out = Path(args.out or Path("benchmarks") / "results" / f"gpu-{slug}")
     stages = plan(backends, device.type, args.tiny)
@@ -198,7 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stage {s.name} (cap {s.cap_s:.0f} s): foldedcnn bench {shlex.join(s.args)}")
     if args.dry_run:
         return 0
-    log = [run_stage(s, out, deadline) for s in stages]
+    device_label = machine_info(device.type)["device_name"]
+    if args.summarize_only:  # the machine the stages ran on, not this one
+        found = sorted(out.glob("stages/*/throughput.csv"))
+        log = [f"{path.parent.name}: as found in {path.parent}" for path in found]
+        notes = []
+        if found:
+            device_label = json.loads((found[0].parent / "machine.json").read_text())["device_name"]
+    else:
+        log = [run_stage(s, out, deadline) for s in stages]
     rows = read_rows(out)
     if not rows:
         print("no stage produced rows", file=sys.stderr)
@@ -209,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     table = summarize(rows, batch)
-    elapsed = f"total {time.monotonic() - t_start:.0f} s of a {args.budget:.0f} s budget"
+    elapsed = ("summarized from the stages' own files" if args.summarize_only
+               else f"total {time.monotonic() - t_start:.0f} s of a {args.budget:.0f} s budget")
     (out / "summary.md").write_text("\n".join([
-        f"# GPU summary ({machine_info(device.type)['device_name']}, batch {batch}, kernel mode unless said)", "",
+        f"# GPU summary ({device_label}, batch {batch}, kernel mode unless said)", "",
         "Made by `bash benchmarks/gpu.sh " + shlex.join(argv if argv is not None else sys.argv[1:]) + "`.", "",
         *[f"- {line}" for line in [*notes, *log, elapsed]], "",
         markdown_table(table), ""]))

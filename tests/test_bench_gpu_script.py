@@ -1,6 +1,7 @@
 """benchmarks/gpu.py, the GPU run of issue #14: its plan, its summary arithmetic, and one stage on the CPU."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def test_summary_ratios(gpu):
     (s,) = gpu.summarize(rows, 1024)
     assert s["peer"] == 100.0 and s["best_original"] == "110 compile-max" and s["original_vs_peer"] == 1.1
     assert s["best_folded"] == "320 compile-max f=4" and s["folded_vs_peer"] == pytest.approx(3.2)
-    assert s["f2_vs_f1"] == pytest.approx(150 / 110) and s["f3_vs_f1"] == pytest.approx(0.9)
+    # the best at f = 2 (torch) over torch at f = 1, not over the best f = 1 row (compile-max)
+    assert s["f2_vs_f1"] == f"{150 / 80:.2f} torch" and s["f3_vs_f1"] == f"{99 / 80:.2f} torch"
     assert s["e2e_vs_kernel"] == pytest.approx(0.9) and s["peak_pct"] == pytest.approx(31.0)
     assert s["goal"] == "3.0x"
 
@@ -70,3 +72,10 @@ def test_one_tiny_stage_on_cpu_writes_rows_and_the_summary(gpu, tmp_path, monkey
     assert "noscope-coral" in (tmp_path / "summary.md").read_text()
     assert "best per model" in (tmp_path / "stages" / "core-noscope-coral" / "log.txt").read_text()
     assert out.strip().splitlines()[-1].startswith("noscope-coral")  # the table comes last
+    # --summarize-only runs nothing and rebuilds the summary from the stages on disk, naming their machine
+    (tmp_path / "summary.md").unlink()
+    assert gpu.main(["--summarize-only", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "core-noscope-coral: as found in" in summary and "| noscope-coral |" in summary
+    machine = json.loads((tmp_path / "stages" / "core-noscope-coral" / "machine.json").read_text())
+    assert summary.startswith(f"# GPU summary ({machine['device_name']},")

@@ -26,8 +26,8 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="decoder processes (default: one per CPU core); a long video is split among them")
     p.add_argument("--decoder", choices=["auto", "cpu", "gpu"], default="auto",
-                   help="gpu: NVDEC (needs CUDA and PyNvVideoCodec); cpu: the decoder processes; auto (default): "
-                        "NVDEC for the videos it can decode when the engine is on a GPU, the CPU for the rest")
+                   help="gpu: NVDEC for the videos it can decode (needs CUDA and PyNvVideoCodec), the CPU for the "
+                        "rest; cpu: the decoder processes; auto (default): cpu, measured the faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="discard a video's earlier output in --out that was made with other settings")
