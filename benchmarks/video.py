@@ -118,7 +118,9 @@ def model_only(engine: Engine, frames: np.ndarray, batch: int) -> float:
     return len(frames) / (time.perf_counter() - t0)
 
 
-def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, decoder: str, workers: int) -> float:
+def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, decoder: str, workers: int
+               ) -> tuple[float, dict]:
+    """The job's frames/s in all, and where its wall clock went (JobSummary.timing)."""
     with tempfile.TemporaryDirectory() as out:
         cfg = JobConfig(ckpt, videos, Path(out), roi=VTEST_ROI, batch=args.batch, chunk_frames=4 * args.batch,
                         backend=args.backend, device=args.device, workers=workers, decoder=decoder,
@@ -126,7 +128,7 @@ def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, decoder: st
         with core_for_decoding():
             summary = run_job(cfg, engine)
         assert not summary.failed, summary.failed
-        return summary.frames_per_s
+        return summary.frames_per_s, summary.timing
 
 
 def fmt(values: list[float]) -> str:
@@ -173,6 +175,7 @@ def main() -> int:
                 engine.predict(frames[:n])
         samples: dict[tuple[str, str], list[float]] = {}
         failed: dict[str, str] = {}  # decoder -> its first error
+        timings: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.repeats):
             for name, videos in workloads.items():
                 samples.setdefault((name, "decode-only"), []).append(decode_only(videos, args.yardstick_frames))
@@ -182,12 +185,13 @@ def main() -> int:
                 for decoder in [d for d in args.decoders if d not in failed]:
                     for w in args.workers:
                         try:
-                            fps = end_to_end(engine, ckpt, videos, args, decoder, w)
+                            fps, timing = end_to_end(engine, ckpt, videos, args, decoder, w)
                         except Exception as exc:  # e.g. NVDEC missing on this machine: report it, run the rest
                             failed[decoder] = f"{type(exc).__name__}: {exc}"
                             print(f"end-to-end with --decoder {decoder} failed: {failed[decoder]}", flush=True)
                             break
                         samples.setdefault((name, f"end-to-end {decoder} w={w}"), []).append(fps)
+                        timings.setdefault((name, f"{decoder} w={w}"), []).append(timing)
         load_after = os.getloadavg()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -204,12 +208,16 @@ def main() -> int:
             # per repeat, end-to-end over the decode-only run just before it: this VM's speed drifts between
             # repeats (decode-only alone spans 1.7-2.8k frames/s), so ratios are paired, then their median taken
             ratio = [e / d for e, d in zip(e2e, dec, strict=True)]
+            job_timing = timings[(name, f"{decoder} w={w}")]
             rows.append({
                 "workload": name, "videos": len(videos), "decoder": decoder, "workers": w,
                 "decode-only f/s": fmt(samples[(name, "decode-only")]),
                 "decode+region f/s": fmt(samples[(name, "decode+region")]),
                 "model-only f/s": fmt(samples[(name, "model-only")]),
                 "end-to-end f/s": fmt(e2e),
+                # the job's start (indexing, decoders up) and its main process's share of the wall clock
+                "first batch s": round(statistics.median(t["first_batch_s"] for t in job_timing), 3),
+                "main busy": f"{statistics.median(t['main_busy_s'] / t['wall_s'] for t in job_timing):.0%}",
                 "e2e / decode-only": f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})",
                 f"e2e / ({cores} x decode-only)": round(statistics.median(ratio) / cores, 2),
             })
@@ -222,9 +230,10 @@ def main() -> int:
         "machine": machine, "command": command, "batch": args.batch, "repeats": args.repeats, "fold": args.fold,
         "decoders": args.decoders, "failed": failed, "codec": args.codec, "rows": rows,
         "samples": {f"{k[0]}/{k[1]}": v for k, v in samples.items()},
+        "timings": {f"{k[0]}/{k[1]}": v for k, v in timings.items()},
     }, indent=2))
     columns = ["workload", "videos", "decoder", "workers", "decode-only f/s", "decode+region f/s", "model-only f/s",
-               "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)"]
+               "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)", "first batch s", "main busy"]
     table = markdown_table(rows, columns)
     (args.out / "video.md").write_text(
         f"# Video job speed (vtest.avi, region {VTEST_ROI} -> 50x50, noscope-coral f = {args.fold})\n\n"

@@ -112,6 +112,8 @@ def test_parallel_segments_give_the_same_csvs_as_one_decoder(clips, checkpoint, 
         assert (tmp_path / "many" / name).read_text() == (tmp_path / "one" / name).read_text()
     summary = json.loads((tmp_path / "many" / "summary.json").read_text())
     assert summary["workers"] == 3 and summary["decoder"] == "cpu" and summary["frames_per_s"] > 0
+    t = summary["timing"]  # where the wall clock went, each part within it
+    assert 0 < t["plan_s"] < t["first_batch_s"] < t["wall_s"] and 0 < t["model_s"] <= t["main_busy_s"] < t["wall_s"]
 
 
 def _decoder_pids(job_pid: int) -> list[int]:

@@ -113,6 +113,10 @@ class JobSummary:
     workers: int = 0
     frames_per_s: float | None = None  # all videos together, wall clock of the job
     worker_restarts: int = 0
+    # where the wall clock went, seconds from the job's start: plan_s (indexing, segments), first_batch_s (the
+    # first decoded batch in hand), main_busy_s (this process labelling and writing; the rest it waited for
+    # decoders), model_s (the engine alone), wall_s
+    timing: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[VideoResult]:
@@ -318,6 +322,7 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         check_decoder_request(cfg.decoder, unavailable)
         tasks = plan_tasks(videos, cfg, roi, (h, w), workers, partial(choose_decoder, cfg.decoder,
                                                                        unavailable=unavailable))
+        plan_s = time.perf_counter() - t0
         choice = [v.result.decoder for v in videos]
         gpu_tasks = [t for t in tasks if choice[t.segment.video] == "gpu"]
         cpu_tasks = [t for t in tasks if choice[t.segment.video] == "cpu"]
@@ -332,7 +337,10 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
                 tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
             side = NvdecDecoder(gpu_tasks, str(engine.device)) if gpu_tasks else None
             stopped = None  # once the output cannot be written, the job stops
+            first_batch_s, busy = None, 0.0
             for event in pool.run(cpu_tasks, side=side):
+                t_event = time.perf_counter()
+                first_batch_s = first_batch_s or (t_event - t0 if isinstance(event, Decoded) else None)
                 video = videos[event.task.segment.video]
                 try:
                     if isinstance(event, Decoded):
@@ -346,6 +354,7 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
                 except OutputWriteError as exc:
                     stopped = video.result.error = str(exc)
                     break
+                busy += time.perf_counter() - t_event
             summary.worker_restarts = pool.restarts
         for video in videos:
             if stopped and not video.finished and video.result.error is None:
@@ -355,6 +364,9 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         summary.videos = [v.result for v in videos]
         labelled = sum(v.frames for v in videos)
         summary.frames_per_s = round(labelled / wall, 1) if labelled else None
+        summary.timing = {name: None if value is None else round(value, 3) for name, value in (
+            ("plan_s", plan_s), ("first_batch_s", first_batch_s), ("main_busy_s", busy),
+            ("model_s", sum(v.model_s for v in videos)), ("wall_s", wall))}
         write_summary(cfg.out_dir, summary)
     return summary
 
