@@ -17,6 +17,12 @@ from foldedcnn.train.schedule import learning_rate
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def test_refit_images_must_not_be_negative():
+    assert TrainConfig().refit_images == 1024
+    with pytest.raises(FoldedCNNError, match=r"refit_images must be >= 0 \(0: no refit\), got -1"):
+        TrainConfig(refit_images=-1)
+
+
 def test_a_warm_start_makes_the_defaults_a_fine_tune():
     scratch = TrainConfig(fold=4, epochs=10)
     warm = TrainConfig(fold=4, epochs=10, init_from="f1/best.safetensors")

@@ -156,3 +156,28 @@ def test_a_hand_widened_network_is_refused():
     folded.network.features[0] = nn.Conv2d(6, 50, 3, padding=1)  # the plan says 48 channels (45 rounded up to 8s)
     with pytest.raises(FoldedCNNError, match=r"folded network has \(6, 50, 1\), the fold plan says .* = \(6, 48, 1\)"):
         warm_start(folded, original.network)
+
+
+@pytest.mark.parametrize("name,fold", CASES)
+def test_calibration_refit_brings_the_logits_back_towards_the_original(name, fold):
+    torch.manual_seed(0)
+    original = trained_like(zoo(name, 1))
+    plain, refit = zoo(name, fold).eval(), zoo(name, fold).eval()
+    warm_start(plain, original.network)
+    warm_start(refit, original.network, calibration=torch.randn(64 * fold, *original.input_shape))
+    x = torch.randn(8 * fold, *original.input_shape)  # held out: not the calibration images
+    with torch.no_grad():
+        want = original(x)
+        errors = {name: (m(x) - want).pow(2).mean().item() for name, m in (("plain", plain), ("refit", refit))}
+        assert errors["refit"] < 0.5 * errors["plain"], errors
+        # the refit writes only inside the images' blocks: a changed image 0 changes its logits alone
+        other = x.clone()
+        other[0] = torch.randn_like(x[0])
+        y, y_other = refit(x), refit(other)
+    assert not torch.allclose(y[0], y_other[0]) and torch.equal(y[1:], y_other[1:])
+
+
+def test_refit_needs_a_group_of_calibration_images():
+    original = trained_like(zoo("noscope-coral", 1))
+    with pytest.raises(FoldedCNNError, match="3 calibration images, fewer than f=4"):
+        warm_start(zoo("noscope-coral", 4), original.network, calibration=torch.randn(3, *original.input_shape))

@@ -18,6 +18,9 @@ def register(sub) -> None:
                         "Makes the defaults a fine-tune: lr 0.1x to 1x the default as the warm start kept more or "
                         "less of the original's validation top-1, warm-up (1 epoch or 100 steps), cosine decay, "
                         "no curriculum")
+    p.add_argument("--refit-images", type=int, default=1024, metavar="N",
+                   help="with --init-from: refit the warm start's blocks by least squares to the original's layer "
+                        "outputs on N training images (default 1024; 0: the plain block copy)")
     p.add_argument("--distill", choices=["mse", "kl"], default="mse", help="distillation loss (default mse)")
     p.add_argument("--distill-alpha", type=float, default=0.5, help="weight of distillation vs CE (default 0.5)")
     p.add_argument("--temperature", type=float, default=1.0, help="softening temperature of --distill kl")

@@ -16,6 +16,7 @@ from ..transform import ModelRef
 from ._fresh import FreshDraws
 from .config import TrainConfig
 from .evaluation import predict_logits
+from .normalization import normalize
 from .trainer import LAST, ImageSet, TrainResult, train
 
 
@@ -42,16 +43,18 @@ def top1_of(logits: Callable[[torch.Tensor], torch.Tensor], data: ImageSet) -> f
     return 100.0 * float((logits(data.images).argmax(dim=1) == data.labels).float().mean())
 
 
-def warm_start_from(model: FoldedModel, path: str | os.PathLike, trust_code: bool = False) -> dict[str, list[float]]:
+def warm_start_from(model: FoldedModel, path: str | os.PathLike, trust_code: bool = False,
+                    calibration: torch.Tensor | None = None) -> dict[str, list[float]]:
     """Warm-start `model` (fold f) in place from the trained f=1 checkpoint at `path` of the same model
-    (see transform.warm_start); returns that checkpoint's normalisation, which training must keep.
-    `trust_code` is load_checkpoint's."""
+    (see transform.warm_start), refitting its blocks on `calibration` uint8 images (N, C, H, W) when given;
+    returns that checkpoint's normalisation, which training must keep. `trust_code` is load_checkpoint's."""
     from ..transform._warm_start import warm_start
 
     ck = load_checkpoint(path, fold=1, input_shape=model.input_shape, trust_code=trust_code)
     if ck.model.num_classes != model.num_classes:
         raise CheckpointError(f"{path} has {ck.model.num_classes} classes, the model to train {model.num_classes}")
-    warm_start(model, ck.model.network)
+    images = None if calibration is None else normalize(calibration, ck.normalization)
+    warm_start(model, ck.model.network, calibration=images)
     return ck.normalization
 
 
@@ -92,8 +95,9 @@ def train_from_config(
     val_set = load_data(config.data, "val") if val_set is None else val_set
     model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
-    normalization = (warm_start_from(model, config.init_from, trust_code) if config.init_from and not resuming
-                     else None)
+    calibration = train_set.images[: config.refit_images] if config.refit_images else None
+    normalization = (warm_start_from(model, config.init_from, trust_code, calibration)
+                     if config.init_from and not resuming else None)
     teach = (load_teacher(config.distill_from, model.input_shape, device=config.device, trust_code=trust_code)
              if config.distill_from else None)
     if teach is not None and teacher is None:

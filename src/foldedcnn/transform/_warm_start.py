@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ._channel_graph import analyse
+from ._refit import refit_block, refittable
 from .block_diagonal import copy_norm, feature_slots, image_slots
 from .plan import FoldPlan, LayerPlan, make_plan
 
@@ -151,12 +152,15 @@ def _copy(lp: LayerPlan, src: nn.Module, dst: nn.Module, plan: FoldPlan, keep: d
             dst.bias[rows_dst[j]] = src.bias[rows_src]
 
 
-def warm_start(folded: FoldedModel, original: nn.Module) -> None:
+def warm_start(folded: FoldedModel, original: nn.Module, calibration: torch.Tensor | None = None) -> None:
     """Overwrite `folded` (fold f) in place with block copies of the trained `original` (fold 1).
 
     `original` maps (B, C, H, W) -> (B, K) and `folded` (N, f*C, H, W) -> (N, f*K) with the same
     layer names (a zoo model at two folds, or fold_model of the same model). Afterwards image j's
-    logits depend on image j alone and equal those of `original` pruned to `select_channels`.
+    logits depend on image j alone and equal those of `original` pruned to `select_channels`; with
+    `calibration` (normalised images (N, C, H, W), N >= f), each conv and Linear block is then refitted
+    by least squares to the original's outputs on them, layer by layer (transform._refit), which brings
+    the pruned blocks' logits back towards the original's.
     Raises FoldedCNNError, leaving `folded` untouched, for grouped convs, GroupNorm, networks that do not
     match the fold plan, or a space too narrow to give every image a channel.
     """
@@ -164,3 +168,13 @@ def warm_start(folded: FoldedModel, original: nn.Module) -> None:
     keep = _select(plan, original, folded)  # checks every layer before anything is written
     for lp in plan.layers:
         _copy(lp, original.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep)
+    if calibration is None:
+        return
+    images = calibration[: calibration.shape[0] // plan.fold * plan.fold].float()
+    if images.shape[0] == 0:
+        raise FoldedCNNError(f"warm start: {calibration.shape[0]} calibration images, fewer than f={plan.fold}")
+    for lp in plan.layers:
+        if lp.kind in ("conv", "linear") and refittable(folded.network.get_submodule(lp.name)):
+            rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, 1)
+            cols_src, cols_dst = _axis(lp.in_spaces, plan, keep, lp.inner)
+            refit_block(original, folded.network, lp.name, images, plan.fold, rows_src, rows_dst, cols_src, cols_dst)
