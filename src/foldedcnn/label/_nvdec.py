@@ -11,8 +11,8 @@ note in summary.json; `auto` (the default) takes the CPU pool, the faster of the
 frames come out of NVDEC as planar RGB on the GPU, the region is cut and resized there (area
 averaging, like the CPU path's INTER_AREA for downscaling; pixel values differ slightly from the CPU
 path: another YUV->RGB conversion and resampler), and batches go to the Engine without a host copy.
-It reads frames by index (`get_batch_frames_by_index`), one segment after another in one thread: that,
-not NVDEC, is why it is slow; sequential reads and one decoder per NVDEC engine are the next step.
+It reads frames by index (`get_batch_frames_by_index`), one segment after another in one thread: the
+likely reason it is slow (not yet profiled); sequential reads and one decoder per NVDEC engine are next.
 """
 
 from __future__ import annotations
