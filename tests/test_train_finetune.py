@@ -67,6 +67,19 @@ def test_train_takes_the_rate_from_the_original_s_top1():
     assert fine_tune(62.5)[1] == pytest.approx(0.4 * 1e-3)  # kept 0.8
 
 
+def test_a_refitted_warm_start_takes_the_rate_of_its_plain_copy(tmp_path):
+    def run(epochs: int, original_top1: float | None, copy_top1: float | None) -> tuple[float, float]:
+        torch.manual_seed(0)
+        model = FoldedModel.from_zoo("noscope-coral", 1)  # 50 % val as given: as good as an original at 50
+        data = make_set(64, model.input_shape, model.num_classes)
+        warm = TrainConfig(fold=1, epochs=epochs, batch=16, init_from="the original", progress=False)
+        result = train(model, data, data, warm, out=tmp_path, original_top1=original_top1, copy_top1=copy_top1)
+        return result.history[0]["val_top1"], result.lr
+
+    assert run(1, original_top1=50.0, copy_top1=25.0) == (50.0, pytest.approx(1e-3))  # the copy lost half
+    assert run(1, original_top1=None, copy_top1=None)[1] == pytest.approx(1e-3)  # resumed: its saved state's
+
+
 def test_a_resumed_fine_tune_keeps_its_rate_without_the_original(tmp_path):
     def run(epochs: int, original_top1: float | None) -> float:
         torch.manual_seed(0)

@@ -15,7 +15,7 @@ DEFAULT_LR = {"adam": 1e-3, "rmsprop": 1e-3}
 # Fine-tuning a warm-started model (init_from) scales that rate by how much of the original's validation top-1 the
 # warm start lost (lost = 1 - warm start's / original's, both on the run's validation split before training):
 # scale = FINETUNE_LR_SLOPE * lost, clipped to [FINETUNE_LR_SCALE, 1], after a warm-up, with cosine decay. Why
-# (benchmarks/results/finetune_sweep.md):
+# (benchmarks/results/finetune_sweep-no-refit.md, the plain block-copy warm start):
 # - A warm start that kept little has to relearn and needs the full rate: game-apex f=4 starts at 8.3 % val of the
 #   original's 88.3 % (lost 0.91) and reaches 76.1 % val after 8 epochs at 1e-3, 74.3 % at 3e-4, 64.4 % at 3e-3;
 #   f=2 starts at 39.6 % (lost 0.55): 86.6 % at 1e-3, 85.6 % at 3e-4.

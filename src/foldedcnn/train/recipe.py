@@ -95,9 +95,12 @@ def train_from_config(
     val_set = load_data(config.data, "val") if val_set is None else val_set
     model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
-    calibration = train_set.images[: config.refit_images] if config.refit_images else None
-    normalization = (warm_start_from(model, config.init_from, trust_code, calibration)
-                     if config.init_from and not resuming else None)
+    normalization, copy_top1 = None, None
+    if config.init_from and not resuming:
+        normalization = warm_start_from(model, config.init_from, trust_code)
+        if config.refit_images:  # the plain copy's top-1 sets the fine-tune rate (train's copy_top1), then refit
+            copy_top1 = top1_of(lambda images: predict_logits(model, images, normalization), val_set)  # model on CPU
+            warm_start_from(model, config.init_from, trust_code, train_set.images[: config.refit_images])
     teach = (load_teacher(config.distill_from, model.input_shape, device=config.device, trust_code=trust_code)
              if config.distill_from else None)
     if teach is not None and teacher is None:
@@ -108,4 +111,5 @@ def train_from_config(
     original_top1 = top1_of(original, val_set) if original else None  # a resumed run has it in its saved state
     with FreshDraws(config.data, config.epochs, config.data_workers) if config.fresh_data else nullcontext() as draws:
         return train(model, train_set, val_set, config, teacher_logits=teacher if teach else None,
-                     normalization=normalization, out=out, draws=draws, teacher=teach, original_top1=original_top1)
+                     normalization=normalization, out=out, draws=draws, teacher=teach, original_top1=original_top1,
+                     copy_top1=copy_top1)

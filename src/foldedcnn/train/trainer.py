@@ -230,6 +230,7 @@ def train(
     draws: Callable[[int], ImageSet] | None = None,
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
     original_top1: float | None = None,
+    copy_top1: float | None = None,
 ) -> TrainResult:
     """Train `model` (any FoldedModel: zoo or fold_model) on uint8 images (N, C, H, W) with labels (N,).
 
@@ -244,8 +245,10 @@ def train(
     checkpoint) is the model as given. With `out`, writes metrics, best.safetensors and last.safetensors
     there, and resumes from last.safetensors when it exists (its config must equal `config`).
     `original_top1`: for a warm start (config.init_from), the original's validation top-1 on `val_set`; with
-    it the default learning rate follows how much of it the model as given kept (TrainConfig.resolved_lr); a
-    resumed run takes it from its saved state.
+    it the default learning rate follows how much of it the model as given kept (TrainConfig.resolved_lr), or,
+    with `copy_top1` (a refitted warm start: the plain block copy's validation top-1), how much the copy kept:
+    the refit moves the start closer, not the folded network's optimum. A resumed run takes both from its
+    saved state.
     """
     check_compatible(model, train_set, config, "train")
     check_compatible(model, val_set, config, "validation")
@@ -287,7 +290,7 @@ def train(
             normalization = state.meta["normalization"]
             history, best, start_epoch = state.meta["history"], state.meta["best_val_top1"], state.meta["epoch"]
             elapsed = state.meta["seconds"]
-            original_top1 = state.meta.get("original_top1")
+            original_top1, copy_top1 = state.meta.get("original_top1"), state.meta.get("copy_top1")
             best_path = out_dir / BEST if (out_dir / BEST).exists() else None
             resumed = True
     if normalization is None:
@@ -315,7 +318,8 @@ def train(
             record({"epoch": 0, "active_classes": int(curriculum.active_mask(0).sum()), "train_loss": None,
                     "train_top1": None, "val_loss": round(val.loss, 6), "val_top1": round(val.top1, 4), "lr": None,
                     "seconds": 0.0})
-        kept = history[0]["val_top1"] / original_top1 if original_top1 else None  # row 0 survives a resume
+        start = history[0]["val_top1"] if copy_top1 is None else copy_top1  # row 0 survives a resume
+        kept = start / original_top1 if original_top1 else None
         base_lr = config.resolved_lr(zoo_family(model), kept)
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
@@ -345,6 +349,7 @@ def train(
             save_state(out_dir / LAST, tensors, {
                 "config": config.to_dict(), "epoch": epoch + 1, "history": history, "best_val_top1": best,
                 "seconds": elapsed, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "curriculum": curriculum.to_dict(), "normalization": normalization, "original_top1": original_top1})
+                "curriculum": curriculum.to_dict(), "normalization": normalization, "original_top1": original_top1,
+                "copy_top1": copy_top1})
     model.eval()
     return TrainResult(model, history, normalization, best_path, best, elapsed, base_lr)
