@@ -55,7 +55,8 @@ class TrainConfig:
     init_from: a trained f=1 checkpoint of the same model to warm-start from (transform.warm_start), its blocks
     refitted by least squares to the original's layer outputs on the first `refit_images` training images (0:
     the plain block copy; on the CPU game tasks the refit lifts a f = 4 warm start from 8-28 % to 65-67 % val
-    top-1 before any training, f = 2 from 54-74 % to within 0.6 points of the original). With it
+    top-1 before any training, f = 2 from 54-74 % to within 0.6 points of the original; the fine-tune rate
+    below still follows what the plain copy kept, see train's copy_top1). With it
     the defaults become a fine-tune: lr None is DEFAULT_LR scaled by how much the warm start lost (finetune_lr_scale:
     FINETUNE_LR_SCALE for a warm start as good as the original, 1 for one that lost half), schedule "auto" is cosine,
     warmup None is one epoch or FINETUNE_WARMUP_STEPS steps, whichever is longer, and the curriculum stays
