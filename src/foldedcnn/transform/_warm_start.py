@@ -160,7 +160,8 @@ def warm_start(folded: FoldedModel, original: nn.Module, calibration: torch.Tens
     logits depend on image j alone and equal those of `original` pruned to `select_channels`; with
     `calibration` (normalised images (N, C, H, W), N >= f), each conv and Linear block is then refitted
     by least squares to the original's outputs on them, layer by layer (transform._refit), which brings
-    the pruned blocks' logits back towards the original's.
+    the pruned blocks' logits back towards the original's (unless every channel was kept: then the copy
+    is exact already).
     Raises FoldedCNNError, leaving `folded` untouched, for grouped convs, GroupNorm, networks that do not
     match the fold plan, or a space too narrow to give every image a channel.
     """
@@ -168,8 +169,8 @@ def warm_start(folded: FoldedModel, original: nn.Module, calibration: torch.Tens
     keep = _select(plan, original, folded)  # checks every layer before anything is written
     for lp in plan.layers:
         _copy(lp, original.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep)
-    if calibration is None:
-        return
+    if calibration is None or all(keep[s.id].numel() == s.channels for s in plan.spaces):
+        return  # every channel kept (f = 1, or width f x n): the copy is exact, nothing to refit
     images = calibration[: calibration.shape[0] // plan.fold * plan.fold].float()
     if images.shape[0] == 0:
         raise FoldedCNNError(f"warm start: {calibration.shape[0]} calibration images, fewer than f={plan.fold}")
