@@ -4,7 +4,8 @@ For a trained f = 1 checkpoint of a game task, warm-starts f = 2 and 4 from it w
 block copy of the most important channels) and with each N of --refit-images, and prints each one's top-1 on
 the task's validation split (the CPU accuracy recipe's: n_train 6000, n_val 1000) and the seconds it took.
 
-    env PYTHONPATH=src .venv/bin/python benchmarks/warm_start_refit.py game-apex-squad-count RUNS/f1-ce-e12/best.safetensors
+    env PYTHONPATH=src .venv/bin/python benchmarks/warm_start_refit.py game-apex-squad-count \
+        RUNS/game-apex-squad-count/f1-ce-e12/best.safetensors
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.refit_images:
             model = FoldedModel.from_zoo(args.task, fold)
             t0 = time.perf_counter()
-            warm_start(model, ck.model.network, calibration=normalize(train.images[:n], ck.normalization) if n else None)
+            calibration = normalize(train.images[:n], ck.normalization) if n else None
+            warm_start(model, ck.model.network, calibration=calibration)
             print(f"f = {fold}, refit images {n}: {top1(model):.1f} % ({time.perf_counter() - t0:.1f} s)", flush=True)
     return 0
 
