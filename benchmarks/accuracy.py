@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from foldedcnn._parent_watch import exit_with_parent
 from foldedcnn.checkpoint import load_checkpoint
 from foldedcnn.data import LabelledImages, load_data
 from foldedcnn.device import device_name
@@ -376,7 +378,9 @@ def main() -> None:
     table = "finetune_sweep" if args.sweep else "accuracy"
     out = runs / table if args.smoke else RESULTS / f"{table}{label}"
     rows: list[dict] = []
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+    # the workers end with this process: killed, it cannot shut the pool down, and they would train on unseen
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_task, t, args.seed, runs, args.threads, args.device, workers, args.finished_only)
                    for t in tasks]
         for fut in futures:  # in task order; the tables are rewritten as each task finishes

@@ -4,14 +4,14 @@ training so that generating the next epochs overlaps training on this one."""
 from __future__ import annotations
 
 import os
-import threading
-import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import torch
+
+from .._parent_watch import exit_with_parent
 
 if TYPE_CHECKING:
     from ..data import LabelledImages
@@ -21,13 +21,7 @@ def _worker_start(parent: int) -> None:
     """One torch thread; and exit once process `parent` (the training run) is gone: a run killed with SIGKILL
     cannot shut its pool down, and its workers would otherwise wait for work forever."""
     torch.set_num_threads(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    exit_with_parent(parent)
 
 
 def _draw(spec: str, epoch: int) -> LabelledImages:
