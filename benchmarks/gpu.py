@@ -146,40 +146,42 @@ def _best(rows: list[dict], **match) -> dict | None:
     return max(mine, key=lambda r: r["images_per_s"], default=None)
 
 
+def _ours(backend: str) -> bool:
+    return backend not in (PEER, "torch-plain")
+
+
+def _ratio(a: dict | None, b: dict | None) -> float | None:
+    return a["images_per_s"] / b["images_per_s"] if a and b else None
+
+
+def _same_backend(rows: list[dict], fold: int) -> str | None:
+    """The best kernel row of `rows` at `fold` over the same backend at f = 1, with that backend's name (the
+    compile tiers run at f = 1 and 4 only, so the best at f = 2 against the best at f = 1 would compare two)."""
+    best = _best(rows, fold=fold, backend=_ours, mode="kernel")
+    base = best and _best(rows, fold=1, backend=best["backend"], mode="kernel")
+    return best and base and f"{_ratio(best, base):.2f} {best['backend']}"
+
+
 def summarize(rows: list[dict], batch: int) -> list[dict]:
     """Per model at `batch`: best original and best folded (kernel mode, our backends) against the peer, the
-    best at f = 2 and 3 over the best at f = 1, end-to-end over kernel of the best folded variant, and its
-    share of the probed peak (utilization)."""
-    def ours(backend: str) -> bool:
-        return backend not in (PEER, "torch-plain")
-
+    best at f = 2 and 3 over the same backend at f = 1, end-to-end over kernel of the best folded variant, and
+    its share of the probed peak (utilization)."""
     table = []
     for model in sorted({r["model"] for r in rows}):
         at = [r for r in rows if r["model"] == model and r["batch"] == batch]
         peer = _best(at, fold=1, backend=PEER)
-        orig = _best(at, fold=1, backend=ours, mode="kernel")
-        folded = _best(at, fold=lambda f: f > 1, backend=ours, mode="kernel")
+        orig = _best(at, fold=1, backend=_ours, mode="kernel")
+        folded = _best(at, fold=lambda f: f > 1, backend=_ours, mode="kernel")
         e2e = folded and _best(at, fold=folded["fold"], backend=folded["backend"], mode="end-to-end")
-
-        def ratio(a: dict | None, b: dict | None) -> float | None:
-            return a["images_per_s"] / b["images_per_s"] if a and b else None
-
-        def same_backend(fold: int, at: list[dict] = at) -> str | None:
-            """The best kernel row at `fold` over the same backend at f = 1 (the compile tiers run at f = 1 and 4
-            only, so the best at f = 2 against the best at f = 1 would compare two backends)."""
-            best = _best(at, fold=fold, backend=ours, mode="kernel")
-            base = best and _best(at, fold=1, backend=best["backend"], mode="kernel")
-            return best and base and f"{ratio(best, base):.2f} {best['backend']}"
-
         table.append({
             "model": model, "peer": peer and peer["images_per_s"],
             "best_original": orig and f"{orig['images_per_s']:,.0f} {orig['backend']}",
-            "original_vs_peer": ratio(orig, peer),
+            "original_vs_peer": _ratio(orig, peer),
             "best_folded": folded and f"{folded['images_per_s']:,.0f} {folded['backend']} f={folded['fold']}",
-            "folded_vs_peer": ratio(folded, peer),
+            "folded_vs_peer": _ratio(folded, peer),
             "goal": f"{GOAL_VS_PEER:.1f}x" if model in CORE else "",
-            "f2_vs_f1": same_backend(2), "f3_vs_f1": same_backend(3),
-            "e2e_vs_kernel": ratio(e2e, folded),
+            "f2_vs_f1": _same_backend(at, 2), "f3_vs_f1": _same_backend(at, 3),
+            "e2e_vs_kernel": _ratio(e2e, folded),
             "peak_pct": 100 * folded["utilization"] if folded and folded["utilization"] is not None else None,
         })
     return table

@@ -44,18 +44,25 @@ def top1_of(logits: Callable[[torch.Tensor], torch.Tensor], data: ImageSet) -> f
 
 
 def warm_start_from(model: FoldedModel, path: str | os.PathLike, trust_code: bool = False,
-                    calibration: torch.Tensor | None = None) -> dict[str, list[float]]:
+                    calibration: torch.Tensor | None = None, val_set: ImageSet | None = None
+                    ) -> tuple[dict[str, list[float]], float | None]:
     """Warm-start `model` (fold f) in place from the trained f=1 checkpoint at `path` of the same model
-    (see transform.warm_start), refitting its blocks on `calibration` uint8 images (N, C, H, W) when given;
-    returns that checkpoint's normalisation, which training must keep. `trust_code` is load_checkpoint's."""
-    from ..transform._warm_start import warm_start
+    (see transform.warm_start), refitting its blocks on `calibration` uint8 images (N, C, H, W) when given.
+    Returns that checkpoint's normalisation, which training must keep, and, with `calibration` and `val_set`,
+    the plain block copy's validation top-1 measured before the refit (train's copy_top1), else None.
+    `trust_code` is load_checkpoint's."""
+    from ..transform._warm_start import refit_warm_start, warm_start
 
     ck = load_checkpoint(path, fold=1, input_shape=model.input_shape, trust_code=trust_code)
     if ck.model.num_classes != model.num_classes:
         raise CheckpointError(f"{path} has {ck.model.num_classes} classes, the model to train {model.num_classes}")
-    images = None if calibration is None else normalize(calibration, ck.normalization)
-    warm_start(model, ck.model.network, calibration=images)
-    return ck.normalization
+    warm_start(model, ck.model.network)
+    if calibration is None:
+        return ck.normalization, None
+    copy_top1 = (top1_of(lambda images: predict_logits(model, images, ck.normalization), val_set)  # model on CPU
+                 if val_set is not None else None)
+    refit_warm_start(model, ck.model.network, normalize(calibration, ck.normalization))
+    return ck.normalization, copy_top1
 
 
 def build_model(config: TrainConfig, input_shape: tuple[int, int, int] | None = None) -> FoldedModel:
@@ -95,12 +102,10 @@ def train_from_config(
     val_set = load_data(config.data, "val") if val_set is None else val_set
     model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
-    normalization, copy_top1 = None, None
+    normalization, copy_top1 = None, None  # the plain copy's top-1 sets the fine-tune rate of a refitted one
     if config.init_from and not resuming:
-        normalization = warm_start_from(model, config.init_from, trust_code)
-        if config.refit_images:  # the plain copy's top-1 sets the fine-tune rate (train's copy_top1), then refit
-            copy_top1 = top1_of(lambda images: predict_logits(model, images, normalization), val_set)  # model on CPU
-            warm_start_from(model, config.init_from, trust_code, train_set.images[: config.refit_images])
+        calibration = train_set.images[: config.refit_images] if config.refit_images else None
+        normalization, copy_top1 = warm_start_from(model, config.init_from, trust_code, calibration, val_set)
     teach = (load_teacher(config.distill_from, model.input_shape, device=config.device, trust_code=trust_code)
              if config.distill_from else None)
     if teach is not None and teacher is None:

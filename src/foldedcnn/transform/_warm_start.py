@@ -169,7 +169,20 @@ def warm_start(folded: FoldedModel, original: nn.Module, calibration: torch.Tens
     keep = _select(plan, original, folded)  # checks every layer before anything is written
     for lp in plan.layers:
         _copy(lp, original.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep)
-    if calibration is None or all(keep[s.id].numel() == s.channels for s in plan.spaces):
+    if calibration is not None:
+        _refit(plan, keep, folded, original, calibration)
+
+
+def refit_warm_start(folded: FoldedModel, original: nn.Module, calibration: torch.Tensor) -> None:
+    """The refit step of warm_start(folded, original, calibration) on a `folded` that warm_start(folded, original)
+    has already filled (e.g. to evaluate the plain copy first): the same blocks, refitted in place."""
+    plan = plan_of(folded, original)
+    _refit(plan, _select(plan, original, folded), folded, original, calibration)
+
+
+def _refit(plan: FoldPlan, keep: dict[int, torch.Tensor], folded: FoldedModel, original: nn.Module,
+           calibration: torch.Tensor) -> None:
+    if all(keep[s.id].numel() == s.channels for s in plan.spaces):
         return  # every channel kept (f = 1, or width f x n): the copy is exact, nothing to refit
     images = calibration[: calibration.shape[0] // plan.fold * plan.fold].float()
     if images.shape[0] == 0:
