@@ -2,7 +2,8 @@
 
 Every run trains with foldedcnn.train (fold-mixed batches, epoch 0 evaluated, best-on-validation checkpoint) and
 reports per-image top-1 on the test split of that checkpoint. Runs are resumable: each writes
-<runs>/<task>/f<F>-<method>-e<E>/ and a finished run is not redone.
+<runs>/<task>/f<F>-<method>[-n<narrow epochs>]-e<E>/ (a narrow stage in its narrow/) and a finished run is not
+redone.
 
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py [--tasks vtest,...]          # CPU recipe
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --device cuda                # GPU recipe
@@ -44,13 +45,14 @@ from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.tables import markdown_table
 from foldedcnn.train import TrainConfig, evaluate, teacher_logits, train_from_config
+from foldedcnn.train.recipe import NARROW
 from foldedcnn.transform import fold_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 COLUMNS = ["task", "model", "fold", "method", "init", "align", "role", "data", "top1", "delta", "goal", "val_start",
-           "val_best", "best_epoch", "epochs", "n_train", "n_test", "batch", "lr", "train_seconds", "device", "seed",
-           "val_curve"]
+           "val_best", "best_epoch", "narrow", "epochs", "n_train", "n_test", "batch", "lr", "train_seconds", "device",
+           "seed", "val_curve", "narrow_curve"]
 
 
 def fashion_cnn() -> nn.Module:
@@ -73,11 +75,12 @@ class Run:
     epochs: int
     align: int = 1
     lr: float | None = None
+    narrow: int = 0  # warm starts at fold > 1: epochs of the narrow stage before `epochs` folded ones
 
     @property
     def name(self) -> str:
-        return (f"f{self.fold}-{self.method}-e{self.epochs}" + (f"-a{self.align}" if self.align > 1 else "")
-                + (f"-lr{self.lr:g}" if self.lr is not None else ""))
+        return (f"f{self.fold}-{self.method}" + (f"-n{self.narrow}" if self.narrow else "") + f"-e{self.epochs}"
+                + (f"-a{self.align}" if self.align > 1 else "") + (f"-lr{self.lr:g}" if self.lr is not None else ""))
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ class Task:
 # original). distill-kl: 0.5 CE + 0.5 KL (temperature 4) toward the original's logits, from scratch.
 # warm+distill-kl: distill-kl starting from the trained original (transform.warm_start), with the library's
 # fine-tune defaults for a warm start (TrainConfig: a rate from 0.1x to 1x the default as the warm start kept more or
-# less of the original's top-1, warm-up, cosine, no curriculum).
+# less of the original's top-1, warm-up, cosine, no curriculum); at fold > 1 with Run.narrow epochs of the narrow
+# network first (TrainConfig.narrow_epochs), the folded model then fine-tuned at 0.03x.
 METHODS = {
     "ce": {"schedule": "cosine"},
     "paper": {"curriculum": "on", "lr": 1e-4, "schedule": "constant", "distill_from": True, "distill": "mse"},
@@ -117,12 +121,13 @@ METHODS = {
 
 
 def compared(original: int, finetune: int, extra: tuple[Run, ...] = (), folds: tuple[int, ...] = (2, 3, 4),
-             control_lr: float | None = None) -> tuple[Run, ...]:
+             control_lr: float | None = None, polish: int = 4) -> tuple[Run, ...]:
     """The original (`original` epochs from scratch); the control: the original fine-tuned like the folded models
-    (what the extra training alone gives), at `control_lr` (default: the library's rate for a warm start that
-    kept everything, 0.1x); warm-started `folds` fine-tuned `finetune` epochs; then `extra`."""
+    (what the extra training alone gives) for `finetune` epochs at `control_lr` (default: the library's rate for a
+    warm start that kept everything, 0.1x); warm-started `folds`: `finetune` epochs of their narrow network, then
+    `polish` epochs of the folded model; then `extra`."""
     return (Run(1, "ce", original), Run(1, "warm+distill-kl", finetune, lr=control_lr),
-            *(Run(f, "warm+distill-kl", finetune) for f in folds), *extra)
+            *(Run(f, "warm+distill-kl", polish, narrow=finetune) for f in folds), *extra)
 
 
 GAMES = ("game-lol-gold-int", "game-apex-squad-count", "game-sot-coin-count")
@@ -138,11 +143,11 @@ CPU_F4_GOAL = ((4, 2.0),)  # the CPU goal of the game tasks: f = 2 within 0.5 po
 def cpu_tasks() -> list[Task]:
     """The CPU recipe, sized for ~25 minutes with two jobs of one thread on 2 cores, the longest task first so that
     both jobs end together: 6,000 fresh training images per epoch; originals 12 epochs (gold-int: 16 at 3e-4, as at
-    1e-3 its 111 classes keep it on the chance plateau); the control and the folded models 16 epochs of the
-    library's fine-tune (its rate follows what the warm start kept: finetune_sweep.md); games at the folds of the
-    CPU goal (2 and 4), their control at 1e-3, the rate their weak warm starts get (a warm start that kept
-    everything gets 1e-4; the sweep's game controls end higher at 1e-3 than at 3e-4), vtest at every fold;
-    Fashion-MNIST (12,000 fixed images) at f = 4, 16 epochs of fine-tuning (after 8 its f = 4 was still rising)."""
+    1e-3 its 111 classes keep it on the chance plateau); the control 16 epochs of the library's fine-tune, the folded
+    models 16 epochs of their narrow network, then 4 of the folded model (TrainConfig.narrow_epochs); games at the
+    folds of the CPU goal (2 and 4), their control at 1e-3, the rate their narrow networks' weak warm starts get (a
+    warm start that kept everything gets 1e-4; the sweep's game controls end higher at 1e-3 than at 3e-4), vtest at
+    every fold; Fashion-MNIST (12,000 fixed images) at f = 4, 16 + 4 epochs of fine-tuning."""
     gold = Task(GAMES[0], GAMES[0], game_spec(GAMES[0], 6000), compared(16, 16, folds=(2, 4), control_lr=1e-3),
                 batch=32, lr=3e-4, goal=0.5, fold_goals=CPU_F4_GOAL, fresh=True)
     sot, apex = (Task(g, g, game_spec(g, 6000), compared(12, 16, folds=(2, 4), control_lr=1e-3), batch=32, lr=1e-3,
@@ -180,7 +185,8 @@ def sweep(task: Task, folds: tuple[int, ...], lrs: tuple[float, ...], epochs: in
 def smoke(task: Task) -> Task:
     """`task` with a few images and epochs: every run of the recipe, in seconds per run."""
     data = game_spec(task.name, 96).replace("n_val=1000&n_test=2000", "n_val=32&n_test=32") if task.fresh else task.data
-    runs = tuple(replace(r, epochs=2 if r.fold == 1 and r.method == "ce" else 1) for r in task.runs)
+    runs = tuple(replace(r, epochs=2 if r.fold == 1 and r.method == "ce" else 1, narrow=min(r.narrow, 1))
+                 for r in task.runs)
     return replace(task, data=data, runs=runs, batch=min(task.batch, 32), n_train=None if task.fresh else 96,
                    n_val=32, n_test=32)
 
@@ -235,6 +241,8 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
         for key in ("init_from", "distill_from"):
             if options.pop(key, False):
                 options[key] = str(original)
+        if run.fold > 1 and "init_from" in options:
+            options["narrow_epochs"] = run.narrow
         config = TrainConfig(model=task.model, fold=run.fold, data=task.data, epochs=run.epochs, batch=task.batch,
                              seed=seed, distill_alpha=0.5, align=run.align, fresh_data=task.fresh,
                              data_workers=workers, device=device, progress=False, **options)
@@ -243,6 +251,7 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
         t0 = time.perf_counter()
         result = train_from_config(config, runs / task.name / run.name, build(task, run, seed), train_set=train_set,
                                    val_set=val_set, teacher=soft, trust_code=own)
+        narrow = _narrow_history(runs / task.name / run.name) if config.resolved_narrow_epochs() else []
         best = load_checkpoint(result.best_path, fold=run.fold, device=device, trust_code=own)
         top1 = evaluate(best.model, test_set.images, test_set.labels, best.normalization, device=device).top1
         rows.append({"task": task.name, "model": task.model, "fold": run.fold, "method": run.method,
@@ -251,10 +260,13 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
                      "data": "fresh" if task.fresh else "fixed", "top1": round(top1, 2),
                      "val_start": round(result.history[0]["val_top1"], 2), "val_best": round(result.best_val_top1, 2),
                      "val_curve": " ".join(f"{h['val_top1']:.1f}" for h in result.history),
-                     "best_epoch": best.meta["metrics"]["epoch"], "epochs": run.epochs,
+                     "narrow_curve": " ".join(f"{h['val_top1']:.1f}" for h in narrow),
+                     "best_epoch": best.meta["metrics"]["epoch"], "narrow": len(narrow) - 1 if narrow else 0,
+                     "epochs": run.epochs,
                      "n_train": train_set.labels.numel(), "n_test": test_set.labels.numel(), "batch": task.batch,
                      "lr": result.lr,
-                     "train_seconds": round(result.seconds, 1), "device": device, "seed": seed})
+                     "train_seconds": round(result.seconds + (narrow[-1]["seconds"] if narrow else 0.0), 1),
+                     "device": device, "seed": seed})
         print(rows[-1], f"(wall {time.perf_counter() - t0:.0f} s)", flush=True)
     reference = max(r["top1"] for r in rows if r["fold"] == 1)  # the original, or the control when better
     for r in rows:
@@ -262,6 +274,11 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
         goal = dict(task.fold_goals).get(r["fold"], task.goal)
         r["goal"] = "" if r["fold"] == 1 else ("met" if r["delta"] >= -goal else f"missed by {-r['delta'] - goal:.2f}")
     return rows
+
+
+def _narrow_history(run_dir: Path) -> list[dict]:
+    """Per-epoch metrics of a run's narrow stage (row 0: its warm start)."""
+    return json.loads((run_dir / NARROW / "metrics.json").read_text())
 
 
 def summary(rows: list[dict], swept: list[dict] = ()) -> list[dict]:
@@ -314,7 +331,9 @@ training alone gives. delta = run - reference, where the reference is the better
 within 0.5 points (game, vtest; on the CPU game f = 4: 2 points) or 2 points (Fashion-MNIST) of it. data
 "fresh": new generated training images every epoch (validation and test fixed). tried: every run at that fold,
 here and ("sweep") in finetune_sweep.md; lr: the base rate (a warm start's follows how much of the original's
-top-1 it kept).
+top-1 it kept). narrow: epochs of the folded run's narrow stage (one image's block trained alone at fold 1,
+warm-started from the original, then copied into every block), narrow_curve its validation top-1 per epoch; the
+folded run's val_start is where the narrow stage left it, train_seconds counts both stages.
 
 ## Best folded run per task and fold
 

@@ -33,14 +33,15 @@ def _draw(spec: str, epoch: int) -> LabelledImages:
 class FreshDraws:
     """Epoch e's training images (uint8 (N, C, H, W), labels (N,)) of a generated data `spec`, e >= 1.
 
-    Call it with an epoch: it returns that epoch's images, drawing them now unless a worker already has,
+    Call it with an epoch: it returns that epoch's images (the data's draw epoch + `offset`: a second stage
+    of training after `offset` epochs of a first one sees new images), drawing them now unless a worker already has,
     and starts the next `workers` epochs (up to `epochs` - 1) in `workers` spawned processes. The images
     are a pure function of (spec, epoch), whatever the workers or the order of calls. Use as a context
     manager (or call close) so the workers end with the run.
     """
 
-    def __init__(self, spec: str, epochs: int, workers: int = 1) -> None:
-        self._spec, self._epochs, self._ahead = spec, epochs, workers
+    def __init__(self, spec: str, epochs: int, workers: int = 1, offset: int = 0) -> None:
+        self._spec, self._epochs, self._ahead, self._offset = spec, epochs, workers, offset
         self._pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_start,
                                          initargs=(os.getpid(),))
         self._pending: dict[int, Future[LabelledImages]] = {}
@@ -49,7 +50,7 @@ class FreshDraws:
     def _submit(self, epochs: range) -> None:
         for e in epochs:
             if e not in self._pending:
-                self._pending[e] = self._pool.submit(_draw, self._spec, e)
+                self._pending[e] = self._pool.submit(_draw, self._spec, e + self._offset)
 
     def __call__(self, epoch: int) -> LabelledImages:
         for stale in [e for e in self._pending if e < epoch]:  # a resumed run skips the epochs it has done

@@ -27,6 +27,10 @@ DEFAULT_LR = {"adam": 1e-3, "rmsprop": 1e-3}
 # Where the loss is unknown (train() without the original's top-1) the scale is FINETUNE_LR_SCALE.
 FINETUNE_LR_SCALE = 0.1  # the least scale: a warm start that kept 95 % of the original's top-1 or more
 FINETUNE_LR_SLOPE = 2.0  # a warm start that lost half of the original's top-1 or more gets the full rate
+# After a narrow stage (narrow_epochs) the folded model starts from the trained narrow network and the fine-tune only
+# polishes: game-apex f=4 from its narrow network's 84.9 % val, one epoch at 3e-4 drops it to 78.3 %, at 1e-4 to
+# 83.4 %, at 3e-5 to 84.5 %; after 8 epochs all end at 84.0-85.5 % (the 3e-5 run's best 85.5 %).
+FINETUNE_AFTER_NARROW_SCALE = 0.03
 FINETUNE_WARMUP_STEPS = 100  # RMSprop's running average of squared gradients (alpha 0.99) settles in ~100 steps
 
 
@@ -61,6 +65,16 @@ class TrainConfig:
     FINETUNE_LR_SCALE for a warm start as good as the original, 1 for one that lost half), schedule "auto" is cosine,
     warmup None is one epoch or FINETUNE_WARMUP_STEPS steps, whichever is longer, and the curriculum stays
     off (it would mask classes the warm-started model already knows). Without it: DEFAULT_LR, "constant", no warm-up.
+    narrow_epochs: with init_from at fold > 1, train first the narrow network (transform.narrow_model: one
+    image's block, the original with hidden widths cut to width_mult / fold, at fold 1) for that many epochs,
+    warm-started and refitted from init_from with the same distillation, then copy it into every image's block
+    (transform.fill_blocks: the folded model starts out computing it exactly on every image) and fine-tune the
+    folded model for `epochs`; None: as many as `epochs`, 0: fine-tune the folded warm start directly. Why: in
+    the folded network each block's weights see only the images at its position and the zero weights between
+    blocks, moved by Adam at the rate of the others, mix the images; on the CPU game tasks a folded f = 4
+    warm start lost 12-19 points in its first epoch and was still 8-14 points short after 16, while the narrow
+    network, one set of weights seeing every image at 1/f of the hidden-layer FLOPs, gains from its first epoch
+    (benchmarks/results/accuracy.md).
     fresh_data: draw new training images every epoch (generated data only: load_data(..., draw=epoch)),
     in `data_workers` processes ahead of training; validation and test stay fixed.
     """
@@ -82,6 +96,7 @@ class TrainConfig:
     distill_from: str | None = None
     init_from: str | None = None
     refit_images: int = 1024
+    narrow_epochs: int | None = None
     distill: str = "mse"
     distill_alpha: float = 0.5
     temperature: float = 1.0
@@ -97,6 +112,11 @@ class TrainConfig:
             raise FoldedCNNError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch < 1:
             raise FoldedCNNError(f"batch must be >= 1, got {self.batch}")
+        if self.narrow_epochs is not None and self.narrow_epochs < 0:
+            raise FoldedCNNError(f"narrow_epochs must be >= 0 (0: no narrow stage), got {self.narrow_epochs}")
+        if self.narrow_epochs and (not self.init_from or self.fold < 2):
+            raise FoldedCNNError("a narrow stage (narrow_epochs > 0) trains one image's block of a folded model "
+                                 "warm-started from the original: it needs fold > 1 and init_from; leave it unset")
         if self.refit_images < 0:
             raise FoldedCNNError(f"refit_images must be >= 0 (0: no refit), got {self.refit_images}")
         if self.optimizer not in ("auto", "adam", "rmsprop"):
@@ -142,10 +162,14 @@ class TrainConfig:
 
     def resolved_lr(self, family: str | None, kept: float | None = None) -> float:
         """The base learning rate actually used: `lr`, else the optimizer's DEFAULT_LR, scaled for a warm-started
-        fine-tune by finetune_lr_scale(kept), `kept` being the warm start's validation top-1 over the original's."""
+        fine-tune by finetune_lr_scale(kept), `kept` being the warm start's validation top-1 over the original's, or,
+        after a narrow stage, by FINETUNE_AFTER_NARROW_SCALE."""
         if self.lr is not None:
             return float(self.lr)
-        return DEFAULT_LR[self.resolved_optimizer(family)] * (finetune_lr_scale(kept) if self.init_from else 1.0)
+        base = DEFAULT_LR[self.resolved_optimizer(family)]
+        if not self.init_from:
+            return base
+        return base * (FINETUNE_AFTER_NARROW_SCALE if self.resolved_narrow_epochs() else finetune_lr_scale(kept))
 
     def resolved_schedule(self) -> str:
         """"constant" or "cosine": "auto" is cosine for a warm-started fine-tune, constant otherwise."""
@@ -161,6 +185,13 @@ class TrainConfig:
         if not self.init_from:
             return 0.0
         return min(max(1.0, FINETUNE_WARMUP_STEPS / max(1, steps_per_epoch)), self.epochs / 2)
+
+    def resolved_narrow_epochs(self) -> int:
+        """Epochs of the narrow stage: `narrow_epochs`, by default as many as `epochs` for a warm start at fold > 1;
+        0 otherwise."""
+        if not self.init_from or self.fold < 2:
+            return 0
+        return self.epochs if self.narrow_epochs is None else self.narrow_epochs
 
     def uses_curriculum(self, num_classes: int) -> bool:
         """Whether classes are admitted gradually for a model with `num_classes` classes (never for a warm start)."""

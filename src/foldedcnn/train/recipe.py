@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -87,8 +88,10 @@ def train_from_config(
     take `model`), warm-start it from `config.init_from` (unless resuming from `out`), distill toward
     `config.distill_from`'s logits (or `teacher`, (N, K), when the caller already computed them for
     `train_set`), train; a warm start's learning rate follows how much of `config.init_from`'s validation top-1
-    it kept. With `config.fresh_data`, epochs after the first train on new images of the
-    generated `config.data` (FreshDraws), distilled toward `config.distill_from` run on them.
+    it kept. A warm start at fold > 1 first trains its narrow network (config.narrow_epochs, in <out>/narrow),
+    copies it into every image's block and fine-tunes from there. With `config.fresh_data`, epochs after the
+    first train on new images of the generated `config.data` (FreshDraws; the folded stage after the narrow
+    one's), distilled toward `config.distill_from` run on them.
 
     `trust_code` allows `init_from` / `distill_from` checkpoints whose model is built by code they name (your
     own model's). Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
@@ -102,19 +105,49 @@ def train_from_config(
     val_set = load_data(config.data, "val") if val_set is None else val_set
     model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
-    normalization, copy_top1 = None, None  # the plain copy's top-1 sets the fine-tune rate of a refitted one
-    if config.init_from and not resuming:
-        calibration = train_set.images[: config.refit_images] if config.refit_images else None
-        normalization, copy_top1 = warm_start_from(model, config.init_from, trust_code, calibration, val_set)
     teach = (load_teacher(config.distill_from, model.input_shape, device=config.device, trust_code=trust_code)
              if config.distill_from else None)
     if teach is not None and teacher is None:
         teacher = teach(train_set.images)
+    normalization, copy_top1 = None, None  # the plain copy's top-1 sets the fine-tune rate of a refitted one
+    narrow = config.resolved_narrow_epochs()
+    if narrow and not resuming:
+        normalization = _narrow_stage(config, out, model, train_set, val_set, teacher, trust_code)
+    elif config.init_from and not resuming:
+        calibration = train_set.images[: config.refit_images] if config.refit_images else None
+        normalization, copy_top1 = warm_start_from(model, config.init_from, trust_code, calibration, val_set)
     original = config.init_from and not resuming and (teach if config.distill_from == config.init_from else
                                                        load_teacher(config.init_from, model.input_shape,
                                                                     device=config.device, trust_code=trust_code))
     original_top1 = top1_of(original, val_set) if original else None  # a resumed run has it in its saved state
-    with FreshDraws(config.data, config.epochs, config.data_workers) if config.fresh_data else nullcontext() as draws:
+    with (FreshDraws(config.data, config.epochs, config.data_workers, offset=narrow) if config.fresh_data
+          else nullcontext()) as draws:
         return train(model, train_set, val_set, config, teacher_logits=teacher if teach else None,
                      normalization=normalization, out=out, draws=draws, teacher=teach, original_top1=original_top1,
                      copy_top1=copy_top1)
+
+
+NARROW = "narrow"  # the narrow stage's run directory, inside the folded run's
+
+
+def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: FoldedModel, train_set: ImageSet,
+                  val_set: ImageSet, teacher: torch.Tensor | None, trust_code: bool) -> dict[str, list[float]]:
+    """The narrow stage of `config` (see TrainConfig.narrow_epochs): train `model`'s narrow network, warm-started
+    from config.init_from, as a fold-1 run in <out>/narrow (resumable like any run), then fill every image's block
+    of `model` with its best checkpoint (its last weights without `out`). Returns the original's normalisation."""
+    from ..transform import fill_blocks, narrow_model, narrow_width_mult
+
+    torch.manual_seed(config.seed)
+    narrow = narrow_model(model, trust_code)
+    stage = replace(config, fold=1, width_mult=narrow_width_mult(model), align=1,
+                    epochs=config.resolved_narrow_epochs(), narrow_epochs=None)
+    print(f"narrow stage: {stage.epochs} epochs of one image's block at fold 1 (width_mult "
+          f"{stage.width_mult:.4g}), then {config.epochs} epochs of the folded model", flush=True)
+    stage_out = None if out is None else Path(out) / NARROW
+    result = train_from_config(stage, stage_out, narrow, train_set=train_set, val_set=val_set, teacher=teacher,
+                               trust_code=trust_code)
+    best = (load_checkpoint(result.best_path, fold=1, input_shape=model.input_shape, trust_code=trust_code).model
+            if result.best_path is not None else result.model)
+    ck = load_checkpoint(config.init_from, fold=1, input_shape=model.input_shape, trust_code=trust_code)
+    fill_blocks(model, best.to("cpu"), ck.model.network)
+    return ck.normalization

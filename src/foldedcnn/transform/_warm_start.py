@@ -49,7 +49,7 @@ def _shape(m: nn.Module) -> tuple[int, int, int]:
     return -1, -1, -1
 
 
-def _check(plan: FoldPlan, original: nn.Module, folded: FoldedModel) -> None:
+def check_layers(plan: FoldPlan, original: nn.Module, folded: FoldedModel) -> None:
     """Raise FoldedCNNError unless every planned layer exists in both networks with the planned shapes,
     is one warm start can copy, and every hidden space keeps at least one channel per image."""
     for lp in plan.layers:
@@ -114,7 +114,7 @@ def select_channels(folded: FoldedModel, original: nn.Module) -> dict[int, torch
 
 
 def _select(plan: FoldPlan, original: nn.Module, folded: FoldedModel) -> dict[int, torch.Tensor]:
-    _check(plan, original, folded)
+    check_layers(plan, original, folded)
     scores = _channel_scores(plan, original)
     keep = {}
     for s in plan.spaces:
@@ -123,26 +123,30 @@ def _select(plan: FoldPlan, original: nn.Module, folded: FoldedModel) -> dict[in
     return keep
 
 
-def _axis(sids: list[int], plan: FoldPlan, keep: dict[int, torch.Tensor], inner: int
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For a channel axis made of `sids`: kept original features (m,) and their folded slots (f, m)."""
+def _axis(sids: list[int], plan: FoldPlan, keep: dict[int, torch.Tensor], inner: int,
+          src_sizes: dict[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a channel axis made of `sids`: kept source features (m,) and their folded slots (f, m). The source
+    is the original (its spaces have `channels` channels) or, with `src_sizes`, a network of those widths."""
     spaces = {s.id: s for s in plan.spaces}
     src, dst, src_off, dst_off = [], [], 0, 0
     for sid in sids:
         s, kept = spaces[sid], keep[sid]
         src.append(kept + src_off)
         dst.append(image_slots(plan.fold, s.folded, kept.numel()) + dst_off)
-        src_off, dst_off = src_off + s.channels, dst_off + s.folded
+        src_off, dst_off = src_off + (s.channels if src_sizes is None else src_sizes[sid]), dst_off + s.folded
     return feature_slots(torch.cat(src)[None], inner)[0], feature_slots(torch.cat(dst, dim=1), inner)
 
 
 @torch.no_grad()
-def _copy(lp: LayerPlan, src: nn.Module, dst: nn.Module, plan: FoldPlan, keep: dict[int, torch.Tensor]) -> None:
+def copy_layer(lp: LayerPlan, src: nn.Module, dst: nn.Module, plan: FoldPlan, keep: dict[int, torch.Tensor],
+          src_sizes: dict[int, int] | None = None) -> None:
+    """Layer `lp`: `src`'s weights between the kept channels into every image's block of `dst`, zero between
+    blocks (`src_sizes`: see _axis)."""
     if lp.kind == "batchnorm":
-        copy_norm(src, dst, *_axis(lp.out_spaces, plan, keep, lp.inner))
+        copy_norm(src, dst, *_axis(lp.out_spaces, plan, keep, lp.inner, src_sizes))
         return
-    rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, 1)
-    cols_src, cols_dst = _axis(lp.in_spaces, plan, keep, lp.inner)
+    rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, 1, src_sizes)
+    cols_src, cols_dst = _axis(lp.in_spaces, plan, keep, lp.inner, src_sizes)
     block = src.weight[rows_src][:, cols_src]
     dst.weight[rows_dst.flatten()] = 0.0  # clears the weights between images' blocks
     for j in range(plan.fold):
@@ -168,7 +172,7 @@ def warm_start(folded: FoldedModel, original: nn.Module, calibration: torch.Tens
     plan = plan_of(folded, original)
     keep = _select(plan, original, folded)  # checks every layer before anything is written
     for lp in plan.layers:
-        _copy(lp, original.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep)
+        copy_layer(lp, original.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep)
     if calibration is not None:
         _refit(plan, keep, folded, original, calibration)
 
