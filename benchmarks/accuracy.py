@@ -281,6 +281,12 @@ def _narrow_history(run_dir: Path) -> list[dict]:
     return json.loads((run_dir / NARROW / "metrics.json").read_text())
 
 
+def _epochs(row: dict) -> str:
+    """A run's epochs: "narrow+folded" after a narrow stage."""
+    narrow = int(row.get("narrow") or 0)
+    return f"{narrow}+{row['epochs']}" if narrow else str(row["epochs"])
+
+
 def summary(rows: list[dict], swept: list[dict] = ()) -> list[dict]:
     """Per task and fold > 1, the best folded run (by test top-1) against the original and the control, and
     every method tried at that fold, here and in the fine-tune sweep's rows `swept` (CSV rows, marked "sweep")."""
@@ -294,12 +300,12 @@ def summary(rows: list[dict], swept: list[dict] = ()) -> list[dict]:
             also = [r for r in swept if r["task"] == task and r["fold"] == str(fold)]
             best = max(tried, key=lambda r: r["top1"])
             out.append({"task": task, "fold": fold, "original": original["top1"], "best control": control,
-                        "best folded": best["top1"], "method": best["method"], "epochs": best["epochs"],
+                        "best folded": best["top1"], "method": best["method"], "epochs": _epochs(best),
                         "vs original": round(best["top1"] - original["top1"], 2), "delta": best["delta"],
                         "goal": best["goal"],
-                        "tried": ", ".join([*(f"{r['method']} lr {float(r['lr']):g} e{r['epochs']}: {r['top1']}"
+                        "tried": ", ".join([*(f"{r['method']} lr {float(r['lr']):g} e{_epochs(r)}: {r['top1']}"
                                               for r in tried), *(f"sweep {r['method']} lr {float(r['lr']):g} "
-                                                                 f"e{r['epochs']}: {r['top1']}" for r in also)])})
+                                                                 f"e{_epochs(r)}: {r['top1']}" for r in also)])})
     return out
 
 
@@ -333,7 +339,8 @@ within 0.5 points (game, vtest; on the CPU game f = 4: 2 points) or 2 points (Fa
 here and ("sweep") in finetune_sweep.md; lr: the base rate (a warm start's follows how much of the original's
 top-1 it kept). narrow: epochs of the folded run's narrow stage (one image's block trained alone at fold 1,
 warm-started from the original, then copied into every block), narrow_curve its validation top-1 per epoch; the
-folded run's val_start is where the narrow stage left it, train_seconds counts both stages.
+folded run's val_start is where the narrow stage left it, train_seconds counts both stages (epochs in the
+summary: narrow+folded).
 
 ## Best folded run per task and fold
 

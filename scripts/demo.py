@@ -3,7 +3,8 @@
 1. analyse the zoo (FLOPs, arithmetic intensity; plot)
 2. prepare the data: the person-in-region task on vtest.avi, and generated game-HUD crops
 3. train the original (f = 1) of each task, then fine-tune a folded (f = 4) model warm-started from it (the
-   library's fine-tune: lower learning rate, warm-up, epoch 0 evaluated, so the best never ends below the warm start)
+   library's fine-tune: its narrow network, one image's block, trained alone first, then copied into every block
+   and the folded model fine-tuned at a low rate; epoch 0 evaluated, so the best never ends below the warm start)
 4. evaluate both on the test split and measure their throughput on this machine
 5. calibrate the folded vtest model's cascade thresholds on the validation split (NoScope's method)
 6. label every frame of vtest.avi with it (CSV per video + summary.json), render the labels as an HTML page
@@ -77,7 +78,9 @@ def run() -> None:
                  ["train", "--model", model, "--fold", str(fold), "--data", spec, "--epochs", str(epochs),
                   "--batch", str(batch), "--seed", "0", "--out", str(out), "--no-progress", *recipe])
             history = json.loads((out / "metrics.json").read_text())
-            val[(model, fold)] = (history[0]["val_top1"], max(h["val_top1"] for h in history))
+            narrow = out / "narrow" / "metrics.json"  # a warm start's first stage: epoch 0 is the warm start
+            start = json.loads(narrow.read_text())[0] if narrow.is_file() else history[0]
+            val[(model, fold)] = (start["val_top1"], max(h["val_top1"] for h in history))
             if fold > 1 and val[(model, fold)][1] < val[(model, fold)][0]:
                 sys.exit(f"the fine-tuned {task} f={fold} ended below its warm start: {val[(model, fold)]}")
             report = step(f"4. Evaluate {model} f={fold} on the {task} test split",

@@ -18,6 +18,12 @@ def register(sub) -> None:
                         "Makes the defaults a fine-tune: lr 0.1x to 1x the default as the warm start kept more or "
                         "less of the original's validation top-1, warm-up (1 epoch or 100 steps), cosine decay, "
                         "no curriculum")
+    p.add_argument("--narrow-epochs", type=int, metavar="N",
+                   help="with --init-from at --fold > 1: first train the narrow network (one image's block: the "
+                        "original with hidden widths cut to width-mult / fold, at fold 1) for N epochs, warm-started "
+                        "and distilled like the folded model, into OUT/narrow; then copy it into every image's block "
+                        "and fine-tune the folded model for --epochs at 0.03x the default rate (default N: --epochs; "
+                        "0: fine-tune the folded warm start directly)")
     p.add_argument("--refit-images", type=int, default=1024, metavar="N",
                    help="with --init-from: refit the warm start's blocks by least squares to the original's layer "
                         "outputs on N training images (default 1024; 0: the plain block copy)")
@@ -63,7 +69,7 @@ def run(args) -> int:
     config = TrainConfig.from_dict({**vars(args), "model": args.model or args.module,
                                     "model_kwargs": args.module_kwargs, "progress": not args.no_progress})
     result = train_from_config(config, out=args.out, trust_code=args.trust_code)
-    start, last = result.history[0], result.history[-1]  # row 0: the model before training
+    start, last = result.history[0], result.history[-1]  # row 0: the model before training (after a narrow stage)
     print(f"trained {config.model} fold={args.fold}: {last['epoch']} epochs in {result.seconds:.1f} s, val top-1 "
           f"{start['val_top1']:.2f}% before, {last['val_top1']:.2f}% at the end, best {result.best_val_top1:.2f}%")
     print(f"best checkpoint: {result.best_path}")

@@ -62,7 +62,8 @@ class TrainConfig:
     top-1 before any training, f = 2 from 54-74 % to within 0.6 points of the original; the fine-tune rate
     below still follows what the plain copy kept, see train's copy_top1). With it
     the defaults become a fine-tune: lr None is DEFAULT_LR scaled by how much the warm start lost (finetune_lr_scale:
-    FINETUNE_LR_SCALE for a warm start as good as the original, 1 for one that lost half), schedule "auto" is cosine,
+    FINETUNE_LR_SCALE for a warm start as good as the original, 1 for one that lost half; for the folded model
+    after a narrow stage FINETUNE_AFTER_NARROW_SCALE), schedule "auto" is cosine,
     warmup None is one epoch or FINETUNE_WARMUP_STEPS steps, whichever is longer, and the curriculum stays
     off (it would mask classes the warm-started model already knows). Without it: DEFAULT_LR, "constant", no warm-up.
     narrow_epochs: with init_from at fold > 1, train first the narrow network (transform.narrow_model: one

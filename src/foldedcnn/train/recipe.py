@@ -103,6 +103,7 @@ def train_from_config(
         raise DataError(f"fresh data every epoch needs a generated data spec (game-*), not {config.data!r}")
     train_set = load_data(config.data, "train") if train_set is None else train_set
     val_set = load_data(config.data, "val") if val_set is None else val_set
+    named = model is None  # built from config.model: code the user named, trusted like it
     model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
     teach = (load_teacher(config.distill_from, model.input_shape, device=config.device, trust_code=trust_code)
@@ -112,7 +113,7 @@ def train_from_config(
     normalization, copy_top1 = None, None  # the plain copy's top-1 sets the fine-tune rate of a refitted one
     narrow = config.resolved_narrow_epochs()
     if narrow and not resuming:
-        normalization = _narrow_stage(config, out, model, train_set, val_set, teacher, trust_code)
+        normalization = _narrow_stage(config, out, model, train_set, val_set, teacher, trust_code, named)
     elif config.init_from and not resuming:
         calibration = train_set.images[: config.refit_images] if config.refit_images else None
         normalization, copy_top1 = warm_start_from(model, config.init_from, trust_code, calibration, val_set)
@@ -131,14 +132,16 @@ NARROW = "narrow"  # the narrow stage's run directory, inside the folded run's
 
 
 def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: FoldedModel, train_set: ImageSet,
-                  val_set: ImageSet, teacher: torch.Tensor | None, trust_code: bool) -> dict[str, list[float]]:
+                  val_set: ImageSet, teacher: torch.Tensor | None, trust_code: bool, named: bool
+                  ) -> dict[str, list[float]]:
     """The narrow stage of `config` (see TrainConfig.narrow_epochs): train `model`'s narrow network, warm-started
     from config.init_from, as a fold-1 run in <out>/narrow (resumable like any run), then fill every image's block
-    of `model` with its best checkpoint (its last weights without `out`). Returns the original's normalisation."""
+    of `model` with its best checkpoint (its last weights without `out`). Returns the original's normalisation.
+    `named`: `model` was built from config.model, so the code that rebuilds its narrow network is trusted."""
     from ..transform import fill_blocks, narrow_model, narrow_width_mult
 
     torch.manual_seed(config.seed)
-    narrow = narrow_model(model, trust_code)
+    narrow = narrow_model(model, trust_code or named)
     stage = replace(config, fold=1, width_mult=narrow_width_mult(model), align=1,
                     epochs=config.resolved_narrow_epochs(), narrow_epochs=None)
     print(f"narrow stage: {stage.epochs} epochs of one image's block at fold 1 (width_mult "

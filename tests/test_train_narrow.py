@@ -1,0 +1,166 @@
+"""The narrow stage of a warm-started fold: one image's block trained alone at fold 1, then copied into every block."""
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+from torch import nn
+from train_data import make_set
+
+import foldedcnn.train.trainer as trainer
+from foldedcnn.errors import FoldedCNNError
+from foldedcnn.folded import FoldedModel
+from foldedcnn.models import create_model
+from foldedcnn.train import TrainConfig, train, train_from_config
+from foldedcnn.train.config import FINETUNE_AFTER_NARROW_SCALE
+from foldedcnn.transform import fill_blocks, fold_model, narrow_model, narrow_width_mult
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def bn_cnn() -> nn.Module:
+    """(B, 3, 16, 16) -> (B, 5): convs with BatchNorm, pooled, a Linear head (fold_model's generic path)."""
+    return nn.Sequential(nn.Conv2d(3, 12, 3, padding=1, bias=False), nn.BatchNorm2d(12), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(12, 20, 3, padding=1), nn.BatchNorm2d(20), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(20 * 8 * 8, 5))
+
+
+SOURCE = {"factory": "test_train_narrow:bn_cnn", "kwargs": {}}
+
+
+def _randomise_norms(net: nn.Module) -> None:
+    """Non-trivial BatchNorm statistics and affine weights, so that copying them is tested too."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 2)
+                m.bias.uniform_(-1, 1)
+
+
+@settings(max_examples=12, deadline=None)
+@given(fold=st.integers(2, 4), align=st.sampled_from([1, 8]),
+       name=st.sampled_from(["game-apex-squad-count", "game-sot-timer", "noscope-coral", "bn_cnn"]))
+def test_filled_blocks_compute_the_narrow_network_on_every_image(fold, align, name):
+    torch.manual_seed(fold)
+    if name == "bn_cnn":
+        folded = fold_model(bn_cnn(), fold, torch.zeros(1, 3, 16, 16), align=align, source=SOURCE)
+        original = bn_cnn()
+    else:
+        folded, original = FoldedModel.from_zoo(name, fold, align=align), create_model(name, 1)
+    narrow = narrow_model(folded, trust_code=True)
+    _randomise_norms(narrow.network)
+    fill_blocks(folded, narrow, original)
+    folded.eval()
+    narrow.eval()
+    x = torch.randn(3 * fold, *folded.input_shape)
+    assert torch.allclose(folded(x), narrow(x), atol=1e-5)  # fp32, a few hundred terms per output
+    y = x.clone()
+    y[0] = torch.randn_like(y[0])  # another image in position 0 changes no other image's logits
+    assert torch.equal(folded(y)[1:fold], folded(x)[1:fold])
+
+
+@given(width=st.integers(1, 200), fold=st.integers(2, 8), align=st.sampled_from([1, 8]))
+def test_the_narrow_width_fits_one_image_s_block(width, fold, align):
+    """floor(n * mult / f) <= floor(n * mult) // f <= (n * mult rounded up to align) // f: the block has room."""
+    from foldedcnn.models.widths import scaled_width
+
+    folded_width = scaled_width(width, fold, None, align)
+    narrow_width = scaled_width(width, 1, fold ** 0.5 / fold, 1)
+    assert 1 <= narrow_width <= max(1, folded_width // fold)
+
+
+def test_the_narrow_network_is_the_original_cut_to_width_mult_over_f():
+    folded = FoldedModel.from_zoo("game-apex-squad-count", 4, align=1)
+    assert narrow_width_mult(folded) == 0.5
+    widths = [m.out_channels for m in narrow_model(folded).network.modules() if isinstance(m, nn.Conv2d)]
+    assert widths == [16, 16, 16, 16, 4]  # the original's 32 and 8, halved; folded: 64 and 16
+    assert narrow_width_mult(FoldedModel.from_zoo("game-apex-squad-count", 2, width_mult=3.0)) == 1.5
+
+
+def test_narrow_networks_are_refused_where_there_is_none():
+    with pytest.raises(FoldedCNNError, match="this one has fold 1"):
+        narrow_model(FoldedModel.from_zoo("noscope-coral", 1))
+    sourceless = fold_model(bn_cnn(), 2, torch.zeros(1, 3, 16, 16))
+    with pytest.raises(FoldedCNNError, match=r"records no source .*narrow_epochs=0"):
+        narrow_model(sourceless)
+    folded = FoldedModel.from_zoo("game-apex-squad-count", 4, align=1)
+    too_wide = FoldedModel.from_zoo("game-apex-squad-count", 1, width_mult=0.75, align=1)  # 24 > 64 // 4
+    with pytest.raises(FoldedCNNError, match="16 channels per image; build the narrow network with narrow_model"):
+        fill_blocks(folded, too_wide, create_model("game-apex-squad-count", 1))
+
+
+def test_narrow_epochs_default_to_epochs_for_a_warm_start_at_fold_above_1():
+    assert TrainConfig(fold=4, epochs=6, init_from="f1.safetensors").resolved_narrow_epochs() == 6
+    assert TrainConfig(fold=4, epochs=6, init_from="f1.safetensors", narrow_epochs=0).resolved_narrow_epochs() == 0
+    assert TrainConfig(fold=1, epochs=6, init_from="f1.safetensors").resolved_narrow_epochs() == 0
+    assert TrainConfig(fold=4, epochs=6).resolved_narrow_epochs() == 0
+    after = TrainConfig(fold=4, epochs=6, init_from="f1.safetensors")
+    assert after.resolved_lr("game", kept=0.1) == pytest.approx(1e-3 * FINETUNE_AFTER_NARROW_SCALE)
+    assert TrainConfig(fold=4, init_from="x", narrow_epochs=0).resolved_lr("game", kept=0.1) == 1e-3
+    with pytest.raises(FoldedCNNError, match="narrow_epochs must be >= 0"):
+        TrainConfig(fold=4, init_from="x", narrow_epochs=-1)
+    with pytest.raises(FoldedCNNError, match="it needs fold > 1 and init_from"):
+        TrainConfig(fold=4, narrow_epochs=3)
+    with pytest.raises(FoldedCNNError, match="it needs fold > 1 and init_from"):
+        TrainConfig(fold=1, init_from="x", narrow_epochs=3)
+
+
+def _original(tmp_path, data) -> str:
+    torch.manual_seed(0)
+    model = FoldedModel.from_zoo("game-apex-squad-count", 1)
+    train(model, data, data, TrainConfig(model="game-apex-squad-count", epochs=3, batch=22, progress=False),
+          out=tmp_path / "f1")
+    return str(tmp_path / "f1" / "best.safetensors")
+
+
+def _fold2(original: str, out, data, narrow_epochs: int = 2, epochs: int = 2):
+    config = TrainConfig(model="game-apex-squad-count", fold=2, epochs=epochs, narrow_epochs=narrow_epochs, batch=22,
+                         init_from=original, distill_from=original, distill="kl", temperature=4.0, progress=False)
+    torch.manual_seed(0)
+    return train_from_config(config, out, train_set=data, val_set=data)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_set(176, (3, 19, 25), 22)
+
+
+def test_the_folded_model_starts_from_the_narrow_stage_s_best(tmp_path, data):
+    original = _original(tmp_path, data)
+    result = _fold2(original, tmp_path / "f2", data)
+    narrow = json.loads((tmp_path / "f2" / "narrow" / "metrics.json").read_text())
+    assert [h["epoch"] for h in narrow] == [0, 1, 2] and [h["epoch"] for h in result.history] == [0, 1, 2]
+    assert result.history[0]["val_top1"] == pytest.approx(max(h["val_top1"] for h in narrow), abs=1e-3)
+    assert result.best_val_top1 >= narrow[0]["val_top1"]  # never below the warm start
+    assert result.lr == pytest.approx(1e-3 * FINETUNE_AFTER_NARROW_SCALE)
+
+
+@pytest.mark.parametrize("crash_at", [2, 3, 4], ids=["in-the-narrow-stage", "between-the-stages",
+                                                     "in-the-folded-stage"])
+def test_an_interrupted_narrow_run_resumes_to_the_same_weights(tmp_path, data, monkeypatch, crash_at):
+    original = _original(tmp_path, data)
+    _fold2(original, tmp_path / "whole", data)
+    calls = {"n": 0}
+    check = trainer.check_finite_model
+
+    def crash(model, epoch):  # the end of every epoch, before it is committed: crash in the `crash_at`-th
+        calls["n"] += 1
+        if calls["n"] == crash_at:
+            raise KeyboardInterrupt
+        check(model, epoch)
+
+    monkeypatch.setattr(trainer, "check_finite_model", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _fold2(original, tmp_path / "resumed", data)
+    monkeypatch.setattr(trainer, "check_finite_model", check)
+    _fold2(original, tmp_path / "resumed", data)
+    for stage in ("narrow", "."):
+        for name in ("best.safetensors", "last.safetensors"):
+            want, got = (load_file(str(tmp_path / run / stage / name)) for run in ("whole", "resumed"))
+            assert want.keys() == got.keys()
+            assert all(torch.equal(want[k], got[k]) for k in want), (stage, name)
