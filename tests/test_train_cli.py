@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -57,10 +58,13 @@ def test_warm_start_from_the_original(tmp_path, capsys):
     folded = tmp_path / "f2"
     assert main(["train", "--model", "game-sot-coin-count", "--fold", "2", "--data", SPEC, "--epochs", "1",
                  "--batch", "24", "--init-from", ckpt, "--distill-from", ckpt, "--distill", "kl",
-                 "--schedule", "cosine", "--out", str(folded), "--no-progress"]) == 0
+                 "--schedule", "cosine", "--narrow-epochs", "2", "--out", str(folded), "--no-progress"]) == 0
     config = load_state(folded / "last.safetensors").meta["config"]
-    assert config["init_from"] == ckpt and config["schedule"] == "cosine"
-    capsys.readouterr()
+    assert config["init_from"] == ckpt and config["schedule"] == "cosine" and config["narrow_epochs"] == 2
+    assert load_state(folded / "narrow" / "last.safetensors").meta["epoch"] == 2
+    printed = capsys.readouterr().out
+    assert "narrow stage: 2 epochs of one image's block at fold 1 (width_mult 0.7071), then 1 epochs" in printed
+    assert re.search(r"narrow stage: 2 epochs, val top-1 [\d.]+% warm-started, best [\d.]+% \(copied", printed)
     # a folded checkpoint is no original to warm-start from
     assert main(["train", "--model", "game-sot-coin-count", "--fold", "4", "--data", SPEC, "--epochs", "1",
                  "--init-from", str(folded / "best.safetensors"), "--out", str(tmp_path / "f4"),

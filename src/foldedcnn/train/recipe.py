@@ -140,8 +140,9 @@ def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: Fol
     `named`: `model` was built from config.model, so the code that rebuilds its narrow network is trusted."""
     from ..transform import fill_blocks, narrow_model, narrow_width_mult
 
+    trust = trust_code or named
     torch.manual_seed(config.seed)
-    narrow = narrow_model(model, trust_code or named)
+    narrow = narrow_model(model, trust)
     stage = replace(config, fold=1, width_mult=narrow_width_mult(model), align=1,
                     epochs=config.resolved_narrow_epochs(), narrow_epochs=None)
     print(f"narrow stage: {stage.epochs} epochs of one image's block at fold 1 (width_mult "
@@ -149,7 +150,7 @@ def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: Fol
     stage_out = None if out is None else Path(out) / NARROW
     result = train_from_config(stage, stage_out, narrow, train_set=train_set, val_set=val_set, teacher=teacher,
                                trust_code=trust_code)
-    best = (load_checkpoint(result.best_path, fold=1, input_shape=model.input_shape, trust_code=trust_code).model
+    best = (load_checkpoint(result.best_path, fold=1, input_shape=model.input_shape, trust_code=trust).model
             if result.best_path is not None else result.model)
     ck = load_checkpoint(config.init_from, fold=1, input_shape=model.input_shape, trust_code=trust_code)
     fill_blocks(model, best.to("cpu"), ck.model.network)

@@ -139,7 +139,7 @@ def _axis(sids: list[int], plan: FoldPlan, keep: dict[int, torch.Tensor], inner:
 
 @torch.no_grad()
 def copy_layer(lp: LayerPlan, src: nn.Module, dst: nn.Module, plan: FoldPlan, keep: dict[int, torch.Tensor],
-          src_sizes: dict[int, int] | None = None) -> None:
+               src_sizes: dict[int, int] | None = None) -> None:
     """Layer `lp`: `src`'s weights between the kept channels into every image's block of `dst`, zero between
     blocks (`src_sizes`: see _axis)."""
     if lp.kind == "batchnorm":
