@@ -63,9 +63,10 @@ def choose_fold(
     its checkpoints under `out` are loaded running only that code).
 
     f = 1 is trained from scratch for `epochs` (at `lr`, cosine); every other fold is warm-started from it and
-    fine-tuned `finetune_epochs` (default `epochs`) with KL distillation toward it (the library's fine-tune
-    defaults). Runs live in `out`/f<F>/ and a finished one is reused (an interrupted one resumes). Each best
-    checkpoint is evaluated on the test split and timed end to end (`measure_batch` uint8 images per call) on
+    fine-tuned with KL distillation toward it (the library's fine-tune defaults): its narrow network for
+    `finetune_epochs` (default `epochs`), then the folded model for a quarter as many (at least 1), as in
+    benchmarks/accuracy.py. Runs live in `out`/f<F>/ and a finished one is reused (an interrupted one resumes).
+    Each best checkpoint is evaluated on the test split and timed end to end (`measure_batch` uint8 images per call) on
     `backend` ("auto": the fastest here). Writes `out`/frontier.png and returns the Choice (see recommend).
     """
     folds = sorted(set(folds) | {1})
@@ -84,7 +85,8 @@ def choose_fold(
         if fold == 1:
             config = TrainConfig(fold=1, epochs=epochs, lr=lr, schedule="cosine", **common)
         else:
-            config = TrainConfig(fold=fold, epochs=finetune_epochs or epochs, init_from=str(original),
+            narrow = finetune_epochs or epochs
+            config = TrainConfig(fold=fold, epochs=max(1, narrow // 4), narrow_epochs=narrow, init_from=str(original),
                                  distill_from=str(original), distill="kl", temperature=4.0, **common)
         trust = fold > 1 and _trusted(original, ref)  # the folds warm-start from the original
         result = train_from_config(config, out / f"f{fold}", train_set=train_set, val_set=val_set, trust_code=trust)

@@ -12,7 +12,9 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4], help="folds to compare (1 is always in)")
     p.add_argument("--max-drop", type=float, default=0.5, help="tolerated top-1 drop in points vs f=1 (default 0.5)")
     p.add_argument("--epochs", type=int, default=10, help="epochs of the original (f=1) from scratch")
-    p.add_argument("--finetune-epochs", type=int, help="epochs of each warm-started fold (default --epochs)")
+    p.add_argument("--finetune-epochs", type=int,
+                   help="epochs of each warm-started fold's narrow stage, then a quarter as many of the folded model "
+                        "(default --epochs)")
     p.add_argument("--batch", type=int, default=32, help="training images per step")
     p.add_argument("--lr", type=float, help="learning rate of the original (folded runs use the fine-tune default)")
     p.add_argument("--fresh-data", action="store_true", help="new training images every epoch (generated data)")
