@@ -13,6 +13,7 @@ from foldedcnn.data import DataError, load_data, vtest_path
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.folded import FoldedModel
 from foldedcnn.train import TrainConfig, train, train_from_config
+from foldedcnn.train import config as config_module
 from foldedcnn.train.config import FINETUNE_LR_SCALE, finetune_lr_scale
 from foldedcnn.train.schedule import learning_rate
 
@@ -92,6 +93,22 @@ def test_a_resumed_fine_tune_keeps_its_rate_without_the_original(tmp_path):
 
     assert run(1, original_top1=100.0) == pytest.approx(1e-3)  # kept half: the full rate
     assert run(1, original_top1=None) == pytest.approx(1e-3)  # resumed: the rate of its saved state
+
+
+def test_a_resumed_run_keeps_the_rate_it_started_with_when_the_defaults_change(tmp_path, monkeypatch):
+    def run(epochs: int) -> float:
+        torch.manual_seed(0)
+        model = FoldedModel.from_zoo("noscope-coral", 1)
+        data = make_set(64, model.input_shape, model.num_classes)
+        warm = TrainConfig(fold=1, epochs=epochs, batch=16, init_from="the original", progress=False)
+        return train(model, data, data, warm, out=tmp_path / "run", original_top1=50.0).lr
+
+    assert run(2) == pytest.approx(1e-4)
+    monkeypatch.setitem(config_module.DEFAULT_LR, "rmsprop", 5e-3)  # a later version's default
+    assert run(2) == pytest.approx(1e-4)  # resumed (with nothing left to train): the saved rate
+    assert train(FoldedModel.from_zoo("noscope-coral", 1), make_set(64, (3, 50, 50), 2),
+                 make_set(64, (3, 50, 50), 2), TrainConfig(fold=1, epochs=1, batch=16, init_from="x", progress=False),
+                 original_top1=50.0).lr == pytest.approx(5e-4)  # a new run: the new default
 
 
 def test_a_control_run_keeps_everything_so_it_fine_tunes_gently(tmp_path):

@@ -247,8 +247,8 @@ def train(
     `original_top1`: for a warm start (config.init_from), the original's validation top-1 on `val_set`; with
     it the default learning rate follows how much of it the model as given kept (TrainConfig.resolved_lr), or,
     with `copy_top1` (a refitted warm start: the plain block copy's validation top-1), how much the copy kept:
-    the refit moves the start closer, not the folded network's optimum. A resumed run takes both from its
-    saved state.
+    the refit moves the start closer, not the folded network's optimum. A resumed run takes both, and the base
+    rate they gave, from its saved state (so a change of the library's defaults never changes a run midway).
     """
     check_compatible(model, train_set, config, "train")
     check_compatible(model, val_set, config, "validation")
@@ -270,7 +270,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     torch.manual_seed(config.seed)
     history: list[dict[str, Any]] = []
-    best, best_path, start_epoch, elapsed = -1.0, None, 0, 0.0
+    best, best_path, start_epoch, elapsed, saved_lr = -1.0, None, 0, 0.0, None
     out_dir = Path(out) if out is not None else None
     resumed = False
     if out_dir is not None:
@@ -291,6 +291,7 @@ def train(
             history, best, start_epoch = state.meta["history"], state.meta["best_val_top1"], state.meta["epoch"]
             elapsed = state.meta["seconds"]
             original_top1, copy_top1 = state.meta.get("original_top1"), state.meta.get("copy_top1")
+            saved_lr = state.meta.get("base_lr")  # the rate the run started with, whatever today's defaults
             best_path = out_dir / BEST if (out_dir / BEST).exists() else None
             resumed = True
     if normalization is None:
@@ -320,7 +321,7 @@ def train(
                     "seconds": 0.0})
         start = history[0]["val_top1"] if copy_top1 is None else copy_top1  # row 0 survives a resume
         kept = start / original_top1 if original_top1 else None
-        base_lr = config.resolved_lr(zoo_family(model), kept)
+        base_lr = config.resolved_lr(zoo_family(model), kept) if saved_lr is None else saved_lr
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             data, soft = train_set, teacher_logits
@@ -350,6 +351,6 @@ def train(
                 "config": config.to_dict(), "epoch": epoch + 1, "history": history, "best_val_top1": best,
                 "seconds": elapsed, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                 "curriculum": curriculum.to_dict(), "normalization": normalization, "original_top1": original_top1,
-                "copy_top1": copy_top1})
+                "copy_top1": copy_top1, "base_lr": base_lr})
     model.eval()
     return TrainResult(model, history, normalization, best_path, best, elapsed, base_lr)
