@@ -17,7 +17,8 @@ and adds the paper's recipe (from scratch, class curriculum, Adam 1e-4, long). R
 benchmarks/results/accuracy.{csv,md} (CPU) or accuracy-<device type>.{csv,md}; --smoke runs every task and run of the
 recipe with a few images and epochs and writes its tables under --runs instead, so it never replaces committed
 results. --sweep trains, instead of a task's table, its warm-started fine-tune at several learning rates and folds
-(see sweep) and writes finetune_sweep.{csv,md}, each run's validation top-1 per epoch in val_curve.
+(see sweep) and writes finetune_sweep.{csv,md}, each run's validation top-1 per epoch in val_curve (with
+--sweep-narrow: the rate of the folds' narrow stage, finetune_sweep-narrow.{csv,md}).
 """
 
 from __future__ import annotations
@@ -172,13 +173,17 @@ def gpu_tasks() -> list[Task]:
                  (*compared(30, 30), Run(4, "distill-kl", 60)), batch=256, lr=1e-3, goal=2.0)]
 
 
-def sweep(task: Task, folds: tuple[int, ...], lrs: tuple[float, ...], epochs: int | None = None) -> Task:
+def sweep(task: Task, folds: tuple[int, ...], lrs: tuple[float, ...], epochs: int | None = None,
+          narrow: bool = False) -> Task:
     """The fine-tune sweep of `task` (--sweep): its original, then at each of `folds` (1: the control) the warm
     start + KL distillation at each of `lrs`, and at folds > 1 distillation from scratch at the task's rate; all
-    `epochs` long (default: as many as the task's fine-tunes)."""
+    `epochs` long (default: as many as the task's fine-tunes). With `narrow` (--sweep-narrow), the folds' runs
+    are `epochs` of their narrow stage at each rate, then 4 of the folded model at 0.03x it, and none from
+    scratch."""
     epochs = epochs or task.runs[1].epochs
-    warm = tuple(Run(f, "warm+distill-kl", epochs, lr=lr) for f in folds for lr in lrs)
-    scratch = tuple(Run(f, "distill-kl", epochs) for f in folds if f > 1)
+    warm = tuple(Run(f, "warm+distill-kl", 4, lr=lr, narrow=epochs) if narrow and f > 1 else
+                 Run(f, "warm+distill-kl", epochs, lr=lr) for f in folds for lr in lrs)
+    scratch = () if narrow else tuple(Run(f, "distill-kl", epochs) for f in folds if f > 1)
     return replace(task, runs=(task.runs[0], *warm, *scratch))
 
 
@@ -380,6 +385,9 @@ def main() -> None:
     parser.add_argument("--sweep-folds", default="1,2,4", help="folds of the sweep (1: the control)")
     parser.add_argument("--sweep-lrs", default="3e-4,1e-3,3e-3", help="learning rates of the sweep")
     parser.add_argument("--sweep-epochs", type=int, help="epochs of each sweep run (default: the task's fine-tune)")
+    parser.add_argument("--sweep-narrow", action="store_true",
+                        help="sweep the narrow stage's rate: the folds' runs are --sweep-epochs narrow epochs, then 4 "
+                             "folded (writes finetune_sweep-narrow.{csv,md})")
     args = parser.parse_args()
     gpu = args.recipe == "gpu" or args.recipe == "auto" and args.device.startswith("cuda")
     tasks = gpu_tasks() if gpu else cpu_tasks()
@@ -391,7 +399,7 @@ def main() -> None:
     if args.sweep:
         folds, lrs = (tuple(t(v) for v in arg.split(",")) for t, arg in ((int, args.sweep_folds),
                                                                             (float, args.sweep_lrs)))
-        tasks = [sweep(t, folds, lrs, args.sweep_epochs) for t in tasks]
+        tasks = [sweep(t, folds, lrs, args.sweep_epochs, args.sweep_narrow) for t in tasks]
     tasks = [smoke(t) if args.smoke else t for t in tasks]
     kind = torch.device(args.device).type
     label = ("" if kind == "cpu" else f"-{kind}") + ("-gpu-recipe" if gpu and kind == "cpu" else "") + (
@@ -401,7 +409,7 @@ def main() -> None:
     workers = args.data_workers or (4 if gpu else 1)
     start = time.perf_counter()
     command = "env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
-    table = "finetune_sweep" if args.sweep else "accuracy"
+    table = ("finetune_sweep" + ("-narrow" if args.sweep_narrow else "")) if args.sweep else "accuracy"
     out = runs / table if args.smoke else RESULTS / f"{table}{label}"
     rows: list[dict] = []
     # the workers end with this process: killed, it cannot shut the pool down, and they would train on unseen

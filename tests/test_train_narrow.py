@@ -102,6 +102,9 @@ def test_narrow_epochs_default_to_epochs_for_a_warm_start_at_fold_above_1():
     after = TrainConfig(fold=4, epochs=6, init_from="f1.safetensors")
     assert after.resolved_lr("game", kept=0.1) == pytest.approx(1e-3 * FINETUNE_AFTER_NARROW_SCALE)
     assert TrainConfig(fold=4, init_from="x", narrow_epochs=0).resolved_lr("game", kept=0.1) == 1e-3
+    explicit = TrainConfig(fold=4, epochs=6, init_from="x", lr=2e-3)  # --lr is the narrow stage's rate
+    assert explicit.resolved_lr("game") == pytest.approx(2e-3 * FINETUNE_AFTER_NARROW_SCALE)
+    assert TrainConfig(fold=1, epochs=6, init_from="x", lr=2e-3, width_mult=0.5).resolved_lr("game") == 2e-3
     with pytest.raises(FoldedCNNError, match="narrow_epochs must be >= 0"):
         TrainConfig(fold=4, init_from="x", narrow_epochs=-1)
     with pytest.raises(FoldedCNNError, match="it needs fold > 1 and init_from"):

@@ -70,12 +70,13 @@ class TrainConfig:
     image's block, the original with hidden widths cut to width_mult / fold, at fold 1) for that many epochs,
     warm-started and refitted from init_from with the same distillation, then copy it into every image's block
     (transform.fill_blocks: the folded model starts out computing it exactly on every image) and fine-tune the
-    folded model for `epochs`; None: as many as `epochs`, 0: fine-tune the folded warm start directly. Why: in
-    the folded network each block's weights see only the images at its position and the zero weights between
-    blocks, moved by Adam at the rate of the others, mix the images; on the CPU game tasks a folded f = 4
-    warm start lost 12-19 points in its first epoch and was still 8-14 points short after 16, while the narrow
-    network, one set of weights seeing every image at 1/f of the hidden-layer FLOPs, gains from its first epoch
-    (benchmarks/results/accuracy.md).
+    folded model for `epochs` (an explicit `lr` is the narrow stage's; the folded model then runs at
+    FINETUNE_AFTER_NARROW_SCALE times it); None: as many as `epochs`, 0: fine-tune the folded warm start
+    directly. Why: in the folded network each block's weights see only the images at its position and the
+    zero weights between blocks, moved by Adam at the rate of the others, mix the images; on the CPU game
+    tasks a folded f = 4 warm start lost 12-19 points in its first epoch and was still 8-14 points short after
+    16, while the narrow network, one set of weights seeing every image at 1/f of the hidden-layer FLOPs,
+    gains from its first epoch (benchmarks/results/accuracy.md).
     fresh_data: draw new training images every epoch (generated data only: load_data(..., draw=epoch)),
     in `data_workers` processes ahead of training; validation and test stay fixed.
     """
@@ -163,14 +164,15 @@ class TrainConfig:
 
     def resolved_lr(self, family: str | None, kept: float | None = None) -> float:
         """The base learning rate actually used: `lr`, else the optimizer's DEFAULT_LR, scaled for a warm-started
-        fine-tune by finetune_lr_scale(kept), `kept` being the warm start's validation top-1 over the original's, or,
-        after a narrow stage, by FINETUNE_AFTER_NARROW_SCALE."""
-        if self.lr is not None:
-            return float(self.lr)
-        base = DEFAULT_LR[self.resolved_optimizer(family)]
-        if not self.init_from:
+        fine-tune by finetune_lr_scale(kept), `kept` being the warm start's validation top-1 over the original's.
+        After a narrow stage (the narrow network trained at that rate), `lr` or DEFAULT_LR times
+        FINETUNE_AFTER_NARROW_SCALE."""
+        base = DEFAULT_LR[self.resolved_optimizer(family)] if self.lr is None else float(self.lr)
+        if self.resolved_narrow_epochs():  # the folded model after its narrow stage (which ran at `lr`, if given)
+            return base * FINETUNE_AFTER_NARROW_SCALE
+        if self.lr is not None or not self.init_from:
             return base
-        return base * (FINETUNE_AFTER_NARROW_SCALE if self.resolved_narrow_epochs() else finetune_lr_scale(kept))
+        return base * finetune_lr_scale(kept)
 
     def resolved_schedule(self) -> str:
         """"constant" or "cosine": "auto" is cosine for a warm-started fine-tune, constant otherwise."""
