@@ -29,7 +29,7 @@ FINETUNE_LR_SCALE = 0.1  # the least scale: a warm start that kept 95 % of the o
 FINETUNE_LR_SLOPE = 2.0  # a warm start that lost half of the original's top-1 or more gets the full rate
 # After a narrow stage (narrow_epochs) the folded model starts from the trained narrow network and the fine-tune only
 # polishes: game-apex f=4 from its narrow network's 84.9 % val, one epoch at 3e-4 drops it to 78.3 %, at 1e-4 to
-# 83.4 %, at 3e-5 to 84.5 %; after 8 epochs all end at 84.0-85.5 % (the 3e-5 run's best 85.5 %).
+# 83.4 %, at 3e-5 to 84.5 %; after 8 epochs 83.8 %, 84.6 % and 84.8 % (best 85.0 %) (benchmarks/narrow_polish.py).
 FINETUNE_AFTER_NARROW_SCALE = 0.03
 FINETUNE_WARMUP_STEPS = 100  # RMSprop's running average of squared gradients (alpha 0.99) settles in ~100 steps
 
