@@ -46,6 +46,7 @@ from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.tables import markdown_table
 from foldedcnn.train import TrainConfig, evaluate, teacher_logits, train_from_config
+from foldedcnn.train._state import load_state
 from foldedcnn.train.recipe import NARROW
 from foldedcnn.transform import fold_model
 
@@ -53,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 COLUMNS = ["task", "model", "fold", "method", "init", "align", "role", "data", "top1", "delta", "goal", "val_start",
            "val_best", "best_epoch", "narrow", "epochs", "n_train", "n_test", "batch", "lr", "train_seconds", "device",
-           "seed", "val_curve", "narrow_curve"]
+           "seed", "folded_lr", "val_curve", "narrow_curve"]
 
 
 def fashion_cnn() -> nn.Module:
@@ -144,17 +145,17 @@ CPU_F4_GOAL = ((4, 2.0),)  # the CPU goal of the game tasks: f = 2 within 0.5 po
 def cpu_tasks() -> list[Task]:
     """The CPU recipe, sized for ~25 minutes with two jobs of one thread on 2 cores, the longest task first so that
     both jobs end together: 6,000 fresh training images per epoch; originals 12 epochs (gold-int: 16 at 3e-4, as at
-    1e-3 its 111 classes keep it on the chance plateau); the control 16 epochs of the library's fine-tune, the folded
-    models 16 epochs of their narrow network, then 4 of the folded model (TrainConfig.narrow_epochs); games at the
-    folds of the CPU goal (2 and 4), their control at 1e-3, the rate their narrow networks' weak warm starts get (a
-    warm start that kept everything gets 1e-4; the sweep's game controls end higher at 1e-3 than at 3e-4), vtest at
-    every fold; Fashion-MNIST (12,000 fixed images) at f = 4, 16 + 4 epochs of fine-tuning."""
-    gold = Task(GAMES[0], GAMES[0], game_spec(GAMES[0], 6000), compared(16, 16, folds=(2, 4), control_lr=1e-3),
+    1e-3 its 111 classes keep it on the chance plateau); the folded models 16 epochs of their narrow network, then 4
+    of the folded model (TrainConfig.narrow_epochs); the control 16 epochs of the fine-tune at 5e-3, the rate the
+    narrow networks of weak warm starts get (finetune_sweep-narrow.md: the controls too rise with the rate up to
+    5e-3); games at the folds of the CPU goal (2 and 4), vtest at every fold (its narrow networks kept everything
+    and get 5e-4; its control the library's 1e-4); Fashion-MNIST (12,000 fixed images) at f = 4, 16 + 4 epochs."""
+    gold = Task(GAMES[0], GAMES[0], game_spec(GAMES[0], 6000), compared(16, 16, folds=(2, 4), control_lr=5e-3),
                 batch=32, lr=3e-4, goal=0.5, fold_goals=CPU_F4_GOAL, fresh=True)
-    sot, apex = (Task(g, g, game_spec(g, 6000), compared(12, 16, folds=(2, 4), control_lr=1e-3), batch=32, lr=1e-3,
+    sot, apex = (Task(g, g, game_spec(g, 6000), compared(12, 16, folds=(2, 4), control_lr=5e-3), batch=32, lr=1e-3,
                       goal=0.5, fold_goals=CPU_F4_GOAL, fresh=True) for g in GAMES[:0:-1])
     fashion = Task("fashion-mnist", "fashion-cnn (fold_model)", "fashion-mnist?size=32&channels=3",
-                   compared(6, 16, folds=(4,), control_lr=1e-3), batch=64, lr=1e-3, goal=2.0, n_train=12000,
+                   compared(6, 16, folds=(4,), control_lr=5e-3), batch=64, lr=1e-3, goal=2.0, n_train=12000,
                    n_val=2000)
     return [gold, sot, apex, fashion,
             Task("vtest", "noscope-coral", "vtest", compared(20, 20), batch=32, lr=1e-3, goal=0.5)]
@@ -162,10 +163,10 @@ def cpu_tasks() -> list[Task]:
 
 def gpu_tasks() -> list[Task]:
     """The GPU recipe: 20,000 fresh images per epoch at batch 256, originals and fine-tunes 40 epochs (the games'
-    control at 1e-3, as in the CPU recipe), and the paper's recipe at f=4 (from scratch, curriculum, lr 1e-4) for
+    control at 5e-3, as in the CPU recipe), and the paper's recipe at f=4 (from scratch, curriculum, lr 1e-4) for
     200 epochs beside the warm start."""
     paper, scratch_vtest = (Run(4, "paper", 200),), tuple(Run(f, "distill-kl", 40) for f in (2, 3, 4))
-    games = [Task(g, g, game_spec(g, 20000), compared(40, 40, paper, control_lr=1e-3), batch=256, lr=1e-3, goal=0.5,
+    games = [Task(g, g, game_spec(g, 20000), compared(40, 40, paper, control_lr=5e-3), batch=256, lr=1e-3, goal=0.5,
                   fresh=True) for g in GAMES]
     return [*games,
             Task("vtest", "noscope-coral", "vtest", compared(40, 40, scratch_vtest), batch=32, lr=1e-3, goal=0.5),
@@ -269,7 +270,8 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
                      "best_epoch": best.meta["metrics"]["epoch"], "narrow": len(narrow) - 1 if narrow else 0,
                      "epochs": run.epochs,
                      "n_train": train_set.labels.numel(), "n_test": test_set.labels.numel(), "batch": task.batch,
-                     "lr": result.lr,
+                     "lr": _narrow_rate(runs / task.name / run.name) if narrow else result.lr,
+                     "folded_lr": result.lr if narrow else "",
                      "train_seconds": round(result.seconds + (narrow[-1]["seconds"] if narrow else 0.0), 1),
                      "device": device, "seed": seed})
         print(rows[-1], f"(wall {time.perf_counter() - t0:.0f} s)", flush=True)
@@ -279,6 +281,11 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
         goal = dict(task.fold_goals).get(r["fold"], task.goal)
         r["goal"] = "" if r["fold"] == 1 else ("met" if r["delta"] >= -goal else f"missed by {-r['delta'] - goal:.2f}")
     return rows
+
+
+def _narrow_rate(run_dir: Path) -> float | str:
+    """The base learning rate of a run's narrow stage ("" for a stage saved before rates were saved)."""
+    return load_state(run_dir / NARROW / "last.safetensors").meta.get("base_lr", "")
 
 
 def _narrow_history(run_dir: Path) -> list[dict]:

@@ -31,6 +31,12 @@ FINETUNE_LR_SLOPE = 2.0  # a warm start that lost half of the original's top-1 o
 # polishes: game-apex f=4 from its narrow network's 84.9 % val, one epoch at 3e-4 drops it to 78.3 %, at 1e-4 to
 # 83.4 %, at 3e-5 to 84.5 %; after 8 epochs 83.8 %, 84.6 % and 84.8 % (best 85.0 %) (benchmarks/narrow_polish.py).
 FINETUNE_AFTER_NARROW_SCALE = 0.03
+# The narrow stage (a fold-1 run of the narrow network, narrow_stage=True) takes NARROW_LR_MULT times the fine-tune
+# rate above, and the folded model after it 0.03x that stage's base: on the CPU game tasks at f = 4 both the narrow
+# networks and the controls rise with the rate up to 5e-3 (16 epochs of 6,000 fresh images are short for every
+# model), the narrow networks far more (game-apex 83.90 -> 88.70 % test from 1e-3 to 5e-3, game-sot 80.35 -> 84.00;
+# the controls 90.20 -> 91.30, 85.40 -> 85.90: benchmarks/results/finetune_sweep-narrow.md).
+NARROW_LR_MULT = 5.0
 FINETUNE_WARMUP_STEPS = 100  # RMSprop's running average of squared gradients (alpha 0.99) settles in ~100 steps
 
 
@@ -70,13 +76,14 @@ class TrainConfig:
     image's block, the original with hidden widths cut to width_mult / fold, at fold 1) for that many epochs,
     warm-started and refitted from init_from with the same distillation, then copy it into every image's block
     (transform.fill_blocks: the folded model starts out computing it exactly on every image) and fine-tune the
-    folded model for `epochs` (an explicit `lr` is the narrow stage's; the folded model then runs at
-    FINETUNE_AFTER_NARROW_SCALE times it); None: as many as `epochs`, 0: fine-tune the folded warm start
-    directly. Why: in the folded network each block's weights see only the images at its position and the
-    zero weights between blocks, moved by Adam at the rate of the others, mix the images; on the CPU game
-    tasks a folded f = 4 warm start lost 12-19 points in its first epoch and was still 8-14 points short after
-    16, while the narrow network, one set of weights seeing every image at 1/f of the hidden-layer FLOPs,
-    gains from its first epoch (benchmarks/results/accuracy.md).
+    folded model for `epochs`; None: as many as `epochs`, 0: fine-tune the folded warm start directly. The
+    narrow stage's run (narrow_stage=True) takes NARROW_LR_MULT times the fine-tune rate, or an explicit `lr`;
+    the folded model then FINETUNE_AFTER_NARROW_SCALE times that stage's base. Why a narrow stage: in the
+    folded network each block's weights see only the images at its position, and the zero weights between
+    blocks, moved by Adam at the rate of the others, mix the images; on the CPU game tasks a folded f = 4 warm
+    start lost 12-19 points in its first epoch and was still 8-14 points short after 16, while the narrow
+    network, one set of weights seeing every image at 1/f of the hidden-layer FLOPs, gains from its first
+    epoch (benchmarks/results/accuracy.md).
     fresh_data: draw new training images every epoch (generated data only: load_data(..., draw=epoch)),
     in `data_workers` processes ahead of training; validation and test stay fixed.
     """
@@ -99,6 +106,7 @@ class TrainConfig:
     init_from: str | None = None
     refit_images: int = 1024
     narrow_epochs: int | None = None
+    narrow_stage: bool = False
     distill: str = "mse"
     distill_alpha: float = 0.5
     temperature: float = 1.0
@@ -116,6 +124,9 @@ class TrainConfig:
             raise FoldedCNNError(f"batch must be >= 1, got {self.batch}")
         if self.narrow_epochs is not None and self.narrow_epochs < 0:
             raise FoldedCNNError(f"narrow_epochs must be >= 0 (0: no narrow stage), got {self.narrow_epochs}")
+        if self.narrow_stage and (not self.init_from or self.fold != 1):
+            raise FoldedCNNError("narrow_stage marks the fold-1 narrow network's run of a warm start (set by the "
+                                 "narrow stage itself): it needs fold 1 and init_from")
         if self.narrow_epochs and (not self.init_from or self.fold < 2):
             raise FoldedCNNError("a narrow stage (narrow_epochs > 0) trains one image's block of a folded model "
                                  "warm-started from the original: it needs fold > 1 and init_from; leave it unset")
@@ -164,15 +175,17 @@ class TrainConfig:
 
     def resolved_lr(self, family: str | None, kept: float | None = None) -> float:
         """The base learning rate actually used: `lr`, else the optimizer's DEFAULT_LR, scaled for a warm-started
-        fine-tune by finetune_lr_scale(kept), `kept` being the warm start's validation top-1 over the original's.
-        After a narrow stage (the narrow network trained at that rate), `lr` or DEFAULT_LR times
+        fine-tune by finetune_lr_scale(kept), `kept` being the warm start's validation top-1 over the original's,
+        and by NARROW_LR_MULT for a narrow stage. After a narrow stage, (`lr` or DEFAULT_LR x NARROW_LR_MULT) x
         FINETUNE_AFTER_NARROW_SCALE."""
-        base = DEFAULT_LR[self.resolved_optimizer(family)] if self.lr is None else float(self.lr)
+        default = DEFAULT_LR[self.resolved_optimizer(family)]
         if self.resolved_narrow_epochs():  # the folded model after its narrow stage (which ran at `lr`, if given)
-            return base * FINETUNE_AFTER_NARROW_SCALE
-        if self.lr is not None or not self.init_from:
-            return base
-        return base * finetune_lr_scale(kept)
+            return (default * NARROW_LR_MULT if self.lr is None else float(self.lr)) * FINETUNE_AFTER_NARROW_SCALE
+        if self.lr is not None:
+            return float(self.lr)
+        if not self.init_from:
+            return default
+        return default * finetune_lr_scale(kept) * (NARROW_LR_MULT if self.narrow_stage else 1.0)
 
     def resolved_schedule(self) -> str:
         """"constant" or "cosine": "auto" is cosine for a warm-started fine-tune, constant otherwise."""

@@ -144,7 +144,7 @@ def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: Fol
     torch.manual_seed(config.seed)
     narrow = narrow_model(model, trust)
     stage = replace(config, fold=1, width_mult=narrow_width_mult(model), align=1,
-                    epochs=config.resolved_narrow_epochs(), narrow_epochs=None)
+                    epochs=config.resolved_narrow_epochs(), narrow_epochs=None, narrow_stage=True)
     print(f"narrow stage: {stage.epochs} epochs of one image's block at fold 1 (width_mult "
           f"{stage.width_mult:.4g}), then {config.epochs} epochs of the folded model", flush=True)
     stage_out = None if out is None else Path(out) / NARROW
