@@ -100,7 +100,7 @@ def test_narrow_epochs_default_to_epochs_for_a_warm_start_at_fold_above_1():
     assert TrainConfig(fold=1, epochs=6, init_from="f1.safetensors").resolved_narrow_epochs() == 0
     assert TrainConfig(fold=4, epochs=6).resolved_narrow_epochs() == 0
     after = TrainConfig(fold=4, epochs=6, init_from="f1.safetensors")
-    assert after.resolved_lr("game", kept=0.1) == pytest.approx(1e-3 * NARROW_LR_MULT * FINETUNE_AFTER_NARROW_SCALE)
+    assert after.resolved_lr("game", kept=0.1) == pytest.approx(1e-3 * FINETUNE_AFTER_NARROW_SCALE)
     stage = TrainConfig(fold=1, epochs=6, init_from="f1.safetensors", width_mult=0.5, narrow_stage=True)
     assert stage.resolved_lr("game", kept=0.1) == pytest.approx(1e-3 * NARROW_LR_MULT)  # a weak warm start
     assert stage.resolved_lr("noscope", kept=1.0) == pytest.approx(1e-4 * NARROW_LR_MULT)  # one that kept it all
@@ -108,7 +108,7 @@ def test_narrow_epochs_default_to_epochs_for_a_warm_start_at_fold_above_1():
         TrainConfig(fold=2, init_from="x", narrow_stage=True)
     assert TrainConfig(fold=4, init_from="x", narrow_epochs=0).resolved_lr("game", kept=0.1) == 1e-3
     explicit = TrainConfig(fold=4, epochs=6, init_from="x", lr=2e-3)  # --lr is the narrow stage's rate
-    assert explicit.resolved_lr("game") == pytest.approx(2e-3 * FINETUNE_AFTER_NARROW_SCALE)
+    assert explicit.resolved_lr("game") == pytest.approx(1e-3 * FINETUNE_AFTER_NARROW_SCALE)
     assert TrainConfig(fold=1, epochs=6, init_from="x", lr=2e-3, width_mult=0.5).resolved_lr("game") == 2e-3
     with pytest.raises(FoldedCNNError, match="narrow_epochs must be >= 0"):
         TrainConfig(fold=4, init_from="x", narrow_epochs=-1)
@@ -145,7 +145,7 @@ def test_the_folded_model_starts_from_the_narrow_stage_s_best(tmp_path, data):
     assert [h["epoch"] for h in narrow] == [0, 1, 2] and [h["epoch"] for h in result.history] == [0, 1, 2]
     assert result.history[0]["val_top1"] == pytest.approx(max(h["val_top1"] for h in narrow), abs=1e-3)
     assert result.best_val_top1 >= narrow[0]["val_top1"]  # never below the warm start
-    assert result.lr == pytest.approx(1e-3 * NARROW_LR_MULT * FINETUNE_AFTER_NARROW_SCALE)
+    assert result.lr == pytest.approx(1e-3 * FINETUNE_AFTER_NARROW_SCALE)
 
 
 @pytest.mark.parametrize("crash_at", [2, 3, 4], ids=["in-the-narrow-stage", "between-the-stages",

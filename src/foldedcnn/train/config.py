@@ -32,10 +32,12 @@ FINETUNE_LR_SLOPE = 2.0  # a warm start that lost half of the original's top-1 o
 # 83.4 %, at 3e-5 to 84.5 %; after 8 epochs 83.8 %, 84.6 % and 84.8 % (best 85.0 %) (benchmarks/narrow_polish.py).
 FINETUNE_AFTER_NARROW_SCALE = 0.03
 # The narrow stage (a fold-1 run of the narrow network, narrow_stage=True) takes NARROW_LR_MULT times the fine-tune
-# rate above, and the folded model after it 0.03x that stage's base: on the CPU game tasks at f = 4 both the narrow
-# networks and the controls rise with the rate up to 5e-3 (16 epochs of 6,000 fresh images are short for every
-# model), the narrow networks far more (game-apex 83.90 -> 88.70 % test from 1e-3 to 5e-3, game-sot 80.35 -> 84.00;
-# the controls 90.20 -> 91.30, 85.40 -> 85.90: benchmarks/results/finetune_sweep-narrow.md).
+# rate above: on the CPU game tasks at f = 4 both the narrow networks and the controls rise with the rate up to 5e-3
+# (16 epochs of 6,000 fresh images are short for every model), the narrow networks far more (game-apex 83.90 ->
+# 88.70 % test from 1e-3 to 5e-3, game-sot 80.35 -> 84.00; the controls 90.20 -> 91.30, 85.40 -> 85.90:
+# benchmarks/results/finetune_sweep-narrow.md). The folded model after it keeps FINETUNE_AFTER_NARROW_SCALE of the
+# default rate: at 0.03x the narrow stage's 5e-3, one folded epoch dropped a small game-apex f = 2 run by 1.6 points
+# (tests/test_train_finetune.py).
 NARROW_LR_MULT = 5.0
 FINETUNE_WARMUP_STEPS = 100  # RMSprop's running average of squared gradients (alpha 0.99) settles in ~100 steps
 
@@ -78,7 +80,7 @@ class TrainConfig:
     (transform.fill_blocks: the folded model starts out computing it exactly on every image) and fine-tune the
     folded model for `epochs`; None: as many as `epochs`, 0: fine-tune the folded warm start directly. The
     narrow stage's run (narrow_stage=True) takes NARROW_LR_MULT times the fine-tune rate, or an explicit `lr`;
-    the folded model then FINETUNE_AFTER_NARROW_SCALE times that stage's base. Why a narrow stage: in the
+    the folded model then FINETUNE_AFTER_NARROW_SCALE times the default rate. Why a narrow stage: in the
     folded network each block's weights see only the images at its position, and the zero weights between
     blocks, moved by Adam at the rate of the others, mix the images; on the CPU game tasks a folded f = 4 warm
     start lost 12-19 points in its first epoch and was still 8-14 points short after 16, while the narrow
@@ -176,11 +178,11 @@ class TrainConfig:
     def resolved_lr(self, family: str | None, kept: float | None = None) -> float:
         """The base learning rate actually used: `lr`, else the optimizer's DEFAULT_LR, scaled for a warm-started
         fine-tune by finetune_lr_scale(kept), `kept` being the warm start's validation top-1 over the original's,
-        and by NARROW_LR_MULT for a narrow stage. After a narrow stage, (`lr` or DEFAULT_LR x NARROW_LR_MULT) x
-        FINETUNE_AFTER_NARROW_SCALE."""
+        and by NARROW_LR_MULT for a narrow stage. After a narrow stage (whose rate an explicit `lr` sets),
+        DEFAULT_LR x FINETUNE_AFTER_NARROW_SCALE."""
         default = DEFAULT_LR[self.resolved_optimizer(family)]
         if self.resolved_narrow_epochs():  # the folded model after its narrow stage (which ran at `lr`, if given)
-            return (default * NARROW_LR_MULT if self.lr is None else float(self.lr)) * FINETUNE_AFTER_NARROW_SCALE
+            return default * FINETUNE_AFTER_NARROW_SCALE
         if self.lr is not None:
             return float(self.lr)
         if not self.init_from:
