@@ -63,7 +63,7 @@ class Calibration:
     def meets_targets(self) -> bool:
         """Whether the achieved rates are within the targets (not possible when a positive scores 0 exactly
         with max_fn = 0, or a negative scores 1 with max_fp = 0)."""
-        return self.fn_rate <= self.max_fn and self.fp_rate <= self.max_fp
+        return self.fn_rate <= self.max_fn + FLOAT_NOISE and self.fp_rate <= self.max_fp + FLOAT_NOISE
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +71,9 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         return cls(**d)
+
+
+FLOAT_NOISE = 1e-9  # a rate target this close counts as met: 3 of 10 meets 0.29999999999999993 (0.1 * 3 in floats)
 
 
 def _check_rate(name: str, value: float) -> float:
@@ -81,7 +84,7 @@ def _check_rate(name: str, value: float) -> float:
 
 def _allowed(rate: float, count: int) -> int:
     """How many of `count` frames a rate lets through (floor, forgiving float noise such as 0.07 * 100)."""
-    return math.floor(rate * count + 1e-9)
+    return math.floor(rate * count + FLOAT_NOISE)
 
 
 def thresholds_for(scores: np.ndarray, positive: np.ndarray, max_fn: float, max_fp: float) -> tuple[float, float]:
