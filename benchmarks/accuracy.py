@@ -45,7 +45,7 @@ from foldedcnn.data import LabelledImages, load_data
 from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.tables import markdown_table
-from foldedcnn.train import TrainConfig, evaluate, teacher_logits, train_from_config
+from foldedcnn.train import TrainConfig, evaluate, narrow_history, teacher_logits, train_from_config
 from foldedcnn.train._state import load_state
 from foldedcnn.train.recipe import NARROW
 from foldedcnn.transform import fold_model
@@ -257,7 +257,7 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
         t0 = time.perf_counter()
         result = train_from_config(config, runs / task.name / run.name, build(task, run, seed), train_set=train_set,
                                    val_set=val_set, teacher=soft, trust_code=own)
-        narrow = _narrow_history(runs / task.name / run.name) if config.resolved_narrow_epochs() else []
+        narrow = narrow_history(runs / task.name / run.name)
         best = load_checkpoint(result.best_path, fold=run.fold, device=device, trust_code=own)
         top1 = evaluate(best.model, test_set.images, test_set.labels, best.normalization, device=device).top1
         rows.append({"task": task.name, "model": task.model, "fold": run.fold, "method": run.method,
@@ -286,11 +286,6 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
 def _narrow_rate(run_dir: Path) -> float | str:
     """The base learning rate of a run's narrow stage ("" for a stage saved before rates were saved)."""
     return load_state(run_dir / NARROW / "last.safetensors").meta.get("base_lr", "")
-
-
-def _narrow_history(run_dir: Path) -> list[dict]:
-    """Per-epoch metrics of a run's narrow stage (row 0: its warm start)."""
-    return json.loads((run_dir / NARROW / "metrics.json").read_text())
 
 
 def _epochs(row: dict) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from foldedcnn.cli import main
 from foldedcnn.models import list_models
 from foldedcnn.tables import format_table
+from foldedcnn.train import narrow_history
 
 OUT = Path("runs/demo")
 GAME = "game-lol-gold-fraction"
@@ -78,8 +79,7 @@ def run() -> None:
                  ["train", "--model", model, "--fold", str(fold), "--data", spec, "--epochs", str(epochs),
                   "--batch", str(batch), "--seed", "0", "--out", str(out), "--no-progress", *recipe])
             history = json.loads((out / "metrics.json").read_text())
-            narrow = out / "narrow" / "metrics.json"  # a warm start's first stage: epoch 0 is the warm start
-            start = json.loads(narrow.read_text())[0] if narrow.is_file() else history[0]
+            start = (narrow_history(out) or history)[0]  # a warm start's narrow stage: its epoch 0 is the warm start
             val[(model, fold)] = (start["val_top1"], max(h["val_top1"] for h in history))
             if fold > 1 and val[(model, fold)][1] < val[(model, fold)][0]:
                 sys.exit(f"the fine-tuned {task} f={fold} ended below its warm start: {val[(model, fold)]}")

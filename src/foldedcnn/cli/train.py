@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from ._model import add_model_arguments
 from ._width_args import add_width_args
 
@@ -68,16 +65,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..train import TrainConfig, train_from_config
-    from ..train.recipe import NARROW
+    from ..train import TrainConfig, narrow_history, train_from_config
 
     config = TrainConfig.from_dict({**vars(args), "model": args.model or args.module,
                                     "model_kwargs": args.module_kwargs, "progress": not args.no_progress})
     result = train_from_config(config, out=args.out, trust_code=args.trust_code)
     start, last = result.history[0], result.history[-1]  # row 0: the model before training (after a narrow stage)
-    narrow = Path(args.out) / NARROW / "metrics.json"
-    if config.resolved_narrow_epochs() and narrow.is_file():
-        stage = json.loads(narrow.read_text())
+    stage = narrow_history(args.out)
+    if stage:
         print(f"narrow stage: {stage[-1]['epoch']} epochs, val top-1 {stage[0]['val_top1']:.2f}% warm-started, best "
               f"{max(h['val_top1'] for h in stage):.2f}% (copied into every image's block: the folded start below)")
     print(f"trained {config.model} fold={args.fold}: {last['epoch']} epochs in {result.seconds:.1f} s, val top-1 "

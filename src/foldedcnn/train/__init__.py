@@ -6,7 +6,7 @@ from .curriculum import Curriculum
 from .evaluation import Evaluation, evaluate, predict_logits
 from .losses import classification_loss, distillation_loss
 from .normalization import compute_normalization, normalize
-from .recipe import build_model, load_teacher, teacher_logits, train_from_config, warm_start_from
+from .recipe import build_model, load_teacher, narrow_history, teacher_logits, train_from_config, warm_start_from
 from .trainer import TrainingDivergedError, TrainResult, train
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "distillation_loss",
     "evaluate",
     "load_teacher",
+    "narrow_history",
     "normalize",
     "predict_logits",
     "teacher_logits",

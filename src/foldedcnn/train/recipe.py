@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -117,10 +118,12 @@ def train_from_config(
     elif config.init_from and not resuming:
         calibration = train_set.images[: config.refit_images] if config.refit_images else None
         normalization, copy_top1 = warm_start_from(model, config.init_from, trust_code, calibration, val_set)
-    original = config.init_from and not resuming and (teach if config.distill_from == config.init_from else
-                                                       load_teacher(config.init_from, model.input_shape,
-                                                                    device=config.device, trust_code=trust_code))
-    original_top1 = top1_of(original, val_set) if original else None  # a resumed run has it in its saved state
+    # the original's top-1 sets a warm start's rate (a resumed run has it in its saved state; after a narrow stage
+    # the rate is fixed, and the stage measured it for its own)
+    original = config.init_from and not resuming and not narrow and (
+        teach if config.distill_from == config.init_from else
+        load_teacher(config.init_from, model.input_shape, device=config.device, trust_code=trust_code))
+    original_top1 = top1_of(original, val_set) if original else None
     with (FreshDraws(config.data, config.epochs, config.data_workers, offset=narrow) if config.fresh_data
           else nullcontext()) as draws:
         return train(model, train_set, val_set, config, teacher_logits=teacher if teach else None,
@@ -129,6 +132,13 @@ def train_from_config(
 
 
 NARROW = "narrow"  # the narrow stage's run directory, inside the folded run's
+
+
+def narrow_history(out: str | os.PathLike) -> list[dict]:
+    """Per-epoch metrics (metrics.json rows) of the narrow stage of the run in `out`, row 0 its warm start; [] for a
+    run without one."""
+    path = Path(out) / NARROW / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: FoldedModel, train_set: ImageSet,
