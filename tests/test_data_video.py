@@ -258,6 +258,22 @@ def test_region_only_conversion_equals_cropping_the_full_frame(frames_by_format,
     np.testing.assert_array_equal(region_rgb(frame, roi), full[y : y + roi[3], x : x + roi[2]])
 
 
+@pytest.mark.parametrize("fmt", ["rgb24", "yuv420p"])
+def test_regions_of_successive_frames_are_arrays_of_their_own(vtest_frames, fmt):
+    """The frame the region is cut into is reused from call to call; what comes out must not be a view of it
+    (FFmpeg's scaler returns an RGB frame of the asked size as is), or every region kept would show the last."""
+    from foldedcnn.data._region import region_resized
+
+    frames = [f.reformat(format=fmt) for f in vtest_frames[:6]]
+    roi = (480, 260, 140, 140)
+    kept = [(region_rgb(f, roi), region_resized(f, roi, (140, 140)), region_resized(f, roi, (50, 50))) for f in frames]
+    for frame, (exact, same_size, small) in zip(frames, kept, strict=True):
+        np.testing.assert_array_equal(exact, frame.to_ndarray(format="rgb24")[260:400, 480:620])
+        np.testing.assert_array_equal(same_size, region_resized(frame, roi, (140, 140)))
+        np.testing.assert_array_equal(small, region_resized(frame, roi, (50, 50)))
+    assert len({exact.tobytes() for exact, _, _ in kept}) == len(frames)
+
+
 def test_iter_frames_with_a_region_crops_the_same_pixels(clip):
     full = list(iter_frames(clip, stride=5))
     region = list(iter_frames(clip, stride=5, roi=ROI))

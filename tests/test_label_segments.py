@@ -13,7 +13,7 @@ from foldedcnn.data.video import VideoIndex, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
 from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished
-from foldedcnn.label.frame_source import Segment, SegmentDecoder, plan_segments
+from foldedcnn.label.frame_source import Segment, SegmentDecoder, cut_rows, plan_segments
 
 ROI = (8, 8, 64, 48)
 
@@ -36,11 +36,23 @@ def test_segments_cover_exactly_the_missing_chunks(rows, batch, per_chunk, max_r
         assert s.video == 3 and s.first_row % batch == 0
         stop = rows if s.stop_row is None else s.stop_row
         assert s.stop_row is None or (s.stop_row - s.first_row) % batch == 0 or s.stop_row % chunk == 0
-        assert stop - s.first_row <= max(batch, -(-max_rows // batch) * batch)
+        assert stop - s.first_row <= 2 * max(batch, -(-max_rows // batch) * batch) + batch  # about max_rows
         covered += range(s.first_row, stop)
     missing = [r for r in range(rows) if r // chunk not in done]
     assert covered == missing  # in order, each missing row once, no stored row again
     assert [s.stop_row for s in segments].count(None) == (chunks - 1 not in done)
+
+
+def test_cuts_go_just_after_keyframes_and_a_costly_cut_is_not_made():
+    """vtest.avi's layout: 795 frames, a keyframe every 250, batches of 128. Cut into four equal shares, the cuts
+    would be at 256, 384 and 640: a decoder starting at 384 or 640 decodes 134 or 140 frames in vain, so those
+    cuts are dropped, and the rows go to three segments that each start at most 12 frames after a keyframe."""
+    keyframes = np.array([0, 250, 500, 750])
+    lead_in = lambda row: row - keyframes[np.searchsorted(keyframes, row, side="right") - 1]  # noqa: E731
+    assert cut_rows(0, 795, 4, 128) == [256, 384, 640]
+    assert cut_rows(0, 795, 4, 128, lead_in) == [256, 512]
+    segments = plan_segments(0, 795, set(), 512, 128, 199, lead_in)
+    assert [(s.first_row, s.stop_row) for s in segments] == [(0, 256), (256, 512), (512, None)]
 
 
 @pytest.mark.parametrize("stride,start,stop", [(1, 30, 61), (1, 100, None), (3, 13, 50), (5, 1, 7)])
@@ -130,8 +142,16 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
     videos = [job.JobVideo(i, v, v.stem, cfg, meta, ROI) for i, v in enumerate(cfg.videos)]
     tasks = job.plan_tasks(videos, cfg, ROI, (50, 50), 4, lambda codec: ("cpu", None))
-    long_starts = [t.segment.first_row for t in tasks if t.segment.video == 1]
-    assert long_starts == (list(range(0, 300, 40)) if seekable else [0])
+    long_starts = sorted(t.segment.first_row for t in tasks if t.segment.video == 1)
+    lead_in = [job._lead_in(indexes[clip], 1, row) for row in long_starts]
+    if seekable:  # 8 shares of 37.5 rows, cut on batches (8 rows) nearer keyframes (every 12 frames) than 40k is
+        assert len(long_starts) == 8 and all(r % 8 == 0 for r in long_starts)
+        assert sum(lead_in) < sum(job._lead_in(indexes[clip], 1, row) for row in range(0, 300, 40))
+        assert max(np.diff([*long_starts, 300])) <= 2 * 37.5
+    else:
+        assert long_starts == [0]
     sizes = [(t.segment.stop_row or [20, 300][t.segment.video]) - t.segment.first_row for t in tasks]
-    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 20
+    cost = [n + job._lead_in(indexes[[short, clip][t.segment.video]], 1, t.segment.first_row)
+            for n, t in zip(sizes, tasks, strict=True)]
+    assert cost == sorted(cost, reverse=True) and sizes[-1] == 20  # the most frames to decode first
     assert [t.segment.video for t in tasks].index(0) > max(i for i, n in enumerate(sizes) if n > 20)

@@ -29,6 +29,17 @@ def _plane_layout(fmt, width: int, height: int) -> list[tuple[int, int, int]] | 
     return layout
 
 
+_layouts: dict[tuple[str, int, int], list[tuple[int, int, int]] | None] = {}
+
+
+def _layout(frame) -> list[tuple[int, int, int]] | None:
+    """_plane_layout of `frame`'s format and size, worked out once per format and size."""
+    key = (frame.format.name, frame.width, frame.height)
+    if key not in _layouts:
+        _layouts[key] = _plane_layout(frame.format, frame.width, frame.height)
+    return _layouts[key]
+
+
 def _conversion_box(roi: tuple[int, int, int, int], width: int, height: int, align: int) -> tuple[int, int, int, int]:
     """The region (x, y, w, h) grown by 4 chroma samples on each side (chroma upsampling at its edge then sees
     the same neighbours as in a full frame; tested) and aligned to the chroma subsampling `align`, clipped to
@@ -50,14 +61,14 @@ def region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
     (every 4:2:0 codec's), the pixels equal those of the full-frame conversion (tests/test_data_video.py
     checks it); other formats and odd sizes are converted whole, as before.
     """
-    layout = _plane_layout(frame.format, frame.width, frame.height)
+    layout = _layout(frame)
     align = max((max(sx, sy) for sx, sy, _ in layout), default=1) if layout else 1
     if layout is None or frame.width % align or frame.height % align:  # FFmpeg converts these another way
         x, y, w, h = roi
         return full_rgb(frame)[y : y + h, x : x + w]
     x0, y0, x1, y1 = _conversion_box(roi, frame.width, frame.height, align)
     x, y, w, h = roi
-    rgb = full_rgb(_cut(frame, (x0, y0, x1, y1), layout))
+    rgb = _small_to_rgb(_cut(frame, (x0, y0, x1, y1), layout))
     return rgb[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
 
 
@@ -73,7 +84,7 @@ def region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int])
     OpenCV's; tests/test_data_video.py checks these bounds in 5 pixel formats), for less work. A region not
     aligned to the chroma subsampling, or a format region_rgb converts whole, takes that slower path instead.
     """
-    layout = _plane_layout(frame.format, frame.width, frame.height)
+    layout = _layout(frame)
     x, y, w, h = roi
     aligned = layout is not None and all(x % sx == w % sx == y % sy == h % sy == 0 for sx, sy, _ in layout)
     if not aligned:
@@ -81,23 +92,43 @@ def region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int])
     out_h, out_w = size
     area = out_h <= h and out_w <= w
     small = _cut(frame, (x, y, x + w, y + h), layout)
-    return _reformatter().reformat(small, format="rgb24", width=out_w, height=out_h, threads=1,
-                                   interpolation="AREA" if area else "BILINEAR").to_ndarray()
+    return _small_to_rgb(small, width=out_w, height=out_h, interpolation="AREA" if area else "BILINEAR")
+
+
+def _small_to_rgb(small, **resize) -> np.ndarray:
+    """A frame made by _cut converted to RGB (h, w, 3) uint8 (and resized, given width, height and interpolation):
+    its own array, never a view of the reused frame (FFmpeg's scaler hands back an RGB frame of the size asked
+    for unconverted)."""
+    rgb = _reformatter().reformat(small, format="rgb24", threads=1, **resize)
+    return rgb.to_ndarray().copy() if rgb is small else rgb.to_ndarray()
 
 
 def _cut(frame, box: tuple[int, int, int, int], layout: list[tuple[int, int, int]]):
-    """A new frame of `frame`'s format and colour metadata holding the pixels of `box` (x0, y0, x1, y1), whose
-    edges lie on the chroma subsampling grid of `layout` (or the frame's edges)."""
-    import av
-
-    x0, y0, x1, y1 = box
-    small = av.VideoFrame(x1 - x0, y1 - y0, frame.format.name)
-    for src, dst, (sx, sy, px) in zip(frame.planes, small.planes, layout, strict=True):
-        rows = np.frombuffer(src, np.uint8).reshape(-1, src.line_size)
-        cut = rows[y0 // sy : -(-y1 // sy), x0 // sx * px : -(-x1 // sx) * px]
-        np.frombuffer(dst, np.uint8).reshape(-1, dst.line_size)[: cut.shape[0], : cut.shape[1]] = cut
+    """A frame of `frame`'s format and colour metadata holding the pixels of `box` (x0, y0, x1, y1), whose
+    edges lie on the chroma subsampling grid of `layout` (or the frame's edges). The frame is this thread's
+    for that format and box, reused by the next call: convert it before cutting again."""
+    small, places = _small_frame(frame.format.name, box, layout)
+    for src, dst, (rows, cols) in zip(frame.planes, small.planes, places, strict=True):
+        np.frombuffer(dst, np.uint8).reshape(-1, dst.line_size)[: rows.stop - rows.start, : cols.stop - cols.start] = \
+            np.frombuffer(src, np.uint8).reshape(-1, src.line_size)[rows, cols]
     small.colorspace, small.color_range = frame.colorspace, frame.color_range
     return small
+
+
+def _small_frame(fmt: str, box: tuple[int, int, int, int], layout: list[tuple[int, int, int]]):
+    """This thread's frame of format `fmt` the size of `box`, and per plane the (rows, bytes) of the source plane
+    it takes; made once per format and box (a few per job), so a cut costs only its copies."""
+    import av
+
+    cache = _local.__dict__.setdefault("small_frames", {})
+    key = (fmt, box)
+    if key not in cache:
+        if len(cache) >= 16:  # many regions in one thread (tests): keep the memory bounded
+            cache.clear()
+        x0, y0, x1, y1 = box
+        places = [(slice(y0 // sy, -(-y1 // sy)), slice(x0 // sx * px, -(-x1 // sx) * px)) for sx, sy, px in layout]
+        cache[key] = av.VideoFrame(x1 - x0, y1 - y0, fmt), places
+    return cache[key]
 
 
 def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:

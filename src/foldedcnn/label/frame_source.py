@@ -10,7 +10,9 @@ the stream (stop_row None), whatever the container's index said.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +40,15 @@ class Segment:
     stop_row: int | None
 
 
-def plan_segments(video: int, rows: int, done: set[int], chunk_rows: int, batch: int,
-                  max_rows: int) -> list[Segment]:
-    """Segments covering, in order, the rows of the chunks of a video not in `done`, each at most `max_rows`
-    rows (rounded up to a batch); `rows` is the expected row count. The segment holding the last chunk
-    runs to the end of the video (there is one even when `rows` is 0)."""
+def plan_segments(video: int, rows: int, done: set[int], chunk_rows: int, batch: int, max_rows: int,
+                  lead_in: Callable[[int], int] | None = None) -> list[Segment]:
+    """Segments covering, in order, the rows of the chunks of a video not in `done`, about `max_rows` rows
+    each (at least a batch); `rows` is the expected row count. The segment holding the last chunk runs to the
+    end of the video (there is one even when `rows` is 0).
+
+    A run of missing rows is cut into as many segments as `max_rows` (rounded up to a batch) asks for, cut
+    near equal shares (`cut_rows`); `lead_in(row)`, when given, is what a decoder starting at `row` decodes
+    before it (frames since the keyframe before it), so cuts go where a segment starts cheaply."""
     chunks = max(1, -(-rows // chunk_rows))
     per = max(batch, -(-max_rows // batch) * batch)
     segments: list[Segment] = []
@@ -55,13 +61,31 @@ def plan_segments(video: int, rows: int, done: set[int], chunk_rows: int, batch:
         while end < chunks and end not in done:
             end += 1
         last_run = end == chunks
-        stop = min(end * chunk_rows, rows) if last_run else end * chunk_rows
-        starts = range(c * chunk_rows, max(stop, c * chunk_rows + 1), per)
-        for start in starts:
-            open_ended = last_run and start == starts[-1]
-            segments.append(Segment(video, start, None if open_ended else min(stop, start + per)))
+        start = c * chunk_rows
+        stop = max(min(end * chunk_rows, rows) if last_run else end * chunk_rows, start + 1)
+        cuts = [start, *cut_rows(start, stop, -(-(stop - start) // per), batch, lead_in), stop]
+        segments += [Segment(video, a, None if last_run and b == stop else b) for a, b in itertools.pairwise(cuts)]
         c = end
     return segments
+
+
+def cut_rows(start: int, stop: int, parts: int, batch: int, lead_in: Callable[[int], int] | None = None
+             ) -> list[int]:
+    """At most `parts` - 1 batch-aligned rows strictly inside (start, stop), increasing, that cut the run into
+    `parts` segments of about equal rows. Each cut is the batch boundary within half a share of its equal-share
+    row that costs least: its distance from that row plus `lead_in(row)` (the frames a decoder starting there
+    decodes in vain), so a video with sparse keyframes is cut just after them instead of halfway between; a
+    cut that would waste more than half a share is not made (its neighbours share its rows)."""
+    share = (stop - start) / parts
+    cuts: list[int] = []
+    for k in range(1, parts):
+        ideal = start + k * share
+        low = max((cuts[-1] if cuts else start) + 1, math.ceil(ideal - share / 2))
+        candidates = [r for r in range(-(-low // batch) * batch, min(stop - 1, int(ideal + share / 2)) + 1, batch)
+                      if not lead_in or lead_in(r) <= share / 2]
+        if candidates:
+            cuts.append(min(candidates, key=lambda r: abs(r - ideal) + (lead_in(r) if lead_in else 0)))
+    return cuts
 
 
 class SegmentDecoder:

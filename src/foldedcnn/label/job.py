@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..data.video import check_roi, index_video, probe_video
+from ..data.video import VideoIndex, check_roi, index_video, probe_video
 from ..device import resolve_device
 from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
@@ -388,16 +388,26 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int
             v.result.error = str(exc)
     missing = sum(v.rows.rows - len(v.rows.done) * cfg.chunk_frames for v in todo)
     share = max(cfg.batch, -(-missing // (2 * workers)))
-    tasks = []
+    tasks, cost = [], {}
     for v in todo:
+        lead_in = partial(_lead_in, v.index, cfg.stride)
         segments = plan_segments(v.number, v.rows.rows, v.rows.done, cfg.chunk_frames, cfg.batch,
-                                 share if v.index.seekable else max(1, v.rows.rows))
+                                 share if v.index.seekable else max(1, v.rows.rows), lead_in)
         v.segments_left = len(segments)
         v.settle()  # every chunk may have been stored before a kill, the final CSV not yet
-        tasks += [DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index) for s in segments]
-    rows = {v.number: v.rows.rows for v in todo}
-    # longest first (LPT): the short segments (a video's tail, short videos) fill in while the last long ones end
-    return sorted(tasks, key=lambda t: t.segment.first_row - (t.segment.stop_row or rows[t.segment.video]))
+        for s in segments:
+            tasks.append(DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index))
+            cost[s] = ((s.stop_row or v.rows.rows) - s.first_row) * cfg.stride + lead_in(s.first_row)
+    # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
+    # long ones end
+    return sorted(tasks, key=lambda t: -cost[t.segment])
+
+
+def _lead_in(index: VideoIndex, stride: int, row: int) -> int:
+    """Frames a decoder starting at output `row` decodes before it: from the keyframe before it (from frame 0
+    when the video cannot be sought)."""
+    frame = row * stride
+    return frame - (index.keyframe_at_or_before(frame) if index.seekable else 0)
 
 
 def _label_batch(engine, video: JobVideo, batch, class_names: Sequence[str], cfg: JobConfig) -> None:
