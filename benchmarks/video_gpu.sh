@@ -15,5 +15,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 MACHINE=${MACHINE:-gpu}
 DEST=${RESULTS:-benchmarks/results}/$MACHINE  # on the device machine: RESULTS=$OUT
+mkdir -p "$DEST/video-h264"
+lscpu > "$DEST/video-h264/lscpu.txt" || true  # cores against hardware threads: what "16 x decode-only" can mean
 python3 benchmarks/video.py --device cuda --backend torch --codec h264 --decoders cpu gpu --workers 16 \
   --videos 16 --long 20 --workloads many long --repeats "${REPEATS:-2}" --yardstick-frames 3000 --out "$DEST/video-h264"
