@@ -361,3 +361,78 @@ def test_gpu_decoder_feeds_the_same_job_and_falls_back_for_other_codecs(clips, c
 def test_decoder_gpu_without_a_gpu_is_one_clear_error(clips, checkpoint, tmp_path, capsys):
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--decoder", "gpu"]) == 2
     assert "--decoder gpu: NVDEC cannot be used here" in capsys.readouterr().err
+
+
+class _FakeNvdec:
+    """PyNvVideoCodec's SimpleDecoder as the reader uses it, backed by PyAV on the CPU: planar RGB frames
+    (3, H, W) uint8 torch tensors handed out through DLPack, a seek to a frame index, then the next frames in
+    order. It counts the frames it decodes, so a reader that decodes anything twice is caught."""
+
+    class OutputColorType:
+        RGBP = "rgbp"
+
+    decoded = 0
+
+    class SimpleDecoder:
+        def __init__(self, path, gpu_id=0, use_device_memory=True, output_color_type=None):
+            import av
+
+            assert output_color_type == "rgbp" and use_device_memory
+            with av.open(path) as container:
+                self._frames = [torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1).contiguous()
+                                for f in container.decode(video=0)]
+            self._at = 0
+
+        def __len__(self):
+            return len(self._frames)
+
+        def get_stream_metadata(self):
+            return type("Meta", (), {"average_fps": 25.0})()
+
+        def seek_to_index(self, index):
+            self._at = index
+
+        def get_batch_frames(self, n):
+            out = self._frames[self._at:self._at + n]
+            self._at += len(out)
+            _FakeNvdec.decoded += len(out)
+            return out
+
+
+@pytest.mark.parametrize("stride,first_row,stop_row", [(1, 0, None), (1, 40, 120), (3, 8, 56), (2, 96, None)])
+def test_nvdec_reader_seeks_once_then_reads_the_segment_in_order(clips, monkeypatch, stride, first_row, stop_row):
+    """Each segment's rows come out in batches of `batch`, each frame decoded once, the region cut from the
+    frame and resized by area averaging: what the CPU reader gives, up to the resampler."""
+    import torch.nn.functional as F
+
+    from foldedcnn.data.video import index_video, iter_frames
+    from foldedcnn.label._decode_pool import Decoded, DecodeTask, Finished
+    from foldedcnn.label._nvdec import NvdecDecoder
+    from foldedcnn.label.frame_source import Segment
+
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", _FakeNvdec)
+    _FakeNvdec.decoded = 0
+    path = clips["long"]
+    tasks = [DecodeTask(path, Segment(0, first_row, stop_row), ROI, (24, 32), stride, 8, index_video(path)),
+             DecodeTask(path, Segment(1, 0, 16), ROI, (24, 32), stride, 8, None)]
+    nvdec = NvdecDecoder(tasks, device="cpu", sessions=2)
+    batches: dict[int, list] = {0: [], 1: []}
+    while nvdec.pending:
+        event = nvdec.events.get(timeout=60)
+        if isinstance(event, Finished):
+            assert event.error is None
+            nvdec.pending -= 1
+        else:
+            assert isinstance(event, Decoded)
+            batches[event.task.segment.video].append(event.batch)
+    every = list(iter_frames(path, stride))
+    stop = len(every) if stop_row is None else stop_row
+    got = batches[0]
+    assert [b.first for b in got] == list(range(first_row, stop, 8))
+    assert [i for b in got for i in b.index] == [f.index for f in every[first_row:stop]]
+    x, y, w, h = ROI
+    full = torch.stack([torch.from_numpy(f.rgb).permute(2, 0, 1) for f in every[first_row:stop]])
+    expected = F.interpolate(full[:, :, y:y + h, x:x + w].float(), size=(24, 32), mode="area").round().to(torch.uint8)
+    assert torch.equal(torch.cat([b.images for b in got]), expected)
+    last = 300 if stop_row is None else (stop_row - 1) * stride + 1  # the frame after the segment's last frame
+    assert _FakeNvdec.decoded == last - first_row * stride + (16 - 1) * stride + 1
