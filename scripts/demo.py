@@ -73,8 +73,7 @@ def run() -> None:
         for fold in FOLDS:
             out = OUT / f"{task}-f{fold}"
             original = str(OUT / f"{task}-f1" / "best.safetensors")
-            recipe = ["--schedule", "cosine"] if fold == 1 else [  # a warm start takes the fine-tune defaults
-                "--init-from", original, "--distill-from", original, "--distill", "kl", "--temperature", "4"]
+            recipe = ["--schedule", "cosine"] if fold == 1 else ["--init-from", original]  # the fine-tune defaults
             step(f"3. Train {model} f={fold} on {task}" + (" (warm start from the original)" if fold > 1 else ""),
                  ["train", "--model", model, "--fold", str(fold), "--data", spec, "--epochs", str(epochs),
                   "--batch", str(batch), "--seed", "0", "--out", str(out), "--no-progress", *recipe])

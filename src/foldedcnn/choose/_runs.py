@@ -63,7 +63,8 @@ def choose_fold(
     its checkpoints under `out` are loaded running only that code).
 
     f = 1 is trained from scratch for `epochs` (at `lr`, cosine); every other fold is warm-started from it and
-    fine-tuned with KL distillation toward it (the library's fine-tune defaults): its narrow network for
+    fine-tuned on the labels (the library's fine-tune defaults; no distillation toward an original trained this
+    briefly, which held the CPU game tasks 3-15 points back: benchmarks/results/accuracy.md): its narrow network for
     `finetune_epochs` (default `epochs`), then the folded model for a quarter as many (at least 1), as in
     benchmarks/accuracy.py. Runs live in `out`/f<F>/ and a finished one is reused (an interrupted one resumes).
     Each best checkpoint is evaluated on the test split and timed end to end (`measure_batch` uint8 images per call) on
@@ -87,7 +88,7 @@ def choose_fold(
         else:
             narrow = finetune_epochs or epochs
             config = TrainConfig(fold=fold, epochs=max(1, narrow // 4), narrow_epochs=narrow, init_from=str(original),
-                                 distill_from=str(original), distill="kl", temperature=4.0, **common)
+                                 **common)
         trust = fold > 1 and _trusted(original, ref)  # the folds warm-start from the original
         result = train_from_config(config, out / f"f{fold}", train_set=train_set, val_set=val_set, trust_code=trust)
         trust = _trusted(result.best_path, ref)
