@@ -29,8 +29,8 @@ from .frame_source import FrameBatch, Segment, SegmentDecoder
 
 PRELOAD = ["foldedcnn.label._decode_pool", "av", "cv2"]  # what the fork server imports once for every worker
 # Decoder processes run this much nicer than the consumer, so the Engine labels each batch as it comes instead
-# of sharing a core with the decoders and leaving a backlog to clear alone once decoding ends (vtest.avi,
-# 2 cores, 2 workers: 2,010 against 1,860 frames/s end-to-end, medians of 10 runs of the job).
+# of sharing a core with the decoders and leaving a backlog to clear alone once decoding ends (part of the
+# gain in benchmarks/results/cpu-2core/video.md).
 DECODER_NICENESS = 10
 
 

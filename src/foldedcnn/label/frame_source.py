@@ -77,14 +77,15 @@ def cut_rows(start: int, stop: int, parts: int, batch: int, lead_in: Callable[[i
     decodes in vain), so a video with sparse keyframes is cut just after them instead of halfway between; a
     cut that would waste more than half a share is not made (its neighbours share its rows)."""
     share = (stop - start) / parts
+    waste = lead_in or (lambda row: 0)
     cuts: list[int] = []
     for k in range(1, parts):
         ideal = start + k * share
         low = max((cuts[-1] if cuts else start) + 1, math.ceil(ideal - share / 2))
-        candidates = [r for r in range(-(-low // batch) * batch, min(stop - 1, int(ideal + share / 2)) + 1, batch)
-                      if not lead_in or lead_in(r) <= share / 2]
-        if candidates:
-            cuts.append(min(candidates, key=lambda r: abs(r - ideal) + (lead_in(r) if lead_in else 0)))
+        rows = range(-(-low // batch) * batch, min(stop - 1, int(ideal + share / 2)) + 1, batch)
+        costs = [(abs(r - ideal) + w, r) for r in rows if (w := waste(r)) <= share / 2]
+        if costs:
+            cuts.append(min(costs)[1])  # the least cost; on a tie the earlier row, as min() over the rows gave
     return cuts
 
 
