@@ -36,7 +36,7 @@ def test_round_trip_gives_identical_outputs(saved):
     assert ck.meta["metrics"] == {"val_top1": 97.5}
     assert ck.meta["widths"] == [32, 32, 256, 8]
     assert ck.meta["architecture"] == {"kind": "zoo", "name": "noscope-coral", "width_mult": None, "align": 8,
-                                       "num_classes": 2}
+                                       "block_of": 1, "num_classes": 2}
 
 
 @pytest.mark.parametrize("recorded", [None, 1], ids=["align-absent", "align-1"])

@@ -63,7 +63,8 @@ def test_warm_start_from_the_original(tmp_path, capsys):
     assert config["init_from"] == ckpt and config["schedule"] == "cosine" and config["narrow_epochs"] == 2
     assert load_state(folded / "narrow" / "last.safetensors").meta["epoch"] == 2
     printed = capsys.readouterr().out
-    assert "narrow stage: 2 epochs of one image's block at fold 1 (width_mult 0.7071), then 1 epochs" in printed
+    assert ("narrow stage: 2 epochs of one image's block at fold 1 (every hidden width the folded one // 2), then 1 "
+            "epochs") in printed
     assert re.search(r"narrow stage: 2 epochs, val top-1 [\d.]+% warm-started, best [\d.]+% \(copied", printed)
     # a folded checkpoint is no original to warm-start from
     assert main(["train", "--model", "game-sot-coin-count", "--fold", "4", "--data", SPEC, "--epochs", "1",

@@ -11,12 +11,13 @@ from torch import nn
 from train_data import make_set
 
 import foldedcnn.train.trainer as trainer
+from foldedcnn.checkpoint import load_checkpoint, save_checkpoint
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.folded import FoldedModel
 from foldedcnn.models import create_model
 from foldedcnn.train import TrainConfig, train, train_from_config
 from foldedcnn.train.config import FINETUNE_AFTER_NARROW_SCALE, NARROW_LR_MULT
-from foldedcnn.transform import fill_blocks, fold_model, narrow_model, narrow_width_mult
+from foldedcnn.transform import fill_blocks, fold_model, narrow_model, narrow_widths
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,22 +65,54 @@ def test_filled_blocks_compute_the_narrow_network_on_every_image(fold, align, na
     assert torch.equal(folded(y)[1:fold], folded(x)[1:fold])
 
 
-@given(width=st.integers(1, 200), fold=st.integers(2, 8), align=st.sampled_from([1, 8]))
-def test_the_narrow_width_fits_one_image_s_block(width, fold, align):
-    """floor(n * mult / f) <= floor(n * mult) // f <= (n * mult rounded up to align) // f: the block has room."""
+@given(width=st.integers(1, 200), fold=st.integers(2, 8), align=st.sampled_from([1, 2, 8]),
+       mult=st.sampled_from([None, 0.5, 1.5, 3.0]))
+def test_the_narrow_width_fills_one_image_s_block(width, fold, align, mult):
+    """The narrow width is the folded width // f (never 0); with the paper's widths it is floor(n * mult / f),
+    the rule of checkpoints saved before block_of."""
     from foldedcnn.models.widths import scaled_width
 
-    folded_width = scaled_width(width, fold, None, align)
-    narrow_width = scaled_width(width, 1, fold ** 0.5 / fold, 1)
-    assert 1 <= narrow_width <= max(1, folded_width // fold)
+    explicit = fold ** 0.5 if mult is None else mult
+    folded_width = scaled_width(width, fold, mult, align)
+    narrow_width = scaled_width(width, 1, explicit, align, block_of=fold)
+    assert narrow_width == max(1, folded_width // fold)
+    if align == 1:
+        assert narrow_width == scaled_width(width, 1, explicit / fold, 1)
 
 
-def test_the_narrow_network_is_the_original_cut_to_width_mult_over_f():
-    folded = FoldedModel.from_zoo("game-apex-squad-count", 4, align=1)
-    assert narrow_width_mult(folded) == 0.5
-    widths = [m.out_channels for m in narrow_model(folded).network.modules() if isinstance(m, nn.Conv2d)]
-    assert widths == [16, 16, 16, 16, 4]  # the original's 32 and 8, halved; folded: 64 and 16
-    assert narrow_width_mult(FoldedModel.from_zoo("game-apex-squad-count", 2, width_mult=3.0)) == 1.5
+def _conv_widths(model: FoldedModel) -> list[int]:
+    return [m.out_channels for m in model.network.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_the_narrow_network_is_one_image_s_block_of_the_folded_widths():
+    paper = FoldedModel.from_zoo("game-apex-squad-count", 4, align=1)
+    assert narrow_widths(paper) == (2.0, 1, 4)
+    assert _conv_widths(narrow_model(paper)) == [16, 16, 16, 16, 4]  # folded 64 and 16: a quarter each
+    aligned = FoldedModel.from_zoo("game-apex-squad-count", 2)  # 45 and 11 rounded up to 48 and 16
+    assert _conv_widths(aligned) == [48, 48, 48, 48, 16]
+    assert _conv_widths(narrow_model(aligned)) == [24, 24, 24, 24, 8]  # the paper's widths give 22 and 5
+    assert narrow_widths(FoldedModel.from_zoo("game-apex-squad-count", 2, width_mult=3.0)) == (3.0, 8, 2)
+
+
+@pytest.mark.parametrize("kind", ["zoo", "fold_model"])
+def test_a_narrow_network_s_width_rule_survives_its_checkpoint(tmp_path, kind):
+    if kind == "zoo":
+        folded, widths = FoldedModel.from_zoo("game-apex-squad-count", 2), [24, 24, 24, 24, 8]
+    else:  # bn_cnn's 12 and 20 channels: folded 16 and 32 (the paper's 16 and 28)
+        folded, widths = fold_model(bn_cnn(), 2, torch.zeros(1, 3, 16, 16), source=SOURCE), [8, 16]
+    narrow = narrow_model(folded, trust_code=True)
+    assert _conv_widths(narrow) == widths
+    save_checkpoint(tmp_path / "narrow.safetensors", narrow)
+    back = load_checkpoint(tmp_path / "narrow.safetensors", fold=1, trust_code=True).model
+    assert back.identity.block_of == 2
+    assert _conv_widths(back) == widths
+
+
+def test_block_of_is_for_fold_1_networks_only():
+    with pytest.raises(FoldedCNNError, match="block_of=2 describes one image's block .* this one has fold 2"):
+        FoldedModel.from_zoo("game-apex-squad-count", 2, block_of=2)
+    with pytest.raises(FoldedCNNError, match="block_of must be an integer >= 1, got 0"):
+        FoldedModel.from_zoo("game-apex-squad-count", 1, block_of=0)
 
 
 def test_narrow_networks_are_refused_where_there_is_none():

@@ -36,7 +36,8 @@ _PLAN = {
     "required": ["fold", "input_shape", "num_classes", "layers"],
     "properties": {
         "fold": _POSITIVE_INT, "input_shape": _SHAPE, "num_classes": _POSITIVE_INT,
-        "align": _POSITIVE_INT, "width_mult": {"anyOf": [{"type": "null"}, {**_NUMBER, "exclusiveMinimum": 0}]},
+        "align": _POSITIVE_INT, "block_of": _POSITIVE_INT,
+        "width_mult": {"anyOf": [{"type": "null"}, {**_NUMBER, "exclusiveMinimum": 0}]},
         "classifier": {"type": ["string", "null"]},
         "leaf_modules": {"type": "array", "items": {"type": "string"}},
         "spaces": {"type": "array", "items": {"type": "object"}},
@@ -51,7 +52,8 @@ _ARCHITECTURE = {
     "allOf": [
         {"if": {"properties": {"kind": {"const": "zoo"}}},
          "then": {"required": ["name"],
-                  "properties": {"name": {"type": "string"}, "align": _POSITIVE_INT, "num_classes": _POSITIVE_INT,
+                  "properties": {"name": {"type": "string"}, "align": _POSITIVE_INT, "block_of": _POSITIVE_INT,
+                                 "num_classes": _POSITIVE_INT,
                                  "width_mult": {"anyOf": [{"type": "null"}, {**_NUMBER, "exclusiveMinimum": 0}]}}}},
         {"if": {"properties": {"kind": {"const": "plan"}}},
          "then": {"required": ["plan", "source"], "properties": {"plan": _PLAN, "source": _SOURCE}}},

@@ -30,7 +30,8 @@ class ModelIdentity:
 
     `zoo`: the zoo name of a network built by `create_model`. `plan` (a FoldPlan) and `source` (how to
     build the unfolded original: {"zoo": name} or {"factory": "pkg.module:function", "kwargs": {...}})
-    describe a `fold_model` network. `width_mult` / `align` are the width rule it was built with.
+    describe a `fold_model` network. `width_mult` / `align` / `block_of` are the width rule it was built with
+    (models.widths.scaled_width; block_of > 1: a narrow network, one image's block of a folded model).
     `normalization` maps images in [0, 1] to the network's input, (x - mean) / std per channel, and
     `class_names` name the K classes; both are None until training (or a checkpoint) sets them.
     """
@@ -43,6 +44,7 @@ class ModelIdentity:
     source: Mapping[str, Any] | None = None
     width_mult: float | None = None
     align: int = 1
+    block_of: int = 1
     normalization: Normalization | None = None
     class_names: tuple[str, ...] | None = None
 

@@ -20,11 +20,11 @@ def register(sub) -> None:
                         "no curriculum")
     p.add_argument("--narrow-epochs", type=int, metavar="N",
                    help="with --init-from at --fold > 1: first train the narrow network (one image's block: the "
-                        "original with hidden widths cut to width-mult / fold, at fold 1) for N epochs, warm-started "
-                        "and distilled like the folded model, into OUT/narrow; then copy it into every image's block "
-                        "and fine-tune the folded model for --epochs at 0.03x the default rate (the narrow stage "
-                        "runs at 5x the fine-tune rate, or at --lr if given; default N: --epochs; "
-                        "0: fine-tune the folded warm start directly)")
+                        "original with every hidden width cut to the folded one // fold, at fold 1) for N "
+                        "epochs, warm-started and distilled like the folded model, into OUT/narrow; then copy it "
+                        "into every image's block and fine-tune the folded model for --epochs at 0.03x the "
+                        "default rate (the narrow stage runs at 5x the fine-tune rate, or at --lr if given; "
+                        "default N: --epochs; 0: fine-tune the folded warm start directly)")
     p.add_argument("--refit-images", type=int, default=1024, metavar="N",
                    help="with --init-from: refit the warm start's blocks by least squares to the original's layer "
                         "outputs on N training images (default 1024; 0: the plain block copy)")

@@ -75,7 +75,8 @@ class TrainConfig:
     warmup None is one epoch or FINETUNE_WARMUP_STEPS steps, whichever is longer, and the curriculum stays
     off (it would mask classes the warm-started model already knows). Without it: DEFAULT_LR, "constant", no warm-up.
     narrow_epochs: with init_from at fold > 1, train first the narrow network (transform.narrow_model: one
-    image's block, the original with hidden widths cut to width_mult / fold, at fold 1) for that many epochs,
+    image's block, the original with every hidden width cut to the folded width // fold, at fold 1; its run has
+    block_of = fold, see models.widths) for that many epochs,
     warm-started and refitted from init_from with the same distillation, then copy it into every image's block
     (transform.fill_blocks: the folded model starts out computing it exactly on every image) and fine-tune the
     folded model for `epochs`; None: as many as `epochs`, 0: fine-tune the folded warm start directly. The
@@ -114,6 +115,7 @@ class TrainConfig:
     temperature: float = 1.0
     align: int | None = None
     width_mult: float | None = None
+    block_of: int = 1
     fresh_data: bool = False
     data_workers: int = 1
     device: str = "cpu"

@@ -72,7 +72,8 @@ def build_model(config: TrainConfig, input_shape: tuple[int, int, int] | None = 
     ("pkg.module:function" or "file.py:function", called with `config.model_kwargs`) folded by fold_model
     for images of `input_shape` (C, H, W)."""
     torch.manual_seed(config.seed)
-    return ModelRef(config.model, input_shape, config.model_kwargs).build(config.fold, config.width_mult, config.align)
+    return ModelRef(config.model, input_shape, config.model_kwargs).build(config.fold, config.width_mult, config.align,
+                                                                      config.block_of)
 
 
 def train_from_config(
@@ -148,15 +149,16 @@ def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: Fol
     from config.init_from, as a fold-1 run in <out>/narrow (resumable like any run), then fill every image's block
     of `model` with its best checkpoint (its last weights without `out`). Returns the original's normalisation.
     `named`: `model` was built from config.model, so the code that rebuilds its narrow network is trusted."""
-    from ..transform import fill_blocks, narrow_model, narrow_width_mult
+    from ..transform import fill_blocks, narrow_model, narrow_widths
 
     trust = trust_code or named
     torch.manual_seed(config.seed)
     narrow = narrow_model(model, trust)
-    stage = replace(config, fold=1, width_mult=narrow_width_mult(model), align=1,
+    mult, align, block_of = narrow_widths(model)
+    stage = replace(config, fold=1, width_mult=mult, align=align, block_of=block_of,
                     epochs=config.resolved_narrow_epochs(), narrow_epochs=None, narrow_stage=True)
-    print(f"narrow stage: {stage.epochs} epochs of one image's block at fold 1 (width_mult "
-          f"{stage.width_mult:.4g}), then {config.epochs} epochs of the folded model", flush=True)
+    print(f"narrow stage: {stage.epochs} epochs of one image's block at fold 1 (every hidden width the folded "
+          f"one // {block_of}), then {config.epochs} epochs of the folded model", flush=True)
     stage_out = None if out is None else Path(out) / NARROW
     result = train_from_config(stage, stage_out, narrow, train_set=train_set, val_set=val_set, teacher=teacher,
                                trust_code=trust_code)

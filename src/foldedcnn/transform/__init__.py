@@ -7,7 +7,7 @@ own and copy it (trained) into every block.
 """
 
 from ._fold import fold_model, rebuild_from_architecture
-from ._narrow import fill_blocks, narrow_model, narrow_width_mult
+from ._narrow import fill_blocks, narrow_model, narrow_widths
 from ._sources import ModelRef, build_source, load_factory, module_source
 from ._spaces import ChannelDesc
 from ._warm_start import select_channels, warm_start
@@ -30,7 +30,7 @@ __all__ = [
     "load_factory",
     "module_source",
     "narrow_model",
-    "narrow_width_mult",
+    "narrow_widths",
     "rebuild_from_architecture",
     "register_rule",
     "select_channels",

@@ -33,6 +33,7 @@ def fold_model(
     classifier: str | None = None,
     leaf_modules: Sequence[type[nn.Module]] = (),
     source: dict[str, Any] | None = None,
+    block_of: int = 1,
 ) -> FoldedModel:
     """Fold any CNN: `model` maps (B, C, H, W) -> (B, K); the result's network maps (N, f*C, H, W) -> (N, f*K).
 
@@ -43,19 +44,21 @@ def fold_model(
     names the logits layer when it is not the one producing the model's output.
     `leaf_modules`: module classes torch.fx must not trace into (give each a rule with
     `register_rule`). `source` says how to rebuild the original model for checkpoints:
-    {"factory": "pkg.module:function", "kwargs": {...}} or {"zoo": name}.
+    {"factory": "pkg.module:function", "kwargs": {...}} or {"zoo": name}. `block_of` b > 1 (at fold 1)
+    gives one image's block of the model folded b times with this width_mult and align: every hidden
+    width // b (transform.narrow_model's narrow network).
     The model is not modified; the folded network is a deep copy with wider layers and fresh
     weights, of the same class (or a torch.fx.GraphModule when split sizes had to be edited).
     Raises UnsupportedOpError, ShapeError or FoldError with the node and the fix.
     """
     fold = check_fold(fold)
     align = resolve_align(align, fold)
-    check_width_args(width_mult, align)
+    check_width_args(width_mult, align, block_of, fold)
     a = analyse(model, example_input, classifier=classifier, leaf_modules=leaf_modules)
-    plan = make_plan(a, fold, width_mult, align, classifier, [_qualname(c) for c in leaf_modules])
+    plan = make_plan(a, fold, width_mult, align, classifier, [_qualname(c) for c in leaf_modules], block_of)
     network = apply_plan(model, plan, leaf_modules)
     identity = ModelIdentity(fold, tuple(plan.input_shape), plan.num_classes, plan=plan, source=source,
-                             width_mult=width_mult, align=align)
+                             width_mult=width_mult, align=align, block_of=block_of)
     folded = FoldedModel(network, identity)
     folded.training = network.training
     return folded
@@ -64,7 +67,7 @@ def fold_model(
 def rebuild_from_architecture(architecture: dict[str, Any], *, trust_code: bool = False) -> FoldedModel:
     """An untrained FoldedModel from a checkpoint's {"kind": "plan", "plan": ..., "source": ...}.
 
-    Re-folds the source model with the stored fold, width_mult, align and classifier and checks
+    Re-folds the source model with the stored fold, width_mult, align, block_of and classifier and checks
     that every layer gets the stored width. A `factory` source or leaf modules are imported only
     with `trust_code=True` (see build_source); a zoo source imports nothing.
     """
@@ -76,7 +79,8 @@ def rebuild_from_architecture(architecture: dict[str, Any], *, trust_code: bool 
     leaves = [load_factory(trusted(name, trust_code, "use the module class")) for name in plan.leaf_modules]
     example = torch.zeros(1, *plan.input_shape)
     folded = fold_model(model, plan.fold, example, width_mult=plan.width_mult, align=plan.align,
-                        classifier=plan.classifier, leaf_modules=leaves, source=architecture.get("source"))
+                        classifier=plan.classifier, leaf_modules=leaves, source=architecture.get("source"),
+                        block_of=plan.block_of)
     if folded.plan.layers != plan.layers:
         raise FoldedCNNError("the recorded source no longer folds to the stored plan (its architecture changed)")
     return folded

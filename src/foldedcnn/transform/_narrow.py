@@ -5,10 +5,12 @@ every block with the same pruned original (transform.warm_start). Trained inside
 blocks are f separate sets of weights, each seeing only the images at its position: a quarter of the data
 at f = 4, while the zero weights between blocks, moved by Adam at the rate of the others, mix the images
 (on the CPU game tasks a warm-started f = 4 model loses 10-20 points in its first epoch). The narrow
-network is that block trained alone: the original with every hidden space of n channels cut to
-floor(n * width_mult / f) (width_mult: the folded model's, sqrt(f) by default; that is at most F // f), one
-set of weights that sees every image, at 1/f of the original's hidden-layer FLOPs. `fill_blocks` then copies
-it into every image's block, so the folded network starts out computing it exactly on every image.
+network is that block trained alone: the original with every hidden space of F folded channels cut to
+F // f (block_of = f in the width rule, models.widths), one set of weights that sees every image, at about 1/f
+of the original's hidden-layer FLOPs. With the paper's widths (align 1) that is floor(n * width_mult / f); the
+tensor-core default (align 8) rounds F up and the block takes those channels too, so the narrow network is
+wider at no cost to the folded one (game f = 2: 24 and 8 channels instead of 22 and 5). `fill_blocks` then copies it into
+every image's block, so the folded network starts out computing it exactly on every image.
 """
 
 from __future__ import annotations
@@ -24,22 +26,23 @@ from ._sources import build_source, load_factory, trusted
 from ._warm_start import check_layers, copy_layer, plan_of
 
 
-def narrow_width_mult(folded: FoldedModel) -> float:
-    """Width multiplier (at fold 1, align 1) of `folded`'s narrow network: its width_mult (sqrt(f) by default)
-    over f."""
-    mult = folded.identity.width_mult
-    return (math.sqrt(folded.fold) if mult is None else float(mult)) / folded.fold
+def narrow_widths(folded: FoldedModel) -> tuple[float, int, int]:
+    """The width rule (width_mult, align, block_of) at fold 1 of `folded`'s narrow network: the folded model's
+    width_mult (sqrt(f) made explicit) and align, block_of f: every hidden width is the folded one // f."""
+    ident = folded.identity
+    mult = math.sqrt(folded.fold) if ident.width_mult is None else float(ident.width_mult)
+    return mult, ident.align, folded.fold
 
 
 def narrow_model(folded: FoldedModel, trust_code: bool = False) -> FoldedModel:
     """The narrow network of `folded` (fold f > 1), freshly initialised: (B, C, H, W) -> (B, K), every hidden
-    space of n channels at floor(n * narrow_width_mult(folded)). A zoo model is built by the zoo; a fold_model
+    space of F folded channels at F // f (narrow_widths). A zoo model is built by the zoo; a fold_model
     model is rebuilt from its recorded source (code it names is imported only with `trust_code`)."""
     if folded.fold < 2:
         raise FoldedCNNError("a narrow network is one image's block of a folded model; this one has fold 1")
-    mult = narrow_width_mult(folded)
+    mult, align, block_of = narrow_widths(folded)
     if folded.identity.zoo is not None:
-        return FoldedModel.from_zoo(folded.identity.zoo, 1, mult, align=1)
+        return FoldedModel.from_zoo(folded.identity.zoo, 1, mult, align, block_of=block_of)
     plan, source = folded.plan, folded.identity.source
     if plan is None or source is None:
         raise FoldedCNNError("this folded model records no source to rebuild its original from, so it has no "
@@ -49,7 +52,8 @@ def narrow_model(folded: FoldedModel, trust_code: bool = False) -> FoldedModel:
 
     leaves = [load_factory(trusted(name, trust_code, "use the module class")) for name in plan.leaf_modules]
     return fold_model(build_source(source, trust_code=trust_code), 1, torch.zeros(1, *folded.input_shape),
-                      width_mult=mult, align=1, classifier=plan.classifier, leaf_modules=leaves, source=source)
+                      width_mult=mult, align=align, classifier=plan.classifier, leaf_modules=leaves, source=source,
+                      block_of=block_of)
 
 
 @torch.no_grad()

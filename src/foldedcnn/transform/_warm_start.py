@@ -31,11 +31,12 @@ from .plan import FoldPlan, LayerPlan, make_plan
 
 def plan_of(folded: FoldedModel, original: nn.Module) -> FoldPlan:
     """The fold plan of `folded`: its own (fold_model models) or, for a zoo model, the plan of `original`
-    at `folded`'s fold with the zoo network's width_mult and align."""
+    at `folded`'s fold with the zoo network's width rule (width_mult, align, block_of)."""
     if folded.plan is not None:
         return folded.plan
     a = analyse(original, torch.zeros(1, *folded.input_shape))
-    return make_plan(a, folded.fold, folded.identity.width_mult, folded.identity.align)
+    ident = folded.identity
+    return make_plan(a, folded.fold, ident.width_mult, ident.align, block_of=ident.block_of)
 
 
 def _shape(m: nn.Module) -> tuple[int, int, int]:

@@ -77,6 +77,7 @@ class FoldPlan:
     spaces: list[SpacePlan] = field(default_factory=list)
     layers: list[LayerPlan] = field(default_factory=list)
     edits: list[EditPlan] = field(default_factory=list)
+    block_of: int = 1  # > 1: a narrow network, one image's block of the plan folded block_of times
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict; `FoldPlan.from_dict` inverts it."""
@@ -97,8 +98,9 @@ class FoldPlan:
         """The plan as a text table, one row per layer, then the graph edits."""
         c, h, w = self.input_shape
         mult = "sqrt(f)" if self.width_mult is None else f"{self.width_mult:g}"
-        head = (f"fold={self.fold}  width_mult={mult}  align={self.align}  input {c}x{h}x{w} (folded {self.fold * c})"
-                f"  classes {self.num_classes} (folded {self.fold * self.num_classes})")
+        block = f"  block_of={self.block_of}" if self.block_of > 1 else ""
+        head = (f"fold={self.fold}  width_mult={mult}  align={self.align}{block}  input {c}x{h}x{w} "
+                f"(folded {self.fold * c})  classes {self.num_classes} (folded {self.fold * self.num_classes})")
         rows = [{"layer": lp.name, "kind": lp.kind, "role": lp.role, "in": lp.in_channels, "out": lp.out_channels,
                  "groups": lp.groups, "folded_in": lp.folded_in, "folded_out": lp.folded_out,
                  "folded_groups": lp.folded_groups} for lp in self.layers]
@@ -120,8 +122,8 @@ def _chunk_sizes(total: int, chunks: int) -> list[int]:
 class _Widths:
     """Folded width of every unrefined space of an analysis."""
 
-    def __init__(self, a: Analysis, fold: int, width_mult: float | None, align: int) -> None:
-        self.sp, self.fold, self.width_mult, self.align = a.spaces, fold, width_mult, align
+    def __init__(self, a: Analysis, fold: int, width_mult: float | None, align: int, block_of: int) -> None:
+        self.sp, self.fold, self.width_mult, self.align, self.block_of = a.spaces, fold, width_mult, align, block_of
         self.multiple: dict[int, int] = {}
         for i in range(len(self.sp.size)):
             self._push(self.sp.find(i), 1)
@@ -146,7 +148,7 @@ class _Widths:
             else:
                 w = scaled_width(size, self.fold, self.width_mult, self.align)
                 step = math.lcm(self.align, m)
-                w = -(-w // step) * step
+                w = -(-w // step) * step // self.block_of
             if kind != SCALED and w % m:
                 raise FoldError(f"a {kind} channel space of {w} folded channels must be divisible by {m} (groups)")
             self.memo[r] = w
@@ -209,9 +211,10 @@ def _split_edits(a: Analysis, widths: _Widths) -> list[EditPlan]:
 
 
 def make_plan(a: Analysis, fold: int, width_mult: float | None = None, align: int = 1,
-              classifier: str | None = None, leaf_modules: list[str] | None = None) -> FoldPlan:
-    """Folded widths for analysis `a`; raises FoldError / UnsupportedOpError when folding cannot work."""
-    widths = _Widths(a, fold, width_mult, align)
+              classifier: str | None = None, leaf_modules: list[str] | None = None, block_of: int = 1) -> FoldPlan:
+    """Folded widths for analysis `a` (hidden ones // block_of: see models.widths); raises FoldError /
+    UnsupportedOpError when folding cannot work."""
+    widths = _Widths(a, fold, width_mult, align, block_of)
     ids: dict[int, int] = {}
     layers = [_layer_plan(a, rec, widths, ids) for rec in a.layers.values()]
     for check in a.view_checks:
@@ -222,4 +225,4 @@ def make_plan(a: Analysis, fold: int, width_mult: float | None = None, align: in
                 "write x.view(x.size(0), -1) or torch.flatten(x, 1), or take sizes from x.size()")
     spaces = [SpacePlan(i, a.spaces.kind[r], a.spaces.size[r], widths.leaf(r)) for r, i in ids.items()]
     return FoldPlan(fold, width_mult, align, classifier, list(a.input_shape), a.num_classes,
-                    list(leaf_modules or []), spaces, layers, _split_edits(a, widths))
+                    list(leaf_modules or []), spaces, layers, _split_edits(a, widths), block_of)
