@@ -9,8 +9,8 @@ network is that block trained alone: the original with every hidden space of F f
 F // f (block_of = f in the width rule, models.widths), one set of weights that sees every image, at about 1/f
 of the original's hidden-layer FLOPs. With the paper's widths (align 1) that is floor(n * width_mult / f); the
 tensor-core default (align 8) rounds F up and the block takes those channels too, so the narrow network is
-wider at no cost to the folded one (game f = 2: 24 and 8 channels instead of 22 and 5). `fill_blocks` then copies it into
-every image's block, so the folded network starts out computing it exactly on every image.
+wider at no cost to the folded one (game f = 2: 24 and 8 channels instead of 22 and 5). `fill_blocks` then
+copies it into every image's block, so the folded network starts out computing it exactly on every image.
 """
 
 from __future__ import annotations
