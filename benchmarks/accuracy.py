@@ -18,7 +18,8 @@ benchmarks/results/accuracy.{csv,md} (CPU) or accuracy-<device type>.{csv,md}; -
 recipe with a few images and epochs and writes its tables under --runs instead, so it never replaces committed
 results. --sweep trains, instead of a task's table, its warm-started fine-tune at several learning rates and folds
 (see sweep) and writes finetune_sweep.{csv,md}, each run's validation top-1 per epoch in val_curve (with
---sweep-narrow: the rate of the folds' narrow stage, finetune_sweep-narrow.{csv,md}).
+--sweep-narrow: the rate of the folds' narrow stage, finetune_sweep-narrow.{csv,md}); --paper-widths trains the
+folded runs at the paper's widths where those differ from the default's (accuracy-paper-widths.{csv,md}).
 """
 
 from __future__ import annotations
@@ -210,6 +211,16 @@ def sweep(task: Task, folds: tuple[int, ...], lrs: tuple[float, ...], epochs: in
     return replace(task, runs=(task.runs[0], *warm, *scratch))
 
 
+def paper_widths(task: Task) -> Task:
+    """`task` with its folded runs at the paper's widths (align 1), those whose network differs from the default's
+    (--paper-widths: the tensor-core widths round F up, and the narrow network takes its F // f)."""
+    def shapes(run: Run) -> list[tuple[int, ...]]:
+        return [tuple(p.shape) for p in build(task, run, 0).parameters()]
+
+    paper = tuple(replace(r, align=1) for r in task.runs[2:] if r.fold > 1)
+    return replace(task, runs=(*task.runs[:2], *(r for r in paper if shapes(r) != shapes(replace(r, align=None)))))
+
+
 def smoke(task: Task) -> Task:
     """`task` with a few images and epochs: every run of the recipe, in seconds per run."""
     data = game_spec(task.name, 96).replace(f"n_val={N_VAL}&n_test={N_TEST}", "n_val=32&n_test=32") if task.fresh \
@@ -339,6 +350,11 @@ def summary(rows: list[dict], swept: list[dict] = ()) -> list[dict]:
     return out
 
 
+PAPER_INTRO = """The folded runs at the paper's widths (`accuracy.py --paper-widths`, align 1: hidden widths floor(n *
+sqrt(f)), their narrow networks floor(n * sqrt(f) / f)), beside the same original and control as accuracy.md, where
+those widths differ from the default's (tensor-core widths: F rounded up to a multiple of 8, the narrow network
+F // f; the game models at f = 2: 24 and 8 channels per image instead of 22 and 5)."""
+
 SWEEP_INTRO = """Fine-tune sweep (`accuracy.py --sweep`): the task's original, then warm-started runs (`init`
 original) fine-tuned with KL distillation toward it at each learning rate `lr` (after the library's warm-up, cosine
 decay), at f = 1 (the control) and the folds, and the folds distilled from scratch. val_curve: validation top-1 at
@@ -404,6 +420,9 @@ def main() -> None:
     parser.add_argument("--runs", help="where run directories go (default runs/accuracy[-DEVICE][-smoke])")
     parser.add_argument("--finished-only", action="store_true",
                         help="train nothing: tabulate the runs in --runs that have finished")
+    parser.add_argument("--paper-widths", action="store_true",
+                        help="instead of the table, the folded runs at the paper's widths where they differ from "
+                             "the default's: writes accuracy-paper-widths[-DEVICE].{csv,md}")
     parser.add_argument("--sweep", action="store_true",
                         help="instead of the table, the fine-tune sweep of each task (see sweep): writes "
                              "finetune_sweep[-DEVICE].{csv,md} beside the tables")
@@ -425,6 +444,8 @@ def main() -> None:
         folds, lrs = (tuple(t(v) for v in arg.split(",")) for t, arg in ((int, args.sweep_folds),
                                                                             (float, args.sweep_lrs)))
         tasks = [sweep(t, folds, lrs, args.sweep_epochs, args.sweep_narrow) for t in tasks]
+    elif args.paper_widths:
+        tasks = [t for t in map(paper_widths, tasks) if len(t.runs) > 2]
     tasks = [smoke(t) if args.smoke else t for t in tasks]
     kind = torch.device(args.device).type
     label = ("" if kind == "cpu" else f"-{kind}") + ("-gpu-recipe" if gpu and kind == "cpu" else "") + (
@@ -434,7 +455,8 @@ def main() -> None:
     workers = args.data_workers or (4 if gpu else 1)
     start = time.perf_counter()
     command = "env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
-    table = ("finetune_sweep" + ("-narrow" if args.sweep_narrow else "")) if args.sweep else "accuracy"
+    table = (("finetune_sweep" + ("-narrow" if args.sweep_narrow else "")) if args.sweep else
+             "accuracy-paper-widths" if args.paper_widths else "accuracy")
     out = runs / table if args.smoke else RESULTS / f"{table}{label}"
     rows: list[dict] = []
     # the workers end with this process: killed, it cannot shut the pool down, and they would train on unseen
@@ -445,7 +467,7 @@ def main() -> None:
         for fut in futures:  # in task order; the tables are rewritten as each task finishes
             rows += fut.result()
             write(rows, out, command, time.perf_counter() - start, args.device, args.threads, jobs,
-                  SWEEP_INTRO if args.sweep else "")
+                  SWEEP_INTRO if args.sweep else PAPER_INTRO if args.paper_widths else "")
             print(f"wrote {out.with_suffix('.md')} ({len(rows)} runs)", flush=True)
 
 
