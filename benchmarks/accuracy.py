@@ -198,15 +198,16 @@ def gpu_tasks() -> list[Task]:
 
 
 def sweep(task: Task, folds: tuple[int, ...], lrs: tuple[float, ...], epochs: int | None = None,
-          narrow: bool = False) -> Task:
+          narrow: bool = False, method: str = "warm+distill-kl") -> Task:
     """The fine-tune sweep of `task` (--sweep): its original, then at each of `folds` (1: the control) the warm
-    start + KL distillation at each of `lrs`, and at folds > 1 distillation from scratch at the task's rate; all
+    start fine-tuned by `method` (see METHODS; --sweep-method) at each of `lrs`, and at folds > 1 distillation
+    from scratch at the task's rate; all
     `epochs` long (default: as many as the task's fine-tunes). With `narrow` (--sweep-narrow), the folds' runs
     are `epochs` of their narrow stage at each rate, then 4 of the folded model at 0.03x it, and none from
     scratch."""
     epochs = epochs or task.runs[1].epochs
-    warm = tuple(Run(f, "warm+distill-kl", 4, lr=lr, narrow=epochs) if narrow and f > 1 else
-                 Run(f, "warm+distill-kl", epochs, lr=lr) for f in folds for lr in lrs)
+    warm = tuple(Run(f, method, 4, lr=lr, narrow=epochs) if narrow and f > 1 else
+                 Run(f, method, epochs, lr=lr) for f in folds for lr in lrs)
     scratch = () if narrow else tuple(Run(f, "distill-kl", epochs) for f in folds if f > 1)
     return replace(task, runs=(task.runs[0], *warm, *scratch))
 
@@ -356,9 +357,10 @@ those widths differ from the default's (tensor-core widths: F rounded up to a mu
 F // f; the game models at f = 2: 24 and 8 channels per image instead of 22 and 5)."""
 
 SWEEP_INTRO = """Fine-tune sweep (`accuracy.py --sweep`): the task's original, then warm-started runs (`init`
-original) fine-tuned with KL distillation toward it at each learning rate `lr` (after the library's warm-up, cosine
-decay), at f = 1 (the control) and the folds, and the folds distilled from scratch. val_curve: validation top-1 at
-epoch 0 (the model as given), 1, 2, ...; top1 is the test top-1 of the best-on-validation checkpoint."""
+original) fine-tuned {how} at each learning rate `lr` (after the library's warm-up, cosine decay), at f = 1 (the
+control) and the folds, and (without --sweep-narrow) the folds distilled from scratch. val_curve: validation top-1
+at epoch 0 (the model as given), 1, 2, ...; top1 is the test top-1 of the best-on-validation checkpoint."""
+SWEPT = {"warm+distill-kl": "with KL distillation toward it", "warm": "on the labels alone (the table's method)"}
 
 
 def write(rows: list[dict], out: Path, command: str, total: float, device: str, threads: int, jobs: int,
@@ -429,6 +431,8 @@ def main() -> None:
     parser.add_argument("--sweep-folds", default="1,2,4", help="folds of the sweep (1: the control)")
     parser.add_argument("--sweep-lrs", default="3e-4,1e-3,3e-3", help="learning rates of the sweep")
     parser.add_argument("--sweep-epochs", type=int, help="epochs of each sweep run (default: the task's fine-tune)")
+    parser.add_argument("--sweep-method", choices=sorted(SWEPT), default="warm+distill-kl",
+                        help="how the sweep fine-tunes (warm: the table's method; writes finetune_sweep[-narrow]-warm)")
     parser.add_argument("--sweep-narrow", action="store_true",
                         help="sweep the narrow stage's rate: the folds' runs are --sweep-epochs narrow epochs, then 4 "
                              "folded (writes finetune_sweep-narrow.{csv,md})")
@@ -443,7 +447,7 @@ def main() -> None:
     if args.sweep:
         folds, lrs = (tuple(t(v) for v in arg.split(",")) for t, arg in ((int, args.sweep_folds),
                                                                             (float, args.sweep_lrs)))
-        tasks = [sweep(t, folds, lrs, args.sweep_epochs, args.sweep_narrow) for t in tasks]
+        tasks = [sweep(t, folds, lrs, args.sweep_epochs, args.sweep_narrow, args.sweep_method) for t in tasks]
     elif args.paper_widths:
         tasks = [t for t in map(paper_widths, tasks) if len(t.runs) > 2]
     tasks = [smoke(t) if args.smoke else t for t in tasks]
@@ -455,7 +459,8 @@ def main() -> None:
     workers = args.data_workers or (4 if gpu else 1)
     start = time.perf_counter()
     command = "env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
-    table = (("finetune_sweep" + ("-narrow" if args.sweep_narrow else "")) if args.sweep else
+    table = (("finetune_sweep" + ("-narrow" if args.sweep_narrow else "") + ("-warm" if args.sweep_method == "warm"
+                                                                              else "")) if args.sweep else
              "accuracy-paper-widths" if args.paper_widths else "accuracy")
     out = runs / table if args.smoke else RESULTS / f"{table}{label}"
     rows: list[dict] = []
@@ -467,7 +472,8 @@ def main() -> None:
         for fut in futures:  # in task order; the tables are rewritten as each task finishes
             rows += fut.result()
             write(rows, out, command, time.perf_counter() - start, args.device, args.threads, jobs,
-                  SWEEP_INTRO if args.sweep else PAPER_INTRO if args.paper_widths else "")
+                  SWEEP_INTRO.format(how=SWEPT[args.sweep_method]) if args.sweep else
+                  PAPER_INTRO if args.paper_widths else "")
             print(f"wrote {out.with_suffix('.md')} ({len(rows)} runs)", flush=True)
 
 
