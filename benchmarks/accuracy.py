@@ -19,7 +19,8 @@ recipe with a few images and epochs and writes its tables under --runs instead, 
 results. --sweep trains, instead of a task's table, its warm-started fine-tune at several learning rates and folds
 (see sweep) and writes finetune_sweep.{csv,md}, each run's validation top-1 per epoch in val_curve (with
 --sweep-narrow: the rate of the folds' narrow stage, finetune_sweep-narrow.{csv,md}); --paper-widths trains the
-folded runs at the paper's widths where those differ from the default's (accuracy-paper-widths.{csv,md}).
+folded runs at the paper's widths where those differ from the default's (accuracy-paper-widths.{csv,md}); --seed N
+(N != 0) gives every run seed N and writes accuracy-seedN.{csv,md}, the same fixed validation and test images.
 """
 
 from __future__ import annotations
@@ -413,7 +414,8 @@ def main() -> None:
                         help="which recipe (auto: gpu on cuda, else cpu)")
     parser.add_argument("--smoke", action="store_true", help="every run with a few images and epochs (a check)")
     parser.add_argument("--tasks", help="comma-separated task names (default: all)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of every run; other than 0 its runs and tables get a -seed<N> suffix")
     parser.add_argument("--jobs", type=int, help="tasks trained at once, one process each (default 2 on CPU, 3 "
                                                  "on GPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
@@ -454,6 +456,7 @@ def main() -> None:
     kind = torch.device(args.device).type
     label = ("" if kind == "cpu" else f"-{kind}") + ("-gpu-recipe" if gpu and kind == "cpu" else "") + (
         "-smoke" if args.smoke else "")
+    label += f"-seed{args.seed}" if args.seed else ""  # another seed: its own runs and tables
     runs = Path(args.runs) if args.runs else ROOT / "runs" / f"accuracy{label}"
     jobs = args.jobs or (3 if gpu else 2)
     workers = args.data_workers or (4 if gpu else 1)
