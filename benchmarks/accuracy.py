@@ -157,8 +157,8 @@ GAMES = ("game-lol-gold-int", "game-apex-squad-count", "game-sot-coin-count")
 N_VAL, N_TEST = 2000, 10000
 
 
-def game_spec(name: str, n_train: int) -> str:
-    return f"{name}?n_train={n_train}&n_val={N_VAL}&n_test={N_TEST}"
+def game_spec(name: str, n_train: int, n_val: int = N_VAL, n_test: int = N_TEST) -> str:
+    return f"{name}?n_train={n_train}&n_val={n_val}&n_test={n_test}"
 
 
 CPU_F4_GOAL = ((4, 2.0),)  # the CPU goal of the game tasks: f = 2 within 0.5 points, f = 4 within 2
@@ -225,8 +225,7 @@ def paper_widths(task: Task) -> Task:
 
 def smoke(task: Task) -> Task:
     """`task` with a few images and epochs: every run of the recipe, in seconds per run."""
-    data = game_spec(task.name, 96).replace(f"n_val={N_VAL}&n_test={N_TEST}", "n_val=32&n_test=32") if task.fresh \
-        else task.data
+    data = game_spec(task.name, 96, 32, 32) if task.fresh else task.data
     runs = tuple(replace(r, epochs=2 if r.fold == 1 and r.method == "ce" else 1, narrow=min(r.narrow, 1))
                  for r in task.runs)
     return replace(task, data=data, runs=runs, batch=min(task.batch, 32), n_train=None if task.fresh else 96,

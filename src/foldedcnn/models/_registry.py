@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import FoldedCNNError, UnknownModelError
 from ..identity import ModelIdentity
 from ..layout import check_fold
-from .widths import check_width_args, resolve_align
+from .widths import resolve_align
 
 Builder = Callable[..., nn.Module]
 
@@ -80,7 +80,6 @@ def create_model(name: str, fold: int = 1, width_mult: float | None = None, alig
     spec = get_spec(name)
     fold = check_fold(fold)
     align = resolve_align(align, fold)
-    check_width_args(width_mult, align, block_of, fold)
     if spec.check_fold is not None:
         spec.check_fold(fold)
     k = spec.num_classes if num_classes is None else num_classes

@@ -15,13 +15,12 @@ copies it into every image's block, so the folded network starts out computing i
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from ..errors import FoldedCNNError
 from ..folded import FoldedModel
+from ..models.widths import default_width_mult
 from ._sources import build_source, load_factory, trusted
 from ._warm_start import check_layers, copy_layer, plan_of
 
@@ -30,7 +29,7 @@ def narrow_widths(folded: FoldedModel) -> tuple[float, int, int]:
     """The width rule (width_mult, align, block_of) at fold 1 of `folded`'s narrow network: the folded model's
     width_mult (sqrt(f) made explicit) and align, block_of f: every hidden width is the folded one // f."""
     ident = folded.identity
-    mult = math.sqrt(folded.fold) if ident.width_mult is None else float(ident.width_mult)
+    mult = default_width_mult(folded.fold) if ident.width_mult is None else float(ident.width_mult)
     return mult, ident.align, folded.fold
 
 
