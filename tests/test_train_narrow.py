@@ -108,6 +108,16 @@ def test_a_narrow_network_s_width_rule_survives_its_checkpoint(tmp_path, kind):
     assert _conv_widths(back) == widths
 
 
+def test_a_zoo_model_with_its_own_classes_keeps_them_in_its_narrow_network():
+    torch.manual_seed(0)
+    folded = FoldedModel.from_zoo("noscope-coral", 2, num_classes=3)
+    narrow = narrow_model(folded)
+    assert narrow.num_classes == 3
+    fill_blocks(folded, narrow, create_model("noscope-coral", 1, num_classes=3))
+    x = torch.randn(4, *folded.input_shape)
+    assert torch.allclose(folded.eval()(x), narrow.eval()(x), atol=1e-5)  # fp32, as above
+
+
 def test_block_of_is_for_fold_1_networks_only():
     with pytest.raises(FoldedCNNError, match="block_of=2 describes one image's block .* this one has fold 2"):
         FoldedModel.from_zoo("game-apex-squad-count", 2, block_of=2)

@@ -41,7 +41,7 @@ def narrow_model(folded: FoldedModel, trust_code: bool = False) -> FoldedModel:
         raise FoldedCNNError("a narrow network is one image's block of a folded model; this one has fold 1")
     mult, align, block_of = narrow_widths(folded)
     if folded.identity.zoo is not None:
-        return FoldedModel.from_zoo(folded.identity.zoo, 1, mult, align, block_of=block_of)
+        return FoldedModel.from_zoo(folded.identity.zoo, 1, mult, align, folded.num_classes, block_of=block_of)
     plan, source = folded.plan, folded.identity.source
     if plan is None or source is None:
         raise FoldedCNNError("this folded model records no source to rebuild its original from, so it has no "
