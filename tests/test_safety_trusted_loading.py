@@ -115,6 +115,8 @@ def test_every_command_refuses_the_malicious_checkpoint_in_one_line(plan_checkpo
     clip = write_square_clip(tmp_path / "clip.mp4", 8)
     commands = {
         "eval": ["eval", str(plan_checkpoint), "--data", _vtest_like_data(tmp_path)],
+        "calibrate": ["calibrate", str(plan_checkpoint), "--data", _vtest_like_data(tmp_path), "--split", "test",
+                      "--backend", "torch"],
         "export": ["export", str(plan_checkpoint), "--format", "onnx", "--out", str(tmp_path / "onnx")],
         "run": ["run", str(plan_checkpoint), str(clip), "--out", str(tmp_path / "labels"), "--backend", "torch",
                 "--no-progress"],
@@ -128,3 +130,14 @@ def test_every_command_refuses_the_malicious_checkpoint_in_one_line(plan_checkpo
         Engine(plan_checkpoint, backend="torch")
     assert not (tmp_path / "PWNED").exists()
     assert not (tmp_path / "onnx").exists() and not list((tmp_path / "labels").glob("*.csv"))
+
+
+def test_the_user_s_own_model_is_calibrated_with_trust_code(plan_checkpoint, tmp_path, canary, capsys):
+    forge(plan_checkpoint, {"factory": f"{CANARY}:make"})  # as `train --module` writes it
+    argv = ["calibrate", str(plan_checkpoint), "--data", _vtest_like_data(tmp_path), "--split", "test",
+            "--backend", "torch"]
+    assert main(argv) == 2 and "--trust-code" in capsys.readouterr().err
+    assert not canary.exists()
+    assert main([*argv, "--trust-code"]) == 0
+    assert "stored in the checkpoint" in capsys.readouterr().out
+    assert "calibration" in load_checkpoint(plan_checkpoint, trust_code=True).meta

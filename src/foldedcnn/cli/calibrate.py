@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto", help="engine backend used to score the frames (default auto)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dry-run", action="store_true", help="print the thresholds without storing them")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a checkpoint whose model is built by code it names; only for trusted files")
     p.set_defaults(func=run)
 
 
@@ -24,7 +26,8 @@ def run(args) -> int:
     from ..label import calibrate_checkpoint
 
     c = calibrate_checkpoint(args.checkpoint, args.data, max_fn=args.max_fn, max_fp=args.max_fp, split=args.split,
-                             backend=args.backend, device=args.device, save=not args.dry_run)
+                             backend=args.backend, device=args.device, save=not args.dry_run,
+                             trust_code=args.trust_code)
     print(f"{args.checkpoint}: {c.frames} {c.split} frames of {c.data} ({c.positives} positive)")
     print(f"thresholds: --uncertain {c.low:.7g} {c.high:.7g}")
     print(f"false negatives {c.fn_rate:.2%} (target <= {c.max_fn:.2%}), "

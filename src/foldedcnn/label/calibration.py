@@ -117,18 +117,19 @@ def calibrate_scores(scores: np.ndarray, positive: np.ndarray, max_fn: float, ma
 
 def calibrate_checkpoint(checkpoint: str | os.PathLike, data: str, *, max_fn: float, max_fp: float,
                          split: str = "val", backend: str = "auto", device: str | None = None,
-                         save: bool = True) -> Calibration:
+                         save: bool = True, trust_code: bool = False) -> Calibration:
     """Calibrate a two-class checkpoint on split `split` of data spec `data` and (by default) store the result
     under "calibration" in its metadata (weights unchanged, see checkpoint.update_metadata).
 
     Frames are scored through the Engine, as `foldedcnn run` scores them. Ground truth: label != 0 is positive.
+    A checkpoint whose model is built by code it names (your own --module model's) loads only with `trust_code`.
     """
     from ..data import load_data
     from ..infer import Engine
 
     _check_rate("max_fn", max_fn)
     _check_rate("max_fp", max_fp)
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint, trust_code=trust_code)
     if ckpt.model.num_classes != 2:
         raise CalibrationError(f"{checkpoint} has {ckpt.model.num_classes} classes; the cascade's two thresholds "
                                "are calibrated for a two-class (absent / present) model")
