@@ -2,6 +2,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from infer_helpers import reference, tiny_model
 
 from foldedcnn.infer import BACKENDS, BackendUnavailableError, Engine, available_backends
@@ -77,6 +79,39 @@ def test_auto_takes_the_fastest_measured_backend_and_times_them_interleaved(mode
     order: list[str] = []
     medians = interleaved_median_seconds({n: (lambda n=n: order.append(n)) for n in "ab"}, "cpu", warmup=1, reps=3)
     assert order == ["a", "b"] * 4 and set(medians) == {"a", "b"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["torch", "compile", "onnxruntime", "compile-max", "triton"]),
+                       st.floats(1e-4, 10.0), min_size=1), st.sets(st.sampled_from(["compile", "compile-max"])))
+def test_auto_picks_a_compiling_backend_only_when_clearly_faster(seconds, compiling):
+    choice = autotune_mod.pick(seconds, compiling)
+    plain = {n: t for n, t in seconds.items() if n not in compiling}
+    if choice in compiling:
+        assert seconds[choice] == min(seconds.values())
+        assert not plain or min(plain.values()) >= autotune_mod.COMPILE_MARGIN * seconds[choice]
+    else:
+        assert seconds[choice] == min(plain.values())
+        assert seconds[choice] < autotune_mod.COMPILE_MARGIN * min(seconds.values())
+
+
+@pytest.mark.parametrize("compile_s,chosen", [(0.95, "onnxruntime"), (0.5, "compile")])
+def test_auto_asks_compile_to_beat_onnxruntime_by_the_margin(model, tmp_path, monkeypatch, compile_s, chosen):
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    timing = {"torch": 3.0, "compile": compile_s, "onnxruntime": 1.0}
+    monkeypatch.setattr(autotune_mod, "seconds_per_batch", lambda runs, device: timing)
+    assert Engine(model, backend="auto", device="cpu", max_batch=8).backend_name == chosen
+
+
+def test_a_choice_cached_by_an_older_rule_is_measured_again(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    key = autotune_mod.cache_key(model, torch.device("cpu"), torch.float32, 8)
+    (tmp_path / autotune_mod.CACHE_NAME).write_text(json.dumps({key: {"backend": "compile", "seconds": {}}}))
+    timing = {"torch": 3.0, "compile": 0.98, "onnxruntime": 1.0}
+    monkeypatch.setattr(autotune_mod, "seconds_per_batch", lambda runs, device: timing)
+    assert Engine(model, backend="auto", device="cpu", max_batch=8).backend_name == "onnxruntime"
+    entry = json.loads((tmp_path / autotune_mod.CACHE_NAME).read_text())[key]
+    assert entry == {"backend": "onnxruntime", "seconds": timing, "compile_margin": autotune_mod.COMPILE_MARGIN}
 
 
 def test_static_shape_buckets_are_few_multiples_of_fold():

@@ -145,7 +145,7 @@ class Engine:
             backends[cand] = self._use(create_backend(cand, self.model, self.device, self.dtype))
             runs[cand] = partial(backends[cand].forward_folded, self.prepare(probe).images)
         seconds = autotune.seconds_per_batch(runs, self.device)
-        best = min(candidates, key=seconds.__getitem__)  # "torch" is available on every device and dtype
+        best = autotune.pick(seconds, {n for n in candidates if BACKENDS[n].compiles_per_bucket})
         autotune.remember_choice(key, best, seconds)
         return backends[best]
 

@@ -22,6 +22,9 @@ class Backend(ABC):
     name: ClassVar[str]
     channels_last: ClassVar[bool] = False
     static_shapes: bool = False
+    #: Whether its first call at each batch bucket compiles (seconds or more, in every process): auto then asks
+    #: it to be clearly faster than a backend that does not (_autotune.COMPILE_MARGIN).
+    compiles_per_bucket: ClassVar[bool] = False
     #: Whether `forward_images(images, normalization)` takes raw uint8 batches (folds and normalises itself).
     reads_raw_images: ClassVar[bool] = False
     #: Backend that runs a model this one cannot (see `model_unsupported_reason`); None: no fallback needed.

@@ -42,6 +42,7 @@ class CompileBackend(TorchBackend):
 
     name = "compile"
     static_shapes = True
+    compiles_per_bucket = True
     gpu_mode: ClassVar[str] = "reduce-overhead"
 
     def __init__(self, model: FoldedModel, device: torch.device, dtype: torch.dtype) -> None:
