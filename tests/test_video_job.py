@@ -271,6 +271,13 @@ def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, t
     _same_rows(local / "long.csv", resumed / "long.csv")
     summary = json.loads((resumed / "summary.json").read_text())
     assert summary["videos"][0]["resumed_at_frame"] == 16 * 16 and not list(parts.glob("0*.csv"))
+    # honest speeds: each video's frames/s counts from the job's start (its rows reach the driver in bursts); the
+    # backend named is the one the actors ran (with "auto", what it chose there)
+    summary = json.loads((on_ray / "summary.json").read_text())
+    wall = sum(v["frames"] for v in summary["videos"]) / summary["frames_per_s"]
+    implied = [v["frames"] / v["end_to_end_fps"] for v in summary["videos"]]
+    assert max(implied) <= wall * 1.01 and max(implied) >= 0.5 * wall
+    assert summary["backend"] == "torch on ray (1 actors)"
 
 
 def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):

@@ -73,8 +73,9 @@ def run(args) -> int:
             print(f"note    {v.video}: {v.note}")
     if summary.decoder_note:
         print(f"decoder {summary.decoder}: {summary.decoder_note}")
+    decoders = f"{summary.workers} decoder processes" if summary.workers else "decoding in Ray tasks"
     print(f"summary: {args.out / 'summary.json'} (backend {summary.backend}, decoder {summary.decoder}, "
-          f"{summary.workers} decoder processes, {summary.frames_per_s} frames/s in all)")
+          f"{decoders}, {summary.frames_per_s} frames/s in all)")
     return 1 if summary.failed else 0
 
 

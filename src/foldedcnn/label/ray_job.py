@@ -83,7 +83,8 @@ class _EngineActor:
         for i, r in enumerate(out):
             column[i] = r
         keep = ("video", "first", "end", "reached_end", "error", "decode_s")
-        return {**{k: rows[k] for k in keep}, "rows": column}
+        backend = np.full(len(out), self.engine.backend_name, dtype=object)  # what "auto" chose on this actor
+        return {**{k: rows[k] for k in keep}, "rows": column, "backend": backend}
 
 
 def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None = None) -> JobSummary:
@@ -111,6 +112,9 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
               for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))]
     tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool), lambda codec: ("cpu", None))  # PyAV in tasks
     t0 = time.perf_counter()
+    for video in videos:  # rows reach the driver in bursts: a video's frames/s counts from the job's start
+        video.started = t0
+    backends: set[str] = set()
     if tasks:
         ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks)).flat_map(
             _decode_segment
@@ -123,6 +127,7 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
         )
         for row in ds.iter_rows():  # rows and segment ends, in any order
             video = videos[int(row["video"])]
+            backends.add(row["backend"])
             if row["rows"] is not None:
                 if video.result.error is None:
                     video.add(int(row["first"]), row["rows"])
@@ -132,7 +137,8 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
             video.settle()
     for video in videos:
         video.settle(last_call=True)
-    summary = new_summary(cfg, meta, f"{cfg.backend} on ray ({pool} actors)", roi, thresholds_from)
+    used = "/".join(sorted(backends)) or cfg.backend
+    summary = new_summary(cfg, meta, f"{used} on ray ({pool} actors)", roi, thresholds_from)
     summary.videos = [v.result for v in videos]
     labelled = sum(v.frames for v in videos)
     summary.frames_per_s = round(labelled / (time.perf_counter() - t0), 1) if labelled else None
