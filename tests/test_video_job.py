@@ -225,10 +225,11 @@ def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_
     assert summary["failed"] >= 3
 
 
-def test_region_outside_the_frame_is_an_error(clips, checkpoint, tmp_path):
+def test_region_outside_the_frame_is_an_error(clips, checkpoint, tmp_path, capsys):
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--roi", "80", "40", "50", "50"]) == 1
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "outside" in summary["videos"][0]["error"]
+    assert capsys.readouterr().out.splitlines()[-1].endswith("no frame labelled)")  # not "None frames/s"
 
 
 def _same_rows(csv_a: Path, csv_b: Path) -> None:

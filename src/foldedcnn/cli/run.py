@@ -74,8 +74,9 @@ def run(args) -> int:
     if summary.decoder_note:
         print(f"decoder {summary.decoder}: {summary.decoder_note}")
     decoders = f"{summary.workers} decoder processes" if summary.workers else "decoding in Ray tasks"
+    speed = f"{summary.frames_per_s} frames/s in all" if summary.frames_per_s else "no frame labelled"
     print(f"summary: {args.out / 'summary.json'} (backend {summary.backend}, decoder {summary.decoder}, "
-          f"{decoders}, {summary.frames_per_s} frames/s in all)")
+          f"{decoders}, {speed})")
     return 1 if summary.failed else 0
 
 
