@@ -167,10 +167,11 @@ def main() -> int:
         ckpt = save_checkpoint(tmp / "coral.safetensors", FoldedModel.from_zoo("noscope-coral", args.fold),
                                class_names=["absent", "present"])
         with core_for_decoding():  # the job's engine (one thread fewer), for model-only too: a second compiled
-            engine = Engine(ckpt, backend=args.backend, device=args.device, max_batch=args.batch)  # one recompiles
+            engine = Engine(ckpt, backend=args.backend, device=args.device, max_batch=args.batch,  # one recompiles
+                            pad_to_max=True)  # as the job builds it
         load_before = os.getloadavg()
         _, frames = decode_region([one])  # warms the file cache; the frames for model-only
-        with core_for_decoding():  # compile every batch bucket the job can meet (segments end anywhere)
+        with core_for_decoding():  # compile every batch bucket the job can meet (one for a static-shape backend)
             for n in sorted({2 ** k for k in range(args.batch.bit_length())} | {args.batch}):
                 engine.predict(frames[:n])
         samples: dict[tuple[str, str], list[float]] = {}

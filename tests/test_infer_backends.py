@@ -114,6 +114,16 @@ def test_a_choice_cached_by_an_older_rule_is_measured_again(model, tmp_path, mon
     assert entry == {"backend": "onnxruntime", "seconds": timing, "compile_margin": autotune_mod.COMPILE_MARGIN}
 
 
+def test_pad_to_max_compiles_one_shape_for_every_call(model):
+    engine = Engine(model, backend="compile", device="cpu", max_batch=8, pad_to_max=True)
+    for batch in (3, 8, 5, 1):  # the job's calls: full batches and a video's short last one
+        x = torch.randint(0, 256, (batch, 8, 8, 3), dtype=torch.uint8)
+        torch.testing.assert_close(engine.predict(x), reference(model, x.permute(0, 3, 1, 2)), atol=1e-4, rtol=0)
+    assert engine.backend._compiled_shapes == {(4, 6, 8, 8)}  # 8 images at f = 2, folded: one compile
+    dynamic = Engine(model, backend="torch", device="cpu", max_batch=8, pad_to_max=True)
+    assert dynamic.prepare(torch.rand(3, 3, 8, 8)).images.shape[0] == 2  # exact sizes where shapes are free
+
+
 def test_static_shape_buckets_are_few_multiples_of_fold():
     from foldedcnn.infer._buffers import bucket_sizes
 

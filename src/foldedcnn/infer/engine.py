@@ -80,6 +80,9 @@ class Engine:
     `device`: "cpu", "cuda" or None (CUDA when present). `dtype`: float32 / float16 / bfloat16 or None
     (float16 on CUDA, float32 on CPU). `max_batch`: images per backend call, rounded up to a multiple of f.
     `trust_code`: allow a checkpoint path whose model is built by a `factory` it names (see load_checkpoint).
+    `pad_to_max`: a static-shape backend (compile, compile-max) runs every call at max_batch, a shorter one
+    padded: one compile in all instead of one per batch bucket (tens of seconds each with max-autotune), for
+    callers whose calls are max_batch but a few, like the video job (a video's last batch).
 
     Thread safety: `predict` may be called from several threads at once. The engine holds one set of
     preallocated buffers (and a backend that may keep static ones, e.g. CUDA graphs), so each chunk's
@@ -97,6 +100,7 @@ class Engine:
         max_batch: int = 1024,
         normalization: dict[str, list[float]] | None = None,
         trust_code: bool = False,
+        pad_to_max: bool = False,
     ) -> None:
         model = as_folded_model(model, trust_code)
         check_finite_weights(model)
@@ -113,6 +117,7 @@ class Engine:
         self.normalization = {"mean": list(norm["mean"]), "std": list(norm["std"])}
         c = self.input_shape[0]
         self.lock = threading.Lock()
+        self.pad_to_max = pad_to_max
         self._affine = {u8: affine(self.normalization, c, u8, self.device, self.dtype) for u8 in (True, False)}
         self._use(self._choose(backend))
 
@@ -124,7 +129,9 @@ class Engine:
     def _use(self, backend: Backend) -> Backend:
         """Make `backend` current, with fresh buckets and buffers in its layout."""
         self.backend = backend
-        self._buckets = bucket_sizes(self.max_batch, self.fold, backend.static_shapes)
+        static = backend.static_shapes
+        self._buckets = [self.max_batch] if static and self.pad_to_max else bucket_sizes(self.max_batch, self.fold,
+                                                                                          static)
         self._mem = EngineBuffers()
         return backend
 

@@ -315,7 +315,8 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
                                                                                    strict=True))]
     with exclusive_output(cfg.out_dir), core_for_decoding():
         start_decoder_server()  # its imports overlap building the Engine
-        engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch)
+        engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch,
+                                  pad_to_max=True)
         workers = cfg.workers or default_workers()
         t0 = time.perf_counter()  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
         unavailable = nvdec_unavailable(engine.device)

@@ -61,7 +61,7 @@ class _EngineActor:
 
         ckpt = load_checkpoint(checkpoint, trust_code=trust_code)
         self.meta = ckpt.meta
-        self.engine = Engine(ckpt.model, backend=backend, device=device, max_batch=batch)
+        self.engine = Engine(ckpt.model, backend=backend, device=device, max_batch=batch, pad_to_max=True)
         self.uncertain = tuple(uncertain)
 
     def __call__(self, rows: dict) -> dict:
