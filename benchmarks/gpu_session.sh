@@ -1,41 +1,61 @@
 #!/usr/bin/env bash
-# The GPU measurements the open issues owe, as one call of a device session (15 minutes of device time in all,
-# 10 minutes a call). From this machine's repo root, with the wheels of benchmarks/video_gpu.sh in .whl/ and
-# vtest.avi in .vt/ (both ignored by git, so carried):
-#   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)    # #14 + #15
-#   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl", ".vt"], timeout_s=600)  # #16
-# engine: benchmarks/gpu.sh with a 400 s budget (#14), then benchmarks/video_gpu.sh with one repeat (#15, about
-# 100 s); accuracy: benchmarks/accuracy.py --device cuda (#16, at most 10 minutes: needs a call of its own).
-# Writes $OUT/<what>.tgz (the results folders, to unpack under benchmarks/results/) and $OUT/<what>.log, and
-# prints each benchmark's own short table last.
+# The GPU measurements the open issues owe, as device calls that fit a session (15 minutes of device time in all,
+# 10 minutes and 64 MiB of carried files a call). What this machine keeps for them, ignored by git
+# (.git/info/exclude), made once with pip (see the device README):
+#   .whl/        av==18.1.0 jsonschema jsonschema-specifications referencing rpds-py   (cp312 manylinux wheels)
+#   .whl-nvdec/  pynvvideocodec==2.2.4
+#   .vt/         vtest.avi (from ~/.cache/foldedcnn)
+# Calls, from the repo root here:
+#   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)
+#       #14: benchmarks/gpu.sh at a 400 s budget; #15: benchmarks/video_gpu.sh, CPU decoder pool (about 80 s)
+#   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=300)
+#       #15: video_gpu.sh with the CPU pool and NVDEC side by side; right after `engine`, on the machine still
+#       warm (vtest.avi is in its cache: .vt no longer fits beside both wheel folders)
+#   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl", ".vt"], timeout_s=600)
+#       #16: benchmarks/accuracy.py --device cuda (at most 10 minutes: a session of its own)
+# Each writes $OUT/<mode>.tgz (results folders, to unpack under benchmarks/results/) and $OUT/<mode>.log, and
+# prints the benchmarks' own short tables last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?OUT is unset: this script runs on the device machine, where OUT is the folder that comes back}"
-what=${1:-engine}
-[[ $what == engine || $what == accuracy ]] || { echo "usage: bash benchmarks/gpu_session.sh engine|accuracy"; exit 2; }
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  || { echo "installing the carried wheels failed: carry .whl (see benchmarks/video_gpu.sh)"; exit 1; }
+mode=${1:-engine}
+[[ $mode == engine || $mode == nvdec || $mode == accuracy ]] || {
+  echo "usage: bash benchmarks/gpu_session.sh engine|nvdec|accuracy"; exit 2; }
+wheels=(.whl/*.whl)
+[[ $mode == nvdec ]] && wheels+=(.whl-nvdec/*.whl)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "${wheels[@]}" \
+  || { echo "installing ${wheels[*]} failed: carry the folders this script's header names"; exit 1; }
 export PYTHONPATH=src:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-mkdir -p ~/.cache/foldedcnn && cp .vt/vtest.avi ~/.cache/foldedcnn/ \
-  || { echo "no .vt/vtest.avi: carry .vt"; exit 1; }
+mkdir -p ~/.cache/foldedcnn
+if [[ -f .vt/vtest.avi ]]; then
+  cp .vt/vtest.avi ~/.cache/foldedcnn/
+elif [[ ! -f ~/.cache/foldedcnn/vtest.avi ]]; then
+  echo "no vtest.avi: carry .vt, or run 'nvdec' right after 'engine' while the machine is warm"; exit 1
+fi
 results=/tmp/gpu-results
 mkdir -p "$results"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/nvidia-smi.csv" || true
-case "$what" in
+case "$mode" in
   engine)
     timeout 420 bash benchmarks/gpu.sh --budget 400 --out "$results/engine" > "$OUT/engine.log" 2>&1
     echo "gpu.sh exit $?" | tee -a "$OUT/engine.log"
-    MACHINE=video RESULTS=$results REPEATS=1 timeout 120 bash benchmarks/video_gpu.sh > "$OUT/video.log" 2>&1
-    echo "video_gpu.sh exit $?" | tee -a "$OUT/video.log"
-    tar -czf "$OUT/engine.tgz" -C "$results" engine
-    tar -czf "$OUT/video.tgz" -C "$results" video
+    DECODERS=cpu MACHINE=video-cpu RESULTS=$results REPEATS=1 timeout 120 bash benchmarks/video_gpu.sh \
+      > "$OUT/video-cpu.log" 2>&1
+    echo "video_gpu.sh exit $?" | tee -a "$OUT/video-cpu.log"
+    tar -czf "$OUT/engine.tgz" -C "$results" engine video-cpu
     tail -n 25 "$OUT/engine.log"
-    tail -n 8 "$OUT/video.log"
+    tail -n 8 "$OUT/video-cpu.log"
+    ;;
+  nvdec)
+    MACHINE=video-nvdec RESULTS=$results REPEATS=1 timeout 240 bash benchmarks/video_gpu.sh > "$OUT/nvdec.log" 2>&1
+    echo "video_gpu.sh exit $?" | tee -a "$OUT/nvdec.log"
+    tar -czf "$OUT/nvdec.tgz" -C "$results" video-nvdec
+    tail -n 10 "$OUT/nvdec.log"
     ;;
   accuracy)
     timeout 560 python3 benchmarks/accuracy.py --device cuda > "$OUT/accuracy.log" 2>&1
     echo "accuracy.py exit $?" | tee -a "$OUT/accuracy.log"
-    tar -czf "$OUT/accuracy.tgz" benchmarks/results/accuracy-cuda.* 2>/dev/null
+    tar -czf "$OUT/accuracy.tgz" benchmarks/results/accuracy-cuda.*
     tail -n 30 "$OUT/accuracy.log"
     ;;
 esac

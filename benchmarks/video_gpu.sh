@@ -4,7 +4,7 @@
 # NVDEC side by side in one run. Results: ${RESULTS:-benchmarks/results}/$MACHINE/video-h264/ (video.json, video.md).
 #
 # Needs PyAV and PyNvVideoCodec; the GPU image has neither (nor jsonschema): carry them as wheels (README,
-# "Label videos"):
+# "Label videos"; benchmarks/gpu_session.sh runs this script on the device in calls that fit):
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==18.1.0 pynvvideocodec==2.2.4 \
 #     jsonschema jsonschema-specifications referencing rpds-py
@@ -17,5 +17,6 @@ MACHINE=${MACHINE:-gpu}
 DEST=${RESULTS:-benchmarks/results}/$MACHINE  # on the device machine: RESULTS=$OUT
 mkdir -p "$DEST/video-h264"
 lscpu > "$DEST/video-h264/lscpu.txt" || true  # cores against hardware threads: what "16 x decode-only" can mean
-python3 benchmarks/video.py --device cuda --backend torch --codec h264 --decoders cpu gpu --workers 16 \
+# DECODERS: which decoders run end to end (default both; cpu alone where PyNvVideoCodec was not carried)
+python3 benchmarks/video.py --device cuda --backend torch --codec h264 --decoders ${DECODERS:-cpu gpu} --workers 16 \
   --videos 16 --long 20 --workloads many long --repeats "${REPEATS:-2}" --yardstick-frames 3000 --out "$DEST/video-h264"
