@@ -5,13 +5,14 @@
 #   .whl/        av==18.1.0 jsonschema jsonschema-specifications referencing rpds-py   (cp312 manylinux wheels)
 #   .whl-nvdec/  pynvvideocodec==2.2.4
 #   .vt/         vtest.avi (from ~/.cache/foldedcnn)
+#   .fonts/      the game generator's fonts (data/_fonts.GAME_FONTS) under their /usr/share/fonts/truetype paths
 # Calls, from the repo root here:
 #   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)
 #       #14: benchmarks/gpu.sh at a 400 s budget; #15: benchmarks/video_gpu.sh, CPU decoder pool (about 80 s)
 #   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=300)
 #       #15: video_gpu.sh with the CPU pool and NVDEC side by side; right after `engine`, on the machine still
 #       warm (vtest.avi is in its cache: .vt no longer fits beside both wheel folders)
-#   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl", ".vt"], timeout_s=600)
+#   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl", ".vt", ".fonts"], timeout_s=600)
 #       #16: benchmarks/accuracy.py --device cuda (at most 10 minutes: a session of its own)
 # Each writes $OUT/<mode>.tgz (results folders, to unpack under benchmarks/results/) and $OUT/<mode>.log, and
 # prints the benchmarks' own short tables last.
@@ -53,6 +54,7 @@ case "$mode" in
     tail -n 10 "$OUT/nvdec.log"
     ;;
   accuracy)
+    if [[ -d .fonts ]]; then mkdir -p /usr/share/fonts/truetype && cp -rn .fonts/* /usr/share/fonts/truetype/; fi
     timeout 560 python3 benchmarks/accuracy.py --device cuda > "$OUT/accuracy.log" 2>&1
     echo "accuracy.py exit $?" | tee -a "$OUT/accuracy.log"
     tar -czf "$OUT/accuracy.tgz" benchmarks/results/accuracy-cuda.*
