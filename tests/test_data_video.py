@@ -173,6 +173,9 @@ def test_a_split_without_positives_is_an_error_unless_allowed(clip, tmp_path, ca
     assert "the val split has no positive frames" in captured.err and len(captured.err.strip().splitlines()) == 1
     assert main([*argv, "--out", str(tmp_path / "allowed"), "--allow-empty-class"]) == 0
     assert json.loads((tmp_path / "allowed" / "meta.json").read_text())["balance"]["test"]["positive"] == 0
+    # blocks already asked for: the fix is smaller blocks
+    assert main([*argv, "--out", str(tmp_path / "big"), "--split-mode", "blocks", "--block-frames", "30"]) == 2
+    assert "try fewer --block-frames than 30" in capsys.readouterr().err
     assert main([*argv, "--out", str(tmp_path / "blocks"), "--split-mode", "blocks", "--block-frames", "2"]) == 0
     balance = json.loads((tmp_path / "blocks" / "meta.json").read_text())["balance"]
     assert [balance[s]["positive"] for s in ("train", "val", "test")] == [6, 2, 2]

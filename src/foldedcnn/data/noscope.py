@@ -132,11 +132,14 @@ class VideoTask:
         for name, b in self.balance().items():
             for kind in ("positive", "negative"):
                 if b[kind] == 0:
+                    blocks = self.meta.get("block_frames")
+                    interleave = (f"try fewer --block-frames than {blocks} (smaller blocks dealt out more evenly)"
+                                  if self.meta.get("split_mode") == "blocks" and blocks else
+                                  "try --split-mode blocks --block-frames N (splits interleaved through the video)")
                     raise DataError(
                         f"the {name} split has no {kind} frames ({b['positive']} positive, {b['negative']} negative "
-                        f"of {b['images']}), so a model trained or tested on it means nothing: move the region, try "
-                        "--split-mode blocks --block-frames N (splits interleaved through the video), or pass "
-                        "--allow-empty-class to keep it anyway")
+                        f"of {b['images']}), so a model trained or tested on it means nothing: move the region, "
+                        f"{interleave}, or pass --allow-empty-class to keep it anyway")
 
 
 def check_split(split: str) -> str:
