@@ -4,6 +4,7 @@ a short video is reported as truncated, a full disk stops the job cleanly and a 
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -180,3 +181,16 @@ def test_vtest_cut_in_half_is_truncated(checkpoints, tmp_path):
                  "--no-progress", "--roi", "480", "260", "140", "140", "--stride", "4"]) == 1
     (video,) = summary(tmp_path / "out")["videos"]
     assert video["truncated"] and video["expected_frames"] == 199 and video["frames"] == 100
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--batch", "100"], "--chunk-frames 1024 must be a multiple of --batch 100 .* e.g. 64"),
+    (["--batch", "0"], "--batch must be >= 1, got 0"),
+])
+def test_batch_settings_that_cannot_chunk_are_one_line(clips, checkpoints, tmp_path, capsys, flags, needle):
+    argv = ["run", str(checkpoints[1]), str(clips["a"]), "--out", str(tmp_path / "out"), "--roi", *map(str, ROI),
+            "--backend", "torch", "--no-progress", *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(needle, err), err
+    assert not (tmp_path / "out").exists()

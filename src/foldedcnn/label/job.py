@@ -69,10 +69,20 @@ class JobConfig:
         lo, hi = self.uncertain or DEFAULT_UNCERTAIN
         if not 0 <= lo <= hi <= 1:
             raise FoldedCNNError(f"--uncertain LO HI needs 0 <= LO <= HI <= 1, got {lo} {hi}")
-        if self.batch is not None and (self.batch < 1 or self.chunk_frames % self.batch):
-            raise FoldedCNNError(f"chunk size {self.chunk_frames} must be a multiple of the batch {self.batch}")
+        if self.batch is not None and self.batch < 1:
+            raise FoldedCNNError(f"--batch must be >= 1, got {self.batch}")
+        if self.batch is not None and self.chunk_frames % self.batch:
+            raise FoldedCNNError(f"--chunk-frames {self.chunk_frames} must be a multiple of --batch {self.batch} (a "
+                                 "chunk holds whole batches): pick a batch that divides it, e.g. "
+                                 f"{_largest_divisor(self.chunk_frames, self.batch)}, or set --chunk-frames to a "
+                                 f"multiple of {self.batch}")
         if self.workers is not None and self.workers < 1:
             raise FoldedCNNError(f"--workers must be >= 1, got {self.workers}")
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    """The largest divisor of n that is <= at_most."""
+    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
 
 @dataclass
