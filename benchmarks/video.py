@@ -16,7 +16,10 @@ Per workload, interleaved over --repeats:
                   fails is reported with its error and not run again; the others go on)
 Ratios: end-to-end / decode-only (the 2-core goal: >= 0.85 on `one`), and end-to-end / (cores x decode-only)
 (the 16-core goal: >= 0.7 for `many`, >= 0.6 for `long`), each the median
-(min-max) of the ratios of one repeat. Writes video.json and video.md to --out.
+(min-max) of the ratios of one repeat. Beside them, where the job's time went: first batch s (indexing and
+decoders up), main busy (the Engine's process labelling and writing, share of the job's wall clock) and cores
+busy (share of all cores' time in use by any process while the job ran, /proc/stat: below 100 % the job
+left cores idle, at 100 % it is bound by the work itself). Writes video.json and video.md to --out.
 
     python benchmarks/video.py --out benchmarks/results/cpu-2core
 """
@@ -118,17 +121,36 @@ def model_only(engine: Engine, frames: np.ndarray, batch: int) -> float:
     return len(frames) / (time.perf_counter() - t0)
 
 
+def cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat (Linux); None elsewhere."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(values) - values[3] - values[4], sum(values)  # idle and iowait are not busy
+
+
 def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, decoder: str, workers: int
                ) -> tuple[float, dict]:
-    """The job's frames/s in all, and where its wall clock went (JobSummary.timing)."""
+    """The job's frames/s in all, and where its wall clock went (JobSummary.timing, plus cores_busy: the share of
+    the machine's core time in use by any process while the job ran; None without /proc/stat)."""
     with tempfile.TemporaryDirectory() as out:
         cfg = JobConfig(ckpt, videos, Path(out), roi=VTEST_ROI, batch=args.batch, chunk_frames=4 * args.batch,
                         backend=args.backend, device=args.device, workers=workers, decoder=decoder,
                         progress=False)
+        before = cpu_jiffies()
         with core_for_decoding():
             summary = run_job(cfg, engine)
+        after = cpu_jiffies()
         assert not summary.failed, summary.failed
-        return summary.frames_per_s, summary.timing
+        busy = None if before is None or after is None or after[1] == before[1] else \
+            round((after[0] - before[0]) / (after[1] - before[1]), 3)
+        return summary.frames_per_s, {**summary.timing, "cores_busy": busy}
+
+
+def _median_share(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    return f"{statistics.median(known):.0%}" if known else "n/a"
 
 
 def fmt(values: list[float]) -> str:
@@ -219,6 +241,7 @@ def main() -> int:
                 # the job's start (indexing, decoders up) and its main process's share of the wall clock
                 "first batch s": round(statistics.median(t["first_batch_s"] for t in job_timing), 3),
                 "main busy": f"{statistics.median(t['main_busy_s'] / t['wall_s'] for t in job_timing):.0%}",
+                "cores busy": _median_share([t.get("cores_busy") for t in job_timing]),
                 "e2e / decode-only": f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})",
                 f"e2e / ({cores} x decode-only)": round(statistics.median(ratio) / cores, 2),
             })
@@ -234,7 +257,8 @@ def main() -> int:
         "timings": {f"{k[0]}/{k[1]}": v for k, v in timings.items()},
     }, indent=2))
     columns = ["workload", "videos", "decoder", "workers", "decode-only f/s", "decode+region f/s", "model-only f/s",
-               "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)", "first batch s", "main busy"]
+               "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)", "first batch s", "main busy",
+               "cores busy"]
     table = markdown_table(rows, columns)
     (args.out / "video.md").write_text(
         f"# Video job speed (vtest.avi, region {VTEST_ROI} -> 50x50, noscope-coral f = {args.fold})\n\n"
@@ -244,7 +268,8 @@ def main() -> int:
         f"{load_before[0]:.1f}/{load_after[0]:.1f} (on {os.cpu_count()} cores).\n\n"
         f"Workloads: one = vtest.avi (795 frames); many = {args.videos} copies; long = vtest remuxed {args.long}x "
         f"({795 * args.long} frames). decode-only: one process, one decoder thread, no conversion"
-        f"{f', the first {args.yardstick_frames} frames of the workload' if args.yardstick_frames else ''}.\n\n"
+        f"{f', the first {args.yardstick_frames} frames of the workload' if args.yardstick_frames else ''}. "
+        "cores busy: share of all cores' time in use by any process while the job ran.\n\n"
         f"{table}\n\nCommand: `{command}`\n")
     print(table)
     return 0
