@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 import torch
@@ -130,3 +131,59 @@ def test_static_shape_buckets_are_few_multiples_of_fold():
     assert bucket_sizes(1024, 1, static=True) == [1, 4, 16, 64, 256, 1024]
     assert bucket_sizes(1026, 3, static=True) == [3, 12, 48, 192, 768, 1026]
     assert bucket_sizes(12, 3, static=False) == [3, 6, 12]
+
+
+def test_onnxruntime_keeps_its_exported_graph_for_the_next_engine(tmp_path, monkeypatch):
+    from foldedcnn.infer.backends import _onnx_cache
+    from foldedcnn.infer.backends import onnxruntime as ort_backend
+
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    model = tiny_model(fold=2, classes=4, seed=1)
+    x = torch.randint(0, 256, (7, 3, 8, 8), dtype=torch.uint8)
+    first = Engine(model, backend="onnxruntime", device="cpu", max_batch=8).predict(x)
+    kept = list((tmp_path / _onnx_cache.SUBDIR).glob("*.onnx"))
+    assert len(kept) == 1
+
+    def no_export(model):
+        raise AssertionError("exported again despite a kept graph")
+
+    with monkeypatch.context() as m:
+        m.setattr(ort_backend, "onnx_bytes", no_export)
+        second = Engine(model, backend="onnxruntime", device="cpu", max_batch=8).predict(x)
+    assert torch.equal(first, second)
+    torch.testing.assert_close(first, reference(model, x), atol=1e-4, rtol=0)
+
+    with torch.no_grad():  # other weights, same architecture: another graph
+        model.network[0].bias.add_(1.0)
+    changed = Engine(model, backend="onnxruntime", device="cpu", max_batch=8).predict(x)
+    torch.testing.assert_close(changed, reference(model, x), atol=1e-4, rtol=0)
+    assert len(list((tmp_path / _onnx_cache.SUBDIR).glob("*.onnx"))) == 2
+
+
+def test_a_damaged_kept_graph_is_exported_again_with_a_warning(tmp_path, monkeypatch):
+    from foldedcnn.infer.backends import _onnx_cache
+
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    model = tiny_model(fold=2, classes=4, seed=2)
+    Engine(model, backend="onnxruntime", device="cpu", max_batch=8)
+    (path,) = (tmp_path / _onnx_cache.SUBDIR).glob("*.onnx")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(RuntimeWarning, match="could not load the kept graph .* exporting the model again"):
+        engine = Engine(model, backend="onnxruntime", device="cpu", max_batch=8)
+    x = torch.rand(5, 3, 8, 8)
+    torch.testing.assert_close(engine.predict(x), reference(model, x), atol=1e-4, rtol=0)
+    assert path.stat().st_size > 100  # kept again, whole
+
+
+def test_only_the_most_recently_used_graphs_are_kept(tmp_path, monkeypatch):
+    from foldedcnn.infer.backends import _onnx_cache
+
+    monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
+    monkeypatch.setattr(_onnx_cache, "KEEP", 2)
+    models = [tiny_model(fold=2, classes=4, seed=10 + i) for i in range(3)]
+    keys = [_onnx_cache.graph_key(m) for m in models]
+    assert len(set(keys)) == 3
+    for m in models:
+        Engine(m, backend="onnxruntime", device="cpu", max_batch=8)
+        time.sleep(0.02)  # distinct modification times
+    assert {p.stem for p in (tmp_path / _onnx_cache.SUBDIR).glob("*.onnx")} == set(keys[1:])

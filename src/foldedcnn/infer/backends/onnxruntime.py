@@ -6,11 +6,13 @@ import torch
 
 from ...folded import FoldedModel
 from ..onnx_export import INPUT_NAME, onnx_bytes
+from ._onnx_cache import cached_graph
 from .base import Backend
 
 
 class OnnxRuntimeBackend(Backend):
-    """fp32 ONNX Runtime CPU session; intra-op threads = torch.get_num_threads(), all graph optimizations."""
+    """fp32 ONNX Runtime CPU session; intra-op threads = torch.get_num_threads(), all graph optimizations; the
+    exported graph is kept on disk for the next process (_onnx_cache)."""
 
     name = "onnxruntime"
 
@@ -23,7 +25,8 @@ class OnnxRuntimeBackend(Backend):
         opts.intra_op_num_threads = torch.get_num_threads()
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self.session = ort.InferenceSession(onnx_bytes(model), opts, providers=["CPUExecutionProvider"])
+        self.session = cached_graph(model, onnx_bytes, lambda graph: ort.InferenceSession(
+            graph, opts, providers=["CPUExecutionProvider"]))
 
     @classmethod
     def unavailable_reason(cls, device: torch.device, dtype: torch.dtype) -> str | None:

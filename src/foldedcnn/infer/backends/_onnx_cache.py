@@ -1,0 +1,81 @@
+"""The onnxruntime backend's graph, kept on disk: exporting a model takes seconds (torch.export, then ONNX),
+reading a kept one milliseconds, so a second process (a `foldedcnn run`, a Ray actor) starts at once.
+
+Files live in cache_dir()/onnx, named by a SHA-256 of everything the graph depends on: the network's code as
+printed, its fold and input shape, every weight and buffer, and the torch and onnx versions that exported it.
+Other weights or versions make another file; the least recently used beyond KEEP are removed. A file that
+ONNX Runtime cannot load (damaged) is removed and the model exported again, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+from ...device import cache_dir
+from ...folded import FoldedModel
+from ...fsio import atomic_path
+
+SUBDIR = "onnx"
+KEEP = 32  # graphs kept; a game or NoScope model's is 1-80 MB
+FORMAT = 1  # bump when the exported graph changes for the same model and versions
+
+T = TypeVar("T")
+
+
+def graph_key(model: FoldedModel) -> str:
+    """Hex SHA-256 of what the exported graph depends on (see the module docstring)."""
+    import onnx
+
+    h = hashlib.sha256()
+    h.update(f"{FORMAT}|{torch.__version__}|{onnx.__version__}|{model.fold}|{tuple(model.input_shape)}|"
+             f"{model.num_classes}|{model.training}|{model.network!r}".encode())
+    for name, tensor in model.network.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_graph(model: FoldedModel, export: Callable[[FoldedModel], bytes], load: Callable[[bytes], T]) -> T:
+    """`load(graph)` for `model`'s exported graph: the kept file when there is one, else `export(model)`, kept
+    for next time (a cache folder that cannot be written only costs the next process the export)."""
+    path = cache_dir() / SUBDIR / f"{graph_key(model)}.onnx"
+    try:
+        graph = path.read_bytes()
+    except OSError:
+        graph = None
+    if graph is not None:
+        try:
+            result = load(graph)
+        except Exception as exc:  # ONNX Runtime's errors have no common base we can name
+            warnings.warn(f"ONNX Runtime could not load the kept graph {path} ({type(exc).__name__}: "
+                          f"{str(exc)[:160]}); removing it and exporting the model again", RuntimeWarning,
+                          stacklevel=3)
+            path.unlink(missing_ok=True)
+        else:
+            os.utime(path)  # recently used
+            return result
+    graph = export(model)
+    result = load(graph)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(graph)
+        _prune(path.parent)
+    except OSError:
+        pass
+    return result
+
+
+def _prune(folder: Path) -> None:
+    """Remove all but the KEEP most recently used graphs."""
+    files = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[KEEP:]:
+        old.unlink(missing_ok=True)
