@@ -16,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import torch._dynamo.exc
-
 from ...device import cache_dir
 
 ENV = "TORCHINDUCTOR_CACHE_DIR"
@@ -37,6 +35,8 @@ def use_compile_cache() -> Path:
 def compile_or_recover(first_call: Callable[[], T], cache: Path) -> T:
     """`first_call()` (a compiled function's first call at a shape); if compiling fails, as a damaged cache
     entry makes it fail, warn, empty `cache` and compile once more from scratch (a second failure raises)."""
+    import torch._dynamo.exc  # here, not at import: torch._dynamo costs every process ~1.5 s to import
+
     try:
         return first_call()
     except torch._dynamo.exc.BackendCompilerFailed as exc:

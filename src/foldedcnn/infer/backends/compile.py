@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch._dynamo
 
 from ...folded import FoldedModel
 from ._compile_cache import compile_or_recover, use_compile_cache
@@ -25,6 +24,8 @@ RECOMPILE_LIMIT = 64
 def prepare_compile() -> Path:
     """Before torch.compile: let one module class be compiled at many shapes (folds, buckets, zoo models)
     before dynamo gives up, and keep compiled artefacts in the persistent cache (returned)."""
+    import torch._dynamo  # here, not at import: it costs every process ~1.5 s, used or not
+
     cfg = torch._dynamo.config
     name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"  # renamed in torch 2.6
     setattr(cfg, name, max(getattr(cfg, name), RECOMPILE_LIMIT))
