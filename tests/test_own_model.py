@@ -188,3 +188,20 @@ def test_model_ref_builds_zoo_and_factory_models(nets, monkeypatch):
     folded = ref.build(4)
     assert folded.plan.fold == 4 and folded(torch.rand(5, 3, 16, 16)).shape == (5, 3)
     assert ModelRef("noscope-coral").build(2).identity.zoo == "noscope-coral"
+
+
+def test_training_a_sourceless_fold_model_into_a_folder_fails_before_any_work(tmp_path):
+    from torch import nn
+
+    from foldedcnn import fold_model
+    from foldedcnn.checkpoint import CheckpointError
+    from foldedcnn.train import TrainConfig, train
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, CLASSES))
+    folded = fold_model(net, 2, torch.zeros(1, *SHAPE))  # no source=: its checkpoints could not be loaded
+    data = make_set(16, SHAPE, CLASSES, 0)
+    config = TrainConfig(fold=2, epochs=1, batch=8, progress=False)
+    with pytest.raises(CheckpointError, match=r"saves checkpoints, .* source=.* or train with out=None"):
+        train(folded, data, data, config, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert train(folded, data, data, config).best_path is None  # without a folder it trains

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import CheckpointError, save_checkpoint
+from ..checkpoint import CheckpointError, architecture_of, save_checkpoint
 from ..device import resolve_device
 from ..errors import FoldedCNNError, FoldError, ShapeError
 from ..folded import FoldedModel
@@ -252,6 +252,11 @@ def train(
     """
     check_compatible(model, train_set, config, "train")
     check_compatible(model, val_set, config, "validation")
+    if out is not None:
+        try:
+            architecture_of(model)  # before any work: every checkpoint written to `out` must load again
+        except CheckpointError as exc:
+            raise CheckpointError(f"train(out=...) saves checkpoints, and {exc}; or train with out=None") from None
     if teacher_logits is not None:
         _check_teacher(teacher_logits, train_set, model.num_classes)
         if draws is not None and teacher is None:
