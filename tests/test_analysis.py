@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from foldedcnn import create_model
 from foldedcnn.analysis import analyze_zoo_model, intensity_at, roofline_bound, torch_counted_flops
@@ -78,6 +79,17 @@ def test_compound_scaling_cuts_flops_and_intensity_while_folding_raises_intensit
     folded = analyze_zoo_model("game-lol-gold-int", 4)
     assert scaled.flops_per_image < base.flops_per_image
     assert scaled.intensity() < base.intensity() < folded.intensity()
+
+
+def test_probe_sizes_its_matmul_to_the_time_a_call_takes(monkeypatch):
+    from foldedcnn.analysis import probe
+
+    monkeypatch.setattr(probe, "CALL_S", 1e9)  # never slow enough: the full size
+    assert probe._sized_matmul("cpu", torch.float32, 1024) == 1024
+    monkeypatch.setattr(probe, "CALL_S", 0.0)  # the first call is slow enough: float16 on a CPU, say
+    assert probe._sized_matmul("cpu", torch.float32, 1024) == 256
+    r = probe.probe_device("cpu", "float32", reps=2, copy_bytes=1 << 22)
+    assert r.matmul_size == 256 and r.peak_flops > 0
 
 
 def test_probe_measures_and_caches(tmp_path, monkeypatch):

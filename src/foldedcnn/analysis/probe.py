@@ -37,11 +37,28 @@ def cache_path(device: str, dtype: str) -> Path:
     return cache_dir() / f"probe-{device}-{dtype}.json"
 
 
+#: The probe's matmul grows (doubling from 256) until one call takes this long or reaches its full size, so a
+#: dtype a device only emulates (float16 on most CPUs: ~1,000x slower than float32) is probed in seconds, not hours.
+CALL_S = 0.05
+
+
+def _sized_matmul(device: str, tdtype: torch.dtype, largest: int) -> int:
+    """The matmul size to probe with: `largest`, or the first of 256, 512, ... whose one call takes CALL_S."""
+    n = min(256, largest)
+    while n < largest:
+        a = torch.randn(n, n, device=device).to(tdtype)
+        if median_seconds(lambda a=a: torch.mm(a, a), device, warmup=1, reps=1) >= CALL_S:
+            return n
+        n = min(2 * n, largest)
+    return n
+
+
 def probe_device(device: str = "cpu", dtype: str = "float32", reps: int = 10,
                  matmul_size: int | None = None, copy_bytes: int | None = None) -> ProbeResult:
-    """Measure peak matmul FLOP/s and copy bandwidth on `device` at `dtype`."""
+    """Measure peak matmul FLOP/s and copy bandwidth on `device` at `dtype`. The matmul is square, of
+    `matmul_size`, or by default as large as 8192 (CUDA) / 2048 (CPU) allows within CALL_S per call."""
     tdtype = resolve_dtype(dtype, resolve_device(device))
-    n = matmul_size or (8192 if device == "cuda" else 2048)
+    n = matmul_size or _sized_matmul(device, tdtype, 8192 if device == "cuda" else 2048)
     a = torch.randn(n, n, device=device).to(tdtype)
     b = torch.randn(n, n, device=device).to(tdtype)
     out = torch.empty(n, n, device=device, dtype=tdtype)
