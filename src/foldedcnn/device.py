@@ -85,7 +85,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """`device`, or CUDA when available else CPU; asking for an absent CUDA raises."""
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FoldedCNNError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
+        raise FoldedCNNError("device 'cuda' was asked for but no CUDA device is available; use --device cpu "
+                             "(device='cpu' in Python)")
     if dev.type not in ("cpu", "cuda"):
         raise FoldedCNNError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda'")
     return dev
