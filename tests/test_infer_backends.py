@@ -187,3 +187,36 @@ def test_only_the_most_recently_used_graphs_are_kept(tmp_path, monkeypatch):
         Engine(m, backend="onnxruntime", device="cpu", max_batch=8)
         time.sleep(0.02)  # distinct modification times
     assert {p.stem for p in (tmp_path / _onnx_cache.SUBDIR).glob("*.onnx")} == set(keys[1:])
+
+
+class _Net(torch.nn.Module):
+    """(N, 6, 8, 8) -> (N, 8): the fold-2 network of a tiny 4-class model."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(6, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))
+
+
+class _EditedNet(_Net):
+    def forward(self, x):  # the same modules and weights, another computation
+        return self.conv(x).amax(dim=(2, 3))
+
+
+_EditedNet.__name__ = _EditedNet.__qualname__ = "_Net"  # prints exactly as _Net does
+
+
+def test_an_edited_forward_is_another_graph():
+    from foldedcnn.folded import FoldedModel
+    from foldedcnn.identity import ModelIdentity
+    from foldedcnn.infer.backends._onnx_cache import graph_key
+
+    torch.manual_seed(0)
+    net = _Net()
+    edited = _EditedNet()
+    edited.load_state_dict(net.state_dict())
+    assert repr(net) == repr(edited)
+    a, b = (FoldedModel(n, ModelIdentity(2, (3, 8, 8), 4)).eval() for n in (net, edited))
+    assert graph_key(a) != graph_key(b)

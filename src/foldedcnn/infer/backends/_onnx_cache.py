@@ -1,8 +1,9 @@
 """The onnxruntime backend's graph, kept on disk: exporting a model takes seconds (torch.export, then ONNX),
 reading a kept one milliseconds, so a second process (a `foldedcnn run`, a Ray actor) starts at once.
 
-Files live in cache_dir()/onnx, named by a SHA-256 of everything the graph depends on: the network's code as
-printed, its fold and input shape, every weight and buffer, and the torch and onnx versions that exported it.
+Files live in cache_dir()/onnx, named by a SHA-256 of everything the graph depends on: the network's modules as
+printed and the code of their classes (a traced network's generated forward), so an edited forward() makes
+another graph, its fold and input shape, every weight and buffer, and the torch and onnx versions.
 Other weights or versions make another file; the least recently used beyond KEEP are removed. A file that
 ONNX Runtime cannot load (damaged) is removed and the model exported again, with a warning.
 """
@@ -10,6 +11,7 @@ ONNX Runtime cannot load (damaged) is removed and the model exported again, with
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import warnings
 from collections.abc import Callable
@@ -36,11 +38,30 @@ def graph_key(model: FoldedModel) -> str:
     h = hashlib.sha256()
     h.update(f"{FORMAT}|{torch.__version__}|{onnx.__version__}|{model.fold}|{tuple(model.input_shape)}|"
              f"{model.num_classes}|{model.training}|{model.network!r}".encode())
+    h.update(_code(model.network))
     for name, tensor in model.network.state_dict().items():
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def _code(network: torch.nn.Module) -> bytes:
+    """The code that runs `network`: the compiled methods of each module class outside torch (torch's own are
+    fixed by its version) and, for a traced network (fold_model's), the generated forward."""
+    import torch.fx
+
+    classes = {c for m in network.modules() for c in type(m).__mro__
+               if not c.__module__.startswith(("torch.", "builtins"))}
+    parts = []
+    for cls in sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+        parts.append(f"{cls.__module__}.{cls.__qualname__}".encode())
+        for name, attr in sorted(vars(cls).items()):
+            code = getattr(getattr(attr, "__func__", attr), "__code__", None)
+            if code is not None:
+                parts += [name.encode(), marshal.dumps(code)]
+    parts += [m.code.encode() for m in network.modules() if isinstance(m, torch.fx.GraphModule)]
+    return b"|".join(parts)
 
 
 def cached_graph(model: FoldedModel, export: Callable[[FoldedModel], bytes], load: Callable[[bytes], T]) -> T:
