@@ -67,6 +67,8 @@ def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path):
     assert video["positives"] == sum(r[5] == "present" for r in rows)
     assert video["uncertain"] == sum(r[6] == "1" for r in rows)
     assert video["decode_fps"] > 0 and video["model_fps"] > 0 and video["end_to_end_fps"] > 0
+    # one video: its end-to-end time is the job's (from the job's start to its CSV), not from its first batch
+    assert summary["frames_per_s"] <= video["end_to_end_fps"] <= 1.25 * summary["frames_per_s"]
     # chunks merged, the fingerprint kept
     assert [p.name for p in (tmp_path / ".parts" / "short").iterdir()] == ["config.json"]
 

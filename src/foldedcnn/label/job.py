@@ -175,7 +175,7 @@ class JobVideo:
         self.segments_left = 0
         self.frames = 0
         self.decode_s = self.model_s = 0.0
-        self.started: float | None = None
+        self.started: float | None = None  # the job's start, set by the job: end-to-end frames/s count from it
         self.finished = False
 
     def plan(self, cfg: JobConfig, roi, decoder_for: Callable[[str], tuple[str, str | None]]) -> None:
@@ -199,7 +199,6 @@ class JobVideo:
 
     def add(self, first_row: int, rows: list[list[object]]) -> None:
         """Rows of one labelled batch starting at output row `first_row`."""
-        self.started = self.started or time.perf_counter()
         self.frames += len(rows)
         self.rows.add(first_row, rows)
 
@@ -228,7 +227,7 @@ class JobVideo:
             if self.frames:
                 self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
                 self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1) if self.model_s else None
-                self.result.end_to_end_fps = round(self.frames / max(now - (self.started or now), 1e-9), 1)
+                self.result.end_to_end_fps = round(self.frames / max(now - self.started, 1e-9), 1)
             self.count()
         except FoldedCNNError as exc:
             self.result.error = str(exc)
@@ -329,6 +328,8 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
                                   pad_to_max=True)
         workers = cfg.workers or default_workers()
         t0 = time.perf_counter()  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
+        for video in videos:  # a video's end-to-end frames/s: its frames over the time from here to its CSV
+            video.started = t0
         unavailable = nvdec_unavailable(engine.device)
         check_decoder_request(cfg.decoder, unavailable)
         tasks = plan_tasks(videos, cfg, roi, (h, w), workers, partial(choose_decoder, cfg.decoder,
@@ -423,7 +424,6 @@ def _lead_in(index: VideoIndex, stride: int, row: int) -> int:
 
 def _label_batch(engine, video: JobVideo, batch, class_names: Sequence[str], cfg: JobConfig) -> None:
     tm = time.perf_counter()
-    video.started = video.started or tm
     logits = engine.predict(batch.images)
     video.model_s += time.perf_counter() - tm
     video.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))

@@ -112,7 +112,7 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
               for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))]
     tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool), lambda codec: ("cpu", None))  # PyAV in tasks
     t0 = time.perf_counter()
-    for video in videos:  # rows reach the driver in bursts: a video's frames/s counts from the job's start
+    for video in videos:  # as in run_job (rows reach the driver in bursts: no other start would be honest)
         video.started = t0
     backends: set[str] = set()
     if tasks:
