@@ -179,14 +179,21 @@ def test_only_the_most_recently_used_graphs_are_kept(tmp_path, monkeypatch):
     from foldedcnn.infer.backends import _onnx_cache
 
     monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path))
-    monkeypatch.setattr(_onnx_cache, "KEEP", 2)
-    models = [tiny_model(fold=2, classes=4, seed=10 + i) for i in range(3)]
+    models = [tiny_model(fold=2, classes=4, seed=10 + i) for i in range(4)]
     keys = [_onnx_cache.graph_key(m) for m in models]
-    assert len(set(keys)) == 3
-    for m in models:
-        Engine(m, backend="onnxruntime", device="cpu", max_batch=8)
+    assert len(set(keys)) == 4
+    folder = tmp_path / _onnx_cache.SUBDIR
+    Engine(models[0], backend="onnxruntime", device="cpu", max_batch=8)
+    (first,) = folder.glob("*.onnx")
+    monkeypatch.setattr(_onnx_cache, "KEEP_BYTES", int(2.5 * first.stat().st_size))  # room for two such graphs
+    for m in models[1:]:
         time.sleep(0.02)  # distinct modification times
-    assert {p.stem for p in (tmp_path / _onnx_cache.SUBDIR).glob("*.onnx")} == set(keys[1:])
+        Engine(m, backend="onnxruntime", device="cpu", max_batch=8)
+    assert {p.stem for p in folder.glob("*.onnx")} == set(keys[2:])
+    monkeypatch.setattr(_onnx_cache, "KEEP_BYTES", 0)  # the newest stays, whatever its size
+    time.sleep(0.02)
+    Engine(models[0], backend="onnxruntime", device="cpu", max_batch=8)
+    assert {p.stem for p in folder.glob("*.onnx")} == {keys[0]}
 
 
 class _Net(torch.nn.Module):

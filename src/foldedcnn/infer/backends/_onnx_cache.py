@@ -4,7 +4,7 @@ reading a kept one milliseconds, so a second process (a `foldedcnn run`, a Ray a
 Files live in cache_dir()/onnx, named by a SHA-256 of everything the graph depends on: the network's modules as
 printed and the code of their classes (a traced network's generated forward), so an edited forward() makes
 another graph, its fold and input shape, every weight and buffer, and the torch and onnx versions.
-Other weights or versions make another file; the least recently used beyond KEEP are removed. A file that
+Other weights or versions make another file; the least recently used beyond KEEP_BYTES in all are removed. A file that
 ONNX Runtime cannot load (damaged) is removed and the model exported again, with a warning.
 """
 
@@ -25,7 +25,8 @@ from ...folded import FoldedModel
 from ...fsio import atomic_path
 
 SUBDIR = "onnx"
-KEEP = 32  # graphs kept; a game or NoScope model's is 1-80 MB
+KEEP_BYTES = 1 << 30  # graphs kept, most recently used first (a NoScope model's is 5-20 MB, a folded ResNet-18's
+# up to 180 MB); the newest is kept whatever its size
 FORMAT = 1  # bump when the exported graph changes for the same model and versions
 
 T = TypeVar("T")
@@ -96,7 +97,10 @@ def cached_graph(model: FoldedModel, export: Callable[[FoldedModel], bytes], loa
 
 
 def _prune(folder: Path) -> None:
-    """Remove all but the KEEP most recently used graphs."""
-    files = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[KEEP:]:
-        old.unlink(missing_ok=True)
+    """Remove the least recently used graphs beyond KEEP_BYTES in all (never the newest)."""
+    files = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in folder.glob("*.onnx")), reverse=True)
+    total = 0
+    for i, (_, size, path) in enumerate(files):
+        total += size
+        if i and total > KEEP_BYTES:
+            path.unlink(missing_ok=True)
