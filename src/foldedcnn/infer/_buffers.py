@@ -13,12 +13,14 @@ from typing import Any
 import torch
 
 
-def bucket_sizes(max_batch: int, fold: int, static: bool) -> list[int]:
+def bucket_sizes(max_batch: int, fold: int, static: bool, pad_to_max: bool = False) -> list[int]:
     """Batch buckets in images, all multiples of `fold`, the largest `max_batch` (a multiple of fold).
 
     Dynamic backends get f * 2^k (a buffer is then sliced to the exact group count); static ones
-    (CUDA graphs) get a few: f * 4^k.
+    (CUDA graphs) get a few: f * 4^k, or with `pad_to_max` max_batch alone (one compile in all).
     """
+    if static and pad_to_max:
+        return [max_batch]
     step = 4 if static else 2
     sizes, b = [], fold
     while b < max_batch:

@@ -129,9 +129,7 @@ class Engine:
     def _use(self, backend: Backend) -> Backend:
         """Make `backend` current, with fresh buckets and buffers in its layout."""
         self.backend = backend
-        static = backend.static_shapes
-        self._buckets = [self.max_batch] if static and self.pad_to_max else bucket_sizes(self.max_batch, self.fold,
-                                                                                          static)
+        self._buckets = bucket_sizes(self.max_batch, self.fold, backend.static_shapes, self.pad_to_max)
         self._mem = EngineBuffers()
         return backend
 

@@ -27,6 +27,7 @@ from .job import (
     job_thresholds,
     new_summary,
     plan_tasks,
+    start_clock,
     video_keys,
     with_default_batch,
     write_summary,
@@ -111,9 +112,7 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
     videos = [JobVideo(i, v, k, cfg, meta, roi)
               for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))]
     tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool), lambda codec: ("cpu", None))  # PyAV in tasks
-    t0 = time.perf_counter()
-    for video in videos:  # as in run_job (rows reach the driver in bursts: no other start would be honest)
-        video.started = t0
+    t0 = start_clock(videos)  # rows reach the driver in bursts: no later start would be honest
     backends: set[str] = set()
     if tasks:
         ds = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks)).flat_map(

@@ -98,7 +98,7 @@ def cached_graph(model: FoldedModel, export: Callable[[FoldedModel], bytes], loa
 
 def _prune(folder: Path) -> None:
     """Remove the least recently used graphs beyond KEEP_BYTES in all (never the newest)."""
-    files = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in folder.glob("*.onnx")), reverse=True)
+    files = sorted(((st.st_mtime, st.st_size, p) for p in folder.glob("*.onnx") for st in (p.stat(),)), reverse=True)
     total = 0
     for i, (_, size, path) in enumerate(files):
         total += size
