@@ -1,6 +1,7 @@
 """`foldedcnn report`: one self-contained HTML page, rendered in headless Chromium with every image loaded."""
 
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -8,6 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from video_clips import write_square_clip
 
@@ -86,3 +89,66 @@ def test_report_renders_in_chromium_with_every_image_loaded(run_dir, tmp_path):
     assert body, done.stdout[-500:] + done.stderr[-500:]
     images, loaded = map(int, body.groups())
     assert images == page.read_text().count("<img ") + 1 and loaded == images - 1  # all but the broken probe
+
+
+DIGITS = ["0", "1", "2", "3", "4", "5"]  # a HUD reader's classes
+
+
+@pytest.fixture(scope="module")
+def digit_run(tmp_path_factory):
+    """A `foldedcnn run` of a six-class model whose threshold leaves about half the frames certain."""
+    d = tmp_path_factory.mktemp("digits")
+    clip = write_square_clip(d / "square.mp4", 60)
+    torch.manual_seed(1)
+    ckpt = save_checkpoint(d / "digits.safetensors",
+                           FoldedModel.from_zoo("noscope-coral", 2, num_classes=len(DIGITS)).eval(),
+                           class_names=DIGITS, extra={"roi": list(ROI)})
+    assert main(["run", str(ckpt), str(clip), "--out", str(d / "first"), "--backend", "torch", "--no-progress"]) == 0
+    with open(d / "first" / "square.csv", newline="") as f:
+        top = np.array([float(r["score"]) for r in csv.DictReader(f)])
+    out = d / "labels"
+    argv = ["run", str(ckpt), str(clip), "--out", str(out), "--uncertain", "0", f"{np.median(top):.7f}",
+            "--backend", "torch", "--no-progress"]
+    return out, argv
+
+
+def test_a_multiclass_run_reports_labels_not_positives(digit_run, capsys):
+    out, argv = digit_run
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "frames whose top-class probability is below" in printed and "only the high threshold is used" in printed
+    assert " positive" not in printed and ", labels " in printed
+    with open(out / "square.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["classes"] == DIGITS
+    (video,) = summary["videos"]
+    counts = video["labels"]
+    assert counts == {k: sum(r["label"] == k for r in rows) for k in counts} and sum(counts.values()) == 60
+    assert list(counts.values()) == sorted(counts.values(), reverse=True)  # most frequent first
+    sure = {r["label"] for r in rows if r["uncertain"] == "0"}
+    assert 1 < len(sure) and 0 < video["uncertain"] < 60
+
+    assert main(["report", str(out), "--thumbnails", "8"]) == 0
+    page = (out / "report.html").read_text()
+    assert "Labelled frames (certain)" in page and "Positive frames" not in page
+    assert "<th>labels</th>" in page and "6-class model" in page
+    shown = set(re.findall(r'<figure class="labelled">.*?label <b>([^<]*)</b>', page))
+    assert shown == sure  # every label the model was sure of has a thumbnail (8 leave room for all)
+
+
+@settings(max_examples=200, deadline=None)
+@given(labels=st.lists(st.tuples(st.sampled_from("abcd"), st.booleans()), max_size=60), limit=st.integers(0, 20))
+def test_thumbnails_by_label_cover_every_label_the_limit_allows(labels, limit):
+    from foldedcnn.label._labels_csv import FrameLabels
+    from foldedcnn.label.report import _by_label
+
+    n = len(labels)
+    names = np.array([name for name, _ in labels], dtype=object)
+    unsure = np.array([u for _, u in labels], dtype=bool)
+    frames = FrameLabels(list("abcd"), np.arange(n), np.arange(n) / 25, np.zeros(n), names, ~unsure, unsure)
+    chosen = _by_label(frames, limit)
+    assert list(chosen) == sorted(set(chosen.tolist())) and not unsure[chosen].any()
+    assert len(chosen) == min(limit, int((~unsure).sum()))
+    seen = set(names[~unsure])
+    assert set(names[chosen]) == seen if limit >= len(seen) else len(set(names[chosen])) == limit

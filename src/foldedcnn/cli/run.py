@@ -58,8 +58,7 @@ def run(args) -> int:
         summary = run_job_ray(cfg, args.address, args.actors)
     else:
         summary = run_job(cfg)
-    lo, hi = summary.uncertain
-    print(f"cascade: frames with {lo:.7g} < score < {hi:.7g} go to the reference model ({_threshold_source(summary)})")
+    print(_cascade_line(summary))
     for v in summary.videos:
         if v.truncated:
             print(f"TRUNCATED {v.video}: {v.error} -> {v.csv}")
@@ -67,7 +66,7 @@ def run(args) -> int:
             print(f"FAILED  {v.video}: {v.error}")
         else:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
-            print(f"ok      {v.video}: {v.frames} frames, {v.positives} positive, {v.uncertain} uncertain"
+            print(f"ok      {v.video}: {v.frames} frames, {_counts(summary, v)}, {v.uncertain} uncertain"
                   f"{speed}, decoded on {v.decoder or 'cpu'} -> {v.csv}")
         if v.note:
             print(f"note    {v.video}: {v.note}")
@@ -78,6 +77,27 @@ def run(args) -> int:
     print(f"summary: {args.out / 'summary.json'} (backend {summary.backend}, decoder {summary.decoder}, "
           f"{decoders}, {speed})")
     return 1 if summary.failed else 0
+
+
+def _cascade_line(summary) -> str:
+    """What the cascade does with the job's thresholds: a two-class model's score band, or a multi-class model's
+    floor on its top-class probability."""
+    lo, hi = summary.uncertain
+    if len(summary.classes) > 2:
+        source = ("thresholds from --uncertain" if summary.thresholds_from == "--uncertain" else
+                  "default threshold; --uncertain LO HI sets it")
+        return (f"cascade: frames whose top-class probability is below {hi:.7g} go to the reference model "
+                f"({len(summary.classes)} classes: only the high threshold is used; {source})")
+    return f"cascade: frames with {lo:.7g} < score < {hi:.7g} go to the reference model ({_threshold_source(summary)})"
+
+
+def _counts(summary, video, shown: int = 3) -> str:
+    """A video's positives (two classes) or its most frequent labels (more)."""
+    if len(summary.classes) <= 2:
+        return f"{video.positives} positive"
+    top = [f"{name} x{n}" for name, n in list(video.labels.items())[:shown]]
+    more = len(video.labels) - shown
+    return "labels " + ", ".join(top) + (f" and {more} more" if more > 0 else "")
 
 
 def _threshold_source(summary) -> str:

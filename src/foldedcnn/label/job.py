@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -94,6 +95,7 @@ class VideoResult:
     frames: int = 0
     positives: int = 0
     uncertain: int = 0
+    labels: dict[str, int] = field(default_factory=dict)  # frames per label (an uncertain frame's provisional one)
     expected_frames: int | None = None  # what the container declares (after --stride), when it says
     truncated: bool = False  # fewer frames decoded than the container declares
     resumed_at_frame: int = 0
@@ -113,6 +115,7 @@ class JobSummary:
 
     checkpoint: str
     backend: str
+    classes: list[str] = field(default_factory=list)  # the checkpoint's class names, the CSVs' p_<class> columns
     videos: list[VideoResult] = field(default_factory=list)
     roi: list[int] | None = None
     uncertain: list[float] | None = None
@@ -146,17 +149,19 @@ def checkpoint_roi(meta: dict) -> tuple[int, int, int, int] | None:
     return tuple(int(v) for v in roi) if roi else None
 
 
-def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, int]:
-    """(frames, positives, uncertain) of a finished CSV; positive = any label but the first class."""
-    frames = positives = unsure = 0
+def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, int, dict[str, int]]:
+    """(frames, positives, uncertain, frames per label, most frequent first) of a finished CSV; positive = any
+    label but the first class."""
+    frames = unsure = 0
+    labels: Counter[str] = Counter()
     with open(csv_path, newline="") as f:
         rows = csv.reader(f)
         next(rows)
         for *_, label, flag in rows:
             frames += 1
-            positives += label != class_names[0]
+            labels[label] += 1
             unsure += flag == "1"
-    return frames, positives, unsure
+    return frames, frames - labels[class_names[0]], unsure, dict(labels.most_common())
 
 
 class JobVideo:
@@ -235,8 +240,8 @@ class JobVideo:
 
     def count(self) -> None:
         """Counts of the finished CSV; an empty one is an error, a short one `truncated` (check_complete)."""
-        self.result.frames, self.result.positives, self.result.uncertain = count_rows(self.store.final_path,
-                                                                                      self.class_names)
+        self.result.frames, self.result.positives, self.result.uncertain, self.result.labels = count_rows(
+            self.store.final_path, self.class_names)
         if self.result.frames == 0:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
         check_complete(self.result)
@@ -276,8 +281,9 @@ def job_thresholds(cfg: JobConfig, meta: dict) -> tuple[JobConfig, str]:
 
 def new_summary(cfg: JobConfig, meta: dict, backend: str, roi, thresholds_from: str) -> JobSummary:
     """An empty JobSummary recording the job's region and thresholds."""
-    return JobSummary(str(cfg.checkpoint), backend, roi=list(roi), uncertain=list(cfg.uncertain),
-                      thresholds_from=thresholds_from, calibration=meta.get("calibration"))
+    return JobSummary(str(cfg.checkpoint), backend, list(meta["class_names"]), roi=list(roi),
+                      uncertain=list(cfg.uncertain), thresholds_from=thresholds_from,
+                      calibration=meta.get("calibration"))
 
 
 def job_region(cfg: JobConfig, meta: dict) -> tuple[int, int, int, int]:

@@ -2,15 +2,16 @@
 
 Per video: counts and frames/s from summary.json, the score timeline with the cascade's thresholds
 (a matplotlib PNG), and thumbnails of positive and uncertain frames re-decoded from the video with
-the region drawn. Every image is embedded as a base64 data URI, so the file can be mailed or archived.
+the region drawn. A multi-class model's page (a HUD reader's) shows its labels instead of positives:
+the label of every frame over time above its top-class probability, the most frequent labels, and
+thumbnails of each label. Every image is embedded as a base64 data URI, so the file can be mailed or
+archived.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -21,26 +22,13 @@ import numpy as np
 
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
+from ._labels_csv import FrameLabels, read_labels
+from ._report_images import LABEL_COLOR, POSITIVE_COLOR, UNCERTAIN_COLOR, thumbnail_jpeg, timeline_png
 from .job import DEFAULT_UNCERTAIN
-
-POSITIVE_COLOR, UNCERTAIN_COLOR, SCORE_COLOR = "#d93025", "#e37400", "#1a4f8b"
-THUMB_WIDTH = 320
 
 
 class ReportError(FoldedCNNError):
     """A folder that holds no `foldedcnn run` output."""
-
-
-@dataclass(frozen=True)
-class FrameLabels:
-    """One video's CSV as arrays (N,): frame index, time, score, positive (a certain non-first label), uncertain."""
-
-    class_names: list[str]
-    frame: np.ndarray
-    time_s: np.ndarray
-    score: np.ndarray
-    positive: np.ndarray
-    uncertain: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -52,80 +40,8 @@ class Report:
     images: int
 
 
-def read_labels(csv_path: str | os.PathLike) -> FrameLabels:
-    """Parse a CSV written by `foldedcnn run` (frame, time_s, p_<class>..., score, label, uncertain)."""
-    with open(csv_path, newline="") as f:
-        rows = csv.reader(f)
-        head = next(rows)
-        body = list(rows)
-    names = [c[2:] for c in head[2:-3]]
-    frame = np.array([int(r[0]) for r in body], dtype=np.int64)
-    time_s = np.array([float(r[1]) for r in body])
-    score = np.array([float(r[-3]) for r in body])
-    uncertain = np.array([r[-1] == "1" for r in body], dtype=bool)
-    positive = np.array([r[-2] != names[0] for r in body], dtype=bool) & ~uncertain
-    return FrameLabels(names, frame, time_s, score, positive, uncertain)
-
-
 def _data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
-    """PNG of score against time with the thresholds, the uncertain band, positive and uncertain frames marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    lo, hi = thresholds
-    binary = len(labels.class_names) == 2
-    fig = Figure(figsize=(11.5, 2.8), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    x = labels.time_s
-    if binary:
-        ax.axhspan(lo, hi, color=UNCERTAIN_COLOR, alpha=0.10, lw=0, label=f"reference model ({lo:.3g}-{hi:.3g})")
-        ax.axhline(lo, color=UNCERTAIN_COLOR, lw=0.9, ls="--")
-    ax.axhline(hi, color=UNCERTAIN_COLOR, lw=0.9, ls="--")
-    ax.plot(x, labels.score, color=SCORE_COLOR, lw=0.9, label=f"P({labels.class_names[1]})" if binary else "top-1 p")
-    ax.scatter(x[labels.positive], labels.score[labels.positive], s=7, color=POSITIVE_COLOR, zorder=3,
-               label="positive")
-    ax.scatter(x[labels.uncertain], labels.score[labels.uncertain], s=9, color=UNCERTAIN_COLOR, zorder=3,
-               label="uncertain")
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_xlim(x.min(initial=0.0), max(x.max(initial=1.0), x.min(initial=0.0) + 1e-6))
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("score")
-    ax.grid(alpha=0.25, lw=0.5)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.24), ncol=4, frameon=False, fontsize=8.5)
-    fig.tight_layout(pad=0.4)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def thumbnail_jpeg(rgb: np.ndarray, roi: tuple[int, int, int, int] | None, color: str) -> bytes:
-    """JPEG of a frame (H, W, 3) uint8 scaled to THUMB_WIDTH wide with the region outlined in `color`, and beside
-    it the region itself at the thumbnail's height (what the model looked at)."""
-    from PIL import Image, ImageDraw
-
-    frame = Image.fromarray(rgb)
-    scale = THUMB_WIDTH / frame.width
-    img = frame.resize((THUMB_WIDTH, max(1, round(frame.height * scale))), Image.Resampling.LANCZOS)
-    if roi is not None:
-        x, y, w, h = roi
-        box = (round(x * scale), round(y * scale), round((x + w) * scale) - 1, round((y + h) * scale) - 1)
-        ImageDraw.Draw(img).rectangle(box, outline=color, width=2)
-        crop = frame.crop((x, y, x + w, y + h))
-        crop = crop.resize((max(1, round(w * img.height / h)), img.height), Image.Resampling.LANCZOS)
-        sheet = Image.new("RGB", (img.width + 3 + crop.width, img.height), color)
-        sheet.paste(img, (0, 0))
-        sheet.paste(crop, (img.width + 3, 0))
-        img = sheet
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=82)
-    return buf.getvalue()
 
 
 def _spread(indices: np.ndarray, limit: int) -> np.ndarray:
@@ -141,27 +57,46 @@ def _locate(recorded: str, run_dir: Path) -> Path:
     return path if path.exists() or not (run_dir / path.name).exists() else run_dir / path.name
 
 
+def _by_label(labels: FrameLabels, limit: int) -> np.ndarray:
+    """At most `limit` certain frames, every label among them where the limit allows (dealt out one per label in
+    turn, the most frequent labels first), each label's frames spread evenly over its frames; in frame order."""
+    sure = np.flatnonzero(~labels.uncertain)
+    names, counts = np.unique(labels.label[sure], return_counts=True)
+    groups = [sure[labels.label[sure] == n] for n in names[np.argsort(-counts, kind="stable")]]
+    quota = [0] * len(groups)
+    while sum(quota) < limit and any(q < len(g) for q, g in zip(quota, groups, strict=True)):
+        for j, g in enumerate(groups):
+            if sum(quota) < limit and quota[j] < len(g):
+                quota[j] += 1
+    chosen = [_spread(g, q) for g, q in zip(groups, quota, strict=True) if q]
+    return np.sort(np.concatenate(chosen)) if chosen else sure[:0]
+
+
 def _thumbnails(labels: FrameLabels, video: Path, roi, limit: int) -> tuple[dict[str, list[str]], str | None]:
-    """HTML figures per kind ("positive", "uncertain") and an error note when the video could not be read."""
+    """HTML figures per kind ("positive", or "labelled" for a multi-class model, and "uncertain") and an error note
+    when the video could not be read."""
     from ..data.video import frames_at
 
-    picks = {"positive": _spread(np.flatnonzero(labels.positive), limit),
-             "uncertain": _spread(np.flatnonzero(labels.uncertain), limit)}
+    first = ("labelled", _by_label(labels, limit)) if labels.multiclass else \
+        ("positive", _spread(np.flatnonzero(labels.positive), limit))
+    picks = dict([first, ("uncertain", _spread(np.flatnonzero(labels.uncertain), limit))])
     rows = {int(labels.frame[i]): int(i) for kind in picks.values() for i in kind}
     try:
         decoded = {f.index: f for f in frames_at(video, rows)}
     except FoldedCNNError as exc:
-        return {"positive": [], "uncertain": []}, str(exc)
+        return dict.fromkeys(picks, []), str(exc)
     out: dict[str, list[str]] = {}
     for kind, chosen in picks.items():
-        color = POSITIVE_COLOR if kind == "positive" else UNCERTAIN_COLOR
+        color = {"positive": POSITIVE_COLOR, "labelled": LABEL_COLOR}.get(kind, UNCERTAIN_COLOR)
         figures = []
         for i in chosen:
             frame = decoded.get(int(labels.frame[i]))
             if frame is None:
                 continue
             uri = _data_uri(thumbnail_jpeg(frame.rgb, roi, color), "image/jpeg")
-            caption = f"frame {labels.frame[i]} &middot; {labels.time_s[i]:.2f} s &middot; score {labels.score[i]:.3f}"
+            said = f"label <b>{html.escape(str(labels.label[i]))}</b> p" if labels.multiclass else "score"
+            caption = (f"frame {labels.frame[i]} &middot; {labels.time_s[i]:.2f} s &middot; {said} "
+                       f"{labels.score[i]:.3f}")
             figures.append(f'<figure class="{kind}"><img src="{uri}" alt="frame {labels.frame[i]}">'
                            f"<figcaption>{caption}</figcaption></figure>")
         out[kind] = figures
@@ -172,8 +107,17 @@ def _fps(value: float | None) -> str:
     return "&ndash;" if value is None else f"{value:,.0f}"
 
 
+def _multiclass(summary: dict[str, Any]) -> bool:
+    return len(summary.get("classes") or ()) > 2  # a summary written before classes were recorded: two
+
+
 def _cascade_note(summary: dict[str, Any], lo: float, hi: float) -> str:
     source = summary.get("thresholds_from", "default")
+    if _multiclass(summary):
+        return (f"A {len(summary['classes'])}-class model: frames whose top-class probability is below "
+                f"<b>{hi:.4g}</b> go to the reference model (with the model's label as a provisional one); the others "
+                f"keep the model's label. " + ("Threshold set by --uncertain." if source == "--uncertain" else
+                                                "Default threshold: <code>--uncertain LO HI</code> sets it."))
     text = (f"Frames scoring &le; <b>{lo:.4g}</b> are negative, &ge; <b>{hi:.4g}</b> positive, and those between "
             f"go to the reference model. ")
     cal = summary.get("calibration")
@@ -193,9 +137,15 @@ def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit
     labels = read_labels(_locate(result["csv"], run_dir))
     thumbs, note = _thumbnails(labels, _locate(result["video"], run_dir), roi, limit)
     n = max(1, labels.frame.size)
-    labelled = int(result.get("positives", labels.positive.sum()))
-    cards = [("frames", f"{labels.frame.size:,}"),
-             ("positive (certain)", f"{labelled:,} ({int(labels.positive.sum()):,})"),
+    if labels.multiclass:
+        names, counts = np.unique(labels.label[~labels.uncertain], return_counts=True)
+        common = (f"{html.escape(str(names[counts.argmax()]))} ({counts.max() / n:.1%})" if counts.size
+                  else "&ndash;")
+        found = [("most frequent label (certain)", common), ("labels seen (certain)", f"{names.size:,}")]
+    else:
+        labelled = int(result.get("positives", labels.positive.sum()))
+        found = [("positive (certain)", f"{labelled:,} ({int(labels.positive.sum()):,})")]
+    cards = [("frames", f"{labels.frame.size:,}"), *found,
              ("uncertain", f"{int(labels.uncertain.sum()):,} ({labels.uncertain.sum() / n:.1%})"),
              ("frames/s end to end", _fps(result.get("end_to_end_fps"))),
              ("decode / model frames/s", f"{_fps(result.get('decode_fps'))} / {_fps(result.get('model_fps'))}")]
@@ -206,23 +156,34 @@ def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit
              f'alt="score timeline of {name}">']
     if note:
         parts.append(f'<p class="error">No thumbnails: {html.escape(note)}</p>')
-    for kind, total in (("positive", int(labels.positive.sum())), ("uncertain", int(labels.uncertain.sum()))):
-        title = "Positive frames (certain)" if kind == "positive" else "Uncertain frames (sent to the reference model)"
-        shown = thumbs[kind]
-        parts.append(f'<h3><i class="dot {kind}"></i>{title} <small>{len(shown)} of {total:,}</small></h3>')
+    titles = {"positive": ("Positive frames (certain)", labels.positive),
+              "labelled": ("Labelled frames (certain), each label where room allows", ~labels.uncertain),
+              "uncertain": ("Uncertain frames (sent to the reference model)", labels.uncertain)}
+    for kind, shown in thumbs.items():
+        title, which = titles[kind]
+        parts.append(f'<h3><i class="dot {kind}"></i>{title} <small>{len(shown)} of {int(which.sum()):,}</small></h3>')
         parts.append(f'<div class="grid">{"".join(shown)}</div>' if shown else '<p class="none">none</p>')
     parts.append("</section>")
-    return "\n".join(parts), 1 + len(thumbs["positive"]) + len(thumbs["uncertain"])
+    return "\n".join(parts), 1 + sum(len(shown) for shown in thumbs.values())
 
 
-def _overview(videos: list[dict[str, Any]]) -> str:
-    head = ("<tr><th>video</th><th>frames</th><th>positive</th><th>uncertain</th><th>decode fps</th>"
+def _top_labels(video: dict[str, Any], shown: int = 3) -> str:
+    """A video's most frequent labels from summary.json ("7 &times;120, 8 &times;80, ...")."""
+    counts = list((video.get("labels") or {}).items())
+    text = ", ".join(f"{html.escape(name)} &times;{n:,}" for name, n in counts[:shown])
+    return (text + (", &hellip;" if len(counts) > shown else "")) or "&ndash;"
+
+
+def _overview(videos: list[dict[str, Any]], multiclass: bool) -> str:
+    found = "labels" if multiclass else "positive"
+    head = (f"<tr><th>video</th><th>frames</th><th>{found}</th><th>uncertain</th><th>decode fps</th>"
             "<th>model fps</th><th>end-to-end fps</th><th>status</th></tr>")
     rows = []
     for v in videos:
         status = f'<span class="bad">{html.escape(v["error"])}</span>' if v.get("error") else "ok"
+        count = _top_labels(v) if multiclass else f"{v.get('positives', 0):,}"
         rows.append(f"<tr><td>{html.escape(Path(v['video']).name)}</td><td>{v.get('frames', 0):,}</td>"
-                    f"<td>{v.get('positives', 0):,}</td><td>{v.get('uncertain', 0):,}</td>"
+                    f"<td>{count}</td><td>{v.get('uncertain', 0):,}</td>"
                     f"<td>{_fps(v.get('decode_fps'))}</td><td>{_fps(v.get('model_fps'))}</td>"
                     f"<td>{_fps(v.get('end_to_end_fps'))}</td><td>{status}</td></tr>")
     return f'<table class="overview">{head}{"".join(rows)}</table>'
@@ -251,8 +212,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     page = _PAGE.format(
         title=title, checkpoint=html.escape(summary["checkpoint"]), backend=html.escape(summary["backend"]),
         roi="&times;".join(map(str, roi[2:])) + f" at ({roi[0]}, {roi[1]})" if roi else "checkpoint default",
-        cascade=_cascade_note(summary, lo, hi), overview=_overview(summary["videos"]), sections="\n".join(sections),
-        positive=POSITIVE_COLOR, uncertain=UNCERTAIN_COLOR)
+        cascade=_cascade_note(summary, lo, hi), overview=_overview(summary["videos"], _multiclass(summary)),
+        sections="\n".join(sections),
+        positive=POSITIVE_COLOR, uncertain=UNCERTAIN_COLOR, labelled=LABEL_COLOR)
     path = Path(out) if out is not None else run_dir / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, page)
@@ -294,11 +256,13 @@ _PAGE = """<!doctype html>
   figure {{ margin: 0; background: #f6f8fa; border-radius: 6px; overflow: hidden; border-top: 3px solid; }}
   figure.positive {{ border-color: {positive}; }}
   figure.uncertain {{ border-color: {uncertain}; }}
+  figure.labelled {{ border-color: {labelled}; }}
   figure img {{ width: 100%; height: auto; display: block; }}
   figcaption {{ font-size: 12px; color: #444c56; padding: 4px 8px; font-variant-numeric: tabular-nums; }}
   .dot {{ width: 11px; height: 11px; border-radius: 50%; display: inline-block; }}
   .dot.positive {{ background: {positive}; }}
   .dot.uncertain {{ background: {uncertain}; }}
+  .dot.labelled {{ background: {labelled}; }}
   .error, .bad {{ color: #b42318; }}
   .none {{ color: #8c959f; margin: 0; }}
 </style>

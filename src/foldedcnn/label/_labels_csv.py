@@ -1,0 +1,43 @@
+"""A `foldedcnn run` CSV read back as arrays, for the report."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    """One video's CSV as arrays (N,): frame index, time, score, label (class names), positive (a certain
+    non-first label), uncertain."""
+
+    class_names: list[str]
+    frame: np.ndarray
+    time_s: np.ndarray
+    score: np.ndarray
+    label: np.ndarray
+    positive: np.ndarray
+    uncertain: np.ndarray
+
+    @property
+    def multiclass(self) -> bool:
+        return len(self.class_names) > 2
+
+
+def read_labels(csv_path: str | os.PathLike) -> FrameLabels:
+    """Parse a CSV written by `foldedcnn run` (frame, time_s, p_<class>..., score, label, uncertain)."""
+    with open(csv_path, newline="") as f:
+        rows = csv.reader(f)
+        head = next(rows)
+        body = list(rows)
+    names = [c[2:] for c in head[2:-3]]
+    frame = np.array([int(r[0]) for r in body], dtype=np.int64)
+    time_s = np.array([float(r[1]) for r in body])
+    score = np.array([float(r[-3]) for r in body])
+    label = np.array([r[-2] for r in body], dtype=object)
+    uncertain = np.array([r[-1] == "1" for r in body], dtype=bool)
+    positive = (label != names[0]) & ~uncertain
+    return FrameLabels(names, frame, time_s, score, label, positive, uncertain)
