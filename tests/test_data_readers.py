@@ -127,5 +127,48 @@ def test_image_folder(tmp_path):
     assert train.images.shape == (6, 3, 10, 12) and train.class_names == ["cat", "dog"]
     assert train.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert int(train.images[0, 0].float().mean()) == 255 and int(train.images[-1, 2].float().mean()) > 240
-    with pytest.raises(DataError, match="image folder not found"):
+    with pytest.raises(DataError, match=r"has no train split \(.*missing/train is missing; expected"):
         load_data(f"folder:{tmp_path / 'missing'}", "train")
+
+
+def test_folder_splits_agree_on_labels_when_one_lacks_a_class(tmp_path):
+    """ImageFolder numbers the classes of each folder alone: a val split without "ant" would label "bee" 0, the
+    label "ant" has in train. The classes of all the splits together index every split."""
+    for split, classes in (("train", ("ant", "bee", "cow")), ("val", ("bee", "cow")), ("test", ("cow", "dog"))):
+        for k, cls in enumerate(classes):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (40 * k, 0, 0)).save(tmp_path / split / cls / "0.png")
+    names = ["ant", "bee", "cow", "dog"]
+    for split, labels in (("train", [0, 1, 2]), ("val", [1, 2]), ("test", [2, 3])):
+        data = load_data(f"folder:{tmp_path}", split)
+        assert data.class_names == names and data.labels.tolist() == labels
+    (tmp_path / "test").rename(tmp_path / "holdout")
+    with pytest.raises(DataError, match=r"has no test split .* it has train, val"):
+        load_data(f"folder:{tmp_path}", "test")
+
+
+def test_data_labelled_otherwise_than_the_checkpoint_is_refused():
+    from foldedcnn.data import check_class_names
+
+    check_class_names(["cat", "dog"], ["cat", "dog"], "folder:x")
+    check_class_names(["0", "1"], ["cat", "dog"], "npz:x")  # placeholders: nothing recorded to compare
+    for data in (["dog", "cat"], ["cat", "cow"]):
+        with pytest.raises(DataError, match=r"folder:x labels its classes \[.*\], the checkpoint's are \[cat, dog\]"):
+            check_class_names(data, ["cat", "dog"], "folder:x")
+
+
+def test_eval_refuses_data_whose_classes_are_not_the_checkpoints(tmp_path, capsys):
+    import torch
+
+    from foldedcnn.checkpoint import save_checkpoint
+    from foldedcnn.cli import main
+    from foldedcnn.folded import FoldedModel
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "pets" / "test" / cls).mkdir(parents=True)
+        Image.new("RGB", (50, 50), (200, 0, 0)).save(tmp_path / "pets" / "test" / cls / "0.png")
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "c.safetensors", FoldedModel.from_zoo("noscope-coral", 1).eval(),
+                           class_names=["absent", "present"])
+    assert main(["eval", str(ckpt), "--data", f"folder:{tmp_path / 'pets'}"]) == 2
+    assert "labels its classes [cat, dog], the checkpoint's are [absent, present]" in capsys.readouterr().err

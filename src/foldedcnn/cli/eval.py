@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..checkpoint import load_checkpoint
-    from ..data import load_data
+    from ..data import check_class_names, load_data
     from ..device import resolve_device
     from ..errors import ShapeError
     from ..tables import format_table
@@ -34,6 +34,7 @@ def run(args) -> int:
                          trust_code=args.trust_code)
     if len(data.class_names) != ck.model.num_classes:
         raise ShapeError(f"{args.data} has {len(data.class_names)} classes, the checkpoint {ck.model.num_classes}")
+    check_class_names(data.class_names, ck.class_names, args.data)
     ev = evaluate(ck.model, data.images, data.labels, ck.normalization, batch=args.batch, device=args.device)
     summary = {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split, "fold": ck.model.fold,
                "images": int(data.labels.numel()), **ev.to_dict(ck.class_names, DETAIL_LIMIT)}

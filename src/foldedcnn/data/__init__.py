@@ -12,6 +12,7 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     "LabelledImages": "types",
     "DataError": "types",
+    "check_class_names": "types",
     "DataSpec": "spec",
     "parse_spec": "spec",
     "load_data": "spec",

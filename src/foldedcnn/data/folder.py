@@ -12,16 +12,23 @@ from .types import DataError, LabelledImages
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
-def load_folder(root: str | Path) -> LabelledImages:
-    """Images under root/CLASS/ as uint8 (N, 3, H, W), classes in sorted folder order; all of one size."""
+SPLITS = ("train", "val", "test")
+
+
+def load_folder(root: str | Path, class_names: list[str] | None = None) -> LabelledImages:
+    """Images under root/CLASS/ as uint8 (N, 3, H, W), all of one size; labels index `class_names` (default: the
+    sorted class folders of `root`), so splits that lack a class still agree on the others' labels."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
-    names = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not names:
+    present = _class_folders(root)
+    if not present:
         raise DataError(f"{root} has no class subfolders (expected ROOT/CLASS/IMAGE.png)")
+    names = present if class_names is None else list(class_names)
+    if unknown := sorted(set(present) - set(names)):
+        raise DataError(f"{root} has class folders {unknown[:5]} that are not among the classes {names[:10]}")
     arrays, labels = [], []
     for label, name in enumerate(names):
         for file in sorted((root / name).glob("*")) if (root / name).is_dir() else []:
@@ -40,6 +47,22 @@ def load_folder(root: str | Path) -> LabelledImages:
         raise DataError(f"{root}: images have different sizes {sorted(shapes)[:3]}...; resize them to one size first")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return LabelledImages(images, torch.tensor(labels, dtype=torch.int64), list(names), root.name)
+
+
+def load_split_folder(root: str | Path, split: str) -> LabelledImages:
+    """Split `split` of root/{train,val,test}/CLASS/IMAGE.png, its labels indexing the classes of all the splits
+    together (sorted), so every split of one folder labels a class alike even where one split lacks it."""
+    root = Path(root)
+    if not (root / split).is_dir():
+        found = [s for s in SPLITS if (root / s).is_dir()]
+        has = f"it has {', '.join(found)}" if found else f"expected {root}/{{train,val,test}}/CLASS/IMAGE.png"
+        raise DataError(f"{root} has no {split} split ({root / split} is missing; {has})")
+    names = sorted({n for s in SPLITS if (root / s).is_dir() for n in _class_folders(root / s)})
+    return load_folder(root / split, names)
+
+
+def _class_folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
 
 
 def export_folder(data: LabelledImages, root: str | Path) -> Path:

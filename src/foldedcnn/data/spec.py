@@ -122,9 +122,9 @@ def load_data(spec: str, split: str, *, seed: int = 0, draw: int = 0) -> Labelle
         from .cifar import load_cifar
 
         return load_cifar(s.path, split, classes=int(s.kind[5:]))
-    from .folder import load_folder
+    from .folder import load_split_folder
 
-    return load_folder(s.path / split)
+    return load_split_folder(s.path, split)
 
 
 def _made_as_now(task_dir: Path) -> bool:

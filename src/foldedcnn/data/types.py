@@ -13,6 +13,22 @@ class DataError(FoldedCNNError):
     """A data set that cannot be found or read, or a data spec that names nothing known."""
 
 
+def check_class_names(data_names: list[str], model_names: list[str], data: str) -> None:
+    """Raise DataError when data `data` labels its classes otherwise than a model was trained to: other names, or the
+    same ones in another order (label k would then be scored as another class). Names "0".."K-1" on either side
+    are placeholders (nothing recorded) and are not compared."""
+    def placeholder(names: list[str]) -> bool:
+        return list(names) == [str(i) for i in range(len(names))]
+
+    if list(data_names) != list(model_names) and not placeholder(data_names) and not placeholder(model_names):
+        raise DataError(f"{data} labels its classes {_some(data_names)}, the checkpoint's are {_some(model_names)}: "
+                        "use data of the task (and class order) the checkpoint was trained on")
+
+
+def _some(names: list[str], shown: int = 8) -> str:
+    return "[" + ", ".join(names[:shown]) + (", ..." if len(names) > shown else "") + "]"
+
+
 @dataclass
 class LabelledImages:
     """A labelled image set held in memory.

@@ -124,7 +124,7 @@ def calibrate_checkpoint(checkpoint: str | os.PathLike, data: str, *, max_fn: fl
     Frames are scored through the Engine, as `foldedcnn run` scores them. Ground truth: label != 0 is positive.
     A checkpoint whose model is built by code it names (your own --module model's) loads only with `trust_code`.
     """
-    from ..data import load_data
+    from ..data import check_class_names, load_data
     from ..infer import Engine
 
     _check_rate("max_fn", max_fn)
@@ -137,6 +137,7 @@ def calibrate_checkpoint(checkpoint: str | os.PathLike, data: str, *, max_fn: fl
     if len(split_data.class_names) != 2:
         raise CalibrationError(f"{data} has {len(split_data.class_names)} classes; calibration needs the checkpoint's "
                                "two-class task")
+    check_class_names(split_data.class_names, ckpt.class_names, data)
     if tuple(split_data.images.shape[1:]) != tuple(ckpt.model.input_shape):
         raise CalibrationError(f"{data} has images {tuple(split_data.images.shape[1:])}, the checkpoint expects "
                                f"{tuple(ckpt.model.input_shape)}")
