@@ -186,3 +186,20 @@ def test_one_epoch_of_fine_tuning_keeps_the_warm_start(tmp_path, model, data, fo
     assert start >= warm  # the narrow stage hands on its best
     assert after >= start - 1.0, f"one epoch of fine-tuning dropped validation top-1 from {start} to {after}"
     assert best >= warm
+
+
+@pytest.mark.parametrize("role", ["init_from", "distill_from"])
+def test_a_checkpoint_whose_classes_differ_from_the_data_is_refused_up_front(tmp_path, role):
+    """Its logits index its own classes: warm-started or distilled from it, class k of the data would learn from
+    another class's output."""
+    from foldedcnn.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    original = FoldedModel.from_zoo("noscope-coral", 1)
+    data = make_set(32, original.input_shape, 2)  # classes c0, c1
+    path = save_checkpoint(tmp_path / "o.safetensors", original, class_names=["c1", "c0"])
+    config = TrainConfig(fold=2, epochs=1, batch=16, progress=False, **{role: str(path)})
+    with pytest.raises(DataError, match=r"labels its classes \[c0, c1\], the checkpoint's are \[c1, c0\]"):
+        train_from_config(config, tmp_path / "out", FoldedModel.from_zoo("noscope-coral", 2), train_set=data,
+                          val_set=data)
+    assert not (tmp_path / "out").exists()  # refused before any work

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, read_metadata
 from ..device import resolve_device
 from ..folded import FoldedModel
 from ..transform import ModelRef
@@ -98,7 +98,7 @@ def train_from_config(
     `trust_code` allows `init_from` / `distill_from` checkpoints whose model is built by code they name (your
     own model's). Returns the TrainResult of `train`; with `out`, checkpoints and metrics are written there.
     """
-    from ..data import DataError, is_generated, load_data
+    from ..data import DataError, check_class_names, is_generated, load_data
 
     resolve_device(config.device)  # fail before loading anything
     if config.fresh_data and not is_generated(config.data):
@@ -108,6 +108,9 @@ def train_from_config(
     named = model is None  # built from config.model: code the user named, trusted like it
     model = build_model(config, tuple(train_set.images.shape[1:])) if model is None else model
     resuming = out is not None and (Path(out) / LAST).exists()  # the saved state replaces any initialisation
+    for path in (config.init_from, config.distill_from) if not resuming else ():  # their logits index the labels
+        if path:
+            check_class_names(train_set.class_names, read_metadata(path)["class_names"], config.data)
     teach = (load_teacher(config.distill_from, model.input_shape, device=config.device, trust_code=trust_code)
              if config.distill_from else None)
     if teach is not None and teacher is None:
