@@ -237,7 +237,8 @@ def test_vtest_recipe_constants():
     check_roi(VTEST_ROI, 768, 576)
 
 
-FORMATS = ["yuv420p", "yuvj420p", "nv12", "nv21", "yuv422p", "yuv444p", "yuv410p", "gray", "rgb24", "yuyv422"]
+FORMATS = ["yuv420p", "yuvj420p", "nv12", "nv21", "yuv422p", "yuv444p", "yuv410p", "gray", "rgb24", "yuyv422",
+           "bgr0", "rgb0", "0rgb", "bgra", "argb", "gbrp", "ya8", "rgb565le"]  # padded, alpha, planar RGB, 5-6 bits
 
 
 @pytest.fixture(scope="module")

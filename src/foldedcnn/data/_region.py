@@ -13,19 +13,25 @@ import numpy as np
 
 def _plane_layout(fmt, width: int, height: int) -> list[tuple[int, int, int]] | None:
     """Per plane of an 8-bit pixel format: (x subsampling, y subsampling, bytes per pixel); None when a plane
-    mixes subsamplings (packed 4:2:2 such as yuyv422) or a component is not 8 bits (10-bit, hardware)."""
+    mixes subsamplings (packed 4:2:2 such as yuyv422), a component is not 8 bits (10-bit, hardware), or the
+    format has a palette. A packed format with padding bytes (bgr0, rgb0, 0rgb) takes its padded size per pixel."""
+    if fmt.has_palette:
+        return None
     planes: dict[int, list] = {}
     for c in fmt.components:
         if c.bits != 8:
             return None
         planes.setdefault(c.plane, []).append(c)
+    padding = fmt.padded_bits_per_pixel - fmt.bits_per_pixel
+    if padding and (len(planes) != 1 or fmt.padded_bits_per_pixel % 8):
+        return None  # padding bytes whose plane cannot be told: converted whole
     layout = []
     for p in sorted(planes):
         sizes = {(c.width, c.height) for c in planes[p]}
         if len(sizes) != 1:
             return None
         (w, h), = sizes
-        layout.append((round(width / w), round(height / h), len(planes[p])))
+        layout.append((round(width / w), round(height / h), len(planes[p]) + padding // 8))
     return layout
 
 
