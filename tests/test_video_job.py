@@ -1,6 +1,7 @@
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from video_clips import write_empty_clip, write_square_clip
+from video_clips import write_empty_clip, write_size_switch_clip, write_square_clip
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.cli import main
@@ -225,6 +226,26 @@ def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_
     t = by_name["truncated.mp4"]
     assert t["error"] or 0 < t["frames"] < 300
     assert summary["failed"] >= 3
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_video_that_switches_resolution_is_one_clear_error(clips, checkpoint, tmp_path, workers):
+    """Concatenated stream segments can change size midway; the region then means other pixels (or lies outside
+    the frame: a decoder process crashed three times on it, reported as "died at output row 0")."""
+    from foldedcnn.data.video import VideoError, iter_frames
+
+    switch = write_size_switch_clip(tmp_path / "switch.ts", 30)
+    seen = []
+    with pytest.raises(VideoError, match=r"frame size changes from 96x64 to 48x32 at frame (\d+)") as error:
+        seen.extend(f.index for f in iter_frames(switch, roi=ROI))
+    at = int(re.search(r"at frame (\d+)", str(error.value)).group(1))
+    assert seen == list(range(at)) and at >= 25  # the frames before the switch come first (of 30 written)
+    assert _run([checkpoint, switch, clips["short"], "--out", tmp_path / "out", "--workers", workers]) == 1
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    by_name = {Path(v["video"]).name: v for v in summary["videos"]}
+    assert "frame size changes from 96x64 to 48x32" in by_name["switch.ts"]["error"]
+    assert by_name["short.mp4"]["error"] is None and by_name["short.mp4"]["frames"] == 37
+    assert summary["worker_restarts"] == 0
 
 
 def test_region_outside_the_frame_is_an_error(clips, checkpoint, tmp_path, capsys):

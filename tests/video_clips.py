@@ -35,3 +35,25 @@ def write_empty_clip(path: Path, width: int = 96, height: int = 64) -> Path:
         stream = out.add_stream("mpeg4", rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     return path
+
+
+def write_size_switch_clip(path: Path, frames: int, sizes: tuple[tuple[int, int], ...] = ((96, 64), (48, 32))) -> Path:
+    """An MPEG-TS stream of `frames` frames per size (w, h), one after the other: a recording whose resolution
+    switches midway, as concatenated live-stream segments are."""
+    parts = []
+    for k, (width, height) in enumerate(sizes):
+        part = path.with_name(f"{path.stem}.part{k}.ts")
+        with av.open(str(part), "w", format="mpegts") as out:
+            stream = out.add_stream("mpeg2video", rate=25)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for i in range(frames):
+                img = np.full((height, width, 3), 20, np.uint8)
+                img[: height // 2, : width // 2] = 40 * k + i
+                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        parts.append(part.read_bytes())
+        part.unlink()
+    path.write_bytes(b"".join(parts))
+    return path

@@ -142,7 +142,9 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     parallel work).
 
     Raises VideoError for a missing or non-video file, a video with no frames, data that fails
-    to decode (a truncated file may first yield the frames before the damage), or a region outside the frame.
+    to decode (a truncated file may first yield the frames before the damage), a region outside the frame,
+    or a frame whose size is not the stream's (a recording that switches resolution; the frames before it
+    are yielded).
     """
     import av
 
@@ -179,6 +181,10 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                     return
                 if index_no % stride or index_no < first:
                     continue
+                if (frame.width, frame.height) != (width, height) and width:  # a stream switching resolution midway
+                    raise VideoError(f"{path}: the frame size changes from {width}x{height} to {frame.width}x"
+                                     f"{frame.height} at frame {index_no}; a region means other pixels in each size: "
+                                     "cut the video at that frame (e.g. with ffmpeg) or scale it to one size")
                 time_s = float(frame.time) if frame.time is not None else 0.0
                 yield VideoFrame(index_no, time_s, convert(frame))
         except av.FFmpegError as exc:

@@ -114,6 +114,8 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
                     conn.send(("batch", slot, b.first, n))
             except FoldedCNNError as exc:
                 error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a fault of ours for this segment: record it, not retry it
+                error = f"the decoder failed unexpectedly ({type(exc).__name__}: {exc}); please report it"
             conn.send(("done", decoder.end_row, decoder.reached_end, error, time.perf_counter() - t0 - waited))
     finally:
         del views
