@@ -172,3 +172,22 @@ def test_eval_refuses_data_whose_classes_are_not_the_checkpoints(tmp_path, capsy
                            class_names=["absent", "present"])
     assert main(["eval", str(ckpt), "--data", f"folder:{tmp_path / 'pets'}"]) == 2
     assert "labels its classes [cat, dog], the checkpoint's are [absent, present]" in capsys.readouterr().err
+
+
+def test_a_folder_takes_the_class_order_it_is_given(tmp_path):
+    """Sorted, "car" would be class 0 and "empty" the positive class of a two-class cascade; ?classes= says which is
+    which (and puts "2" before "10")."""
+    for split in ("train", "val"):
+        for k, cls in enumerate(("car", "empty")):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (100 * k, 0, 0)).save(tmp_path / split / cls / "0.png")
+    assert load_data(f"folder:{tmp_path}", "train").class_names == ["car", "empty"]
+    data = load_data(f"folder:{tmp_path}?classes=empty,car", "val")
+    assert data.class_names == ["empty", "car"] and data.labels.tolist() == [0, 1]
+    assert int(data.images[0, 0].float().mean()) == 100  # the "empty" image is class 0
+    for spec, needle in ((f"folder:{tmp_path}?classes=empty", "must name exactly the class folders"),
+                         (f"folder:{tmp_path}?classes=empty,car,bus", "must name exactly the class folders"),
+                         (f"folder:{tmp_path}?classes=car,car", "must name each class once"),
+                         (f"folder:{tmp_path}?size=3", r"unknown option 'size' for folder \(options: classes\)")):
+        with pytest.raises(DataError, match=needle):
+            load_data(spec, "train")

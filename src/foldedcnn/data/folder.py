@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +50,21 @@ def load_folder(root: str | Path, class_names: list[str] | None = None) -> Label
     return LabelledImages(images, torch.tensor(labels, dtype=torch.int64), list(names), root.name)
 
 
-def load_split_folder(root: str | Path, split: str) -> LabelledImages:
-    """Split `split` of root/{train,val,test}/CLASS/IMAGE.png, its labels indexing the classes of all the splits
-    together (sorted), so every split of one folder labels a class alike even where one split lacks it."""
+def load_split_folder(root: str | Path, split: str, classes: Sequence[str] | None = None) -> LabelledImages:
+    """Split `split` of root/{train,val,test}/CLASS/IMAGE.png, its labels indexing `classes` (default: the class
+    folders of all the splits together, sorted), so every split of one folder labels a class alike even where
+    one split lacks it. `classes` must name every class folder of the splits (a typo or a forgotten class
+    raises DataError)."""
     root = Path(root)
     if not (root / split).is_dir():
         found = [s for s in SPLITS if (root / s).is_dir()]
         has = f"it has {', '.join(found)}" if found else f"expected {root}/{{train,val,test}}/CLASS/IMAGE.png"
         raise DataError(f"{root} has no {split} split ({root / split} is missing; {has})")
-    names = sorted({n for s in SPLITS if (root / s).is_dir() for n in _class_folders(root / s)})
-    return load_folder(root / split, names)
+    found = sorted({n for s in SPLITS if (root / s).is_dir() for n in _class_folders(root / s)})
+    if classes is not None and sorted(classes) != found:
+        raise DataError(f"classes={','.join(classes)} must name exactly the class folders of {root}: "
+                        f"{','.join(found)}")
+    return load_folder(root / split, list(classes) if classes is not None else found)
 
 
 def _class_folders(root: Path) -> list[str]:

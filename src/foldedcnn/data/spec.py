@@ -7,7 +7,8 @@
     npz:DIR                                a set saved by `foldedcnn data game|video` (store.py format)
     fashion-mnist[:DIR]                    Debian dataset-fashion-mnist; ?size=32&channels=3
     cifar10:PATH | cifar100:PATH           the python archive (folder or .tar.gz)
-    folder:DIR                             DIR/{train,val,test}/CLASS/IMAGE.png
+    folder:DIR                             DIR/{train,val,test}/CLASS/IMAGE.png; ?classes=empty,car: the class
+                                           order (default sorted; of two classes the second is the positive)
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ _NEEDS_PATH = {"npz", "cifar10", "cifar100", "folder"}
 @dataclass(frozen=True)
 class DataSpec:
     """A parsed spec: `kind` (game, vtest, npz, fashion-mnist, cifar10, cifar100, folder), `name` (the game
-    task, else the kind), `path` (None when the default location is used) and integer `options`."""
+    task, else the kind), `path` (None when the default location is used), integer `options` and, for a folder,
+    the class order asked for (`classes`, None: sorted)."""
 
     kind: str
     name: str
     path: Path | None = None
     options: dict[str, int] = field(default_factory=dict)
+    classes: tuple[str, ...] | None = None
 
 
 def _valid() -> str:
@@ -64,15 +67,22 @@ def parse_spec(spec: str) -> DataSpec:
     except ValueError:
         raise DataError(f"bad options {query!r} in {spec!r}: write NAME?key=value&key=value") from None
     options: dict[str, int] = {}
+    classes = None
     for key, value in pairs:
+        if kind == "folder" and key == "classes":
+            classes = tuple(c.strip() for c in value.split(","))
+            if len(set(classes)) != len(classes) or not all(classes):
+                raise DataError(f"classes={value!r} in {spec!r} must name each class once, comma-separated")
+            continue
         if key not in _OPTIONS.get(kind, set()):
-            allowed = ", ".join(sorted(_OPTIONS.get(kind, set()))) or "none"
+            allowed = ", ".join(sorted(_OPTIONS.get(kind, set()) | ({"classes"} if kind == "folder" else set())))
+            allowed = allowed or "none"
             raise DataError(f"unknown option {key!r} for {name} (options: {allowed})")
         try:
             options[key] = int(value)
         except ValueError:
             raise DataError(f"option {key} must be an integer, got {value!r}") from None
-    return DataSpec(kind, name, Path(path).expanduser() if path else None, options)
+    return DataSpec(kind, name, Path(path).expanduser() if path else None, options, classes)
 
 
 def is_generated(spec: str) -> bool:
@@ -124,7 +134,7 @@ def load_data(spec: str, split: str, *, seed: int = 0, draw: int = 0) -> Labelle
         return load_cifar(s.path, split, classes=int(s.kind[5:]))
     from .folder import load_split_folder
 
-    return load_split_folder(s.path, split)
+    return load_split_folder(s.path, split, s.classes)
 
 
 def _made_as_now(task_dir: Path) -> bool:
