@@ -75,6 +75,8 @@ def test_fp16_triton_repository_serves_single_frames(checkpoint, engine, tmp_pat
     assert fields["max_batch_size"] == ["64"] and fields["data_type"] == ["TYPE_UINT8", "TYPE_FP32"]
     assert fields["dims"] == ["[ 50, 50, 3 ]", "[ 2 ]"]
     assert "{ count: 2, kind: KIND_GPU }" in (root / "config.pbtxt").read_text()
+    # Triton's classification extension names the classes from the output's label file, one per logit
+    assert fields["label_filename"] == ['"labels.txt"'] and (root / "labels.txt").read_text() == "empty\nperson\n"
     proto = onnx.load(root / "1" / "model.onnx")
     assert {t.data_type for t in proto.graph.initializer if t.name.startswith("network.")} == {onnx.TensorProto.FLOAT16}
     session = _session(root / "1" / "model.onnx")

@@ -2,6 +2,8 @@
 
     DIR/<name>/config.pbtxt     platform onnxruntime_onnx, max_batch_size, dynamic batching, instance group
     DIR/<name>/1/model.onnx     images (B, C, H, W) float32 in [0, 1] or (B, H, W, C) uint8 -> logits (B, K)
+    DIR/<name>/labels.txt       the class names, one per line in logit order: the output's label_filename, so
+                                Triton's classification extension answers with names ("0.93:7:car")
 
 The graph normalises and pads to a multiple of f inside, so the dynamic batcher may form any batch
 from 1 to max_batch_size and clients send single frames or batches of any size. The preferred
@@ -26,6 +28,7 @@ from .onnx_export import (
     input_spec,
 )
 
+LABELS = "labels.txt"
 INSTANCE_KINDS = ("auto", "gpu", "cpu")  # auto: no instance_group, Triton puts one per GPU, else one on CPU
 _TRITON_TYPES = {"float32": "TYPE_FP32", "uint8": "TYPE_UINT8"}
 
@@ -81,6 +84,7 @@ def triton_config(model: FoldedModel, name: str, *, max_batch_size: int = 1024, 
         f'    name: "{OUTPUT_NAME}"',
         "    data_type: TYPE_FP32",
         f"    dims: [ {model.num_classes} ]",
+        f'    label_filename: "{LABELS}"',
         "  }",
         "]",
         "dynamic_batching {",
@@ -105,7 +109,7 @@ def _parameter(key: str, value: str, last: bool) -> list[str]:
 def write_triton_repository(model: FoldedModel, out_dir: str | os.PathLike, name: str, *,
                             max_batch_size: int = 1024, input_format: str = "float-nchw", precision: str = "fp32",
                             instance_kind: str = "auto", instance_count: int = 1) -> Path:
-    """Write DIR/<name>/1/model.onnx and DIR/<name>/config.pbtxt; returns DIR/<name>.
+    """Write DIR/<name>/1/model.onnx, DIR/<name>/config.pbtxt and DIR/<name>/labels.txt; returns DIR/<name>.
 
     The options are checked before anything is written.
     """
@@ -113,6 +117,8 @@ def write_triton_repository(model: FoldedModel, out_dir: str | os.PathLike, name
                            precision=precision, instance_kind=instance_kind, instance_count=instance_count)
     root = Path(out_dir) / name
     export_onnx(model, root / "1" / "model.onnx", input_format=input_format, precision=precision, name=name)
+    labels = "".join(" ".join(str(n).splitlines()) + "\n" for n in model.identity.resolved_class_names)
     with writing(root / "config.pbtxt", "export again"):
+        atomic_write_text(root / LABELS, labels)
         atomic_write_text(root / "config.pbtxt", config)
     return root
