@@ -68,6 +68,32 @@ def test_a_rerun_with_other_settings_never_returns_the_old_labels(clips, checkpo
     assert (tmp_path / "a.csv").read_text() == (fresh / "a.csv").read_text() != before
 
 
+def test_a_new_recording_at_the_same_path_is_not_given_the_old_labels(checkpoints, tmp_path):
+    """A camera's file replaced by today's recording, labelled into the same folder: the old CSV would have been
+    returned as done."""
+    video = write_square_clip(tmp_path / "cam.mp4", 40)
+    out = tmp_path / "out"
+    assert run(checkpoints[4], video, "--out", out) == 0
+    before = (out / "cam.csv").read_text()
+    write_square_clip(video, 24)  # same path, another recording
+    assert run(checkpoints[4], video, "--out", out) == 1
+    (result,) = summary(out)["videos"]
+    assert "not the one labelled there (another recording at the same path)" in result["error"]
+    assert (out / "cam.csv").read_text() == before
+    assert run(checkpoints[4], video, "--out", out, "--overwrite") == 0
+    assert len((out / "cam.csv").read_text().splitlines()) == 25
+
+
+def test_an_output_written_before_the_content_fingerprint_is_still_this_jobs(clips, checkpoints, tmp_path):
+    assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 0
+    config = tmp_path / ".parts" / "a" / "config.json"
+    stored = json.loads(config.read_text())
+    config.write_text(json.dumps({k: v for k, v in stored.items() if k != "video_content"}))  # an older foldedcnn's
+    assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 0  # done: not refused, not relabelled
+    assert summary(tmp_path)["videos"][0]["error"] is None
+    assert json.loads(config.read_text()) == stored  # and it records the fingerprint from now on
+
+
 def test_a_csv_without_fingerprint_is_not_taken_for_done(clips, checkpoints, tmp_path):
     (tmp_path / "a.csv").write_text("frame,time_s\n0,0.0\n")  # e.g. written by an older foldedcnn
     assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 1

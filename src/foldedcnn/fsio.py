@@ -1,7 +1,9 @@
-"""Crash-safe file writes: a reader sees the old file or the whole new one, never a part."""
+"""Crash-safe file writes (a reader sees the old file or the whole new one, never a part), and a cheap fingerprint
+of a file's content."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -9,6 +11,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputWriteError
+
+
+def file_fingerprint(path: str | os.PathLike, edge: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a file's size and its first and last `edge` bytes: changes when the file is replaced by
+    another (a new recording at the same path), not when it is copied or moved; reads at most 2 MiB."""
+    path = Path(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        h.update(str(size).encode())
+        h.update(f.read(edge))
+        if size > edge:
+            f.seek(max(edge, size - edge))
+            h.update(f.read(edge))
+    return h.hexdigest()
 
 
 @contextmanager

@@ -2,8 +2,9 @@
 
 Layout under the output folder, for a video whose key is KEY:
   KEY.csv                 the final CSV; with a matching fingerprint, its presence means the video is done
-  .parts/KEY/config.json  the job's fingerprint (video, checkpoint hash, region, stride, thresholds,
-                          decoder, ...): what produced the chunks and the final CSV; kept after the merge
+  .parts/KEY/config.json  the job's fingerprint (video path and content, checkpoint hash, region, stride,
+                          thresholds, decoder, ...): what produced the chunks and the final CSV; kept after
+                          the merge
   .parts/KEY/00000042.csv chunk 42: the rows of output frames [42*C, 43*C)
 After a kill at any moment, the completed chunks are exactly the files named like a chunk (decoder
 processes fill chunks in any order); a rerun redoes the missing chunks, and the final CSV is the
@@ -47,6 +48,11 @@ def write_csv(path: Path, header: Sequence[object], body: str) -> Path:
     return path
 
 
+# Fingerprint entries added after outputs without them were written: a stored fingerprint lacking one is taken as
+# matching it (and then records it), so upgrading foldedcnn does not refuse every earlier output folder.
+LATER_KEYS = frozenset({"video_content"})
+
+
 class ChunkStore:
     """Chunks of one video's output rows under `out_dir`; `chunk_rows` rows per chunk."""
 
@@ -85,6 +91,11 @@ class ChunkStore:
         """Check (or with `overwrite`, reset) the stored fingerprint and prepare for writing; return the indices
         of the chunks already stored (meaningless once `done`)."""
         old = self._stored_config()
+        if old is not None and (missing := (LATER_KEYS & self.config.keys()) - old.keys()):
+            upgraded = {**old, **{k: self.config[k] for k in missing}}
+            if upgraded == self.config:  # written before those entries existed, the same otherwise: this job's
+                old = upgraded
+                self._record(old)
         if old is None and self.done:
             if not overwrite:
                 raise FoldedCNNError(f"{self.final_path} exists but records no job fingerprint (an older foldedcnn, "
@@ -94,17 +105,21 @@ class ChunkStore:
         elif old is not None and old != self.config:
             if not overwrite:
                 changed = sorted(k for k in self.config.keys() | old.keys() if old.get(k) != self.config.get(k))
+                what = ("the video file is not the one labelled there (another recording at the same path)"
+                        if changed == ["video_content"] else f"other settings ({', '.join(changed)})")
                 raise FoldedCNNError(
-                    f"{self.final_path.parent} holds output of {self.final_path.stem} made with other settings "
-                    f"({', '.join(changed)}); rerun with the same settings, with --overwrite to start this video "
-                    "afresh, or choose another --out")
+                    f"{self.final_path.parent} holds output of {self.final_path.stem} made with {what}; rerun with "
+                    "the same settings, with --overwrite to start this video afresh, or choose another --out")
             self._discard()
             old = None
         if old is None:
-            with writing(self.parts):
-                self.parts.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(self.parts / "config.json", json.dumps(self.config, indent=2, sort_keys=True))
+            self._record(self.config)
         return {int(p.stem) for p in self.parts.glob("[0-9]*.csv")}
+
+    def _record(self, config: dict) -> None:
+        with writing(self.parts):
+            self.parts.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.parts / "config.json", json.dumps(config, indent=2, sort_keys=True))
 
     def write_chunk(self, first_row: int, rows: Sequence[Sequence[object]]) -> None:
         """Store rows [first_row, first_row + len(rows)); first_row must start a chunk."""

@@ -32,7 +32,7 @@ from ..checkpoint import load_checkpoint
 from ..data.video import VideoIndex, check_roi, index_video, probe_video
 from ..device import resolve_device
 from ..errors import FoldedCNNError, OutputWriteError
-from ..fsio import atomic_write_text
+from ..fsio import atomic_write_text, file_fingerprint
 from ._chunk_store import ChunkStore, VideoRows, writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask, start_decoder_server
 from ._frame_labels import header, rows_for
@@ -191,6 +191,7 @@ class JobVideo:
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
         decoder, note = decoder_for(info.codec)
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
+        self.store.config["video_content"] = file_fingerprint(self.path)  # a new recording at the same path
         done = self.store.open(cfg.overwrite)
         if self.store.done:
             self.count()
