@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RESUMABLE = {"run", "train", "choose"}  # commands that pick up where an interrupted run stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user mistakes print one `error:` line and exit 2, never a traceback."""
     args = build_parser().parse_args(argv)
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"foldedcnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"foldedcnn {args.command}: interrupted", file=sys.stderr)
+        resumes = " (the same command resumes it)" if args.command in RESUMABLE else ""
+        print(f"foldedcnn {args.command}: interrupted{resumes}", file=sys.stderr)
         return 130
 
 

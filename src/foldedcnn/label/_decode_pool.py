@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -91,6 +92,7 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
 
     cv2.setNumThreads(1)
     os.nice(DECODER_NICENESS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the job's to handle: it stops the workers
     shm = SharedMemory(shm_name)
     views = _Slots(shm, slots, batch, shape)
     free = list(range(slots))

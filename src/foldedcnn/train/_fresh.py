@@ -4,6 +4,7 @@ training so that generating the next epochs overlaps training on this one."""
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from types import TracebackType
@@ -18,8 +19,10 @@ if TYPE_CHECKING:
 
 
 def _worker_start(parent: int) -> None:
-    """One torch thread; and exit once process `parent` (the training run) is gone: a run killed with SIGKILL
-    cannot shut its pool down, and its workers would otherwise wait for work forever."""
+    """One torch thread; Ctrl-C left to the training run (it shuts the pool down; a worker's own KeyboardInterrupt
+    printed a traceback per worker); and exit once process `parent` (the training run) is gone: a run killed with
+    SIGKILL cannot shut its pool down, and its workers would otherwise wait for work forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     exit_with_parent(parent)
 
