@@ -87,6 +87,7 @@ def test_oracle_labels_are_exact_and_splits_contiguous(clip, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["roi"] == list(ROI) and meta["class_names"] == ["no person", "person"]
     val = load_data(f"npz:{out}", "val")
+    assert val.source["frame_size"] == [W, H]  # recorded in checkpoints: the job notes a video of another size
     assert val.images.shape == (12, 3, 50, 50) and val.labels.tolist() == expected[36:48].tolist()
     # A positive crop shows the white square; a negative one only background.
     assert task.images[25].max() == 255 and task.images[0].max() < 120

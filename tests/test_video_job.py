@@ -282,6 +282,21 @@ def test_a_video_that_switches_resolution_is_one_clear_error(clips, checkpoint, 
     assert summary["worker_restarts"] == 0
 
 
+def test_a_video_of_another_size_than_the_training_one_gets_a_note(clips, tmp_path, capsys):
+    """The checkpoint's region was drawn on the training video's frames; on a video of another size it still fits
+    but may show something else: a note says so, unless --roi was given."""
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "c.safetensors", FoldedModel.from_zoo("noscope-coral", 2).eval(),
+                           class_names=["absent", "present"],
+                           extra={"data_source": {"roi": list(ROI), "frame_size": [128, 96]}})
+    assert _run([ckpt, clips["short"], "--out", tmp_path / "a"]) == 0
+    (video,) = json.loads((tmp_path / "a" / "summary.json").read_text())["videos"]
+    assert "whose training video was 128x96; this one is 96x64: pass --roi" in video["note"]
+    assert "note    " in capsys.readouterr().out
+    assert _run([ckpt, clips["short"], "--out", tmp_path / "b", "--roi", *map(str, ROI)]) == 0
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["videos"][0]["note"] is None
+
+
 def test_region_outside_the_frame_is_an_error(clips, checkpoint, tmp_path, capsys):
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--roi", "80", "40", "50", "50"]) == 1
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -347,7 +362,8 @@ def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):
     labels = torch.arange(16) % 2
     for split in ("train", "val"):
         save_split(tmp_path, split, images.numpy(), labels.numpy())
-    meta = {"class_names": ["absent", "present"], "video": "v.mp4", "roi": list(ROI), "size": [50, 50]}
+    meta = {"class_names": ["absent", "present"], "video": "v.mp4", "frame_size": [96, 64], "roi": list(ROI),
+            "size": [50, 50]}
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     train_set, val_set = load_split(tmp_path, "train"), load_split(tmp_path, "val")
     assert train_set.source["roi"] == list(ROI)
@@ -357,7 +373,8 @@ def test_checkpoint_trained_on_a_video_task_records_its_region(tmp_path):
           out=out)
     from foldedcnn.checkpoint import read_metadata
 
-    assert checkpoint_roi(read_metadata(out / "best.safetensors")) == ROI
+    meta = read_metadata(out / "best.safetensors")
+    assert checkpoint_roi(meta) == ROI and meta["data_source"]["frame_size"] == [96, 64]
 
 
 @pytest.mark.parametrize("stride,start", [(1, 0), (1, 7), (3, 4), (5, 8)])

@@ -233,7 +233,8 @@ def build_video_task(
     else:
         positive = np.asarray(fg) >= threshold
         labeller = {"oracle": "mog2", "threshold": threshold, "warmup": warmup, "history": 500, "var_threshold": 16}
-    meta = {"video": str(path), "roi": list(roi), "size": list(size), "stride": stride, "conversion": CONVERSION,
+    meta = {"video": str(path), "frame_size": [info.width, info.height], "roi": list(roi), "size": list(size),
+            "stride": stride, "conversion": CONVERSION,
             "fps": info.fps, "fractions": list(fractions), "split_mode": split_mode, "block_frames": block_frames,
             **labeller}
     return VideoTask(

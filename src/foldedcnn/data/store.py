@@ -51,7 +51,7 @@ def load_split(data_dir: str | Path, split: str) -> LabelledImages:
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read {path}: it is truncated or damaged ({type(exc).__name__}: {exc}); "
                         f"{remake}") from None
-    source = {k: meta[k] for k in ("video", "roi", "size", "stride") if k in meta}
+    source = {k: meta[k] for k in ("video", "frame_size", "roi", "size", "stride") if k in meta}
     if images.dtype != np.uint8 or labels.dtype.kind not in "iu":
         raise DataError(f"{path} holds {images.dtype} images and {labels.dtype} labels, expected uint8 and integers; "
                         f"{remake}")

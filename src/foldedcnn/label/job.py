@@ -175,6 +175,8 @@ class JobVideo:
             "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
         })  # plan() adds the decoder: NVDEC's pixels differ slightly from the CPU's
         self.result.csv = str(self.store.final_path)
+        # the frame size the checkpoint's region was drawn on, when the job takes the region from it
+        self.trained_on = None if cfg.roi else (meta.get("data_source") or {}).get("frame_size")
         self.rows: VideoRows | None = None
         self.index = None
         self.segments_left = 0
@@ -199,6 +201,11 @@ class JobVideo:
             return
         self.result.decoder, self.result.note = decoder, note
         check_roi(roi, info.width, info.height)
+        if self.trained_on and list(self.trained_on) != [info.width, info.height]:
+            w, h = self.trained_on
+            moved = (f"the region {tuple(roi)} comes from the checkpoint, whose training video was {w}x{h}; this "
+                     f"one is {info.width}x{info.height}: pass --roi where the object sits in it")
+            self.result.note = "; ".join(n for n in (note, moved) if n)
         self.index = index_video(self.path)
         self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
         self.result.resumed_at_frame = len(done) * cfg.chunk_frames
