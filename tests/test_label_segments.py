@@ -69,8 +69,8 @@ def test_a_segment_decoded_after_a_seek_equals_decoding_from_the_start(clip, str
 def test_a_misleading_index_falls_back_to_decoding_from_the_start(clip):
     index = index_video(clip)
     wrong = VideoIndex(index.pts + 1, index.keyframes)  # timestamps that match no decoded frame
-    batches = list(SegmentDecoder(clip, Segment(0, 40, 80), ROI, (50, 50), 1, 8, wrong))
-    reference = list(SegmentDecoder(clip, Segment(0, 40, 80), ROI, (50, 50), 1, 8, None))
+    batches = list(SegmentDecoder(clip, Segment(0, 40, 80), (ROI,), (50, 50), 1, 8, wrong))
+    reference = list(SegmentDecoder(clip, Segment(0, 40, 80), (ROI,), (50, 50), 1, 8, None))
     assert [b.first for b in batches] == list(range(40, 80, 8))
     assert all((a.images == b.images).all() and (a.index == b.index).all()
                for a, b in zip(batches, reference, strict=True))
@@ -103,8 +103,8 @@ def test_the_end_a_decoder_reports_fixes_the_row_count(tmp_path):
 
 def test_a_killed_worker_loses_and_duplicates_no_batch(clip):
     index = index_video(clip)
-    tasks = [DecodeTask(clip, Segment(0, first, first + 96), ROI, (50, 50), 1, 8, index) for first in (0, 96)]
-    tasks.append(DecodeTask(clip, Segment(0, 192, None), ROI, (50, 50), 1, 8, index))
+    tasks = [DecodeTask(clip, Segment(0, first, first + 96), (ROI,), (50, 50), 1, 8, index) for first in (0, 96)]
+    tasks.append(DecodeTask(clip, Segment(0, 192, None), (ROI,), (50, 50), 1, 8, index))
     seen: list[int] = []
     finished = []
     with DecodePool(2, 8, (3, 50, 50), slots=2) as pool:
@@ -141,7 +141,7 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
                         uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
     videos = [job.JobVideo(i, v, v.stem, cfg, meta, ROI) for i, v in enumerate(cfg.videos)]
-    tasks = job.plan_tasks(videos, cfg, ROI, (50, 50), 4, lambda codec: ("cpu", None))
+    tasks = job.plan_tasks(videos, cfg, (50, 50), 4, lambda codec: ("cpu", None))
     long_starts = sorted(t.segment.first_row for t in tasks if t.segment.video == 1)
     lead_in = [job._lead_in(indexes[clip], 1, row) for row in long_starts]
     if seekable:  # 8 shares of 37.5 rows, cut on batches (8 rows) nearer keyframes (every 12 frames) than 40k is

@@ -17,6 +17,7 @@ from foldedcnn.cli import main
 from foldedcnn.folded import FoldedModel
 
 ROI = (8, 8, 64, 48)
+ROI2 = (24, 10, 40, 40)  # a second region: it overlaps the first and the square's path
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,63 @@ def _decoder_pids(job_pid: int) -> list[int]:
 
 def _chunks(parts: Path) -> int:
     return len(list(parts.glob("[0-9]*.csv"))) if parts.exists() else 0
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_several_regions_decode_once_and_equal_a_job_per_region(clips, checkpoint, tmp_path, workers, capsys):
+    """--roi twice: each frame is decoded once, and each region's CSV equals, byte for byte, that of a job of that
+    region alone (one engine call per region: a folded model folds the same frames together)."""
+    args = ["--batch", "8", "--chunk-frames", "16", "--stride", "2", "--workers", workers]
+    videos = [clips["long"], clips["short"]]
+    for name, roi in (("one", ROI), ("two", ROI2)):
+        assert _run([checkpoint, *videos, "--out", tmp_path / name, "--roi", *map(str, roi), *args]) == 0
+    capsys.readouterr()
+    both = tmp_path / "both"
+    assert _run([checkpoint, *videos, "--out", both, "--roi", *map(str, ROI), "--roi", *map(str, ROI2), *args]) == 0
+    assert "short.mp4 region 2 (24, 10, 40, 40): 19 frames" in capsys.readouterr().out
+    for video in ("long", "short"):
+        assert (both / f"{video}.region1.csv").read_text() == (tmp_path / "one" / f"{video}.csv").read_text()
+        assert (both / f"{video}.region2.csv").read_text() == (tmp_path / "two" / f"{video}.csv").read_text()
+    summary = json.loads((both / "summary.json").read_text())
+    assert summary["regions"] == [list(ROI), list(ROI2)] and summary["roi"] == list(ROI)
+    assert [(Path(v["video"]).stem, v["region"], v["roi"]) for v in summary["videos"]] == [
+        ("long", 1, list(ROI)), ("long", 2, list(ROI2)), ("short", 1, list(ROI)), ("short", 2, list(ROI2))]
+    wall = summary["timing"]["wall_s"]
+    assert summary["frames_per_s"] == pytest.approx((150 + 19) / wall, rel=0.01)  # frames, not frames x regions
+
+
+def test_a_region_outside_fails_alone_and_a_region_given_twice_is_refused(clips, checkpoint, tmp_path, capsys):
+    outside = ("80", "40", "50", "50")
+    assert _run([checkpoint, clips["short"], "--out", tmp_path / "a", "--roi", *map(str, ROI), "--roi", *outside]) == 1
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    first, second = summary["videos"]
+    assert first["error"] is None and first["frames"] == 37 and "outside" in second["error"]
+    assert _run([checkpoint, clips["short"], "--out", tmp_path / "b", "--roi", *map(str, ROI),
+                 "--roi", *map(str, ROI)]) == 2
+    assert "a region is given twice" in capsys.readouterr().err
+
+
+def test_several_regions_killed_midway_resume_to_the_same_csvs(clips, checkpoint, tmp_path):
+    """Each region has its own chunks: a kill can leave them at different points; the rerun decodes the chunks any
+    region misses and each CSV equals an uninterrupted run's."""
+    two = ["--roi", *map(str, ROI), "--roi", *map(str, ROI2)]
+    ref = tmp_path / "ref"
+    assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16", *two]) == 0
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([*_cli(checkpoint, clips["long"], out), *two], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _chunks(out / ".parts" / "long.region2") < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for gap in ("00000001.csv", "00000003.csv"):  # as if killed between the regions' writes
+        (out / ".parts" / "long.region1" / gap).unlink(missing_ok=True)
+    final = subprocess.run([*_cli(checkpoint, clips["long"], out), *two], env=env, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    for k in (1, 2):
+        assert (out / f"long.region{k}.csv").read_text() == (ref / f"long.region{k}.csv").read_text()
 
 
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkpoint, tmp_path):
@@ -337,11 +395,17 @@ def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, t
         assert _run([checkpoint, clips["short"], clips["long"], "--out", on_ray, "--ray", "--actors", "1",
                      *args]) == 0
         assert _run([checkpoint, clips["long"], "--out", resumed, "--ray", "--actors", "1", *args]) == 0
+        two = ["--roi", *map(str, ROI), "--roi", *map(str, ROI2)]
+        assert _run([checkpoint, clips["short"], "--out", tmp_path / "ray2", "--ray", "--actors", "1", *two,
+                     *args]) == 0
     finally:
         ray.shutdown()
     for name in ("short.csv", "long.csv"):
         _same_rows(local / name, on_ray / name)
     _same_rows(local / "long.csv", resumed / "long.csv")
+    assert _run([checkpoint, clips["short"], "--out", tmp_path / "local2", "--roi", *map(str, ROI2), *args]) == 0
+    _same_rows(local / "short.csv", tmp_path / "ray2" / "short.region1.csv")  # several regions on Ray too
+    _same_rows(tmp_path / "local2" / "short.csv", tmp_path / "ray2" / "short.region2.csv")
     summary = json.loads((resumed / "summary.json").read_text())
     assert summary["videos"][0]["resumed_at_frame"] == 16 * 16 and not list(parts.glob("0*.csv"))
     # honest speeds: each video's frames/s counts from the job's start (its rows reach the driver in bursts); the
@@ -423,7 +487,7 @@ def test_gpu_decoder_feeds_the_same_job_and_falls_back_for_other_codecs(clips, c
     assert _run([checkpoint, *args, "--out", tmp_path / "cpu", "--decoder", "cpu"]) == 0
     monkeypatch.setattr(job, "nvdec_unavailable", lambda device: None)
     monkeypatch.setattr(NvdecDecoder, "_decode", lambda self, t: SegmentDecoder(
-        t.path, t.segment, t.roi, t.size, t.stride, t.batch, t.index))
+        t.path, t.segment, t.rois, t.size, t.stride, t.batch, t.index))
     assert _run([checkpoint, *args, "--out", tmp_path / "gpu", "--decoder", "gpu", "--workers", "2"]) == 0
     for name in ("long.csv", "lossless.csv"):
         assert (tmp_path / "gpu" / name).read_text() == (tmp_path / "cpu" / name).read_text()
@@ -495,8 +559,8 @@ def test_nvdec_reader_seeks_once_then_reads_the_segment_in_order(clips, monkeypa
     monkeypatch.setitem(sys.modules, "PyNvVideoCodec", _FakeNvdec)
     _FakeNvdec.decoded = 0
     path = clips["long"]
-    tasks = [DecodeTask(path, Segment(0, first_row, stop_row), ROI, (24, 32), stride, 8, index_video(path)),
-             DecodeTask(path, Segment(1, 0, 16), ROI, (24, 32), stride, 8, None)]
+    tasks = [DecodeTask(path, Segment(0, first_row, stop_row), (ROI,), (24, 32), stride, 8, index_video(path)),
+             DecodeTask(path, Segment(1, 0, 16), (ROI,), (24, 32), stride, 8, None)]
     nvdec = NvdecDecoder(tasks, device="cpu", sessions=2)
     batches: dict[int, list] = {0: [], 1: []}
     while nvdec.pending:

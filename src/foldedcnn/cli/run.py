@@ -10,8 +10,9 @@ def register(sub) -> None:
     p.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `foldedcnn train`")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     p.add_argument("--out", type=Path, required=True, help="folder for one CSV per video and summary.json")
-    p.add_argument("--roi", nargs=4, type=int, metavar=("X", "Y", "W", "H"),
-                   help="region to crop (default: the region the checkpoint was trained on)")
+    p.add_argument("--roi", nargs=4, type=int, metavar=("X", "Y", "W", "H"), action="append",
+                   help="region to crop (default: the region the checkpoint was trained on); repeat it to label "
+                        "several regions of each frame, decoded once: a CSV per video and region, KEY.region<k>.csv")
     p.add_argument("--stride", type=int, default=1, help="label every N-th frame (default 1)")
     p.add_argument("--uncertain", nargs=2, type=float, default=None, metavar=("LO", "HI"),
                    help="scores in (LO, HI) are flagged for the reference model (default: the thresholds "
@@ -46,7 +47,7 @@ def run(args) -> int:
 
     cfg = JobConfig(
         checkpoint=args.checkpoint, videos=args.videos, out_dir=args.out,
-        roi=tuple(args.roi) if args.roi else None, stride=args.stride,
+        roi=[tuple(r) for r in args.roi] if args.roi else None, stride=args.stride,
         uncertain=tuple(args.uncertain) if args.uncertain else None,
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
         workers=args.workers, decoder=args.decoder, progress=not args.no_progress, overwrite=args.overwrite,
@@ -60,16 +61,17 @@ def run(args) -> int:
         summary = run_job(cfg)
     print(_cascade_line(summary))
     for v in summary.videos:
+        name = v.video if v.region is None else f"{v.video} region {v.region} {tuple(v.roi)}"
         if v.truncated:
-            print(f"TRUNCATED {v.video}: {v.error} -> {v.csv}")
+            print(f"TRUNCATED {name}: {v.error} -> {v.csv}")
         elif v.error:
-            print(f"FAILED  {v.video}: {v.error}")
+            print(f"FAILED  {name}: {v.error}")
         else:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
-            print(f"ok      {v.video}: {v.frames} frames, {_counts(summary, v)}, {v.uncertain} uncertain"
+            print(f"ok      {name}: {v.frames} frames, {_counts(summary, v)}, {v.uncertain} uncertain"
                   f"{speed}, decoded on {v.decoder or 'cpu'} -> {v.csv}")
         if v.note:
-            print(f"note    {v.video}: {v.note}")
+            print(f"note    {name}: {v.note}")
     if summary.decoder_note:
         print(f"decoder {summary.decoder}: {summary.decoder_note}")
     decoders = f"{summary.workers} decoder processes" if summary.workers else "decoding in Ray tasks"

@@ -8,7 +8,7 @@ outside the frame) raises VideoError with a message naming the file and the prob
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -127,11 +127,13 @@ def index_video(path: str | Path) -> VideoIndex:
 
 def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int | None = None,
                 roi: tuple[int, int, int, int] | None = None, size: tuple[int, int] | None = None,
-                index: VideoIndex | None = None, threads: int | None = None) -> Iterator[VideoFrame]:
+                index: VideoIndex | None = None, threads: int | None = None,
+                regions: Sequence[tuple[int, int, int, int]] | None = None) -> Iterator[VideoFrame]:
     """Yield every `stride`-th decoded frame of `path` (indices 0, stride, 2*stride, ...) as RGB uint8:
     (H, W, 3), or (h, w, 3) of region `roi` (x, y, w, h) alone, the rest of the frame never converted;
     with `size` (h, w) the region (default: the whole frame) resized to it in the same pass (h, w, 3),
-    what models are fed (_region.region_resized).
+    what models are fed (_region.region_resized). `regions` instead of `roi` (with `size`): several regions of
+    each frame, each converted and resized alone, (R, h, w, 3): one decode for all of them.
 
     Output frames [start, stop) are yielded (frame indices start*stride, ...). Without `index` the decoder
     starts at frame 0 and passes through the skipped frames (decoded, not converted). With the `index` of
@@ -160,12 +162,18 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
         else:
             stream.thread_count = threads
         width, height = stream.codec_context.width, stream.codec_context.height
-        if roi is not None:
-            roi = check_roi(roi, width, height)
-        elif size is not None:
-            roi = (0, 0, width, height)
-        convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
-                   else partial(region_resized, roi=roi, size=size))
+        if regions is not None:
+            if roi is not None or size is None:
+                raise ValueError("regions= takes a size and no roi")
+            boxes = [check_roi(r, width, height) for r in regions]
+            convert = partial(_regions_resized, boxes=boxes, size=size)
+        else:
+            if roi is not None:
+                roi = check_roi(roi, width, height)
+            elif size is not None:
+                roi = (0, 0, width, height)
+            convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
+                       else partial(region_resized, roi=roi, size=size))
         seek = index is not None and first > 0 and index.seekable
         if seek:
             container.seek(int(index.pts[index.keyframe_at_or_before(first)]), stream=stream, backward=True,
@@ -191,6 +199,10 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
             raise VideoError(f"{path} is corrupt or truncated after frame {index_no} ({exc})") from None
         if index_no < 0:
             raise VideoError(f"{path} has no decodable frames")
+
+
+def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[int, int]) -> np.ndarray:
+    return np.stack([region_resized(frame, box, size) for box in boxes])
 
 
 def frames_at(path: str | Path, indices: Iterable[int]) -> list[VideoFrame]:

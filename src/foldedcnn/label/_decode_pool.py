@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
@@ -41,11 +41,12 @@ class DecodeTask:
 
     path: Path
     segment: Segment
-    roi: tuple[int, int, int, int]
+    rois: tuple[tuple[int, int, int, int], ...]  # the regions of each frame, one output each
     size: tuple[int, int]
     stride: int
     batch: int
     index: VideoIndex | None
+    outputs: tuple[int, ...] = ()  # what the job labels from each region (its JobVideo numbers)
 
 
 @dataclass
@@ -101,7 +102,7 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
             if isinstance(task, tuple):  # ("free", slot) after the last batch of a task
                 free.append(task[1])
                 continue
-            decoder = SegmentDecoder(task.path, task.segment, task.roi, task.size, task.stride, task.batch,
+            decoder = SegmentDecoder(task.path, task.segment, task.rois, task.size, task.stride, task.batch,
                                      task.index)
             error, waited, t0 = None, 0.0, time.perf_counter()
             try:
@@ -112,7 +113,8 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
                     waited += time.perf_counter() - tw
                     slot = free.pop()
                     n = len(b.index)
-                    views.images[slot, :n], views.index[slot, :n], views.time_s[slot, :n] = b.images, b.index, b.time_s
+                    views.images[slot, :n, : b.images.shape[1]] = b.images  # a task may have fewer regions than slots
+                    views.index[slot, :n], views.time_s[slot, :n] = b.index, b.time_s
                     conn.send(("batch", slot, b.first, n))
             except FoldedCNNError as exc:
                 error = str(exc)
@@ -273,7 +275,8 @@ class DecodePool:
     def _handle(self, w: _Worker, msg: tuple) -> Iterator[Decoded | Finished]:
         if msg[0] == "batch":
             _, slot, first, n = msg
-            batch = FrameBatch(first, w.views.index[slot, :n], w.views.time_s[slot, :n], w.views.images[slot, :n])
+            images = w.views.images[slot, :n, : 3 * len(w.task.rois)]
+            batch = FrameBatch(first, w.views.index[slot, :n], w.views.time_s[slot, :n], images)
             w.next_row = first + n
             yield Decoded(w.task, batch, lambda conn=w.conn, slot=slot: _release(conn, slot))
         else:
@@ -291,5 +294,4 @@ def _release(conn: Connection, slot: int) -> None:
 
 def _from_row(task: DecodeTask, row: int) -> DecodeTask:
     seg = task.segment
-    return DecodeTask(task.path, Segment(seg.video, row, seg.stop_row), task.roi, task.size, task.stride, task.batch,
-                      task.index)
+    return replace(task, segment=Segment(seg.video, row, seg.stop_row))

@@ -103,7 +103,7 @@ class NvdecDecoder:
             self.events.put(Finished(task, end_row, stop is None or end_row < stop, error, time.perf_counter() - t0))
 
     def _decode(self, task: DecodeTask):
-        """The segment's batches: FrameBatch with images (B, 3, h, w) uint8 on the GPU."""
+        """The segment's batches: FrameBatch with images (B, 3R, h, w) uint8 on the GPU (R regions per frame)."""
         import PyNvVideoCodec as nvc
         import torch
         import torch.nn.functional as F
@@ -112,7 +112,6 @@ class NvdecDecoder:
                                     use_device_memory=True, output_color_type=nvc.OutputColorType.RGBP)
         frames = len(decoder)
         fps = float(decoder.get_stream_metadata().average_fps or 0) or 1.0
-        x, y, w, h = task.roi
         seg, stride = task.segment, task.stride
         first = seg.first_row * stride
         last = frames if seg.stop_row is None else min(frames, (seg.stop_row - 1) * stride + 1)
@@ -124,9 +123,10 @@ class NvdecDecoder:
             decoded = decoder.get_batch_frames(min(task.batch * stride, last - at))
             if not decoded:
                 return
-            kept = decoded[::stride]
-            regions = torch.stack([torch.from_dlpack(f)[:, y:y + h, x:x + w] for f in kept]).float()
-            images = F.interpolate(regions, size=task.size, mode="area").round_().clamp_(0, 255).to(torch.uint8)
+            kept = [torch.from_dlpack(f) for f in decoded[::stride]]
+            regions = [F.interpolate(torch.stack([f[:, y:y + h, x:x + w] for f in kept]).float(), size=task.size,
+                                     mode="area") for x, y, w, h in task.rois]
+            images = torch.cat(regions, dim=1).round_().clamp_(0, 255).to(torch.uint8)
             index = np.arange(at, at + len(decoded), stride)
             yield FrameBatch(row, index, index / fps, images)
             row, at = row + len(kept), at + len(decoded)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ class FrameBatch:
     first: int  # output row of the first frame (counts frames kept after --stride)
     index: np.ndarray  # (B,) decoded frame index
     time_s: np.ndarray  # (B,) presentation time in seconds
-    images: np.ndarray  # (B, 3, h, w) uint8
+    images: np.ndarray  # (B, 3R, h, w) uint8: the frame's R regions, each 3 channels (R = 1: (B, 3, h, w))
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,14 @@ def cut_rows(start: int, stop: int, parts: int, batch: int, lead_in: Callable[[i
 
 
 class SegmentDecoder:
-    """Decode `segment` of `path` into FrameBatch objects of `batch` rows (the last may be short), each image
-    the region `roi` resized to `size` (h, w): (B, 3, h, w) uint8. After iterating, `end_row` is the row
-    after the last one decoded, and `reached_end` says whether the video ended before stop_row."""
+    """Decode `segment` of `path` into FrameBatch objects of `batch` rows (the last may be short), each frame's
+    regions `rois` (R of them, each (x, y, w, h)) resized to `size` (h, w): (B, 3R, h, w) uint8, one decode for
+    all regions. After iterating, `end_row` is the row after the last one decoded, and `reached_end` says
+    whether the video ended before stop_row."""
 
-    def __init__(self, path: Path, segment: Segment, roi: tuple[int, int, int, int], size: tuple[int, int],
+    def __init__(self, path: Path, segment: Segment, rois: Sequence[tuple[int, int, int, int]], size: tuple[int, int],
                  stride: int, batch: int, index: VideoIndex | None) -> None:
-        self.path, self.segment, self.roi, self.size = path, segment, roi, size
+        self.path, self.segment, self.rois, self.size = path, segment, list(rois), size
         self.stride, self.batch, self.index = stride, batch, index
         self.end_row = segment.first_row
         self.reached_end = False
@@ -112,10 +113,13 @@ class SegmentDecoder:
         h, w = self.size
         frames: list[int] = []
         times: list[float] = []
-        images = np.empty((self.batch, 3, h, w), np.uint8)
-        for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, roi=self.roi,
-                                 size=self.size, index=index, threads=1):  # one thread: processes work in parallel
-            images[len(frames)] = frame.rgb.transpose(2, 0, 1)
+        one = len(self.rois) == 1
+        images = np.empty((self.batch, 3 * len(self.rois), h, w), np.uint8)
+        where = {"roi": self.rois[0]} if one else {"regions": self.rois}
+        for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, size=self.size,
+                                 index=index, threads=1, **where):  # one thread: processes work in parallel
+            images[len(frames)] = (frame.rgb.transpose(2, 0, 1) if one else
+                                   frame.rgb.transpose(0, 3, 1, 2).reshape(-1, h, w))
             frames.append(frame.index)
             times.append(frame.time_s)
             if len(frames) == self.batch:

@@ -51,7 +51,9 @@ class JobConfig:
     checkpoint: Path
     videos: list[Path]
     out_dir: Path
-    roi: tuple[int, int, int, int] | None = None  # x, y, w, h; default: the checkpoint's
+    # x, y, w, h, or several such regions (each frame decoded once for all; a CSV per region); default: the
+    # checkpoint's region
+    roi: tuple[int, int, int, int] | Sequence[tuple[int, int, int, int]] | None = None
     stride: int = 1
     uncertain: tuple[float, float] | None = None  # default: the checkpoint's calibration, else DEFAULT_UNCERTAIN
     backend: str = "auto"
@@ -91,6 +93,8 @@ class VideoResult:
     """One video's outcome, as written to summary.json."""
 
     video: str
+    region: int | None = None  # with several regions: which --roi (from 1) this result is of
+    roi: list[int] | None = None  # the region (x, y, w, h) its frames were cropped from
     csv: str | None = None
     frames: int = 0
     positives: int = 0
@@ -116,8 +120,9 @@ class JobSummary:
     checkpoint: str
     backend: str
     classes: list[str] = field(default_factory=list)  # the checkpoint's class names, the CSVs' p_<class> columns
-    videos: list[VideoResult] = field(default_factory=list)
-    roi: list[int] | None = None
+    videos: list[VideoResult] = field(default_factory=list)  # one per video and region
+    roi: list[int] | None = None  # the (first) region
+    regions: list[list[int]] = field(default_factory=list)  # every region, in --roi order
     uncertain: list[float] | None = None
     thresholds_from: str = "default"
     calibration: dict | None = None
@@ -165,11 +170,13 @@ def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, in
 
 
 class JobVideo:
-    """One video of a running job: its output chunks, its remaining segments and its timings."""
+    """One output of a running job, a video (and, with several regions, one of them): its output chunks, its
+    remaining segments and its timings. `region`: the region's number from 1 when the job has several."""
 
-    def __init__(self, number: int, path: Path, key: str, cfg: JobConfig, meta: dict, roi) -> None:
-        self.number, self.path, self.class_names = number, path, meta["class_names"]
-        self.result = VideoResult(video=str(path))
+    def __init__(self, number: int, path: Path, key: str, cfg: JobConfig, meta: dict, roi,
+                 region: int | None = None) -> None:
+        self.number, self.path, self.class_names, self.roi = number, path, meta["class_names"], tuple(roi)
+        self.result = VideoResult(video=str(path), region=region, roi=list(roi))
         self.store = ChunkStore(cfg.out_dir, key, header(meta["class_names"]), cfg.chunk_frames, {
             "video": str(path.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
             "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
@@ -185,28 +192,33 @@ class JobVideo:
         self.started: float | None = None  # the job's start, set by the job: end-to-end frames/s count from it
         self.finished = False
 
-    def plan(self, cfg: JobConfig, roi, decoder_for: Callable[[str], tuple[str, str | None]]) -> None:
+    def plan(self, cfg: JobConfig, decoder_for: Callable[[str], tuple[str, str | None]],
+             probed: dict | None = None) -> None:
         """Choose the video's decoder (`decoder_for(codec)`: "cpu" or "gpu" and a note), check the output's
         fingerprint, index the video, check the region, and find the chunks still to do (raises
-        FoldedCNNError); a video already done is only counted."""
-        info = probe_video(self.path)
+        FoldedCNNError); a video already done is only counted. `probed`: what the other regions of the video
+        found (its probe, content fingerprint and index), shared so a video is read once for all of them."""
+        probed = {} if probed is None else probed
+        info = probed["info"] = probed.get("info") or probe_video(self.path)
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
         decoder, note = decoder_for(info.codec)
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
-        self.store.config["video_content"] = file_fingerprint(self.path)  # a new recording at the same path
+        if "content" not in probed:
+            probed["content"] = file_fingerprint(self.path)
+        self.store.config["video_content"] = probed["content"]  # a new recording at the same path
         done = self.store.open(cfg.overwrite)
         if self.store.done:
             self.count()
             self.finished = True
             return
         self.result.decoder, self.result.note = decoder, note
-        check_roi(roi, info.width, info.height)
+        check_roi(self.roi, info.width, info.height)
         if self.trained_on and list(self.trained_on) != [info.width, info.height]:
             w, h = self.trained_on
-            moved = (f"the region {tuple(roi)} comes from the checkpoint, whose training video was {w}x{h}; this "
+            moved = (f"the region {self.roi} comes from the checkpoint, whose training video was {w}x{h}; this "
                      f"one is {info.width}x{info.height}: pass --roi where the object sits in it")
             self.result.note = "; ".join(n for n in (note, moved) if n)
-        self.index = index_video(self.path)
+        self.index = probed["index"] = probed.get("index") or index_video(self.path)
         self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
         self.result.resumed_at_frame = len(done) * cfg.chunk_frames
 
@@ -287,20 +299,38 @@ def job_thresholds(cfg: JobConfig, meta: dict) -> tuple[JobConfig, str]:
     return replace(cfg, uncertain=DEFAULT_UNCERTAIN), "default"
 
 
-def new_summary(cfg: JobConfig, meta: dict, backend: str, roi, thresholds_from: str) -> JobSummary:
-    """An empty JobSummary recording the job's region and thresholds."""
-    return JobSummary(str(cfg.checkpoint), backend, list(meta["class_names"]), roi=list(roi),
-                      uncertain=list(cfg.uncertain), thresholds_from=thresholds_from,
-                      calibration=meta.get("calibration"))
+def new_summary(cfg: JobConfig, meta: dict, backend: str, regions, thresholds_from: str) -> JobSummary:
+    """An empty JobSummary recording the job's regions and thresholds."""
+    return JobSummary(str(cfg.checkpoint), backend, list(meta["class_names"]), roi=list(regions[0]),
+                      regions=[list(r) for r in regions], uncertain=list(cfg.uncertain),
+                      thresholds_from=thresholds_from, calibration=meta.get("calibration"))
 
 
-def job_region(cfg: JobConfig, meta: dict) -> tuple[int, int, int, int]:
-    """Check `cfg`; the region to crop: --roi, else the one the checkpoint was trained on."""
+def job_regions(cfg: JobConfig, meta: dict) -> list[tuple[int, int, int, int]]:
+    """Check `cfg`; the regions to crop: --roi (one or several), else the one the checkpoint was trained on."""
     cfg.check()
-    roi = cfg.roi or checkpoint_roi(meta)
-    if roi is None:
-        raise FoldedCNNError(f"{cfg.checkpoint} records no region of interest; pass --roi X Y W H")
-    return roi
+    given = cfg.roi
+    if given is None:
+        roi = checkpoint_roi(meta)
+        if roi is None:
+            raise FoldedCNNError(f"{cfg.checkpoint} records no region of interest; pass --roi X Y W H")
+        return [roi]
+    one = len(given) == 4 and all(isinstance(v, int | float) for v in given)
+    regions = [tuple(int(v) for v in r) for r in ([given] if one else given)]
+    if not regions or any(len(r) != 4 for r in regions):
+        raise FoldedCNNError(f"a region is X Y W H, got {given!r}")
+    if len(set(regions)) != len(regions):
+        raise FoldedCNNError(f"a region is given twice in {regions}: each --roi gives one output")
+    return regions
+
+
+def job_outputs(cfg: JobConfig, meta: dict, regions) -> list[JobVideo]:
+    """Every video of `cfg` once per region: KEY.csv with one region, KEY.region<k>.csv (k from 1) with several."""
+    many = len(regions) > 1
+    return [JobVideo(len(regions) * i + k, v, f"{key}.region{k + 1}" if many else key, cfg, meta, roi,
+                     k + 1 if many else None)
+            for i, (v, key) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))
+            for k, roi in enumerate(regions)]
 
 
 def default_batch(gpu: bool) -> int:
@@ -331,11 +361,10 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
 
     ckpt = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code)
     cfg = with_default_batch(cfg, (engine.device if engine else resolve_device(cfg.device)).type == "cuda")
-    roi = job_region(cfg, ckpt.meta)
+    regions = job_regions(cfg, ckpt.meta)
     cfg, thresholds_from = job_thresholds(cfg, ckpt.meta)
     class_names, (c, h, w) = ckpt.meta["class_names"], ckpt.meta["input_shape"]
-    videos = [JobVideo(i, v, k, cfg, ckpt.meta, roi) for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos),
-                                                                                   strict=True))]
+    videos = job_outputs(cfg, ckpt.meta, regions)
     with exclusive_output(cfg.out_dir), core_for_decoding():
         start_decoder_server()  # its imports overlap building the Engine
         engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch,
@@ -344,20 +373,20 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         t0 = start_clock(videos)  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
         unavailable = nvdec_unavailable(engine.device)
         check_decoder_request(cfg.decoder, unavailable)
-        tasks = plan_tasks(videos, cfg, roi, (h, w), workers, partial(choose_decoder, cfg.decoder,
-                                                                       unavailable=unavailable))
+        tasks = plan_tasks(videos, cfg, (h, w), workers, partial(choose_decoder, cfg.decoder,
+                                                                  unavailable=unavailable))
         plan_s = time.perf_counter() - t0
         choice = [v.result.decoder for v in videos]
         gpu_tasks = [t for t in tasks if choice[t.segment.video] == "gpu"]
         cpu_tasks = [t for t in tasks if choice[t.segment.video] == "cpu"]
         used = sorted({choice[t.segment.video] for t in tasks}, reverse=True)
-        summary = new_summary(cfg, ckpt.meta, engine.backend_name, roi, thresholds_from)
+        summary = new_summary(cfg, ckpt.meta, engine.backend_name, regions, thresholds_from)
         summary.decoder, summary.workers = "+".join(used) or "cpu", workers
         if cfg.decoder == "auto":
             why = unavailable or "the CPU pool is the faster (--decoder gpu: NVDEC)"
             summary.decoder_note = f"NVDEC not used: {why}"
         total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
-        with DecodePool(workers if cpu_tasks else 1, cfg.batch, (c, h, w)) as pool, \
+        with DecodePool(workers if cpu_tasks else 1, cfg.batch, (c * len(regions), h, w)) as pool, \
                 tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
             side = NvdecDecoder(gpu_tasks, str(engine.device)) if gpu_tasks else None
             stopped = None  # once the output cannot be written, the job stops
@@ -365,18 +394,19 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             for event in pool.run(cpu_tasks, side=side):
                 t_event = time.perf_counter()
                 first_batch_s = first_batch_s or (t_event - t0 if isinstance(event, Decoded) else None)
-                video = videos[event.task.segment.video]
+                outputs = [videos[n] for n in event.task.outputs]  # the video's regions this task decodes
                 try:
                     if isinstance(event, Decoded):
-                        if video.result.error is None:
-                            _label_batch(engine, video, event.batch, class_names, cfg)
-                            bar.update(len(event.batch.index))
+                        bar.update(_label_batch(engine, outputs, event.batch, class_names, cfg))
                         event.release()
-                    else:
-                        video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
-                    video.settle()
+                    for video in outputs:
+                        if not isinstance(event, Decoded):
+                            video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
+                        video.settle()
                 except OutputWriteError as exc:
-                    stopped = video.result.error = str(exc)
+                    stopped = str(exc)
+                    for video in outputs:
+                        video.result.error = video.result.error or stopped
                     break
                 busy += time.perf_counter() - t_event
             summary.worker_restarts = pool.restarts
@@ -386,13 +416,19 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             video.settle(last_call=True)
         wall = time.perf_counter() - t0
         summary.videos = [v.result for v in videos]
-        labelled = sum(v.frames for v in videos)
+        labelled = frames_labelled(videos, len(regions))
         summary.frames_per_s = round(labelled / wall, 1) if labelled else None
         summary.timing = {name: None if value is None else round(value, 3) for name, value in (
             ("plan_s", plan_s), ("first_batch_s", first_batch_s), ("main_busy_s", busy),
             ("model_s", sum(v.model_s for v in videos)), ("wall_s", wall))}
         write_summary(cfg.out_dir, summary)
     return summary
+
+
+def frames_labelled(outputs: list[JobVideo], regions: int) -> int:
+    """Frames labelled in all: per video, those of its region that got furthest (every region of a frame is
+    labelled at once; a region that failed labels none)."""
+    return sum(max(v.frames for v in outputs[i:i + regions]) for i in range(0, len(outputs), regions))
 
 
 def start_clock(videos: list[JobVideo]) -> float:
@@ -404,32 +440,43 @@ def start_clock(videos: list[JobVideo]) -> float:
     return t0
 
 
-def plan_tasks(videos: list[JobVideo], cfg: JobConfig, roi, size: tuple[int, int], workers: int,
+def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], workers: int,
                decoder_for: Callable[[str], tuple[str, str | None]]) -> list[DecodeTask]:
     """Choose every video's decoder (`decoder_for(codec)`, see JobVideo.plan), index it, and split the missing
     rows of all of them into about two segments per worker (each at least a batch), so many videos and one
-    long video alike keep every worker busy, longest segments first; a video that cannot be planned gets its
+    long video alike keep every worker busy, longest segments first; an output that cannot be planned gets its
     error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
-    segment of it would decode from its first frame."""
-    todo = []
+    segment of it would decode from its first frame. `videos` are the job's outputs, the regions of one video
+    next to each other: a video is read and decoded once for all its regions (a task's `rois`), and its
+    segments cover the chunks any of them misses (one that has a chunk already drops its rows again)."""
+    groups: dict[Path, list[JobVideo]] = {}
     for v in videos:
-        try:
-            v.plan(cfg, roi, decoder_for)
-            if not v.finished:
-                todo.append(v)
-        except FoldedCNNError as exc:
-            v.result.error = str(exc)
-    missing = sum(v.rows.rows - len(v.rows.done) * cfg.chunk_frames for v in todo)
+        groups.setdefault(v.path, []).append(v)
+    todo = []
+    for outputs in groups.values():
+        probed: dict = {}
+        for v in outputs:
+            try:
+                v.plan(cfg, decoder_for, probed)
+            except FoldedCNNError as exc:
+                v.result.error = str(exc)
+        live = [v for v in outputs if not v.finished and v.result.error is None]
+        if live:
+            todo.append((live, set.intersection(*(v.rows.done for v in live))))
+    missing = sum(live[0].rows.rows - len(done) * cfg.chunk_frames for live, done in todo)
     share = max(cfg.batch, -(-missing // (2 * workers)))
     tasks, cost = [], {}
-    for v in todo:
+    for live, done in todo:
+        v = live[0]
         lead_in = partial(_lead_in, v.index, cfg.stride)
-        segments = plan_segments(v.number, v.rows.rows, v.rows.done, cfg.chunk_frames, cfg.batch,
+        segments = plan_segments(v.number, v.rows.rows, done, cfg.chunk_frames, cfg.batch,
                                  share if v.index.seekable else max(1, v.rows.rows), lead_in)
-        v.segments_left = len(segments)
-        v.settle()  # every chunk may have been stored before a kill, the final CSV not yet
+        for out in live:
+            out.segments_left = len(segments)
+            out.settle()  # every chunk may have been stored before a kill, the final CSV not yet
         for s in segments:
-            tasks.append(DecodeTask(v.path, s, roi, size, cfg.stride, cfg.batch, v.index))
+            tasks.append(DecodeTask(v.path, s, tuple(out.roi for out in live), size, cfg.stride, cfg.batch, v.index,
+                                    tuple(out.number for out in live)))
             cost[s] = ((s.stop_row or v.rows.rows) - s.first_row) * cfg.stride + lead_in(s.first_row)
     # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
     # long ones end
@@ -443,11 +490,19 @@ def _lead_in(index: VideoIndex, stride: int, row: int) -> int:
     return frame - (index.keyframe_at_or_before(frame) if index.seekable else 0)
 
 
-def _label_batch(engine, video: JobVideo, batch, class_names: Sequence[str], cfg: JobConfig) -> None:
-    tm = time.perf_counter()
-    logits = engine.predict(batch.images)
-    video.model_s += time.perf_counter() - tm
-    video.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
+def _label_batch(engine, outputs: list[JobVideo], batch, class_names: Sequence[str], cfg: JobConfig) -> int:
+    """Label one batch of frames, images (B, 3R, h, w): region r of every frame goes to outputs[r] (one engine call
+    per region, so a folded model folds the same frames together as a job of that region alone); returns the
+    region images labelled, those of outputs without an error."""
+    labelled = 0
+    for r, video in enumerate(outputs):
+        if video.result.error is None:
+            tm = time.perf_counter()
+            logits = engine.predict(batch.images[:, 3 * r:3 * r + 3])
+            video.model_s += time.perf_counter() - tm
+            video.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
+            labelled += len(batch.index)
+    return labelled
 
 
 def write_summary(out_dir: Path, summary: JobSummary) -> Path:

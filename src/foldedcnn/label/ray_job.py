@@ -22,13 +22,13 @@ from ._output_dir import exclusive_output
 from .job import (
     JobConfig,
     JobSummary,
-    JobVideo,
-    job_region,
+    frames_labelled,
+    job_outputs,
+    job_regions,
     job_thresholds,
     new_summary,
     plan_tasks,
     start_clock,
-    video_keys,
     with_default_batch,
     write_summary,
 )
@@ -40,21 +40,22 @@ def _decode_segment(item: dict) -> Iterator[dict]:
     from .frame_source import SegmentDecoder
 
     task = item["task"]
-    decoder = SegmentDecoder(task.path, task.segment, task.roi, task.size, task.stride, task.batch, task.index)
-    video, error, t0 = task.segment.video, "", time.perf_counter()
+    decoder = SegmentDecoder(task.path, task.segment, task.rois, task.size, task.stride, task.batch, task.index)
+    outputs, error, t0 = np.array(task.outputs, np.int64).tobytes(), "", time.perf_counter()
     try:
         for b in decoder:
-            yield {"video": video, "first": b.first, "n": len(b.index), "index": b.index.astype(np.int64).tobytes(),
+            yield {"outputs": outputs, "first": b.first, "n": len(b.index), "index": b.index.astype(np.int64).tobytes(),
                    "time_s": b.time_s.astype(np.float64).tobytes(), "images": b.images.tobytes(), "end": -1,
                    "reached_end": False, "error": "", "decode_s": 0.0}
     except FoldedCNNError as exc:
         error = str(exc)
-    yield {"video": video, "first": -1, "n": 0, "index": b"", "time_s": b"", "images": b"", "end": decoder.end_row,
-           "reached_end": decoder.reached_end, "error": error, "decode_s": time.perf_counter() - t0}
+    yield {"outputs": outputs, "first": -1, "n": 0, "index": b"", "time_s": b"", "images": b"",
+           "end": decoder.end_row, "reached_end": decoder.reached_end, "error": error,
+           "decode_s": time.perf_counter() - t0}
 
 
 class _EngineActor:
-    """Holds one Engine; turns rows of frames into rows of CSV fields (other rows pass through)."""
+    """Holds one Engine; turns rows of frames (R regions each) into R lists of CSV rows (other rows pass through)."""
 
     def __init__(self, checkpoint: str, backend: str, device: str | None, batch: int, uncertain,
                  trust_code: bool = False) -> None:
@@ -70,20 +71,20 @@ class _EngineActor:
 
         c, h, w = self.meta["input_shape"]
         out = []
-        for i in range(len(rows["video"])):
+        for i in range(len(rows["outputs"])):
             n = int(rows["n"][i])
             if n == 0:
                 out.append(None)
                 continue
-            images = np.frombuffer(rows["images"][i], dtype=np.uint8).reshape(n, c, h, w)
-            logits = self.engine.predict(images)
+            images = np.frombuffer(rows["images"][i], dtype=np.uint8).reshape(n, -1, h, w)  # (n, R * c, h, w)
             index = np.frombuffer(rows["index"][i], dtype=np.int64)
             time_s = np.frombuffer(rows["time_s"][i], dtype=np.float64)
-            out.append(rows_for(index, time_s, logits, self.meta["class_names"], self.uncertain))
+            out.append([rows_for(index, time_s, self.engine.predict(images[:, k:k + c]), self.meta["class_names"],
+                                 self.uncertain) for k in range(0, images.shape[1], c)])  # one call per region
         column = np.empty(len(out), dtype=object)  # one list of CSV rows per item, never a 2-D array
         for i, r in enumerate(out):
             column[i] = r
-        keep = ("video", "first", "end", "reached_end", "error", "decode_s")
+        keep = ("outputs", "first", "end", "reached_end", "error", "decode_s")
         backend = np.full(len(out), self.engine.backend_name, dtype=object)  # what "auto" chose on this actor
         return {**{k: rows[k] for k in keep}, "rows": column, "backend": backend}
 
@@ -92,13 +93,13 @@ def run_job_ray(cfg: JobConfig, address: str | None = None, actors: int | None =
     """Run `cfg` on Ray Data (a local Ray, or the cluster at `address`); same outputs as run_job, and the
     same lock on the output folder."""
     meta = load_checkpoint(cfg.checkpoint, trust_code=cfg.trust_code).meta  # integrity and trust, before Ray starts
-    roi = job_region(cfg, meta)
+    regions = job_regions(cfg, meta)
     cfg, thresholds_from = job_thresholds(cfg, meta)
     with exclusive_output(cfg.out_dir):
-        return _run_on_ray(cfg, meta, roi, thresholds_from, address, actors)
+        return _run_on_ray(cfg, meta, regions, thresholds_from, address, actors)
 
 
-def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: str | None,
+def _run_on_ray(cfg: JobConfig, meta: dict, regions, thresholds_from: str, address: str | None,
                 actors: int | None) -> JobSummary:
     import ray
 
@@ -109,9 +110,8 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
     cfg = with_default_batch(cfg, gpus > 0)
     pool = actors or max(1, int(gpus) if gpus else cpus // 2)
     _, h, w = meta["input_shape"]
-    videos = [JobVideo(i, v, k, cfg, meta, roi)
-              for i, (v, k) in enumerate(zip(cfg.videos, video_keys(cfg.videos), strict=True))]
-    tasks = plan_tasks(videos, cfg, roi, (h, w), max(1, cpus - pool), lambda codec: ("cpu", None))  # PyAV in tasks
+    videos = job_outputs(cfg, meta, regions)
+    tasks = plan_tasks(videos, cfg, (h, w), max(1, cpus - pool), lambda codec: ("cpu", None))  # PyAV in tasks
     t0 = start_clock(videos)  # rows reach the driver in bursts: no later start would be honest
     backends: set[str] = set()
     if tasks:
@@ -125,21 +125,22 @@ def _run_on_ray(cfg: JobConfig, meta: dict, roi, thresholds_from: str, address: 
                                    "uncertain": cfg.uncertain, "trust_code": cfg.trust_code},
         )
         for row in ds.iter_rows():  # rows and segment ends, in any order
-            video = videos[int(row["video"])]
+            outputs = [videos[n] for n in np.frombuffer(row["outputs"], np.int64)]  # a video's regions
             backends.add(row["backend"])
-            if row["rows"] is not None:
-                if video.result.error is None:
-                    video.add(int(row["first"]), row["rows"])
-            else:
-                video.segment_finished(int(row["end"]), bool(row["reached_end"]), row["error"] or None,
-                                       float(row["decode_s"]))
-            video.settle()
+            for r, video in enumerate(outputs):
+                if row["rows"] is not None:
+                    if video.result.error is None:
+                        video.add(int(row["first"]), row["rows"][r])
+                else:
+                    video.segment_finished(int(row["end"]), bool(row["reached_end"]), row["error"] or None,
+                                           float(row["decode_s"]))
+                video.settle()
     for video in videos:
         video.settle(last_call=True)
     used = "/".join(sorted(backends)) or cfg.backend
-    summary = new_summary(cfg, meta, f"{used} on ray ({pool} actors)", roi, thresholds_from)
+    summary = new_summary(cfg, meta, f"{used} on ray ({pool} actors)", regions, thresholds_from)
     summary.videos = [v.result for v in videos]
-    labelled = sum(v.frames for v in videos)
+    labelled = frames_labelled(videos, len(regions))
     summary.frames_per_s = round(labelled / (time.perf_counter() - t0), 1) if labelled else None
     write_summary(cfg.out_dir, summary)
     return summary

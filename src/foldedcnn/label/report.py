@@ -129,8 +129,19 @@ def _cascade_note(summary: dict[str, Any], lo: float, hi: float) -> str:
                    "Default thresholds: run <code>foldedcnn calibrate</code> to set them from data.")
 
 
-def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit: int) -> tuple[str, int]:
+def _region_text(roi) -> str:
+    return "&times;".join(map(str, roi[2:])) + f" at ({roi[0]}, {roi[1]})"
+
+
+def _name(result: dict[str, Any]) -> str:
+    """A result's video file name, and its region when the job had several."""
     name = html.escape(Path(result["video"]).name)
+    return name + (f" &middot; region {result['region']} {tuple(result['roi'])}" if result.get("region") else "")
+
+
+def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit: int) -> tuple[str, int]:
+    name = _name(result)
+    roi = tuple(result["roi"]) if result.get("roi") else roi  # the job's region, in a summary without its own
     if result.get("error"):
         return (f'<section class="video failed"><h2>{name}</h2><p class="error">Failed: '
                 f'{html.escape(result["error"])}</p></section>', 0)
@@ -182,7 +193,7 @@ def _overview(videos: list[dict[str, Any]], multiclass: bool) -> str:
     for v in videos:
         status = f'<span class="bad">{html.escape(v["error"])}</span>' if v.get("error") else "ok"
         count = _top_labels(v) if multiclass else f"{v.get('positives', 0):,}"
-        rows.append(f"<tr><td>{html.escape(Path(v['video']).name)}</td><td>{v.get('frames', 0):,}</td>"
+        rows.append(f"<tr><td>{_name(v)}</td><td>{v.get('frames', 0):,}</td>"
                     f"<td>{count}</td><td>{v.get('uncertain', 0):,}</td>"
                     f"<td>{_fps(v.get('decode_fps'))}</td><td>{_fps(v.get('model_fps'))}</td>"
                     f"<td>{_fps(v.get('end_to_end_fps'))}</td><td>{status}</td></tr>")
@@ -211,7 +222,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     title = f"Frame labels: {html.escape(run_dir.name or str(run_dir))}"
     page = _PAGE.format(
         title=title, checkpoint=html.escape(summary["checkpoint"]), backend=html.escape(summary["backend"]),
-        roi="&times;".join(map(str, roi[2:])) + f" at ({roi[0]}, {roi[1]})" if roi else "checkpoint default",
+        roi=", ".join(_region_text(r) for r in summary.get("regions") or [roi]) if roi else "checkpoint default",
         cascade=_cascade_note(summary, lo, hi), overview=_overview(summary["videos"], _multiclass(summary)),
         sections="\n".join(sections),
         positive=POSITIVE_COLOR, uncertain=UNCERTAIN_COLOR, labelled=LABEL_COLOR)
