@@ -582,3 +582,34 @@ def test_nvdec_reader_seeks_once_then_reads_the_segment_in_order(clips, monkeypa
     assert torch.equal(torch.cat([b.images for b in got]), expected)
     last = 300 if stop_row is None else (stop_row - 1) * stride + 1  # the frame after the segment's last frame
     assert _FakeNvdec.decoded == last - first_row * stride + (16 - 1) * stride + 1
+
+
+def test_nvdec_reader_cuts_every_region_of_a_frame(clips, monkeypatch):
+    """Several regions: each frame's regions are cut and resized one by one and stacked along the channels,
+    (B, 3R, h, w), as the CPU decoder stacks them."""
+    import torch.nn.functional as F
+
+    from foldedcnn.data.video import index_video, iter_frames
+    from foldedcnn.label._decode_pool import Decoded, DecodeTask, Finished
+    from foldedcnn.label._nvdec import NvdecDecoder
+    from foldedcnn.label.frame_source import Segment
+
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", _FakeNvdec)
+    path = clips["short"]
+    nvdec = NvdecDecoder([DecodeTask(path, Segment(0, 0, None), (ROI, ROI2), (24, 32), 1, 8, index_video(path))],
+                         device="cpu", sessions=1)
+    got = []
+    while nvdec.pending:
+        event = nvdec.events.get(timeout=60)
+        if isinstance(event, Finished):
+            assert event.error is None
+            nvdec.pending -= 1
+        else:
+            assert isinstance(event, Decoded)
+            got.append(event.batch.images)
+    images = torch.cat(got)
+    full = torch.stack([torch.from_numpy(f.rgb).permute(2, 0, 1) for f in iter_frames(path)]).float()
+    assert images.shape == (37, 6, 24, 32)
+    for r, (x, y, w, h) in enumerate((ROI, ROI2)):
+        expected = F.interpolate(full[:, :, y:y + h, x:x + w], size=(24, 32), mode="area").round().to(torch.uint8)
+        assert torch.equal(images[:, 3 * r:3 * r + 3], expected)
