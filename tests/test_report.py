@@ -152,3 +152,14 @@ def test_thumbnails_by_label_cover_every_label_the_limit_allows(labels, limit):
     assert len(chosen) == min(limit, int((~unsure).sum()))
     seen = set(names[~unsure])
     assert set(names[chosen]) == seen if limit >= len(seen) else len(set(names[chosen])) == limit
+
+
+def test_a_copied_run_folder_reports_its_own_csvs_and_a_missing_one_is_named(run_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "square.csv").write_text((copy / "square.csv").read_text().replace(",square,", ",empty,"))
+    assert main(["report", str(copy), "--thumbnails", "3"]) == 0
+    assert "Positive frames (certain) <small>0 of 0</small>" in (copy / "report.html").read_text()  # the copy's
+    (copy / "square.csv").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert "Its CSV square.csv is missing from" in (copy / "report.html").read_text()

@@ -145,7 +145,12 @@ def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit
     if result.get("error"):
         return (f'<section class="video failed"><h2>{name}</h2><p class="error">Failed: '
                 f'{html.escape(result["error"])}</p></section>', 0)
-    labels = read_labels(_locate(result["csv"], run_dir))
+    csv_path = run_dir / Path(result["csv"]).name  # a run writes its CSVs beside summary.json (a copied folder too)
+    if not csv_path.is_file():
+        return (f'<section class="video failed"><h2>{name}</h2><p class="error">Its CSV {html.escape(csv_path.name)} '
+                f'is missing from {html.escape(str(run_dir))}: rerun the same `foldedcnn run` to write it '
+                f'again</p></section>', 0)
+    labels = read_labels(csv_path)
     thumbs, note = _thumbnails(labels, _locate(result["video"], run_dir), roi, limit)
     n = max(1, labels.frame.size)
     if labels.multiclass:
