@@ -552,7 +552,7 @@ def test_nvdec_reader_seeks_once_then_reads_the_segment_in_order(clips, monkeypa
     import torch.nn.functional as F
 
     from foldedcnn.data.video import index_video, iter_frames
-    from foldedcnn.label._decode_pool import Decoded, DecodeTask, Finished
+    from foldedcnn.label._decode_pool import DecodeTask
     from foldedcnn.label._nvdec import NvdecDecoder
     from foldedcnn.label.frame_source import Segment
 
@@ -561,16 +561,9 @@ def test_nvdec_reader_seeks_once_then_reads_the_segment_in_order(clips, monkeypa
     path = clips["long"]
     tasks = [DecodeTask(path, Segment(0, first_row, stop_row), (ROI,), (24, 32), stride, 8, index_video(path)),
              DecodeTask(path, Segment(1, 0, 16), (ROI,), (24, 32), stride, 8, None)]
-    nvdec = NvdecDecoder(tasks, device="cpu", sessions=2)
     batches: dict[int, list] = {0: [], 1: []}
-    while nvdec.pending:
-        event = nvdec.events.get(timeout=60)
-        if isinstance(event, Finished):
-            assert event.error is None
-            nvdec.pending -= 1
-        else:
-            assert isinstance(event, Decoded)
-            batches[event.task.segment.video].append(event.batch)
+    for event in _drain(NvdecDecoder(tasks, device="cpu", sessions=2)):
+        batches[event.task.segment.video].append(event.batch)
     every = list(iter_frames(path, stride))
     stop = len(every) if stop_row is None else stop_row
     got = batches[0]
@@ -584,21 +577,10 @@ def test_nvdec_reader_seeks_once_then_reads_the_segment_in_order(clips, monkeypa
     assert _FakeNvdec.decoded == last - first_row * stride + (16 - 1) * stride + 1
 
 
-def test_nvdec_reader_cuts_every_region_of_a_frame(clips, monkeypatch):
-    """Several regions: each frame's regions are cut and resized one by one and stacked along the channels,
-    (B, 3R, h, w), as the CPU decoder stacks them."""
-    import torch.nn.functional as F
+def _drain(nvdec):
+    """The Decoded events of an NvdecDecoder until all its tasks finished (each without an error)."""
+    from foldedcnn.label._decode_pool import Decoded, Finished
 
-    from foldedcnn.data.video import index_video, iter_frames
-    from foldedcnn.label._decode_pool import Decoded, DecodeTask, Finished
-    from foldedcnn.label._nvdec import NvdecDecoder
-    from foldedcnn.label.frame_source import Segment
-
-    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", _FakeNvdec)
-    path = clips["short"]
-    nvdec = NvdecDecoder([DecodeTask(path, Segment(0, 0, None), (ROI, ROI2), (24, 32), 1, 8, index_video(path))],
-                         device="cpu", sessions=1)
-    got = []
     while nvdec.pending:
         event = nvdec.events.get(timeout=60)
         if isinstance(event, Finished):
@@ -606,8 +588,23 @@ def test_nvdec_reader_cuts_every_region_of_a_frame(clips, monkeypatch):
             nvdec.pending -= 1
         else:
             assert isinstance(event, Decoded)
-            got.append(event.batch.images)
-    images = torch.cat(got)
+            yield event
+
+
+def test_nvdec_reader_cuts_every_region_of_a_frame(clips, monkeypatch):
+    """Several regions: each frame's regions are cut and resized one by one and stacked along the channels,
+    (B, 3R, h, w), as the CPU decoder stacks them."""
+    import torch.nn.functional as F
+
+    from foldedcnn.data.video import index_video, iter_frames
+    from foldedcnn.label._decode_pool import DecodeTask
+    from foldedcnn.label._nvdec import NvdecDecoder
+    from foldedcnn.label.frame_source import Segment
+
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", _FakeNvdec)
+    path = clips["short"]
+    task = DecodeTask(path, Segment(0, 0, None), (ROI, ROI2), (24, 32), 1, 8, index_video(path))
+    images = torch.cat([event.batch.images for event in _drain(NvdecDecoder([task], device="cpu", sessions=1))])
     full = torch.stack([torch.from_numpy(f.rgb).permute(2, 0, 1) for f in iter_frames(path)]).float()
     assert images.shape == (37, 6, 24, 32)
     for r, (x, y, w, h) in enumerate((ROI, ROI2)):
