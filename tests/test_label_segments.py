@@ -128,6 +128,7 @@ def test_a_killed_worker_loses_and_duplicates_no_batch(clip):
 def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, tmp_path, monkeypatch, seekable):
     """Split, each segment of a video whose index is not seekable would decode from frame 0 again. Segments are
     handed out longest first, so a short video (listed first here) fills in at the end."""
+    import foldedcnn.label._job_video as job_video
     import foldedcnn.label.job as job
 
     short = write_square_clip(tmp_path / "short.mp4", 20)
@@ -136,7 +137,7 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
         pts = indexes[clip].pts
         indexes[clip] = VideoIndex(np.concatenate([pts[:1], pts[:-1]]), indexes[clip].keyframes)
     assert indexes[clip].seekable is seekable
-    monkeypatch.setattr(job, "index_video", indexes.__getitem__)
+    monkeypatch.setattr(job_video, "index_video", indexes.__getitem__)
     cfg = job.JobConfig(tmp_path / "model.safetensors", [short, clip], tmp_path / "out", roi=ROI,
                         uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}

@@ -13,12 +13,10 @@ finished CSVs carry the job's fingerprint, so a rerun with other settings never 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -29,14 +27,15 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..data.video import VideoIndex, check_roi, index_video, probe_video
+from ..data.video import VideoIndex
 from ..device import resolve_device
 from ..errors import FoldedCNNError, OutputWriteError
-from ..fsio import atomic_write_text, file_fingerprint
-from ._chunk_store import ChunkStore, VideoRows, writing
+from ..fsio import atomic_write_text
+from ._chunk_store import writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask, start_decoder_server
-from ._frame_labels import header, rows_for
-from ._nvdec import DECODER_PROGRAM, NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
+from ._frame_labels import rows_for
+from ._job_video import JobVideo, VideoResult
+from ._nvdec import NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
 from ._output_dir import exclusive_output
 from .calibration import stored_calibration
 from .frame_source import plan_segments
@@ -89,29 +88,6 @@ def _largest_divisor(n: int, at_most: int) -> int:
 
 
 @dataclass
-class VideoResult:
-    """One video's outcome, as written to summary.json."""
-
-    video: str
-    region: int | None = None  # with several regions: which --roi (from 1) this result is of
-    roi: list[int] | None = None  # the region (x, y, w, h) its frames were cropped from
-    csv: str | None = None
-    frames: int = 0
-    positives: int = 0
-    uncertain: int = 0
-    labels: dict[str, int] = field(default_factory=dict)  # frames per label (an uncertain frame's provisional one)
-    expected_frames: int | None = None  # what the container declares (after --stride), when it says
-    truncated: bool = False  # fewer frames decoded than the container declares
-    resumed_at_frame: int = 0
-    decoder: str | None = None  # cpu or gpu
-    note: str | None = None  # why a video did not go to the decoder asked for
-    decode_fps: float | None = None
-    model_fps: float | None = None
-    end_to_end_fps: float | None = None
-    error: str | None = None
-
-
-@dataclass
 class JobSummary:
     """The job's outcome, written to summary.json: per video results, the region and the cascade's thresholds
     (`uncertain`), where they came from (`thresholds_from`: "--uncertain", "calibration" or "default") and
@@ -152,128 +128,6 @@ def checkpoint_roi(meta: dict) -> tuple[int, int, int, int] | None:
     """The region the checkpoint's training frames were cropped from, if it recorded one."""
     roi = meta.get("roi") or (meta.get("data_source") or {}).get("roi")
     return tuple(int(v) for v in roi) if roi else None
-
-
-def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, int, dict[str, int]]:
-    """(frames, positives, uncertain, frames per label, most frequent first) of a finished CSV; positive = any
-    label but the first class."""
-    frames = unsure = 0
-    labels: Counter[str] = Counter()
-    with open(csv_path, newline="") as f:
-        rows = csv.reader(f)
-        next(rows)
-        for *_, label, flag in rows:
-            frames += 1
-            labels[label] += 1
-            unsure += flag == "1"
-    return frames, frames - labels[class_names[0]], unsure, dict(labels.most_common())
-
-
-class JobVideo:
-    """One output of a running job, a video (and, with several regions, one of them): its output chunks, its
-    remaining segments and its timings. `region`: the region's number from 1 when the job has several."""
-
-    def __init__(self, number: int, path: Path, key: str, cfg: JobConfig, meta: dict, roi,
-                 region: int | None = None) -> None:
-        self.number, self.path, self.class_names, self.roi = number, path, meta["class_names"], tuple(roi)
-        self.result = VideoResult(video=str(path), region=region, roi=list(roi))
-        self.store = ChunkStore(cfg.out_dir, key, header(meta["class_names"]), cfg.chunk_frames, {
-            "video": str(path.resolve()), "checkpoint_sha256": meta["sha256"], "roi": list(roi),
-            "stride": cfg.stride, "uncertain": list(cfg.uncertain), "batch": cfg.batch,
-        })  # plan() adds the decoder: NVDEC's pixels differ slightly from the CPU's
-        self.result.csv = str(self.store.final_path)
-        # the frame size the checkpoint's region was drawn on, when the job takes the region from it
-        self.trained_on = None if cfg.roi else (meta.get("data_source") or {}).get("frame_size")
-        self.rows: VideoRows | None = None
-        self.index = None
-        self.segments_left = 0
-        self.frames = 0
-        self.decode_s = self.model_s = 0.0
-        self.started: float | None = None  # the job's start, set by the job: end-to-end frames/s count from it
-        self.finished = False
-
-    def plan(self, cfg: JobConfig, decoder_for: Callable[[str], tuple[str, str | None]],
-             probed: dict | None = None) -> None:
-        """Choose the video's decoder (`decoder_for(codec)`: "cpu" or "gpu" and a note), check the output's
-        fingerprint, index the video, check the region, and find the chunks still to do (raises
-        FoldedCNNError); a video already done is only counted. `probed`: what the other regions of the video
-        found (its probe, content fingerprint and index), shared so a video is read once for all of them."""
-        probed = {} if probed is None else probed
-        info = probed["info"] = probed.get("info") or probe_video(self.path)
-        self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
-        decoder, note = decoder_for(info.codec)
-        self.store.config["decoder"] = DECODER_PROGRAM[decoder]
-        if "content" not in probed:
-            probed["content"] = file_fingerprint(self.path)
-        self.store.config["video_content"] = probed["content"]  # a new recording at the same path
-        done = self.store.open(cfg.overwrite)
-        if self.store.done:
-            self.count()
-            self.finished = True
-            return
-        self.result.decoder, self.result.note = decoder, note
-        check_roi(self.roi, info.width, info.height)
-        if self.trained_on and list(self.trained_on) != [info.width, info.height]:
-            w, h = self.trained_on
-            moved = (f"the region {self.roi} comes from the checkpoint, whose training video was {w}x{h}; this "
-                     f"one is {info.width}x{info.height}: pass --roi where the object sits in it")
-            self.result.note = "; ".join(n for n in (note, moved) if n)
-        self.index = probed["index"] = probed.get("index") or index_video(self.path)
-        self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
-        self.result.resumed_at_frame = len(done) * cfg.chunk_frames
-
-    def add(self, first_row: int, rows: list[list[object]]) -> None:
-        """Rows of one labelled batch starting at output row `first_row`."""
-        self.frames += len(rows)
-        self.rows.add(first_row, rows)
-
-    def segment_finished(self, end_row: int, reached_end: bool, error: str | None, decode_s: float) -> None:
-        """A decoder finished one of this video's segments (batches of it may still be on their way)."""
-        self.decode_s += decode_s
-        self.segments_left -= 1
-        if error and self.result.error is None:
-            self.result.error = error
-        elif reached_end:
-            self.rows.ended_at(end_row)
-
-    def settle(self, last_call: bool = False) -> None:
-        """Publish the CSV once every segment has finished and every chunk is stored; on the `last_call`
-        (no more rows will come) a video still incomplete is an error."""
-        if self.result.error is not None or self.finished or self.segments_left:
-            return
-        if not last_call and not self.rows.complete:
-            return
-        try:
-            if not self.rows.complete or self.rows.stray:
-                raise FoldedCNNError(f"{self.path}: the decoded frames do not match the container's index "
-                                     f"({self.rows.rows} rows expected); rerun with --workers 1")
-            self.store.finish(self.rows.chunks)
-            now = time.perf_counter()
-            if self.frames:
-                self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
-                self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1) if self.model_s else None
-                self.result.end_to_end_fps = round(self.frames / max(now - self.started, 1e-9), 1)
-            self.count()
-        except FoldedCNNError as exc:
-            self.result.error = str(exc)
-        self.finished = True
-
-    def count(self) -> None:
-        """Counts of the finished CSV; an empty one is an error, a short one `truncated` (check_complete)."""
-        self.result.frames, self.result.positives, self.result.uncertain, self.result.labels = count_rows(
-            self.store.final_path, self.class_names)
-        if self.result.frames == 0:
-            raise FoldedCNNError(f"{self.path} has no decodable frames")
-        check_complete(self.result)
-
-
-def check_complete(result: VideoResult) -> VideoResult:
-    """Mark `result` truncated (an error) when fewer frames were labelled than the container declares."""
-    if result.expected_frames is not None and result.frames < result.expected_frames:
-        result.truncated = True
-        result.error = (f"truncated: decoded {result.frames} of the {result.expected_frames} frames its container "
-                        "declares (the file is cut short or damaged); the CSV holds the frames that decoded")
-    return result
 
 
 @contextmanager
