@@ -8,8 +8,8 @@ RUN_DIR is a folded run of benchmarks/accuracy.py with a narrow stage (e.g. /wor
 f4-warm-n16-e4-a8-lr0.005); its task's original sits where its config's init_from says. Each rate trains the filled
 model as that run's folded stage was trained (its config: the fresh images after the narrow stage's, weight decay,
 schedule), with only the epochs and the rate replaced, one run after the other in this process, into
-RUN_DIR/../polish-lr<rate>-e<epochs>[-between<m>]/. `--distill`: KL distillation toward the original as well (the recipe of
-the first table, benchmarks/results/narrow_polish.md).
+RUN_DIR/../polish-lr<rate>-e<epochs>[-between<m>]/. `--distill`: KL distillation toward the original as well
+(the recipe of the first table, benchmarks/results/narrow_polish.md).
 
 `--between M`: the weights between image blocks (zero after fill_blocks: the capacity the folded network shares
 across its images, which the narrow network does not have) learn at M times the rate of the others (two Adam
