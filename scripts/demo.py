@@ -115,7 +115,7 @@ def run() -> None:
 === Done in {minutes:.1f} min. Outputs under {OUT}/:
   checkpoints     {OUT}/<task>-f<fold>/best.safetensors (+ metrics.csv, last.safetensors)
   frame labels    {OUT}/labels/vtest.csv, {OUT}/labels/summary.json and {OUT}/labels/report.html
-  Triton model    {OUT}/triton/vtest-noscope-coral-f4/ (config.pbtxt, 1/model.onnx)
+  Triton model    {OUT}/triton/vtest-noscope-coral-f4/ (config.pbtxt, 1/model.onnx, labels.txt)
   throughput      {OUT}/bench/throughput.csv, throughput.md and plots
   plots           {OUT}/intensity.png, {OUT}/vtest-preview.png, {OUT}/game-preview.png""")
 
