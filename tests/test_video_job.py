@@ -239,6 +239,12 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT's default action in the job, as a terminal's foreground job has it: a test run in the background
+    of a non-interactive shell (`make test &`) inherits SIGINT ignored, and Python keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_is_one_line_and_the_rerun_resumes(checkpoint, tmp_path):
     """Ctrl-C in a terminal reaches the job and its decoder processes alike (one process group): one line, exit
     130, no decoder left behind and no traceback from each of them; the same command then finishes the CSV."""
@@ -249,7 +255,7 @@ def test_ctrl_c_is_one_line_and_the_rerun_resumes(checkpoint, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [*_cli(checkpoint, clip, out), "--workers", "1"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 60
     while _chunks(out / ".parts" / "clip") < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
