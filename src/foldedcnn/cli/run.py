@@ -85,7 +85,7 @@ def _cascade_line(summary) -> str:
     """What the cascade does with the job's thresholds: a two-class model's score band, or a multi-class model's
     floor on its top-class probability."""
     lo, hi = summary.uncertain
-    if len(summary.classes) > 2:
+    if summary.multiclass:
         source = ("thresholds from --uncertain" if summary.thresholds_from == "--uncertain" else
                   "default threshold; --uncertain LO HI sets it")
         return (f"cascade: frames whose top-class probability is below {hi:.7g} go to the reference model "
@@ -95,7 +95,7 @@ def _cascade_line(summary) -> str:
 
 def _counts(summary, video, shown: int = 3) -> str:
     """A video's positives (two classes) or its most frequent labels (more)."""
-    if len(summary.classes) <= 2:
+    if not summary.multiclass:
         return f"{video.positives} positive"
     top = [f"{name} x{n}" for name, n in list(video.labels.items())[:shown]]
     more = len(video.labels) - shown

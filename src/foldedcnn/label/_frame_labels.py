@@ -16,6 +16,11 @@ import torch
 DECIMALS = 6
 
 
+def is_multiclass(class_names: Sequence[str]) -> bool:
+    """Whether a model of these classes is labelled as multi-class (score = top-1 probability) or binary."""
+    return len(class_names) > 2
+
+
 def header(class_names: Sequence[str]) -> list[str]:
     """CSV columns: frame, time_s, p_<class>..., score, label, uncertain."""
     return ["frame", "time_s", *(f"p_{c}" for c in class_names), "score", "label", "uncertain"]

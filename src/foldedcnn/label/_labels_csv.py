@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._frame_labels import is_multiclass
+
 
 @dataclass(frozen=True)
 class FrameLabels:
@@ -24,7 +26,7 @@ class FrameLabels:
 
     @property
     def multiclass(self) -> bool:
-        return len(self.class_names) > 2
+        return is_multiclass(self.class_names)
 
 
 def read_labels(csv_path: str | os.PathLike) -> FrameLabels:

@@ -19,7 +19,6 @@ def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
     from matplotlib.figure import Figure
 
     lo, hi = thresholds
-    binary = len(labels.class_names) == 2
     fig = Figure(figsize=(11.5, 5.6 if labels.multiclass else 2.8), dpi=110)
     FigureCanvasAgg(fig)
     if labels.multiclass:
@@ -28,11 +27,12 @@ def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
     else:
         ax = fig.add_subplot()
     x = labels.time_s
-    if binary:
+    if not labels.multiclass:
         ax.axhspan(lo, hi, color=UNCERTAIN_COLOR, alpha=0.10, lw=0, label=f"reference model ({lo:.3g}-{hi:.3g})")
         ax.axhline(lo, color=UNCERTAIN_COLOR, lw=0.9, ls="--")
     ax.axhline(hi, color=UNCERTAIN_COLOR, lw=0.9, ls="--")
-    ax.plot(x, labels.score, color=SCORE_COLOR, lw=0.9, label=f"P({labels.class_names[1]})" if binary else "top-1 p")
+    score = "top-1 p" if labels.multiclass else f"P({labels.class_names[1]})"
+    ax.plot(x, labels.score, color=SCORE_COLOR, lw=0.9, label=score)
     if not labels.multiclass:
         ax.scatter(x[labels.positive], labels.score[labels.positive], s=7, color=POSITIVE_COLOR, zorder=3,
                    label="positive")
@@ -41,7 +41,7 @@ def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlim(x.min(initial=0.0), max(x.max(initial=1.0), x.min(initial=0.0) + 1e-6))
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("top-1 p" if labels.multiclass else "score")
+    ax.set_ylabel(score if labels.multiclass else "score")
     _tidy(ax)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.24), ncol=4, frameon=False, fontsize=8.5)
     fig.tight_layout(pad=0.4)

@@ -33,7 +33,7 @@ from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
 from ._chunk_store import writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask, start_decoder_server
-from ._frame_labels import rows_for
+from ._frame_labels import is_multiclass, rows_for
 from ._job_video import JobVideo, VideoResult
 from ._nvdec import NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
 from ._output_dir import exclusive_output
@@ -111,6 +111,10 @@ class JobSummary:
     # first decoded batch in hand), main_busy_s (this process labelling and writing; the rest it waited for
     # decoders), model_s (the engine alone), wall_s
     timing: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def multiclass(self) -> bool:
+        return is_multiclass(self.classes)
 
     @property
     def failed(self) -> list[VideoResult]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
+from ._frame_labels import is_multiclass
 from ._labels_csv import FrameLabels, read_labels
 from ._report_images import LABEL_COLOR, POSITIVE_COLOR, UNCERTAIN_COLOR, thumbnail_jpeg, timeline_png
 from .job import DEFAULT_UNCERTAIN
@@ -108,7 +109,7 @@ def _fps(value: float | None) -> str:
 
 
 def _multiclass(summary: dict[str, Any]) -> bool:
-    return len(summary.get("classes") or ()) > 2  # a summary written before classes were recorded: two
+    return is_multiclass(summary.get("classes") or ())  # a summary written before classes were recorded: two
 
 
 def _cascade_note(summary: dict[str, Any], lo: float, hi: float) -> str:
