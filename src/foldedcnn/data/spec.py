@@ -24,7 +24,7 @@ from .noscope import CONVERSION, check_split
 from .types import DataError, LabelledImages
 
 GAME_DEFAULTS = {"n_train": 20_000, "n_val": 2_000, "n_test": 4_000, "holdout_fonts": 0}
-_OPTIONS = {"game": set(GAME_DEFAULTS), "fashion-mnist": {"size", "channels"}}
+_OPTIONS = {"game": set(GAME_DEFAULTS), "fashion-mnist": {"size", "channels"}, "folder": {"classes"}}
 _NEEDS_PATH = {"npz", "cifar10", "cifar100", "folder"}
 
 
@@ -69,15 +69,14 @@ def parse_spec(spec: str) -> DataSpec:
     options: dict[str, int] = {}
     classes = None
     for key, value in pairs:
-        if kind == "folder" and key == "classes":
+        if key not in _OPTIONS.get(kind, set()):
+            allowed = ", ".join(sorted(_OPTIONS.get(kind, set()))) or "none"
+            raise DataError(f"unknown option {key!r} for {name} (options: {allowed})")
+        if key == "classes":  # the one option that is not an integer
             classes = tuple(c.strip() for c in value.split(","))
             if len(set(classes)) != len(classes) or not all(classes):
                 raise DataError(f"classes={value!r} in {spec!r} must name each class once, comma-separated")
             continue
-        if key not in _OPTIONS.get(kind, set()):
-            allowed = ", ".join(sorted(_OPTIONS.get(kind, set()) | ({"classes"} if kind == "folder" else set())))
-            allowed = allowed or "none"
-            raise DataError(f"unknown option {key!r} for {name} (options: {allowed})")
         try:
             options[key] = int(value)
         except ValueError:
