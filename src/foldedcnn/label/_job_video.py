@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..data.video import check_roi, index_video, probe_video
 from ..errors import FoldedCNNError
@@ -20,6 +20,8 @@ from ._nvdec import DECODER_PROGRAM
 
 if TYPE_CHECKING:
     from .job import JobConfig
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -90,13 +92,12 @@ class JobVideo:
         FoldedCNNError); a video already done is only counted. `probed`: what the other regions of the video
         found (its probe, content fingerprint and index), shared so a video is read once for all of them."""
         probed = {} if probed is None else probed
-        info = probed["info"] = probed.get("info") or probe_video(self.path)
+        info = _once(probed, "info", lambda: probe_video(self.path))
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
         decoder, note = decoder_for(info.codec)
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
-        if "content" not in probed:
-            probed["content"] = file_fingerprint(self.path)
-        self.store.config["video_content"] = probed["content"]  # a new recording at the same path
+        # a new recording at the same path
+        self.store.config["video_content"] = _once(probed, "content", lambda: file_fingerprint(self.path))
         done = self.store.open(cfg.overwrite)
         if self.store.done:
             self.count()
@@ -109,7 +110,7 @@ class JobVideo:
             moved = (f"the region {self.roi} comes from the checkpoint, whose training video was {w}x{h}; this "
                      f"one is {info.width}x{info.height}: pass --roi where the object sits in it")
             self.result.note = "; ".join(n for n in (note, moved) if n)
-        self.index = probed["index"] = probed.get("index") or index_video(self.path)
+        self.index = _once(probed, "index", lambda: index_video(self.path))
         self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
         self.result.resumed_at_frame = len(done) * cfg.chunk_frames
 
@@ -156,6 +157,20 @@ class JobVideo:
         if self.result.frames == 0:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
         check_complete(self.result)
+
+
+def by_video(outputs: list[JobVideo]) -> list[list[JobVideo]]:
+    """The job's outputs grouped by video file (its regions), in order."""
+    groups: dict[Path, list[JobVideo]] = {}
+    for v in outputs:
+        groups.setdefault(v.path, []).append(v)
+    return list(groups.values())
+
+
+def _once(cache: dict, key: str, make: Callable[[], T]) -> T:
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
 
 
 def check_complete(result: VideoResult) -> VideoResult:

@@ -31,6 +31,16 @@ class FrameBatch:
     images: np.ndarray  # (B, 3R, h, w) uint8: the frame's R regions, each 3 channels (R = 1: (B, 3, h, w))
 
 
+def region_images(images: np.ndarray, r: int) -> np.ndarray:
+    """Region r of a FrameBatch's images (B, 3R, h, w): (B, 3, h, w)."""
+    return images[:, 3 * r:3 * r + 3]
+
+
+def regions_in(images: np.ndarray) -> int:
+    """R, the regions per frame of a FrameBatch's images (B, 3R, h, w)."""
+    return images.shape[1] // 3
+
+
 @dataclass(frozen=True)
 class Segment:
     """Output rows [first_row, stop_row) of video number `video` of the job (stop_row None: to the end)."""
@@ -113,13 +123,10 @@ class SegmentDecoder:
         h, w = self.size
         frames: list[int] = []
         times: list[float] = []
-        one = len(self.rois) == 1
         images = np.empty((self.batch, 3 * len(self.rois), h, w), np.uint8)
-        where = {"roi": self.rois[0]} if one else {"regions": self.rois}
         for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, size=self.size,
-                                 index=index, threads=1, **where):  # one thread: processes work in parallel
-            images[len(frames)] = (frame.rgb.transpose(2, 0, 1) if one else
-                                   frame.rgb.transpose(0, 3, 1, 2).reshape(-1, h, w))
+                                 index=index, threads=1, regions=self.rois):  # one thread: processes work in parallel
+            images[len(frames)] = frame.rgb.transpose(0, 3, 1, 2).reshape(-1, h, w)  # (R, h, w, 3) -> (3R, h, w)
             frames.append(frame.index)
             times.append(frame.time_s)
             if len(frames) == self.batch:

@@ -34,11 +34,11 @@ from ..fsio import atomic_write_text
 from ._chunk_store import writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask, start_decoder_server
 from ._frame_labels import is_multiclass, rows_for
-from ._job_video import JobVideo, VideoResult
+from ._job_video import JobVideo, VideoResult, by_video
 from ._nvdec import NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
 from ._output_dir import exclusive_output
 from .calibration import stored_calibration
-from .frame_source import plan_segments
+from .frame_source import plan_segments, region_images
 
 DEFAULT_UNCERTAIN = (0.2, 0.8)
 
@@ -257,9 +257,10 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
                     if isinstance(event, Decoded):
                         bar.update(_label_batch(engine, outputs, event.batch, class_names, cfg))
                         event.release()
-                    for video in outputs:
-                        if not isinstance(event, Decoded):
+                    else:
+                        for video in outputs:
                             video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
+                    for video in outputs:
                         video.settle()
                 except OutputWriteError as exc:
                     stopped = str(exc)
@@ -274,7 +275,7 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             video.settle(last_call=True)
         wall = time.perf_counter() - t0
         summary.videos = [v.result for v in videos]
-        labelled = frames_labelled(videos, len(regions))
+        labelled = frames_labelled(videos)
         summary.frames_per_s = round(labelled / wall, 1) if labelled else None
         summary.timing = {name: None if value is None else round(value, 3) for name, value in (
             ("plan_s", plan_s), ("first_batch_s", first_batch_s), ("main_busy_s", busy),
@@ -283,10 +284,10 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
     return summary
 
 
-def frames_labelled(outputs: list[JobVideo], regions: int) -> int:
+def frames_labelled(outputs: list[JobVideo]) -> int:
     """Frames labelled in all: per video, those of its region that got furthest (every region of a frame is
     labelled at once; a region that failed labels none)."""
-    return sum(max(v.frames for v in outputs[i:i + regions]) for i in range(0, len(outputs), regions))
+    return sum(max(v.frames for v in regions) for regions in by_video(outputs))
 
 
 def start_clock(videos: list[JobVideo]) -> float:
@@ -307,11 +308,8 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     segment of it would decode from its first frame. `videos` are the job's outputs, the regions of one video
     next to each other: a video is read and decoded once for all its regions (a task's `rois`), and its
     segments cover the chunks any of them misses (one that has a chunk already drops its rows again)."""
-    groups: dict[Path, list[JobVideo]] = {}
-    for v in videos:
-        groups.setdefault(v.path, []).append(v)
     todo = []
-    for outputs in groups.values():
+    for outputs in by_video(videos):
         probed: dict = {}
         for v in outputs:
             try:
@@ -356,7 +354,7 @@ def _label_batch(engine, outputs: list[JobVideo], batch, class_names: Sequence[s
     for r, video in enumerate(outputs):
         if video.result.error is None:
             tm = time.perf_counter()
-            logits = engine.predict(batch.images[:, 3 * r:3 * r + 3])
+            logits = engine.predict(region_images(batch.images, r))
             video.model_s += time.perf_counter() - tm
             video.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
             labelled += len(batch.index)

@@ -19,6 +19,7 @@ import numpy as np
 from ..checkpoint import load_checkpoint
 from ..errors import FoldedCNNError
 from ._output_dir import exclusive_output
+from .frame_source import region_images, regions_in
 from .job import (
     JobConfig,
     JobSummary,
@@ -69,18 +70,18 @@ class _EngineActor:
     def __call__(self, rows: dict) -> dict:
         from ._frame_labels import rows_for
 
-        c, h, w = self.meta["input_shape"]
+        _, h, w = self.meta["input_shape"]
         out = []
         for i in range(len(rows["outputs"])):
             n = int(rows["n"][i])
             if n == 0:
                 out.append(None)
                 continue
-            images = np.frombuffer(rows["images"][i], dtype=np.uint8).reshape(n, -1, h, w)  # (n, R * c, h, w)
+            images = np.frombuffer(rows["images"][i], dtype=np.uint8).reshape(n, -1, h, w)  # (n, 3R, h, w)
             index = np.frombuffer(rows["index"][i], dtype=np.int64)
             time_s = np.frombuffer(rows["time_s"][i], dtype=np.float64)
-            out.append([rows_for(index, time_s, self.engine.predict(images[:, k:k + c]), self.meta["class_names"],
-                                 self.uncertain) for k in range(0, images.shape[1], c)])  # one call per region
+            out.append([rows_for(index, time_s, self.engine.predict(region_images(images, r)),
+                                 self.meta["class_names"], self.uncertain) for r in range(regions_in(images))])
         column = np.empty(len(out), dtype=object)  # one list of CSV rows per item, never a 2-D array
         for i, r in enumerate(out):
             column[i] = r
@@ -127,20 +128,22 @@ def _run_on_ray(cfg: JobConfig, meta: dict, regions, thresholds_from: str, addre
         for row in ds.iter_rows():  # rows and segment ends, in any order
             outputs = [videos[n] for n in np.frombuffer(row["outputs"], np.int64)]  # a video's regions
             backends.add(row["backend"])
-            for r, video in enumerate(outputs):
-                if row["rows"] is not None:
+            if row["rows"] is not None:
+                for video, rows in zip(outputs, row["rows"], strict=True):
                     if video.result.error is None:
-                        video.add(int(row["first"]), row["rows"][r])
-                else:
+                        video.add(int(row["first"]), rows)
+            else:
+                for video in outputs:
                     video.segment_finished(int(row["end"]), bool(row["reached_end"]), row["error"] or None,
                                            float(row["decode_s"]))
+            for video in outputs:
                 video.settle()
     for video in videos:
         video.settle(last_call=True)
     used = "/".join(sorted(backends)) or cfg.backend
     summary = new_summary(cfg, meta, f"{used} on ray ({pool} actors)", regions, thresholds_from)
     summary.videos = [v.result for v in videos]
-    labelled = frames_labelled(videos, len(regions))
+    labelled = frames_labelled(videos)
     summary.frames_per_s = round(labelled / (time.perf_counter() - t0), 1) if labelled else None
     write_summary(cfg.out_dir, summary)
     return summary
