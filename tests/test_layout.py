@@ -7,6 +7,7 @@ from foldedcnn import (
     FoldError,
     ShapeError,
     fold_images,
+    log_softmax_per_image,
     pad_to_multiple,
     unfold_images,
     unfold_logits,
@@ -77,6 +78,16 @@ def test_bad_fold_is_refused(fold):
         fold_images(torch.zeros(2, 3, 4, 4), fold)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(1, 12), st.integers(0, 2 ** 31 - 1))
+def test_log_softmax_per_image_is_each_images_own(groups, fold, classes, seed):
+    logits = torch.randn(groups, fold * classes, generator=torch.Generator().manual_seed(seed)) * 10
+    got = unfold_logits(log_softmax_per_image(logits, classes), fold, groups * fold)
+    expected = torch.log_softmax(unfold_logits(logits, fold, groups * fold), dim=1)
+    torch.testing.assert_close(got, expected)  # float32 defaults: the same ops on the same values
+    assert torch.allclose(got.exp().sum(1), torch.ones(groups * fold))  # each image's probabilities sum to 1
+
+
 def test_bad_shapes_are_refused():
     with pytest.raises(ShapeError, match="4 dimensions"):
         fold_images(torch.zeros(3, 4, 4), 2)
@@ -84,3 +95,5 @@ def test_bad_shapes_are_refused():
         unfold_logits(torch.zeros(2, 6), 4, 8)
     with pytest.raises(ShapeError, match="does not fit"):
         unfold_logits(torch.zeros(2, 8), 4, 9)
+    with pytest.raises(ShapeError, match="not a multiple of 3 classes"):
+        log_softmax_per_image(torch.zeros(2, 8), 3)

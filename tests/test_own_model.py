@@ -14,12 +14,15 @@ from foldedcnn.checkpoint import load_checkpoint
 from foldedcnn.cli import main
 from foldedcnn.data.store import save_split, write_meta
 from foldedcnn.errors import UntrustedCodeError
+from foldedcnn.infer import Engine
 from foldedcnn.transform import ModelRef, build_source, module_source
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CLASSES, SHAPE = 3, (3, 17, 40)
 NETS = '''
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 class Block(nn.Sequential):
@@ -29,6 +32,24 @@ class Block(nn.Sequential):
 def tiny(width=8, classes=2):
     return nn.Sequential(Block(3, width), nn.MaxPool2d(2), Block(width, width), nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(width, classes))
+
+class MnistExample(nn.Module):  # PyTorch's examples/mnist network, for 3 x 17 x 40 images
+    def __init__(self, classes=2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, 1)
+        self.conv2 = nn.Conv2d(8, 16, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(16 * 6 * 18, 32)
+        self.fc2 = nn.Linear(32, classes)
+
+    def forward(self, x):
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        x = torch.flatten(self.dropout1(F.max_pool2d(x, 2)), 1)
+        return F.log_softmax(self.fc2(self.dropout2(F.relu(self.fc1(x)))), dim=1)
+
+def mnist_example(classes=2):
+    return MnistExample(classes)
 '''
 
 
@@ -115,6 +136,26 @@ def test_export_a_checkpoint_and_a_module_from_elsewhere(spec, nets, tmp_path, m
                  "--trust-code"]) == 0
     (exported,) = (tmp_path / "ckpt-onnx").glob("*.onnx")  # named <data>-<factory>-f<fold> after the checkpoint
     assert exported.name.endswith("-tiny-f2.onnx") and exported.stat().st_size > 0
+
+
+def test_pytorchs_mnist_example_network_as_it_is(spec, nets, tmp_path, monkeypatch, capsys):
+    """It ends in log_softmax(x, dim=1), which folded is done per image: training (cross-entropy of log-probabilities
+    is their NLL), the checkpoint, the ONNX Runtime engine and eval give each image its own probabilities."""
+    monkeypatch.chdir(nets)
+    out = tmp_path / "run"
+    assert main(["train", "--module", "byom_nets:mnist_example", "--module-kwargs", '{"classes": 3}', "--fold", "3",
+                 "--data", spec, "--epochs", "3", "--batch", "24", "--out", str(out), "--no-progress"]) == 0
+    ck = load_checkpoint(out / "best.safetensors", trust_code=True)
+    x = torch.rand(7, *SHAPE)  # 7 images: 3 groups of 3, the last one padded
+    norm = {k: torch.tensor(v).view(-1, 1, 1) for k, v in ck.model.normalization.items()}  # the Engine's, as trained
+    with torch.no_grad():
+        probabilities = ck.model.eval()((x - norm["mean"]) / norm["std"]).exp()
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(7))  # not one distribution over 3 images' 9 logits
+    engine = Engine(ck.model, backend="onnxruntime")
+    torch.testing.assert_close(engine.predict(x).softmax(1), probabilities, atol=1e-5, rtol=1e-4)  # fp32, exported
+    capsys.readouterr()
+    assert main(["eval", str(out / "best.safetensors"), "--data", spec, "--json", "--trust-code"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"] > 50  # 3 classes: chance is 33 %; 70 % after 3 epochs here
 
 
 def test_a_file_factory_records_its_absolute_path(spec, nets, tmp_path, monkeypatch, capsys):

@@ -175,6 +175,48 @@ class TinyVGG(nn.Module):
         return self.classifier(x.view(x.size(0), -1))
 
 
+class TinyMnistExample(nn.Module):
+    """The network of PyTorch's MNIST example (examples/mnist), at this size: ends in log_softmax(x, dim=1)."""
+
+    def __init__(self, num_classes: int = 5) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, 1)
+        self.conv2 = nn.Conv2d(8, 16, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(16 * 6 * 6, 32)
+        self.fc2 = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        x = self.dropout1(F.max_pool2d(x, 2))
+        x = self.dropout2(F.relu(self.fc1(torch.flatten(x, 1))))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+class Resampler(nn.Module):
+    """Padding modules and F.pad, a shared PReLU slope, upsampling (module and F.interpolate), torch.amax, and a
+    spatial softmax (attention pooling) before the classifier."""
+
+    def __init__(self, num_classes: int = 5) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.act = nn.PReLU()
+        self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.attn = nn.Conv2d(16, 16, 1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv(self.pad(x)))
+        y = torch.cat([self.up(self.down(x)), F.interpolate(x, size=(16, 16), mode="nearest")], dim=1)
+        y = F.pad(y, (1, 1, 1, 1), mode="replicate")
+        weights = torch.softmax(self.attn(y).flatten(2), dim=-1)  # where to look, per channel
+        pooled = (y.flatten(2) * weights).sum(-1)
+        return self.fc(torch.cat([pooled, torch.amax(y, dim=(2, 3))], dim=1))
+
+
 def make(name: str, num_classes: int = 5) -> nn.Module:
     """Factory for `source={"factory": "transform_models:make", "kwargs": {"name": ...}}`."""
     return TOY_MODELS[name](num_classes)
@@ -186,6 +228,8 @@ TOY_MODELS = {
     "mobilenetv2": TinyMobileNetV2,
     "squeezenet": TinySqueezeNet,
     "vgg-bn": TinyVGG,
+    "mnist-example": TinyMnistExample,
+    "resampler": Resampler,
 }
 
 

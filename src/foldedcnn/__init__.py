@@ -13,6 +13,7 @@ _EXPORTS = {
     "fold_images": "layout",
     "unfold_images": "layout",
     "unfold_logits": "layout",
+    "log_softmax_per_image": "layout",
     "pad_to_multiple": "layout",
     "valid_mask": "layout",
     "Folded": "layout",

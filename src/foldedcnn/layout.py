@@ -102,3 +102,14 @@ def unfold_logits(y: torch.Tensor, fold: int, num_images: int) -> torch.Tensor:
     if not 0 <= num_images <= g * fold:
         raise ShapeError(f"num_images={num_images} does not fit {g} groups of fold={fold}")
     return y.reshape(g * fold, fk // fold)[:num_images]
+
+
+def log_softmax_per_image(y: torch.Tensor, classes: int) -> torch.Tensor:
+    """log_softmax over each image's logits of folded logits: (G, f*K) -> (G, f*K), K = `classes`.
+
+    A folded network whose original ended in log_softmax(x, dim=1) (PyTorch's MNIST example) runs this in its
+    place: over all f*K columns the images' classes would compete with each other."""
+    _check_rank(y, 2, "folded logits")
+    if y.shape[1] % classes:
+        raise ShapeError(f"folded logits have {y.shape[1]} columns, not a multiple of {classes} classes")
+    return torch.log_softmax(y.reshape(y.shape[0], -1, classes), dim=-1).reshape(y.shape)

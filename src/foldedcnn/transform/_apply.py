@@ -3,8 +3,8 @@
 The user's class and forward() stay as they are. Every hyperparameter (kernel, stride, padding,
 dilation, padding_mode, bias, eps, momentum, affine, track_running_stats, device, dtype) and the
 `.training` flag are copied; weights are freshly initialised. Only literal split sizes, which no
-module swap can change, are edited in the fx graph: the result is then a torch.fx.GraphModule
-and a warning says so.
+module swap can change, and a log_softmax over the logits (done per image once folded) are edited in the fx
+graph: the result is then a torch.fx.GraphModule and a warning says so.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from torch import fx, nn
 
 from ..errors import FoldedCNNError
+from ..layout import log_softmax_per_image
 from ._trace import trace_graph
-from .plan import EditPlan, FoldPlan, LayerPlan
+from .plan import PER_IMAGE, EditPlan, FoldPlan, LayerPlan
 
 
 def _conv(m: nn.Conv2d, lp: LayerPlan) -> nn.Module:
@@ -54,8 +55,13 @@ def _swap(root: nn.Module, name: str, new: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, attr, new)
 
 
-def _set_literal(node: fx.Node, edit: EditPlan) -> None:
-    if edit.location.startswith("args["):
+def _apply_edit(graph: fx.Graph, node: fx.Node, edit: EditPlan) -> None:
+    if edit.location == PER_IMAGE:  # the op's input is its first argument (module, function or method alike)
+        with graph.inserting_after(node):
+            per_image = graph.call_function(log_softmax_per_image, (node.args[0], edit.new))
+        node.replace_all_uses_with(per_image)
+        graph.erase_node(node)
+    elif edit.location.startswith("args["):
         i = int(edit.location[5:-1])
         node.args = (*node.args[:i], edit.new, *node.args[i + 1:])
     else:
@@ -68,15 +74,16 @@ def _edit_graph(net: nn.Module, edits: list[EditPlan], leaf_modules: Sequence[ty
     for edit in edits:
         if edit.node not in nodes:
             raise FoldedCNNError(f"graph edit: node {edit.node!r} not found when re-tracing the model")
-        _set_literal(nodes[edit.node], edit)
+        _apply_edit(graph, nodes[edit.node], edit)
     gm = fx.GraphModule(net, graph, class_name=f"Folded{type(net).__name__}")
     gm.train(net.training)
     for name, m in gm.named_modules():  # fx recreates intermediate containers: keep the original flags
         if name:
             m.training = net.get_submodule(name).training
     warnings.warn(
-        "fold_model: literal split sizes edited in the traced graph ("
-        + "; ".join(f"{e.node} {e.location}: {e.old} -> {e.new}" for e in edits)
+        "fold_model: the traced graph was edited ("
+        + "; ".join(f"{e.node}: {e.old} per image" if e.location == PER_IMAGE else
+                    f"{e.node} {e.location}: {e.old} -> {e.new}" for e in edits)
         + f"); the folded network is a torch.fx.GraphModule, not {type(net).__name__}",
         stacklevel=4,
     )

@@ -44,8 +44,9 @@ def _run(a: Analysis, classifier: str | None) -> None:
                 if "tensor_meta" not in node.meta:
                     a.descs[node] = None  # sizes, shapes and other plain values
                     continue
-                raise a.fail(node, "no folding rule for it. If it keeps channels as they are (elementwise, "
-                                   f"pooling), call foldedcnn.transform.register_rule({_rule_key(node, a)}, "
+                raise a.fail(node, "no folding rule for it. If it treats each channel on its own (elementwise, "
+                                   "pooling; not a softmax or norm across channels, which would mix the folded "
+                                   f"images), call foldedcnn.transform.register_rule({_rule_key(node, a)}, "
                                    "'passthrough'); if it is a module torch.fx should not trace into, pass "
                                    "fold_model(..., leaf_modules=(ThatModule,)) and register a rule for it")
             try:
@@ -81,6 +82,10 @@ def _pin_output(a: Analysis, output: ChannelDesc, classifier: str | None) -> Non
         a.spaces.union(leaves[0], a.spaces.new(a.num_classes, OUTPUT))
     except SpaceConflict as exc:
         raise UnsupportedOpError(f"the logits' channels are tied to other channels: {exc}") from exc
+    for name, desc in a.per_image:
+        if [a.spaces.find(s) for s in a.spaces.resolve(desc)] != [a.spaces.find(leaves[0])]:
+            raise UnsupportedOpError(f"cannot fold node {name!r}: a log_softmax over features that are not the logits "
+                                     "would mix the folded images (only the logits' is done per image)")
 
 
 def analyse(model: nn.Module, example_input: torch.Tensor, *, classifier: str | None = None,

@@ -1,8 +1,9 @@
 """What the traced graph says about channels: the state rules read and write while walking it.
 
 `Analysis` holds the graph, the channel spaces of every tensor node, the widened layers, the
-channel splits and the view sizes to check; rules (rules.py) fill it, `_channel_graph.analyse`
-drives them. Kept apart from both so that neither imports the other.
+channel splits, the view sizes to check and the log_softmax ops over the logits (done per image once
+folded); rules (rules.py) fill it, `_channel_graph.analyse` drives them. Kept apart from both so
+that neither imports the other.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Analysis:
     layers: dict[str, LayerRecord] = field(default_factory=dict)
     splits: list[SplitSite] = field(default_factory=list)
     view_checks: list[ViewCheck] = field(default_factory=list)
+    per_image: list[tuple[str, ChannelDesc]] = field(default_factory=list)  # log_softmax nodes over the logits
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
 

@@ -53,9 +53,13 @@ class LayerPlan:
     inner: int = 1
 
 
+PER_IMAGE = "per_image"  # EditPlan.location of a log_softmax over the logits, done per image of `new` classes
+
+
 @dataclass
 class EditPlan:
-    """A graph edit: the literal at `location` of node `node` changes from `old` to `new`."""
+    """A graph edit: the literal at `location` of node `node` changes from `old` to `new`; or, with location
+    PER_IMAGE, the op `old` over the folded logits becomes layout.log_softmax_per_image over `new` classes."""
 
     node: str
     location: str
@@ -105,7 +109,9 @@ class FoldPlan:
                  "groups": lp.groups, "folded_in": lp.folded_in, "folded_out": lp.folded_out,
                  "folded_groups": lp.folded_groups} for lp in self.layers]
         lines = [head, format_table(rows)]
-        lines += [f"graph edit: node {e.node} {e.location}: {e.old} -> {e.new}" for e in self.edits]
+        lines += [f"graph edit: node {e.node}: {e.old} per image, over each image's {e.new} logits"
+                  if e.location == PER_IMAGE else f"graph edit: node {e.node} {e.location}: {e.old} -> {e.new}"
+                  for e in self.edits]
         return "\n".join(lines)
 
 
@@ -224,5 +230,6 @@ def make_plan(a: Analysis, fold: int, width_mult: float | None = None, align: in
                 f"cannot fold {check.where}: its hard-coded size {check.literal} becomes {folded} after folding; "
                 "write x.view(x.size(0), -1) or torch.flatten(x, 1), or take sizes from x.size()")
     spaces = [SpacePlan(i, a.spaces.kind[r], a.spaces.size[r], widths.leaf(r)) for r, i in ids.items()]
+    per_image = [EditPlan(name, PER_IMAGE, "log_softmax", a.num_classes) for name, _ in a.per_image] if fold > 1 else []
     return FoldPlan(fold, width_mult, align, classifier, list(a.input_shape), a.num_classes,
-                    list(leaf_modules or []), spaces, layers, _split_edits(a, widths), block_of)
+                    list(leaf_modules or []), spaces, layers, _split_edits(a, widths) + per_image, block_of)

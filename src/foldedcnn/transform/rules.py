@@ -213,6 +213,51 @@ def reduce(a: Analysis, node: fx.Node) -> ChannelDesc:
     return d
 
 
+def softmax(a: Analysis, node: fx.Node) -> ChannelDesc:
+    """softmax/log_softmax over a spatial axis keeps channels. Over the logits (N, K), a log_softmax (the last op
+    of PyTorch's MNIST example) is done per image once folded (layout.log_softmax_per_image, a graph edit);
+    a softmax there, or either over a feature map's channels, is refused: it would mix the folded images."""
+    d = a.desc(node, node.args[0])
+    rank = len(a.shape(node.args[0]))
+    if node.op == "call_module":
+        m = a.module(node)
+        dim, log = getattr(m, "dim", -3), isinstance(m, nn.LogSoftmax)  # Softmax2d: over channels (-3)
+    else:
+        dim = _dim(node, 1, "dim", None)
+        log = (node.target if node.op == "call_method" else getattr(node.target, "__name__", "")) == "log_softmax"
+    dim = (0 if rank in (0, 1, 3) else 1) if dim is None else dim % rank  # torch's implicit dim
+    if dim >= 2:
+        return d
+    if dim == 0:
+        raise a.fail(node, "a softmax over the batch axis would mix the folded images")
+    if rank != 2:
+        raise a.fail(node, "a softmax over a feature map's channels would mix the folded images' channels; "
+                           "fold_model cannot keep them apart")
+    if not log:
+        raise a.fail(node, "a softmax over the logits: foldedcnn trains with cross-entropy on the model's output, "
+                           "which would apply softmax twice. Return the logits (or log_softmax(x, dim=1), folded per "
+                           "image); foldedcnn's Engine, eval and run turn logits into probabilities per image")
+    a.per_image.append((node.name, d))
+    return d
+
+
+def pad(a: Analysis, node: fx.Node) -> ChannelDesc:
+    """F.pad of the spatial axes keeps channels; padding the channel or batch axis is refused."""
+    d = a.desc(node, node.args[0])
+    widths = _dim(node, 1, "pad", ())
+    if len(widths) > 2 * (len(a.shape(node.args[0])) - 2):
+        raise a.fail(node, "pads the channel or batch axis; pad only the spatial axes (a pad of up to 4 values)")
+    return d
+
+
+def prelu(a: Analysis, node: fx.Node) -> ChannelDesc:
+    """nn.PReLU with one slope for all channels keeps them; one slope per channel would need widening."""
+    if a.module(node).num_parameters != 1:
+        raise a.fail(node, "a PReLU with a slope per channel is not widened by fold_model; use nn.PReLU() (one "
+                           "slope) or nn.LeakyReLU")
+    return a.desc(node, node.args[0])
+
+
 # ---- registry ------------------------------------------------------------------------------
 _NAMED = {"passthrough": passthrough, "join": join}
 
@@ -241,11 +286,12 @@ def register_rule(target: type[nn.Module] | Callable[..., Any] | str, rule: str 
 _ACTIVATIONS = [nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
                 nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus]
 _PASSTHROUGH_MODULES = [*_ACTIVATIONS, nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.Identity, nn.MaxPool2d,
-                        nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d]
+                        nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Upsample, nn.ZeroPad2d,
+                        nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d]
 _PASSTHROUGH_FUNCTIONS = [F.relu, F.relu_, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
                           F.hardswish, F.hardsigmoid, F.hardtanh, F.sigmoid, F.tanh, F.softplus, torch.relu,
                           torch.relu_, torch.sigmoid, torch.tanh, torch.clamp, F.dropout, F.dropout2d, F.max_pool2d,
-                          F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d]
+                          F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.interpolate]
 _PASSTHROUGH_METHODS = ["relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "clamp", "clamp_", "contiguous",
                         "clone", "float", "to", "detach"]
 _JOIN = [operator.add, operator.sub, operator.mul, operator.truediv, operator.iadd, operator.isub, operator.imul,
@@ -261,5 +307,8 @@ for _t, _r in [(nn.Conv2d, conv2d), (nn.Linear, linear), (nn.BatchNorm1d, batchn
                ("view", view), ("reshape", view), (torch.reshape, view), (torch.cat, cat), (torch.concat, cat),
                (torch.split, split), ("split", split), (torch.chunk, split), ("chunk", split),
                (operator.getitem, getitem), (torch.mean, reduce), ("mean", reduce), ("sum", reduce),
-               ("amax", reduce)]:
+               ("amax", reduce), (torch.sum, reduce), (torch.amax, reduce), (torch.amin, reduce), ("amin", reduce),
+               (F.pad, pad), (nn.PReLU, prelu), (F.softmax, softmax), (F.log_softmax, softmax),
+               (torch.softmax, softmax), (torch.log_softmax, softmax), ("softmax", softmax),
+               ("log_softmax", softmax), (nn.Softmax, softmax), (nn.LogSoftmax, softmax), (nn.Softmax2d, softmax)]:
     register_rule(_t, _r)
