@@ -175,6 +175,20 @@ def test_a_region_outside_fails_alone_and_a_region_given_twice_is_refused(clips,
     assert "a region is given twice" in capsys.readouterr().err
 
 
+def test_a_grey_model_is_refused_before_any_decoding(clips, tmp_path, capsys):
+    from foldedcnn.transform import ModelRef
+
+    (tmp_path / "greynet.py").write_text("from torch import nn\n\ndef grey():\n    return nn.Sequential("
+                                         "nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), "
+                                         "nn.Linear(4, 2))\n")
+    folded = ModelRef(f"{tmp_path / 'greynet.py'}:grey", (1, 48, 64)).build(2)
+    path = save_checkpoint(tmp_path / "grey.safetensors", folded)  # its default normalization has 1 channel too
+    assert _run([path, clips["short"], "--out", tmp_path / "out", "--roi", *map(str, ROI), "--trust-code"]) == 2
+    err = capsys.readouterr().err
+    assert "takes 1-channel images" in err and "train it on 3-channel images" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_several_regions_killed_midway_resume_to_the_same_csvs(clips, checkpoint, tmp_path):
     """Each region has its own chunks: a kill can leave them at different points; the rerun decodes the chunks any
     region misses and each CSV equals an uninterrupted run's."""

@@ -181,9 +181,10 @@ def save_checkpoint(
     """Write `model` and its metadata to `path` (a .safetensors file), atomically.
 
     `normalization` maps images scaled to [0, 1] to the network's input: (x - mean) / std per
-    channel; `class_names` name the classes. Both default to the model's identity (set by training),
-    else to DEFAULT_NORMALIZATION and "0".."K-1". `extra` (training config, metrics, ...) is stored
-    as given; it must be JSON. A model that could not be rebuilt at load time raises CheckpointError.
+    channel; `class_names` name the classes. Both default to the model's identity (set by training), else to
+    identity.DEFAULT_MEAN / DEFAULT_STD on every input channel and "0".."K-1". `extra` (training config,
+    metrics, ...) is stored as given; it must be JSON. A model that could not be rebuilt at load time raises
+    CheckpointError.
     """
     path = Path(path)
     ident = model.identity

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .transform.plan import FoldPlan
 
 Normalization = Mapping[str, Sequence[float]]  # {"mean": [...], "std": [...]}, one value per channel
-DEFAULT_NORMALIZATION: dict[str, list[float]] = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+DEFAULT_MEAN, DEFAULT_STD = 0.5, 0.25  # per channel, for a model not trained yet (images in [0, 1] to about [-2, 2])
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,12 @@ class ModelIdentity:
 
     @property
     def resolved_normalization(self) -> dict[str, list[float]]:
-        """The normalisation to feed this model: its own, or DEFAULT_NORMALIZATION for an untrained one."""
-        norm = self.normalization or DEFAULT_NORMALIZATION
-        return {"mean": list(norm["mean"]), "std": list(norm["std"])}
+        """The normalisation to feed this model: its own, or DEFAULT_MEAN / DEFAULT_STD on each of its input channels
+        for an untrained one."""
+        if self.normalization is None:
+            channels = self.input_shape[0]
+            return {"mean": [DEFAULT_MEAN] * channels, "std": [DEFAULT_STD] * channels}
+        return {"mean": list(self.normalization["mean"]), "std": list(self.normalization["std"])}
 
     @property
     def resolved_class_names(self) -> list[str]:

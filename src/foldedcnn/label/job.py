@@ -165,8 +165,13 @@ def new_summary(cfg: JobConfig, meta: dict, backend: str, regions, thresholds_fr
 
 
 def job_regions(cfg: JobConfig, meta: dict) -> list[tuple[int, int, int, int]]:
-    """Check `cfg`; the regions to crop: --roi (one or several), else the one the checkpoint was trained on."""
+    """Check `cfg` and that the checkpoint takes RGB images; the regions to crop: --roi (one or several), else the one
+    the checkpoint was trained on."""
     cfg.check()
+    channels = meta["input_shape"][0]
+    if channels != 3:
+        raise FoldedCNNError(f"{cfg.checkpoint} takes {channels}-channel images; `run` feeds it each region as RGB, as "
+                             "foldedcnn's data sets give images (grey repeated 3 times): train it on 3-channel images")
     given = cfg.roi
     if given is None:
         roi = checkpoint_roi(meta)
