@@ -175,6 +175,19 @@ def test_a_region_outside_fails_alone_and_a_region_given_twice_is_refused(clips,
     assert "a region is given twice" in capsys.readouterr().err
 
 
+def test_a_folder_of_videos_is_labelled_video_by_video(clips, checkpoint, tmp_path, capsys):
+    folder = tmp_path / "cams"
+    (folder / "north").mkdir(parents=True)
+    (folder / "north" / "short.mp4").write_bytes(clips["short"].read_bytes())
+    (folder / "notes.txt").write_text("not a video")
+    assert _run([checkpoint, folder, clips["short"], "--out", tmp_path / "out", "--roi", *map(str, ROI)]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [v["frames"] for v in summary["videos"]] == [37, 37]
+    assert len({v["csv"] for v in summary["videos"]}) == 2  # two short.mp4: two CSVs
+    assert _run([checkpoint, folder, folder / "north" / "short.mp4", "--out", tmp_path / "b"]) == 2
+    assert "is given twice" in capsys.readouterr().err
+
+
 def test_a_grey_model_is_refused_before_any_decoding(clips, tmp_path, capsys):
     from foldedcnn.transform import ModelRef
 

@@ -8,7 +8,9 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("run", help="label every frame of videos with a checkpoint; resumable; --ray to scale out")
     p.add_argument("checkpoint", type=Path, help="a .safetensors checkpoint from `foldedcnn train`")
-    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO",
+                   help="a video file, or a folder: the video files under it (by suffix: .mp4, .mkv, .avi, .ts, ... "
+                        "case-insensitive), at any depth, in path order")
     p.add_argument("--out", type=Path, required=True, help="folder for one CSV per video and summary.json")
     p.add_argument("--roi", nargs=4, type=int, metavar=("X", "Y", "W", "H"), action="append",
                    help="region to crop (default: the region the checkpoint was trained on); repeat it to label "
@@ -44,9 +46,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..label import JobConfig, run_job
+    from ..label.video_files import expand_videos
 
     cfg = JobConfig(
-        checkpoint=args.checkpoint, videos=args.videos, out_dir=args.out,
+        checkpoint=args.checkpoint, videos=expand_videos(args.videos), out_dir=args.out,
         roi=[tuple(r) for r in args.roi] if args.roi else None, stride=args.stride,
         uncertain=tuple(args.uncertain) if args.uncertain else None,
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -39,6 +40,7 @@ from ._nvdec import NvdecDecoder, check_decoder_request, choose_decoder, nvdec_u
 from ._output_dir import exclusive_output
 from .calibration import stored_calibration
 from .frame_source import plan_segments, region_images
+from .video_files import check_each_once
 
 DEFAULT_UNCERTAIN = (0.2, 0.8)
 
@@ -66,6 +68,7 @@ class JobConfig:
     trust_code: bool = False  # allow a checkpoint whose model is built by code it names
 
     def check(self) -> None:
+        check_each_once(self.videos)
         if self.stride < 1:
             raise FoldedCNNError(f"--stride must be >= 1, got {self.stride}")
         lo, hi = self.uncertain or DEFAULT_UNCERTAIN
@@ -123,9 +126,9 @@ class JobSummary:
 
 def video_keys(videos: Sequence[Path]) -> list[str]:
     """Output names: the file stem, plus a short path hash where two videos share a stem."""
-    stems = [v.stem for v in videos]
-    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(str(v.resolve()).encode()).hexdigest()[:8]}"
-            for s, v in zip(stems, videos, strict=True)]
+    stems = Counter(v.stem for v in videos)  # counted once: a job may have 100,000 videos
+    return [v.stem if stems[v.stem] == 1 else f"{v.stem}-{hashlib.sha1(str(v.resolve()).encode()).hexdigest()[:8]}"
+            for v in videos]
 
 
 def checkpoint_roi(meta: dict) -> tuple[int, int, int, int] | None:

@@ -1,0 +1,42 @@
+"""Which files `foldedcnn run` labels: the videos it is given, and those in the folders it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import FoldedCNNError
+
+# What a folder's files must end with to be labelled (case-insensitive): containers and raw streams FFmpeg reads
+VIDEO_SUFFIXES = frozenset({
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".mpg", ".mpeg",
+    ".3gp", ".ogv", ".mxf", ".nut", ".y4m", ".h264", ".264", ".h265", ".265", ".hevc",
+})
+
+
+def expand_videos(paths: Sequence[Path]) -> list[Path]:
+    """The videos to label, in order: each path that is not a folder as given (a missing or broken file is the
+    job's to report), and for each folder the files under it, at any depth, whose suffix is in VIDEO_SUFFIXES,
+    sorted by path. A folder with none raises FoldedCNNError naming the suffixes."""
+    videos: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            videos.append(path)
+            continue
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+        if not found:
+            raise FoldedCNNError(f"no video under {path} (files ending in {' '.join(sorted(VIDEO_SUFFIXES))}); "
+                                 "name other files one by one")
+        videos += found
+    return videos
+
+
+def check_each_once(videos: Sequence[Path]) -> None:
+    """Raise FoldedCNNError when a video file is given twice (also by two paths to it, e.g. a folder and a file
+    in it): a video's CSV is written once."""
+    seen: dict[Path, Path] = {}
+    for video in map(Path, videos):
+        first = seen.setdefault(video.resolve(), video)
+        if first is not video:
+            also = "" if first == video else f" (as {first} and {video})"
+            raise FoldedCNNError(f"{video} is given twice{also}: each video is labelled once, drop the repeat")

@@ -1,0 +1,49 @@
+"""Which files `foldedcnn run` labels: folders expand to their videos; a video given twice is refused."""
+
+from pathlib import Path
+
+import pytest
+
+from foldedcnn import FoldedCNNError
+from foldedcnn.label.job import video_keys
+from foldedcnn.label.video_files import check_each_once, expand_videos
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def test_a_folder_gives_its_videos_at_any_depth_sorted_and_files_stay_as_given(tmp_path):
+    cams = tmp_path / "cams"
+    b, a, deep, upper = (_touch(cams / "b.mp4"), _touch(cams / "a.mkv"), _touch(cams / "north" / "2026" / "c.ts"),
+                         _touch(cams / "D.MOV"))
+    _touch(cams / "notes.txt"), _touch(cams / "thumbs" / "a.jpg")
+    (cams / "empty-dir.mp4").mkdir()  # a folder named like a video is not one
+    loose = tmp_path / "recording.bin"  # named on its own: labelled whatever its suffix, as before
+    assert expand_videos([loose, cams]) == [loose, upper, a, b, deep]
+
+
+def test_a_folder_without_videos_is_refused_naming_the_suffixes(tmp_path):
+    _touch(tmp_path / "stills" / "a.png")
+    with pytest.raises(FoldedCNNError, match=r"no video under .*stills \(files ending in .*\.mp4.*\); name other"):
+        expand_videos([tmp_path / "stills"])
+
+
+def test_a_video_given_twice_is_refused_also_by_another_path(tmp_path):
+    cams = tmp_path / "cams"
+    video = _touch(cams / "a.mp4")
+    _touch(cams / "b.mp4")
+    check_each_once(expand_videos([cams]))
+    with pytest.raises(FoldedCNNError, match=r"a.mp4 is given twice: each video is labelled once"):
+        check_each_once([video, video])
+    with pytest.raises(FoldedCNNError, match=r"is given twice \(as .*cams/a.mp4 and .*cams/\.\./cams/a.mp4\)"):
+        check_each_once(expand_videos([cams, cams / ".." / "cams" / "a.mp4"]))
+
+
+def test_videos_sharing_a_file_name_get_distinct_output_names(tmp_path):
+    videos = [tmp_path / "north" / "today.mp4", tmp_path / "south" / "today.mp4", tmp_path / "east.mp4"]
+    keys = video_keys(videos)
+    assert keys[2] == "east" and len(set(keys)) == 3 and all(k.startswith("today-") for k in keys[:2])
+    assert video_keys(videos) == keys  # stable: a rerun resumes the same CSVs
