@@ -1,5 +1,6 @@
 """Segments, seeking, out-of-order chunks and the decoder pool: the pieces that let every core decode."""
 
+import json
 import os
 import signal
 
@@ -89,6 +90,21 @@ def test_chunks_are_stored_whole_whatever_order_batches_arrive_in(tmp_path):
     assert (tmp_path / "v.csv").read_text() == "frame,x\n" + "".join(f"{i},r{i}\n" for i in range(23))
 
 
+def test_the_fingerprint_is_recorded_with_the_first_output_and_then_checked(tmp_path):
+    store = ChunkStore(tmp_path, "v", ["frame"], 4, {"stride": 1})
+    assert store.open() == set() and not (tmp_path / ".parts").exists()  # planning many videos writes nothing
+    store.write_chunk(0, [[0], [1], [2], [3]])
+    assert json.loads((tmp_path / ".parts" / "v" / "config.json").read_text())["stride"] == 1
+    assert ChunkStore(tmp_path, "v", ["frame"], 4, {"stride": 1}).open() == {0}
+    with pytest.raises(FoldedCNNError, match=r"made with other settings \(stride\)"):
+        ChunkStore(tmp_path, "v", ["frame"], 4, {"stride": 2}).open()
+    empty = ChunkStore(tmp_path, "e", ["frame"], 4, {"stride": 1})  # a video of no frame: its CSV has a header only
+    empty.open()
+    empty.finish(0)
+    with pytest.raises(FoldedCNNError, match="made with other settings"):
+        ChunkStore(tmp_path, "e", ["frame"], 4, {"stride": 2}).open()
+
+
 def test_the_end_a_decoder_reports_fixes_the_row_count(tmp_path):
     store = ChunkStore(tmp_path, "v", ["frame"], 4, {})
     video = VideoRows(store, store.open(), 12)  # the index promised 12 rows; the stream holds 6
@@ -128,7 +144,7 @@ def test_a_killed_worker_loses_and_duplicates_no_batch(clip):
 def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, tmp_path, monkeypatch, seekable):
     """Split, each segment of a video whose index is not seekable would decode from frame 0 again. Segments are
     handed out longest first, so a short video (listed first here) fills in at the end."""
-    import foldedcnn.label._job_video as job_video
+    import foldedcnn.label._survey as survey
     import foldedcnn.label.job as job
 
     short = write_square_clip(tmp_path / "short.mp4", 20)
@@ -137,7 +153,7 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
         pts = indexes[clip].pts
         indexes[clip] = VideoIndex(np.concatenate([pts[:1], pts[:-1]]), indexes[clip].keyframes)
     assert indexes[clip].seekable is seekable
-    monkeypatch.setattr(job_video, "index_video", indexes.__getitem__)
+    monkeypatch.setattr(survey, "index_video", indexes.__getitem__)
     cfg = job.JobConfig(tmp_path / "model.safetensors", [short, clip], tmp_path / "out", roi=ROI,
                         uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}

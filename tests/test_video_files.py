@@ -47,3 +47,22 @@ def test_videos_sharing_a_file_name_get_distinct_output_names(tmp_path):
     keys = video_keys(videos)
     assert keys[2] == "east" and len(set(keys)) == 3 and all(k.startswith("today-") for k in keys[:2])
     assert video_keys(videos) == keys  # stable: a rerun resumes the same CSVs
+
+
+def test_many_videos_are_read_by_several_processes_as_by_one(tmp_path):
+    import numpy as np
+    from video_clips import write_square_clip
+
+    from foldedcnn.label._survey import Unreadable, keyframe_index, probe_and_fingerprint, survey
+
+    clip = write_square_clip(tmp_path / "clip.mp4", 30)
+    paths = [clip] * 9 + [write_square_clip(tmp_path / "other.mp4", 12), tmp_path / "missing.mp4",
+                          _touch(tmp_path / "empty.mp4")]
+    alone = survey(probe_and_fingerprint, paths, 1, False, "reading")
+    shared = survey(probe_and_fingerprint, paths, 2, False, "reading")  # 12 videos > 4 per process: a pool
+    assert shared == alone and alone[0]["info"].frames == 30 and alone[9]["info"].frames == 12
+    assert all(isinstance(p["info"], Unreadable) and isinstance(p["content"], Unreadable) for p in alone[10:])
+    assert "not found" in alone[10]["info"].message
+    indexes = survey(keyframe_index, paths, 2, False, "indexing")
+    assert [i.frames for i in indexes[:10]] == [30] * 9 + [12] and isinstance(indexes[11], Unreadable)
+    assert np.array_equal(indexes[0].pts, keyframe_index(clip).pts)

@@ -64,6 +64,7 @@ class ChunkStore:
         self.header = list(header)
         self.chunk_rows = chunk_rows
         self.config = {**config, "header": self.header, "chunk_rows": chunk_rows}
+        self._unrecorded = False  # open() found no fingerprint of this job: record it before writing output
 
     @property
     def done(self) -> bool:
@@ -112,9 +113,14 @@ class ChunkStore:
                     "the same settings, with --overwrite to start this video afresh, or choose another --out")
             self._discard()
             old = None
-        if old is None:
-            self._record(self.config)
+        self._unrecorded = old is None  # recorded with the first chunk: planning 100,000 videos writes nothing
         return {int(p.stem) for p in self.parts.glob("[0-9]*.csv")}
+
+    def _record_before_output(self) -> None:
+        """Record the fingerprint if this job has not yet: before the first chunk or final CSV it vouches for."""
+        if self._unrecorded:
+            self._record(self.config)
+            self._unrecorded = False
 
     def _record(self, config: dict) -> None:
         with writing(self.parts):
@@ -126,6 +132,7 @@ class ChunkStore:
         if first_row % self.chunk_rows or len(rows) > self.chunk_rows:
             raise ValueError(f"rows {first_row}+{len(rows)} do not form chunk of {self.chunk_rows}")
         path = self._chunk_path(first_row // self.chunk_rows)
+        self._record_before_output()
         with writing(path):
             atomic_write_text(path, csv_lines(rows))
 
@@ -134,6 +141,7 @@ class ChunkStore:
         parts = [self._chunk_path(i) for i in range(chunks)]
         if missing := [i for i, p in enumerate(parts) if not p.exists()]:
             raise FoldedCNNError(f"{self.parts}: chunks {missing} are missing; rerun the same command to redo them")
+        self._record_before_output()
         write_csv(self.final_path, self.header, "".join(p.read_text() for p in parts))
         for p in parts:
             p.unlink(missing_ok=True)

@@ -127,7 +127,7 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
 
 
 @contextmanager
-def _main_module_hidden() -> Iterator[None]:
+def main_module_hidden() -> Iterator[None]:
     """Start a process without making it re-run this process's __main__ (multiprocessing does, to find
     functions defined there; ours is importable by name). A script's main module that imports torch (a
     benchmark) would otherwise cost every worker seconds; `set_forkserver_preload(["__main__"])` does not
@@ -150,7 +150,7 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker, args=(child, self.shm.name, slots, batch, shape), daemon=True,
                                 name="foldedcnn-decoder")
-        with _main_module_hidden():
+        with main_module_hidden():
             self.proc.start()
         child.close()
         self.task: DecodeTask | None = None
@@ -189,7 +189,7 @@ def start_decoder_server() -> None:
     from multiprocessing import forkserver
 
     mp.set_forkserver_preload(PRELOAD)
-    with _main_module_hidden():
+    with main_module_hidden():
         forkserver.ensure_running()
 
 

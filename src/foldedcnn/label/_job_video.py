@@ -17,6 +17,7 @@ from ..fsio import file_fingerprint
 from ._chunk_store import ChunkStore, VideoRows
 from ._frame_labels import header
 from ._nvdec import DECODER_PROGRAM
+from ._survey import Unreadable
 
 if TYPE_CHECKING:
     from .job import JobConfig
@@ -79,6 +80,7 @@ class JobVideo:
         self.trained_on = None if cfg.roi else (meta.get("data_source") or {}).get("frame_size")
         self.rows: VideoRows | None = None
         self.index = None
+        self.done: set[int] = set()  # the chunks already stored (plan)
         self.segments_left = 0
         self.frames = 0
         self.decode_s = self.model_s = 0.0
@@ -88,9 +90,9 @@ class JobVideo:
     def plan(self, cfg: JobConfig, decoder_for: Callable[[str], tuple[str, str | None]],
              probed: dict | None = None) -> None:
         """Choose the video's decoder (`decoder_for(codec)`: "cpu" or "gpu" and a note), check the output's
-        fingerprint, index the video, check the region, and find the chunks still to do (raises
-        FoldedCNNError); a video already done is only counted. `probed`: what the other regions of the video
-        found (its probe, content fingerprint and index), shared so a video is read once for all of them."""
+        fingerprint and the region, and find the chunks already done (raises FoldedCNNError); a video already
+        done is only counted, the others go on to plan_rows(). `probed`: what the other regions of the video
+        found (its probe, content fingerprint and index; _survey's), shared so a video is read once for all."""
         probed = {} if probed is None else probed
         info = _once(probed, "info", lambda: probe_video(self.path))
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
@@ -110,9 +112,14 @@ class JobVideo:
             moved = (f"the region {self.roi} comes from the checkpoint, whose training video was {w}x{h}; this "
                      f"one is {info.width}x{info.height}: pass --roi where the object sits in it")
             self.result.note = "; ".join(n for n in (note, moved) if n)
-        self.index = _once(probed, "index", lambda: index_video(self.path))
-        self.rows = VideoRows(self.store, done, -(-self.index.frames // cfg.stride))
-        self.result.resumed_at_frame = len(done) * cfg.chunk_frames
+        self.done = done
+
+    def plan_rows(self, cfg: JobConfig, probed: dict | None = None) -> None:
+        """After plan(), for a video not finished: index it (or take its index from `probed`) and count the rows
+        still to label (raises FoldedCNNError)."""
+        self.index = _once({} if probed is None else probed, "index", lambda: index_video(self.path))
+        self.rows = VideoRows(self.store, self.done, -(-self.index.frames // cfg.stride))
+        self.result.resumed_at_frame = len(self.done) * cfg.chunk_frames
 
     def add(self, first_row: int, rows: list[list[object]]) -> None:
         """Rows of one labelled batch starting at output row `first_row`."""
@@ -168,8 +175,11 @@ def by_video(outputs: list[JobVideo]) -> list[list[JobVideo]]:
 
 
 def _once(cache: dict, key: str, make: Callable[[], T]) -> T:
+    """cache[key], made once; an Unreadable found there (by _survey) raises its error."""
     if key not in cache:
         cache[key] = make()
+    if isinstance(cache[key], Unreadable):
+        cache[key].raise_()
     return cache[key]
 
 

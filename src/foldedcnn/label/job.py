@@ -38,6 +38,7 @@ from ._frame_labels import is_multiclass, rows_for
 from ._job_video import JobVideo, VideoResult, by_video
 from ._nvdec import NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
 from ._output_dir import exclusive_output
+from ._survey import keyframe_index, probe_and_fingerprint, survey
 from .calibration import stored_calibration
 from .frame_source import plan_segments, region_images
 from .video_files import check_each_once
@@ -315,17 +316,21 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
     segment of it would decode from its first frame. `videos` are the job's outputs, the regions of one video
     next to each other: a video is read and decoded once for all its regions (a task's `rois`), and its
-    segments cover the chunks any of them misses (one that has a chunk already drops its rows again)."""
+    segments cover the chunks any of them misses (one that has a chunk already drops its rows again). Many
+    videos are probed and indexed by `workers` processes (_survey)."""
+    groups = by_video(videos)
+    surveys = survey(probe_and_fingerprint, [g[0].path for g in groups], workers, cfg.progress, "reading videos")
+    started = []
+    for outputs, probed in zip(groups, surveys, strict=True):
+        _each(outputs, lambda v, probed=probed: v.plan(cfg, decoder_for, probed))
+        if live := [v for v in outputs if not v.finished and v.result.error is None]:
+            started.append((live, probed))
+    indexes = survey(keyframe_index, [live[0].path for live, _ in started], workers, cfg.progress, "indexing")
     todo = []
-    for outputs in by_video(videos):
-        probed: dict = {}
-        for v in outputs:
-            try:
-                v.plan(cfg, decoder_for, probed)
-            except FoldedCNNError as exc:
-                v.result.error = str(exc)
-        live = [v for v in outputs if not v.finished and v.result.error is None]
-        if live:
+    for (live, probed), index in zip(started, indexes, strict=True):
+        probed["index"] = index
+        _each(live, lambda v, probed=probed: v.plan_rows(cfg, probed))
+        if live := [v for v in live if v.result.error is None]:
             todo.append((live, set.intersection(*(v.rows.done for v in live))))
     missing = sum(live[0].rows.rows - len(done) * cfg.chunk_frames for live, done in todo)
     share = max(cfg.batch, -(-missing // (2 * workers)))
@@ -345,6 +350,15 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
     # long ones end
     return sorted(tasks, key=lambda t: -cost[t.segment])
+
+
+def _each(outputs: list[JobVideo], step: Callable[[JobVideo], None]) -> None:
+    """step(v) for each output; a FoldedCNNError is that output's error."""
+    for v in outputs:
+        try:
+            step(v)
+        except FoldedCNNError as exc:
+            v.result.error = str(exc)
 
 
 def _lead_in(index: VideoIndex, stride: int, row: int) -> int:
