@@ -188,6 +188,28 @@ def test_a_folder_takes_the_class_order_it_is_given(tmp_path):
     for spec, needle in ((f"folder:{tmp_path}?classes=empty", "must name exactly the class folders"),
                          (f"folder:{tmp_path}?classes=empty,car,bus", "must name exactly the class folders"),
                          (f"folder:{tmp_path}?classes=car,car", "must name each class once"),
-                         (f"folder:{tmp_path}?size=3", r"unknown option 'size' for folder \(options: classes\)")):
+                         (f"folder:{tmp_path}?depth=3",
+                          r"unknown option 'depth' for folder \(options: classes, height, size, width\)")):
+        with pytest.raises(DataError, match=needle):
+            load_data(spec, "train")
+
+
+def test_a_folder_of_crops_of_many_sizes_is_resized_on_request(tmp_path):
+    """Crops cut by a detector come in many sizes: ?size=N or ?height=H&width=W resizes each (area averaging when
+    shrinking, as the video job's regions are)."""
+    for k, (w, h) in enumerate(((30, 20), (64, 48), (9, 7))):
+        (tmp_path / "train" / "hud").mkdir(parents=True, exist_ok=True)
+        image = np.zeros((h, w, 3), np.uint8)
+        image[:, : w // 2] = 200  # left half bright: still so after any resize
+        Image.fromarray(image).save(tmp_path / "train" / "hud" / f"{k}.png")
+    with pytest.raises(DataError, match=r"different sizes \(H x W: 7x9, 20x30, 48x64, \.\.\.\); add \?size=N"):
+        load_data(f"folder:{tmp_path}", "train")
+    data = load_data(f"folder:{tmp_path}?height=17&width=40", "train")
+    assert data.images.shape == (3, 3, 17, 40)
+    assert (data.images[:, :, :, :15] > 150).all() and (data.images[:, :, :, 25:] < 50).all()
+    assert load_data(f"folder:{tmp_path}?size=16", "train").images.shape == (3, 3, 16, 16)
+    for spec, needle in ((f"folder:{tmp_path}?width=40", "go together"),
+                         (f"folder:{tmp_path}?size=16&width=40", "not both"),
+                         (f"folder:{tmp_path}?size=0", "must be >= 1 pixel")):
         with pytest.raises(DataError, match=needle):
             load_data(spec, "train")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._region import resize_rgb
 from .types import DataError, LabelledImages
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -16,9 +17,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 SPLITS = ("train", "val", "test")
 
 
-def load_folder(root: str | Path, class_names: list[str] | None = None) -> LabelledImages:
-    """Images under root/CLASS/ as uint8 (N, 3, H, W), all of one size; labels index `class_names` (default: the
-    sorted class folders of `root`), so splits that lack a class still agree on the others' labels."""
+def load_folder(root: str | Path, class_names: list[str] | None = None,
+                size: tuple[int, int] | None = None) -> LabelledImages:
+    """Images under root/CLASS/ as uint8 (N, 3, H, W): all of one size, or each resized to `size` (H, W) (area
+    averaging where it shrinks, bilinear where it grows: data._region.resize_rgb); labels index `class_names`
+    (default: the sorted class folders of `root`), so splits that lack a class still agree on the others'."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
@@ -37,24 +40,28 @@ def load_folder(root: str | Path, class_names: list[str] | None = None) -> Label
                 continue
             try:
                 with Image.open(file) as im:
-                    arrays.append(np.asarray(im.convert("RGB")))
+                    rgb = np.asarray(im.convert("RGB"))
             except (UnidentifiedImageError, OSError) as exc:
                 raise DataError(f"cannot read image {file} ({exc})") from None
+            arrays.append(rgb if size is None or rgb.shape[:2] == size else resize_rgb(rgb, size))
             labels.append(label)
     if not arrays:
         raise DataError(f"no PNG or JPEG images under {root}")
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
-        raise DataError(f"{root}: images have different sizes {sorted(shapes)[:3]}...; resize them to one size first")
+        sizes = ", ".join(f"{h}x{w}" for h, w, _ in sorted(shapes)[:3])
+        raise DataError(f"{root}: images have different sizes (H x W: {sizes}, ...); add ?size=N (N x N) or "
+                        "?height=H&width=W to the folder: spec to resize each to the model's input")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return LabelledImages(images, torch.tensor(labels, dtype=torch.int64), list(names), root.name)
 
 
-def load_split_folder(root: str | Path, split: str, classes: Sequence[str] | None = None) -> LabelledImages:
+def load_split_folder(root: str | Path, split: str, classes: Sequence[str] | None = None,
+                      size: tuple[int, int] | None = None) -> LabelledImages:
     """Split `split` of root/{train,val,test}/CLASS/IMAGE.png, its labels indexing `classes` (default: the class
     folders of all the splits together, sorted), so every split of one folder labels a class alike even where
     one split lacks it. `classes` must name every class folder of the splits (a typo or a forgotten class
-    raises DataError)."""
+    raises DataError). `size` (H, W): resize every image to it (see load_folder)."""
     root = Path(root)
     if not (root / split).is_dir():
         found = [s for s in SPLITS if (root / s).is_dir()]
@@ -64,7 +71,7 @@ def load_split_folder(root: str | Path, split: str, classes: Sequence[str] | Non
     if classes is not None and sorted(classes) != found:
         raise DataError(f"classes={','.join(classes)} must name exactly the class folders of {root}: "
                         f"{','.join(found)}")
-    return load_folder(root / split, list(classes) if classes is not None else found)
+    return load_folder(root / split, list(classes) if classes is not None else found, size)
 
 
 def _class_folders(root: Path) -> list[str]:

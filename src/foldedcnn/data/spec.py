@@ -8,7 +8,8 @@
     fashion-mnist[:DIR]                    Debian dataset-fashion-mnist; ?size=32&channels=3
     cifar10:PATH | cifar100:PATH           the python archive (folder or .tar.gz)
     folder:DIR                             DIR/{train,val,test}/CLASS/IMAGE.png; ?classes=empty,car: the class
-                                           order (default sorted; of two classes the second is the positive)
+                                           order (default sorted; of two classes the second is the positive);
+                                           ?size=N or ?height=H&width=W: resize every image to it
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .noscope import CONVERSION, check_split
 from .types import DataError, LabelledImages
 
 GAME_DEFAULTS = {"n_train": 20_000, "n_val": 2_000, "n_test": 4_000, "holdout_fonts": 0}
-_OPTIONS = {"game": set(GAME_DEFAULTS), "fashion-mnist": {"size", "channels"}, "folder": {"classes"}}
+_OPTIONS = {"game": set(GAME_DEFAULTS), "fashion-mnist": {"size", "channels"},
+            "folder": {"classes", "size", "height", "width"}}
 _NEEDS_PATH = {"npz", "cifar10", "cifar100", "folder"}
 
 
@@ -133,7 +135,21 @@ def load_data(spec: str, split: str, *, seed: int = 0, draw: int = 0) -> Labelle
         return load_cifar(s.path, split, classes=int(s.kind[5:]))
     from .folder import load_split_folder
 
-    return load_split_folder(s.path, split, s.classes)
+    return load_split_folder(s.path, split, s.classes, _folder_size(spec, s.options))
+
+
+def _folder_size(spec: str, options: dict[str, int]) -> tuple[int, int] | None:
+    """(H, W) a folder's images are resized to: ?size=N, or ?height=H&width=W (both), else None."""
+    if "size" in options and options.keys() & {"height", "width"}:
+        raise DataError(f"{spec}: give ?size=N or ?height=H&width=W, not both")
+    if options.keys() & {"height", "width"} and not options.keys() >= {"height", "width"}:
+        raise DataError(f"{spec}: ?height= and ?width= go together (or ?size=N for N x N)")
+    size = (options["size"],) * 2 if "size" in options else (options.get("height"), options.get("width"))
+    if size == (None, None):
+        return None
+    if min(size) < 1:
+        raise DataError(f"{spec}: the image size must be >= 1 pixel, got {size[0]} x {size[1]}")
+    return size
 
 
 def _made_as_now(task_dir: Path) -> bool:
