@@ -106,7 +106,8 @@ class ChunkStore:
         elif old is not None and old != self.config:
             if not overwrite:
                 changed = sorted(k for k in self.config.keys() | old.keys() if old.get(k) != self.config.get(k))
-                what = ("the video file is not the one labelled there (another recording at the same path)"
+                what = ("the video file is not the one labelled there (another recording at the same path, or one "
+                        "still being written: label a recording once it is closed)"
                         if changed == ["video_content"] else f"other settings ({', '.join(changed)})")
                 raise FoldedCNNError(
                     f"{self.final_path.parent} holds output of {self.final_path.stem} made with {what}; rerun with "
