@@ -182,3 +182,27 @@ def test_refit_needs_a_group_of_calibration_images():
     original = trained_like(zoo("noscope-coral", 1))
     with pytest.raises(FoldedCNNError, match="3 calibration images, fewer than f=4"):
         warm_start(zoo("noscope-coral", 4), original.network, calibration=torch.randn(3, *original.input_shape))
+
+
+def test_what_folding_leaves_as_it_is_comes_from_the_original_too():
+    """A PReLU's one slope is not a widened layer: warm_start and fill_blocks copy it, or the warm-started model
+    would compute the original with the slope its code initialises (0.25), not the trained one."""
+    from transform_models import Resampler
+
+    from foldedcnn.transform import fill_blocks, narrow_model
+
+    torch.manual_seed(0)
+    source = {"factory": "transform_models:make", "kwargs": {"name": "resampler"}}
+    original = Resampler().eval()
+    with torch.no_grad():
+        original.act.weight.fill_(-0.7)  # "trained": far from the 0.25 a fresh model starts with
+    folded = fold_model(Resampler(), 2, torch.randn(1, 3, 16, 16), width_mult=2.0, align=1, source=source).eval()
+    warm_start(folded, original)  # width f: every channel kept, the copy is exact
+    x = torch.randn(6, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), original(x), atol=ATOL, rtol=0)
+        narrow = narrow_model(folded, trust_code=True).eval()  # at width f, the narrow network is the original's
+        narrow.network.load_state_dict(original.state_dict())
+        wide = fold_model(Resampler(), 2, torch.randn(1, 3, 16, 16), width_mult=2.0, align=1, source=source).eval()
+        fill_blocks(wide, narrow, original)
+        torch.testing.assert_close(wide(x), original(x), atol=ATOL, rtol=0)

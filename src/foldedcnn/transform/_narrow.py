@@ -22,7 +22,7 @@ from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..models.widths import default_width_mult
 from ._sources import build_source, load_factory, trusted
-from ._warm_start import check_layers, copy_layer, plan_of
+from ._warm_start import check_layers, copy_layer, copy_shared, plan_of
 
 
 def narrow_widths(folded: FoldedModel) -> tuple[float, int, int]:
@@ -79,3 +79,4 @@ def fill_blocks(folded: FoldedModel, narrow: FoldedModel, original: nn.Module) -
     sizes = {s.id: s.folded for s in nplan.spaces}
     for lp in plan.layers:
         copy_layer(lp, narrow.network.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep, sizes)
+    copy_shared(plan, narrow.network, folded.network)

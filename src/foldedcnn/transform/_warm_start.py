@@ -174,8 +174,21 @@ def warm_start(folded: FoldedModel, original: nn.Module, calibration: torch.Tens
     keep = _select(plan, original, folded)  # checks every layer before anything is written
     for lp in plan.layers:
         copy_layer(lp, original.get_submodule(lp.name), folded.network.get_submodule(lp.name), plan, keep)
+    copy_shared(plan, original, folded.network)
     if calibration is not None:
         _refit(plan, keep, folded, original, calibration)
+
+
+@torch.no_grad()
+def copy_shared(plan: FoldPlan, source: nn.Module, network: nn.Module) -> None:
+    """Copy `source`'s parameters and buffers outside the plan's widened layers into `network` wherever the name
+    and shape match: what folding leaves as it is, such as a PReLU's one slope shared by every channel."""
+    widened = {lp.name for lp in plan.layers}
+    targets = {**dict(network.named_parameters()), **dict(network.named_buffers())}
+    for name, value in [*source.named_parameters(), *source.named_buffers()]:
+        target = targets.get(name)
+        if name.rpartition(".")[0] not in widened and target is not None and target.shape == value.shape:
+            target.copy_(value)
 
 
 def refit_warm_start(folded: FoldedModel, original: nn.Module, calibration: torch.Tensor) -> None:
