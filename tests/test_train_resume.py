@@ -128,7 +128,8 @@ def test_best_checkpoint_and_refusals(tmp_path):
     assert ck.meta["metrics"]["val_top1"] == result.best_val_top1
     assert ck.normalization == result.normalization
     assert ck.class_names == ["c0", "c1"]
-    with pytest.raises(CheckpointError, match="another config"):
+    with pytest.raises(CheckpointError, match=r"another config \(batch 16 -> 256, epochs 2 -> 3\); rerun with its "
+                                              r"settings.*--init-from .*best.safetensors"):
         train(FoldedModel.from_zoo("noscope-coral", 2), data, data,
               TrainConfig(model="noscope-coral", fold=2, data="synthetic", epochs=3, progress=False), out=tmp_path)
     again = train(FoldedModel.from_zoo("noscope-coral", 2), data, data, config, out=tmp_path)  # already complete

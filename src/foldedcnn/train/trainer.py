@@ -282,9 +282,13 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         if (out_dir / LAST).exists():
             state = load_state(out_dir / LAST)
-            if _comparable(state.meta["config"]) != _comparable(config.to_dict()):
-                raise CheckpointError(f"{out_dir / LAST} belongs to a run with another config; "
-                                      "use a new --out directory to start afresh")
+            then, now = _comparable(state.meta["config"]), _comparable(config.to_dict())
+            if then != now:
+                changed = ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in sorted(then.keys() | now.keys())
+                                    if then.get(k) != now.get(k))
+                raise CheckpointError(f"{out_dir / LAST} belongs to a run with another config ({changed}); rerun with "
+                                      "its settings to resume it, or use a new --out directory (with --init-from "
+                                      f"{out_dir / BEST} to go on from its best model)")
             model.network.load_state_dict(
                 {k[len("model."):]: v for k, v in state.tensors.items() if k.startswith("model.")}, strict=True)
             load_optimizer(optimizer, state.tensors, state.meta["optimizer"])
