@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-RESUMABLE = {"run", "train", "choose"}  # commands that pick up where an interrupted run stopped
+RESUMABLE = {"run", "train", "choose", "frames"}  # commands that pick up where an interrupted run stopped
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -206,31 +207,37 @@ def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[
 
 
 def frames_at(path: str | Path, indices: Iterable[int]) -> list[VideoFrame]:
-    """The frames of `path` with the given decode-order indices, in index order; indices past the end are absent.
+    """The frames of `path` with the given decode-order indices, in index order, as RGB (H, W, 3); indices past
+    the end are absent. Only the requested frames are converted (see decoded_frames_at)."""
+    return [VideoFrame(index, time_s, full_rgb(frame)) for index, time_s, frame in decoded_frames_at(path, indices)]
 
-    Every frame up to the last index is decoded (the decoder must pass through them), but only the
-    requested ones are converted to RGB. Raises VideoError as iter_frames does.
+
+def decoded_frames_at(path: str | Path, indices: Iterable[int]) -> Iterator[tuple[int, float, Any]]:
+    """(index, time in seconds, PyAV frame) of the frames of `path` with the given decode-order indices, in index
+    order, one at a time (convert a frame before taking the next); indices past the end are absent.
+
+    Every frame up to the last index is decoded (the decoder must pass through them), none is converted.
+    Raises VideoError as iter_frames does.
     """
     import av
 
     wanted = sorted(set(indices))
     if not wanted:
-        return []
+        return
     path = Path(path)
-    found: list[VideoFrame] = []
+    given = 0
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
             for index, frame in enumerate(container.decode(stream)):
-                if index == wanted[len(found)]:
-                    time_s = float(frame.time) if frame.time is not None else 0.0
-                    found.append(VideoFrame(index, time_s, full_rgb(frame)))
-                    if len(found) == len(wanted):
-                        break
+                if index == wanted[given]:
+                    yield index, float(frame.time) if frame.time is not None else 0.0, frame
+                    given += 1
+                    if given == len(wanted):
+                        return
         except av.FFmpegError as exc:
             raise VideoError(f"{path} is corrupt or truncated ({exc})") from None
-    return found
 
 
 def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Path) -> int:

@@ -1,10 +1,11 @@
-"""A `foldedcnn run` CSV read back as arrays, for the report."""
+"""A `foldedcnn run` CSV read back as arrays, and where a run's video is, for the report and the frames export."""
 
 from __future__ import annotations
 
 import csv
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -43,3 +44,10 @@ def read_labels(csv_path: str | os.PathLike) -> FrameLabels:
     uncertain = np.array([r[-1] == "1" for r in body], dtype=bool)
     positive = (label != names[0]) & ~uncertain
     return FrameLabels(names, frame, time_s, score, label, positive, uncertain)
+
+
+def locate_video(recorded: str, run_dir: Path) -> Path:
+    """A video path summary.json recorded (relative to where `run` ran): as is if it exists, else the file of that
+    name beside the run's files (a run folder copied with its videos)."""
+    path = Path(recorded)
+    return path if path.exists() or not (run_dir / path.name).exists() else run_dir / path.name

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
 from ._frame_labels import is_multiclass
-from ._labels_csv import FrameLabels, read_labels
+from ._labels_csv import FrameLabels, locate_video, read_labels
 from ._report_images import LABEL_COLOR, POSITIVE_COLOR, UNCERTAIN_COLOR, thumbnail_jpeg, timeline_png
 from .job import DEFAULT_UNCERTAIN
 
@@ -50,12 +50,6 @@ def _spread(indices: np.ndarray, limit: int) -> np.ndarray:
     if indices.size <= limit:
         return indices
     return indices[np.unique(np.linspace(0, indices.size - 1, limit).round().astype(int))]
-
-
-def _locate(recorded: str, run_dir: Path) -> Path:
-    """A path summary.json recorded (relative to where `run` ran): as is if it exists, else beside the run's files."""
-    path = Path(recorded)
-    return path if path.exists() or not (run_dir / path.name).exists() else run_dir / path.name
 
 
 def _by_label(labels: FrameLabels, limit: int) -> np.ndarray:
@@ -152,7 +146,7 @@ def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit
                 f'is missing from {html.escape(str(run_dir))}: rerun the same `foldedcnn run` to write it '
                 f'again</p></section>', 0)
     labels = read_labels(csv_path)
-    thumbs, note = _thumbnails(labels, _locate(result["video"], run_dir), roi, limit)
+    thumbs, note = _thumbnails(labels, locate_video(result["video"], run_dir), roi, limit)
     n = max(1, labels.frame.size)
     if labels.multiclass:
         names, counts = np.unique(labels.label[~labels.uncertain], return_counts=True)
