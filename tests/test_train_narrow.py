@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 from torch import nn
 from train_data import make_set
+from transform_models import make
 
 import foldedcnn.train.trainer as trainer
 from foldedcnn.checkpoint import load_checkpoint, save_checkpoint
@@ -45,12 +46,16 @@ def _randomise_norms(net: nn.Module) -> None:
 
 @settings(max_examples=12, deadline=None)
 @given(fold=st.integers(2, 4), align=st.sampled_from([1, 8]),
-       name=st.sampled_from(["game-apex-squad-count", "game-sot-timer", "noscope-coral", "bn_cnn"]))
+       name=st.sampled_from(["game-apex-squad-count", "game-sot-timer", "noscope-coral", "bn_cnn", "mobilenetv2"]))
 def test_filled_blocks_compute_the_narrow_network_on_every_image(fold, align, name):
     torch.manual_seed(fold)
     if name == "bn_cnn":
         folded = fold_model(bn_cnn(), fold, torch.zeros(1, 3, 16, 16), align=align, source=SOURCE)
         original = bn_cnn()
+    elif name == "mobilenetv2":  # depthwise convs: filter by filter
+        original = make(name)
+        folded = fold_model(original, fold, torch.zeros(1, 3, 16, 16), align=align,
+                            source={"factory": "transform_models:make", "kwargs": {"name": name}})
     else:
         folded, original = FoldedModel.from_zoo(name, fold, align=align), create_model(name, 1)
     narrow = narrow_model(folded, trust_code=True)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 from torch import nn
-from transform_models import TinyMobileNetV2, TinyResNet18
+from transform_models import TinyMobileNetV2, TinyResNet18, ToyEverything
 
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.folded import FoldedModel
@@ -38,7 +38,7 @@ def pruned(original: nn.Module, folded: FoldedModel) -> nn.Module:
     net = copy.deepcopy(original)
     with torch.no_grad():
         for lp in plan.layers:
-            if lp.kind in ("conv", "linear"):
+            if lp.kind in ("conv", "linear") and lp.groups == 1:  # a depthwise filter reads only its own channel
                 kept = torch.cat([torch.isin(torch.arange(sizes[s]), keep[s]) for s in lp.in_spaces])
                 net.get_submodule(lp.name).weight[:, ~kept.repeat_interleave(lp.inner)] = 0.0
     return net
@@ -137,8 +137,31 @@ def test_batchnorm_on_flattened_features(width_mult):
     assert int(folded.network.norm.num_batches_tracked) == 50
 
 
+@pytest.mark.parametrize("width_mult,align", [(2.0, 1), (None, 8)])
+def test_depthwise_convs_warm_start_filter_by_filter(width_mult, align):
+    """MobileNetV2's depthwise convs: each kept channel's filter in its slot of every block. At width f every
+    channel is kept and the folded model is the original on every image; at sqrt(f), the pruned original."""
+    torch.manual_seed(0)
+    original = fold_model(TinyMobileNetV2(num_classes=5), 1, torch.randn(2, 3, 16, 16))
+    with torch.no_grad():
+        for m in original.modules():  # filters far from their initial scale: images' logits differ
+            if isinstance(m, nn.Conv2d):
+                m.weight.mul_(3.0)
+    original = trained_like(original)
+    folded = fold_model(TinyMobileNetV2(num_classes=5), 2, torch.randn(2, 3, 16, 16), width_mult=width_mult,
+                        align=align).eval()
+    warm_start(folded, original.network)
+    x = torch.randn(6, 3, 16, 16)
+    with torch.no_grad():
+        expected = FoldedModel(pruned(original.network, folded), ModelIdentity(1, (3, 16, 16), 5))(x)
+        assert expected.std(0).max() > 0.05  # images give different logits: any mixing would show
+        torch.testing.assert_close(folded(x), expected, atol=ATOL, rtol=0)
+        if width_mult == 2.0:
+            torch.testing.assert_close(folded(x), original(x), atol=ATOL, rtol=0)
+
+
 def test_refusals_name_the_problem_and_leave_the_model_untouched():
-    model = TinyMobileNetV2(num_classes=5)
+    model = ToyEverything(num_classes=5)  # a grouped conv and a depthwise one with two filters per channel
     folded = fold_model(model, 2, torch.randn(2, 3, 16, 16))
     before = {k: v.clone() for k, v in folded.network.state_dict().items()}
     with pytest.raises(FoldedCNNError, match="groups=.*from scratch"):

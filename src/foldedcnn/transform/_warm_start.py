@@ -11,9 +11,10 @@ images. Folded channels outside every block (F - f*k spares) keep their fresh in
 nothing reads them at first (the weights reading them start at zero), so they change no output
 until training makes those weights non-zero.
 
-With width_mult = f every channel is kept and the result equals `fill_block_diagonal`.
-Grouped and depthwise convs and GroupNorm are refused (their groups would cut through the
-blocks), before any weight is written.
+With width_mult = f every channel is kept and the result equals `fill_block_diagonal`. A depthwise
+conv (one filter per channel) copies each kept channel's filter into that channel's slot of every block.
+Grouped convs, depthwise ones with a channel multiplier and GroupNorm are refused (their groups would cut
+through the blocks), before any weight is written.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def plan_of(folded: FoldedModel, original: nn.Module) -> FoldPlan:
     return make_plan(a, folded.fold, ident.width_mult, ident.align, block_of=ident.block_of)
 
 
+def _depthwise(lp: LayerPlan) -> bool:
+    """A conv with one filter per channel, before and after folding (its channels are one space): each channel's
+    filter goes to that channel's slot in every image's block."""
+    return lp.kind == "conv" and lp.groups == lp.in_channels == lp.out_channels and \
+        lp.folded_groups == lp.folded_in == lp.folded_out
+
+
 def _shape(m: nn.Module) -> tuple[int, int, int]:
     """(inputs, outputs, groups) of a conv, Linear or norm layer as a LayerPlan counts them."""
     if isinstance(m, nn.Conv2d):
@@ -54,10 +62,11 @@ def check_layers(plan: FoldPlan, original: nn.Module, folded: FoldedModel) -> No
     """Raise FoldedCNNError unless every planned layer exists in both networks with the planned shapes,
     is one warm start can copy, and every hidden space keeps at least one channel per image."""
     for lp in plan.layers:
-        if lp.kind not in ("conv", "linear", "batchnorm") or lp.groups != 1:
+        if lp.kind not in ("conv", "linear", "batchnorm") or lp.groups != 1 and not _depthwise(lp):
             what = f"groups={lp.groups}" if lp.kind == "conv" else f"a {lp.kind}"
-            raise FoldedCNNError(f"layer {lp.name}: warm start needs dense convs, Linear and BatchNorm, this one has "
-                                 f"{what}; train the folded model from scratch (no --init-from)")
+            raise FoldedCNNError(f"layer {lp.name}: warm start needs dense or depthwise (one filter per channel) "
+                                 f"convs, Linear and BatchNorm, this one has {what}; train the folded model from "
+                                 "scratch (no --init-from)")
         for net, want, which in ((original, (lp.in_channels, lp.out_channels, lp.groups), "original"),
                                  (folded.network, (lp.folded_in, lp.folded_out, lp.folded_groups), "folded")):
             try:
@@ -91,7 +100,8 @@ def _channel_scores(plan: FoldPlan, original: nn.Module) -> dict[int, torch.Tens
             continue
         w = m.weight.detach().float()
         rows = w.flatten(1).norm(dim=1)
-        cols = w.transpose(0, 1).reshape(w.shape[1] // lp.inner, -1).norm(dim=1)  # per input channel
+        # per input channel; a depthwise filter reads the channel it writes
+        cols = rows if _depthwise(lp) else w.transpose(0, 1).reshape(w.shape[1] // lp.inner, -1).norm(dim=1)
         for sid, part in _split(lp.out_spaces, sizes, rows):
             write[sid] += part
         for sid, part in _split(lp.in_spaces, sizes, cols):
@@ -147,6 +157,12 @@ def copy_layer(lp: LayerPlan, src: nn.Module, dst: nn.Module, plan: FoldPlan, ke
         copy_norm(src, dst, *_axis(lp.out_spaces, plan, keep, lp.inner, src_sizes))
         return
     rows_src, rows_dst = _axis(lp.out_spaces, plan, keep, 1, src_sizes)
+    if _depthwise(lp):
+        for j in range(plan.fold):
+            dst.weight[rows_dst[j]] = src.weight[rows_src]
+            if dst.bias is not None:
+                dst.bias[rows_dst[j]] = src.bias[rows_src]
+        return
     cols_src, cols_dst = _axis(lp.in_spaces, plan, keep, lp.inner, src_sizes)
     block = src.weight[rows_src][:, cols_src]
     dst.weight[rows_dst.flatten()] = 0.0  # clears the weights between images' blocks
