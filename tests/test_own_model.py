@@ -50,6 +50,10 @@ class MnistExample(nn.Module):  # PyTorch's examples/mnist network, for 3 x 17 x
 
 def mnist_example(classes=2):
     return MnistExample(classes)
+
+def grouped(classes=2):  # GroupNorm: no warm start
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, classes))
 '''
 
 
@@ -201,6 +205,18 @@ def test_choose_a_module_factory_runs_only_the_code_named(spec, nets, tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "not from byom_nets:tiny(classes=3)" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_choose_trains_a_fold_warm_start_cannot_copy_from_scratch(spec, nets, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(nets)
+    assert main(["choose", spec, "--module", "byom_nets:grouped", "--module-kwargs", '{"classes": 3}', "--folds", "2",
+                 "--epochs", "1", "--batch", "24", "--backend", "torch", "--measure-batch", "8", "--max-drop", "100",
+                 "--out", str(tmp_path / "choose"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "f=2: no warm start (layer 1: warm start needs" in out and "a groupnorm" in out
+    assert "trained from scratch for 1 epochs, as f=1" in out
+    config = load_checkpoint(tmp_path / "choose" / "f2" / "best.safetensors", trust_code=True).meta["training"]
+    assert config["init_from"] is None and config["epochs"] == 1
 
 
 def test_module_mistakes_give_one_clear_error(nets, tmp_path, monkeypatch, capsys):

@@ -12,13 +12,16 @@ from ..errors import FoldedCNNError
 
 @dataclass(frozen=True)
 class Candidate:
-    """One fold of the model: test top-1 (%), end-to-end images/s on `backend`, and its checkpoint."""
+    """One fold of the model: test top-1 (%), end-to-end images/s on `backend`, its checkpoint, and how it was
+    trained ("scratch" or "warm start"; `note`: why a fold was trained from scratch)."""
 
     fold: int
     top1: float
     images_per_s: float
     backend: str
     checkpoint: Path
+    trained: str = "scratch"
+    note: str | None = None
 
 
 @dataclass(frozen=True)

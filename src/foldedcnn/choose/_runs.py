@@ -12,7 +12,7 @@ from ..checkpoint import CheckpointError, load_checkpoint, read_metadata
 from ..device import median_seconds
 from ..errors import FoldedCNNError
 from ..train import TrainConfig, evaluate, train_from_config
-from ..transform import ModelRef
+from ..transform import ModelRef, select_channels
 from ._frontier import Candidate, Choice, recommend
 from ._plot import plot_frontier
 
@@ -27,6 +27,17 @@ def _trusted(checkpoint: Path, ref: ModelRef) -> bool:
         raise CheckpointError(f"{checkpoint} was built from {recorded}, not from {ref.label} "
                               f"({ref.source}); choose into a new --out")
     return True
+
+
+def _warm_start_refusal(ref: ModelRef, fold: int) -> str | None:
+    """Why `ref` folded `fold` times cannot be warm-started from its f = 1 run (a GroupNorm, a grouped conv), or
+    None. `ref` carries the data's input shape."""
+    folded, original = ref.build(fold), ref.build(1).network
+    try:
+        select_channels(folded, original)
+    except FoldedCNNError as exc:
+        return str(exc)
+    return None
 
 
 def _throughput(checkpoint: Path, backend: str, device: str, batch: int, trust_code: bool) -> tuple[float, str]:
@@ -62,7 +73,8 @@ def choose_fold(
     ("pkg.module:function" or "path/file.py:function" returning the unfolded network, called with `model_kwargs`;
     its checkpoints under `out` are loaded running only that code).
 
-    f = 1 is trained from scratch for `epochs` (at `lr`, cosine); every other fold is warm-started from it and
+    f = 1 is trained from scratch for `epochs` (at `lr`, cosine); every other fold is warm-started from it (or,
+    where warm start cannot copy the model, e.g. a GroupNorm, trained from scratch as f = 1 is, with a note) and
     fine-tuned on the labels (the library's fine-tune defaults; no distillation toward an original trained this
     briefly, which held the CPU game tasks 3-15 points back: benchmarks/results/accuracy.md): its narrow network for
     `finetune_epochs` (default `epochs`), then the folded model for a quarter as many (at least 1), as in
@@ -79,23 +91,27 @@ def choose_fold(
     train_set, val_set, test_set = (load_data(data, split) for split in ("train", "val", "test"))
     original = out / "f1" / "best.safetensors"
     ref = ModelRef(model, kwargs=model_kwargs or {})
+    shaped = ModelRef(model, tuple(train_set.images.shape[1:]), model_kwargs or {})  # the data's images
     common = {"model": model, "model_kwargs": dict(ref.kwargs), "data": data, "batch": batch, "seed": seed,
               "fresh_data": fresh_data, "device": device, "progress": progress}
     candidates = []
     for fold in folds:
-        if fold == 1:
-            config = TrainConfig(fold=1, epochs=epochs, lr=lr, schedule="cosine", **common)
+        refusal = None if fold == 1 else _warm_start_refusal(shaped, fold)
+        if fold == 1 or refusal:
+            config = TrainConfig(fold=fold, epochs=epochs, lr=lr, schedule="cosine", **common)
         else:
             narrow = finetune_epochs or epochs
             config = TrainConfig(fold=fold, epochs=max(1, narrow // 4), narrow_epochs=narrow, init_from=str(original),
                                  **common)
-        trust = fold > 1 and _trusted(original, ref)  # the folds warm-start from the original
+        trust = config.init_from is not None and _trusted(original, ref)  # the folds warm-start from the original
         result = train_from_config(config, out / f"f{fold}", train_set=train_set, val_set=val_set, trust_code=trust)
         trust = _trusted(result.best_path, ref)
         best = load_checkpoint(result.best_path, device=device, trust_code=trust)
         top1 = evaluate(best.model, test_set.images, test_set.labels, best.normalization, device=device).top1
         images_per_s, used = _throughput(result.best_path, backend, device, measure_batch, trust)
-        candidates.append(Candidate(fold, round(top1, 2), round(images_per_s, 1), used, result.best_path))
+        note = f"no warm start ({refusal}): trained from scratch for {epochs} epochs, as f=1" if refusal else None
+        candidates.append(Candidate(fold, round(top1, 2), round(images_per_s, 1), used, result.best_path,
+                                    "warm start" if config.init_from else "scratch", note))
     choice = recommend(candidates, max_drop)
     plot_frontier(choice, out / "frontier.png", title=f"{model} on {data}")
     return choice

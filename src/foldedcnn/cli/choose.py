@@ -36,8 +36,11 @@ def run(args) -> int:
                          finetune_epochs=args.finetune_epochs, batch=args.batch, lr=args.lr,
                          fresh_data=args.fresh_data, seed=args.seed, out=args.out, device=args.device,
                          backend=args.backend, measure_batch=args.measure_batch, progress=not args.no_progress)
-    print(format_table(choice.rows(), ["fold", "top1", "drop", "images_per_s", "speedup", "backend", "frontier",
-                                       "recommended"]))
+    print(format_table(choice.rows(), ["fold", "top1", "drop", "images_per_s", "speedup", "backend", "trained",
+                                       "frontier", "recommended"]))
+    for c in choice.candidates:
+        if c.note:
+            print(f"f={c.fold}: {c.note}")
     rec = choice.recommended
     print(f"recommended: f={rec.fold} ({rec.top1:.2f}% test top-1, {rec.top1 - choice.reference.top1:+.2f} points "
           f"vs f=1; {rec.images_per_s:,.0f} images/s on {rec.backend}, within --max-drop {args.max_drop:g})")
