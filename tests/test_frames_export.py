@@ -62,6 +62,8 @@ def test_whole_frames_and_the_positive_ones_only(run_dir, tmp_path, capsys):
     assert main(["frames", str(run_dir), "--out", str(tmp_path / "pos"), "--which", "positive", "--no-progress"]) == 1
     assert "wrote 0 new of 0 positive frames" in capsys.readouterr().out.splitlines()[-1]  # all were uncertain
     assert _index(tmp_path / "pos" / "frames.csv") == []
+    assert main(["frames", str(run_dir), "--out", str(tmp_path / "sure"), "--which", "certain", "--no-progress"]) == 1
+    assert "wrote 0 new of 0 certain frames" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):

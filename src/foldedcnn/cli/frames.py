@@ -11,8 +11,9 @@ def register(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of `foldedcnn run` (holds summary.json)")
     p.add_argument("--out", required=True, help="folder for OUT/KEY/FRAME.jpg and OUT/frames.csv")
     p.add_argument("--which", choices=WHICH, default="uncertain",
-                   help="uncertain (default): the frames the cascade sends to the reference model; positive: the "
-                        "certain non-first-class frames; all")
+                   help="uncertain (default): the frames the cascade sends to the reference model; certain: the "
+                        "others (a multi-class model's labelled frames); positive: the certain non-first-class "
+                        "frames; all")
     p.add_argument("--crop", choices=CROPS, default="region",
                    help="region (default): the region the run labelled, at the video's resolution; frame: whole")
     p.add_argument("--format", choices=FORMATS, default="jpg", help="jpg (quality 95, default) or png")

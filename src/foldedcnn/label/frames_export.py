@@ -26,7 +26,7 @@ from ..errors import FoldedCNNError
 from ..fsio import atomic_path, atomic_write_text
 from ._labels_csv import FrameLabels, locate_video, read_labels
 
-WHICH = ("uncertain", "positive", "all")
+WHICH = ("uncertain", "certain", "positive", "all")
 CROPS = ("region", "frame")
 FORMATS = ("jpg", "png")
 INDEX_COLUMNS = ["image", "video", "region", "frame", "time_s", "label", "score", "uncertain"]
@@ -58,11 +58,11 @@ class _Output:
 
 
 def chosen(labels: FrameLabels, which: str) -> np.ndarray:
-    """Row indices of `labels` to export: "uncertain" (for the reference model), "positive" (certain, not the first
-    class) or "all"."""
+    """Row indices of `labels` to export: "uncertain" (for the reference model), "certain" (the rest: a HUD reader's
+    labelled frames), "positive" (certain, not the first class) or "all"."""
     if which not in WHICH:
         raise FoldedCNNError(f"which={which!r}: choose one of {', '.join(WHICH)}")
-    mask = {"uncertain": labels.uncertain, "positive": labels.positive}.get(which)
+    mask = {"uncertain": labels.uncertain, "certain": ~labels.uncertain, "positive": labels.positive}.get(which)
     return np.arange(labels.frame.size) if mask is None else np.flatnonzero(mask)
 
 
