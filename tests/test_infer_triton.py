@@ -9,6 +9,7 @@ every layer (~5e-4 relative each): 2e-2 of the logits' norm.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 
 import pytest
@@ -184,6 +185,20 @@ def test_unfusable_model_falls_back_to_torch_naming_the_reason(network, named):
         engine = Engine(model, backend="triton", device="cpu")
     assert engine.backend_name == "torch"
     assert named in engine.backend.fallback_reason
+    images = torch.rand(3, 3, 8, 8)
+    torch.testing.assert_close(engine.predict(images), torch_logits(model, images))
+
+
+def test_a_log_softmax_folded_per_image_is_never_dropped_by_the_kernels():
+    from foldedcnn import fold_model
+
+    network = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), *_head(8, 8), nn.LogSoftmax(dim=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the graph edit's warning
+        model = fold_model(network, 2, torch.randn(1, 3, 8, 8)).eval()
+    with pytest.warns(BackendFallbackWarning, match="backend 'triton' cannot run this model"):
+        engine = Engine(model, backend="triton", device="cpu")
+    assert "log_softmax_per_image" in engine.backend.fallback_reason
     images = torch.rand(3, 3, 8, 8)
     torch.testing.assert_close(engine.predict(images), torch_logits(model, images))
 
