@@ -151,8 +151,17 @@ class UserNet(nn.Module):
         return self.fc2(F.relu(self.fc1(self.drop(torch.flatten(x, 1)))))
 
 
-def test_fold_model_net_runs_fused():
-    folded = fold_model(UserNet(), 2, torch.randn(2, 3, 8, 8))
+class FunctionalNet(UserNet):
+    """UserNet written as PyTorch's examples write it: functional max-pool (stride and padding as keywords)."""
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 3, stride=2, padding=0)
+        return self.fc2(F.relu(self.fc1(self.drop(torch.flatten(x, 1)))))
+
+
+@pytest.mark.parametrize("network", [UserNet, FunctionalNet])
+def test_fold_model_net_runs_fused(network):
+    folded = fold_model(network(), 2, torch.randn(2, 3, 8, 8))
     engine = Engine(folded, backend="triton", device="cpu")
     assert engine.backend_name == "triton"
     images = torch.rand(3, 3, 8, 8)

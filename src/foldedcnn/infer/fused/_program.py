@@ -159,6 +159,8 @@ def _kind(node: fx.Node, network: nn.Module) -> tuple[str, nn.Module | None]:
         return ("skip" if type(m) in _SKIPPED_MODULES else "unsupported"), m
     if node.op == "call_function" and node.target in _RELU_FUNCTIONS:
         return "relu", None
+    if node.op == "call_function" and node.target is F.max_pool2d and (pool := _functional_pool(node)) is not None:
+        return "pool", pool
     if node.op == "call_method" and node.target in ("relu", "relu_"):
         return "relu", None
     flat_args = node.args[1:] + tuple(node.kwargs.values())
@@ -167,8 +169,18 @@ def _kind(node: fx.Node, network: nn.Module) -> tuple[str, nn.Module | None]:
     return "unsupported", None
 
 
+def _functional_pool(node: fx.Node) -> nn.MaxPool2d | None:
+    """F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices) as the module it equals,
+    when its arguments are constants (None otherwise)."""
+    names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+    given = {**dict(zip(names, node.args[1:], strict=False)), **node.kwargs}
+    if any(isinstance(v, fx.Node) for v in given.values()):
+        return None
+    return nn.MaxPool2d(**given)
+
+
 def _describe(node: fx.Node, module: nn.Module | None) -> str:
-    if module is not None:
+    if module is not None and node.op == "call_module":
         return f"layer {node.target!r} ({type(module).__name__})"
     return f"layer {node.name!r} ({getattr(node.target, '__name__', node.target)})"
 
