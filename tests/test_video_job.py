@@ -188,6 +188,17 @@ def test_a_folder_of_videos_is_labelled_video_by_video(clips, checkpoint, tmp_pa
     assert "is given twice" in capsys.readouterr().err
 
 
+def test_many_outputs_print_one_ok_line_and_every_failure(clips, checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("foldedcnn.cli.run.OK_LINES", 2)  # thousands of clips in practice
+    argv = [checkpoint, clips["short"], clips["long"], tmp_path / "missing.mp4", "--out", tmp_path / "out", "--roi",
+            *map(str, ROI)]
+    assert _run(argv) == 1
+    out = capsys.readouterr().out
+    assert "FAILED  " in out and "missing.mp4" in out and not any(line.startswith("ok      /") for line in
+                                                                      out.splitlines())
+    assert "ok      2 of 3 outputs: 337 frames" in out and "summary.json" in out
+
+
 def test_a_grey_model_is_refused_before_any_decoding(clips, tmp_path, capsys):
     from foldedcnn.transform import ModelRef
 

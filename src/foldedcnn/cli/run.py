@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+OK_LINES = 20  # outputs listed one by one; above, one line for those that finished (failures are always listed)
+
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="label every frame of videos with a checkpoint; resumable; --ray to scale out")
@@ -63,18 +65,25 @@ def run(args) -> int:
     else:
         summary = run_job(cfg)
     print(_cascade_line(summary))
+    quiet = len(summary.videos) > OK_LINES  # thousands of clips: their ok lines are in summary.json
     for v in summary.videos:
         name = v.video if v.region is None else f"{v.video} region {v.region} {tuple(v.roi)}"
         if v.truncated:
             print(f"TRUNCATED {name}: {v.error} -> {v.csv}")
         elif v.error:
             print(f"FAILED  {name}: {v.error}")
-        else:
+        elif not quiet:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
             print(f"ok      {name}: {v.frames} frames, {_counts(summary, v)}, {v.uncertain} uncertain"
                   f"{speed}, decoded on {v.decoder or 'cpu'} -> {v.csv}")
-        if v.note:
+        if v.note and not quiet:
             print(f"note    {name}: {v.note}")
+    if quiet:
+        ok = [v for v in summary.videos if not v.error]
+        noted = sum(1 for v in summary.videos if v.note)
+        print(f"ok      {len(ok):,} of {len(summary.videos):,} outputs: {sum(v.frames for v in ok):,} frames, "
+              f"{sum(v.uncertain for v in ok):,} uncertain"
+              + (f"; {noted:,} with a note" if noted else "") + " (each output's counts and notes: summary.json)")
     if summary.decoder_note:
         print(f"decoder {summary.decoder}: {summary.decoder_note}")
     decoders = f"{summary.workers} decoder processes" if summary.workers else "decoding in Ray tasks"
