@@ -163,3 +163,26 @@ def test_a_copied_run_folder_reports_its_own_csvs_and_a_missing_one_is_named(run
     (copy / "square.csv").unlink()
     assert main(["report", str(copy)]) == 0
     assert "Its CSV square.csv is missing from" in (copy / "report.html").read_text()
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.sampled_from(["ok", "failed", "truncated"])), max_size=40),
+       st.integers(0, 10))
+def test_a_report_shows_every_failure_and_the_most_uncertain_of_the_rest(outputs, limit):
+    from foldedcnn.label.report import shown_outputs
+
+    videos = [{"uncertain": n, "error": None if kind == "ok" else "x", "truncated": kind == "truncated"}
+              for n, kind in outputs]
+    shown = shown_outputs(videos, limit)
+    failed = [i for i, (_, kind) in enumerate(outputs) if kind == "failed"]
+    rest = [i for i in range(len(outputs)) if i not in failed]
+    assert shown == sorted(shown) and set(failed) <= set(shown)
+    picked = [i for i in shown if i not in failed]
+    assert len(picked) == min(limit, len(rest))
+    left = [i for i in rest if i not in picked]
+    assert all(videos[p]["uncertain"] >= videos[o]["uncertain"] for p in picked for o in left)
+
+
+def test_a_report_of_many_outputs_says_how_many_it_leaves_out(run_dir, tmp_path, capsys):
+    assert main(["report", str(run_dir), "--videos", "0", "--out", str(tmp_path / "r.html")]) == 0
+    assert "(videos: 1, 0 shown, embedded images: 0)" in capsys.readouterr().out
+    assert "1 more outputs with fewer uncertain frames are not shown (--videos 0)" in (tmp_path / "r.html").read_text()

@@ -9,12 +9,16 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="HTML file to write (default RUN_DIR/report.html)")
     p.add_argument("--thumbnails", type=int, default=12,
                    help="at most this many positive and this many uncertain frames per video (default 12)")
+    p.add_argument("--videos", type=int, default=50,
+                   help="show every failed video and this many others, those with the most uncertain frames "
+                        "(default 50; summary.json lists every one)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..label import write_report
 
-    report = write_report(args.run_dir, args.out, thumbnails=args.thumbnails)
-    print(f"wrote {report.path} (videos: {report.videos}, embedded images: {report.images})")
+    report = write_report(args.run_dir, args.out, thumbnails=args.thumbnails, videos=args.videos)
+    shown = "" if report.shown == report.videos else f", {report.shown} shown"
+    print(f"wrote {report.path} (videos: {report.videos}{shown}, embedded images: {report.images})")
     return 0

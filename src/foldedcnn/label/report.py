@@ -34,11 +34,13 @@ class ReportError(FoldedCNNError):
 
 @dataclass(frozen=True)
 class Report:
-    """The written page: its path, how many videos it shows and how many images it embeds."""
+    """The written page: its path, how many outputs (videos, or regions of them) the run has and how many the page
+    shows, and how many images it embeds."""
 
     path: Path
     videos: int
     images: int
+    shown: int
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -200,36 +202,53 @@ def _overview(videos: list[dict[str, Any]], multiclass: bool) -> str:
     return f'<table class="overview">{head}{"".join(rows)}</table>'
 
 
-def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, thumbnails: int = 12) -> Report:
+def shown_outputs(videos: list[dict[str, Any]], limit: int) -> list[int]:
+    """Which of a run's outputs a report shows, in run order: every failed one, and the `limit` with the most
+    uncertain frames (where a person has most to check; the first ones on a tie)."""
+    failed = [i for i, v in enumerate(videos) if v.get("error") and not v.get("truncated")]
+    done = sorted((i for i, v in enumerate(videos) if i not in set(failed)),
+                  key=lambda i: (-videos[i].get("uncertain", 0), i))
+    return sorted([*failed, *done[:limit]])
+
+
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, thumbnails: int = 12,
+                 videos: int = 50) -> Report:
     """Render RUN_DIR (the --out of `foldedcnn run`) as one HTML file, default RUN_DIR/report.html.
 
-    `thumbnails`: at most this many positive and this many uncertain frames per video, evenly spread.
+    `thumbnails`: at most this many positive and this many uncertain frames per video, evenly spread. `videos`: the
+    page shows every output the run failed on and this many of the others, those with the most uncertain frames
+    (a run of 100,000 clips would otherwise decode them all for one page); summary.json lists every output.
     """
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         raise ReportError(f"{run_dir} has no summary.json: pass the --out folder of a `foldedcnn run`")
-    if thumbnails < 0:
-        raise ReportError(f"--thumbnails must be >= 0, got {thumbnails}")
+    if thumbnails < 0 or videos < 0:
+        raise ReportError(f"--thumbnails and --videos must be >= 0, got {thumbnails} and {videos}")
     summary = json.loads(summary_path.read_text())
     lo, hi = summary.get("uncertain") or DEFAULT_UNCERTAIN  # a summary written before thresholds were recorded
     roi = tuple(summary["roi"]) if summary.get("roi") else None
+    shown = [summary["videos"][i] for i in shown_outputs(summary["videos"], videos)]
     sections, images = [], 0
-    for result in summary["videos"]:
+    for result in shown:
         text, count = _video_section(result, run_dir, roi, (lo, hi), thumbnails)
         sections.append(text)
         images += count
+    overview = _overview(shown, _multiclass(summary))
+    if left := len(summary["videos"]) - len(shown):
+        overview += (f'<p class="sub">{left:,} more outputs with fewer uncertain frames are not shown (--videos '
+                     f"{videos}); summary.json lists every one</p>")
     title = f"Frame labels: {html.escape(run_dir.name or str(run_dir))}"
     page = _PAGE.format(
         title=title, checkpoint=html.escape(summary["checkpoint"]), backend=html.escape(summary["backend"]),
         roi=", ".join(_region_text(r) for r in summary.get("regions") or [roi]) if roi else "checkpoint default",
-        cascade=_cascade_note(summary, lo, hi), overview=_overview(summary["videos"], _multiclass(summary)),
+        cascade=_cascade_note(summary, lo, hi), overview=overview,
         sections="\n".join(sections),
         positive=POSITIVE_COLOR, uncertain=UNCERTAIN_COLOR, labelled=LABEL_COLOR)
     path = Path(out) if out is not None else run_dir / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, page)
-    return Report(path, len(summary["videos"]), images)
+    return Report(path, len(summary["videos"]), images, len(shown))
 
 
 _PAGE = """<!doctype html>
