@@ -457,7 +457,11 @@ def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, t
     summary = json.loads((on_ray / "summary.json").read_text())
     wall = sum(v["frames"] for v in summary["videos"]) / summary["frames_per_s"]
     implied = [v["frames"] / v["end_to_end_fps"] for v in summary["videos"]]
-    assert max(implied) <= wall * 1.01 and max(implied) >= 0.5 * wall
+    # frames/s are rounded to 0.1: 37 frames in 9.4 s read 3.9 frames/s, i.e. 9.49 s; compare the bounds rounding
+    # allows (the shortest a video's time can be against the longest the job's can)
+    shortest = [v["frames"] / (v["end_to_end_fps"] + 0.05) for v in summary["videos"]]
+    assert max(shortest) <= sum(v["frames"] for v in summary["videos"]) / (summary["frames_per_s"] - 0.05)
+    assert max(implied) >= 0.5 * wall
     assert summary["backend"] == "torch on ray (1 actors)"
 
 
