@@ -20,6 +20,7 @@ def test_a_folder_gives_its_videos_at_any_depth_sorted_and_files_stay_as_given(t
     b, a, deep, upper = (_touch(cams / "b.mp4"), _touch(cams / "a.mkv"), _touch(cams / "north" / "2026" / "c.ts"),
                          _touch(cams / "D.MOV"))
     _touch(cams / "notes.txt"), _touch(cams / "thumbs" / "a.jpg")
+    _touch(cams / "._b.mp4"), _touch(cams / ".trash" / "old.mp4")  # macOS companions, hidden folders
     (cams / "empty-dir.mp4").mkdir()  # a folder named like a video is not one
     loose = tmp_path / "recording.bin"  # named on its own: labelled whatever its suffix, as before
     assert expand_videos([loose, cams]) == [loose, upper, a, b, deep]

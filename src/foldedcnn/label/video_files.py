@@ -17,13 +17,15 @@ VIDEO_SUFFIXES = frozenset({
 def expand_videos(paths: Sequence[Path]) -> list[Path]:
     """The videos to label, in order: each path that is not a folder as given (a missing or broken file is the
     job's to report), and for each folder the files under it, at any depth, whose suffix is in VIDEO_SUFFIXES,
-    sorted by path. A folder with none raises FoldedCNNError naming the suffixes."""
+    sorted by path; hidden ones (a name, or a folder on the way, starting with ".": macOS's "._clip.mp4"
+    companions on a camera's drive) are left out. A folder with none raises FoldedCNNError naming the suffixes."""
     videos: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             videos.append(path)
             continue
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not found:
             raise FoldedCNNError(f"no video under {path} (files ending in {' '.join(sorted(VIDEO_SUFFIXES))}); "
                                  "name other files one by one")
