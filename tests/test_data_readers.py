@@ -123,6 +123,8 @@ def test_image_folder(tmp_path):
             for i in range(n):
                 suffix = "jpg" if i % 2 else "png"
                 Image.new("RGB", (12, 10), colour).save(tmp_path / split / cls / f"{i}.{suffix}")
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()  # Jupyter's: not a class
+    (tmp_path / "train" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07")  # macOS's AppleDouble companion
     train = load_data(f"folder:{tmp_path}", "train")
     assert train.images.shape == (6, 3, 10, 12) and train.class_names == ["cat", "dog"]
     assert train.labels.tolist() == [0, 0, 0, 1, 1, 1]

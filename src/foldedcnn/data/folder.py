@@ -19,9 +19,10 @@ SPLITS = ("train", "val", "test")
 
 def load_folder(root: str | Path, class_names: list[str] | None = None,
                 size: tuple[int, int] | None = None) -> LabelledImages:
-    """Images under root/CLASS/ as uint8 (N, 3, H, W): all of one size, or each resized to `size` (H, W) (area
-    averaging where it shrinks, bilinear where it grows: data._region.resize_rgb); labels index `class_names`
-    (default: the sorted class folders of `root`), so splits that lack a class still agree on the others'."""
+    """Images under root/CLASS/ (hidden files and folders left out) as uint8 (N, 3, H, W): all of one size, or each
+    resized to `size` (H, W) (area averaging where it shrinks, bilinear where it grows: data._region.resize_rgb);
+    labels index `class_names` (default: the sorted class folders of `root`), so splits that lack a class still
+    agree on the others'."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
@@ -36,7 +37,7 @@ def load_folder(root: str | Path, class_names: list[str] | None = None,
     arrays, labels = [], []
     for label, name in enumerate(names):
         for file in sorted((root / name).glob("*")) if (root / name).is_dir() else []:
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
+            if file.suffix.lower() not in IMAGE_SUFFIXES or file.name.startswith("."):  # macOS's ._img.png
                 continue
             try:
                 with Image.open(file) as im:
@@ -75,7 +76,8 @@ def load_split_folder(root: str | Path, split: str, classes: Sequence[str] | Non
 
 
 def _class_folders(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.is_dir())
+    """The class folders of `root`: its subfolders but hidden ones (Jupyter's .ipynb_checkpoints, say)."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def export_folder(data: LabelledImages, root: str | Path) -> Path:
