@@ -51,7 +51,7 @@ def test_default_batch_follows_the_engine_device(clips, checkpoint, tmp_path):
     assert json.loads((tmp_path / ".parts" / "short" / "config.json").read_text())["batch"] == 128
 
 
-def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path):
+def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path, capsys):
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--batch", "8", "--chunk-frames", "16"]) == 0
     head, rows = _rows(tmp_path / "short.csv")
     assert head == ["frame", "time_s", "p_absent", "p_present", "score", "label", "uncertain"]
@@ -73,6 +73,8 @@ def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path):
     assert summary["frames_per_s"] <= video["end_to_end_fps"] <= 1.25 * summary["frames_per_s"]
     # chunks merged, the fingerprint kept
     assert [p.name for p in (tmp_path / ".parts" / "short").iterdir()] == ["config.json"]
+    assert _run([checkpoint, clips["short"], "--out", tmp_path, "--batch", "8", "--chunk-frames", "16"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("nothing left to label: every output was done before)")
 
 
 def test_class_names_with_commas_are_quoted(clips, tmp_path):

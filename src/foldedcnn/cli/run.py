@@ -87,7 +87,9 @@ def run(args) -> int:
     if summary.decoder_note:
         print(f"decoder {summary.decoder}: {summary.decoder_note}")
     decoders = f"{summary.workers} decoder processes" if summary.workers else "decoding in Ray tasks"
-    speed = f"{summary.frames_per_s} frames/s in all" if summary.frames_per_s else "no frame labelled"
+    done_before = summary.videos and not summary.failed and not summary.frames_per_s  # a rerun of a finished job
+    speed = (f"{summary.frames_per_s} frames/s in all" if summary.frames_per_s else
+             "nothing left to label: every output was done before" if done_before else "no frame labelled")
     print(f"summary: {args.out / 'summary.json'} (backend {summary.backend}, decoder {summary.decoder}, "
           f"{decoders}, {speed})")
     return 1 if summary.failed else 0
