@@ -9,11 +9,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from ..data.video import check_roi, index_video, probe_video
+from ..data.video import check_roi
 from ..errors import FoldedCNNError
-from ..fsio import file_fingerprint
 from ._chunk_store import ChunkStore, VideoRows
 from ._frame_labels import header
 from ._nvdec import DECODER_PROGRAM
@@ -21,8 +20,6 @@ from ._survey import Unreadable
 
 if TYPE_CHECKING:
     from .job import JobConfig
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -87,19 +84,16 @@ class JobVideo:
         self.started: float | None = None  # the job's start, set by the job: end-to-end frames/s count from it
         self.finished = False
 
-    def plan(self, cfg: JobConfig, decoder_for: Callable[[str], tuple[str, str | None]],
-             probed: dict | None = None) -> None:
+    def plan(self, cfg: JobConfig, decoder_for: Callable[[str], tuple[str, str | None]], probed: dict) -> None:
         """Choose the video's decoder (`decoder_for(codec)`: "cpu" or "gpu" and a note), check the output's
         fingerprint and the region, and find the chunks already done (raises FoldedCNNError); a video already
-        done is only counted, the others go on to plan_rows(). `probed`: what the other regions of the video
-        found (its probe, content fingerprint and index; _survey's), shared so a video is read once for all."""
-        probed = {} if probed is None else probed
-        info = _once(probed, "info", lambda: probe_video(self.path))
+        done is only counted, the others go on to plan_rows(). `probed`: what _survey read of the video once for
+        all its regions (probe_and_fingerprint's "info" and "content")."""
+        info = _surveyed(probed, "info")
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
         decoder, note = decoder_for(info.codec)
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
-        # a new recording at the same path
-        self.store.config["video_content"] = _once(probed, "content", lambda: file_fingerprint(self.path))
+        self.store.config["video_content"] = _surveyed(probed, "content")  # a new recording at the same path
         done = self.store.open(cfg.overwrite)
         if self.store.done:
             self.count()
@@ -114,10 +108,10 @@ class JobVideo:
             self.result.note = "; ".join(n for n in (note, moved) if n)
         self.done = done
 
-    def plan_rows(self, cfg: JobConfig, probed: dict | None = None) -> None:
-        """After plan(), for a video not finished: index it (or take its index from `probed`) and count the rows
-        still to label (raises FoldedCNNError)."""
-        self.index = _once({} if probed is None else probed, "index", lambda: index_video(self.path))
+    def plan_rows(self, cfg: JobConfig, probed: dict) -> None:
+        """After plan(), for a video not finished: take its keyframe index from `probed` ("index", _survey's) and
+        count the rows still to label (raises FoldedCNNError)."""
+        self.index = _surveyed(probed, "index")
         self.rows = VideoRows(self.store, self.done, -(-self.index.frames // cfg.stride))
         self.result.resumed_at_frame = len(self.done) * cfg.chunk_frames
 
@@ -174,13 +168,11 @@ def by_video(outputs: list[JobVideo]) -> list[list[JobVideo]]:
     return list(groups.values())
 
 
-def _once(cache: dict, key: str, make: Callable[[], T]) -> T:
-    """cache[key], made once; an Unreadable found there (by _survey) raises its error."""
-    if key not in cache:
-        cache[key] = make()
-    if isinstance(cache[key], Unreadable):
-        cache[key].raise_()
-    return cache[key]
+def _surveyed(probed: dict, key: str) -> Any:
+    """What _survey read of a video under `key`; an Unreadable raises its error (FoldedCNNError)."""
+    if isinstance(probed[key], Unreadable):
+        probed[key].raise_()
+    return probed[key]
 
 
 def check_complete(result: VideoResult) -> VideoResult:
