@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..data.video import check_roi
 from ..errors import FoldedCNNError
@@ -20,6 +20,8 @@ from ._survey import Unreadable
 
 if TYPE_CHECKING:
     from .job import JobConfig
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -160,9 +162,10 @@ class JobVideo:
         check_complete(self.result)
 
 
-def by_video(outputs: list[JobVideo]) -> list[list[JobVideo]]:
-    """The job's outputs grouped by video file (its regions), in order."""
-    groups: dict[Path, list[JobVideo]] = {}
+def by_video(outputs: Sequence[T]) -> list[list[T]]:
+    """Outputs (a job's JobVideos, or anything with its video's `.path`) grouped by video file (its regions), in
+    order."""
+    groups: dict[Path, list[T]] = {}
     for v in outputs:
         groups.setdefault(v.path, []).append(v)
     return list(groups.values())

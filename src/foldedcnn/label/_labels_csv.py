@@ -1,14 +1,17 @@
-"""A `foldedcnn run` CSV read back as arrays, and where a run's video is, for the report and the frames export."""
+"""A `foldedcnn run` folder read back: its summary.json, its CSVs as arrays and where its videos are, for the
+report and the frames export."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import FoldedCNNError
 from ._frame_labels import is_multiclass
 
 
@@ -51,3 +54,16 @@ def locate_video(recorded: str, run_dir: Path) -> Path:
     name beside the run's files (a run folder copied with its videos)."""
     path = Path(recorded)
     return path if path.exists() or not (run_dir / path.name).exists() else run_dir / path.name
+
+
+def read_run_summary(run_dir: Path, error: type[FoldedCNNError] = FoldedCNNError) -> dict:
+    """RUN_DIR's summary.json (RUN_DIR: the --out of `foldedcnn run`); `error` naming the fix when it has none."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise error(f"{run_dir} has no summary.json: pass the --out folder of a `foldedcnn run`")
+    return json.loads(path.read_text())
+
+
+def run_csv(run_dir: Path, result: dict) -> Path:
+    """Where an output's CSV is: beside summary.json, where a run writes it (a copied run folder too)."""
+    return run_dir / Path(result["csv"]).name

@@ -9,9 +9,6 @@ converted. A rerun skips the images already written, so an interrupted export re
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,8 +20,10 @@ from tqdm import tqdm
 from ..data._region import full_rgb, region_rgb
 from ..data.video import decoded_frames_at
 from ..errors import FoldedCNNError
-from ..fsio import atomic_path, atomic_write_text
-from ._labels_csv import FrameLabels, locate_video, read_labels
+from ..fsio import atomic_path
+from ._chunk_store import csv_lines, write_csv
+from ._job_video import by_video
+from ._labels_csv import FrameLabels, locate_video, read_labels, read_run_summary, run_csv
 
 WHICH = ("uncertain", "certain", "positive", "all")
 CROPS = ("region", "frame")
@@ -50,7 +49,7 @@ class _Output:
     """One CSV of the run (a video, or one region of it) and the rows chosen from it."""
 
     key: str
-    video: Path
+    path: Path  # the video
     region: int | None
     roi: tuple[int, int, int, int] | None
     labels: FrameLabels
@@ -76,15 +75,12 @@ def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: 
     if crop not in CROPS or image_format not in FORMATS:
         raise FoldedCNNError(f"crop={crop!r}, format={image_format!r}: choose crop from {', '.join(CROPS)} and format "
                              f"from {', '.join(FORMATS)}")
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise FoldedCNNError(f"{run_dir} has no summary.json: pass the --out folder of a `foldedcnn run`")
-    summary = json.loads(summary_path.read_text())
+    summary = read_run_summary(run_dir)
     result = FramesExport(out, out / "frames.csv")
     outputs = []
     for video in summary["videos"]:
         name = video["video"] if video.get("region") is None else f"{video['video']} region {video['region']}"
-        csv_path = run_dir / Path(video["csv"]).name  # a run writes its CSVs beside summary.json
+        csv_path = run_csv(run_dir, video)
         if video.get("error"):
             result.failed.append(f"{name}: the run failed on it ({video['error']})")
         elif not csv_path.is_file():
@@ -96,7 +92,8 @@ def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: 
                                    labels, chosen(labels, which)))
     lines = []
     with tqdm(total=sum(o.rows.size for o in outputs), unit="frame", disable=not progress, dynamic_ncols=True) as bar:
-        for video, group in _by_video(outputs):
+        for group in by_video(outputs):
+            video = group[0].path
             try:
                 for line, new in _export_video(video, group, out, crop, image_format):
                     lines.append(line)
@@ -107,17 +104,8 @@ def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: 
             result.outputs += len(group)
     result.images = len(lines)
     out.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows([INDEX_COLUMNS, *lines])
-    atomic_write_text(result.index, buf.getvalue())
+    write_csv(result.index, INDEX_COLUMNS, csv_lines(lines))
     return result
-
-
-def _by_video(outputs: list[_Output]) -> list[tuple[Path, list[_Output]]]:
-    groups: dict[Path, list[_Output]] = {}
-    for o in outputs:
-        groups.setdefault(o.video, []).append(o)
-    return list(groups.items())
 
 
 def _export_video(video: Path, group: list[_Output], out: Path, crop: str, image_format: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
 from ._frame_labels import is_multiclass
-from ._labels_csv import FrameLabels, locate_video, read_labels
+from ._labels_csv import FrameLabels, locate_video, read_labels, read_run_summary, run_csv
 from ._report_images import LABEL_COLOR, POSITIVE_COLOR, UNCERTAIN_COLOR, thumbnail_jpeg, timeline_png
 from .job import DEFAULT_UNCERTAIN
 
@@ -142,7 +141,7 @@ def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit
     if result.get("error"):
         return (f'<section class="video failed"><h2>{name}</h2><p class="error">Failed: '
                 f'{html.escape(result["error"])}</p></section>', 0)
-    csv_path = run_dir / Path(result["csv"]).name  # a run writes its CSVs beside summary.json (a copied folder too)
+    csv_path = run_csv(run_dir, result)
     if not csv_path.is_file():
         return (f'<section class="video failed"><h2>{name}</h2><p class="error">Its CSV {html.escape(csv_path.name)} '
                 f'is missing from {html.escape(str(run_dir))}: rerun the same `foldedcnn run` to write it '
@@ -205,9 +204,8 @@ def _overview(videos: list[dict[str, Any]], multiclass: bool) -> str:
 def shown_outputs(videos: list[dict[str, Any]], limit: int) -> list[int]:
     """Which of a run's outputs a report shows, in run order: every failed one, and the `limit` with the most
     uncertain frames (where a person has most to check; the first ones on a tie)."""
-    failed = [i for i, v in enumerate(videos) if v.get("error") and not v.get("truncated")]
-    done = sorted((i for i, v in enumerate(videos) if i not in set(failed)),
-                  key=lambda i: (-videos[i].get("uncertain", 0), i))
+    failed = {i for i, v in enumerate(videos) if v.get("error") and not v.get("truncated")}
+    done = sorted((i for i in range(len(videos)) if i not in failed), key=lambda i: (-videos[i].get("uncertain", 0), i))
     return sorted([*failed, *done[:limit]])
 
 
@@ -220,12 +218,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     (a run of 100,000 clips would otherwise decode them all for one page); summary.json lists every output.
     """
     run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise ReportError(f"{run_dir} has no summary.json: pass the --out folder of a `foldedcnn run`")
+    summary = read_run_summary(run_dir, ReportError)
     if thumbnails < 0 or videos < 0:
         raise ReportError(f"--thumbnails and --videos must be >= 0, got {thumbnails} and {videos}")
-    summary = json.loads(summary_path.read_text())
     lo, hi = summary.get("uncertain") or DEFAULT_UNCERTAIN  # a summary written before thresholds were recorded
     roi = tuple(summary["roi"]) if summary.get("roi") else None
     shown = [summary["videos"][i] for i in shown_outputs(summary["videos"], videos)]
