@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_metadata
 from ..device import median_seconds
@@ -29,10 +30,10 @@ def _trusted(checkpoint: Path, ref: ModelRef) -> bool:
     return True
 
 
-def _warm_start_refusal(ref: ModelRef, fold: int) -> str | None:
-    """Why `ref` folded `fold` times cannot be warm-started from its f = 1 run (a GroupNorm, a grouped conv), or
-    None. `ref` carries the data's input shape."""
-    folded, original = ref.build(fold), ref.build(1).network
+def _warm_start_refusal(ref: ModelRef, fold: int, original: nn.Module) -> str | None:
+    """Why `ref` folded `fold` times cannot be warm-started from `original`, its unfolded network (a GroupNorm, a
+    grouped conv), or None."""
+    folded = ref.build(fold)
     try:
         select_channels(folded, original)
     except FoldedCNNError as exc:
@@ -90,13 +91,13 @@ def choose_fold(
     out = Path(out)
     train_set, val_set, test_set = (load_data(data, split) for split in ("train", "val", "test"))
     original = out / "f1" / "best.safetensors"
-    ref = ModelRef(model, kwargs=model_kwargs or {})
-    shaped = ModelRef(model, tuple(train_set.images.shape[1:]), model_kwargs or {})  # the data's images
+    ref = ModelRef(model, tuple(train_set.images.shape[1:]), model_kwargs or {})  # the data's images
+    unfolded = ref.build(1).network if max(folds) > 1 else None  # what the folds would be warm-started from
     common = {"model": model, "model_kwargs": dict(ref.kwargs), "data": data, "batch": batch, "seed": seed,
               "fresh_data": fresh_data, "device": device, "progress": progress}
     candidates = []
     for fold in folds:
-        refusal = None if fold == 1 else _warm_start_refusal(shaped, fold)
+        refusal = None if fold == 1 else _warm_start_refusal(ref, fold, unfolded)
         if fold == 1 or refusal:
             config = TrainConfig(fold=fold, epochs=epochs, lr=lr, schedule="cosine", **common)
         else:
