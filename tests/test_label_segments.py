@@ -78,7 +78,7 @@ def test_a_misleading_index_falls_back_to_decoding_from_the_start(clip):
 
 
 def test_chunks_are_stored_whole_whatever_order_batches_arrive_in(tmp_path):
-    rows = [[i, f"r{i}"] for i in range(23)]
+    rows = [f"{i},r{i}\n" for i in range(23)]
     store = ChunkStore(tmp_path, "v", ["frame", "x"], 8, {})
     video = VideoRows(store, store.open(), 23)
     order = np.random.default_rng(0).permutation(range(0, 23, 4))
@@ -93,7 +93,7 @@ def test_chunks_are_stored_whole_whatever_order_batches_arrive_in(tmp_path):
 def test_the_fingerprint_is_recorded_with_the_first_output_and_then_checked(tmp_path):
     store = ChunkStore(tmp_path, "v", ["frame"], 4, {"stride": 1})
     assert store.open() == set() and not (tmp_path / ".parts").exists()  # planning many videos writes nothing
-    store.write_chunk(0, [[0], [1], [2], [3]])
+    store.write_chunk(0, ["0\n", "1\n", "2\n", "3\n"])
     assert json.loads((tmp_path / ".parts" / "v" / "config.json").read_text())["stride"] == 1
     assert ChunkStore(tmp_path, "v", ["frame"], 4, {"stride": 1}).open() == {0}
     with pytest.raises(FoldedCNNError, match=r"made with other settings \(stride\)"):
@@ -108,8 +108,8 @@ def test_the_fingerprint_is_recorded_with_the_first_output_and_then_checked(tmp_
 def test_the_end_a_decoder_reports_fixes_the_row_count(tmp_path):
     store = ChunkStore(tmp_path, "v", ["frame"], 4, {})
     video = VideoRows(store, store.open(), 12)  # the index promised 12 rows; the stream holds 6
-    video.add(0, [[0], [1], [2], [3]])
-    video.add(4, [[4], [5]])
+    video.add(0, ["0\n", "1\n", "2\n", "3\n"])
+    video.add(4, ["4\n", "5\n"])
     assert not video.complete
     video.ended_at(6)
     assert video.complete and video.chunks == 2

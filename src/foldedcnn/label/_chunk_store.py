@@ -128,14 +128,15 @@ class ChunkStore:
             self.parts.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.parts / "config.json", json.dumps(config, indent=2, sort_keys=True))
 
-    def write_chunk(self, first_row: int, rows: Sequence[Sequence[object]]) -> None:
-        """Store rows [first_row, first_row + len(rows)); first_row must start a chunk."""
-        if first_row % self.chunk_rows or len(rows) > self.chunk_rows:
-            raise ValueError(f"rows {first_row}+{len(rows)} do not form chunk of {self.chunk_rows}")
+    def write_chunk(self, first_row: int, lines: Sequence[str]) -> None:
+        """Store rows [first_row, first_row + len(lines)), CSV lines each ending in a newline; first_row must start
+        a chunk."""
+        if first_row % self.chunk_rows or len(lines) > self.chunk_rows:
+            raise ValueError(f"rows {first_row}+{len(lines)} do not form chunk of {self.chunk_rows}")
         path = self._chunk_path(first_row // self.chunk_rows)
         self._record_before_output()
         with writing(path):
-            atomic_write_text(path, csv_lines(rows))
+            atomic_write_text(path, "".join(lines))
 
     def finish(self, chunks: int) -> Path:
         """Concatenate chunks [0, chunks) into the final CSV (atomically) and remove them; the fingerprint stays."""
@@ -150,7 +151,8 @@ class ChunkStore:
 
 
 class VideoRows:
-    """One video's output rows arriving batch by batch in any order; each chunk is stored once it is whole.
+    """One video's output rows (CSV lines) arriving batch by batch in any order; each chunk is stored once it is
+    whole.
 
     `rows` is the row count the plan expects (the demuxed frame count / stride); a decoder that reaches
     the end of the video reports where it ended (`ended_at`), which fixes the count. The video is
@@ -159,14 +161,14 @@ class VideoRows:
 
     def __init__(self, store: ChunkStore, done: set[int], rows: int) -> None:
         self.store, self.done, self.rows = store, set(done), rows
-        self._pending: dict[int, dict[int, list]] = {}  # chunk -> first row of a batch -> its rows
+        self._pending: dict[int, dict[int, list[str]]] = {}  # chunk -> first row of a batch -> its lines
         self._ended = False
 
-    def add(self, first_row: int, rows: Sequence[Sequence[object]]) -> None:
-        """Rows [first_row, first_row + len(rows)) of one batch (a batch never spans two chunks)."""
+    def add(self, first_row: int, lines: Sequence[str]) -> None:
+        """Rows [first_row, first_row + len(lines)) of one batch, CSV lines (a batch never spans two chunks)."""
         chunk = first_row // self.store.chunk_rows
         if chunk not in self.done:
-            self._pending.setdefault(chunk, {})[first_row] = list(rows)
+            self._pending.setdefault(chunk, {})[first_row] = list(lines)
             self._store_if_whole(chunk)
 
     def ended_at(self, row: int) -> None:

@@ -8,12 +8,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..data.video import check_roi
 from ..errors import FoldedCNNError
-from ._chunk_store import ChunkStore, VideoRows
+from ._chunk_store import ChunkStore, VideoRows, csv_lines
 from ._frame_labels import header
 from ._nvdec import DECODER_PROGRAM
 from ._survey import Unreadable
@@ -49,16 +50,18 @@ class VideoResult:
 
 def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, int, dict[str, int]]:
     """(frames, positives, uncertain, frames per label, most frequent first) of a finished CSV; positive = any
-    label but the first class."""
-    frames = unsure = 0
-    labels: Counter[str] = Counter()
+    label but the first class. Only the last two fields of each line are split off, unless a class name is
+    quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting them."""
     with open(csv_path, newline="") as f:
-        rows = csv.reader(f)
-        next(rows)
-        for *_, label, flag in rows:
-            frames += 1
-            labels[label] += 1
-            unsure += flag == "1"
+        if all(csv_lines([[c]]) == f"{c}\n" for c in class_names):
+            tails = [line.rsplit(",", 2)[1:] for line in islice(f, 1, None)]
+        else:
+            rows = csv.reader(f)
+            next(rows)
+            tails = [row[-2:] for row in rows]
+    labels = Counter(label for label, _ in tails)
+    unsure = sum(flag.startswith("1") for _, flag in tails)
+    frames = len(tails)
     return frames, frames - labels[class_names[0]], unsure, dict(labels.most_common())
 
 
@@ -117,10 +120,10 @@ class JobVideo:
         self.rows = VideoRows(self.store, self.done, -(-self.index.frames // cfg.stride))
         self.result.resumed_at_frame = len(self.done) * cfg.chunk_frames
 
-    def add(self, first_row: int, rows: list[list[object]]) -> None:
-        """Rows of one labelled batch starting at output row `first_row`."""
-        self.frames += len(rows)
-        self.rows.add(first_row, rows)
+    def add(self, first_row: int, lines: list[str]) -> None:
+        """CSV lines of one labelled batch starting at output row `first_row` (_frame_labels.csv_lines_for)."""
+        self.frames += len(lines)
+        self.rows.add(first_row, lines)
 
     def segment_finished(self, end_row: int, reached_end: bool, error: str | None, decode_s: float) -> None:
         """A decoder finished one of this video's segments (batches of it may still be on their way)."""

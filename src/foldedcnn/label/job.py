@@ -34,7 +34,7 @@ from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
 from ._chunk_store import writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask, start_decoder_server
-from ._frame_labels import is_multiclass, rows_for
+from ._frame_labels import csv_lines_for, is_multiclass
 from ._job_video import JobVideo, VideoResult, by_video
 from ._nvdec import NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
 from ._output_dir import exclusive_output
@@ -378,7 +378,7 @@ def _label_batch(engine, outputs: list[JobVideo], batch, class_names: Sequence[s
             tm = time.perf_counter()
             logits = engine.predict(region_images(batch.images, r))
             video.model_s += time.perf_counter() - tm
-            video.add(batch.first, rows_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
+            video.add(batch.first, csv_lines_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
             labelled += len(batch.index)
     return labelled
 

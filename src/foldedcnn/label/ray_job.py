@@ -68,7 +68,7 @@ class _EngineActor:
         self.uncertain = tuple(uncertain)
 
     def __call__(self, rows: dict) -> dict:
-        from ._frame_labels import rows_for
+        from ._frame_labels import csv_lines_for
 
         _, h, w = self.meta["input_shape"]
         out = []
@@ -80,9 +80,9 @@ class _EngineActor:
             images = np.frombuffer(rows["images"][i], dtype=np.uint8).reshape(n, -1, h, w)  # (n, 3R, h, w)
             index = np.frombuffer(rows["index"][i], dtype=np.int64)
             time_s = np.frombuffer(rows["time_s"][i], dtype=np.float64)
-            out.append([rows_for(index, time_s, self.engine.predict(region_images(images, r)),
+            out.append([csv_lines_for(index, time_s, self.engine.predict(region_images(images, r)),
                                  self.meta["class_names"], self.uncertain) for r in range(regions_in(images))])
-        column = np.empty(len(out), dtype=object)  # one list of CSV rows per item, never a 2-D array
+        column = np.empty(len(out), dtype=object)  # per item one list of CSV lines per region, never a 2-D array
         for i, r in enumerate(out):
             column[i] = r
         keep = ("outputs", "first", "end", "reached_end", "error", "decode_s")

@@ -1,0 +1,59 @@
+"""The video job's CSV lines (label._frame_labels.csv_lines_for) are what csv.writer writes for the rows of Python's
+own formatting, for any logits, class names and times: their numbers are formatted as one array for speed."""
+
+import csv
+import io
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from foldedcnn.label._frame_labels import cascade, csv_lines_for, probabilities
+
+
+def _reference(index, time_s, logits, class_names, uncertain) -> str:
+    """The rows as the job wrote them before csv_lines_for: each number by Python's format, the rows by csv.writer."""
+    probs = probabilities(logits)
+    score, label, unsure = cascade(probs, uncertain)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(
+        [i, f"{t:.6f}", *(f"{p:.6f}" for p in pr), f"{s:.6f}", class_names[k], int(u)]
+        for i, t, pr, s, k, u in zip(index.tolist(), time_s.tolist(), probs.tolist(), score.tolist(), label.tolist(),
+                                     unsure.tolist(), strict=True))
+    return buf.getvalue()
+
+
+@st.composite
+def _batches(draw):
+    b, k = draw(st.integers(1, 24)), draw(st.integers(2, 120))
+    # logits up to +-100: softmax outputs of exactly 0 and 1 as well as every rounding in between
+    logits = draw(hnp.arrays(np.float32, (b, k), elements=st.floats(-100, 100, width=32)))
+    names = draw(st.lists(st.text(min_size=1, max_size=6), min_size=k, max_size=k))
+    first = draw(st.integers(0, 10**9))
+    time_s = draw(hnp.arrays(np.float64, (b,), elements=st.floats(0, 1e6)))
+    lo = draw(st.floats(0, 1))
+    return np.arange(first, first + b), time_s, torch.from_numpy(logits), names, (lo, draw(st.floats(lo, 1)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_batches())
+def test_the_lines_are_those_of_pythons_formatting_and_csv_writer(batch):
+    lines = csv_lines_for(*batch)
+    assert len(lines) == len(batch[0]) and all(line.endswith("\n") for line in lines)
+    assert "".join(lines) == _reference(*batch)
+
+
+def test_a_model_gone_wrong_writes_nan_as_python_does():
+    logits = torch.tensor([[0.0, float("nan")], [1.0, 2.0]])
+    batch = np.arange(2), np.array([0.0, 0.1]), logits, ["no", "ye\ns"], (0.2, 0.8)  # a name quoted over two lines
+    lines = csv_lines_for(*batch)
+    assert lines[0] == "0,0.000000,nan,nan,nan,no,0\n" and len(lines) == 2 and "".join(lines) == _reference(*batch)
+
+
+def test_a_class_name_with_a_comma_or_quote_is_quoted():
+    batch = np.arange(3), np.zeros(3), torch.tensor([[9.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 9.0]]), \
+        ["a,b", 'say "hi"', "plain"], (0.0, 0.5)
+    labels = [next(csv.reader([line]))[-2] for line in csv_lines_for(*batch)]
+    assert labels == ["a,b", 'say "hi"', "plain"]
