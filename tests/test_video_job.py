@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from video_clips import write_empty_clip, write_size_switch_clip, write_square_clip
+from video_clips import write_empty_clip, write_raw_stream_clip, write_size_switch_clip, write_square_clip
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.cli import main
@@ -75,6 +75,19 @@ def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path, capsys):
     assert [p.name for p in (tmp_path / ".parts" / "short").iterdir()] == ["config.json"]
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--batch", "8", "--chunk-frames", "16"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("nothing left to label: every output was done before)")
+
+
+def test_a_raw_stream_without_timestamps_gets_times_from_its_frame_rate(checkpoint, tmp_path):
+    """A camera's raw .h264 dump has no timestamps: each frame's time is its number over the frame rate (it was
+    0 for every frame), the same with the video split among decoders."""
+    clip = write_raw_stream_clip(tmp_path / "camera.h264", 60)
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        assert _run([checkpoint, clip, "--out", out, "--batch", "8", "--chunk-frames", "16", "--workers", workers]) == 0
+        _, rows = _rows(out / "camera.csv")
+        assert [int(r[0]) for r in rows] == list(range(60))
+        assert [r[1] for r in rows] == [f"{i / 25:.6f}" for i in range(60)]
+    assert (tmp_path / "out1" / "camera.csv").read_text() == (tmp_path / "out2" / "camera.csv").read_text()
 
 
 def test_class_names_with_commas_are_quoted(clips, tmp_path):

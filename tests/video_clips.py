@@ -29,6 +29,24 @@ def write_square_clip(path: Path, frames: int, width: int = 96, height: int = 64
     return path
 
 
+def write_raw_stream_clip(path: Path, frames: int, width: int = 96, height: int = 64) -> Path:
+    """A raw H.264 elementary stream (.h264, as cameras dump them) of the moving square at 25 frames/s: its frames
+    carry no timestamps, and it has B-frames."""
+    with av.open(str(path), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"g": "25", "bf": "2", "preset": "ultrafast", "tune": "zerolatency"}
+        for i in range(frames):
+            img = np.full((height, width, 3), 20, np.uint8)
+            x = square_x(i, width)
+            img[24:40, x:x + 16] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def write_empty_clip(path: Path, width: int = 96, height: int = 64) -> Path:
     """A valid container whose video stream has no frames."""
     with av.open(str(path), "w") as out:

@@ -194,12 +194,20 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                     raise VideoError(f"{path}: the frame size changes from {width}x{height} to {frame.width}x"
                                      f"{frame.height} at frame {index_no}; a region means other pixels in each size: "
                                      "cut the video at that frame (e.g. with ffmpeg) or scale it to one size")
-                time_s = float(frame.time) if frame.time is not None else 0.0
-                yield VideoFrame(index_no, time_s, convert(frame))
+                yield VideoFrame(index_no, frame_seconds(frame, index_no, stream), convert(frame))
         except av.FFmpegError as exc:
             raise VideoError(f"{path} is corrupt or truncated after frame {index_no} ({exc})") from None
         if index_no < 0:
             raise VideoError(f"{path} has no decodable frames")
+
+
+def frame_seconds(frame, index: int, stream) -> float:
+    """The presentation time of decoded PyAV `frame` number `index` of `stream`, in seconds; for a frame without
+    a timestamp (a raw .h264/.hevc stream has none), index / the stream's frame rate (nan if it has none)."""
+    if frame.time is not None:
+        return float(frame.time)
+    rate = stream.guessed_rate or stream.average_rate
+    return index / float(rate) if rate else float("nan")
 
 
 def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[int, int]) -> np.ndarray:
@@ -232,7 +240,7 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int]) -> Iterator[tupl
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if index == wanted[given]:
-                    yield index, float(frame.time) if frame.time is not None else 0.0, frame
+                    yield index, frame_seconds(frame, index, stream), frame
                     given += 1
                     if given == len(wanted):
                         return
