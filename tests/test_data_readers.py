@@ -125,9 +125,15 @@ def test_image_folder(tmp_path):
                 Image.new("RGB", (12, 10), colour).save(tmp_path / split / cls / f"{i}.{suffix}")
     (tmp_path / "train" / ".ipynb_checkpoints").mkdir()  # Jupyter's: not a class
     (tmp_path / "train" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07")  # macOS's AppleDouble companion
+    (tmp_path / "train" / "cat" / "notes.txt").write_text("not an image")
+    (tmp_path / "train" / "cat" / ".ipynb_checkpoints").mkdir()
+    Image.new("RGB", (12, 10), (0, 255, 0)).save(tmp_path / "train" / "cat" / ".ipynb_checkpoints" / "0.png")
+    for sub, suffix in (("day1", "webp"), ("day2/cam3", "bmp")):  # nested as torchvision's ImageFolder reads them
+        (tmp_path / "train" / "dog" / sub).mkdir(parents=True)
+        Image.new("RGB", (12, 10), (0, 0, 255)).save(tmp_path / "train" / "dog" / sub / f"x.{suffix}")
     train = load_data(f"folder:{tmp_path}", "train")
-    assert train.images.shape == (6, 3, 10, 12) and train.class_names == ["cat", "dog"]
-    assert train.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert train.images.shape == (8, 3, 10, 12) and train.class_names == ["cat", "dog"]
+    assert train.labels.tolist() == [0, 0, 0, 1, 1, 1, 1, 1]
     assert int(train.images[0, 0].float().mean()) == 255 and int(train.images[-1, 2].float().mean()) > 240
     with pytest.raises(DataError, match=r"has no train split \(.*missing/train is missing; expected"):
         load_data(f"folder:{tmp_path / 'missing'}", "train")

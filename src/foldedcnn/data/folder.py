@@ -1,4 +1,5 @@
-"""ImageFolder directories: ROOT/CLASS/IMAGE (PNG or JPEG), read with Pillow; and the reverse, export."""
+"""ImageFolder directories: ROOT/CLASS/.../IMAGE (torchvision's ImageFolder's files), read with Pillow; and the
+reverse, export."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from ._region import resize_rgb
 from .types import DataError, LabelledImages
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+# torchvision's ImageFolder's (IMG_EXTENSIONS): a folder it reads gives the same images here
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
 SPLITS = ("train", "val", "test")
@@ -19,7 +21,8 @@ SPLITS = ("train", "val", "test")
 
 def load_folder(root: str | Path, class_names: list[str] | None = None,
                 size: tuple[int, int] | None = None) -> LabelledImages:
-    """Images under root/CLASS/ (hidden files and folders left out) as uint8 (N, 3, H, W): all of one size, or each
+    """Images under root/CLASS/, at any depth as torchvision's ImageFolder takes them (IMAGE_SUFFIXES, in path
+    order; hidden files and folders left out), as uint8 (N, 3, H, W): all of one size, or each
     resized to `size` (H, W) (area averaging where it shrinks, bilinear where it grows: data._region.resize_rgb);
     labels index `class_names` (default: the sorted class folders of `root`), so splits that lack a class still
     agree on the others'."""
@@ -36,9 +39,7 @@ def load_folder(root: str | Path, class_names: list[str] | None = None,
         raise DataError(f"{root} has class folders {unknown[:5]} that are not among the classes {names[:10]}")
     arrays, labels = [], []
     for label, name in enumerate(names):
-        for file in sorted((root / name).glob("*")) if (root / name).is_dir() else []:
-            if file.suffix.lower() not in IMAGE_SUFFIXES or file.name.startswith("."):  # macOS's ._img.png
-                continue
+        for file in _images_under(root / name):
             try:
                 with Image.open(file) as im:
                     rgb = np.asarray(im.convert("RGB"))
@@ -47,7 +48,7 @@ def load_folder(root: str | Path, class_names: list[str] | None = None,
             arrays.append(rgb if size is None or rgb.shape[:2] == size else resize_rgb(rgb, size))
             labels.append(label)
     if not arrays:
-        raise DataError(f"no PNG or JPEG images under {root}")
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}'s class folders")
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         sizes = ", ".join(f"{h}x{w}" for h, w, _ in sorted(shapes)[:3])
@@ -73,6 +74,15 @@ def load_split_folder(root: str | Path, split: str, classes: Sequence[str] | Non
         raise DataError(f"classes={','.join(classes)} must name exactly the class folders of {root}: "
                         f"{','.join(found)}")
     return load_folder(root / split, list(classes) if classes is not None else found, size)
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """The image files under `folder` at any depth, in path order; none under a hidden name (macOS's ._img.png,
+    .ipynb_checkpoints)."""
+    if not folder.is_dir():
+        return []
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
 
 
 def _class_folders(root: Path) -> list[str]:
