@@ -57,7 +57,7 @@ def test_served_onnx_runs_any_batch_and_matches_the_engine(checkpoint, engine, t
     session = _session(path)
     (inp,), (outp,) = session.get_inputs(), session.get_outputs()
     per_image = [50, 50, 3] if input_format == "uint8-nhwc" else [3, 50, 50]
-    assert (inp.name, inp.shape[1:], outp.name, outp.shape[1:]) == ("images", per_image, "logits", [2])
+    assert (inp.name, inp.shape, outp.name, outp.shape) == ("images", ["batch", *per_image], "logits", ["batch", 2])
     for batch in range(1, 10):  # every remainder modulo f = 4, below, at and above one group
         frames = _frames(batch, seed=batch)
         x = frames.numpy() if input_format == "uint8-nhwc" else frames.permute(0, 3, 1, 2).float().div(255).numpy()

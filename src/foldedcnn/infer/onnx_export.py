@@ -139,7 +139,20 @@ def served_onnx_bytes(model: FoldedModel, input_format: str = "float-nchw", prec
     wrapper = _ServedGraph(model, input_format, precision).to("cpu")
     kind, dims = input_spec(model, input_format)
     example = torch.randint(0, 256, (5, *dims), dtype=torch.uint8) if kind == "uint8" else torch.rand(5, *dims)
-    return _to_onnx(wrapper, example, torch.export.Dim("batch", min=1, max=MAX_BATCH))
+    return _same_batch_dim(_to_onnx(wrapper, example, torch.export.Dim("batch", min=1, max=MAX_BATCH)))
+
+
+def _same_batch_dim(graph: bytes) -> bytes:
+    """The graph with its output's batch dimension named as its input's: the exporter names it after the
+    expression computing it ("Min(batch, 4*(((batch + 3)//4)))"), which equals B but is what a client that
+    reads the graph's shapes, or Netron, shows."""
+    import onnx
+
+    proto = onnx.load_from_string(graph)
+    name = proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    for output in proto.graph.output:
+        output.type.tensor_type.shape.dim[0].dim_param = name
+    return proto.SerializeToString()
 
 
 def export_onnx(model: FoldedModel, path: str | os.PathLike, *, input_format: str = "float-nchw",
