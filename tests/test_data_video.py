@@ -18,7 +18,16 @@ from foldedcnn.data.noscope import (
     save_video_task,
 )
 from foldedcnn.data.types import DataError
-from foldedcnn.data.video import VideoError, check_roi, crop_resize, frames_at, iter_frames, probe_video, region_rgb
+from foldedcnn.data.video import (
+    VideoError,
+    check_roi,
+    crop_resize,
+    frames_at,
+    index_video,
+    iter_frames,
+    probe_video,
+    region_rgb,
+)
 
 W, H, N = 160, 128, 60
 ROI = (64, 40, 48, 48)  # x, y, w, h
@@ -354,3 +363,22 @@ def test_iter_frames_with_a_size_yields_what_models_are_fed(clip):
         np.testing.assert_array_equal(got.rgb, region_resized(frame, ROI, (24, 32)))
     whole = next(iter_frames(clip, size=(H // 2, W // 2)))
     assert whole.rgb.shape == (H // 2, W // 2, 3)
+
+
+def test_the_index_gives_each_frame_the_time_the_decoder_gives_it(tmp_path, clip):
+    """VideoIndex.seconds is how a decoder without timestamps (NVDEC's) times its frames: the same times as the
+    CPU decoder's, also for an MPEG-TS stream with B-frames, whose first frame is not at 0 s."""
+    ts = tmp_path / "stream.ts"
+    with av.open(str(ts), "w", format="mpegts") as out:
+        stream = out.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.codec_context.max_b_frames, stream.codec_context.gop_size = 2, 12
+        for frame in av.open(str(clip)).decode(video=0):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    for path in (clip, ts):
+        index, info = index_video(path), probe_video(path)
+        decoded = np.array([f.time_s for f in iter_frames(path)])
+        assert index.seekable and len(decoded) == index.frames
+        np.testing.assert_allclose(index.seconds(np.arange(index.frames), info.fps), decoded, rtol=0, atol=1e-9)
+    assert decoded[0] > 0.1  # this MPEG-TS stream starts at 0.12 s: frame numbers over the rate would be off

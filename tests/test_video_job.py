@@ -79,8 +79,11 @@ def test_one_row_per_frame_and_summary(clips, checkpoint, tmp_path, capsys):
 
 def test_a_raw_stream_without_timestamps_gets_times_from_its_frame_rate(checkpoint, tmp_path):
     """A camera's raw .h264 dump has no timestamps: each frame's time is its number over the frame rate (it was
-    0 for every frame), the same with the video split among decoders."""
+    0 for every frame), the same with the video split among decoders; probed as a bare stream (not for NVDEC)."""
+    from foldedcnn.data.video import probe_video
+
     clip = write_raw_stream_clip(tmp_path / "camera.h264", 60)
+    assert probe_video(clip).container == "h264"
     for workers in (1, 2):
         out = tmp_path / f"out{workers}"
         assert _run([checkpoint, clip, "--out", out, "--batch", "8", "--chunk-frames", "16", "--workers", workers]) == 0
@@ -515,15 +518,22 @@ def test_iter_frames_start_skips_exactly_the_first_output_frames(clips, stride, 
 
 
 def test_decoder_choice_per_video():
+    from foldedcnn.data.video import VideoInfo
     from foldedcnn.errors import FoldedCNNError
     from foldedcnn.label._nvdec import check_decoder_request, choose_decoder
 
-    assert choose_decoder("cpu", "h264", None) == ("cpu", None)
-    assert choose_decoder("auto", "h264", "no CUDA device") == ("cpu", None)
-    assert choose_decoder("gpu", "hevc", None) == ("gpu", None)
-    assert choose_decoder("auto", "hevc", None) == ("cpu", None)  # measured: the CPU pool is the faster
-    assert choose_decoder("gpu", "msmpeg4", None) == ("cpu", "codec msmpeg4 is not decoded by NVDEC; decoded on "
-                                                             "the CPU")
+    def probed(codec, container="matroska,webm"):
+        return VideoInfo(frames=10, width=96, height=64, fps=25.0, codec=codec, container=container)
+
+    assert choose_decoder("cpu", probed("h264"), None) == ("cpu", None)
+    assert choose_decoder("auto", probed("h264"), "no CUDA device") == ("cpu", None)
+    assert choose_decoder("gpu", probed("hevc"), None) == ("gpu", None)
+    assert choose_decoder("auto", probed("hevc"), None) == ("cpu", None)  # measured: the CPU pool is the faster
+    assert choose_decoder("gpu", probed("msmpeg4"), None) == ("cpu", "codec msmpeg4 is not decoded by NVDEC; "
+                                                                    "decoded on the CPU")
+    assert choose_decoder("gpu", probed("h264", "h264"), None) == ("cpu", "a bare h264 stream, in no container: "
+                                                                    "NVDEC's reader needs a container's index; "
+                                                                    "decoded on the CPU")
     check_decoder_request("auto", "no CUDA device")
     with pytest.raises(FoldedCNNError, match="--decoder gpu: NVDEC cannot be used here \\(no CUDA device\\)"):
         check_decoder_request("gpu", "no CUDA device")

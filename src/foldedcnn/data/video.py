@@ -30,13 +30,15 @@ class SeekError(VideoError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says: frame count (None when it does not say), size in pixels, frame rate, codec."""
+    """What the container says: frame count (None when it does not say), size in pixels, frame rate, codec, and
+    the container format (FFmpeg's demuxer name: "mov,mp4,m4a,3gp,3g2,mj2", "mpegts", "h264" for a bare stream)."""
 
     frames: int | None
     width: int
     height: int
     fps: float
     codec: str = ""
+    container: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class VideoIndex:
 
     pts: np.ndarray  # (N,) int64, sorted
     keyframes: np.ndarray  # (K,) int64 frame indices, sorted
+    time_base: float = 0.0  # seconds per pts unit (0: unknown)
 
     @property
     def frames(self) -> int:
@@ -56,6 +59,14 @@ class VideoIndex:
     def seekable(self) -> bool:
         return len(self.pts) > 0 and len(self.keyframes) > 0 and self.keyframes[0] == 0 and \
             bool(np.all(np.diff(self.pts) > 0))
+
+    def seconds(self, frames: np.ndarray, fps: float) -> np.ndarray:
+        """Presentation times (B,) in seconds of frame indices `frames` (B,): as the CPU decoder's frames carry
+        them (their timestamps) where the index has them, else frame / `fps` (a decoder that does not give
+        timestamps, NVDEC's, then writes the same times)."""
+        if self.seekable and self.time_base and len(frames) and frames.max() < self.frames:
+            return self.pts[frames] * self.time_base
+        return frames / fps
 
     def keyframe_at_or_before(self, frame: int) -> int:
         """The last keyframe index <= `frame` (where a decoder must start to produce `frame`)."""
@@ -103,6 +114,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             height=int(stream.codec_context.height),
             fps=float(rate) if rate else 0.0,
             codec=stream.codec_context.name,
+            container=container.format.name,
         )
 
 
@@ -113,6 +125,7 @@ def index_video(path: str | Path) -> VideoIndex:
     pts, key = [], []
     with _open(path) as container:
         stream = container.streams.video[0]
+        time_base = float(stream.time_base or 0.0)
         try:
             for packet in container.demux(stream):
                 if packet.size and packet.pts is not None:
@@ -123,7 +136,7 @@ def index_video(path: str | Path) -> VideoIndex:
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     sorted_pts = np.asarray(pts, dtype=np.int64)[order]
     keyframes = np.nonzero(np.asarray(key, dtype=bool)[order])[0].astype(np.int64)
-    return VideoIndex(sorted_pts, keyframes)
+    return VideoIndex(sorted_pts, keyframes, time_base)
 
 
 def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int | None = None,

@@ -12,7 +12,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..data.video import check_roi
+from ..data.video import VideoInfo, check_roi
 from ..errors import FoldedCNNError
 from ._chunk_store import ChunkStore, VideoRows, csv_lines
 from ._frame_labels import header
@@ -89,14 +89,14 @@ class JobVideo:
         self.started: float | None = None  # the job's start, set by the job: end-to-end frames/s count from it
         self.finished = False
 
-    def plan(self, cfg: JobConfig, decoder_for: Callable[[str], tuple[str, str | None]], probed: dict) -> None:
-        """Choose the video's decoder (`decoder_for(codec)`: "cpu" or "gpu" and a note), check the output's
+    def plan(self, cfg: JobConfig, decoder_for: Callable[[VideoInfo], tuple[str, str | None]], probed: dict) -> None:
+        """Choose the video's decoder (`decoder_for(info)`: "cpu" or "gpu" and a note), check the output's
         fingerprint and the region, and find the chunks already done (raises FoldedCNNError); a video already
         done is only counted, the others go on to plan_rows(). `probed`: what _survey read of the video once for
         all its regions (probe_and_fingerprint's "info" and "content")."""
         info = _surveyed(probed, "info")
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
-        decoder, note = decoder_for(info.codec)
+        decoder, note = decoder_for(info)
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
         self.store.config["video_content"] = _surveyed(probed, "content")  # a new recording at the same path
         done = self.store.open(cfg.overwrite)

@@ -2,8 +2,8 @@
 
 `choose_decoder` picks per video: `--decoder cpu` never touches the GPU; `gpu` needs a CUDA device
 and PyNvVideoCodec (`pip install "foldedcnn[nvdec]"`) and is refused with one clear error without
-them, and sends a video whose codec NVDEC does not decode (msmpeg4, ffv1, ...) to the CPU pool with a
-note in summary.json; `auto` (the default) takes the CPU pool, the faster of the two as measured: on a
+them, and sends a video whose codec NVDEC does not decode (msmpeg4, ffv1, ...), or a bare stream in no
+container (which PyNvVideoCodec's SimpleDecoder cannot seek), to the CPU pool with a note in summary.json; `auto` (the default) takes the CPU pool, the faster of the two as measured: on a
 16-core H200 machine, 16 H.264 videos, NVDEC labelled 878 frames/s and the CPU pool 3,850
 (benchmarks/results/gpu-h200/video-h264).
 
@@ -14,7 +14,8 @@ measured 878 frames/s came from fetching every batch by frame index (`get_batch_
 thread. Frames come out as planar RGB on the GPU; each frame's region is cut there before the batch is
 stacked and resized (area averaging, like the CPU path's INTER_AREA for downscaling; pixel values differ
 slightly from the CPU path: another YUV->RGB conversion and resampler), and batches go to the Engine without
-a host copy. The sequential, multi-session reader is not yet measured on a GPU.
+a host copy. Frame times come from the job's index of the video (VideoIndex.seconds), the timestamps the
+CPU decoder gives its frames. The sequential, multi-session reader is not yet measured on a GPU.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 
 import numpy as np
 
+from ..data.video import VideoInfo
 from ..errors import FoldedCNNError
 from ._decode_pool import Decoded, DecodeTask, Finished
 from .frame_source import FrameBatch
@@ -57,14 +59,21 @@ def check_decoder_request(requested: str, unavailable: str | None) -> None:
         raise FoldedCNNError(f"--decoder gpu: NVDEC cannot be used here ({unavailable}); use --decoder cpu or auto")
 
 
-def choose_decoder(requested: str, codec: str, unavailable: str | None) -> tuple[str, str | None]:
-    """"gpu" or "cpu" for a video of `codec` (after check_decoder_request), and a note saying why it is not
-    where `requested` would put it. "auto" is "cpu": the CPU pool is the faster (module docstring)."""
+# Demuxers of bare elementary streams (a camera's .h264 dump): PyNvVideoCodec's SimpleDecoder needs a container's index
+RAW_STREAMS = frozenset({"h264", "hevc", "m4v", "mpegvideo", "vvc", "obu"})
+
+
+def choose_decoder(requested: str, info: VideoInfo, unavailable: str | None) -> tuple[str, str | None]:
+    """"gpu" or "cpu" for a video probed as `info` (after check_decoder_request), and a note saying why it is
+    not where `requested` would put it. "auto" is "cpu": the CPU pool is the faster (module docstring)."""
     if requested != "gpu" or unavailable:
         return "cpu", None
-    if codec in NVDEC_CODECS:
-        return "gpu", None
-    return "cpu", f"codec {codec} is not decoded by NVDEC; decoded on the CPU"
+    if info.codec not in NVDEC_CODECS:
+        return "cpu", f"codec {info.codec} is not decoded by NVDEC; decoded on the CPU"
+    if info.container in RAW_STREAMS:
+        return "cpu", (f"a bare {info.container} stream, in no container: NVDEC's reader needs a container's "
+                       "index; decoded on the CPU")
+    return "gpu", None
 
 
 NVDEC_SESSIONS = 4  # decoder threads, each one NVDEC session, by default (not yet tuned on a GPU)
@@ -128,5 +137,5 @@ class NvdecDecoder:
                                      mode="area") for x, y, w, h in task.rois]
             images = torch.cat(regions, dim=1).round_().clamp_(0, 255).to(torch.uint8)
             index = np.arange(at, at + len(decoded), stride)
-            yield FrameBatch(row, index, index / fps, images)
+            yield FrameBatch(row, index, task.index.seconds(index, fps) if task.index else index / fps, images)
             row, at = row + len(kept), at + len(decoded)

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..data.video import VideoIndex
+from ..data.video import VideoIndex, VideoInfo
 from ..device import resolve_device
 from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
@@ -309,8 +309,8 @@ def start_clock(videos: list[JobVideo]) -> float:
 
 
 def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], workers: int,
-               decoder_for: Callable[[str], tuple[str, str | None]]) -> list[DecodeTask]:
-    """Choose every video's decoder (`decoder_for(codec)`, see JobVideo.plan), index it, and split the missing
+               decoder_for: Callable[[VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
+    """Choose every video's decoder (`decoder_for(info)`, see JobVideo.plan), index it, and split the missing
     rows of all of them into about two segments per worker (each at least a batch), so many videos and one
     long video alike keep every worker busy, longest segments first; an output that cannot be planned gets its
     error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
