@@ -13,11 +13,13 @@ def square_x(i: int, width: int) -> int:
     return (i * 3) % width
 
 
-def write_square_clip(path: Path, frames: int, width: int = 96, height: int = 64, fps: int = 25) -> Path:
-    """An MPEG-4 clip of `frames` frames with a 16x16 white square moving right."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
+def write_square_clip(path: Path, frames: int, width: int = 96, height: int = 64, fps: int = 25, codec: str = "mpeg4",
+                      container: str | None = None, options: dict[str, str] | None = None) -> Path:
+    """A clip of `frames` frames with a 16x16 white square moving right (MPEG-4 in the container of the suffix)."""
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = options or {}
         for i in range(frames):
             img = np.full((height, width, 3), 20, np.uint8)
             x = square_x(i, width)
@@ -29,22 +31,11 @@ def write_square_clip(path: Path, frames: int, width: int = 96, height: int = 64
     return path
 
 
-def write_raw_stream_clip(path: Path, frames: int, width: int = 96, height: int = 64) -> Path:
-    """A raw H.264 elementary stream (.h264, as cameras dump them) of the moving square at 25 frames/s: its frames
+def write_raw_stream_clip(path: Path, frames: int) -> Path:
+    """The moving square as a raw H.264 elementary stream (.h264, as cameras dump them) at 25 frames/s: its frames
     carry no timestamps, and it has B-frames."""
-    with av.open(str(path), "w", format="h264") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": "25", "bf": "2", "preset": "ultrafast", "tune": "zerolatency"}
-        for i in range(frames):
-            img = np.full((height, width, 3), 20, np.uint8)
-            x = square_x(i, width)
-            img[24:40, x:x + 16] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return write_square_clip(path, frames, codec="libx264", container="h264",
+                             options={"g": "25", "bf": "2", "preset": "ultrafast"})
 
 
 def write_empty_clip(path: Path, width: int = 96, height: int = 64) -> Path:
