@@ -3,9 +3,9 @@
 `choose_decoder` picks per video: `--decoder cpu` never touches the GPU; `gpu` needs a CUDA device
 and PyNvVideoCodec (`pip install "foldedcnn[nvdec]"`) and is refused with one clear error without
 them, and sends a video whose codec NVDEC does not decode (msmpeg4, ffv1, ...), or a bare stream in no
-container (which PyNvVideoCodec's SimpleDecoder cannot seek), to the CPU pool with a note in summary.json; `auto` (the default) takes the CPU pool, the faster of the two as measured: on a
-16-core H200 machine, 16 H.264 videos, NVDEC labelled 878 frames/s and the CPU pool 3,850
-(benchmarks/results/gpu-h200/video-h264).
+container (which PyNvVideoCodec's SimpleDecoder cannot seek), to the CPU pool with a note in summary.json;
+`auto` (the default) takes the CPU pool, the faster of the two as measured: on a 16-core H200 machine,
+16 H.264 videos, NVDEC labelled 878 frames/s and the CPU pool 3,850 (benchmarks/results/gpu-h200/video-h264).
 
 `NvdecDecoder` decodes the segments given to it in background threads of the Engine's process, each with
 its own NVDEC session (a GPU has several NVDEC engines: 7 on an H100 or H200): a segment is read in order,
