@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from foldedcnn.bench.machine import machine_info  # noqa: E402
 from foldedcnn.data._region import full_rgb, region_resized, resize_rgb  # noqa: E402
 
-FORMATS = ("yuv420p", "nv12", "yuv422p", "yuyv422", "yuv420p10le", "p010le", "yuv444p12le", "x2rgb10le")
+FORMATS = ("yuv420p", "nv12", "yuv422p", "yuyv422", "uyvy422", "yuv420p10le", "p010le", "yuv444p12le", "x2rgb10le")
 ROI, SIZE = (480, 260, 140, 140), (50, 50)
 
 

@@ -13,9 +13,10 @@ import numpy as np
 
 def _plane_layout(fmt, width: int, height: int) -> list[tuple[int, int, int]] | None:
     """Per plane of a pixel format whose samples are bytes (8 bits) or 16-bit words (9 to 16 bits: yuv420p10le,
-    p010le, ...): (x subsampling, y subsampling, bytes per pixel); None when a plane mixes subsamplings (packed
-    4:2:2 such as yuyv422), samples share words (x2rgb10le) or are not whole bytes (rgb565le), or the format has
-    a palette. A packed 8-bit format with padding bytes (bgr0, rgb0, 0rgb) takes its padded size per pixel."""
+    p010le, ...): (x subsampling, y subsampling, bytes per pixel), a "pixel" of a packed 4:2:2 plane (yuyv422,
+    uyvy422) being the 2 image pixels that share a chroma pair; None when samples share words (x2rgb10le) or
+    are not whole bytes (rgb565le), or the format has a palette. A packed 8-bit format with padding bytes
+    (bgr0, rgb0, 0rgb) takes its padded size per pixel."""
     if fmt.has_palette:
         return None
     planes: dict[int, list] = {}
@@ -31,13 +32,13 @@ def _plane_layout(fmt, width: int, height: int) -> list[tuple[int, int, int]] | 
     sample = 2 if wide else 1
     layout = []
     for p in sorted(planes):
-        sizes = {(c.width, c.height) for c in planes[p]}
-        if len(sizes) != 1:
+        if len({c.height for c in planes[p]}) != 1:
             return None
-        (w, h), = sizes
-        layout.append((round(width / w), round(height / h), sample * len(planes[p]) + padding // 8))
-    if wide and 8 * sum(px / (sx * sy) for sx, sy, px in layout) != fmt.padded_bits_per_pixel:
-        return None  # samples packed into shared words
+        step = round(width / min(c.width for c in planes[p]))  # image pixels per sample of the sparsest component
+        samples = sum(round(step * c.width / width) for c in planes[p])
+        layout.append((step, round(height / planes[p][0].height), sample * samples + padding // 8))
+    if 8 * sum(px / (sx * sy) for sx, sy, px in layout) != fmt.padded_bits_per_pixel:
+        return None  # samples packed into shared words, or a layout this does not know
     return layout
 
 
@@ -71,9 +72,9 @@ def region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
     same pixel format and colour metadata, which FFmpeg's scaler converts to RGB. For planar formats of 8-bit
     samples (yuv420p, yuv422p, yuv444p, nv12, gray, rgb24, ...) or of 9- to 16-bit samples in 16-bit words
     (yuv420p10le, p010le, ...: 10-bit HEVC; converted whole, a 1080p frame's region took 7 ms instead of
-    0.05) whose size is a multiple of the chroma subsampling (every 4:2:0 codec's), the pixels equal those of
-    the full-frame conversion (tests/test_data_video.py checks it); other formats and odd sizes are converted
-    whole.
+    0.05), and packed 4:2:2 (yuyv422, uyvy422), whose size is a multiple of the chroma subsampling (every 4:2:0
+    codec's), the pixels equal those of the full-frame conversion (tests/test_data_video.py checks it); other
+    formats and odd sizes are converted whole.
     """
     layout = _layout(frame)
     align = max((max(sx, sy) for sx, sy, _ in layout), default=1) if layout else 1
