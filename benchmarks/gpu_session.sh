@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements the open issues owe, as device calls that fit a session (15 minutes of device time in all,
 # 10 minutes and 64 MiB of carried files a call). What this machine keeps for them, ignored by git
-# (.git/info/exclude), made once with pip (see the device README):
+# (.git/info/exclude), made by `bash benchmarks/gpu_carry.sh` (seconds; a new checkout has none of them):
 #   .whl/        av==18.1.0 jsonschema jsonschema-specifications referencing rpds-py   (cp312 manylinux wheels)
 #   .whl-nvdec/  pynvvideocodec==2.2.4
 #   .vt/         vtest.avi (from ~/.cache/foldedcnn)
