@@ -1,16 +1,26 @@
-"""Crash-safe file writes (a reader sees the old file or the whole new one, never a part), and a cheap fingerprint
-of a file's content."""
+"""Crash-safe file writes (a reader sees the old file or the whole new one, never a part), a cheap fingerprint
+of a file's content, and the files of a kind under a folder."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputWriteError
+
+
+def files_under(folder: Path, suffixes: Set[str]) -> list[Path]:
+    """The files under `folder`, at any depth, whose suffix (lower-cased) is in `suffixes`, sorted by path; none
+    under a hidden name (a file or a folder on the way starting with ".": macOS's "._clip.mp4" companions,
+    .ipynb_checkpoints); none for a missing folder."""
+    if not folder.is_dir():
+        return []
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in suffixes and f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
 
 
 def file_fingerprint(path: str | os.PathLike, edge: int = 1 << 20) -> str:

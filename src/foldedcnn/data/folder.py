@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..fsio import files_under
 from ._region import resize_rgb
 from .types import DataError, LabelledImages
 
@@ -39,7 +40,7 @@ def load_folder(root: str | Path, class_names: list[str] | None = None,
         raise DataError(f"{root} has class folders {unknown[:5]} that are not among the classes {names[:10]}")
     arrays, labels = [], []
     for label, name in enumerate(names):
-        for file in _images_under(root / name):
+        for file in files_under(root / name, IMAGE_SUFFIXES):
             try:
                 with Image.open(file) as im:
                     rgb = np.asarray(im.convert("RGB"))
@@ -74,15 +75,6 @@ def load_split_folder(root: str | Path, split: str, classes: Sequence[str] | Non
         raise DataError(f"classes={','.join(classes)} must name exactly the class folders of {root}: "
                         f"{','.join(found)}")
     return load_folder(root / split, list(classes) if classes is not None else found, size)
-
-
-def _images_under(folder: Path) -> list[Path]:
-    """The image files under `folder` at any depth, in path order; none under a hidden name (macOS's ._img.png,
-    .ipynb_checkpoints)."""
-    if not folder.is_dir():
-        return []
-    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
-                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
 
 
 def _class_folders(root: Path) -> list[str]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import FoldedCNNError
+from ..fsio import files_under
 
 # What a folder's files must end with to be labelled (case-insensitive): containers and raw streams FFmpeg reads
 VIDEO_SUFFIXES = frozenset({
@@ -24,8 +25,7 @@ def expand_videos(paths: Sequence[Path]) -> list[Path]:
         if not path.is_dir():
             videos.append(path)
             continue
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        found = files_under(path, VIDEO_SUFFIXES)
         if not found:
             raise FoldedCNNError(f"no video under {path} (files ending in {' '.join(sorted(VIDEO_SUFFIXES))}); "
                                  "name other files one by one")
