@@ -17,6 +17,7 @@ fails (disk full, read-only) raises OutputWriteError and leaves every finished c
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import shutil
@@ -39,6 +40,12 @@ def csv_lines(rows: Iterable[Sequence[object]]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=8)
+def csv_fields(names: tuple[str, ...]) -> list[str]:
+    """Each name as csv.writer writes it as a field: quoted where it quotes (a comma, quote or newline in it)."""
+    return [csv_lines([[name]])[:-1] for name in names]
 
 
 def write_csv(path: Path, header: Sequence[object], body: str) -> Path:

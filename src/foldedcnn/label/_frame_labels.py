@@ -8,13 +8,12 @@ label. Multi-class models: score = top-1 probability, label = argmax, uncertain 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ._chunk_store import csv_lines
+from ._chunk_store import csv_fields, csv_lines
 
 DECIMALS = 6
 _DIGITS = 10 ** DECIMALS
@@ -61,16 +60,10 @@ def csv_lines_for(index: np.ndarray, time_s: np.ndarray, logits: torch.Tensor, c
         return _lines_one_by_one(index, time_s, numbers, label, unsure, class_names)
     text = _fixed_point(numbers)
     width = numbers.shape[1] * _WIDTH
-    names = _csv_fields(tuple(class_names))
+    names = csv_fields(tuple(class_names))
     return [f"{i},{t:.6f},{text[n * width:(n + 1) * width]}{names[k]},{int(u)}\n"
             for n, (i, t, k, u) in enumerate(zip(index.tolist(), time_s.tolist(), label.tolist(), unsure.tolist(),
                                                  strict=True))]
-
-
-@functools.lru_cache(maxsize=8)
-def _csv_fields(names: tuple[str, ...]) -> list[str]:
-    """Each name as a CSV field: quoted where csv.writer quotes (a comma or quote in a class name)."""
-    return [csv_lines([[name]])[:-1] for name in names]
 
 
 def _fixed_point(numbers: np.ndarray) -> str:

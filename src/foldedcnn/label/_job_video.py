@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..data.video import VideoInfo, check_roi
 from ..errors import FoldedCNNError
-from ._chunk_store import ChunkStore, VideoRows, csv_lines
+from ._chunk_store import ChunkStore, VideoRows, csv_fields
 from ._frame_labels import header
 from ._nvdec import DECODER_PROGRAM
 from ._survey import Unreadable
@@ -53,7 +53,7 @@ def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, in
     label but the first class. Only the last two fields of each line are split off, unless a class name is
     quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting them."""
     with open(csv_path, newline="") as f:
-        if all(csv_lines([[c]]) == f"{c}\n" for c in class_names):
+        if csv_fields(tuple(class_names)) == list(class_names):
             tails = [line.rsplit(",", 2)[1:] for line in islice(f, 1, None)]
         else:
             rows = csv.reader(f)
