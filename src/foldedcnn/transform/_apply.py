@@ -82,8 +82,7 @@ def _edit_graph(net: nn.Module, edits: list[EditPlan], leaf_modules: Sequence[ty
             m.training = net.get_submodule(name).training
     warnings.warn(
         "fold_model: the traced graph was edited ("
-        + "; ".join(f"{e.node}: {e.old} per image" if e.location == PER_IMAGE else
-                    f"{e.node} {e.location}: {e.old} -> {e.new}" for e in edits)
+        + "; ".join(e.describe() for e in edits)
         + f"); the folded network is a torch.fx.GraphModule, not {type(net).__name__}",
         stacklevel=4,
     )

@@ -66,6 +66,12 @@ class EditPlan:
     old: Any
     new: Any
 
+    def describe(self) -> str:
+        """One line saying what the edit does."""
+        if self.location == PER_IMAGE:
+            return f"node {self.node}: {self.old} per image, over each image's {self.new} logits"
+        return f"node {self.node} {self.location}: {self.old} -> {self.new}"
+
 
 @dataclass
 class FoldPlan:
@@ -109,9 +115,7 @@ class FoldPlan:
                  "groups": lp.groups, "folded_in": lp.folded_in, "folded_out": lp.folded_out,
                  "folded_groups": lp.folded_groups} for lp in self.layers]
         lines = [head, format_table(rows)]
-        lines += [f"graph edit: node {e.node}: {e.old} per image, over each image's {e.new} logits"
-                  if e.location == PER_IMAGE else f"graph edit: node {e.node} {e.location}: {e.old} -> {e.new}"
-                  for e in self.edits]
+        lines += [f"graph edit: {e.describe()}" for e in self.edits]
         return "\n".join(lines)
 
 
