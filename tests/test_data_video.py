@@ -20,6 +20,7 @@ from foldedcnn.data.noscope import (
 from foldedcnn.data.types import DataError
 from foldedcnn.data.video import (
     VideoError,
+    VideoIndex,
     check_roi,
     crop_resize,
     frames_at,
@@ -385,3 +386,30 @@ def test_the_index_gives_each_frame_the_time_the_decoder_gives_it(tmp_path, clip
         assert index.seekable and len(decoded) == index.frames
         np.testing.assert_allclose(index.seconds(np.arange(index.frames), info.fps), decoded, rtol=0, atol=1e-9)
     assert decoded[0] > 0.1  # this MPEG-TS stream starts at 0.12 s: frame numbers over the rate would be off
+
+
+@settings(max_examples=40, deadline=None)
+@given(frames=st.integers(0, 500), keyframe_every=st.integers(1, 60), start=st.integers(-2**40, 2**40),
+       step=st.integers(1, 3003), time_base=st.sampled_from([0.0, 1 / 90000, 1 / 12800, 1 / 30]))
+def test_a_saved_index_loads_back_equal(tmp_path_factory, frames, keyframe_every, start, step, time_base):
+    index = VideoIndex(start + step * np.arange(frames, dtype=np.int64),
+                       np.arange(0, frames, keyframe_every, dtype=np.int64), time_base)
+    path = tmp_path_factory.mktemp("index") / "index.npz"
+    index.save(path)
+    back = VideoIndex.load(path)
+    assert np.array_equal(back.pts, index.pts) and np.array_equal(back.keyframes, index.keyframes)
+    assert back.time_base == time_base and back.pts.dtype == back.keyframes.dtype == np.int64
+    assert back.seekable == index.seekable
+
+
+@pytest.mark.parametrize("content", ["pickled", "wrong arrays", "not a zip"])
+def test_a_file_that_is_not_a_saved_index_is_refused_unopened(tmp_path, content):
+    path = tmp_path / "index.npz"
+    if content == "pickled":  # an object array: loading it would unpickle
+        np.savez(path, pts=np.array([object()]), keyframes=np.zeros(1, np.int64), time_base=np.float64(0))
+    elif content == "wrong arrays":
+        np.savez(path, pts=np.zeros((2, 2), np.int64), keyframes=np.zeros(1, np.int64), time_base=np.float64(0))
+    else:
+        path.write_bytes(b"not an index")
+    with pytest.raises(VideoError, match="is not a saved video index"):
+        VideoIndex.load(path)

@@ -14,7 +14,10 @@ from video_clips import write_empty_clip, write_raw_stream_clip, write_size_swit
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.cli import main
+from foldedcnn.data.video import VideoIndex
 from foldedcnn.folded import FoldedModel
+from foldedcnn.label import _job_video as job_video
+from foldedcnn.label import job
 
 ROI = (8, 8, 64, 48)
 ROI2 = (24, 10, 40, 40)  # a second region: it overlaps the first and the square's path
@@ -285,6 +288,38 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkp
     assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
     _, rows = _rows(out / "long.csv")
     assert [int(r[0]) for r in rows] == list(range(300))
+
+
+@pytest.mark.parametrize("kept", ["intact", "damaged"])
+def test_a_rerun_resumes_with_the_index_a_killed_run_kept(clips, checkpoint, tmp_path, monkeypatch, kept):
+    """A long video's keyframe index is kept beside its chunks, so the rerun of a killed job demuxes nothing; a
+    kept index that cannot be read is made again. The CSV equals an uninterrupted run's either way."""
+    args = ["--batch", "8", "--chunk-frames", "16", "--workers", "2"]
+    ref = tmp_path / "ref"
+    assert _run([checkpoint, clips["long"], "--out", ref, *args]) == 0
+    assert not (ref / ".parts" / "long" / "index.npz").exists()  # 300 frames: too short to keep its index
+    monkeypatch.setattr(job_video, "INDEX_KEPT_FROM", 300)
+    labelled = job._label_batch
+
+    def killed_after_five_batches(*a, calls=[]):  # noqa: B006 - counts the calls of this run
+        calls.append(1)
+        if len(calls) > 5:
+            raise KeyboardInterrupt
+        return labelled(*a)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(job, "_label_batch", killed_after_five_batches)
+    assert _run([checkpoint, clips["long"], "--out", out, *args]) == 130  # as Ctrl-C: "interrupted", exit 130
+    index = out / ".parts" / "long" / "index.npz"
+    assert index.exists() and _chunks(out / ".parts" / "long") >= 1 and not (out / "long.csv").exists()
+    monkeypatch.setattr(job, "_label_batch", labelled)
+    if kept == "intact":
+        monkeypatch.setattr(job, "keyframe_index", lambda path: pytest.fail(f"{path} was indexed again"))
+    else:
+        index.write_bytes(b"PK\x03\x04 not an index")
+    assert _run([checkpoint, clips["long"], "--out", out, *args]) == 0
+    assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
+    assert VideoIndex.load(index).frames == 300
 
 
 def _group_alive(pgid: int) -> bool:

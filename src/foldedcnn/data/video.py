@@ -8,6 +8,7 @@ outside the frame) raises VideoError with a message naming the file and the prob
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FoldedCNNError
+from ..fsio import atomic_path
 from ._region import full_rgb, region_resized, region_rgb, resize_rgb
 
 
@@ -71,6 +73,24 @@ class VideoIndex:
     def keyframe_at_or_before(self, frame: int) -> int:
         """The last keyframe index <= `frame` (where a decoder must start to produce `frame`)."""
         return int(self.keyframes[np.searchsorted(self.keyframes, frame, side="right") - 1])
+
+    def save(self, path: Path) -> None:
+        """Write the index to `path` as a NumPy .npz of plain arrays (pts, keyframes, time_base), atomically."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, pts=self.pts, keyframes=self.keyframes, time_base=np.float64(self.time_base))
+
+    @classmethod
+    def load(cls, path: Path) -> VideoIndex:
+        """An index written by `save` (never unpickled); VideoError when `path` is not one."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                pts, keyframes, time_base = z["pts"], z["keyframes"], z["time_base"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise VideoError(f"{path} is not a saved video index ({exc})") from None
+        if not (pts.ndim == keyframes.ndim == 1 and time_base.ndim == 0 and pts.dtype == keyframes.dtype == np.int64
+                and time_base.dtype == np.float64):
+            raise VideoError(f"{path} is not a saved video index (arrays of other shapes or types)")
+        return cls(pts, keyframes, float(time_base))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ Layout under the output folder, for a video whose key is KEY:
                           thresholds, decoder, ...): what produced the chunks and the final CSV; kept after
                           the merge
   .parts/KEY/00000042.csv chunk 42: the rows of output frames [42*C, 43*C)
+  .parts/KEY/index.npz    a long video's keyframe index (data.video.VideoIndex.save), written with the
+                          fingerprint: a rerun resumes without demuxing the whole video again
 After a kill at any moment, the completed chunks are exactly the files named like a chunk (decoder
 processes fill chunks in any order); a rerun redoes the missing chunks, and the final CSV is the
 concatenation. `VideoRows` gathers a video's rows batch by batch, in any order, into chunks. A rerun
@@ -25,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from ..data.video import VideoIndex
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
 from ..fsio import writing as fsio_writing
@@ -72,6 +75,7 @@ class ChunkStore:
         self.chunk_rows = chunk_rows
         self.config = {**config, "header": self.header, "chunk_rows": chunk_rows}
         self._unrecorded = False  # open() found no fingerprint of this job: record it before writing output
+        self._index_to_keep: VideoIndex | None = None
 
     @property
     def done(self) -> bool:
@@ -124,11 +128,38 @@ class ChunkStore:
         self._unrecorded = old is None  # recorded with the first chunk: planning 100,000 videos writes nothing
         return {int(p.stem) for p in self.parts.glob("[0-9]*.csv")}
 
+    @property
+    def _index_path(self) -> Path:
+        return self.parts / "index.npz"
+
+    def kept_index(self) -> VideoIndex | None:
+        """The video's keyframe index an earlier run of this job kept (keep_index), or None. Call after `open`: its
+        fingerprint (the video's size and content among it) matched, so the index is of this very file; one that
+        cannot be read is removed and None returned (the video is indexed again, and that index kept)."""
+        if self._unrecorded or not self._index_path.is_file():
+            return None
+        try:
+            return VideoIndex.load(self._index_path)
+        except FoldedCNNError:
+            with writing(self._index_path):
+                self._index_path.unlink()
+            return None
+
+    def keep_index(self, index: VideoIndex) -> None:
+        """Keep `index` for a rerun (kept_index), written with the next output unless one is kept already."""
+        self._index_to_keep = index
+
     def _record_before_output(self) -> None:
-        """Record the fingerprint if this job has not yet: before the first chunk or final CSV it vouches for."""
+        """Record the fingerprint if this job has not yet: before the first chunk or final CSV it vouches for;
+        then the index to keep, once."""
         if self._unrecorded:
             self._record(self.config)
             self._unrecorded = False
+        if self._index_to_keep is not None:
+            if not self._index_path.exists():
+                with writing(self._index_path):
+                    self._index_to_keep.save(self._index_path)
+            self._index_to_keep = None
 
     def _record(self, config: dict) -> None:
         with writing(self.parts):

@@ -310,7 +310,8 @@ def start_clock(videos: list[JobVideo]) -> float:
 
 def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], workers: int,
                decoder_for: Callable[[VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
-    """Choose every video's decoder (`decoder_for(info)`, see JobVideo.plan), index it, and split the missing
+    """Choose every video's decoder (`decoder_for(info)`, see JobVideo.plan), index it (unless a killed run of the
+    job kept its index: ChunkStore.kept_index), and split the missing
     rows of all of them into about two segments per worker (each at least a batch), so many videos and one
     long video alike keep every worker busy, longest segments first; an output that cannot be planned gets its
     error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
@@ -325,10 +326,12 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
         _each(outputs, lambda v, probed=probed: v.plan(cfg, decoder_for, probed))
         if live := [v for v in outputs if not v.finished and v.result.error is None]:
             started.append((live, probed))
-    indexes = survey(keyframe_index, [live[0].path for live, _ in started], workers, cfg.progress, "indexing")
+    kept = [next((i for v in live if (i := v.store.kept_index()) is not None), None) for live, _ in started]
+    unindexed = [live[0].path for (live, _), index in zip(started, kept, strict=True) if index is None]
+    indexed = iter(survey(keyframe_index, unindexed, workers, cfg.progress, "indexing"))
     todo = []
-    for (live, probed), index in zip(started, indexes, strict=True):
-        probed["index"] = index
+    for (live, probed), index in zip(started, kept, strict=True):
+        probed["index"] = next(indexed) if index is None else index
         _each(live, lambda v, probed=probed: v.plan_rows(cfg, probed))
         if live := [v for v in live if v.result.error is None]:
             todo.append((live, set.intersection(*(v.rows.done for v in live))))
