@@ -123,16 +123,16 @@ def _cut(frame, box: tuple[int, int, int, int], layout: list[tuple[int, int, int
     edges lie on the chroma subsampling grid of `layout` (or the frame's edges). The frame is this thread's
     for that format and box, reused by the next call: convert it before cutting again."""
     small, places = _small_frame(frame.format.name, box, layout)
-    for src, dst, (rows, cols) in zip(frame.planes, small.planes, places, strict=True):
-        np.frombuffer(dst, np.uint8).reshape(-1, dst.line_size)[: rows.stop - rows.start, : cols.stop - cols.start] = \
-            np.frombuffer(src, np.uint8).reshape(-1, src.line_size)[rows, cols]
+    for src, (dst, rows, cols) in zip(frame.planes, places, strict=True):
+        dst[...] = np.frombuffer(src, np.uint8).reshape(-1, src.line_size)[rows, cols]
     small.colorspace, small.color_range = frame.colorspace, frame.color_range
     return small
 
 
 def _small_frame(fmt: str, box: tuple[int, int, int, int], layout: list[tuple[int, int, int]]):
-    """This thread's frame of format `fmt` the size of `box`, and per plane the (rows, bytes) of the source plane
-    it takes; made once per format and box (a few per job), so a cut costs only its copies."""
+    """This thread's frame of format `fmt` the size of `box`, and per plane the array it is written through and
+    the (rows, bytes) of the source plane it takes; made once per format and box (a few per job), so a cut
+    costs only its copies."""
     import av
 
     cache = _local.__dict__.setdefault("small_frames", {})
@@ -141,8 +141,13 @@ def _small_frame(fmt: str, box: tuple[int, int, int, int], layout: list[tuple[in
         if len(cache) >= 16:  # many regions in one thread (tests): keep the memory bounded
             cache.clear()
         x0, y0, x1, y1 = box
-        places = [(slice(y0 // sy, -(-y1 // sy)), slice(x0 // sx * px, -(-x1 // sx) * px)) for sx, sy, px in layout]
-        cache[key] = av.VideoFrame(x1 - x0, y1 - y0, fmt), places
+        small = av.VideoFrame(x1 - x0, y1 - y0, fmt)
+        places = []
+        for dst, (sx, sy, px) in zip(small.planes, layout, strict=True):
+            rows, cols = slice(y0 // sy, -(-y1 // sy)), slice(x0 // sx * px, -(-x1 // sx) * px)
+            plane = np.frombuffer(dst, np.uint8).reshape(-1, dst.line_size)
+            places.append((plane[: rows.stop - rows.start, : cols.stop - cols.start], rows, cols))
+        cache[key] = small, places
     return cache[key]
 
 

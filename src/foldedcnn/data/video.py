@@ -244,6 +244,8 @@ def frame_seconds(frame, index: int, stream) -> float:
 
 
 def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[int, int]) -> np.ndarray:
+    if len(boxes) == 1:  # the usual job: no copy into a stack of one
+        return region_resized(frame, boxes[0], size)[None]
     return np.stack([region_resized(frame, box, size) for box in boxes])
 
 
