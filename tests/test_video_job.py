@@ -16,7 +16,6 @@ from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.cli import main
 from foldedcnn.data.video import VideoIndex
 from foldedcnn.folded import FoldedModel
-from foldedcnn.label import _job_video as job_video
 from foldedcnn.label import job
 
 ROI = (8, 8, 64, 48)
@@ -298,7 +297,7 @@ def test_a_rerun_resumes_with_the_index_a_killed_run_kept(clips, checkpoint, tmp
     ref = tmp_path / "ref"
     assert _run([checkpoint, clips["long"], "--out", ref, *args]) == 0
     assert not (ref / ".parts" / "long" / "index.npz").exists()  # 300 frames: too short to keep its index
-    monkeypatch.setattr(job_video, "INDEX_KEPT_FROM", 300)
+    monkeypatch.setattr(job, "INDEX_KEPT_FROM", 300)
     labelled = job._label_batch
 
     def killed_after_five_batches(*a, calls=[]):  # noqa: B006 - counts the calls of this run

@@ -24,12 +24,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# A video of at least this many frames has its keyframe index kept beside its chunks (ChunkStore.keep_index), so a
-# rerun after a kill resumes at once: indexing demuxes the whole file, 0.3 s for vtest.avi x 100 (79,500 frames,
-# 813 MB) from the page cache, and the time of reading every byte of it from a disk otherwise (a 24-hour recording:
-# tens of GB). Shorter videos keep none: a job of 100,000 clips writes no file per clip for it.
-INDEX_KEPT_FROM = 50_000
-
 
 @dataclass
 class VideoResult:
@@ -123,8 +117,6 @@ class JobVideo:
         """After plan(), for a video not finished: take its keyframe index from `probed` ("index", _survey's) and
         count the rows still to label (raises FoldedCNNError)."""
         self.index = _surveyed(probed, "index")
-        if self.index.frames >= INDEX_KEPT_FROM:
-            self.store.keep_index(self.index)
         self.rows = VideoRows(self.store, self.done, -(-self.index.frames // cfg.stride))
         self.result.resumed_at_frame = len(self.done) * cfg.chunk_frames
 
