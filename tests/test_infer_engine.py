@@ -1,12 +1,15 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from infer_helpers import reference, tiny_model
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.errors import FoldedCNNError, ShapeError
 from foldedcnn.folded import FoldedModel
 from foldedcnn.infer import BackendUnavailableError, Engine, NonFiniteInputError
+from foldedcnn.infer._batch_independence import piece_sizes, splits_exactly
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,29 @@ def test_device_staging_buffers_are_reused(model):
     a = engine._to_device(torch.ones(5, 8, 8, 3, dtype=torch.uint8), 6)
     b = engine._to_device(torch.zeros(6, 8, 8, 3, dtype=torch.uint8), 6)
     assert a.data_ptr() == b.data_ptr() and len(engine._mem.staging) == 1 and int(b.sum()) == 0
+
+
+def _per_image(images: torch.Tensor) -> torch.Tensor:
+    return images.float().sum(dim=(1, 2, 3))[:, None]  # integers below 2**24: exact in any order
+
+
+def test_batch_independence_is_probed_bit_for_bit():
+    """The probe passes a forward whose logits per image depend on that image alone and catches one that also
+    reads the rest of its call (here the call's total, as a batch-size-dependent algorithm would, in its bits)."""
+    assert splits_exactly(_per_image, 128, 4, (3, 8, 8))
+    assert not splits_exactly(lambda x: _per_image(x) + x.float().sum(), 128, 4, (3, 8, 8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(max_batch=st.integers(1, 4096), fold=st.integers(1, 8))
+def test_probe_pieces_cut_only_at_multiples_of_f(max_batch, fold):
+    sizes = piece_sizes(max_batch, fold)
+    assert sum(sizes) == max_batch and all(s > 0 for s in sizes)
+    assert all(s % fold == 0 for s in sizes[:-1])  # whole fold groups; the last piece holds what is left
+
+
+def test_onnxruntime_on_the_cpu_labels_an_image_the_same_in_any_call():
+    """The video job cuts its last batches in pieces only for such an engine (label.job.tail_piece); the torch
+    backend's oneDNN convolutions need not be (on this machine they are not)."""
+    engine = Engine(FoldedModel.from_zoo("noscope-coral", 4), backend="onnxruntime", max_batch=128)
+    assert engine.batch_independent

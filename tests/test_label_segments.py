@@ -77,6 +77,40 @@ def test_a_misleading_index_falls_back_to_decoding_from_the_start(clip):
                for a, b in zip(batches, reference, strict=True))
 
 
+@pytest.mark.parametrize("segment,firsts", [
+    (Segment(0, 40, 80), [40, 56, 72, 76]),  # the last batch, rows 72-79, in pieces of 4
+    (Segment(0, 256, None), [256, 272, 288, 292, 296]),  # to the end: the index says 300 frames, 288-299 last
+])
+def test_a_segments_last_batch_comes_in_pieces_holding_the_same_frames(clip, segment, firsts):
+    index = index_video(clip)
+    whole = list(SegmentDecoder(clip, segment, (ROI,), (50, 50), 1, 16, index))
+    pieces = list(SegmentDecoder(clip, segment, (ROI,), (50, 50), 1, 16, index, piece=4))
+    assert [b.first for b in pieces] == firsts and all(len(b.index) == 16 for b in pieces[:2])
+    assert (np.concatenate([b.images for b in pieces]) == np.concatenate([b.images for b in whole])).all()
+    assert (np.concatenate([b.index for b in pieces]) == np.concatenate([b.index for b in whole])).all()
+
+
+def test_the_last_round_brings_its_last_batches_in_pieces_and_workers_leave_when_done(clip):
+    """3 tasks, 2 workers: the first is sent while 3 wait (whole batches), the other two once no more wait than
+    there are workers (their last batch in pieces); every row comes once, and each worker exits when no task is
+    left for it."""
+    index = index_video(clip)
+    tasks = [DecodeTask(clip, Segment(0, a, b), (ROI,), (50, 50), 1, 16, index) for a, b in ((0, 96), (96, 192),
+                                                                                              (192, None))]
+    firsts: dict[int, list[int]] = {}
+    with DecodePool(2, 16, (3, 50, 50)) as pool:
+        for event in pool.run(tasks, piece=4):
+            if isinstance(event, Decoded):
+                firsts.setdefault(event.task.segment.first_row, []).append(event.batch.first)
+                event.release()
+        for w in pool.workers:
+            w.proc.join(timeout=10)
+            assert w.proc.exitcode == 0
+    assert firsts[0] == list(range(0, 96, 16))
+    assert firsts[96] == [96, 112, 128, 144, 160, 176, 180, 184, 188]
+    assert firsts[192] == [192, 208, 224, 240, 256, 272, 288, 292, 296]
+
+
 def test_chunks_are_stored_whole_whatever_order_batches_arrive_in(tmp_path):
     rows = [f"{i},r{i}\n" for i in range(23)]
     store = ChunkStore(tmp_path, "v", ["frame", "x"], 8, {})

@@ -123,9 +123,27 @@ def test_folded_model_rows_do_not_depend_on_chunking(clips, checkpoint, tmp_path
     assert (a / "short.csv").read_text() == (b / "short.csv").read_text()
 
 
-def _cli(checkpoint, video, out):
+def _cli(checkpoint, video, out, backend="torch", batch=8):
     return [sys.executable, "-m", "foldedcnn", "run", str(checkpoint), str(video), "--out", str(out),
-            "--backend", "torch", "--batch", "8", "--chunk-frames", "16", "--workers", "3", "--no-progress"]
+            "--backend", backend, "--batch", str(batch), "--chunk-frames", str(2 * batch), "--workers", "3",
+            "--no-progress"]
+
+
+def test_last_batches_labelled_in_pieces_give_the_bytes_of_whole_batches(clips, checkpoint, tmp_path, monkeypatch):
+    """With ONNX Runtime on the CPU (Engine.batch_independent) the job's last batches arrive and are labelled in
+    quarter pieces (label.job.tail_piece); its CSVs are byte for byte those of a job labelling whole batches in
+    one process."""
+    pieces = []
+    real = job.tail_piece
+    monkeypatch.setattr(job, "tail_piece", lambda engine, batch: pieces.append(real(engine, batch)) or pieces[-1])
+    args = [checkpoint, clips["long"], clips["short"], "--batch", "16", "--chunk-frames", "32", "--backend",
+            "onnxruntime", "--no-progress"]
+    assert main(["run", *map(str, args), "--out", str(tmp_path / "pieces"), "--workers", "3"]) == 0
+    monkeypatch.setattr(job, "tail_piece", lambda engine, batch: 0)
+    assert main(["run", *map(str, args), "--out", str(tmp_path / "whole"), "--workers", "1"]) == 0
+    assert pieces == [4]
+    for name in ("long.csv", "short.csv"):
+        assert (tmp_path / "pieces" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
 
 
 def test_parallel_segments_give_the_same_csvs_as_one_decoder(clips, checkpoint, tmp_path):
@@ -256,11 +274,13 @@ def test_several_regions_killed_midway_resume_to_the_same_csvs(clips, checkpoint
         assert (out / f"long.region{k}.csv").read_text() == (ref / f"long.region{k}.csv").read_text()
 
 
-def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkpoint, tmp_path):
+@pytest.mark.parametrize("backend,batch", [("torch", 8), ("onnxruntime", 16)])  # onnxruntime: last batches in pieces
+def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkpoint, tmp_path, backend, batch):
     """The job with 3 decoder processes, killed (SIGKILL) at random points, then rerun: the CSV equals an
     uninterrupted run's byte for byte (chunks are stored out of order; a rerun redoes the missing ones)."""
     ref = tmp_path / "ref"
-    assert _run([checkpoint, clips["long"], "--out", ref, "--batch", "8", "--chunk-frames", "16"]) == 0
+    assert main(["run", *map(str, [checkpoint, clips["long"], "--out", ref, "--batch", batch, "--chunk-frames",
+                                   2 * batch]), "--backend", backend, "--workers", "1", "--no-progress"]) == 0
     out = tmp_path / "killed"
     parts = out / ".parts" / "long"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -268,7 +288,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkp
     kills = 0
     for _ in range(4):
         target = _chunks(parts) + rng.randint(1, 6)  # kill once this many chunks exist, plus a random delay
-        proc = subprocess.Popen(_cli(checkpoint, clips["long"], out), env=env,
+        proc = subprocess.Popen(_cli(checkpoint, clips["long"], out, backend, batch), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
@@ -282,7 +302,8 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkp
         if (out / "long.csv").exists():
             break
     assert kills >= 1
-    final = subprocess.run(_cli(checkpoint, clips["long"], out), env=env, capture_output=True, text=True)
+    final = subprocess.run(_cli(checkpoint, clips["long"], out, backend, batch), env=env, capture_output=True,
+                           text=True)
     assert final.returncode == 0, final.stderr
     assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
     _, rows = _rows(out / "long.csv")

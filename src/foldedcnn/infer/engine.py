@@ -31,6 +31,7 @@ from ..errors import FoldedCNNError
 from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
 from . import _autotune as autotune
+from ._batch_independence import splits_exactly
 from ._buffers import EngineBuffers, FoldedBuffer, StreamSlots, bucket_sizes
 from ._preprocess import (
     affine,
@@ -120,6 +121,17 @@ class Engine:
         self.pad_to_max = pad_to_max
         self._affine = {u8: affine(self.normalization, c, u8, self.device, self.dtype) for u8 in (True, False)}
         self._use(self._choose(backend))
+        self._independent: bool | None = None
+
+    @property
+    def batch_independent(self) -> bool:
+        """Whether an image's logits are the same, bit for bit, whichever other images share its call (calls cut
+        at multiples of f, so fold groups stay whole): probed once on random images (_batch_independence), about
+        two batches of work. True for ONNX Runtime on the CPU as measured; a backend that picks its algorithm by
+        batch size is not."""
+        if self._independent is None:
+            self._independent = splits_exactly(self.predict, self.max_batch, self.fold, self.input_shape)
+        return self._independent
 
     @property
     def backend_name(self) -> str:

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ class DecodeTask:
     batch: int
     index: VideoIndex | None
     outputs: tuple[int, ...] = ()  # what the job labels from each region (its JobVideo numbers)
+    piece: int = 0  # > 0: the last batch comes in batches of this many rows (SegmentDecoder), set by DecodePool.run
 
 
 @dataclass
@@ -103,7 +105,7 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
                 free.append(task[1])
                 continue
             decoder = SegmentDecoder(task.path, task.segment, task.rois, task.size, task.stride, task.batch,
-                                     task.index)
+                                     task.index, task.piece)
             error, waited, t0 = None, 0.0, time.perf_counter()
             try:
                 for b in decoder:
@@ -206,36 +208,65 @@ class DecodePool:
         self._ctx = mp.get_context("forkserver")  # no fork of this (threaded, torch-holding) process
         self._ctx.set_forkserver_preload(PRELOAD)
         self._args = (slots, batch, shape)
-        self.workers = [_Worker(self._ctx, *self._args) for _ in range(workers)]
+        self.workers: list[_Worker] = []
         self._dead: list[_Worker] = []
         self.restarts = 0
+        # the processes start in the background (each a few ms of waiting for the fork server), so the caller
+        # indexes its videos meanwhile; run() waits for them
+        self._start_error: BaseException | None = None
+        self._starting = threading.Thread(target=self._start, args=(workers,), name="foldedcnn-pool-start")
+        self._starting.start()
+
+    def _start(self, workers: int) -> None:
+        try:
+            for _ in range(workers):
+                self.workers.append(_Worker(self._ctx, *self._args))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by _started()
+            self._start_error = exc
+
+    def _started(self) -> None:
+        """Wait until every worker has started; raise what stopped one from starting."""
+        self._starting.join()
+        if self._start_error is not None:
+            raise self._start_error
 
     def __enter__(self) -> DecodePool:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._starting.join()
         for w in self.workers:  # all at once: each takes a few ms to exit
             w.stop()
         for w in self.workers + self._dead:
             w.close()
 
-    def run(self, tasks: list[DecodeTask], max_deaths: int = 3, side=None) -> Iterator[Decoded | Finished]:
+    def run(self, tasks: list[DecodeTask], max_deaths: int = 3, side=None, piece: int = 0
+            ) -> Iterator[Decoded | Finished]:
         """Decode `tasks`; a task on which `max_deaths` workers died in a row is Finished with an error.
 
         `side`, when given, is another decoder (the NVDEC one) whose `events` queue is merged in until its
-        `pending` tasks have all finished."""
+        `pending` tasks have all finished. A pool runs one list of tasks: a worker exits as soon as none is left
+        for it, while the others finish (a worker that dies is replaced, and its replacement redoes the task).
+        `piece` > 0: the tasks of the last round (sent once no more tasks wait than there are workers) deliver
+        their last batch in batches of `piece` rows, so the consumer is not left labelling a whole batch alone
+        once decoding ends; only for a consumer whose results do not depend on how batches are cut
+        (Engine.batch_independent)."""
+        self._started()
         todo = deque(tasks)
         deaths: dict[tuple, int] = {}
         while todo or any(w.task for w in self.workers) or (side and side.pending):
             for i, w in enumerate(list(self.workers)):
-                if w.task is None and todo:
+                if w.task is None and not todo:
+                    w.stop()  # nothing left for it: it exits while the others finish (a dead one's replacement redoes)
+                if w.task is None and todo and not w.stopping:
+                    task = replace(todo[0], piece=piece) if piece and len(todo) <= len(self.workers) else todo[0]
                     try:
-                        w.conn.send(todo[0])
+                        w.conn.send(task)
                     except OSError:  # it died while idle
                         self._replace(i)
                         continue
-                    w.task = todo.popleft()
-                    w.next_row = w.task.segment.first_row
+                    todo.popleft()
+                    w.task, w.next_row = task, task.segment.first_row
             busy = [w for w in self.workers if w.task]
             if not busy and not (side and side.pending):
                 continue
@@ -265,6 +296,8 @@ class DecodePool:
                     else:
                         todo.appendleft(_from_row(task, w.next_row))
                     self._replace(i)
+        for w in self.workers:  # the last to finish
+            w.stop()
 
     def _replace(self, i: int) -> None:
         """Start a new worker in place of worker i, which died (its shared memory is freed at exit)."""

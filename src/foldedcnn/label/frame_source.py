@@ -102,15 +102,19 @@ def cut_rows(start: int, stop: int, parts: int, batch: int, lead_in: Callable[[i
 class SegmentDecoder:
     """Decode `segment` of `path` into FrameBatch objects of `batch` rows (the last may be short), each frame's
     regions `rois` (R of them, each (x, y, w, h)) resized to `size` (h, w): (B, 3R, h, w) uint8, one decode for
-    all regions. After iterating, `end_row` is the row after the last one decoded, and `reached_end` says
-    whether the video ended before stop_row."""
+    all regions. With `piece` > 0 the segment's last batch (by the index's frame count for a segment running
+    to the end) comes in batches of `piece` rows, each as soon as it is decoded, so the consumer labels the
+    first of them while the rest decode (_decode_pool: the job's last ones). After iterating, `end_row` is the
+    row after the last one decoded, and `reached_end` says whether the video ended before stop_row."""
 
     def __init__(self, path: Path, segment: Segment, rois: Sequence[tuple[int, int, int, int]], size: tuple[int, int],
-                 stride: int, batch: int, index: VideoIndex | None) -> None:
+                 stride: int, batch: int, index: VideoIndex | None, piece: int = 0) -> None:
         self.path, self.segment, self.rois, self.size = path, segment, list(rois), size
         self.stride, self.batch, self.index = stride, batch, index
         self.end_row = segment.first_row
         self.reached_end = False
+        self.pieces_from = _last_batch_row(segment, batch, stride, index) if piece else None
+        self.piece = piece
 
     def __iter__(self) -> Iterator[FrameBatch]:
         try:
@@ -119,19 +123,25 @@ class SegmentDecoder:
             yield from self._decode(None)
         self.reached_end = self.segment.stop_row is None or self.end_row < self.segment.stop_row
 
+    def _rows_next(self) -> int:
+        """Rows of the batch that starts at end_row: a piece from pieces_from on."""
+        return self.piece if self.pieces_from is not None and self.end_row >= self.pieces_from else self.batch
+
     def _decode(self, index: VideoIndex | None) -> Iterator[FrameBatch]:
         h, w = self.size
         frames: list[int] = []
         times: list[float] = []
         images = np.empty((self.batch, 3 * len(self.rois), h, w), np.uint8)
+        rows = self._rows_next()
         for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, size=self.size,
                                  index=index, threads=1, regions=self.rois):  # one thread: processes work in parallel
             images[len(frames)] = frame.rgb.transpose(0, 3, 1, 2).reshape(-1, h, w)  # (R, h, w, 3) -> (3R, h, w)
             frames.append(frame.index)
             times.append(frame.time_s)
-            if len(frames) == self.batch:
-                yield self._batch(frames, times, images)
+            if len(frames) == rows:
+                yield self._batch(frames, times, images[:rows])
                 images = np.empty_like(images)
+                rows = self._rows_next()
         if frames:
             yield self._batch(frames, times, images[: len(frames)])
 
@@ -140,3 +150,14 @@ class SegmentDecoder:
         self.end_row += len(frames)
         frames.clear(), times.clear()
         return batch
+
+
+def _last_batch_row(segment: Segment, batch: int, stride: int, index: VideoIndex | None) -> int | None:
+    """The first row of `segment`'s last batch (batches counted from its first row); None when a segment running
+    to the end of its video has no index to tell where that is."""
+    stop = segment.stop_row
+    if stop is None:
+        if index is None:
+            return None
+        stop = -(-index.frames // stride)
+    return segment.first_row + max(0, stop - 1 - segment.first_row) // batch * batch

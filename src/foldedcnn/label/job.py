@@ -19,7 +19,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -212,6 +212,16 @@ def with_default_batch(cfg: JobConfig, gpu: bool) -> JobConfig:
     return cfg if cfg.batch is not None else replace(cfg, batch=default_batch(gpu))
 
 
+def tail_piece(engine, batch: int) -> int:
+    """Rows per piece in which the job's last batches arrive (DecodePool.run): a quarter batch, a multiple of f, so
+    the Engine labels the first quarter while the rest decode and is left with one quarter, not a whole batch,
+    once decoding ends (a quarter batch costs 1.2x per frame, so only the last round). 0 (whole batches) on a
+    GPU, whose batch takes a millisecond, and for an engine whose logits depend on how a batch is cut
+    (Engine.batch_independent: the resume's bytes must not)."""
+    piece = batch // 4 // engine.fold * engine.fold
+    return piece if 0 < piece < batch and engine.device.type == "cpu" and engine.batch_independent else 0
+
+
 def default_workers() -> int:
     """Decoder processes when not asked: one per core. The Engine's process mostly waits for batches (the job
     is decode-bound), so leaving it a core idles it: on the 2-core machine 2 workers gave 1.7-1.9x the
@@ -237,47 +247,33 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         engine = engine or Engine(ckpt.model, backend=cfg.backend, device=cfg.device, max_batch=cfg.batch,
                                   pad_to_max=True)
         workers = cfg.workers or default_workers()
+        piece = tail_piece(engine, cfg.batch)
         t0 = start_clock(videos)  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
         unavailable = nvdec_unavailable(engine.device)
         check_decoder_request(cfg.decoder, unavailable)
-        tasks = plan_tasks(videos, cfg, (h, w), workers, partial(choose_decoder, cfg.decoder,
-                                                                  unavailable=unavailable))
-        plan_s = time.perf_counter() - t0
-        choice = [v.result.decoder for v in videos]
-        gpu_tasks = [t for t in tasks if choice[t.segment.video] == "gpu"]
-        cpu_tasks = [t for t in tasks if choice[t.segment.video] == "cpu"]
-        used = sorted({choice[t.segment.video] for t in tasks}, reverse=True)
-        summary = new_summary(cfg, ckpt.meta, engine.backend_name, regions, thresholds_from)
-        summary.decoder, summary.workers = "+".join(used) or "cpu", workers
-        if cfg.decoder == "auto":
-            why = unavailable or "the CPU pool is the faster (--decoder gpu: NVDEC)"
-            summary.decoder_note = f"NVDEC not used: {why}"
-        total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
-        with DecodePool(workers if cpu_tasks else 1, cfg.batch, (c * len(regions), h, w)) as pool, \
-                tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
-            side = NvdecDecoder(gpu_tasks, str(engine.device)) if gpu_tasks else None
-            stopped = None  # once the output cannot be written, the job stops
-            first_batch_s, busy = None, 0.0
-            for event in pool.run(cpu_tasks, side=side):
-                t_event = time.perf_counter()
-                first_batch_s = first_batch_s or (t_event - t0 if isinstance(event, Decoded) else None)
-                outputs = [videos[n] for n in event.task.outputs]  # the video's regions this task decodes
-                try:
-                    if isinstance(event, Decoded):
-                        bar.update(_label_batch(engine, outputs, event.batch, class_names, cfg))
-                        event.release()
-                    else:
-                        for video in outputs:
-                            video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
-                    for video in outputs:
-                        video.settle()
-                except OutputWriteError as exc:
-                    stopped = str(exc)
-                    for video in outputs:
-                        video.result.error = video.result.error or stopped
-                    break
-                busy += time.perf_counter() - t_event
-            summary.worker_restarts = pool.restarts
+        pool_of = partial(DecodePool, batch=cfg.batch, shape=(c * len(regions), h, w))
+        with ExitStack() as decoding:
+            # the decoders start while the videos are indexed, unless NVDEC may take them all
+            pool = None if cfg.decoder == "gpu" else decoding.enter_context(pool_of(workers))
+            tasks = plan_tasks(videos, cfg, (h, w), workers, partial(choose_decoder, cfg.decoder,
+                                                                      unavailable=unavailable))
+            plan_s = time.perf_counter() - t0
+            choice = [v.result.decoder for v in videos]
+            gpu_tasks = [t for t in tasks if choice[t.segment.video] == "gpu"]
+            cpu_tasks = [t for t in tasks if choice[t.segment.video] == "cpu"]
+            used = sorted({choice[t.segment.video] for t in tasks}, reverse=True)
+            summary = new_summary(cfg, ckpt.meta, engine.backend_name, regions, thresholds_from)
+            summary.decoder, summary.workers = "+".join(used) or "cpu", workers
+            if cfg.decoder == "auto":
+                why = unavailable or "the CPU pool is the faster (--decoder gpu: NVDEC)"
+                summary.decoder_note = f"NVDEC not used: {why}"
+            total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
+            pool = pool or decoding.enter_context(pool_of(workers if cpu_tasks else 1))
+            with tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
+                side = NvdecDecoder(gpu_tasks, str(engine.device)) if gpu_tasks else None
+                stopped, first_batch_s, busy = _label_events(pool.run(cpu_tasks, side=side, piece=piece), videos,
+                                                             engine, class_names, cfg, bar, t0)
+                summary.worker_restarts = pool.restarts
         for video in videos:
             if stopped and not video.finished and video.result.error is None:
                 video.result.error = f"{'not finished' if video.frames else 'not started'}: {stopped}"
@@ -291,6 +287,33 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             ("model_s", sum(v.model_s for v in videos)), ("wall_s", wall))}
         write_summary(cfg.out_dir, summary)
     return summary
+
+
+def _label_events(events, videos: list[JobVideo], engine, class_names: Sequence[str], cfg: JobConfig, bar,
+                  t0: float) -> tuple[str | None, float | None, float]:
+    """Label each Decoded batch of `events` into its videos and settle them as batches and Finished segments come;
+    returns why the output could not be written (the job stops there) or None, when the first batch came (seconds
+    from t0) and the seconds this process spent on the events (labelling, writing)."""
+    first_batch_s, busy = None, 0.0
+    for event in events:
+        t_event = time.perf_counter()
+        first_batch_s = first_batch_s or (t_event - t0 if isinstance(event, Decoded) else None)
+        outputs = [videos[n] for n in event.task.outputs]  # the video's regions this task decodes
+        try:
+            if isinstance(event, Decoded):
+                bar.update(_label_batch(engine, outputs, event.batch, class_names, cfg))
+                event.release()
+            else:
+                for video in outputs:
+                    video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
+            for video in outputs:
+                video.settle()
+        except OutputWriteError as exc:
+            for video in outputs:
+                video.result.error = video.result.error or str(exc)
+            return str(exc), first_batch_s, busy
+        busy += time.perf_counter() - t_event
+    return None, first_batch_s, busy
 
 
 def frames_labelled(outputs: list[JobVideo]) -> int:
