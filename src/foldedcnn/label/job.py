@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -33,7 +34,7 @@ from ..device import resolve_device
 from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
 from ._chunk_store import writing
-from ._decode_pool import Decoded, DecodePool, DecodeTask, start_decoder_server
+from ._decode_pool import Decoded, DecodePool, DecodeTask, Finished, start_decoder_server
 from ._frame_labels import csv_lines_for, is_multiclass
 from ._job_video import JobVideo, VideoResult, by_video
 from ._nvdec import NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
@@ -42,6 +43,9 @@ from ._survey import keyframe_index, probe_and_fingerprint, survey
 from .calibration import stored_calibration
 from .frame_source import plan_segments, region_images
 from .video_files import check_each_once
+
+if TYPE_CHECKING:  # the Engine (torch backends) is imported where a job builds one
+    from ..infer import Engine
 
 DEFAULT_UNCERTAIN = (0.2, 0.8)
 
@@ -212,7 +216,7 @@ def with_default_batch(cfg: JobConfig, gpu: bool) -> JobConfig:
     return cfg if cfg.batch is not None else replace(cfg, batch=default_batch(gpu))
 
 
-def tail_piece(engine, batch: int) -> int:
+def tail_piece(engine: Engine, batch: int) -> int:
     """Rows per piece in which the job's last batches arrive (DecodePool.run): a quarter batch, a multiple of f, so
     the Engine labels the first quarter while the rest decode and is left with one quarter, not a whole batch,
     once decoding ends (a quarter batch costs 1.2x per frame, so only the last round). 0 (whole batches) on a
@@ -289,8 +293,9 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
     return summary
 
 
-def _label_events(events, videos: list[JobVideo], engine, class_names: Sequence[str], cfg: JobConfig, bar,
-                  t0: float) -> tuple[str | None, float | None, float]:
+def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], engine: Engine,
+                  class_names: Sequence[str], cfg: JobConfig, bar: tqdm, t0: float
+                  ) -> tuple[str | None, float | None, float]:
     """Label each Decoded batch of `events` into its videos and settle them as batches and Finished segments come;
     returns why the output could not be written (the job stops there) or None, when the first batch came (seconds
     from t0) and the seconds this process spent on the events (labelling, writing)."""
