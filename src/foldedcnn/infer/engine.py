@@ -121,7 +121,6 @@ class Engine:
         self.pad_to_max = pad_to_max
         self._affine = {u8: affine(self.normalization, c, u8, self.device, self.dtype) for u8 in (True, False)}
         self._use(self._choose(backend))
-        self._independent: bool | None = None
 
     @property
     def batch_independent(self) -> bool:
@@ -143,6 +142,7 @@ class Engine:
         self.backend = backend
         self._buckets = bucket_sizes(self.max_batch, self.fold, backend.static_shapes, self.pad_to_max)
         self._mem = EngineBuffers()
+        self._independent: bool | None = None  # batch_independent of this backend, probed when asked
         return backend
 
     def _choose(self, name: str) -> Backend:

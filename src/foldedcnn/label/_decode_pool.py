@@ -256,17 +256,19 @@ class DecodePool:
         deaths: dict[tuple, int] = {}
         while todo or any(w.task for w in self.workers) or (side and side.pending):
             for i, w in enumerate(list(self.workers)):
-                if w.task is None and not todo:
+                if w.task is not None or w.stopping:
+                    continue
+                if not todo:
                     w.stop()  # nothing left for it: it exits while the others finish (a dead one's replacement redoes)
-                if w.task is None and todo and not w.stopping:
-                    task = replace(todo[0], piece=piece) if piece and len(todo) <= len(self.workers) else todo[0]
-                    try:
-                        w.conn.send(task)
-                    except OSError:  # it died while idle
-                        self._replace(i)
-                        continue
-                    todo.popleft()
-                    w.task, w.next_row = task, task.segment.first_row
+                    continue
+                task = replace(todo[0], piece=piece) if piece and len(todo) <= len(self.workers) else todo[0]
+                try:
+                    w.conn.send(task)
+                except OSError:  # it died while idle
+                    self._replace(i)
+                    continue
+                todo.popleft()
+                w.task, w.next_row = task, task.segment.first_row
             busy = [w for w in self.workers if w.task]
             if not busy and not (side and side.pending):
                 continue
