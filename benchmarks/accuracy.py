@@ -33,7 +33,7 @@ import platform
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -484,14 +484,15 @@ def main() -> None:
                                                                               else "")) if args.sweep else
              "accuracy-paper-widths" if args.paper_widths else "accuracy")
     out = runs / table if args.smoke else RESULTS / f"{table}{label}"
-    rows: list[dict] = []
     # the workers end with this process: killed, it cannot shut the pool down, and they would train on unseen
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(run_task, t, args.seed, runs, args.threads, args.device, workers, args.finished_only)
-                   for t in tasks]
-        for fut in futures:  # in task order; the tables are rewritten as each task finishes
-            rows += fut.result()
+        futures = {pool.submit(run_task, t, args.seed, runs, args.threads, args.device, workers, args.finished_only): i
+                   for i, t in enumerate(tasks)}
+        done: dict[int, list[dict]] = {}
+        for fut in as_completed(futures):  # the tables are rewritten, in task order, as each task finishes
+            done[futures[fut]] = fut.result()
+            rows = [row for i in sorted(done) for row in done[i]]
             write(rows, out, command, time.perf_counter() - start, args.device, args.threads, jobs,
                   SWEEP_INTRO.format(how=SWEPT[args.sweep_method]) if args.sweep else
                   PAPER_INTRO if args.paper_widths else "")

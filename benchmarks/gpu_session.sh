@@ -13,7 +13,8 @@
 #       #15: video_gpu.sh with the CPU pool and NVDEC side by side; right after `engine`, on the machine still
 #       warm (vtest.avi is in its cache: .vt no longer fits beside both wheel folders)
 #   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl", ".vt", ".fonts"], timeout_s=600)
-#       #16: benchmarks/accuracy.py --device cuda (at most 10 minutes: a session of its own)
+#       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (at most 10 minutes: a session of its own);
+#       also runs-<task>.tgz, each task's runs without their last.safetensors
 # Each writes $OUT/<mode>.tgz (results folders, to unpack under benchmarks/results/) and $OUT/<mode>.log, and
 # prints the benchmarks' own short tables last.
 set -uo pipefail
@@ -55,9 +56,16 @@ case "$mode" in
     ;;
   accuracy)
     if [[ -d .fonts ]]; then mkdir -p /usr/share/fonts/truetype && cp -rn .fonts/* /usr/share/fonts/truetype/; fi
-    timeout 560 python3 benchmarks/accuracy.py --device cuda > "$OUT/accuracy.log" 2>&1
+    timeout 560 python3 benchmarks/accuracy.py --device cuda --jobs 5 > "$OUT/accuracy.log" 2>&1
     echo "accuracy.py exit $?" | tee -a "$OUT/accuracy.log"
     tar -czf "$OUT/accuracy.tgz" benchmarks/results/accuracy-cuda.*
+    # each task's runs (best checkpoints, metrics, narrow stages) so that a table cut by the timeout can be
+    # finished here: accuracy.py --device cuda --finished-only --runs <these> (not vtest's: its coral checkpoints,
+    # 77 MB for its runs, do not fit the 16 MiB a returned file holds)
+    for task in runs/accuracy-cuda/game-*/ runs/accuracy-cuda/fashion-mnist/; do
+      find "$task" -type f ! -path '*/narrow/best.safetensors' ! \( -name last.safetensors ! -path '*/narrow/*' \) -print0 |
+        tar -czf "$OUT/runs-$(basename "$task").tgz" --null -T -
+    done
     tail -n 30 "$OUT/accuracy.log"
     ;;
 esac
