@@ -26,6 +26,7 @@ folded runs at the paper's widths where those differ from the default's (accurac
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import json
 import os
@@ -33,6 +34,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -266,7 +268,8 @@ def build(task: Task, run: Run, seed: int) -> FoldedModel:
 
 
 def machine(device: str, threads: int, jobs: int) -> str:
-    return f"{device_name(device)}, {jobs} jobs x {threads} threads, torch {torch.__version__}, {platform.system()}"
+    return (f"Machine: {device_name(device)}, {jobs} jobs x {threads} threads, torch {torch.__version__}, "
+            f"{platform.system()}")
 
 
 def finished(out: Path, epochs: int) -> bool:
@@ -329,12 +332,32 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
                      "train_seconds": round(result.seconds + (narrow[-1]["seconds"] if narrow else 0.0), 1),
                      "device": device, "seed": seed})
         print(rows[-1], f"(wall {time.perf_counter() - t0:.0f} s)", flush=True)
-    reference = max(r["top1"] for r in rows if r["fold"] == 1)  # the original, or the control when better
+    return judged(task, rows)
+
+
+def judged(task: Task, rows: list[dict]) -> list[dict]:
+    """`rows` (one task's runs, the original among them) with each run's delta to the reference (the original,
+    or the control when better) and whether it meets the task's goal."""
+    reference = max(r["top1"] for r in rows if r["fold"] == 1)
     for r in rows:
         r["delta"] = round(r["top1"] - reference, 2)
         goal = dict(task.fold_goals).get(r["fold"], task.goal)
         r["goal"] = "" if r["fold"] == 1 else ("met" if r["delta"] >= -goal else f"missed by {-r['delta'] - goal:.2f}")
     return rows
+
+
+def logged_rows(logs: list[Path], tasks: list[Task]) -> list[dict]:
+    """The rows that run_task printed into `logs` (its runs' result rows, one a line, as each run finished), judged
+    per task in `tasks`' order: the table of device runs whose own table was lost (cut by a timeout, or another
+    task failing). A task none of whose lines name its original is left out; a run logged twice counts once."""
+    by_task: dict[str, dict[str, dict]] = {}
+    for log in logs:
+        for line in log.read_text().splitlines():
+            if line.startswith("{'task': "):
+                row = ast.literal_eval(line[:line.rindex("}") + 1])  # literals only: no code runs
+                by_task.setdefault(row["task"], {})[f"{row['fold']} {row['method']} {row['epochs']}"] = row
+    return [row for t in tasks if any(r["role"] == "original" for r in by_task.get(t.name, {}).values())
+            for row in judged(t, list(by_task[t.name].values()))]
 
 
 def _narrow_rate(run_dir: Path) -> float | str:
@@ -382,9 +405,8 @@ at epoch 0 (the model as given), 1, 2, ...; top1 is the test top-1 of the best-o
 SWEPT = {"warm+distill-kl": "with KL distillation toward it", "warm": "on the labels alone (the table's method)"}
 
 
-def write(rows: list[dict], out: Path, command: str, total: float, device: str, threads: int, jobs: int,
-          intro: str = "") -> None:
-    """<out>.csv (every run) and <out>.md (`intro`, summary, every run, command, machine)."""
+def write(rows: list[dict], out: Path, command: str, footer: str, intro: str = "") -> None:
+    """<out>.csv (every run) and <out>.md (`intro`, summary, every run, command, `footer`: machine and time)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -392,6 +414,7 @@ def write(rows: list[dict], out: Path, command: str, total: float, device: str, 
         writer.writerows(rows)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lead = intro + "\n\n" if intro else ""
+    device = rows[0]["device"] if rows else "no runs"
     sweep_csv = out.parent / "finetune_sweep.csv"
     swept = [] if intro or not sweep_csv.is_file() else list(csv.DictReader(sweep_csv.read_text().splitlines()))
     text = f"""# FoldedCNN accuracy vs the original (f = 1), {device}
@@ -417,10 +440,8 @@ summary: narrow+folded).
 
 {markdown_table(rows, COLUMNS)}
 
-Command: `{command}`
-Machine: {machine(device, threads, jobs)}; commit {commit.strip()}
-Wall time of this invocation: {total / 60:.1f} min (finished runs in --runs are not redone, only re-evaluated); sum
-of train_seconds over all rows: {sum(r['train_seconds'] for r in rows) / 60:.1f} min.
+Command: `{command}` (commit {commit.strip()})
+{footer}; sum of train_seconds over all rows: {sum(r['train_seconds'] for r in rows) / 60:.1f} min.
 """
     out.with_suffix(".md").write_text(text)
 
@@ -440,6 +461,9 @@ def main() -> None:
     parser.add_argument("--data-workers", type=int, help="processes drawing fresh images per run (default 1 on "
                                                          "CPU, 4 on GPU)")
     parser.add_argument("--runs", help="where run directories go (default runs/accuracy[-DEVICE][-smoke])")
+    parser.add_argument("--rows-from", nargs="+", metavar="LOG",
+                        help="train nothing: tabulate the rows that earlier invocations printed into these logs "
+                             "(a device run whose table was lost to a timeout or a failed task)")
     parser.add_argument("--finished-only", action="store_true",
                         help="train nothing: tabulate the runs in --runs that have finished")
     parser.add_argument("--paper-widths", action="store_true",
@@ -484,19 +508,36 @@ def main() -> None:
                                                                               else "")) if args.sweep else
              "accuracy-paper-widths" if args.paper_widths else "accuracy")
     out = runs / table if args.smoke else RESULTS / f"{table}{label}"
+    intro = (SWEEP_INTRO.format(how=SWEPT[args.sweep_method]) if args.sweep else
+             PAPER_INTRO if args.paper_widths else "")
+    if args.rows_from:
+        logs = [Path(p) for p in args.rows_from]
+        found = [line for log in logs for line in log.read_text().splitlines() if line.startswith("Machine: ")]
+        write(logged_rows(logs, tasks), out, command, (found[0] if found else "Machine: see the logs' folder") +
+              "; rows as the logs' runs printed them, not re-evaluated", intro)
+        print(f"wrote {out.with_suffix('.md')}", flush=True)
+        return
+    print(machine(args.device, args.threads, jobs), flush=True)  # for --rows-from
     # the workers end with this process: killed, it cannot shut the pool down, and they would train on unseen
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_task, t, args.seed, runs, args.threads, args.device, workers, args.finished_only): i
                    for i, t in enumerate(tasks)}
         done: dict[int, list[dict]] = {}
+        failed = []
         for fut in as_completed(futures):  # the tables are rewritten, in task order, as each task finishes
+            if fut.exception() is not None:  # the others still train and are tabulated
+                failed.append(tasks[futures[fut]].name)
+                print(f"{failed[-1]} failed:", "".join(traceback.format_exception(fut.exception())), flush=True)
+                continue
             done[futures[fut]] = fut.result()
             rows = [row for i in sorted(done) for row in done[i]]
-            write(rows, out, command, time.perf_counter() - start, args.device, args.threads, jobs,
-                  SWEEP_INTRO.format(how=SWEPT[args.sweep_method]) if args.sweep else
-                  PAPER_INTRO if args.paper_widths else "")
+            write(rows, out, command, f"{machine(args.device, args.threads, jobs)}\nWall time of this invocation: "
+                  f"{(time.perf_counter() - start) / 60:.1f} min (finished runs in --runs are not redone, only "
+                  "re-evaluated)", intro)
             print(f"wrote {out.with_suffix('.md')} ({len(rows)} runs)", flush=True)
+    if failed:
+        sys.exit(f"task(s) {', '.join(failed)} failed (their errors above); the table holds the others")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 #   .whl-nvdec/  PyNvVideoCodec's wheel, the same way
 #   .vt/         vtest.avi (make system-deps puts it in ~/.cache/foldedcnn)
 #   .fonts/      the game generator's fonts (data/_fonts.GAME_FONTS) under their /usr/share/fonts/truetype paths
+#   .whl-acc/    jsonschema's wheels alone, for the accuracy call
+#   .fm/         Fashion-MNIST's .gz files (make system-deps installs them under /usr/share/datasets)
 # Usage, from the repo root: bash benchmarks/gpu_carry.sh   (needs PyPI, and `make system-deps` done)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,8 @@ fetch() {  # fetch DIR PACKAGE...: the device image's wheels of PACKAGE..., no d
 }
 fetch .whl av==18.1.0 jsonschema jsonschema-specifications referencing rpds-py
 fetch .whl-nvdec pynvvideocodec==2.2.4
+rm -rf .whl-acc && mkdir -p .whl-acc && cp .whl/*.whl .whl-acc/ && rm .whl-acc/av-*.whl
+rm -rf .fm && mkdir -p .fm && cp /usr/share/datasets/fashion-mnist/*.gz .fm/
 mkdir -p .vt && cp "${FOLDEDCNN_CACHE:-$HOME/.cache/foldedcnn}/vtest.avi" .vt/
 rm -rf .fonts && mkdir -p .fonts
 fonts=$(python3 -c "import ast  # the tuple as written in the source: no torch needed here
@@ -29,5 +33,5 @@ for font in $fonts; do
 done
 exclude="$(git rev-parse --git-path info/exclude)"
 mkdir -p "$(dirname "$exclude")" && touch "$exclude"
-for dir in .whl .whl-nvdec .vt .fonts; do grep -qxF "/$dir/" "$exclude" || echo "/$dir/" >> "$exclude"; done
-du -sh .whl .whl-nvdec .vt .fonts
+for dir in .whl .whl-nvdec .whl-acc .fm .vt .fonts; do grep -qxF "/$dir/" "$exclude" || echo "/$dir/" >> "$exclude"; done
+du -sh .whl .whl-nvdec .whl-acc .fm .vt .fonts

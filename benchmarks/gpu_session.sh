@@ -6,13 +6,15 @@
 #   .whl-nvdec/  pynvvideocodec==2.2.4
 #   .vt/         vtest.avi (from ~/.cache/foldedcnn)
 #   .fonts/      the game generator's fonts (data/_fonts.GAME_FONTS) under their /usr/share/fonts/truetype paths
+#   .whl-acc/    jsonschema's wheels alone (training needs no PyAV, and .fm leaves no room for it)
+#   .fm/         Fashion-MNIST's four .gz files (Debian's dataset-fashion-mnist; the device image has none)
 # Calls, from the repo root here:
 #   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)
 #       #14: benchmarks/gpu.sh at a 400 s budget; #15: benchmarks/video_gpu.sh, CPU decoder pool (about 80 s)
 #   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=300)
 #       #15: video_gpu.sh with the CPU pool and NVDEC side by side; right after `engine`, on the machine still
 #       warm (vtest.avi is in its cache: .vt no longer fits beside both wheel folders)
-#   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl", ".vt", ".fonts"], timeout_s=600)
+#   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl-acc", ".vt", ".fonts", ".fm"], timeout_s=600)
 #       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (at most 10 minutes: a session of its own);
 #       also runs-<task>.tgz, each task's runs without their last.safetensors
 # Each writes $OUT/<mode>.tgz (results folders, to unpack under benchmarks/results/) and $OUT/<mode>.log, and
@@ -23,12 +25,15 @@ cd "$(dirname "$0")/.."
 mode=${1:-engine}
 [[ $mode == engine || $mode == nvdec || $mode == accuracy ]] || {
   echo "usage: bash benchmarks/gpu_session.sh engine|nvdec|accuracy"; exit 2; }
+shift $(($# > 0))  # the rest: accuracy's extra arguments to accuracy.py (e.g. --tasks fashion-mnist)
 wheels=(.whl/*.whl)
 [[ $mode == nvdec ]] && wheels+=(.whl-nvdec/*.whl)
+[[ $mode == accuracy ]] && wheels=(.whl-acc/*.whl)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "${wheels[@]}" \
   || { echo "installing ${wheels[*]} failed: carry the folders this script's header names"; exit 1; }
 export PYTHONPATH=src:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p ~/.cache/foldedcnn
+if [[ -d .fm ]]; then mkdir -p /usr/share/datasets/fashion-mnist && cp .fm/*.gz /usr/share/datasets/fashion-mnist/; fi
 if [[ -f .vt/vtest.avi ]]; then
   cp .vt/vtest.avi ~/.cache/foldedcnn/
 elif [[ ! -f ~/.cache/foldedcnn/vtest.avi ]]; then
@@ -56,7 +61,8 @@ case "$mode" in
     ;;
   accuracy)
     if [[ -d .fonts ]]; then mkdir -p /usr/share/fonts/truetype && cp -rn .fonts/* /usr/share/fonts/truetype/; fi
-    timeout 560 python3 benchmarks/accuracy.py --device cuda --jobs 5 > "$OUT/accuracy.log" 2>&1
+    # ACC_SECONDS: the training's share of the call (less where the session has less device time left)
+    timeout "${ACC_SECONDS:-560}" python3 benchmarks/accuracy.py --device cuda --jobs 5 "$@" > "$OUT/accuracy.log" 2>&1
     echo "accuracy.py exit $?" | tee -a "$OUT/accuracy.log"
     tar -czf "$OUT/accuracy.tgz" benchmarks/results/accuracy-cuda.*
     # each task's runs (best checkpoints, metrics, narrow stages) so that a table cut by the timeout can be
