@@ -14,6 +14,8 @@ Per workload, interleaved over --repeats:
   end-to-end      `foldedcnn run` (run_job): indexing, decoder processes, engine, CSV chunks; all frames of
                   the workload over the job's wall time, per --decoders and --workers setting (a decoder that
                   fails is reported with its error and not run again; the others go on)
+  decode-only xN  with --decode-together: N = cores such decoders at once, one process each (decode_parallel):
+                  the cores' decode capacity together, against which the job is also measured
 Ratios: end-to-end / decode-only (the 2-core goal: >= 0.85 on `one`), and end-to-end / (cores x decode-only)
 (the 16-core goal: >= 0.7 for `many`, >= 0.6 for `long`), each the median
 (min-max) of the ratios of one repeat. Beside them, where the job's time went: first batch s (indexing and
@@ -36,6 +38,8 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import av
@@ -87,9 +91,9 @@ def transcode_h264(src: Path, dst: Path) -> Path:
     return dst
 
 
-def decode_only(videos: list[Path], limit: int | None = None) -> float:
-    """Frames/s of one thread decoding `videos` one after another (the first `limit` frames of them)."""
-    t0, n = time.perf_counter(), 0
+def _decoded(videos: list[Path], limit: int | None) -> int:
+    """Frames one thread decodes from `videos` one after another (the first `limit` of them), none converted."""
+    n = 0
     for v in videos:
         with av.open(str(v)) as c:
             c.streams.video[0].thread_count = 1
@@ -97,7 +101,24 @@ def decode_only(videos: list[Path], limit: int | None = None) -> float:
                 n += 1
         if limit is not None and n >= limit:
             break
-    return n / (time.perf_counter() - t0)
+    return n
+
+
+def decode_only(videos: list[Path], limit: int | None = None) -> float:
+    """Frames/s of one thread decoding `videos` one after another (the first `limit` frames of them)."""
+    t0 = time.perf_counter()
+    return _decoded(videos, limit) / (time.perf_counter() - t0)
+
+
+def decode_parallel(pool: ProcessPoolExecutor, n: int, videos: list[Path], limit: int | None = None) -> float:
+    """Frames/s of `n` one-thread decoders at once, each in its own (started) process of `pool`, decoding
+    `videos` from a different one on (the first `limit` frames), nothing converted: what the machine's cores
+    decode together, beside which the single decoder's rate times n may be out of reach (shared caches, memory
+    bandwidth, a VM's cores that are hyperthreads of one another, clocks that drop with every core busy)."""
+    t0 = time.perf_counter()
+    jobs = [pool.submit(_decoded, videos[i % len(videos):] + videos[:i % len(videos)], limit) for i in range(n)]
+    frames = sum(job.result() for job in jobs)
+    return frames / (time.perf_counter() - t0)
 
 
 def decode_region(videos: list[Path], limit: int | None = None) -> tuple[float, np.ndarray]:
@@ -174,6 +195,8 @@ def main() -> int:
     ap.add_argument("--yardstick-frames", type=int, default=None, metavar="N",
                     help="decode-only and decode+region time the first N frames of a workload (default: all); "
                          "a rate, so a prefix of the same videos gives it in less time")
+    ap.add_argument("--decode-together", action="store_true",
+                    help="also time decode-only in as many processes at once as there are cores (decode_parallel)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-2core"))
     args = ap.parse_args()
     args.batch = args.batch or default_batch(resolve_device(args.device).type == "cuda")
@@ -185,6 +208,12 @@ def main() -> int:
         workloads = {"one": [one], "many": [shutil.copy(one, tmp / f"copy{i}{one.suffix}") for i in range(args.videos)],
                      "long": [remux(one, tmp / f"long{one.suffix}", args.long)]}
         workloads = {k: [Path(p) for p in v] for k, v in workloads.items() if k in args.workloads}
+        # decode_parallel's processes, forked before any Engine exists (no CUDA in them, no torch imported again),
+        # every one started before timing
+        cores = os.cpu_count() or 1
+        pool = ProcessPoolExecutor(cores, mp_context=get_context("fork")) if args.decode_together else None
+        for job in [pool.submit(_decoded, [], 0) for _ in range(cores)] if pool else []:
+            job.result()
         torch.manual_seed(0)
         ckpt = save_checkpoint(tmp / "coral.safetensors", FoldedModel.from_zoo("noscope-coral", args.fold),
                                class_names=["absent", "present"])
@@ -202,6 +231,9 @@ def main() -> int:
         for _ in range(args.repeats):
             for name, videos in workloads.items():
                 samples.setdefault((name, "decode-only"), []).append(decode_only(videos, args.yardstick_frames))
+                if pool:
+                    samples.setdefault((name, "decode-only x cores"), []).append(
+                        decode_parallel(pool, cores, videos, args.yardstick_frames))
                 samples.setdefault((name, "decode+region"), []).append(decode_region(videos, args.yardstick_frames)[0])
                 with core_for_decoding():
                     samples.setdefault((name, "model-only"), []).append(model_only(engine, frames, args.batch))
@@ -216,9 +248,10 @@ def main() -> int:
                         samples.setdefault((name, f"end-to-end {decoder} w={w}"), []).append(fps)
                         timings.setdefault((name, f"{decoder} w={w}"), []).append(timing)
         load_after = os.getloadavg()
+        if pool:
+            pool.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    cores = os.cpu_count() or 1
     rows = []
     for name, videos in workloads.items():
         dec = samples[(name, "decode-only")]
@@ -231,6 +264,7 @@ def main() -> int:
             # per repeat, end-to-end over the decode-only run just before it: this VM's speed drifts between
             # repeats (decode-only alone spans 1.7-2.8k frames/s), so ratios are paired, then their median taken
             ratio = [e / d for e, d in zip(e2e, dec, strict=True)]
+            together = [e / d for e, d in zip(e2e, samples.get((name, "decode-only x cores"), dec), strict=True)]
             job_timing = timings[(name, f"{decoder} w={w}")]
             rows.append({
                 "workload": name, "videos": len(videos), "decoder": decoder, "workers": w,
@@ -244,6 +278,9 @@ def main() -> int:
                 "cores busy": _median_share([t.get("cores_busy") for t in job_timing]),
                 "e2e / decode-only": f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})",
                 f"e2e / ({cores} x decode-only)": round(statistics.median(ratio) / cores, 2),
+                **({f"decode-only x{cores} f/s": fmt(samples[(name, "decode-only x cores")]),
+                    f"e2e / decode-only x{cores}": f"{statistics.median(together):.2f} ({min(together):.2f}-"
+                                                   f"{max(together):.2f})"} if pool else {}),
             })
     machine = {"device": device_name(engine.device), "cpu": device_name("cpu"), "cores": cores,
                "python": platform.python_version(), "torch": torch.__version__, "av": av.__version__,
@@ -257,8 +294,9 @@ def main() -> int:
         "timings": {f"{k[0]}/{k[1]}": v for k, v in timings.items()},
     }, indent=2))
     columns = ["workload", "videos", "decoder", "workers", "decode-only f/s", "decode+region f/s", "model-only f/s",
-               "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)", "first batch s", "main busy",
-               "cores busy"]
+               "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)",
+               *([f"decode-only x{cores} f/s", f"e2e / decode-only x{cores}"] if pool else []), "first batch s",
+               "main busy", "cores busy"]
     table = markdown_table(rows, columns)
     (args.out / "video.md").write_text(
         f"# Video job speed (vtest.avi, region {VTEST_ROI} -> 50x50, noscope-coral f = {args.fold})\n\n"
@@ -269,6 +307,8 @@ def main() -> int:
         f"Workloads: one = vtest.avi (795 frames); many = {args.videos} copies; long = vtest remuxed {args.long}x "
         f"({795 * args.long} frames). decode-only: one process, one decoder thread, no conversion"
         f"{f', the first {args.yardstick_frames} frames of the workload' if args.yardstick_frames else ''}. "
+        + (f"decode-only x{cores}: {cores} such processes at once, each from another video of the workload on "
+           "(frames of all over the wall time: what the cores decode together). " if pool else "") +
         "cores busy: share of all cores' time in use by any process while the job ran.\n\n"
         f"{table}\n\nCommand: `{command}`\n")
     print(table)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The video job on a GPU machine (about 2 minutes on 16 cores): vtest.avi transcoded to H.264 (NVDEC cannot
 # decode its msmpeg4), 16 videos and one long video (vtest x 20), end-to-end with the CPU decoder pool and with
-# NVDEC side by side in one run. Results: ${RESULTS:-benchmarks/results}/$MACHINE/video-h264/ (video.json, video.md).
+# NVDEC side by side in one run, and decode-only in 16 processes at once (the cores' decode capacity). Results:
+# ${RESULTS:-benchmarks/results}/$MACHINE/video-h264/ (video.json, video.md).
 #
 # Needs PyAV and PyNvVideoCodec; the GPU image has neither (nor jsonschema): carry them as wheels (README,
 # "Label videos"; benchmarks/gpu_session.sh runs this script on the device in calls that fit):
@@ -19,4 +20,5 @@ mkdir -p "$DEST/video-h264"
 lscpu > "$DEST/video-h264/lscpu.txt" || true  # cores against hardware threads: what "16 x decode-only" can mean
 # DECODERS: which decoders run end to end (default both; cpu alone where PyNvVideoCodec was not carried)
 python3 benchmarks/video.py --device cuda --backend torch --codec h264 --decoders ${DECODERS:-cpu gpu} --workers 16 \
-  --videos 16 --long 20 --workloads many long --repeats "${REPEATS:-2}" --yardstick-frames 3000 --out "$DEST/video-h264"
+  --videos 16 --long 20 --workloads many long --repeats "${REPEATS:-2}" --yardstick-frames 3000 --decode-together \
+  --out "$DEST/video-h264"
