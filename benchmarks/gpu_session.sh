@@ -12,11 +12,13 @@
 #   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)
 #       #14: benchmarks/gpu.sh at a 400 s budget; #15: benchmarks/video_gpu.sh, CPU decoder pool (about 80 s)
 #   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=300)
-#       #15: video_gpu.sh with the CPU pool and NVDEC side by side; right after `engine`, on the machine still
-#       warm (vtest.avi is in its cache: .vt no longer fits beside both wheel folders)
+#       #15: video_gpu.sh with the CPU pool and NVDEC side by side, and decode-only in 16 processes at once; right
+#       after another call that carried .vt, on the machine still warm (vtest.avi is in its cache: .vt does not
+#       fit beside both wheel folders; these two and the repo came to 63.6 of the 64 MiB on 2026-11-28)
 #   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl-acc", ".vt", ".fonts", ".fm"], timeout_s=600)
-#       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (at most 10 minutes: a session of its own);
-#       also runs-<task>.tgz, each task's runs without their last.safetensors
+#       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (the H200 ran the 40-epoch recipe's four
+#       other tasks in 518 s, Fashion-MNIST alone in 215); also runs-<task>.tgz, each task's runs without their
+#       last.safetensors. Then `nvdec` fits the same session (about 70 s), `engine` does not.
 # Each writes $OUT/<mode>.tgz (results folders, to unpack under benchmarks/results/) and $OUT/<mode>.log, and
 # prints the benchmarks' own short tables last.
 set -uo pipefail
