@@ -214,9 +214,9 @@ def gpu_tasks(paper_recipe: bool = False) -> list[Task]:
     """The GPU recipe: 20,000 fresh images per epoch at batch 256; originals 40 epochs; the games' control and
     narrow stages GPU_FINETUNE epochs at 5e-3, every game's folds distilled toward its control (warm+control-kl);
     vtest's folds also distilled from scratch, Fashion-MNIST's f = 4 too. With `paper_recipe`, the paper's recipe
-    at f = 4 (from scratch, curriculum, lr 1e-4, MSE distillation) for 200 epochs beside the games' warm starts: at
-    40 epochs (f56e294's table) it reached 9-23 % against 92-96 for the warm start, and it takes gold-int's job
-    past the 10 minutes with 60."""
+    at f = 4 (from scratch, curriculum, lr 1e-4, MSE distillation) for 200 epochs beside the games' warm starts: in
+    f56e294's table (stages of 40 epochs) it ended at 9-23 % test against 92-96 for the warm start, and beside
+    stages of 60 it takes gold-int's job past the 10 minutes."""
     paper = (Run(4, "paper", 200),) if paper_recipe else ()
     scratch_vtest = tuple(Run(f, "distill-kl", 40) for f in (2, 3, 4))
     games = [Task(g, g, game_spec(g, 20000), compared(40, GPU_FINETUNE, paper, lr=5e-3, method="warm+control-kl"),
@@ -361,12 +361,13 @@ def logged_rows(logs: list[Path], tasks: list[Task]) -> list[dict]:
     """The rows that run_task printed into `logs` (its runs' result rows, one a line, as each run finished), judged
     per task in `tasks`' order: the table of device runs whose own table was lost (cut by a timeout, or another
     task failing). A task none of whose lines name its original is left out; a run logged twice counts once."""
-    by_task: dict[str, dict[str, dict]] = {}
+    by_task: dict[str, dict[tuple, dict]] = {}
     for log in logs:
         for line in log.read_text().splitlines():
             if line.startswith("{'task': "):
                 row = ast.literal_eval(line[:line.rindex("}") + 1])  # literals only: no code runs
-                by_task.setdefault(row["task"], {})[f"{row['fold']} {row['method']} {row['epochs']}"] = row
+                run = tuple(row.get(k) for k in ("fold", "method", "epochs", "narrow", "lr", "align"))
+                by_task.setdefault(row["task"], {})[run] = row
     return [row for t in tasks if any(r["role"] == "original" for r in by_task.get(t.name, {}).values())
             for row in judged(t, list(by_task[t.name].values()))]
 
