@@ -12,9 +12,10 @@
 #   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)
 #       #14: benchmarks/gpu.sh at a 400 s budget; #15: benchmarks/video_gpu.sh, CPU decoder pool (about 80 s)
 #   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=300)
-#       #15: video_gpu.sh with the CPU pool and NVDEC side by side, and decode-only in 16 processes at once; right
-#       after another call that carried .vt, on the machine still warm (vtest.avi is in its cache: .vt does not
-#       fit beside both wheel folders; these two and the repo came to 63.6 of the 64 MiB on 2026-11-28)
+#       #15: video_gpu.sh with the CPU pool and NVDEC (4 and 7 sessions) side by side, and decode-only in 16
+#       processes at once; right after another call that carried .vt, on the machine still warm (vtest.avi is in
+#       its cache: .vt does not fit beside both wheel folders; these two and the repo came to 63.6 of the 64 MiB
+#       on 2026-11-28)
 #   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl-acc", ".vt", ".fonts", ".fm"], timeout_s=600)
 #       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (the H200 ran the 40-epoch recipe's four
 #       other tasks in 518 s, Fashion-MNIST alone in 215); also runs-<task>.tgz, each task's runs without their
@@ -56,7 +57,8 @@ case "$mode" in
     tail -n 8 "$OUT/video-cpu.log"
     ;;
   nvdec)
-    MACHINE=video-nvdec RESULTS=$results REPEATS=1 timeout 240 bash benchmarks/video_gpu.sh > "$OUT/nvdec.log" 2>&1
+    MACHINE=video-nvdec RESULTS=$results REPEATS=1 NVDEC_SESSIONS="4 7" timeout 240 bash benchmarks/video_gpu.sh \
+      > "$OUT/nvdec.log" 2>&1
     echo "video_gpu.sh exit $?" | tee -a "$OUT/nvdec.log"
     tar -czf "$OUT/nvdec.tgz" -C "$results" video-nvdec
     tail -n 10 "$OUT/nvdec.log"

@@ -151,13 +151,16 @@ def cpu_jiffies() -> tuple[int, int] | None:
     return sum(values) - values[3] - values[4], sum(values)  # idle and iowait are not busy
 
 
-def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, decoder: str, workers: int
+def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, setting: str, workers: int
                ) -> tuple[float, dict]:
     """The job's frames/s in all, and where its wall clock went (JobSummary.timing, plus cores_busy: the share of
-    the machine's core time in use by any process while the job ran; None without /proc/stat)."""
+    the machine's core time in use by any process while the job ran; None without /proc/stat). `setting`: the
+    --decoder, with ":N" for N NVDEC sessions (gpu:7)."""
+    decoder, _, sessions = setting.partition(":")
     with tempfile.TemporaryDirectory() as out:
         cfg = JobConfig(ckpt, videos, Path(out), roi=VTEST_ROI, batch=args.batch, chunk_frames=4 * args.batch,
                         backend=args.backend, device=args.device, workers=workers, decoder=decoder,
+                        nvdec_sessions=int(sessions) if sessions else None,
                         progress=False)
         before = cpu_jiffies()
         with core_for_decoding():
@@ -185,6 +188,8 @@ def main() -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--decoders", nargs="+", default=["auto"], choices=["auto", "cpu", "gpu"],
                     help="end-to-end with each (e.g. cpu gpu: the CPU pool and NVDEC side by side)")
+    ap.add_argument("--nvdec-sessions", type=int, nargs="+", default=None, metavar="N",
+                    help="end-to-end with --decoder gpu once per N NVDEC sessions (default: the job's)")
     ap.add_argument("--codec", default="copy", choices=["copy", "h264"], help="h264: transcode for NVDEC")
     ap.add_argument("--batch", type=int, default=None, help="default: the job's (label.job.default_batch)")
     ap.add_argument("--videos", type=int, default=2 * (os.cpu_count() or 1), help="copies in the `many` workload")
@@ -200,6 +205,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-2core"))
     args = ap.parse_args()
     args.batch = args.batch or default_batch(resolve_device(args.device).type == "cuda")
+    settings = [f"{d}:{n}" if n else d for d in args.decoders  # gpu:N per --nvdec-sessions N
+                for n in (args.nvdec_sessions or [None] if d == "gpu" else [None])]
     tmp = Path(tempfile.mkdtemp())
     try:
         source = vtest_path()
@@ -226,7 +233,7 @@ def main() -> int:
             for n in sorted({2 ** k for k in range(args.batch.bit_length())} | {args.batch}):
                 engine.predict(frames[:n])
         samples: dict[tuple[str, str], list[float]] = {}
-        failed: dict[str, str] = {}  # decoder -> its first error
+        failed: dict[str, str] = {}  # decoder setting -> its first error
         timings: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.repeats):
             for name, videos in workloads.items():
@@ -237,7 +244,7 @@ def main() -> int:
                 samples.setdefault((name, "decode+region"), []).append(decode_region(videos, args.yardstick_frames)[0])
                 with core_for_decoding():
                     samples.setdefault((name, "model-only"), []).append(model_only(engine, frames, args.batch))
-                for decoder in [d for d in args.decoders if d not in failed]:
+                for decoder in [d for d in settings if d not in failed]:
                     for w in args.workers:
                         try:
                             fps, timing = end_to_end(engine, ckpt, videos, args, decoder, w)
@@ -255,7 +262,7 @@ def main() -> int:
     rows = []
     for name, videos in workloads.items():
         dec = samples[(name, "decode-only")]
-        for decoder, w in [(d, w) for d in args.decoders for w in args.workers]:
+        for decoder, w in [(d, w) for d in settings for w in args.workers]:
             e2e = samples.get((name, f"end-to-end {decoder} w={w}"), [])
             if len(e2e) < len(dec):  # the decoder failed (in this repeat or an earlier one)
                 rows.append({"workload": name, "videos": len(videos), "decoder": decoder, "workers": w,
@@ -289,7 +296,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "video.json").write_text(json.dumps({
         "machine": machine, "command": command, "batch": args.batch, "repeats": args.repeats, "fold": args.fold,
-        "decoders": args.decoders, "failed": failed, "codec": args.codec, "rows": rows,
+        "decoders": settings, "failed": failed, "codec": args.codec, "rows": rows,
         "samples": {f"{k[0]}/{k[1]}": v for k, v in samples.items()},
         "timings": {f"{k[0]}/{k[1]}": v for k, v in timings.items()},
     }, indent=2))

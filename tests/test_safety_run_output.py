@@ -212,8 +212,9 @@ def test_vtest_cut_in_half_is_truncated(checkpoints, tmp_path):
 @pytest.mark.parametrize("flags,needle", [
     (["--batch", "100"], "--chunk-frames 1024 must be a multiple of --batch 100 .* e.g. 64"),
     (["--batch", "0"], "--batch must be >= 1, got 0"),
+    (["--nvdec-sessions", "0"], "--nvdec-sessions must be >= 1, got 0"),
 ])
-def test_batch_settings_that_cannot_chunk_are_one_line(clips, checkpoints, tmp_path, capsys, flags, needle):
+def test_bad_job_settings_are_one_line_before_any_output(clips, checkpoints, tmp_path, capsys, flags, needle):
     argv = ["run", str(checkpoints[1]), str(clips["a"]), "--out", str(tmp_path / "out"), "--roi", *map(str, ROI),
             "--backend", "torch", "--no-progress", *flags]
     assert main(argv) == 2

@@ -33,6 +33,9 @@ def register(sub) -> None:
     p.add_argument("--decoder", choices=["auto", "cpu", "gpu"], default="auto",
                    help="gpu: NVDEC for the videos it can decode (needs CUDA and PyNvVideoCodec), the CPU for the "
                         "rest; cpu: the decoder processes; auto (default): cpu, measured the faster")
+    p.add_argument("--nvdec-sessions", type=int, default=None,
+                   help="with --decoder gpu: NVDEC sessions, each decoding in its own thread (default 4; an H100 or "
+                        "H200 has 7 NVDEC engines)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="discard a video's earlier output in --out that was made with other settings")
@@ -55,7 +58,8 @@ def run(args) -> int:
         roi=[tuple(r) for r in args.roi] if args.roi else None, stride=args.stride,
         uncertain=tuple(args.uncertain) if args.uncertain else None,
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
-        workers=args.workers, decoder=args.decoder, progress=not args.no_progress, overwrite=args.overwrite,
+        workers=args.workers, decoder=args.decoder, nvdec_sessions=args.nvdec_sessions,
+        progress=not args.no_progress, overwrite=args.overwrite,
         trust_code=args.trust_code,
     )
     if args.ray:

@@ -5,7 +5,8 @@ and PyNvVideoCodec (`pip install "foldedcnn[nvdec]"`) and is refused with one cl
 them, and sends a video whose codec NVDEC does not decode (msmpeg4, ffv1, ...), or a bare stream in no
 container (which PyNvVideoCodec's SimpleDecoder cannot seek), to the CPU pool with a note in summary.json;
 `auto` (the default) takes the CPU pool, the faster of the two as measured: on a 16-core H200 machine,
-16 H.264 videos, NVDEC labelled 878 frames/s and the CPU pool 3,850 (benchmarks/results/gpu-h200/video-h264).
+16 H.264 videos, NVDEC labelled 2,254 frames/s and the CPU pool 4,389 in the same run
+(benchmarks/results/gpu-h200-2026-11-28/video-nvdec; 878 against 3,850 before the reader below).
 
 `NvdecDecoder` decodes the segments given to it in background threads of the Engine's process, each with
 its own NVDEC session (a GPU has several NVDEC engines: 7 on an H100 or H200): a segment is read in order,
@@ -15,7 +16,7 @@ thread. Frames come out as planar RGB on the GPU; each frame's region is cut the
 stacked and resized (area averaging, like the CPU path's INTER_AREA for downscaling; pixel values differ
 slightly from the CPU path: another YUV->RGB conversion and resampler), and batches go to the Engine without
 a host copy. Frame times come from the job's index of the video (VideoIndex.seconds), the timestamps the
-CPU decoder gives its frames. The sequential, multi-session reader is not yet measured on a GPU.
+CPU decoder gives its frames. NVDEC_SESSIONS is not tuned yet: 4 sessions left the cores 84-85 % idle.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def choose_decoder(requested: str, info: VideoInfo, unavailable: str | None) -> 
     return "gpu", None
 
 
-NVDEC_SESSIONS = 4  # decoder threads, each one NVDEC session, by default (not yet tuned on a GPU)
+NVDEC_SESSIONS = 4  # decoder threads, each one NVDEC session, by default (not tuned yet; --nvdec-sessions help says 4)
 
 
 class NvdecDecoder:

@@ -37,7 +37,7 @@ from ._chunk_store import writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask, Finished, start_decoder_server
 from ._frame_labels import csv_lines_for, is_multiclass
 from ._job_video import JobVideo, VideoResult, by_video
-from ._nvdec import NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
+from ._nvdec import NVDEC_SESSIONS, NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
 from ._output_dir import exclusive_output
 from ._survey import keyframe_index, probe_and_fingerprint, survey
 from .calibration import stored_calibration
@@ -68,6 +68,7 @@ class JobConfig:
     chunk_frames: int = 1024
     workers: int | None = None  # decoder processes; default: one per core
     decoder: str = "auto"  # auto: the CPU pool (measured faster than NVDEC); gpu: NVDEC for the codecs it takes
+    nvdec_sessions: int | None = None  # with decoder gpu: NVDEC sessions, each a decoder thread (None: NVDEC_SESSIONS)
     progress: bool = True
     overwrite: bool = False  # discard a video's earlier output made with other settings
     trust_code: bool = False  # allow a checkpoint whose model is built by code it names
@@ -88,6 +89,8 @@ class JobConfig:
                                  f"multiple of {self.batch}")
         if self.workers is not None and self.workers < 1:
             raise FoldedCNNError(f"--workers must be >= 1, got {self.workers}")
+        if self.nvdec_sessions is not None and self.nvdec_sessions < 1:
+            raise FoldedCNNError(f"--nvdec-sessions must be >= 1, got {self.nvdec_sessions}")
 
 
 def _largest_divisor(n: int, at_most: int) -> int:
@@ -274,7 +277,8 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
             pool = pool or decoding.enter_context(pool_of(workers if cpu_tasks else 1))
             with tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
-                side = NvdecDecoder(gpu_tasks, str(engine.device)) if gpu_tasks else None
+                side = (NvdecDecoder(gpu_tasks, str(engine.device), cfg.nvdec_sessions or NVDEC_SESSIONS)
+                        if gpu_tasks else None)
                 stopped, first_batch_s, busy = _label_events(pool.run(cpu_tasks, side=side, piece=piece), videos,
                                                              engine, class_names, cfg, bar, t0)
                 summary.worker_restarts = pool.restarts
