@@ -59,3 +59,24 @@ def test_fold_and_shape_mismatches_are_refused():
     many = make_set(8, (3, 50, 50), 5)
     with pytest.raises(ShapeError, match="5 classes"):
         train(model, many, good, TrainConfig(fold=2, epochs=1, progress=False))
+
+
+def test_a_non_finite_loss_stops_the_run_within_check_steps_naming_its_step(monkeypatch):
+    """Losses are read from the device every CHECK_STEPS steps: the run stops at the first read after the loss
+    turns NaN (never CHECK_STEPS steps later), naming the step where it turned and that step's rate."""
+    from foldedcnn.train import trainer
+
+    calls = []
+
+    def loss_turning_nan(logits, labels, active):
+        calls.append(len(calls))
+        loss = F.cross_entropy(logits, labels)
+        return loss * float("nan") if len(calls) > 30 else loss  # step 31 (1-based) is the first NaN
+    monkeypatch.setattr(trainer, "classification_loss", loss_turning_nan)
+    model = FoldedModel.from_zoo("game-apex-squad-count", 1)
+    data = make_set(16 * 80, model.input_shape, model.num_classes)  # 80 steps of 16 in the epoch
+    config = TrainConfig(model="test", fold=1, epochs=1, batch=16, curriculum="off", progress=False,
+                         schedule="constant", lr=1e-3)
+    with pytest.raises(trainer.TrainingDivergedError, match=r"epoch 1, step 31: the loss is nan.*now 0\.001"):
+        train(model, data, data, config)
+    assert len(calls) == 2 * trainer.CHECK_STEPS  # stopped at the read after step 31: step 50, not step 80

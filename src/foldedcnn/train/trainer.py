@@ -41,6 +41,7 @@ BEST = "best.safetensors"
 LAST = "last.safetensors"
 # fields that may differ between an interrupted run and its resumption
 _RESUME_FREE = ("progress", "data_workers")
+CHECK_STEPS = 25  # steps between two reads of the losses from the device: the divergence check, the progress bar
 
 
 class ImageSet(Protocol):
@@ -75,11 +76,16 @@ def zoo_family(model: FoldedModel) -> str | None:
 
 
 def make_optimizer(model: FoldedModel, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    """Adam (game, CIFAR, fold_model models) or RMSprop (NoScope), as in the paper, at learning rate `lr`."""
+    """Adam (game, CIFAR, fold_model models) or RMSprop (NoScope), as in the paper, at learning rate `lr`.
+
+    On CUDA Adam is the fused kernel: one launch per step for all parameters, and it takes the GradScaler's
+    inf check on the device, so a mixed-precision step never waits for the GPU (the unfused step reads the
+    check back with .item())."""
     family = zoo_family(model)
     if config.resolved_optimizer(family) == "rmsprop":
         return torch.optim.RMSprop(model.parameters(), lr=lr, weight_decay=config.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    fused = all(p.is_cuda for p in model.parameters())
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay, fused=fused or None)
 
 
 def check_compatible(model: FoldedModel, data: ImageSet, config: TrainConfig, what: str) -> None:
@@ -167,12 +173,16 @@ def _train_epoch(
 ) -> tuple[float, float]:
     """One pass over `order` (image indices) in batches, epoch `epoch` (from 0); returns mean loss and
     top-1 (percent). Each step's learning rate follows the config's schedule and warm-up from `base_lr`.
-    The epoch's images (and teacher logits) move to the device once, so batches are gathered there."""
+    The epoch's images (and teacher logits) move to the device once, so batches are gathered there.
+
+    Losses and hits stay on the device, read every CHECK_STEPS steps (and at the end) to stop at a non-finite
+    loss, naming its first such step, and to update the progress bar: the host queues step after step
+    without waiting for a GPU in between. A diverged run thus stops at most CHECK_STEPS steps late, before
+    anything of the epoch is saved."""
     device = torch.device(config.device)
     cuda = device.type == "cuda"
     model.train()
     step = config.batch_images()
-    loss_sum, correct, seen = 0.0, 0, 0
     norm = normalizer(normalization, device)
     active = None if active is None else active.to(device)
     images, labels = data.images.to(device, non_blocking=True), data.labels.to(device, non_blocking=True)
@@ -181,12 +191,18 @@ def _train_epoch(
     schedule = config.resolved_schedule()
     warmup = config.resolved_warmup(-(-data.labels.numel() // step)) / config.epochs
     desc = f"epoch {epoch + 1}/{config.epochs}"
-    bar = tqdm(range(0, order.numel(), step), desc=desc, disable=not config.progress, leave=False, mininterval=0.5)
+    starts = range(0, order.numel(), step)
+    sizes = torch.tensor([min(step, order.numel() - s) for s in starts], dtype=torch.float64, device=device)
+    losses = torch.zeros(len(starts), device=device)  # each step's mean loss
+    hits = torch.zeros((), dtype=torch.long, device=device)
+    rates: list[float] = []
+    bar = tqdm(starts, desc=desc, disable=not config.progress, leave=False, mininterval=0.5)
     for i, start in enumerate(bar):
         idx = order[start : start + step]
         x = norm(images[idx])
         y = labels[idx]
         lr = learning_rate(base_lr, schedule, (epoch + start / order.numel()) / config.epochs, warmup)
+        rates.append(lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=cuda):
@@ -196,19 +212,30 @@ def _train_epoch(
                 teacher = teacher_logits[idx]
                 soft = distillation_loss(logits, teacher, config.distill, config.temperature, active)
                 loss = (1.0 - config.distill_alpha) * loss + config.distill_alpha * soft
-        value = float(loss.detach())
-        check_finite_loss(value, epoch, i, lr)
+        losses[i] = loss.detach()
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        n = idx.numel()
-        loss_sum += value * n
-        correct += int((mask_inactive(logits.detach(), active).argmax(dim=1) == y).sum())
-        seen += n
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}", refresh=False)
+        hits += (mask_inactive(logits.detach(), active).argmax(dim=1) == y).sum()
+        if (i + 1) % CHECK_STEPS == 0:  # reads the device: not every step
+            _check_losses(losses, i + 1, epoch, rates)
+            if config.progress:
+                seen = float(sizes[: i + 1].sum())
+                bar.set_postfix(loss=f"{float((losses[: i + 1] * sizes[: i + 1]).sum()) / seen:.4f}",
+                                acc=f"{100.0 * int(hits) / seen:.2f}", refresh=False)
     bar.close()
-    return loss_sum / max(1, seen), 100.0 * correct / max(1, seen)
+    _check_losses(losses, len(starts), epoch, rates)
+    seen = max(1, order.numel())
+    return float((losses * sizes).sum()) / seen, 100.0 * int(hits) / seen
+
+
+def _check_losses(losses: torch.Tensor, steps: int, epoch: int, rates: list[float]) -> None:
+    """check_finite_loss for the first non-finite of the first `steps` step losses (N,) of epoch `epoch`."""
+    bad = torch.nonzero(~torch.isfinite(losses[:steps])).flatten()
+    if bad.numel():
+        first = int(bad[0])
+        check_finite_loss(float(losses[first]), epoch, first, rates[first])
 
 
 def _check_teacher(teacher_logits: torch.Tensor, data: ImageSet, num_classes: int) -> None:
