@@ -11,12 +11,14 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
 
 @pytest.fixture(scope="module")
 def accuracy():
+    sys.path.insert(0, str(SCRIPT.parent))  # its own modules (_accuracy_recipes, _accuracy_tables), as when run
     spec = importlib.util.spec_from_file_location("accuracy_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     yield module
     del sys.modules[spec.name]
+    sys.path.remove(str(SCRIPT.parent))
 
 
 def _row(task, fold, method, role, top1, epochs=40, narrow=0):
