@@ -64,7 +64,7 @@ def test_warm_start_from_the_original(tmp_path, capsys):
     assert load_state(folded / "narrow" / "last.safetensors").meta["epoch"] == 2
     printed = capsys.readouterr().out
     assert ("narrow stage: 2 epochs of one image's block at fold 1 (every hidden width the folded one // 2), then 1 "
-            "epochs") in printed
+            "epoch of the folded model") in printed
     assert re.search(r"narrow stage: 2 epochs, val top-1 [\d.]+% warm-started, best [\d.]+% \(copied", printed)
     # a folded checkpoint is no original to warm-start from
     assert main(["train", "--model", "game-sot-coin-count", "--fold", "4", "--data", SPEC, "--epochs", "1",

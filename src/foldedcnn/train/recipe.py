@@ -138,6 +138,10 @@ def train_from_config(
 NARROW = "narrow"  # the narrow stage's run directory, inside the folded run's
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
 def narrow_history(out: str | os.PathLike) -> list[dict]:
     """Per-epoch metrics (metrics.json rows) of the narrow stage of the run in `out`, row 0 its warm start; [] for a
     run without one."""
@@ -160,8 +164,8 @@ def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: Fol
     mult, align, block_of = narrow_widths(model)
     stage = replace(config, fold=1, width_mult=mult, align=align, block_of=block_of,
                     epochs=config.resolved_narrow_epochs(), narrow_epochs=None, narrow_stage=True)
-    print(f"narrow stage: {stage.epochs} epochs of one image's block at fold 1 (every hidden width the folded "
-          f"one // {block_of}), then {config.epochs} epochs of the folded model", flush=True)
+    print(f"narrow stage: {_epochs(stage.epochs)} of one image's block at fold 1 (every hidden width the folded "
+          f"one // {block_of}), then {_epochs(config.epochs)} of the folded model", flush=True)
     stage_out = None if out is None else Path(out) / NARROW
     result = train_from_config(stage, stage_out, narrow, train_set=train_set, val_set=val_set, teacher=teacher,
                                trust_code=trust_code)
