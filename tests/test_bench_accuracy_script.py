@@ -1,24 +1,13 @@
 """benchmarks/accuracy.py, the accuracy tables of issue #16: rows recovered from a device run's log (--rows-from)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
+from bench_scripts import bench_script
 
 
 @pytest.fixture(scope="module")
 def accuracy():
-    sys.path.insert(0, str(SCRIPT.parent))  # its own modules (_accuracy_recipes, _accuracy_tables), as when run
-    spec = importlib.util.spec_from_file_location("accuracy_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
-    sys.path.remove(str(SCRIPT.parent))
+    with bench_script("accuracy") as module:
+        yield module
 
 
 def _row(task, fold, method, role, top1, epochs=40, narrow=0):

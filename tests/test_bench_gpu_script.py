@@ -1,25 +1,17 @@
 """benchmarks/gpu.py, the GPU run of issue #14: its plan, its summary arithmetic, and one stage on the CPU."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from bench_scripts import bench_script
 
 from foldedcnn.bench.runner import PEER
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
 
 
 @pytest.fixture(scope="module")
 def gpu():
-    spec = importlib.util.spec_from_file_location("gpu_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    with bench_script("gpu") as module:
+        yield module
 
 
 def test_gpu_plan_covers_every_specialized_model_with_the_peer(gpu):
