@@ -15,7 +15,7 @@
 #       #15: video_gpu.sh with the CPU pool and NVDEC (4 and 7 sessions) side by side, and decode-only in 16
 #       processes at once; right after another call that carried .vt, on the machine still warm (vtest.avi is in
 #       its cache: .vt does not fit beside both wheel folders; these two and the repo came to 63.6 of the 64 MiB
-#       on 2026-11-28)
+#       on 2026-11-28); then benchmarks/train_speed.py (about 40 s; the fonts `accuracy` installed)
 #   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl-acc", ".vt", ".fonts", ".fm"], timeout_s=600)
 #       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (the H200 ran the 40-epoch recipe's four
 #       other tasks in 518 s, Fashion-MNIST alone in 215); also runs-<task>.tgz, each task's runs without their
@@ -61,7 +61,11 @@ case "$mode" in
       > "$OUT/nvdec.log" 2>&1
     echo "video_gpu.sh exit $?" | tee -a "$OUT/nvdec.log"
     tar -czf "$OUT/nvdec.tgz" -C "$results" video-nvdec
+    # the trainer with and without a wait for the GPU every step (the game generator's fonts: from `accuracy`)
+    timeout 90 python3 benchmarks/train_speed.py --device cuda > "$OUT/train_speed.log" 2>&1
+    echo "train_speed.py exit $?" | tee -a "$OUT/train_speed.log"
     tail -n 10 "$OUT/nvdec.log"
+    grep -v "^epoch=" "$OUT/train_speed.log" | tail -n 7
     ;;
   accuracy)
     if [[ -d .fonts ]]; then mkdir -p /usr/share/fonts/truetype && cp -rn .fonts/* /usr/share/fonts/truetype/; fi
