@@ -11,11 +11,11 @@
 # Calls, from the repo root here:
 #   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)
 #       #14: benchmarks/gpu.sh at a 400 s budget; #15: benchmarks/video_gpu.sh, CPU decoder pool (about 80 s)
-#   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=300)
+#   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=240)
 #       #15: video_gpu.sh with the CPU pool and NVDEC (4 and 7 sessions) side by side, and decode-only in 16
 #       processes at once; right after another call that carried .vt, on the machine still warm (vtest.avi is in
 #       its cache: .vt does not fit beside both wheel folders; these two and the repo came to 63.6 of the 64 MiB
-#       on 2026-11-28); then benchmarks/train_speed.py (about 40 s; the fonts `accuracy` installed)
+#       on 2026-11-28); then benchmarks/train_speed.py (about 40 s; the fonts `accuracy` installed); 210 s at most
 #   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl-acc", ".vt", ".fonts", ".fm"], timeout_s=600)
 #       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (the H200 ran the 40-epoch recipe's four
 #       other tasks in 518 s, Fashion-MNIST alone in 215); also runs-<task>.tgz, each task's runs without their
@@ -57,12 +57,12 @@ case "$mode" in
     tail -n 8 "$OUT/video-cpu.log"
     ;;
   nvdec)
-    MACHINE=video-nvdec RESULTS=$results REPEATS=1 NVDEC_SESSIONS="4 7" timeout 240 bash benchmarks/video_gpu.sh \
+    MACHINE=video-nvdec RESULTS=$results REPEATS=1 NVDEC_SESSIONS="4 7" timeout 150 bash benchmarks/video_gpu.sh \
       > "$OUT/nvdec.log" 2>&1
     echo "video_gpu.sh exit $?" | tee -a "$OUT/nvdec.log"
     tar -czf "$OUT/nvdec.tgz" -C "$results" video-nvdec
     # the trainer with and without a wait for the GPU every step (the game generator's fonts: from `accuracy`)
-    timeout 90 python3 benchmarks/train_speed.py --device cuda > "$OUT/train_speed.log" 2>&1
+    timeout 60 python3 benchmarks/train_speed.py --device cuda > "$OUT/train_speed.log" 2>&1
     echo "train_speed.py exit $?" | tee -a "$OUT/train_speed.log"
     tail -n 10 "$OUT/nvdec.log"
     grep -v "^epoch=" "$OUT/train_speed.log" | tail -n 7
