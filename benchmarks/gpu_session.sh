@@ -10,7 +10,8 @@
 #   .fm/         Fashion-MNIST's four .gz files (Debian's dataset-fashion-mnist; the device image has none)
 # Calls, from the repo root here:
 #   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)
-#       #14: benchmarks/gpu.sh at a 400 s budget; #15: benchmarks/video_gpu.sh, CPU decoder pool (about 80 s)
+#       #14: benchmarks/gpu.sh at a 400 s budget, then benchmarks/upload_speed.py (the host's ceiling on
+#       end-to-end, 30 s at most); #15: benchmarks/video_gpu.sh, CPU decoder pool (about 90 s)
 #   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=240)
 #       #15: video_gpu.sh with the CPU pool and NVDEC (4 and 7 sessions) side by side, and decode-only in 16
 #       processes at once; right after another call that carried .vt, on the machine still warm (vtest.avi is in
@@ -52,9 +53,13 @@ case "$mode" in
     DECODERS=cpu MACHINE=video-cpu RESULTS=$results REPEATS=1 timeout 120 bash benchmarks/video_gpu.sh \
       > "$OUT/video-cpu.log" 2>&1
     echo "video_gpu.sh exit $?" | tee -a "$OUT/video-cpu.log"
+    # the host's ceiling on end-to-end: uint8 batches into the GPU through the engine's pipeline memory, no model
+    timeout 30 python3 benchmarks/upload_speed.py > "$OUT/upload_speed.log" 2>&1
+    echo "upload_speed.py exit $?" | tee -a "$OUT/upload_speed.log"
     tar -czf "$OUT/engine.tgz" -C "$results" engine video-cpu
     tail -n 25 "$OUT/engine.log"
     tail -n 8 "$OUT/video-cpu.log"
+    tail -n 9 "$OUT/upload_speed.log"
     ;;
   nvdec)
     MACHINE=video-nvdec RESULTS=$results REPEATS=1 NVDEC_SESSIONS="4 7" timeout 150 bash benchmarks/video_gpu.sh \
