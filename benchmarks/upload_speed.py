@@ -15,33 +15,14 @@ host copy is timed (into ordinary memory).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from gpu_parts import fmt_rate, timed
 
 from foldedcnn.device import device_name
 from foldedcnn.infer._buffers import StreamSlots
 from foldedcnn.models import get_spec, list_models
-
-
-def rate(run: Callable[[], None], iterations: int, repeats: int) -> list[float]:
-    """Batches per second of `run` over `repeats` trials of `iterations` calls (each trial waits for the GPU at its
-    end), after one warm-up call."""
-    def done() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-    run()
-    done()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(iterations):
-            run()
-        done()
-        out.append(iterations / (time.perf_counter() - t0))
-    return out
 
 
 def main() -> None:
@@ -54,8 +35,7 @@ def main() -> None:
     shapes = sorted({get_spec(m).input_shape for m in list_models() if not m.startswith("resnet")})
     print(f"{device_name('cuda' if cuda else 'cpu')}; batch {args.batch} uint8 images (B, H, W, C); median (min-max) "
           f"of {args.repeats} x {args.iterations} batches")
-    print(f"{'input':>12} {'MB':>6}  {'host copy GB/s':>18}  {'upload GB/s':>18}  {'both GB/s':>18}  "
-          f"{'both images/s':>14}")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)  # each trial waits for the GPU at its end
     for c, h, w in shapes:
         host = torch.randint(0, 256, (args.batch, h, w, c), dtype=torch.uint8)
         mb = host.numel() / 1e6
@@ -79,18 +59,11 @@ def main() -> None:
         else:
             into = torch.empty_like(host)
             runs["host copy"] = lambda into=into, host=host: into.copy_(host)
-        cells = []
-        for name in ("host copy", "upload", "both"):
-            if name not in runs:
-                cells.append(f"{'-':>18}")
-                continue
-            r = [b * mb / 1e3 for b in rate(runs[name], args.iterations, args.repeats)]
-            cells.append(f"{statistics.median(r):>7.1f} ({min(r):.1f}-{max(r):.1f})".rjust(18))
-        images = "-"
-        if cuda:
-            torch.cuda.synchronize()
-            images = f"{statistics.median(rate(runs['both'], args.iterations, args.repeats)) * args.batch:,.0f}"
-        print(f"{f'{c}x{h}x{w}':>12} {mb:>6.1f}  " + "  ".join(cells) + f"  {images:>14}")
+        seconds = {name: timed(run, args.iterations, args.repeats, sync) for name, run in runs.items()}
+        cells = [fmt_rate(seconds[name], mb / 1e3, "GB/s") if name in seconds else "-"
+                 for name in ("host copy", "upload", "both")]
+        images = fmt_rate(seconds["both"], args.batch, "images/s") if cuda else "-"
+        print(f"{h}x{w}x{c}, {mb:.1f} MB: host copy {cells[0]}; upload {cells[1]}; both {cells[2]} = {images}")
 
 
 if __name__ == "__main__":
