@@ -3,6 +3,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from train_data import make_set
 
 from foldedcnn.folded import FoldedModel
@@ -55,3 +57,25 @@ def test_training_uses_the_teacher_logits():
         weights.append(result.model.network.classifier[1].weight.detach().clone())
     assert not torch.equal(weights[0], weights[1])
     assert not torch.equal(weights[1], weights[2])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), kind=st.sampled_from(["mse", "kl"]), classes=st.integers(2, 12),
+       temperature=st.sampled_from([1.0, 4.0]), scale=st.sampled_from([1.0, 30.0]))
+def test_distillation_over_active_classes_equals_cutting_the_inactive_columns_out(seed, kind, classes, temperature,
+                                                                                   scale):
+    """Inactive classes are masked, not cut out (a mask needs no read back from a GPU): the loss and its gradient are
+    those of the active columns alone, the inactive columns getting no gradient."""
+    g = torch.Generator().manual_seed(seed)
+    student = (torch.randn(5, classes, generator=g) * scale).requires_grad_()
+    teacher = torch.randn(5, classes, generator=g) * scale
+    active = torch.rand(classes, generator=g) < 0.6
+    active[torch.randint(classes, (1,), generator=g)] = True  # the curriculum keeps at least one class
+    loss = distillation_loss(student, teacher, kind, temperature, active)
+    (grad,) = torch.autograd.grad(loss, student)
+    cut = student.detach()[:, active].requires_grad_()
+    want = distillation_loss(cut, teacher[:, active], kind, temperature)
+    (want_grad,) = torch.autograd.grad(want, cut)
+    assert float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-5, abs=1e-6)
+    assert torch.allclose(grad[:, active], want_grad, rtol=1e-4, atol=1e-6)
+    assert torch.count_nonzero(grad[:, ~active]) == 0

@@ -34,11 +34,15 @@ def distillation_loss(
     of temperature-softened distributions, scaled by T^2 (Hinton et al.). Only active columns count.
     """
     teacher = teacher.detach().to(student.dtype)
-    if active is not None:
-        idx = active.nonzero().squeeze(1).to(student.device)
-        student, teacher = student.index_select(1, idx), teacher.index_select(1, idx)
+    keep = None if active is None else active.to(student.device)  # masks, not indices: no step waits for a GPU
     if kind == "mse":
-        return F.mse_loss(student, teacher)
+        if keep is None:
+            return F.mse_loss(student, teacher)
+        weight = keep.to(student.dtype)
+        return ((student - teacher) ** 2 * weight).sum() / (weight.sum() * student.shape[0])
+    if keep is not None:  # inactive columns far below the rest: 0 probability after the softmax, as if cut out
+        low = torch.finfo(student.dtype).min / 2
+        student, teacher = student.masked_fill(~keep, low), teacher.masked_fill(~keep, low)
     if kind == "kl":
         t = float(temperature)
         log_p = F.log_softmax(student / t, dim=1)
