@@ -219,22 +219,23 @@ def _train_epoch(
         scaler.update()
         hits += (mask_inactive(logits.detach(), active).argmax(dim=1) == y).sum()
         if (i + 1) % CHECK_STEPS == 0:  # reads the device: not every step
-            _check_losses(losses, i + 1, epoch, rates)
+            _check_losses(losses, i + 1 - CHECK_STEPS, i + 1, epoch, rates)
             if config.progress:
-                seen = float(sizes[: i + 1].sum())
+                seen = min((i + 1) * step, order.numel())
                 bar.set_postfix(loss=f"{float((losses[: i + 1] * sizes[: i + 1]).sum()) / seen:.4f}",
                                 acc=f"{100.0 * int(hits) / seen:.2f}", refresh=False)
     bar.close()
-    _check_losses(losses, len(starts), epoch, rates)
+    _check_losses(losses, len(starts) // CHECK_STEPS * CHECK_STEPS, len(starts), epoch, rates)
     seen = max(1, order.numel())
     return float((losses * sizes).sum()) / seen, 100.0 * int(hits) / seen
 
 
-def _check_losses(losses: torch.Tensor, steps: int, epoch: int, rates: list[float]) -> None:
-    """check_finite_loss for the first non-finite of the first `steps` step losses (N,) of epoch `epoch`."""
-    bad = torch.nonzero(~torch.isfinite(losses[:steps])).flatten()
+def _check_losses(losses: torch.Tensor, start: int, stop: int, epoch: int, rates: list[float]) -> None:
+    """check_finite_loss for the first non-finite of step losses [start, stop) (of (N,)) of epoch `epoch`; the
+    steps before `start` were checked already."""
+    bad = torch.nonzero(~torch.isfinite(losses[start:stop])).flatten()
     if bad.numel():
-        first = int(bad[0])
+        first = start + int(bad[0])
         check_finite_loss(float(losses[first]), epoch, first, rates[first])
 
 
