@@ -35,6 +35,17 @@ if os.environ.get("TRITON_INTERPRET") != "1":  # conftest.py sets it before anyt
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors on a shared machine
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, params=["unrolled", "generic"])
+def feature_kernel(request, monkeypatch) -> bool:
+    """Every test runs with both feature kernels: the one specialised to the network and the generic one."""
+    from foldedcnn.infer.fused import _run
+
+    unrolled = request.param == "unrolled"
+    monkeypatch.setattr(_run, "INTERPRETER_TILING", replace(_run.INTERPRETER_TILING, unrolled=unrolled))
+    return unrolled
+
 ZOO = list_models(family="noscope") + list_models(family="game")
 #: small inputs (H, W) that every zoo architecture survives; non-square to catch swapped axes
 NOSCOPE_HW, GAME_HW, GAME_TWO_UNIT_HW = (6, 7), (11, 13), (15, 17)
@@ -272,34 +283,3 @@ def test_extractor_refuses_a_relu_on_the_input_and_a_head_without_linear():
         extract_program(nn.Sequential(nn.ReLU(), nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 36, 2)), (3, 8, 8))
     with pytest.raises(UnfusableModelError, match="end with a flatten and Linear"):
         extract_program(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), (3, 8, 8))
-
-
-
-def test_gpu_benchmark_parses_its_arguments_and_needs_cuda():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "benchmarks" / "triton_kernels.py"
-    spec = importlib.util.spec_from_file_location("triton_kernels", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    args = bench.parse_args(["--models", "noscope-coral", "--folds", "1", "4", "--variants", "triton", "torch"])
-    assert (args.batch, args.dtype, args.folds, args.variants) == (1024, "float16", [1, 4], ["triton", "torch"])
-    if not torch.cuda.is_available():
-        assert bench.main(["--folds", "1"]) == 2
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-def test_kernels_compile_for_sm90_without_a_gpu(dtype):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
-    script = Path(__file__).parent / "triton_compile.py"
-    done = subprocess.run([sys.executable, str(script), dtype, "90"], env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("cubin") == 4

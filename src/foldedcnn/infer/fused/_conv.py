@@ -1,7 +1,8 @@
 """The feature kernel: every conv (+bias +ReLU) and max-pool of a network in one launch, NHWC.
 
     features_kernel: folded input (G, f*C, H, W) any strides, or raw images (B, C, H, W) any strides
-                     (uint8 or float, folded and normalised on the fly) -> features (G, Hf*Wf*Cf) in `buf`
+                     (uint8 or float, folded and normalised on the fly) -> features (G, Hf*Wf*Cf) in `buf`,
+                     rows `feat_stride` apart
 
 Work item = (folded image g, band of output rows of the last op). A program walks the op list
 (`meta`, one row of META_FIELDS int32 per op) for its item: each op computes the rows of its output
@@ -136,7 +137,7 @@ def _pool(src_ptr, src_row0, dst_ptr, dst_row0, meta, lo, hi, BLOCK_P: tl.conste
 @triton.jit
 def features_kernel(x_ptr, s0, s1, s2, s3, n_images, scale_ptr, shift_ptr,
                     w_ptr, b_ptr, meta_ptr, band_ptr, buf_ptr,
-                    n_ops, n_bands, n_items, feat_size, scratch_off, half_size,
+                    n_ops, n_bands, n_items, feat_stride, scratch_off, half_size,
                     RAW: tl.constexpr, FOLD: tl.constexpr, IMAGE_CH: tl.constexpr,
                     BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     """Persistent grid over items (g, band); see the module docstring. `bands` is (n_bands, n_ops, 2) [lo, hi)."""
@@ -149,7 +150,7 @@ def features_kernel(x_ptr, s0, s1, s2, s3, n_images, scale_ptr, shift_ptr,
         lo = tl.load(band)
         hi = tl.load(band + 1)
         last = n_ops == 1
-        dst = buf_ptr + tl.where(last, g * feat_size, slot)
+        dst = buf_ptr + tl.where(last, g * feat_stride, slot)
         _conv(x_ptr, s0, s1, s2, s3, g, 0, n_images, scale_ptr, shift_ptr, dst, tl.where(last, 0, lo),
               w_ptr, b_ptr, meta_ptr, lo, hi, True, RAW, FOLD, IMAGE_CH, BLOCK_P, BLOCK_K, BLOCK_N, PRECISION)
         tl.debug_barrier()
@@ -161,7 +162,7 @@ def features_kernel(x_ptr, s0, s1, s2, s3, n_images, scale_ptr, shift_ptr,
             lo = tl.load(band + 2 * i)
             hi = tl.load(band + 2 * i + 1)
             last = i == n_ops - 1
-            dst = buf_ptr + tl.where(last, g * feat_size, slot + (i % 2) * half_size)
+            dst = buf_ptr + tl.where(last, g * feat_stride, slot + (i % 2) * half_size)
             dst_row0 = tl.where(last, 0, lo)
             if tl.load(meta + KIND) == CONV:
                 cin = tl.load(meta + CIN)

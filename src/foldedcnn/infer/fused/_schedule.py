@@ -20,13 +20,18 @@ from ._program import ConvOp, FusedProgram, PoolOp, UnfusableModelError
 FIELDS = ("kind", "kh", "kw", "ah", "aw", "cin", "cout", "h_in", "w_in", "w_out", "w_off", "b_off", "relu")
 
 
+#: Each conv's packed weights start on a multiple of this many elements: 16-byte vectors for the unrolled kernel.
+WEIGHT_ALIGN = 16
+
+
 class OpKind(IntEnum):
     CONV = 0
     POOL = 1
 
 
 def op_table(program: FusedProgram) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(meta int32 (n_ops, len(FIELDS)), conv weights float32 packed (kh, kw, Cin, Cout) per conv, biases float32)."""
+    """(meta int32 (n_ops, len(FIELDS)), conv weights float32 packed (kh, kw, Cin, Cout) per conv, each starting on
+    a multiple of WEIGHT_ALIGN elements (zeros between), biases float32)."""
     rows, weights, biases = [], [], []
     w_off = b_off = 0
     for op in program.features:
@@ -35,7 +40,8 @@ def op_table(program: FusedProgram) -> tuple[torch.Tensor, torch.Tensor, torch.T
             kh, kw = op.weight.shape[2:]
             row = dict(kind=OpKind.CONV, kh=kh, kw=kw, ah=op.padding[0], aw=op.padding[1], relu=int(op.relu),
                        w_off=w_off, b_off=b_off)
-            weights.append(op.weight.permute(2, 3, 1, 0).reshape(-1))
+            packed = op.weight.permute(2, 3, 1, 0).reshape(-1)
+            weights.append(torch.cat([packed, packed.new_zeros(-packed.numel() % WEIGHT_ALIGN)]))
             biases.append(op.bias)
             w_off += weights[-1].numel()
             b_off += cout
