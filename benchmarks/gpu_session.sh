@@ -21,27 +21,33 @@
 #       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (the H200 ran the 40-epoch recipe's four
 #       other tasks in 518 s, Fashion-MNIST alone in 215); also runs-<task>.tgz, each task's runs without their
 #       last.safetensors. Then `nvdec` fits the same session (about 70 s), `engine` does not.
+#   run(command="bash benchmarks/gpu_session.sh kernels", timeout_s=240)
+#       #14: benchmarks/triton_kernels.py on noscope-coral and game-lol-gold-int, f = 1 and 4: the feature kernel
+#       specialised to the network against the generic one, torch eager, and the peer (max-autotune, f = 1), side by
+#       side; carries nothing (220 s at most)
 # Each writes $OUT/<mode>.tgz (results folders, to unpack under benchmarks/results/) and $OUT/<mode>.log, and
 # prints the benchmarks' own short tables last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?OUT is unset: this script runs on the device machine, where OUT is the folder that comes back}"
 mode=${1:-engine}
-[[ $mode == engine || $mode == nvdec || $mode == accuracy ]] || {
-  echo "usage: bash benchmarks/gpu_session.sh engine|nvdec|accuracy"; exit 2; }
+[[ $mode == engine || $mode == nvdec || $mode == accuracy || $mode == kernels ]] || {
+  echo "usage: bash benchmarks/gpu_session.sh engine|nvdec|accuracy|kernels"; exit 2; }
 shift $(($# > 0))  # the rest: accuracy's extra arguments to accuracy.py (e.g. --tasks fashion-mnist)
 wheels=(.whl/*.whl)
 [[ $mode == nvdec ]] && wheels+=(.whl-nvdec/*.whl)
 [[ $mode == accuracy ]] && wheels=(.whl-acc/*.whl)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "${wheels[@]}" \
-  || { echo "installing ${wheels[*]} failed: carry the folders this script's header names"; exit 1; }
 export PYTHONPATH=src:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-mkdir -p ~/.cache/foldedcnn
-if [[ -d .fm ]]; then mkdir -p /usr/share/datasets/fashion-mnist && cp .fm/*.gz /usr/share/datasets/fashion-mnist/; fi
-if [[ -f .vt/vtest.avi ]]; then
-  cp .vt/vtest.avi ~/.cache/foldedcnn/
-elif [[ ! -f ~/.cache/foldedcnn/vtest.avi ]]; then
-  echo "no vtest.avi: carry .vt, or run 'nvdec' right after 'engine' while the machine is warm"; exit 1
+if [[ $mode != kernels ]]; then  # the kernels need torch and Triton alone, which the image has
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "${wheels[@]}" \
+    || { echo "installing ${wheels[*]} failed: carry the folders this script's header names"; exit 1; }
+  mkdir -p ~/.cache/foldedcnn
+  if [[ -d .fm ]]; then mkdir -p /usr/share/datasets/fashion-mnist && cp .fm/*.gz /usr/share/datasets/fashion-mnist/; fi
+  if [[ -f .vt/vtest.avi ]]; then
+    cp .vt/vtest.avi ~/.cache/foldedcnn/
+  elif [[ ! -f ~/.cache/foldedcnn/vtest.avi ]]; then
+    echo "no vtest.avi: carry .vt, or run 'nvdec' right after 'engine' while the machine is warm"; exit 1
+  fi
 fi
 results=/tmp/gpu-results
 mkdir -p "$results"
@@ -86,5 +92,14 @@ case "$mode" in
         tar -czf "$OUT/runs-$(basename "$task").tgz" --null -T -
     done
     tail -n 30 "$OUT/accuracy.log"
+    ;;
+  kernels)
+    mkdir -p "$results/kernels"
+    timeout 220 python3 benchmarks/triton_kernels.py --models noscope-coral game-lol-gold-int --folds 1 4 \
+      --csv "$results/kernels/triton_kernels.csv" > "$OUT/kernels.log" 2>&1
+    echo "triton_kernels.py exit $?" | tee -a "$OUT/kernels.log"
+    cp "$OUT/kernels.log" "$results/kernels/"
+    tar -czf "$OUT/kernels.tgz" -C "$results" kernels
+    tail -n 24 "$OUT/kernels.log"
     ;;
 esac

@@ -1,13 +1,17 @@
 """GPU: the triton backend's fused kernels against torch eager and torch.compile(mode="max-autotune").
 
 For each model and fold, interleaved over trials, images/s of the network's forward at one batch:
-  max-autotune  torch.compile(mode="max-autotune") of the same network, fp16 channels-last (the peer)
-  torch         eager, fp16 channels-last, cuDNN autotuning (the engine's "torch" backend)
-  triton        the fused kernels on the folded, normalised input (the engine's buffer)
-  triton-u8     the fused kernels on raw uint8 (B, H, W, C) images, folded and normalised in the first kernel
+  max-autotune    torch.compile(mode="max-autotune") of the same network, fp16 channels-last (the peer; built
+                  at the folds of --max-autotune-folds, by default the original's alone)
+  torch           eager, fp16 channels-last, cuDNN autotuning (the engine's "torch" backend)
+  triton          the fused kernels on the folded, normalised input (the engine's buffer), the feature kernel
+                  specialised to the network (the backend's default)
+  triton-generic  the same with the generic feature kernel (one compiled kernel reading an op table)
+  triton-u8       the fused kernels on raw uint8 (B, H, W, C) images, folded and normalised in the first kernel
 Before timing, each variant's logits are compared with fp32 eager (relative error printed). CUDA
-events; median (min-max) over trials of `--iterations` calls each. Prints a Markdown table and
-the machine; `--csv` also writes the rows.
+events; median (min-max) over trials of `--iterations` calls each. vs_peer: images/s over the median of
+max-autotune at f = 1 of the same model, timed in the same run (issue #14's yardstick). Prints a
+Markdown table and the machine; `--csv` also writes the rows.
 
     python benchmarks/triton_kernels.py --models noscope-coral game-lol-gold-int --folds 1 4 --batch 1024
 """
@@ -20,6 +24,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -32,7 +37,7 @@ from foldedcnn.infer.backends.triton import TritonBackend
 from foldedcnn.infer.fused._run import Tiling
 from foldedcnn.tables import markdown_table
 
-VARIANTS = ("max-autotune", "torch", "triton", "triton-u8")
+VARIANTS = ("max-autotune", "torch", "triton", "triton-generic", "triton-u8")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=1024, help="images per call")
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--max-autotune-folds", nargs="+", type=int, default=[1],
+                   help="folds at which the max-autotune variant is built (each compile takes tens of seconds)")
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
@@ -74,6 +81,7 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
     if engine.backend_name != "triton":
         raise SystemExit(f"the triton backend fell back ({engine.backend.fallback_reason})")
     fused = TritonBackend(model, cuda, dtype, tiling)
+    generic = TritonBackend(model, cuda, dtype, replace(tiling, unrolled=False))
     runner = fused.runner
     print(f"{runner.program.describe()}; {runner.bands.shape[0]} row bands, {runner.programs} programs "
           f"x {runner.num_warps} warps", flush=True)
@@ -90,6 +98,8 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
             runs[name] = lambda eager=eager: eager.forward_folded(folded)
         elif name == "triton":
             runs[name] = lambda: fused.forward_folded(folded)
+        elif name == "triton-generic":
+            runs[name] = lambda: generic.forward_folded(folded)
         else:
             runs[name] = lambda: fused.forward_images(images, engine.normalization)
         with torch.inference_mode():
@@ -103,6 +113,13 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out.float() - ref).norm() / ref.norm()).item()
+
+
+def add_vs_peer(rows: list[dict]) -> None:
+    """Each row's images/s over its model's max-autotune f = 1 median (empty where that was not timed)."""
+    peer = {r["model"]: r["images_per_s"] for r in rows if r["variant"] == "max-autotune" and r["fold"] == 1}
+    for r in rows:
+        r["vs_peer"] = round(r["images_per_s"] / peer[r["model"]], 2) if r["model"] in peer else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.folds:
             net = create_model(name, f, align=args.align if f > 1 else 1)
             model = FoldedModel(net).eval()
-            runs, setup, reference = variants_for(model, args.variants, dtype, args.batch, tiling)
+            names = [v for v in args.variants if v != "max-autotune" or f in args.max_autotune_folds]
+            runs, setup, reference = variants_for(model, names, dtype, args.batch, tiling)
             with torch.inference_mode():
                 errors = {v: relative_error(run(), reference) for v, run in runs.items()}
             times: dict[str, list[float]] = {v: [] for v in runs}
@@ -140,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                              "min": round(min(ips)), "max": round(max(ips)), "setup_s": round(setup[v], 1),
                              "rel_error": errors[v]})
             print(markdown_table(rows[-len(runs):]), flush=True)
+    add_vs_peer(rows)
     print(markdown_table(rows))
     if args.csv:
         with args.csv.open("w", newline="") as fh:
