@@ -107,30 +107,26 @@ def _conv(src_ptr, s0, s1, s2, s3, g, src_row0, n_images, scale_ptr, shift_ptr, 
 
 
 @triton.jit
-def _pool(src_ptr, src_row0, dst_ptr, dst_row0, meta, lo, hi, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
-    """Output rows [lo, hi) of a max-pool: scratch (rows - src_row0, W_in, C) -> dst (rows - dst_row0, W_out, C)."""
-    kh = tl.load(meta + KH)
-    kw = tl.load(meta + KW)
-    sh = tl.load(meta + AH)
-    sw = tl.load(meta + AW)
-    ch = tl.load(meta + CIN)
-    w_in = tl.load(meta + W_IN)
-    w_out = tl.load(meta + W_OUT)
+def pool_rows(src_ptr, src_row0, dst_ptr, dst_row0, lo, hi, C, KH, KW, SH, SW, W_IN, W_OUT,
+              BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Output rows [lo, hi) of a max-pool: scratch (rows - src_row0, W_IN, C) -> dst (rows - dst_row0, W_OUT, C).
+
+    The shapes are run-time values here (the generic kernel) or constants (the unrolled kernel passes literals,
+    which Triton specialises the call on)."""
     co = tl.arange(0, BLOCK_N)
-    co_ok = co < ch
-    n_pix = (hi - lo) * w_out
+    co_ok = co < C
+    n_pix = (hi - lo) * W_OUT
     for p0 in range(0, n_pix, BLOCK_P):
         pix = p0 + tl.arange(0, BLOCK_P)
         mask = (pix < n_pix)[:, None] & co_ok[None, :]
-        r = lo + pix // w_out
-        c = pix % w_out
+        r = lo + pix // W_OUT
+        c = pix % W_OUT
         best = tl.full((BLOCK_P, BLOCK_N), float("-inf"), dtype=tl.float32)  # exact for every dtype
-        for tap in range(0, kh * kw):
-            sr = r * sh + tap // kw - src_row0
-            sc = c * sw + tap % kw
-            v = tl.load(src_ptr + (sr * w_in + sc)[:, None] * ch + co[None, :], mask=mask, other=float("-inf"))
+        for tap in range(0, KH * KW):
+            row = (r * SH + tap // KW - src_row0) * W_IN + c * SW + tap % KW
+            v = tl.load(src_ptr + (row * C)[:, None] + co[None, :], mask=mask, other=float("-inf"))
             best = tl.maximum(best, v.to(tl.float32))
-        tl.store(dst_ptr + ((r - dst_row0) * w_out + c)[:, None] * ch + co[None, :],
+        tl.store(dst_ptr + ((r - dst_row0) * W_OUT + c)[:, None] * C + co[None, :],
                  best.to(dst_ptr.dtype.element_ty), mask=mask)
 
 
@@ -170,6 +166,8 @@ def features_kernel(x_ptr, s0, s1, s2, s3, n_images, scale_ptr, shift_ptr,
                       dst, dst_row0, w_ptr, b_ptr, meta, lo, hi,
                       False, RAW, FOLD, IMAGE_CH, BLOCK_P, BLOCK_K, BLOCK_N, PRECISION)
             else:
-                _pool(src, src_row0, dst, dst_row0, meta, lo, hi, BLOCK_P, BLOCK_N)
+                pool_rows(src, src_row0, dst, dst_row0, lo, hi, tl.load(meta + CIN), tl.load(meta + KH),
+                          tl.load(meta + KW), tl.load(meta + AH), tl.load(meta + AW), tl.load(meta + W_IN),
+                          tl.load(meta + W_OUT), BLOCK_P, BLOCK_N)
             tl.debug_barrier()
 

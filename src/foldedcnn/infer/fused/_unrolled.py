@@ -1,4 +1,4 @@
-"""The feature kernel specialised to one network: every shape a compile-time constant, every tap unrolled.
+"""The feature kernel specialised to one network: every shape a compile-time constant, every conv tap unrolled.
 
     unrolled_features_kernel(program): a Triton kernel computing the same as `_conv.features_kernel` for
     that program: folded input (G, f*C, H, W) or raw images (B, C, H, W), any strides -> features in `buf`
@@ -9,7 +9,9 @@ widest layer. Here the op list is unrolled into the kernel's source (generated p
 by Triton like any kernel): channels, kernel sizes, paddings and widths are constants, a conv is a
 sum over its taps of (pixels x Cin) @ (Cin x Cout) products whose row offsets and bounds are 1-D
 per pixel and whose column offsets are 1-D per channel, and each op's tiles are as wide as its own
-channels. Work items, row bands, scratch ping-pong and barriers are those of the generic kernel.
+channels. Max-pools share the generic kernel's `pool_rows`, called with constants (a loop over taps:
+unrolled too, they took gold-int f = 4's kernel from 168 to 254 registers for sm_90, benchmarks/triton_sass.py).
+Work items, row bands, scratch ping-pong and barriers are those of the generic kernel.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import linecache
 import triton
 import triton.language as tl
 
+from ._conv import pool_rows
 from ._program import ConvOp, FusedProgram
 from ._schedule import op_table
 
@@ -82,28 +85,6 @@ def _conv_taps(src_ptr, s0, s1, s2, s3, g, src_row0, n_images, scale_ptr, shift_
         tl.store(out, acc.to(dst_ptr.dtype.element_ty), mask=p_ok[:, None] & co_ok[None, :])
 
 
-@triton.jit
-def _pool_taps(src_ptr, src_row0, dst_ptr, dst_row0, lo, hi, C: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
-               SH: tl.constexpr, SW: tl.constexpr, W_IN: tl.constexpr, W_OUT: tl.constexpr,
-               BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
-    """Output rows [lo, hi) of a max-pool: scratch (rows - src_row0, W_IN, C) -> dst (rows - dst_row0, W_OUT, C)."""
-    co = tl.arange(0, BLOCK_N)
-    co_ok = co < C
-    n_pix = (hi - lo) * W_OUT
-    for p0 in range(0, n_pix, BLOCK_P):
-        pix = p0 + tl.arange(0, BLOCK_P)
-        mask = (pix < n_pix)[:, None] & co_ok[None, :]
-        r = lo + pix // W_OUT
-        c = pix % W_OUT
-        best = tl.full((BLOCK_P, BLOCK_N), float("-inf"), dtype=tl.float32)  # exact for every dtype
-        for tap in tl.static_range(KH * KW):
-            row = (r * SH + tap // KW - src_row0) * W_IN + c * SW + tap % KW
-            v = tl.load(src_ptr + (row * C)[:, None] + co[None, :], mask=mask, other=float("-inf"))
-            best = tl.maximum(best, v.to(tl.float32))
-        tl.store(dst_ptr + ((r - dst_row0) * W_OUT + c)[:, None] * C + co[None, :],
-                 best.to(dst_ptr.dtype.element_ty), mask=mask)
-
-
 _HEAD = '''
 @triton.jit
 def unrolled_features(x_ptr, s0, s1, s2, s3, n_images, scale_ptr, shift_ptr, w_ptr, b_ptr, band_ptr, buf_ptr,
@@ -141,7 +122,7 @@ def _op_lines(program: FusedProgram) -> list[str]:
                 f"lo{i}, hi{i}, {i == 0}, RAW, FOLD, IMAGE_CH, {cin}, {cout}, {kh}, {kw}, {ah}, {aw}, {h_in}, "
                 f"{w_in}, {w_out}, {bool(relu)}, BLOCK_P, {_pow2(cin)}, {_pow2(cout)}, PRECISION)")
         else:
-            lines.append(f"_pool_taps({src}, lo{i - 1}, {dst}, lo{i}, hi{i}, {cin}, {kh}, {kw}, {ah}, {aw}, "
+            lines.append(f"pool_rows({src}, lo{i - 1}, {dst}, lo{i}, hi{i}, {cin}, {kh}, {kw}, {ah}, {aw}, "
                          f"{w_in}, {w_out}, BLOCK_P, {_pow2(cin)})")
         if i < last:
             lines.append("tl.debug_barrier()")
@@ -159,7 +140,7 @@ def _compile_source(source: str) -> triton.JITFunction:
     # Triton reads a kernel's source with inspect, which finds generated code through linecache
     filename = f"<foldedcnn-unrolled-{hashlib.sha256(source.encode()).hexdigest()[:16]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    scope = {"__name__": __name__, "triton": triton, "tl": tl, "_conv_taps": _conv_taps, "_pool_taps": _pool_taps}
+    scope = {"__name__": __name__, "triton": triton, "tl": tl, "_conv_taps": _conv_taps, "pool_rows": pool_rows}
     exec(compile(source, filename, "exec"), scope)  # our own generated source, from the program's integers
     return scope["unrolled_features"]
 
