@@ -7,11 +7,13 @@ For each model, fold, input (the engine's folded NHWC buffer, or raw uint8 (B, H
 feature kernel (`unrolled`: specialised to the network, `generic`: one kernel reading an op table), it
 builds the triton backend's launches at `--batch` images, specialises their arguments exactly as a launch
 of this Triton version would (alignment, divisibility by 16, ints equal to 1), compiles them for sm_ARCH
-and reads the result: registers and spilled bytes (ptxas -v), and the instruction mix of the SASS
-(cuobjdump -sass): tensor-core ops, global loads by width (16-byte vectors, cp.async into shared memory,
-2-byte scalars) and integer/address instructions. These are counts in the code, not executed
-instructions: a loop body counts once. They show what the compiler made of a kernel; speed is measured
-on a GPU only (benchmarks/triton_kernels.py).
+and reads the result: seconds to compile on this machine (an empty Triton cache, the script's own
+temporary one: near 0 where the same kernel was compiled earlier in the run), registers and spilled
+bytes (ptxas -v), and the instruction mix of the SASS (cuobjdump -sass): tensor-core ops, global loads
+by width (16-byte vectors, cp.async into shared memory, 2-byte scalars) and integer/address
+instructions. These are counts in the code, not executed instructions: a loop body counts once (as
+often as the compiler copied it). They show what the compiler made of a kernel; speed is measured on a
+GPU only (benchmarks/triton_kernels.py).
 
 The interpreter tests run the kernels' Python, not Triton's GPU compiler: type rules of loop-carried
 values, constexpr folding and register allocation are only checked here (Triton 3.6 promoted a bf16
@@ -26,20 +28,26 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
-import torch
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.backends.nvidia.compiler import CUDABackend
-from triton.compiler import ASTSource
-from triton.runtime.jit import create_function_from_signature
+# every kernel compiled afresh, so that compile_s is the compile time, not a cache hit (before Triton is imported)
+_CACHE = tempfile.TemporaryDirectory(prefix="triton-sass-")
+os.environ["TRITON_CACHE_DIR"] = _CACHE.name
 
-from foldedcnn.infer.fused import fused_program
-from foldedcnn.infer.fused._run import FusedRunner, KernelCall, Tiling
-from foldedcnn.models import create_model, get_spec
-from foldedcnn.tables import markdown_table
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.backends.nvidia.compiler import CUDABackend  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+from triton.runtime.jit import create_function_from_signature  # noqa: E402
+
+from foldedcnn.device import device_name  # noqa: E402
+from foldedcnn.infer.fused import fused_program  # noqa: E402
+from foldedcnn.infer.fused._run import FusedRunner, KernelCall, Tiling  # noqa: E402
+from foldedcnn.models import create_model, get_spec  # noqa: E402
+from foldedcnn.tables import markdown_table  # noqa: E402
 
 BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 INTEGER = ("IMAD", "IADD3", "VIADD", "ISETP", "LEA", "LOP3", "SHF", "SEL", "IABS", "IMNMX", "PRMT")
@@ -130,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                      for raw, unrolled, calls in launches]
             named += [("any", f"linear-{i}", call) for i, call in enumerate(launches[0][2][1:], 1)]
             for given, kernel, call in named:  # the classifier launches are the same for every feature kernel
+                t0 = time.perf_counter()
+                compiled = compile_call(call, target)
                 row = {"model": name, "fold": fold, "input": given, "kernel": kernel,
-                       **read_compiled(compile_call(call, target), args.arch)}
+                       "compile_s": round(time.perf_counter() - t0, 1), **read_compiled(compiled, args.arch)}
                 rows.append(row)
                 print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     table = markdown_table(rows)
@@ -140,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         command = "env PYTHONPATH=src .venv/bin/python benchmarks/triton_sass.py " + " ".join(argv or sys.argv[1:])
         args.out.write_text(f"# The fused kernels compiled for sm_{args.arch}, {args.dtype}, batch {args.batch} "
                             f"(static counts)\n\n{__doc__.split(chr(10) + chr(10))[2]}\n\n{table}\n\n"
-                            f"Command: `{command}`\nTriton {triton.__version__}, torch {torch.__version__}\n")
+                            f"Command: `{command}`\nMachine (compile_s): {device_name('cpu')}; Triton "
+                            f"{triton.__version__}, torch {torch.__version__}\n")
     return 0
 
 

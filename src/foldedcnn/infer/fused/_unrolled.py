@@ -1,4 +1,4 @@
-"""The feature kernel specialised to one network: every shape a compile-time constant, every conv tap unrolled.
+"""The feature kernel specialised to one network: its op list unrolled, every shape a compile-time constant.
 
     unrolled_features_kernel(program): a Triton kernel computing the same as `_conv.features_kernel` for
     that program: folded input (G, f*C, H, W) or raw images (B, C, H, W), any strides -> features in `buf`
@@ -9,9 +9,11 @@ widest layer. Here the op list is unrolled into the kernel's source (generated p
 by Triton like any kernel): channels, kernel sizes, paddings and widths are constants, a conv is a
 sum over its taps of (pixels x Cin) @ (Cin x Cout) products whose row offsets and bounds are 1-D
 per pixel and whose column offsets are 1-D per channel, and each op's tiles are as wide as its own
-channels. Max-pools share the generic kernel's `pool_rows`, called with constants (a loop over taps:
-unrolled too, they took gold-int f = 4's kernel from 168 to 254 registers for sm_90, benchmarks/triton_sass.py).
-Work items, row bands, scratch ping-pong and barriers are those of the generic kernel.
+channels. Max-pools share the generic kernel's `pool_rows`, called with constants. Taps are a loop with
+constant bounds, not unrolled in the source: unrolled (tl.static_range), Triton took 20-25 s to compile
+gold-int's kernel for sm_90 and 65 s for sot-timer's on this CPU, against 1.4-4.2 s as a loop, which also
+needs fewer registers and still moves 16-byte vectors (benchmarks/triton_sass.py). Work items, row bands,
+scratch ping-pong and barriers are those of the generic kernel.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def _conv_taps(src_ptr, s0, s1, s2, s3, g, src_row0, n_images, scale_ptr, shift_
         r = lo + pix // W_OUT
         c = pix % W_OUT
         acc = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
-        for tap in tl.static_range(KH * KW):
+        for tap in range(KH * KW):
             sr = r + (tap // KW - PH)
             sc = c + (tap % KW - PW)
             ok = p_ok & (sr >= 0) & (sr < H_IN) & (sc >= 0) & (sc < W_IN)
