@@ -11,9 +11,9 @@ sum over its taps of (pixels x Cin) @ (Cin x Cout) products whose row offsets an
 per pixel and whose column offsets are 1-D per channel, and each op's tiles are as wide as its own
 channels. Max-pools share the generic kernel's `pool_rows`, called with constants. Taps are a loop with
 constant bounds, not unrolled in the source: unrolled (tl.static_range, as at commit 0e16410), Triton took
-20-25 s to compile gold-int's kernel for sm_90 and 65 s for sot-timer's on a 2-core EPYC, against 1.4-4.2 s
-as a loop, which also needs fewer registers and still moves 16-byte vectors (benchmarks/triton_sass.py's
-compile_s, registers and async_16B at either commit). Work items, row bands,
+20-24 s to compile gold-int's kernel for sm_90 and 57-68 s for sot-timer's on a 2-core EPYC, against 1.6-4.1 s
+as a loop, which also needs fewer registers and still moves 16-byte vectors
+(benchmarks/results/cpu-2core/triton-sass-taps.md). Work items, row bands,
 scratch ping-pong and barriers are those of the generic kernel.
 """
 
