@@ -8,6 +8,8 @@ For each model and fold, interleaved over trials, images/s of the network's forw
                   specialised to the network (the backend's default)
   triton-generic  the same with the generic feature kernel (one compiled kernel reading an op table)
   triton-u8       the fused kernels on raw uint8 (B, H, W, C) images, folded and normalised in the first kernel
+  triton-PxWxS    with --tilings PxWxS ...: the specialised kernel on the folded input at BLOCK_P P, W warps and
+                  S programs per multiprocessor (the default tiling is 64x4x2 up to 64 channels, 64x8x1 above)
 Before timing, each variant's logits are compared with fp32 eager (relative error printed). CUDA
 events; median (min-max) over trials of `--iterations` calls each. vs_peer: images/s over the median of
 max-autotune at f = 1 of the same model, timed in the same run (issue #14's yardstick). Prints a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import statistics
 import sys
 import time
@@ -48,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=1024, help="images per call")
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--tilings", nargs="+", default=[], type=_tiling_name, metavar="PxWxS",
+                   help="also time the specialised kernel at these BLOCK_P x warps x programs per SM (e.g. 128x4x2)")
     p.add_argument("--max-autotune-folds", nargs="+", type=int, default=[1],
                    help="folds at which the max-autotune variant is built (each compile takes tens of seconds)")
     p.add_argument("--trials", type=int, default=5)
@@ -57,6 +62,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "band height: more means fewer halo rows recomputed, more L2 in use); default: Tiling's")
     p.add_argument("--csv", type=Path, help="also write the rows here")
     return p.parse_args(argv)
+
+
+TILING = re.compile(r"(\d+)x([48])x([1-8])")
+
+
+def _tiling_name(text: str) -> str:
+    match = TILING.fullmatch(text)
+    if not match or int(match[1]) not in (16, 32, 64, 128, 256):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected BLOCK_PxWARPSxPROGRAMS_PER_SM, BLOCK_P a power of 2 "
+                                         "from 16 to 256, 4 or 8 warps, 1 to 8 programs per SM, e.g. 128x4x2")
+    return text
+
+
+def tiling_of(variant: str, tiling: Tiling, sms: int) -> Tiling | None:
+    """The tiling of a variant "triton-PxWxS" on a GPU of `sms` multiprocessors, None for any other variant."""
+    match = TILING.fullmatch(variant.removeprefix("triton-")) if variant.startswith("triton-") else None
+    if match is None:
+        return None
+    return replace(tiling, block_p=int(match[1]), num_warps=int(match[2]), programs=int(match[3]) * sms)
 
 
 def seconds_per_call(run: Callable[[], object], iterations: int) -> float:
@@ -76,6 +100,7 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
     Every variant sees the same images: the folded ones are what the engine's own buffer holds.
     """
     cuda = torch.device("cuda")
+    sms = torch.cuda.get_device_properties(cuda).multi_processor_count
     c, h, w = model.input_shape
     engine = Engine(model, backend="triton", device=cuda, dtype=dtype, max_batch=batch)
     if engine.backend_name != "triton":
@@ -100,6 +125,9 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
             runs[name] = lambda: fused.forward_folded(folded)
         elif name == "triton-generic":
             runs[name] = lambda: generic.forward_folded(folded)
+        elif (tiled := tiling_of(name, tiling, sms)) is not None:
+            tuned = TritonBackend(model, cuda, dtype, tiled)
+            runs[name] = lambda tuned=tuned: tuned.forward_folded(folded)
         else:
             runs[name] = lambda: fused.forward_images(images, engine.normalization)
         with torch.inference_mode():
@@ -141,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             net = create_model(name, f, align=args.align if f > 1 else 1)
             model = FoldedModel(net).eval()
             names = [v for v in args.variants if v != "max-autotune" or f in args.max_autotune_folds]
+            names += [f"triton-{t}" for t in args.tilings]
             runs, setup, reference = variants_for(model, names, dtype, args.batch, tiling)
             with torch.inference_mode():
                 errors = {v: relative_error(run(), reference) for v, run in runs.items()}

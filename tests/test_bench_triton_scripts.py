@@ -21,7 +21,14 @@ def test_gpu_benchmark_parses_its_arguments_and_needs_cuda():
     with bench_script("triton_kernels") as bench:
         args = bench.parse_args(["--models", "noscope-coral", "--folds", "1", "4", "--variants", "triton", "torch"])
         assert (args.batch, args.dtype, args.folds, args.variants) == (1024, "float16", [1, 4], ["triton", "torch"])
-        assert args.max_autotune_folds == [1]
+        assert args.max_autotune_folds == [1] and args.tilings == []
+        assert bench.parse_args(["--tilings", "128x4x2", "64x8x1"]).tilings == ["128x4x2", "64x8x1"]
+        for wrong in ("100x4x2", "64x6x2", "64x4"):  # BLOCK_P a power of 2; 4 or 8 warps; programs per SM given
+            with pytest.raises(SystemExit):
+                bench.parse_args(["--tilings", wrong])
+        tiled = bench.tiling_of("triton-128x8x3", bench.Tiling(), sms=132)
+        assert (tiled.block_p, tiled.num_warps, tiled.programs, tiled.unrolled) == (128, 8, 396, True)
+        assert bench.tiling_of("triton-u8", bench.Tiling(), sms=132) is None
         if not torch.cuda.is_available():
             assert bench.main(["--folds", "1"]) == 2
 

@@ -121,6 +121,11 @@ def test_one_row_bands_recompute_halos_exactly(name, hw):
         torch.testing.assert_close(banded.forward_folded(x), model.forward_folded(x), atol=1e-4, rtol=1e-4)
 
 
+def test_a_tiling_may_set_the_feature_kernels_warps():
+    model = tiny_zoo("noscope-coral", 4)  # 32 channels: 4 warps by default
+    assert runner(model).num_warps == 4 and runner(model, num_warps=8).num_warps == 8
+
+
 def test_raw_uint8_images_are_folded_and_normalised_in_the_first_kernel():
     model = tiny_zoo("noscope-coral", 3)
     norm = {"mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]}

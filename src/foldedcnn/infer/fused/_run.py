@@ -39,7 +39,8 @@ def _round_up(n: int, multiple: int = ALIGN) -> int:
 class Tiling:
     """Launch parameters. `scratch_budget`: elements of scratch per program (sets the band height unless
     `band_rows` is given); `programs`: persistent grid size (None: the programs resident at once on CUDA,
-    2 in the interpreter); `unrolled`: the feature kernel specialised to the network (False: the generic one).
+    2 in the interpreter); `unrolled`: the feature kernel specialised to the network (False: the generic one);
+    `num_warps` of the feature kernel (None: the rule below).
 
     Register use of the generic feature kernel compiled for sm_90 (Triton 3.9, ptxas -v, fp16, BLOCK_P 64,
     BLOCK_K 32): BLOCK_N 32 / 4 warps 141 registers; BLOCK_N 64 / 4 warps and BLOCK_N 128 / 8 warps 255,
@@ -57,6 +58,7 @@ class Tiling:
     band_rows: int | None = None
     programs: int | None = None
     unrolled: bool = True
+    num_warps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class FusedRunner:
         self.feat_stride = _round_up(self.feat_size)
         # every op's input but the first is an earlier op's output: BLOCK_N covers all channel counts
         self.block_n = _pow2(max(op.out_shape[0] for op in program.features))
-        self.num_warps = 4 if self.block_n <= 64 else 8
+        self.num_warps = tiling.num_warps or (4 if self.block_n <= 64 else 8)
         if tiling.programs is not None:
             self.programs = tiling.programs
         elif device.type == "cuda":
