@@ -97,6 +97,8 @@ class FusedRunner:
         check_kernel_limits(program)
         self.program, self.device, self.dtype, self.tiling = program, device, dtype, tiling
         meta, weights, biases = op_table(program)
+        # the kernel specialised to this program is generated once (its source is built from the op table)
+        self.feature_kernel = unrolled_features_kernel(program) if tiling.unrolled else features_kernel
         self.meta = meta.to(device)
         self.weights = weights.to(device, dtype)
         self.biases = biases.to(device)
@@ -136,12 +138,12 @@ class FusedRunner:
         head = (x, *x.stride(), n_images, scale, shift, self.weights, self.biases)
         tail = (n_bands, items, self.feat_stride, groups * self.feat_stride, self.half)
         if t.unrolled:
-            kernel, args = unrolled_features_kernel(self.program), (*head, self.bands, buf, *tail)
+            args = (*head, self.bands, buf, *tail)
         else:
-            kernel, args = features_kernel, (*head, self.meta, self.bands, buf, n_ops, *tail)
+            args = (*head, self.meta, self.bands, buf, n_ops, *tail)
             constants.update(BLOCK_K=t.block_k, BLOCK_N=self.block_n)
         features = buf[: groups * self.feat_stride].view(groups, self.feat_stride)[:, : self.feat_size]
-        return KernelCall(kernel, (programs,), args, constants, self.num_warps, features)
+        return KernelCall(self.feature_kernel, (programs,), args, constants, self.num_warps, features)
 
     def classifier_calls(self, x: torch.Tensor) -> Iterator[KernelCall]:
         """The Linear chain's launches on (M, K1): two layers per launch where the hidden width fits; the last
