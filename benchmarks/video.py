@@ -207,7 +207,7 @@ def main() -> int:
     args.batch = args.batch or default_batch(resolve_device(args.device).type == "cuda")
     settings = [f"{d}:{n}" if n else d for d in args.decoders  # gpu:N per --nvdec-sessions N
                 for n in (args.nvdec_sessions or [None] if d == "gpu" else [None])]
-    tmp = Path(tempfile.mkdtemp())
+    tmp, pool = Path(tempfile.mkdtemp()), None
     try:
         source = vtest_path()
         one = transcode_h264(source, tmp / "vtest.mp4") if args.codec == "h264" else shutil.copy(source, tmp)
@@ -255,9 +255,9 @@ def main() -> int:
                         samples.setdefault((name, f"end-to-end {decoder} w={w}"), []).append(fps)
                         timings.setdefault((name, f"{decoder} w={w}"), []).append(timing)
         load_after = os.getloadavg()
-        if pool:
-            pool.shutdown()
     finally:
+        if pool:  # its forked decoders end with the benchmark, also when it fails
+            pool.shutdown(cancel_futures=True)
         shutil.rmtree(tmp, ignore_errors=True)
     rows = []
     for name, videos in workloads.items():
