@@ -2,6 +2,8 @@
 
     python benchmarks/triton_sass.py [--dtype float16] [--arch 90] [--models ...] [--folds 1 4] [--out FILE.md]
     (without TRITON_INTERPRET; no GPU needed: Triton's frontend, LLVM, and the ptxas and cuobjdump of its wheel)
+    Another Triton, e.g. the GPU image's: pip install --no-deps --target /tmp/t36 triton==3.6.0, then run it with
+    PYTHONPATH=/tmp/t36:src (triton-sass-triton3.6.md)
 
 For each model, fold, input (the engine's folded NHWC buffer, or raw uint8 (B, H, W, C) images) and
 feature kernel (`unrolled`: specialised to the network, `generic`: one kernel reading an op table), it
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(rows)
     print(table)
     if args.out:
-        command = "env PYTHONPATH=src .venv/bin/python benchmarks/triton_sass.py " + " ".join(argv or sys.argv[1:])
+        path = os.environ.get("PYTHONPATH", "src")  # another Triton may come first, e.g. the GPU image's version
+        command = f"env PYTHONPATH={path} .venv/bin/python benchmarks/triton_sass.py " + " ".join(argv or sys.argv[1:])
         args.out.write_text(f"# The fused kernels compiled for sm_{args.arch}, {args.dtype}, batch {args.batch} "
                             f"(static counts)\n\n{__doc__.split(chr(10) + chr(10))[2]}\n\n{table}\n\n"
                             f"Command: `{command}`\nMachine (compile_s): {device_name('cpu')}; Triton "
