@@ -21,11 +21,12 @@
 #       #16: benchmarks/accuracy.py --device cuda, its 5 tasks at once (the H200 ran the 40-epoch recipe's four
 #       other tasks in 518 s, Fashion-MNIST alone in 215); also runs-<task>.tgz, each task's runs without their
 #       last.safetensors. Then `nvdec` fits the same session (about 70 s), `engine` does not.
-#   run(command="bash benchmarks/gpu_session.sh kernels", timeout_s=260)
-#       #14: benchmarks/triton_kernels.py on noscope-coral and game-lol-gold-int, f = 1 and 4: the feature kernel
+#   run(command="bash benchmarks/gpu_session.sh kernels", timeout_s=320)
+#       #14: tests/test_infer_triton_cuda.py (the compiled kernels' logits, 60 s at most), then
+#       benchmarks/triton_kernels.py on noscope-coral and game-lol-gold-int, f = 1 and 4: the feature kernel
 #       specialised to the network against the generic one, torch eager, and the peer (max-autotune, f = 1), side by
 #       side, and the specialised kernel at four other tilings (BLOCK_P x warps x programs per SM); carries nothing
-#       (230 s at most)
+#       (290 s at most)
 # Each writes $OUT/<mode>.tgz (results folders, to unpack under benchmarks/results/) and $OUT/<mode>.log, and
 # prints the benchmarks' own short tables last.
 set -uo pipefail
@@ -96,11 +97,17 @@ case "$mode" in
     ;;
   kernels)
     mkdir -p "$results/kernels"
+    # the compiled kernels' logits against fp32 torch, every specialized model at f = 1..4 (as on 2026-11-27)
+    parallel=(); python3 -c "import xdist" 2>/dev/null && parallel=(-n 8)  # the image had pytest-xdist on 11-27
+    TRITON_INTERPRET=0 timeout 60 python3 -m pytest -q "${parallel[@]}" -p no:cacheprovider \
+      tests/test_infer_triton_cuda.py > "$results/kernels/pytest-cuda.txt" 2>&1
+    echo "pytest exit $?" | tee -a "$results/kernels/pytest-cuda.txt"
     timeout 230 python3 benchmarks/triton_kernels.py --models noscope-coral game-lol-gold-int --folds 1 4 \
       --tilings 128x4x2 64x4x4 64x8x2 128x8x1 --csv "$results/kernels/triton_kernels.csv" > "$OUT/kernels.log" 2>&1
     echo "triton_kernels.py exit $?" | tee -a "$OUT/kernels.log"
     cp "$OUT/kernels.log" "$results/kernels/"
     tar -czf "$OUT/kernels.tgz" -C "$results" kernels
+    tail -n 2 "$results/kernels/pytest-cuda.txt"
     tail -n 42 "$OUT/kernels.log"
     ;;
 esac
