@@ -1,7 +1,8 @@
 """Fused Triton kernels for chains of conv (+bias +ReLU) / max-pool layers followed by Linear layers.
 
 `fused_program` (pure torch, no Triton) reads a network as a FusedProgram the kernels can run, or
-raises UnfusableModelError naming the layer; `_run.FusedRunner` (imports Triton) runs a program.
+raises UnfusableModelError naming the layer; `_run.FusedRunner` (imports Triton) runs a program with the
+feature kernel generated for it (`_unrolled`) or the generic one (`_conv`), and the classifier kernel (`_linear`).
 """
 
 from __future__ import annotations
