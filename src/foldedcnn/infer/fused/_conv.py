@@ -37,6 +37,13 @@ CONV = tl.constexpr(OpKind.CONV)
 
 
 @triton.jit
+def pixel_block(p0, lo, n_pix, w_out, BLOCK_P: tl.constexpr):
+    """BLOCK_P output pixels from flat index p0 of rows [lo, ...) of width w_out: (in range, row, column), 1-D each."""
+    pix = p0 + tl.arange(0, BLOCK_P)
+    return pix < n_pix, lo + pix // w_out, pix % w_out
+
+
+@triton.jit
 def _load_source(src_ptr, s0, s1, s2, s3, g, row0, sr, sc, mask, ci, n_images, scale_ptr, shift_ptr,
                  FROM_INPUT: tl.constexpr, RAW: tl.constexpr, FOLD: tl.constexpr, IMAGE_CH: tl.constexpr):
     """(BLOCK_P, BLOCK_K) source values at rows `sr`, columns `sc` (2-D), channels `ci` (1-D); 0 where masked."""
@@ -83,10 +90,7 @@ def _conv(src_ptr, s0, s1, s2, s3, g, src_row0, n_images, scale_ptr, shift_ptr, 
     bias = tl.load(b_ptr + tl.load(meta + B_OFF) + co, mask=co_ok, other=0.0)
     n_pix = (hi - lo) * w_out
     for p0 in range(0, n_pix, BLOCK_P):
-        pix = p0 + tl.arange(0, BLOCK_P)
-        p_ok = pix < n_pix
-        r = lo + pix // w_out
-        c = pix % w_out
+        p_ok, r, c = pixel_block(p0, lo, n_pix, w_out, BLOCK_P)
         acc = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
         for k0 in range(0, n_k, BLOCK_K):
             k = k0 + tl.arange(0, BLOCK_K)
@@ -117,10 +121,8 @@ def pool_rows(src_ptr, src_row0, dst_ptr, dst_row0, lo, hi, C, KH, KW, SH, SW, W
     co_ok = co < C
     n_pix = (hi - lo) * W_OUT
     for p0 in range(0, n_pix, BLOCK_P):
-        pix = p0 + tl.arange(0, BLOCK_P)
-        mask = (pix < n_pix)[:, None] & co_ok[None, :]
-        r = lo + pix // W_OUT
-        c = pix % W_OUT
+        p_ok, r, c = pixel_block(p0, lo, n_pix, W_OUT, BLOCK_P)
+        mask = p_ok[:, None] & co_ok[None, :]
         best = tl.full((BLOCK_P, BLOCK_N), float("-inf"), dtype=tl.float32)  # exact for every dtype
         for tap in range(0, KH * KW):
             row = (r * SH + tap // KW - src_row0) * W_IN + c * SW + tap % KW

@@ -26,7 +26,7 @@ import linecache
 import triton
 import triton.language as tl
 
-from ._conv import pool_rows
+from ._conv import pixel_block, pool_rows
 from ._program import ConvOp, FusedProgram
 from ._schedule import op_table
 
@@ -61,10 +61,7 @@ def _conv_taps(src_ptr, s0, s1, s2, s3, g, src_row0, n_images, scale_ptr, shift_
         col_off = ci
     n_pix = (hi - lo) * W_OUT
     for p0 in range(0, n_pix, BLOCK_P):
-        pix = p0 + tl.arange(0, BLOCK_P)
-        p_ok = pix < n_pix
-        r = lo + pix // W_OUT
-        c = pix % W_OUT
+        p_ok, r, c = pixel_block(p0, lo, n_pix, W_OUT, BLOCK_P)
         acc = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
         for tap in range(KH * KW):
             sr = r + (tap // KW - PH)
