@@ -34,7 +34,7 @@ def judged(task: Task, rows: list[dict]) -> list[dict]:
 
 
 def logged_rows(logs: list[Path], tasks: list[Task]) -> list[dict]:
-    """The rows that run_task printed into `logs` (its runs' result rows, one a line, as each run finished), judged
+    """The rows that run_runs printed into `logs` (its runs' result rows, one a line, as each run finished), judged
     per task in `tasks`' order: the table of device runs whose own table was lost (cut by a timeout, or another
     task failing). A task none of whose lines name its original is left out; a run logged twice counts once."""
     by_task: dict[str, dict[tuple, dict]] = {}

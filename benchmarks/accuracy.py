@@ -11,9 +11,10 @@ redone.
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --sweep --tasks game-apex-squad-count  # fine-tune rates
 
 Two recipes (cpu_tasks and gpu_tasks in _accuracy_recipes.py; the tables are written by _accuracy_tables.py): the
-CPU one is sized for under 30 minutes on 2 CPU cores (6,000 images per epoch, 12-32 epochs, two tasks at a time);
-the GPU one for at most 10 minutes on an H100/H200 (20,000 images per epoch, 40-60 epochs, 3 tasks at a time unless
---jobs, the epoch's images on the GPU, fresh images drawn by worker processes ahead of training); --paper-recipe
+CPU one is sized for under 30 minutes on 2 CPU cores (6,000 images per epoch, 12-32 epochs, two jobs at a time);
+the GPU one for at most 10 minutes on an H100/H200 (20,000 images per epoch, 40-60 epochs, the epoch's images on the
+GPU, fresh images drawn by worker processes ahead of training). Each task's original and control train first, in
+one job; then each of its other runs in a job of its own, --jobs (default 2 on CPU, 3 on GPU) at a time; --paper-recipe
 adds the paper's (from scratch, class curriculum, Adam 1e-4, 200 epochs). --rows-from tabulates the rows earlier
 invocations printed into their logs. Results go to
 benchmarks/results/accuracy.{csv,md} (CPU) or accuracy-<device type>.{csv,md}; --smoke runs every task and run of the
@@ -34,8 +35,10 @@ import platform
 import sys
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -68,30 +71,6 @@ def fashion_cnn() -> nn.Module:
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def paper_widths(task: Task) -> Task:
     """`task` with its folded runs at the paper's widths (align 1), those whose network differs from the default's
     (--paper-widths: the tensor-core widths round F up, and the narrow network takes its F // f)."""
@@ -100,8 +79,6 @@ def paper_widths(task: Task) -> Task:
 
     paper = tuple(replace(r, align=1) for r in task.runs[2:] if r.fold > 1)
     return replace(task, runs=(*task.runs[:2], *(r for r in paper if shapes(r) != shapes(replace(r, align=None)))))
-
-
 
 
 def subsample(data: LabelledImages, n: int | None, seed: int) -> LabelledImages:
@@ -132,10 +109,12 @@ def finished(out: Path, epochs: int) -> bool:
     return metrics.is_file() and json.loads(metrics.read_text())[-1]["epoch"] == epochs
 
 
-def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, workers: int,
-             finished_only: bool = False) -> list[dict]:
-    """Train (or resume) every run of `task` under runs/<task>/ and return one result row per run; with
-    `finished_only`, only evaluate the runs that have finished (none when the original has not)."""
+def run_runs(task: Task, chosen: tuple[Run, ...], seed: int, runs: Path, threads: int, device: str, workers: int,
+             finished_only: bool = False) -> list[tuple[int, dict]]:
+    """Train (or resume) the `chosen` runs of `task` under runs/<task>/ (the others only named: the original and
+    the control these start from or learn from must have finished) and return (index in task.runs, result row)
+    per run; with `finished_only`, only evaluate the chosen runs that have finished (none when the original is
+    chosen and has not)."""
     torch.set_num_threads(threads)
     train_set = subsample(load_data(task.data, "train"), task.n_train, seed)
     val_set = subsample(load_data(task.data, "val"), task.n_val, seed)
@@ -145,7 +124,9 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
                     r.method == "warm"), None)  # trained before the folds (compared() lists it first)
     rows, soft = [], {}  # teacher checkpoint -> its logits of train_set
     own = task.model.startswith("fashion-cnn")  # checkpoints rebuilt by this script's fashion_cnn: code we trust
-    for run in task.runs:
+    for index, run in enumerate(task.runs):
+        if run not in chosen:
+            continue
         if finished_only and not finished(runs / task.name / run.name, run.epochs):
             print(f"{task.name} {run.name}: not finished, left out", flush=True)
             if run == task.runs[0]:
@@ -171,7 +152,7 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
         narrow = narrow_history(runs / task.name / run.name)
         best = load_checkpoint(result.best_path, fold=run.fold, device=device, trust_code=own)
         top1 = evaluate(best.model, test_set.images, test_set.labels, best.normalization, device=device).top1
-        rows.append({"task": task.name, "model": task.model, "fold": run.fold, "method": run.method,
+        rows.append((index, {"task": task.name, "model": task.model, "fold": run.fold, "method": run.method,
                      "init": "original" if config.init_from else "scratch", "align": run.aligned,
                      "role": "original" if run == task.runs[0] else ("control" if run.fold == 1 else "folded"),
                      "data": "fresh" if task.fresh else "fixed", "top1": round(top1, 2),
@@ -184,27 +165,48 @@ def run_task(task: Task, seed: int, runs: Path, threads: int, device: str, worke
                      "lr": _narrow_rate(runs / task.name / run.name) if narrow else result.lr,
                      "folded_lr": result.lr if narrow else "",
                      "train_seconds": round(result.seconds + (narrow[-1]["seconds"] if narrow else 0.0), 1),
-                     "device": device, "seed": seed})
-        print(rows[-1], f"(wall {time.perf_counter() - t0:.0f} s)", flush=True)
-    return judged(task, rows)
+                     "device": device, "seed": seed}))
+        print(rows[-1][1], f"(wall {time.perf_counter() - t0:.0f} s)", flush=True)
+    return rows
 
 
+def phases(task: Task) -> tuple[tuple[Run, ...], list[tuple[Run, ...]]]:
+    """What of `task` trains first, in one job (its original, then the control the folds start from or learn
+    from), and what may then train at once, a job each (every other run)."""
+    first = (task.runs[0], *[r for r in task.runs[1:] if r.fold == 1 and r.method == "warm"][:1])
+    return first, [(run,) for run in task.runs if run not in first]
 
 
+def train_tasks(pool: Executor, tasks: list[Task], job: Callable[[Task, tuple[Run, ...]], list[tuple[int, dict]]],
+                report: Callable[[list[dict]], None]) -> list[str]:
+    """Every task's phases as jobs on `pool`: its first job, then each of its other runs as a job of its own once
+    that one has finished, so that a long task spreads over the slots the short ones leave. After each job,
+    `report` gets the judged rows of every task so far, in task order. A job that fails loses only its own runs
+    (and a first job its task's others); returns the names of the tasks that lost runs."""
+    rows: dict[int, dict[int, dict]] = {}  # task index -> run index -> row
+    pending: dict[Future, tuple[int, bool]] = {pool.submit(job, task, phases(task)[0]): (i, True)
+                                               for i, task in enumerate(tasks)}  # task index, whether its first
+    failed: list[str] = []
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            i, first = pending.pop(fut)
+            if fut.exception() is not None:  # the other jobs still train and are tabulated
+                failed.append(tasks[i].name)
+                print(f"{tasks[i].name} failed:", "".join(traceback.format_exception(fut.exception())), flush=True)
+                continue
+            got = dict(fut.result())
+            rows.setdefault(i, {}).update(got)
+            if first and got:  # none: --finished-only and the original has not finished
+                pending.update({pool.submit(job, tasks[i], chosen): (i, False) for chosen in phases(tasks[i])[1]})
+        report([row for i in sorted(rows) if rows[i]
+                for row in judged(tasks[i], [rows[i][k] for k in sorted(rows[i])])])
+    return sorted(set(failed), key=failed.index)
 
 
 def _narrow_rate(run_dir: Path) -> float | str:
     """The base learning rate of a run's narrow stage ("" for a stage saved before rates were saved)."""
     return load_state(run_dir / NARROW / "last.safetensors").meta.get("base_lr", "")
-
-
-
-
-
-
-
-
-
 
 
 def main() -> None:
@@ -218,8 +220,8 @@ def main() -> None:
     parser.add_argument("--tasks", help="comma-separated task names (default: all)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of every run; other than 0 its runs and tables get a -seed<N> suffix")
-    parser.add_argument("--jobs", type=int, help="tasks trained at once, one process each (default 2 on CPU, 3 "
-                                                 "on GPU)")
+    parser.add_argument("--jobs", type=int, help="jobs trained at once, one process each: a task's original and "
+                        "control, then each of its other runs (default 2 on CPU, 3 on GPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--data-workers", type=int, help="processes drawing fresh images per run (default 1 on "
                                                          "CPU, 4 on GPU)")
@@ -281,26 +283,21 @@ def main() -> None:
         print(f"wrote {out.with_suffix('.md')}", flush=True)
         return
     print(machine(args.device, args.threads, jobs), flush=True)  # for --rows-from
+
+    def report(rows: list[dict]) -> None:
+        write(rows, out, command, f"{machine(args.device, args.threads, jobs)}\nWall time of this invocation: "
+              f"{(time.perf_counter() - start) / 60:.1f} min (finished runs in --runs are not redone, only "
+              "re-evaluated)", intro)
+        print(f"wrote {out.with_suffix('.md')} ({len(rows)} runs)", flush=True)
+
+    job = partial(run_runs, seed=args.seed, runs=runs, threads=args.threads, device=args.device, workers=workers,
+                  finished_only=args.finished_only)
     # the workers end with this process: killed, it cannot shut the pool down, and they would train on unseen
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=exit_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(run_task, t, args.seed, runs, args.threads, args.device, workers, args.finished_only): i
-                   for i, t in enumerate(tasks)}
-        done: dict[int, list[dict]] = {}
-        failed = []
-        for fut in as_completed(futures):  # the tables are rewritten, in task order, as each task finishes
-            if fut.exception() is not None:  # the others still train and are tabulated
-                failed.append(tasks[futures[fut]].name)
-                print(f"{failed[-1]} failed:", "".join(traceback.format_exception(fut.exception())), flush=True)
-                continue
-            done[futures[fut]] = fut.result()
-            rows = [row for i in sorted(done) for row in done[i]]
-            write(rows, out, command, f"{machine(args.device, args.threads, jobs)}\nWall time of this invocation: "
-                  f"{(time.perf_counter() - start) / 60:.1f} min (finished runs in --runs are not redone, only "
-                  "re-evaluated)", intro)
-            print(f"wrote {out.with_suffix('.md')} ({len(rows)} runs)", flush=True)
+        failed = train_tasks(pool, tasks, job, report)
     if failed:
-        sys.exit(f"task(s) {', '.join(failed)} failed (their errors above); the table holds the others")
+        sys.exit(f"task(s) {', '.join(failed)} failed (their errors above); the table holds the rest")
 
 
 if __name__ == "__main__":
