@@ -13,14 +13,16 @@
 #       #14: benchmarks/gpu.sh at a 400 s budget, then benchmarks/upload_speed.py (the host's ceiling on
 #       end-to-end, 30 s at most); #15: benchmarks/video_gpu.sh, CPU decoder pool (about 90 s)
 #   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=240)
-#       #15: video_gpu.sh with the CPU pool and NVDEC (4 and 7 sessions) side by side, and decode-only in 16
-#       processes at once; right after another call that carried .vt, on the machine still warm (vtest.avi is in
-#       its cache: .vt does not fit beside both wheel folders; these two and the repo came to 63.6 of the 64 MiB
-#       on 2026-11-28); then benchmarks/train_speed.py (about 40 s; the fonts `accuracy` installed); 210 s at most
+#       #15: video_gpu.sh with the CPU pool, NVDEC and the two at once (--decoder both; 4 and 7 sessions) side by
+#       side, and decode-only in 16 processes at once; right after another call that carried .vt, on the machine
+#       still warm (vtest.avi is in its cache: .vt does not fit beside both wheel folders; these two and the repo
+#       came to 63.6 of the 64 MiB on 2026-11-28); then benchmarks/train_speed.py (about 40 s; the fonts
+#       `accuracy` installed); 210 s at most
 #   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl-acc", ".vt", ".fonts", ".fm"], timeout_s=600)
 #       #16: benchmarks/accuracy.py --device cuda, 5 jobs at once (each task's original and control, then its other
 #       runs each in its own; the H200 ran the 40-epoch recipe's four other tasks, a task per job, in 518 s,
-#       Fashion-MNIST alone in 215); also runs-<task>.tgz, each task's runs without their last.safetensors. Then `nvdec` fits the same session (about 70 s), `engine` does not.
+#       Fashion-MNIST alone in 215); also runs-<task>.tgz, each task's runs without their last.safetensors. Then
+#       `nvdec` fits the same session (about 70 s), `engine` does not.
 #   run(command="bash benchmarks/gpu_session.sh kernels", timeout_s=320)
 #       #14: tests/test_infer_triton_cuda.py (the compiled kernels' logits, 60 s at most), then
 #       benchmarks/triton_kernels.py on noscope-coral and game-lol-gold-int, f = 1 and 4: the feature kernel

@@ -186,10 +186,11 @@ def main() -> int:
     ap.add_argument("--fold", type=int, default=4)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--decoders", nargs="+", default=["auto"], choices=["auto", "cpu", "gpu"],
-                    help="end-to-end with each (e.g. cpu gpu: the CPU pool and NVDEC side by side)")
+    ap.add_argument("--decoders", nargs="+", default=["auto"], choices=["auto", "cpu", "gpu", "both"],
+                    help="end-to-end with each (e.g. cpu gpu both: the CPU pool, NVDEC, and the two at once side by "
+                         "side)")
     ap.add_argument("--nvdec-sessions", type=int, nargs="+", default=None, metavar="N",
-                    help="end-to-end with --decoder gpu once per N NVDEC sessions (default: the job's)")
+                    help="end-to-end with --decoder gpu and both once per N NVDEC sessions (default: the job's)")
     ap.add_argument("--codec", default="copy", choices=["copy", "h264"], help="h264: transcode for NVDEC")
     ap.add_argument("--batch", type=int, default=None, help="default: the job's (label.job.default_batch)")
     ap.add_argument("--videos", type=int, default=2 * (os.cpu_count() or 1), help="copies in the `many` workload")
@@ -205,8 +206,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-2core"))
     args = ap.parse_args()
     args.batch = args.batch or default_batch(resolve_device(args.device).type == "cuda")
-    settings = [f"{d}:{n}" if n else d for d in args.decoders  # gpu:N per --nvdec-sessions N
-                for n in (args.nvdec_sessions or [None] if d == "gpu" else [None])]
+    settings = [f"{d}:{n}" if n else d for d in args.decoders  # gpu:N and both:N per --nvdec-sessions N
+                for n in (args.nvdec_sessions or [None] if d in ("gpu", "both") else [None])]
     tmp, pool = Path(tempfile.mkdtemp()), None
     try:
         source = vtest_path()

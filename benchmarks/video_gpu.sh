@@ -18,9 +18,10 @@ MACHINE=${MACHINE:-gpu}
 DEST=${RESULTS:-benchmarks/results}/$MACHINE  # on the device machine: RESULTS=$OUT
 mkdir -p "$DEST/video-h264"
 lscpu > "$DEST/video-h264/lscpu.txt" || true  # cores against hardware threads: what "16 x decode-only" can mean
-# DECODERS: which decoders run end to end (default both; cpu alone where PyNvVideoCodec was not carried);
+# DECODERS: which decoders run end to end (default cpu gpu both: the CPU pool, NVDEC, the two at once; cpu alone
+# where PyNvVideoCodec was not carried);
 # NVDEC_SESSIONS: NVDEC session counts to run --decoder gpu with, e.g. "4 7" (default: the job's)
-python3 benchmarks/video.py --device cuda --backend torch --codec h264 --decoders ${DECODERS:-cpu gpu} --workers 16 \
+python3 benchmarks/video.py --device cuda --backend torch --codec h264 --decoders ${DECODERS:-cpu gpu both} --workers 16 \
   --videos 16 --long 20 --workloads many long --repeats "${REPEATS:-2}" --yardstick-frames 3000 --decode-together \
   ${NVDEC_SESSIONS:+--nvdec-sessions $NVDEC_SESSIONS} \
   --out "$DEST/video-h264"

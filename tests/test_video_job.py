@@ -2,6 +2,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from video_clips import write_empty_clip, write_raw_stream_clip, write_size_switch_clip, write_square_clip
 
 from foldedcnn.checkpoint import save_checkpoint
@@ -630,6 +633,80 @@ def test_gpu_decoder_feeds_the_same_job_and_falls_back_for_other_codecs(clips, c
     summary = json.loads((tmp_path / "gpu" / "summary.json").read_text())
     refused = {Path(v["video"]).name: v["error"] for v in summary["videos"]}
     assert "made with other settings (decoder)" in refused["long.mp4"] and refused["lossless.mkv"] is None
+
+
+def test_decoder_both_splits_whole_videos_by_nvdecs_share_of_the_frames():
+    from foldedcnn.data.video import VideoInfo
+    from foldedcnn.label._decoder_split import DecoderChooser
+
+    def probed(frames, codec="h264"):
+        return VideoInfo(frames=frames, width=96, height=64, fps=25.0, codec=codec, container="mov,mp4,m4a,3gp,3g2,mj2")
+
+    chooser = DecoderChooser("both", None, share=0.34)
+    picks = [chooser(Path(f"v{i}.mp4"), probed(100))[0] for i in range(16)]
+    assert [i for i, d in enumerate(picks) if d == "gpu"] == [0, 3, 6, 9, 12, 15]  # 6 of 16, in the job's order
+    assert chooser(Path("v3.mp4"), probed(100)) == ("gpu", None)  # a video's regions: one answer, counted once
+    assert chooser.frames == {"gpu": 600, "cpu": 1000}
+    assert chooser.note() == ("NVDEC took 6 of 16 videos (38% of the frames; --nvdec-share 0.34), the CPU decoder "
+                              "processes the rest")
+    mixed = DecoderChooser("both", None, share=0.5)
+    assert mixed(Path("a.avi"), probed(300, codec="msmpeg4"))[0] == "cpu"  # NVDEC cannot: counts on the CPU's side
+    # NVDEC takes the next videos while its frames so far are at most half of all: 0, 100, 200, 300 of 300-600
+    assert [mixed(Path(f"{n}.mp4"), probed(100))[0] for n in "bcdef"] == ["gpu", "gpu", "gpu", "gpu", "cpu"]
+    for requested in ("cpu", "auto"):
+        assert DecoderChooser(requested, None)(Path("v.mp4"), probed(10)) == ("cpu", None)
+    assert DecoderChooser("gpu", None)(Path("v.mp4"), probed(10)) == ("gpu", None)
+    assert DecoderChooser("gpu", None).note() is None
+
+
+def test_run_help_states_the_default_nvdec_share(capsys):
+    from foldedcnn.label._decoder_split import NVDEC_SHARE
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert f"(default {NVDEC_SHARE}:" in " ".join(capsys.readouterr().out.split())  # the CLI does not import it
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames=st.lists(st.integers(1, 5000), min_size=1, max_size=40), share=st.floats(0.05, 0.95))
+def test_decoder_both_keeps_nvdec_within_one_video_of_its_share(frames, share):
+    from foldedcnn.data.video import VideoInfo
+    from foldedcnn.label._decoder_split import DecoderChooser
+
+    def run():
+        chooser = DecoderChooser("both", None, share)
+        for i, n in enumerate(frames):
+            chooser(Path(f"v{i}.mp4"), VideoInfo(frames=n, width=8, height=8, fps=25.0, codec="h264",
+                                                  container="mov,mp4,m4a,3gp,3g2,mj2"))
+            total = sum(chooser.frames.values())
+            assert chooser.frames["gpu"] - share * total <= max(frames[: i + 1])  # overshoots by one video at most
+        return chooser._chosen
+
+    assert run() == run()  # the same videos in the same order: the same split (a resumed job keeps it)
+
+
+def test_decoder_both_runs_nvdec_and_the_cpu_pool_at_once(clips, checkpoint, tmp_path, monkeypatch, capsys):
+    """--decoder both, NVDEC stood in for by the CPU segment decoder: each video decoded by one side, the CSVs
+    those of a CPU-only run, summary.json saying how the videos were split."""
+    import foldedcnn.label.job as job
+    from foldedcnn.label._nvdec import NvdecDecoder
+    from foldedcnn.label.frame_source import SegmentDecoder
+
+    copies = [clips["long"], clips["short"], shutil.copy(clips["short"], tmp_path / "third.mp4")]
+    args = [*copies, "--batch", "8", "--chunk-frames", "16", "--workers", "2"]
+    assert _run([checkpoint, *args, "--out", tmp_path / "cpu", "--decoder", "cpu"]) == 0
+    monkeypatch.setattr(job, "nvdec_unavailable", lambda device: None)
+    monkeypatch.setattr(NvdecDecoder, "_decode", lambda self, t: SegmentDecoder(
+        t.path, t.segment, t.rois, t.size, t.stride, t.batch, t.index))
+    assert _run([checkpoint, *args, "--out", tmp_path / "both", "--decoder", "both", "--nvdec-share", "0.5"]) == 0
+    for name in ("long.csv", "short.csv", "third.csv"):
+        assert (tmp_path / "both" / name).read_text() == (tmp_path / "cpu" / name).read_text()
+    summary = json.loads((tmp_path / "both" / "summary.json").read_text())
+    decoders = {Path(v["video"]).name: v["decoder"] for v in summary["videos"]}
+    assert decoders == {"long.mp4": "gpu", "short.mp4": "cpu", "third.mp4": "cpu"}  # 300 frames, then 37 and 37
+    assert summary["decoder"] == "gpu+cpu" and summary["decoder_note"].startswith("NVDEC took 1 of 3 videos")
+    assert _run([checkpoint, *args, "--out", tmp_path / "x", "--decoder", "both", "--nvdec-share", "1.5"]) == 2
+    assert "--nvdec-share must be between 0 and 1" in capsys.readouterr().err
 
 
 def test_decoder_gpu_without_a_gpu_is_one_clear_error(clips, checkpoint, tmp_path, capsys):

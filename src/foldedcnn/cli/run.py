@@ -30,12 +30,16 @@ def register(sub) -> None:
                    help="rows per crash-safe output chunk; a multiple of --batch (default 1024)")
     p.add_argument("--workers", type=int, default=None,
                    help="decoder processes (default: one per CPU core); a long video is split among them")
-    p.add_argument("--decoder", choices=["auto", "cpu", "gpu"], default="auto",
+    p.add_argument("--decoder", choices=["auto", "cpu", "gpu", "both"], default="auto",
                    help="gpu: NVDEC for the videos it can decode (needs CUDA and PyNvVideoCodec), the CPU for the "
-                        "rest; cpu: the decoder processes; auto (default): cpu, measured the faster")
+                        "rest; both: NVDEC and the CPU decoder processes at once, on --nvdec-share of the frames "
+                        "and the rest; cpu: the decoder processes; auto (default): cpu, measured the faster")
     p.add_argument("--nvdec-sessions", type=int, default=None,
-                   help="with --decoder gpu: NVDEC sessions, each decoding in its own thread (default 4; an H100 or "
-                        "H200 has 7 NVDEC engines)")
+                   help="with --decoder gpu or both: NVDEC sessions, each decoding in its own thread (default 4; an "
+                        "H100 or H200 has 7 NVDEC engines)")
+    p.add_argument("--nvdec-share", type=float, default=None,
+                   help="with --decoder both: NVDEC's part of the frames, whole videos in order (default 0.34: "
+                        "NVDEC's rate over both rates, measured on an H200)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="discard a video's earlier output in --out that was made with other settings")
@@ -58,7 +62,7 @@ def run(args) -> int:
         roi=[tuple(r) for r in args.roi] if args.roi else None, stride=args.stride,
         uncertain=tuple(args.uncertain) if args.uncertain else None,
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
-        workers=args.workers, decoder=args.decoder, nvdec_sessions=args.nvdec_sessions,
+        workers=args.workers, decoder=args.decoder, nvdec_sessions=args.nvdec_sessions, nvdec_share=args.nvdec_share,
         progress=not args.no_progress, overwrite=args.overwrite,
         trust_code=args.trust_code,
     )

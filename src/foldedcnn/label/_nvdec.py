@@ -1,6 +1,7 @@
 """GPU decoding on NVDEC (PyNvVideoCodec), and the choice between it and the CPU decoder pool.
 
-`choose_decoder` picks per video: `--decoder cpu` never touches the GPU; `gpu` needs a CUDA device
+`choose_decoder` picks per video: `--decoder cpu` never touches the GPU; `gpu` (and `both`, which shares the
+videos between NVDEC and the CPU pool: _decoder_split) needs a CUDA device
 and PyNvVideoCodec (`pip install "foldedcnn[nvdec]"`) and is refused with one clear error without
 them, and sends a video whose codec NVDEC does not decode (msmpeg4, ffv1, ...), or a bare stream in no
 container (which PyNvVideoCodec's SimpleDecoder cannot seek), to the CPU pool with a note in summary.json;
@@ -34,7 +35,7 @@ from .frame_source import FrameBatch
 
 # Codecs NVDEC decodes on every GPU since Turing (NVIDIA Video Codec SDK support matrix), by FFmpeg name.
 NVDEC_CODECS = frozenset({"h264", "hevc", "av1", "vp8", "vp9", "mpeg1video", "mpeg2video", "mpeg4", "vc1"})
-DECODERS = ("auto", "cpu", "gpu")
+DECODERS = ("auto", "cpu", "gpu", "both")
 DECODER_PROGRAM = {"cpu": "pyav", "gpu": "nvdec"}  # what decodes and crops frames: part of a video's fingerprint
 
 
@@ -56,8 +57,9 @@ def check_decoder_request(requested: str, unavailable: str | None) -> None:
     nvdec_unavailable() said)."""
     if requested not in DECODERS:
         raise FoldedCNNError(f"--decoder must be one of {', '.join(DECODERS)}, got {requested!r}")
-    if requested == "gpu" and unavailable:
-        raise FoldedCNNError(f"--decoder gpu: NVDEC cannot be used here ({unavailable}); use --decoder cpu or auto")
+    if requested in ("gpu", "both") and unavailable:
+        raise FoldedCNNError(f"--decoder {requested}: NVDEC cannot be used here ({unavailable}); use --decoder cpu or "
+                             "auto")
 
 
 # Demuxers of bare elementary streams (a camera's .h264 dump): PyNvVideoCodec's SimpleDecoder needs a container's index

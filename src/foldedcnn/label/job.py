@@ -35,9 +35,10 @@ from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
 from ._chunk_store import writing
 from ._decode_pool import Decoded, DecodePool, DecodeTask, Finished, start_decoder_server
+from ._decoder_split import NVDEC_SHARE, DecoderChooser
 from ._frame_labels import csv_lines_for, is_multiclass
 from ._job_video import JobVideo, VideoResult, by_video
-from ._nvdec import NVDEC_SESSIONS, NvdecDecoder, check_decoder_request, choose_decoder, nvdec_unavailable
+from ._nvdec import NVDEC_SESSIONS, NvdecDecoder, check_decoder_request, nvdec_unavailable
 from ._output_dir import exclusive_output
 from ._survey import keyframe_index, probe_and_fingerprint, survey
 from .calibration import stored_calibration
@@ -67,8 +68,10 @@ class JobConfig:
     batch: int | None = None  # frames per engine call; None: default_batch() for the engine's device
     chunk_frames: int = 1024
     workers: int | None = None  # decoder processes; default: one per core
-    decoder: str = "auto"  # auto: the CPU pool (measured faster than NVDEC); gpu: NVDEC for the codecs it takes
+    decoder: str = "auto"  # auto: the CPU pool (measured faster than NVDEC); gpu: NVDEC for the codecs it takes;
+    # both: NVDEC and the CPU pool at once, NVDEC on `nvdec_share` of the frames (_decoder_split)
     nvdec_sessions: int | None = None  # with decoder gpu: NVDEC sessions, each a decoder thread (None: NVDEC_SESSIONS)
+    nvdec_share: float | None = None  # with decoder both: NVDEC's part of the frames (None: NVDEC_SHARE)
     progress: bool = True
     overwrite: bool = False  # discard a video's earlier output made with other settings
     trust_code: bool = False  # allow a checkpoint whose model is built by code it names
@@ -91,6 +94,9 @@ class JobConfig:
             raise FoldedCNNError(f"--workers must be >= 1, got {self.workers}")
         if self.nvdec_sessions is not None and self.nvdec_sessions < 1:
             raise FoldedCNNError(f"--nvdec-sessions must be >= 1, got {self.nvdec_sessions}")
+        if self.nvdec_share is not None and not 0 < self.nvdec_share < 1:
+            raise FoldedCNNError(f"--nvdec-share must be between 0 and 1 (NVDEC's part of the frames with --decoder "
+                                 f"both), got {self.nvdec_share}")
 
 
 def _largest_divisor(n: int, at_most: int) -> int:
@@ -262,8 +268,8 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         with ExitStack() as decoding:
             # the decoders start while the videos are indexed, unless NVDEC may take them all
             pool = None if cfg.decoder == "gpu" else decoding.enter_context(pool_of(workers))
-            tasks = plan_tasks(videos, cfg, (h, w), workers, partial(choose_decoder, cfg.decoder,
-                                                                      unavailable=unavailable))
+            chooser = DecoderChooser(cfg.decoder, unavailable, cfg.nvdec_share or NVDEC_SHARE)
+            tasks = plan_tasks(videos, cfg, (h, w), workers, chooser)
             plan_s = time.perf_counter() - t0
             choice = [v.result.decoder for v in videos]
             gpu_tasks = [t for t in tasks if choice[t.segment.video] == "gpu"]
@@ -272,8 +278,9 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             summary = new_summary(cfg, ckpt.meta, engine.backend_name, regions, thresholds_from)
             summary.decoder, summary.workers = "+".join(used) or "cpu", workers
             if cfg.decoder == "auto":
-                why = unavailable or "the CPU pool is the faster (--decoder gpu: NVDEC)"
+                why = unavailable or "the CPU pool is the faster (--decoder gpu: NVDEC; both: the two at once)"
                 summary.decoder_note = f"NVDEC not used: {why}"
+            summary.decoder_note = chooser.note() or summary.decoder_note
             total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
             pool = pool or decoding.enter_context(pool_of(workers if cpu_tasks else 1))
             with tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
@@ -348,8 +355,8 @@ def start_clock(videos: list[JobVideo]) -> float:
 
 
 def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], workers: int,
-               decoder_for: Callable[[VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
-    """Choose every video's decoder (`decoder_for(info)`, see JobVideo.plan), index it (unless a killed run of the
+               decoder_for: Callable[[Path, VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
+    """Choose every video's decoder (`decoder_for(path, info)`, see JobVideo.plan), index it (unless a killed run of the
     job kept its index: ChunkStore.kept_index), and split the missing
     rows of all of them into about two segments per worker (each at least a batch), so many videos and one
     long video alike keep every worker busy, longest segments first; an output that cannot be planned gets its

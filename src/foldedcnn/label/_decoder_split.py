@@ -1,0 +1,50 @@
+"""Which decoder takes each video of a job: DecoderChooser(requested, unavailable, share)(path, info).
+
+`--decoder cpu|gpu|auto` choose per video as `_nvdec.choose_decoder` says. `--decoder both` runs NVDEC and the
+CPU decoder pool at once, each on whole videos: a video's output is made by one decoder (their pixels differ
+slightly, and its fingerprint records which). Among the videos NVDEC can decode, taken in the job's order, each
+goes to NVDEC while NVDEC's part of the frames so far is at most `share`, to the CPU pool otherwise (videos NVDEC
+cannot decode count on the CPU's side). The same videos in the same order always split the same way, so a
+resumed job goes on with each video on the decoder that began it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.video import VideoInfo
+from ._nvdec import choose_decoder
+
+#: NVDEC's default part of the frames with --decoder both: its rate over both rates, measured side by side on an
+#: H200 with 16 cores, 16 H.264 videos (NVDEC alone 2,254 frames/s, the CPU pool alone 4,389: _nvdec's docstring).
+NVDEC_SHARE = 0.34
+
+
+class DecoderChooser:
+    """Callable (video path, probed info) -> ("gpu" or "cpu", a note or None), once per video (the regions of a
+    video share its answer)."""
+
+    def __init__(self, requested: str, unavailable: str | None, share: float = NVDEC_SHARE) -> None:
+        self.requested, self.unavailable, self.share = requested, unavailable, share
+        self._chosen: dict[Path, tuple[str, str | None]] = {}
+        self.frames = {"gpu": 0, "cpu": 0}  # frames given to each side so far (1 a video whose count is unknown)
+
+    def __call__(self, path: Path, info: VideoInfo) -> tuple[str, str | None]:
+        if path not in self._chosen:
+            both = self.requested == "both"
+            decoder, note = choose_decoder("gpu" if both else self.requested, info, self.unavailable)
+            if both and decoder == "gpu" and self.frames["gpu"] > self.share * sum(self.frames.values()):
+                decoder = "cpu"
+            self.frames[decoder] += info.frames or 1
+            self._chosen[path] = (decoder, note)
+        return self._chosen[path]
+
+    def note(self) -> str | None:
+        """With --decoder both, how the videos were split (for summary.json); None otherwise."""
+        if self.requested != "both":
+            return None
+        gpu = sum(1 for decoder, _ in self._chosen.values() if decoder == "gpu")
+        total = sum(self.frames.values())
+        part = self.frames["gpu"] / total if total else 0.0
+        return (f"NVDEC took {gpu} of {len(self._chosen)} videos ({part:.0%} of the frames; --nvdec-share "
+                f"{self.share:g}), the CPU decoder processes the rest")
