@@ -70,7 +70,7 @@ class JobConfig:
     workers: int | None = None  # decoder processes; default: one per core
     decoder: str = "auto"  # auto: the CPU pool (measured faster than NVDEC); gpu: NVDEC for the codecs it takes;
     # both: NVDEC and the CPU pool at once, NVDEC on `nvdec_share` of the frames (_decoder_split)
-    nvdec_sessions: int | None = None  # with decoder gpu: NVDEC sessions, each a decoder thread (None: NVDEC_SESSIONS)
+    nvdec_sessions: int | None = None  # decoder gpu or both: NVDEC sessions, a thread each (None: NVDEC_SESSIONS)
     nvdec_share: float | None = None  # with decoder both: NVDEC's part of the frames (None: NVDEC_SHARE)
     progress: bool = True
     overwrite: bool = False  # discard a video's earlier output made with other settings
