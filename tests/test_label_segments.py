@@ -192,7 +192,7 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
                         uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
     videos = [job.JobVideo(i, v, v.stem, cfg, meta, ROI) for i, v in enumerate(cfg.videos)]
-    tasks = job.plan_tasks(videos, cfg, (50, 50), 4, lambda info: ("cpu", None))
+    tasks = job.plan_tasks(videos, cfg, (50, 50), 4, lambda path, info: ("cpu", None))
     long_starts = sorted(t.segment.first_row for t in tasks if t.segment.video == 1)
     lead_in = [job._lead_in(indexes[clip], 1, row) for row in long_starts]
     if seekable:  # 8 shares of 37.5 rows, cut on batches (8 rows) nearer keyframes (every 12 frames) than 40k is
