@@ -192,7 +192,7 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
                         uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
     videos = [job.JobVideo(i, v, v.stem, cfg, meta, ROI) for i, v in enumerate(cfg.videos)]
-    tasks = job.plan_tasks(videos, cfg, (50, 50), 4, lambda path, info: ("cpu", None))
+    tasks = job.plan_tasks(videos, cfg, (50, 50), 4, lambda info: ("cpu", None))
     long_starts = sorted(t.segment.first_row for t in tasks if t.segment.video == 1)
     lead_in = [job._lead_in(indexes[clip], 1, row) for row in long_starts]
     if seekable:  # 8 shares of 37.5 rows, cut on batches (8 rows) nearer keyframes (every 12 frames) than 40k is
@@ -206,3 +206,17 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
             for n, t in zip(sizes, tasks, strict=True)]
     assert cost == sorted(cost, reverse=True) and sizes[-1] == 20  # the most frames to decode first
     assert [t.segment.video for t in tasks].index(0) > max(i for i, n in enumerate(sizes) if n > 20)
+
+
+def test_each_videos_decoder_is_asked_for_once_whatever_its_regions(clip, tmp_path):
+    """A video is decoded once for all its regions: plan_tasks asks `decoder_for` once per video (DecoderChooser
+    counts each video's frames once), and every region of it gets that answer."""
+    import foldedcnn.label.job as job
+
+    cfg = job.JobConfig(tmp_path / "model.safetensors", [clip], tmp_path / "out", roi=[ROI, ROI],
+                        uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
+    meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
+    videos = [job.JobVideo(i, clip, f"{clip.stem}-{i}", cfg, meta, ROI) for i in range(2)]
+    asked = []
+    job.plan_tasks(videos, cfg, (50, 50), 2, lambda info: asked.append(info) or ("cpu", "a note"))
+    assert len(asked) == 1 and [(v.result.decoder, v.result.note) for v in videos] == [("cpu", "a note")] * 2

@@ -643,19 +643,18 @@ def test_decoder_both_splits_whole_videos_by_nvdecs_share_of_the_frames():
         return VideoInfo(frames=frames, width=96, height=64, fps=25.0, codec=codec, container="mov,mp4,m4a,3gp,3g2,mj2")
 
     chooser = DecoderChooser("both", None, share=0.34)
-    picks = [chooser(Path(f"v{i}.mp4"), probed(100))[0] for i in range(16)]
+    picks = [chooser(probed(100))[0] for _ in range(16)]
     assert [i for i, d in enumerate(picks) if d == "gpu"] == [0, 3, 6, 9, 12, 15]  # 6 of 16, in the job's order
-    assert chooser(Path("v3.mp4"), probed(100)) == ("gpu", None)  # a video's regions: one answer, counted once
     assert chooser.frames == {"gpu": 600, "cpu": 1000}
     assert chooser.note() == ("NVDEC took 6 of 16 videos (38% of the frames; --nvdec-share 0.34), the CPU decoder "
                               "processes the rest")
     mixed = DecoderChooser("both", None, share=0.5)
-    assert mixed(Path("a.avi"), probed(300, codec="msmpeg4"))[0] == "cpu"  # NVDEC cannot: counts on the CPU's side
+    assert mixed(probed(300, codec="msmpeg4"))[0] == "cpu"  # NVDEC cannot: counts on the CPU's side
     # NVDEC takes the next videos while its frames so far are at most half of all: 0, 100, 200, 300 of 300-600
-    assert [mixed(Path(f"{n}.mp4"), probed(100))[0] for n in "bcdef"] == ["gpu", "gpu", "gpu", "gpu", "cpu"]
+    assert [mixed(probed(100))[0] for _ in "bcdef"] == ["gpu", "gpu", "gpu", "gpu", "cpu"]
     for requested in ("cpu", "auto"):
-        assert DecoderChooser(requested, None)(Path("v.mp4"), probed(10)) == ("cpu", None)
-    assert DecoderChooser("gpu", None)(Path("v.mp4"), probed(10)) == ("gpu", None)
+        assert DecoderChooser(requested, None)(probed(10)) == ("cpu", None)
+    assert DecoderChooser("gpu", None)(probed(10)) == ("gpu", None)
     assert DecoderChooser("gpu", None).note() is None
 
 
@@ -674,13 +673,13 @@ def test_decoder_both_keeps_nvdec_within_one_video_of_its_share(frames, share):
     from foldedcnn.label._decoder_split import DecoderChooser
 
     def run():
-        chooser = DecoderChooser("both", None, share)
+        chooser, picks = DecoderChooser("both", None, share), []
         for i, n in enumerate(frames):
-            chooser(Path(f"v{i}.mp4"), VideoInfo(frames=n, width=8, height=8, fps=25.0, codec="h264",
-                                                  container="mov,mp4,m4a,3gp,3g2,mj2"))
+            picks.append(chooser(VideoInfo(frames=n, width=8, height=8, fps=25.0, codec="h264",
+                                           container="mov,mp4,m4a,3gp,3g2,mj2")))
             total = sum(chooser.frames.values())
             assert chooser.frames["gpu"] - share * total <= max(frames[: i + 1])  # overshoots by one video at most
-        return chooser._chosen
+        return picks
 
     assert run() == run()  # the same videos in the same order: the same split (a resumed job keeps it)
 

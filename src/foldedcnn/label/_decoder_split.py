@@ -1,4 +1,4 @@
-"""Which decoder takes each video of a job: DecoderChooser(requested, unavailable, share)(path, info).
+"""Which decoder takes each video of a job: DecoderChooser(requested, unavailable, share)(info), once per video.
 
 `--decoder cpu|gpu|auto` choose per video as `_nvdec.choose_decoder` says. `--decoder both` runs NVDEC and the
 CPU decoder pool at once, each on whole videos: a video's output is made by one decoder (their pixels differ
@@ -10,8 +10,6 @@ resumed job goes on with each video on the decoder that began it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..data.video import VideoInfo
 from ._nvdec import choose_decoder
 
@@ -21,30 +19,28 @@ NVDEC_SHARE = 0.34
 
 
 class DecoderChooser:
-    """Callable (video path, probed info) -> ("gpu" or "cpu", a note or None), once per video (the regions of a
-    video share its answer)."""
+    """Callable probed info -> ("gpu" or "cpu", a note or None), asked once per video in the job's order
+    (plan_tasks: the regions of a video share its answer)."""
 
     def __init__(self, requested: str, unavailable: str | None, share: float = NVDEC_SHARE) -> None:
         self.requested, self.unavailable, self.share = requested, unavailable, share
-        self._chosen: dict[Path, tuple[str, str | None]] = {}
         self.frames = {"gpu": 0, "cpu": 0}  # frames given to each side so far (1 a video whose count is unknown)
+        self.videos = {"gpu": 0, "cpu": 0}
 
-    def __call__(self, path: Path, info: VideoInfo) -> tuple[str, str | None]:
-        if path not in self._chosen:
-            both = self.requested == "both"
-            decoder, note = choose_decoder("gpu" if both else self.requested, info, self.unavailable)
-            if both and decoder == "gpu" and self.frames["gpu"] > self.share * sum(self.frames.values()):
-                decoder = "cpu"
-            self.frames[decoder] += info.frames or 1
-            self._chosen[path] = (decoder, note)
-        return self._chosen[path]
+    def __call__(self, info: VideoInfo) -> tuple[str, str | None]:
+        both = self.requested == "both"
+        decoder, note = choose_decoder("gpu" if both else self.requested, info, self.unavailable)
+        if both and decoder == "gpu" and self.frames["gpu"] > self.share * sum(self.frames.values()):
+            decoder = "cpu"
+        self.frames[decoder] += info.frames or 1
+        self.videos[decoder] += 1
+        return decoder, note
 
     def note(self) -> str | None:
         """With --decoder both, how the videos were split (for summary.json); None otherwise."""
         if self.requested != "both":
             return None
-        gpu = sum(1 for decoder, _ in self._chosen.values() if decoder == "gpu")
         total = sum(self.frames.values())
         part = self.frames["gpu"] / total if total else 0.0
-        return (f"NVDEC took {gpu} of {len(self._chosen)} videos ({part:.0%} of the frames; --nvdec-share "
-                f"{self.share:g}), the CPU decoder processes the rest")
+        return (f"NVDEC took {self.videos['gpu']} of {sum(self.videos.values())} videos ({part:.0%} of the frames; "
+                f"--nvdec-share {self.share:g}), the CPU decoder processes the rest")

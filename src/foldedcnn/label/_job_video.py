@@ -89,15 +89,14 @@ class JobVideo:
         self.started: float | None = None  # the job's start, set by the job: end-to-end frames/s count from it
         self.finished = False
 
-    def plan(self, cfg: JobConfig, decoder_for: Callable[[Path, VideoInfo], tuple[str, str | None]],
-             probed: dict) -> None:
-        """Choose the video's decoder (`decoder_for(path, info)`: "cpu" or "gpu" and a note), check the output's
+    def plan(self, cfg: JobConfig, decoder_for: Callable[[VideoInfo], tuple[str, str | None]], probed: dict) -> None:
+        """Choose the video's decoder (`decoder_for(info)`: "cpu" or "gpu" and a note), check the output's
         fingerprint and the region, and find the chunks already done (raises FoldedCNNError); a video already
         done is only counted, the others go on to plan_rows(). `probed`: what _survey read of the video once for
         all its regions (probe_and_fingerprint's "info" and "content")."""
         info = _surveyed(probed, "info")
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
-        decoder, note = decoder_for(self.path, info)
+        decoder, note = decoder_for(info)
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
         self.store.config["video_content"] = _surveyed(probed, "content")  # a new recording at the same path
         done = self.store.open(cfg.overwrite)

@@ -13,6 +13,7 @@ finished CSVs carry the job's fingerprint, so a rerun with other settings never 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -355,9 +356,9 @@ def start_clock(videos: list[JobVideo]) -> float:
 
 
 def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], workers: int,
-               decoder_for: Callable[[Path, VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
-    """Choose every video's decoder (`decoder_for(path, info)`, see JobVideo.plan), index it (unless a killed run of the
-    job kept its index: ChunkStore.kept_index), and split the missing
+               decoder_for: Callable[[VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
+    """Choose every video's decoder (`decoder_for(info)`, asked once per video, see JobVideo.plan), index it (unless
+    a killed run of the job kept its index: ChunkStore.kept_index), and split the missing
     rows of all of them into about two segments per worker (each at least a batch), so many videos and one
     long video alike keep every worker busy, longest segments first; an output that cannot be planned gets its
     error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
@@ -369,7 +370,8 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     surveys = survey(probe_and_fingerprint, [g[0].path for g in groups], workers, cfg.progress, "reading videos")
     started = []
     for outputs, probed in zip(groups, surveys, strict=True):
-        _each(outputs, lambda v, probed=probed: v.plan(cfg, decoder_for, probed))
+        once = functools.cache(decoder_for)  # the video's regions share one answer
+        _each(outputs, lambda v, probed=probed, once=once: v.plan(cfg, once, probed))
         if live := [v for v in outputs if not v.finished and v.result.error is None]:
             started.append((live, probed))
     for live, probed in started:  # the index a killed run of the job kept, if any

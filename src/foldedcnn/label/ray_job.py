@@ -112,7 +112,7 @@ def _run_on_ray(cfg: JobConfig, meta: dict, regions, thresholds_from: str, addre
     pool = actors or max(1, int(gpus) if gpus else cpus // 2)
     _, h, w = meta["input_shape"]
     videos = job_outputs(cfg, meta, regions)
-    tasks = plan_tasks(videos, cfg, (h, w), max(1, cpus - pool), lambda path, info: ("cpu", None))  # PyAV in tasks
+    tasks = plan_tasks(videos, cfg, (h, w), max(1, cpus - pool), lambda info: ("cpu", None))  # PyAV in tasks
     t0 = start_clock(videos)  # rows reach the driver in bursts: no later start would be honest
     backends: set[str] = set()
     if tasks:
