@@ -6,11 +6,12 @@ import torch
 import torch.nn.functional as F
 
 
-def mask_inactive(logits: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
-    """(B, K) logits with the columns of inactive classes set to -inf; `active` is a bool (K,) mask."""
+def mask_inactive(logits: torch.Tensor, active: torch.Tensor | None, fill: float = float("-inf")) -> torch.Tensor:
+    """(B, K) logits with the columns of inactive classes set to `fill`; `active` is a bool (K,) mask. A mask, not
+    indices: no step waits for a GPU."""
     if active is None:
         return logits
-    return logits.masked_fill(~active.to(logits.device), float("-inf"))
+    return logits.masked_fill(~active.to(logits.device), fill)
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
@@ -34,15 +35,14 @@ def distillation_loss(
     of temperature-softened distributions, scaled by T^2 (Hinton et al.). Only active columns count.
     """
     teacher = teacher.detach().to(student.dtype)
-    keep = None if active is None else active.to(student.device)  # masks, not indices: no step waits for a GPU
     if kind == "mse":
-        if keep is None:
+        if active is None:
             return F.mse_loss(student, teacher)
-        weight = keep.to(student.dtype)
+        weight = active.to(student.device, student.dtype)
         return ((student - teacher) ** 2 * weight).sum() / (weight.sum() * student.shape[0])
-    if keep is not None:  # inactive columns far below the rest: 0 probability after the softmax, as if cut out
-        low = torch.finfo(student.dtype).min / 2
-        student, teacher = student.masked_fill(~keep, low), teacher.masked_fill(~keep, low)
+    # inactive columns far below the rest (finite: -inf - -inf is NaN in the KL): 0 probability, as if cut out
+    low = torch.finfo(student.dtype).min / 2
+    student, teacher = mask_inactive(student, active, low), mask_inactive(teacher, active, low)
     if kind == "kl":
         t = float(temperature)
         log_p = F.log_softmax(student / t, dim=1)
