@@ -98,7 +98,7 @@ class FusedRunner:
         self.program, self.device, self.dtype, self.tiling = program, device, dtype, tiling
         meta, weights, biases = op_table(program)
         # the kernel specialised to this program is generated once (its source is built from the op table)
-        self.feature_kernel = unrolled_features_kernel(program) if tiling.unrolled else features_kernel
+        self.feature_kernel = unrolled_features_kernel(program, meta) if tiling.unrolled else features_kernel
         self.meta = meta.to(device)
         self.weights = weights.to(device, dtype)
         self.biases = biases.to(device)

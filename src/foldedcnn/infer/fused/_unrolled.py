@@ -1,6 +1,6 @@
 """The feature kernel specialised to one network: its op list unrolled, every shape a compile-time constant.
 
-    unrolled_features_kernel(program): a Triton kernel computing the same as `_conv.features_kernel` for
+    unrolled_features_kernel(program, meta): a Triton kernel computing the same as `_conv.features_kernel` for
     that program: folded input (G, f*C, H, W) or raw images (B, C, H, W), any strides -> features in `buf`
 
 The generic kernel reads its op table at run time, so every conv gathers a (pixels x (tap, channel))
@@ -23,12 +23,12 @@ import functools
 import hashlib
 import linecache
 
+import torch
 import triton
 import triton.language as tl
 
 from ._conv import pixel_block, pool_rows
 from ._program import ConvOp, FusedProgram
-from ._schedule import op_table
 
 
 @triton.jit
@@ -44,17 +44,19 @@ def _conv_taps(src_ptr, s0, s1, s2, s3, g, src_row0, n_images, scale_ptr, shift_
     s0..s3, or the previous op's scratch rows (rows - src_row0, W_IN, CIN) contiguous. Weights (KH, KW, CIN, COUT).
     """
     ci = tl.arange(0, BLOCK_C)
-    col_ok = ci < CIN
+    ci_ok = ci < CIN
+    col_ok = ci_ok
     co = tl.arange(0, BLOCK_N)
     co_ok = co < COUT
     bias = tl.load(b_ptr + co, mask=co_ok, other=0.0)
     if FROM_INPUT:
         if RAW:
             image = g * FOLD + ci // IMAGE_CH  # fold order: image j of group g is batch index g*f + j
-            col_off = image * s0 + (ci % IMAGE_CH) * s1
-            col_ok = col_ok & (image < n_images)
-            scale = tl.load(scale_ptr + ci % IMAGE_CH)
-            shift = tl.load(shift_ptr + ci % IMAGE_CH)
+            channel = ci % IMAGE_CH
+            col_off = image * s0 + channel * s1
+            col_ok = ci_ok & (image < n_images)
+            scale = tl.load(scale_ptr + channel)
+            shift = tl.load(shift_ptr + channel)
         else:
             col_off = g * s0 + ci * s1
     else:
@@ -76,7 +78,7 @@ def _conv_taps(src_ptr, s0, s1, s2, s3, g, src_row0, n_images, scale_ptr, shift_
                 a = tl.load(src_ptr + (((sr - src_row0) * W_IN + sc) * CIN)[:, None] + col_off[None, :], mask=mask,
                             other=0)
             w = tl.load(w_ptr + (tap * CIN + ci)[:, None] * COUT + co[None, :],
-                        mask=(ci < CIN)[:, None] & co_ok[None, :], other=0)
+                        mask=ci_ok[:, None] & co_ok[None, :], other=0)
             acc = tl.dot(a.to(w.dtype), w, acc, input_precision=PRECISION)
         acc = acc + bias[None, :]
         if RELU:
@@ -104,9 +106,8 @@ def _pow2(n: int) -> int:
     return max(16, triton.next_power_of_2(n))
 
 
-def _op_lines(program: FusedProgram) -> list[str]:
+def _op_lines(program: FusedProgram, meta: torch.Tensor) -> list[str]:
     """The kernel body's lines for each op: its row range, its call with constants, a barrier between ops."""
-    meta, _, _ = op_table(program)
     last = len(program.features) - 1
     lines = []
     for i, (op, row) in enumerate(zip(program.features, meta.tolist(), strict=True)):
@@ -129,10 +130,11 @@ def _op_lines(program: FusedProgram) -> list[str]:
     return lines
 
 
-def kernel_source(program: FusedProgram) -> str:
-    """The Python source of the kernel specialised to `program` (shapes as literals; weights are arguments)."""
+def kernel_source(program: FusedProgram, meta: torch.Tensor) -> str:
+    """The Python source of the kernel specialised to `program`, whose op table (`_schedule.op_table`) is `meta`
+    (shapes and weight offsets as literals; weights are arguments)."""
     head = _HEAD.format(describe=program.describe(), band_stride=2 * len(program.features))
-    return head + "".join(f"        {line}\n" for line in _op_lines(program))
+    return head + "".join(f"        {line}\n" for line in _op_lines(program, meta))
 
 
 @functools.lru_cache(maxsize=64)
@@ -145,11 +147,12 @@ def _compile_source(source: str) -> triton.JITFunction:
     return scope["unrolled_features"]
 
 
-def unrolled_features_kernel(program: FusedProgram) -> triton.JITFunction:
-    """The kernel for `program` (one per distinct source, cached in this process and on disk by Triton).
+def unrolled_features_kernel(program: FusedProgram, meta: torch.Tensor) -> triton.JITFunction:
+    """The kernel for `program` and its op table `meta` (one per distinct source, cached in this process and on
+    disk by Triton).
 
     Arguments: (x_ptr, s0..s3, n_images, scale_ptr, shift_ptr, w_ptr, b_ptr, band_ptr, buf_ptr, n_bands, n_items,
     feat_stride, scratch_off, half_size; RAW, FOLD, IMAGE_CH, BLOCK_P, PRECISION) with w_ptr, b_ptr the packed
     tensors of `_schedule.op_table` and the rest as for the generic kernel.
     """
-    return _compile_source(kernel_source(program))
+    return _compile_source(kernel_source(program, meta))
