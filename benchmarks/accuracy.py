@@ -201,7 +201,7 @@ def train_tasks(pool: Executor, tasks: list[Task], job: Callable[[Task, tuple[Ru
                 pending.update({pool.submit(job, tasks[i], chosen): (i, False) for chosen in phases(tasks[i])[1]})
         report([row for i in sorted(rows) if rows[i]
                 for row in judged(tasks[i], [rows[i][k] for k in sorted(rows[i])])])
-    return sorted(set(failed), key=failed.index)
+    return list(dict.fromkeys(failed))  # each once, in the order they failed
 
 
 def _narrow_rate(run_dir: Path) -> float | str:

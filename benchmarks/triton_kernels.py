@@ -76,7 +76,10 @@ def _tiling_name(text: str) -> str:
 
 
 def tiling_of(variant: str, tiling: Tiling, sms: int) -> Tiling | None:
-    """The tiling of a variant "triton-PxWxS" on a GPU of `sms` multiprocessors, None for any other variant."""
+    """The tiling of a variant "triton-PxWxS" on a GPU of `sms` multiprocessors, or of "triton-generic" (the generic
+    feature kernel); None for any other variant."""
+    if variant == "triton-generic":
+        return replace(tiling, unrolled=False)
     match = TILING.fullmatch(variant.removeprefix("triton-")) if variant.startswith("triton-") else None
     if match is None:
         return None
@@ -106,7 +109,6 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
     if engine.backend_name != "triton":
         raise SystemExit(f"the triton backend fell back ({engine.backend.fallback_reason})")
     fused = TritonBackend(model, cuda, dtype, tiling)
-    generic = TritonBackend(model, cuda, dtype, replace(tiling, unrolled=False))
     runner = fused.runner
     print(f"{runner.program.describe()}; {runner.bands.shape[0]} row bands, {runner.programs} programs "
           f"x {runner.num_warps} warps", flush=True)
@@ -123,11 +125,9 @@ def variants_for(model: FoldedModel, names: list[str], dtype: torch.dtype, batch
             runs[name] = lambda eager=eager: eager.forward_folded(folded)
         elif name == "triton":
             runs[name] = lambda: fused.forward_folded(folded)
-        elif name == "triton-generic":
-            runs[name] = lambda: generic.forward_folded(folded)
         elif (tiled := tiling_of(name, tiling, sms)) is not None:
-            tuned = TritonBackend(model, cuda, dtype, tiled)
-            runs[name] = lambda tuned=tuned: tuned.forward_folded(folded)
+            other = TritonBackend(model, cuda, dtype, tiled)  # built only when asked for
+            runs[name] = lambda other=other: other.forward_folded(folded)
         else:
             runs[name] = lambda: fused.forward_images(images, engine.normalization)
         with torch.inference_mode():
