@@ -34,7 +34,6 @@ class Run:
                 + align + (f"-lr{self.lr:g}" if self.lr is not None else ""))
 
 
-
 @dataclass(frozen=True)
 class Task:
     """One accuracy comparison: the original (first run, f=1 ce) and runs at other folds or with other methods.
@@ -55,7 +54,6 @@ class Task:
     n_train: int | None = None
     n_val: int | None = None
     n_test: int | None = None
-
 
 
 # Methods. ce: cross-entropy only, from scratch, cosine decay from the task's lr. paper: the paper's recipe (from
@@ -83,7 +81,6 @@ METHODS = {
 }
 
 
-
 def compared(original: int, finetune: int, extra: tuple[Run, ...] = (), folds: tuple[int, ...] = (2, 3, 4),
              lr: float | None = None, polish: int = 4, method: str = "warm") -> tuple[Run, ...]:
     """The original (`original` epochs from scratch); the control: the original fine-tuned like the folded models
@@ -95,9 +92,7 @@ def compared(original: int, finetune: int, extra: tuple[Run, ...] = (), folds: t
             *(Run(f, method, polish, narrow=finetune, lr=lr) for f in folds), *extra)
 
 
-
 GAMES = ("game-lol-gold-int", "game-apex-squad-count", "game-sot-coin-count")
-
 
 
 # How each game's folds are fine-tuned: gold-int's original is weak (16 epochs, ~45 % test, 111 classes), so its folds
@@ -106,11 +101,9 @@ GAMES = ("game-lol-gold-int", "game-apex-squad-count", "game-sot-coin-count")
 GAME_FOLDS = {GAMES[0]: "warm+control-kl", GAMES[1]: "warm", GAMES[2]: "warm"}
 
 
-
 # Fixed validation and test images of the game tasks: at 90 % top-1 the standard error of a test top-1 is 0.3
 # points (0.67 with the 2,000 of the tables up to git aa7b414), that of the best-on-validation choice 0.67 (0.95).
 N_VAL, N_TEST = 2000, 10000
-
 
 
 def game_spec(name: str, n_train: int, n_val: int = N_VAL, n_test: int = N_TEST) -> str:
@@ -120,12 +113,10 @@ def game_spec(name: str, n_train: int, n_val: int = N_VAL, n_test: int = N_TEST)
 CPU_F4_GOAL = ((4, 2.0),)  # the CPU goal of the game tasks: f = 2 within 0.5 points, f = 4 within 2
 
 
-
 # Epochs of the CPU game tasks' control and narrow stages, as many as the 30 minutes the goal allows hold: at 16 the
 # curves still rose into the last epochs; beside the same originals, apex and sot f = 4 ended 2.33 and 2.33 points
 # under their controls at 24, 2.00 and 1.00 at 32.
 GAME_FINETUNE = 32
-
 
 
 def cpu_tasks() -> list[Task]:
@@ -152,12 +143,10 @@ def cpu_tasks() -> list[Task]:
             Task("vtest", "noscope-coral", "vtest", compared(20, 20), batch=32, lr=1e-3, goal=0.5)]
 
 
-
 # Epochs of the GPU games' control and narrow stages. At 40 (H200, accuracy-cuda.md up to its commit f56e294)
 # f = 2 ended at the goal's edge (-0.37, -0.52, -0.55) and f = 3, 4 0.6-3.6 points short, their narrow networks'
 # validation top-1 still rising over the last 10 epochs (gold-int f = 4 91.5 -> 92.0).
 GPU_FINETUNE = 60
-
 
 
 def gpu_tasks(paper_recipe: bool = False) -> list[Task]:
@@ -177,7 +166,6 @@ def gpu_tasks(paper_recipe: bool = False) -> list[Task]:
                  (*compared(30, 30), Run(4, "distill-kl", 60)), batch=256, lr=1e-3, goal=2.0)]
 
 
-
 def sweep(task: Task, folds: tuple[int, ...], lrs: tuple[float, ...], epochs: int | None = None,
           narrow: bool = False, method: str = "warm+distill-kl") -> Task:
     """The fine-tune sweep of `task` (--sweep): its original, then at each of `folds` (1: the control) the warm
@@ -191,7 +179,6 @@ def sweep(task: Task, folds: tuple[int, ...], lrs: tuple[float, ...], epochs: in
                  Run(f, method, epochs, lr=lr) for f in folds for lr in lrs)
     scratch = () if narrow else tuple(Run(f, "distill-kl", epochs) for f in folds if f > 1)
     return replace(task, runs=(task.runs[0], *warm, *scratch))
-
 
 
 def smoke(task: Task) -> Task:

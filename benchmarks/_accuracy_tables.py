@@ -20,7 +20,6 @@ COLUMNS = ["task", "model", "fold", "method", "init", "align", "role", "data", "
            "seed", "folded_lr", "val_curve", "narrow_curve"]
 
 
-
 def judged(task: Task, rows: list[dict]) -> list[dict]:
     """`rows` (one task's runs, the original among them) with each run's delta to the reference (the original,
     or the control when better) and whether it meets the task's goal."""
@@ -30,7 +29,6 @@ def judged(task: Task, rows: list[dict]) -> list[dict]:
         goal = dict(task.fold_goals).get(r["fold"], task.goal)
         r["goal"] = "" if r["fold"] == 1 else ("met" if r["delta"] >= -goal else f"missed by {-r['delta'] - goal:.2f}")
     return rows
-
 
 
 def logged_rows(logs: list[Path], tasks: list[Task]) -> list[dict]:
@@ -48,12 +46,10 @@ def logged_rows(logs: list[Path], tasks: list[Task]) -> list[dict]:
             for row in judged(t, list(by_task[t.name].values()))]
 
 
-
 def _epochs(row: dict) -> str:
     """A run's epochs: "narrow+folded" after a narrow stage."""
     narrow = int(row.get("narrow") or 0)
     return f"{narrow}+{row['epochs']}" if narrow else str(row["epochs"])
-
 
 
 def summary(rows: list[dict], swept: list[dict] = ()) -> list[dict]:
@@ -78,12 +74,10 @@ def summary(rows: list[dict], swept: list[dict] = ()) -> list[dict]:
     return out
 
 
-
 PAPER_INTRO = """The folded runs at the paper's widths (`accuracy.py --paper-widths`, align 1: hidden widths floor(n *
 sqrt(f)), their narrow networks floor(n * sqrt(f) / f)), beside the same original and control as accuracy.md, where
 those widths differ from the default's (tensor-core widths: F rounded up to a multiple of 8, the narrow network
 F // f; the game models at f = 2: 24 and 8 channels per image instead of 22 and 5)."""
-
 
 
 SWEEP_INTRO = """Fine-tune sweep (`accuracy.py --sweep`): the task's original, then warm-started runs (`init`
@@ -92,9 +86,7 @@ control) and the folds, and (without --sweep-narrow) the folds distilled from sc
 at epoch 0 (the model as given), 1, 2, ...; top1 is the test top-1 of the best-on-validation checkpoint."""
 
 
-
 SWEPT = {"warm+distill-kl": "with KL distillation toward it", "warm": "on the labels alone (the table's method)"}
-
 
 
 def write(rows: list[dict], out: Path, command: str, footer: str, intro: str = "") -> None:
