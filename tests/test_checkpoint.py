@@ -15,6 +15,8 @@ from foldedcnn.checkpoint import (
     update_metadata,
 )
 from foldedcnn.folded import FoldedModel
+from foldedcnn.models import create_model
+from foldedcnn.transform import fold_model
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def test_round_trip_gives_identical_outputs(saved):
     assert ck.meta["metrics"] == {"val_top1": 97.5}
     assert ck.meta["widths"] == [32, 32, 256, 8]
     assert ck.meta["architecture"] == {"kind": "zoo", "name": "noscope-coral", "width_mult": None, "align": 8,
-                                       "block_of": 1, "num_classes": 2}
+                                       "block_of": 1, "min_block": 8, "num_classes": 2}
 
 
 @pytest.mark.parametrize("recorded", [None, 1], ids=["align-absent", "align-1"])
@@ -54,6 +56,34 @@ def test_checkpoint_of_paper_widths_written_before_align_8_still_loads(tmp_path,
     assert ck.meta["widths"] == [22, 22, 181, 4]
     x = torch.randn(5, 3, 50, 50)
     assert torch.equal(ck.model(x), old(x))
+
+
+@pytest.mark.parametrize("kind", ["zoo", "plan"])
+def test_checkpoint_written_before_min_block_still_loads_with_its_widths(tmp_path, kind):
+    """Game models at f = 4 had 16 channels in their last conv (4 per image) before min_block gave them 32: a
+    file that records no min_block rebuilds with none, and one that records it with it."""
+    if kind == "zoo":
+        old = FoldedModel.from_zoo("game-sot-coin-count", 4, min_block=0).eval()
+    else:
+        old = fold_model(create_model("game-sot-coin-count"), 4, torch.zeros(1, 3, 17, 40), min_block=0,
+                         source={"zoo": "game-sot-coin-count"}).eval()
+    path = save_checkpoint(tmp_path / "old.safetensors", old)
+
+    def as_before(meta):
+        arch = dict(meta["architecture"])
+        if kind == "zoo":
+            del arch["min_block"]
+        else:
+            arch["plan"] = {k: v for k, v in arch["plan"].items() if k != "min_block"}
+        return {**meta, "architecture": arch}  # re-signed
+
+    _rewrite_metadata(path, as_before)
+    ck = load_checkpoint(path)
+    assert ck.meta["widths"][-2:] == [16, 60] and ck.model.identity.min_block == 0
+    x = torch.randn(3, 3, 17, 40)
+    assert torch.equal(ck.model(x), old(x))
+    new = save_checkpoint(tmp_path / "new.safetensors", FoldedModel.from_zoo("game-sot-coin-count", 4))
+    assert load_checkpoint(new).meta["widths"][-2:] == [32, 60]
 
 
 def test_wrong_fold_or_input_is_refused(saved):

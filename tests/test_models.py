@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foldedcnn import FoldedCNNError, FoldError, UnknownModelError, create_model, list_models
-from foldedcnn.models import PAPER_WIDTHS, ModelSpec, get_spec, register_model, scaled_width
+from foldedcnn.models import MIN_BLOCK, PAPER_WIDTHS, ModelSpec, get_spec, register_model, scaled_width
 from foldedcnn.models.game import GameCNN
 from foldedcnn.models.noscope import NoScopeCNN
 from foldedcnn.models.resnet import ResNetCIFAR
@@ -81,11 +81,34 @@ def test_widths_are_the_papers(base, expected):
 @given(st.integers(1, 600), st.integers(1, 9))
 def test_default_widths_are_multiples_of_8_when_folded_and_the_original_at_f1(base, fold):
     w = scaled_width(base, fold)
-    paper = scaled_width(base, fold, align=PAPER_WIDTHS)
+    least = max(scaled_width(base, fold, align=PAPER_WIDTHS), fold * min(base, MIN_BLOCK))  # paper's, or 8 per image
     if fold == 1:
         assert w == base
     else:
-        assert w % 8 == 0 and paper <= w < paper + 8
+        assert w % 8 == 0 and least <= w < least + 8
+
+
+@given(st.integers(1, 600), st.integers(2, 9), st.integers(0, 16), st.sampled_from([PAPER_WIDTHS, 8, 16]))
+def test_every_image_keeps_min_block_channels_of_a_hidden_layer(base, fold, min_block, align):
+    """Each image's block holds min(w, min_block) channels or more, and the minimum adds no more than that."""
+    w = scaled_width(base, fold, align=align, min_block=min_block)
+    plain = scaled_width(base, fold, align=align, min_block=0)
+    assert w // fold >= min(base, min_block) and w >= plain
+    if w > plain:  # raised by the minimum: to the least multiple of align that holds it
+        assert w - align < fold * min(base, min_block) <= w
+    narrow = scaled_width(base, 1, math.sqrt(fold), align, block_of=fold, min_block=min_block)
+    assert narrow == max(1, w // fold)  # one image's block of it (transform.narrow_model), never empty
+
+
+def test_game_models_keep_8_channels_per_image_in_their_last_conv():
+    """sqrt(f) alone leaves the 8-channel conv before the classifier 5 channels per image at f = 3 and 4 at f = 4;
+    the default keeps 8 (24 and 32 folded), the paper's widths (align 1) and min_block=0 do not."""
+    assert [_conv_widths(create_model("game-lol-gold-int", f))[-1] for f in (1, 2, 3, 4)] == [8, 16, 24, 32]
+    assert [_conv_widths(create_model("game-lol-gold-int", f, min_block=0))[-1] for f in (2, 3, 4)] == [16, 16, 16]
+    paper = [create_model("game-lol-gold-int", f, align=PAPER_WIDTHS) for f in (2, 3, 4)]
+    assert [_conv_widths(m)[-1] for m in paper] == [11, 13, 16]
+    assert create_model("game-lol-gold-int", 4).identity.min_block == MIN_BLOCK
+    assert create_model("game-lol-gold-int", 4, align=PAPER_WIDTHS).identity.min_block == 0
 
 
 def test_align_and_width_mult():

@@ -91,12 +91,14 @@ def _conv_widths(model: FoldedModel) -> list[int]:
 
 def test_the_narrow_network_is_one_image_s_block_of_the_folded_widths():
     paper = FoldedModel.from_zoo("game-apex-squad-count", 4, align=1)
-    assert narrow_widths(paper) == (2.0, 1, 4)
+    assert narrow_widths(paper) == (2.0, 1, 4, 0)
     assert _conv_widths(narrow_model(paper)) == [16, 16, 16, 16, 4]  # folded 64 and 16: a quarter each
     aligned = FoldedModel.from_zoo("game-apex-squad-count", 2)  # 45 and 11 rounded up to 48 and 16
     assert _conv_widths(aligned) == [48, 48, 48, 48, 16]
     assert _conv_widths(narrow_model(aligned)) == [24, 24, 24, 24, 8]  # the paper's widths give 22 and 5
-    assert narrow_widths(FoldedModel.from_zoo("game-apex-squad-count", 2, width_mult=3.0)) == (3.0, 8, 2)
+    assert narrow_widths(FoldedModel.from_zoo("game-apex-squad-count", 2, width_mult=3.0)) == (3.0, 8, 2, 8)
+    four = FoldedModel.from_zoo("game-apex-squad-count", 4)  # 64 and 32: 8 per image in the last conv (min_block)
+    assert _conv_widths(four) == [64, 64, 64, 64, 32] and _conv_widths(narrow_model(four)) == [16, 16, 16, 16, 8]
 
 
 @pytest.mark.parametrize("kind", ["zoo", "fold_model"])

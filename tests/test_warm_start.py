@@ -90,14 +90,14 @@ def test_at_sqrt_f_width_each_image_sees_the_pruned_original_alone(name, fold):
 def test_it_keeps_the_most_important_channels_and_as_many_as_fit():
     torch.manual_seed(0)
     original = zoo("game-sot-coin-count", 1)
-    folded = zoo("game-sot-coin-count", 4)  # widths 32 -> 64 and 8 -> 16: 16 and 4 channels per image
+    folded = zoo("game-sot-coin-count", 4)  # widths 32 -> 64 and 8 -> 32 (min_block): 16 and 8 channels per image
     with torch.no_grad():
         original.network.features[0].weight[27] *= 100.0  # channel 27 of the stem now dominates
     keep = select_channels(folded, original.network)
     plan = plan_of(folded, original.network)
     stem = keep[plan.layer("features.0").out_spaces[0]]
     assert 27 in stem.tolist() and stem.numel() == 16 and bool((stem.diff() > 0).all())
-    assert sorted(k.numel() for k in keep.values()) == [3, 4, 15, 16, 16, 16, 16]  # input, narrow, logits, hidden
+    assert sorted(k.numel() for k in keep.values()) == [3, 8, 15, 16, 16, 16, 16]  # input, narrow, logits, hidden
 
 
 def test_fold_model_networks_warm_start_too():

@@ -22,6 +22,7 @@ def _finite(validator, wanted: bool, instance: Any, schema: dict) -> Any:
 _Validator = validators.extend(Draft202012Validator, {"finite": _finite})
 
 _POSITIVE_INT = {"type": "integer", "minimum": 1}
+_COUNT = {"type": "integer", "minimum": 0}
 _NUMBER = {"type": "number", "finite": True}
 _SHAPE = {"type": "array", "items": _POSITIVE_INT, "minItems": 3, "maxItems": 3}
 _SOURCE = {
@@ -36,7 +37,7 @@ _PLAN = {
     "required": ["fold", "input_shape", "num_classes", "layers"],
     "properties": {
         "fold": _POSITIVE_INT, "input_shape": _SHAPE, "num_classes": _POSITIVE_INT,
-        "align": _POSITIVE_INT, "block_of": _POSITIVE_INT,
+        "align": _POSITIVE_INT, "block_of": _POSITIVE_INT, "min_block": _COUNT,
         "width_mult": {"anyOf": [{"type": "null"}, {**_NUMBER, "exclusiveMinimum": 0}]},
         "classifier": {"type": ["string", "null"]},
         "leaf_modules": {"type": "array", "items": {"type": "string"}},
@@ -53,6 +54,7 @@ _ARCHITECTURE = {
         {"if": {"properties": {"kind": {"const": "zoo"}}},
          "then": {"required": ["name"],
                   "properties": {"name": {"type": "string"}, "align": _POSITIVE_INT, "block_of": _POSITIVE_INT,
+                                 "min_block": _COUNT,
                                  "num_classes": _POSITIVE_INT,
                                  "width_mult": {"anyOf": [{"type": "null"}, {**_NUMBER, "exclusiveMinimum": 0}]}}}},
         {"if": {"properties": {"kind": {"const": "plan"}}},

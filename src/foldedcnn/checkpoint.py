@@ -149,7 +149,7 @@ def architecture_of(model: FoldedModel) -> dict[str, Any]:
         return {"kind": "plan", "plan": ident.plan.to_dict(), "source": dict(ident.source)}
     if ident.zoo is not None:
         return {"kind": "zoo", "name": ident.zoo, "width_mult": ident.width_mult, "align": ident.align,
-                "block_of": ident.block_of, "num_classes": ident.num_classes}
+                "block_of": ident.block_of, "min_block": ident.min_block, "num_classes": ident.num_classes}
     raise CheckpointError(
         "cannot record how to rebuild this model: use a zoo model (create_model / FoldedModel.from_zoo) or fold_model()"
     )
@@ -164,7 +164,7 @@ def rebuild(architecture: dict[str, Any], fold: int, *, trust_code: bool = False
     if architecture["kind"] == "zoo":
         return FoldedModel.from_zoo(architecture["name"], fold, architecture.get("width_mult"),
                                     architecture.get("align", 1), architecture.get("num_classes"),
-                                    architecture.get("block_of", 1))
+                                    architecture.get("block_of", 1), architecture.get("min_block", 0))
     from .transform import rebuild_from_architecture
 
     return rebuild_from_architecture(architecture, trust_code=trust_code)

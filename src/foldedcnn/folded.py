@@ -28,12 +28,12 @@ class FoldedModel(IdentifiedNetwork, nn.Module):
 
     @classmethod
     def from_zoo(cls, name: str, fold: int = 1, width_mult: float | None = None, align: int | None = None,
-                 num_classes: int | None = None, block_of: int = 1) -> FoldedModel:
+                 num_classes: int | None = None, block_of: int = 1, min_block: int | None = None) -> FoldedModel:
         """Zoo model `name` at `fold` (with `num_classes` classes instead of the family's), wrapped; widths
-        as in create_model (align 8 by default for fold > 1; block_of > 1: a narrow network)."""
+        as in create_model (align 8 by default for fold > 1, min_block 8 with it; block_of > 1: a narrow network)."""
         from .models import create_model
 
-        return cls(create_model(name, fold, width_mult, align, num_classes, block_of))
+        return cls(create_model(name, fold, width_mult, align, num_classes, block_of, min_block))
 
     @property
     def plan(self):

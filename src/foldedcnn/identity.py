@@ -30,8 +30,9 @@ class ModelIdentity:
 
     `zoo`: the zoo name of a network built by `create_model`. `plan` (a FoldPlan) and `source` (how to
     build the unfolded original: {"zoo": name} or {"factory": "pkg.module:function", "kwargs": {...}})
-    describe a `fold_model` network. `width_mult` / `align` / `block_of` are the width rule it was built with
-    (models.widths.scaled_width; block_of > 1: a narrow network, one image's block of a folded model).
+    describe a `fold_model` network. `width_mult` / `align` / `block_of` / `min_block` are the width rule it was
+    built with (models.widths.scaled_width; block_of > 1: a narrow network, one image's block of a folded model;
+    min_block 0, no minimum per image: the paper's widths, and networks built before the minimum existed).
     `normalization` maps images in [0, 1] to the network's input, (x - mean) / std per channel, and
     `class_names` name the K classes; both are None until training (or a checkpoint) sets them.
     """
@@ -45,6 +46,7 @@ class ModelIdentity:
     width_mult: float | None = None
     align: int = 1
     block_of: int = 1
+    min_block: int = 0
     normalization: Normalization | None = None
     class_names: tuple[str, ...] | None = None
 

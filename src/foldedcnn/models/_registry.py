@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import FoldedCNNError, UnknownModelError
 from ..identity import ModelIdentity
 from ..layout import check_fold
-from .widths import resolve_align
+from .widths import resolve_align, resolve_min_block
 
 Builder = Callable[..., nn.Module]
 
@@ -21,8 +21,9 @@ Builder = Callable[..., nn.Module]
 class ModelSpec:
     """What the zoo knows about a model: its input (C, H, W), classes and how to build it.
 
-    `build(fold=, width_mult=, align=, num_classes=K, block_of=)` returns a network (N, f*C, H, W) -> (N, f*K)
-    (align None: the default of widths.resolve_align). `check_fold(fold)` raises when a family cannot use a fold.
+    `build(fold=, width_mult=, align=, num_classes=K, block_of=, min_block=)` returns a network (N, f*C, H, W)
+    -> (N, f*K) (align and min_block resolved: widths.resolve_align, widths.resolve_min_block).
+    `check_fold(fold)` raises when a family cannot use a fold.
     """
 
     name: str
@@ -65,27 +66,31 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def create_model(name: str, fold: int = 1, width_mult: float | None = None, align: int | None = None,
-                 num_classes: int | None = None, block_of: int = 1) -> nn.Module:
+                 num_classes: int | None = None, block_of: int = 1, min_block: int | None = None) -> nn.Module:
     """Build zoo model `name` folded by `fold`: a network (N, f*C, H, W) -> (N, f*K).
 
     Hidden widths are floor(w * width_mult) (width_mult = sqrt(fold) by default), rounded up
     to a multiple of `align`: by default 8 for fold > 1 (tensor cores), the original widths at
-    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. `num_classes` K replaces the family's
-    number of classes (the architecture is the family's, with a K-way classifier). `block_of` b > 1 (at fold 1)
+    fold 1; align=PAPER_WIDTHS (1) gives the paper's exact widths. Every image keeps at least
+    min(w, min_block) channels of a hidden layer: by default MIN_BLOCK (8), none (0) with the paper's widths.
+    `num_classes` K replaces the family's number of classes (the architecture is the family's, with a K-way
+    classifier). `block_of` b > 1 (at fold 1)
     builds one image's block of the model folded b times with this width_mult and align: every hidden width // b
     (transform.narrow_model's narrow network). The module carries `.identity` (a ModelIdentity naming it, with
-    the align resolved); the zoo's network classes also read `.fold`, `.num_classes` and `.input_shape` (per
-    image, (C, H, W)) from it.
+    the align and min_block resolved); the zoo's network classes also read `.fold`, `.num_classes` and
+    `.input_shape` (per image, (C, H, W)) from it.
     """
     spec = get_spec(name)
     fold = check_fold(fold)
     align = resolve_align(align, fold)
+    min_block = resolve_min_block(min_block, align)
     if spec.check_fold is not None:
         spec.check_fold(fold)
     k = spec.num_classes if num_classes is None else num_classes
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise FoldedCNNError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    model = spec.build(fold=fold, width_mult=width_mult, align=align, num_classes=k, block_of=block_of)
+    model = spec.build(fold=fold, width_mult=width_mult, align=align, num_classes=k, block_of=block_of,
+                       min_block=min_block)
     model.identity = ModelIdentity(fold, spec.input_shape, k, zoo=name, width_mult=width_mult, align=align,
-                                   block_of=block_of)
+                                   block_of=block_of, min_block=min_block)
     return model

@@ -63,15 +63,17 @@ def build_game_cnn(
     width_mult: float | None = None,
     align: int | None = None,
     block_of: int = 1,
+    min_block: int | None = None,
     base_width: int = 32,
     base_narrow: int = 8,
     convs_per_unit: int = 3,
 ) -> GameCNN:
-    """A game CNN for `fold`: widths 32 and 8 scaled by sqrt(fold) (or `width_mult`); see widths.scaled_width."""
+    """A game CNN for `fold`: widths 32 and 8 scaled by sqrt(fold) (or `width_mult`), at least
+    min(w, min_block) per image; see widths.scaled_width."""
     return GameCNN(
         in_channels=3 * fold,
-        width=scaled_width(base_width, fold, width_mult, align, block_of),
-        narrow_width=scaled_width(base_narrow, fold, width_mult, align, block_of),
+        width=scaled_width(base_width, fold, width_mult, align, block_of, min_block),
+        narrow_width=scaled_width(base_narrow, fold, width_mult, align, block_of, min_block),
         num_outputs=num_classes * fold,
         input_hw=input_hw,
         num_units=num_units,

@@ -46,9 +46,9 @@ class NoScopeCNN(IdentifiedNetwork, nn.Module):
 
 
 def _build(block_widths: Sequence[int], fc_width: int, *, fold: int, width_mult, align: int | None,
-           num_classes: int, block_of: int = 1) -> NoScopeCNN:
+           num_classes: int, block_of: int = 1, min_block: int | None = None) -> NoScopeCNN:
     def widen(w: int) -> int:
-        return scaled_width(w, fold, width_mult, align, block_of)
+        return scaled_width(w, fold, width_mult, align, block_of, min_block)
 
     return NoScopeCNN(3 * fold, [widen(w) for w in block_widths], widen(fc_width), num_classes * fold)
 

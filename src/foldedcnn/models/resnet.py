@@ -65,8 +65,9 @@ def check_square_fold(fold: int) -> None:
         )
 
 
-def _build(*, fold: int, width_mult, align: int | None, num_classes: int, block_of: int = 1) -> ResNetCIFAR:
-    widths = [scaled_width(w, fold, width_mult, align, block_of) for w in (64, 128, 256, 512)]
+def _build(*, fold: int, width_mult, align: int | None, num_classes: int, block_of: int = 1,
+           min_block: int | None = None) -> ResNetCIFAR:
+    widths = [scaled_width(w, fold, width_mult, align, block_of, min_block) for w in (64, 128, 256, 512)]
     return ResNetCIFAR(3 * fold, widths, [2, 2, 2, 2], num_classes * fold)
 
 

@@ -89,6 +89,7 @@ class TrainConfig:
     epoch (benchmarks/results/accuracy.md).
     fresh_data: draw new training images every epoch (generated data only: load_data(..., draw=epoch)),
     in `data_workers` processes ahead of training; validation and test stay fixed.
+    align, width_mult, block_of, min_block: the width rule of the model built from `model` (models.widths).
     """
 
     model: str = ""
@@ -116,6 +117,7 @@ class TrainConfig:
     align: int | None = None
     width_mult: float | None = None
     block_of: int = 1
+    min_block: int | None = None
     fresh_data: bool = False
     data_workers: int = 1
     device: str = "cpu"

@@ -73,7 +73,7 @@ def build_model(config: TrainConfig, input_shape: tuple[int, int, int] | None = 
     for images of `input_shape` (C, H, W)."""
     torch.manual_seed(config.seed)
     return ModelRef(config.model, input_shape, config.model_kwargs).build(config.fold, config.width_mult, config.align,
-                                                                      config.block_of)
+                                                                      config.block_of, config.min_block)
 
 
 def train_from_config(
@@ -161,8 +161,8 @@ def _narrow_stage(config: TrainConfig, out: str | os.PathLike | None, model: Fol
     trust = trust_code or named
     torch.manual_seed(config.seed)
     narrow = narrow_model(model, trust)
-    mult, align, block_of = narrow_widths(model)
-    stage = replace(config, fold=1, width_mult=mult, align=align, block_of=block_of,
+    mult, align, block_of, min_block = narrow_widths(model)
+    stage = replace(config, fold=1, width_mult=mult, align=align, block_of=block_of, min_block=min_block,
                     epochs=config.resolved_narrow_epochs(), narrow_epochs=None, narrow_stage=True)
     print(f"narrow stage: {_epochs(stage.epochs)} of one image's block at fold 1 (every hidden width the folded "
           f"one // {block_of}), then {_epochs(config.epochs)} of the folded model", flush=True)

@@ -25,12 +25,13 @@ from ._sources import build_source, load_factory, trusted
 from ._warm_start import check_layers, copy_layer, copy_shared, plan_of
 
 
-def narrow_widths(folded: FoldedModel) -> tuple[float, int, int]:
-    """The width rule (width_mult, align, block_of) at fold 1 of `folded`'s narrow network: the folded model's
-    width_mult (sqrt(f) made explicit) and align, block_of f: every hidden width is the folded one // f."""
+def narrow_widths(folded: FoldedModel) -> tuple[float, int, int, int]:
+    """The width rule (width_mult, align, block_of, min_block) at fold 1 of `folded`'s narrow network: the folded
+    model's width_mult (sqrt(f) made explicit), align and min_block, block_of f: every hidden width is the
+    folded one // f."""
     ident = folded.identity
     mult = default_width_mult(folded.fold) if ident.width_mult is None else float(ident.width_mult)
-    return mult, ident.align, folded.fold
+    return mult, ident.align, folded.fold, ident.min_block
 
 
 def narrow_model(folded: FoldedModel, trust_code: bool = False) -> FoldedModel:
@@ -39,9 +40,10 @@ def narrow_model(folded: FoldedModel, trust_code: bool = False) -> FoldedModel:
     model is rebuilt from its recorded source (code it names is imported only with `trust_code`)."""
     if folded.fold < 2:
         raise FoldedCNNError("a narrow network is one image's block of a folded model; this one has fold 1")
-    mult, align, block_of = narrow_widths(folded)
+    mult, align, block_of, min_block = narrow_widths(folded)
     if folded.identity.zoo is not None:
-        return FoldedModel.from_zoo(folded.identity.zoo, 1, mult, align, folded.num_classes, block_of=block_of)
+        return FoldedModel.from_zoo(folded.identity.zoo, 1, mult, align, folded.num_classes, block_of=block_of,
+                                    min_block=min_block)
     plan, source = folded.plan, folded.identity.source
     if plan is None or source is None:
         raise FoldedCNNError("this folded model records no source to rebuild its original from, so it has no "
@@ -52,7 +54,7 @@ def narrow_model(folded: FoldedModel, trust_code: bool = False) -> FoldedModel:
     leaves = [load_factory(trusted(name, trust_code, "use the module class")) for name in plan.leaf_modules]
     return fold_model(build_source(source, trust_code=trust_code), 1, torch.zeros(1, *folded.input_shape),
                       width_mult=mult, align=align, classifier=plan.classifier, leaf_modules=leaves, source=source,
-                      block_of=block_of)
+                      block_of=block_of, min_block=min_block)
 
 
 @torch.no_grad()

@@ -205,18 +205,20 @@ class ModelRef:
             _ = self.source
         return self
 
-    def build(self, fold: int, width_mult: float | None = None, align: int | None = None, block_of: int = 1):
+    def build(self, fold: int, width_mult: float | None = None, align: int | None = None, block_of: int = 1,
+              min_block: int | None = None):
         """The FoldedModel at `fold` (widths: models.widths.scaled_width): the zoo's folded network, or the
         factory's model folded by fold_model. Its network maps (N, f*C, H, W) -> (N, f*K)."""
         from ..folded import FoldedModel
 
         self.check()
         if self.is_zoo:
-            return FoldedModel.from_zoo(self.name, fold, width_mult, align, block_of=block_of)
+            return FoldedModel.from_zoo(self.name, fold, width_mult, align, block_of=block_of, min_block=min_block)
         import torch
 
         from ._fold import fold_model
 
         model = build_source(self.source, trust_code=True)  # the user named this code, not a file
         return fold_model(model, fold, torch.zeros(1, *self.input_shape),
-                          width_mult=width_mult, align=align, source=self.source, block_of=block_of)
+                          width_mult=width_mult, align=align, source=self.source, block_of=block_of,
+                          min_block=min_block)

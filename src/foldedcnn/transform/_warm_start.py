@@ -32,12 +32,13 @@ from .plan import FoldPlan, LayerPlan, make_plan
 
 def plan_of(folded: FoldedModel, original: nn.Module) -> FoldPlan:
     """The fold plan of `folded`: its own (fold_model models) or, for a zoo model, the plan of `original`
-    at `folded`'s fold with the zoo network's width rule (width_mult, align, block_of)."""
+    at `folded`'s fold with the zoo network's width rule (width_mult, align, block_of, min_block)."""
     if folded.plan is not None:
         return folded.plan
     a = analyse(original, torch.zeros(1, *folded.input_shape))
     ident = folded.identity
-    return make_plan(a, folded.fold, ident.width_mult, ident.align, block_of=ident.block_of)
+    return make_plan(a, folded.fold, ident.width_mult, ident.align, block_of=ident.block_of,
+                     min_block=ident.min_block)
 
 
 def _depthwise(lp: LayerPlan) -> bool:

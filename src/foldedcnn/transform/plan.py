@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import FoldError, UnsupportedOpError
-from ..models.widths import scaled_width
+from ..models.widths import folded_width
 from ..tables import format_table
 from ._channel_state import Analysis, LayerRecord
 from ._spaces import DERIVED, INPUT, OUTPUT, SCALED
@@ -88,6 +88,7 @@ class FoldPlan:
     layers: list[LayerPlan] = field(default_factory=list)
     edits: list[EditPlan] = field(default_factory=list)
     block_of: int = 1  # > 1: a narrow network, one image's block of the plan folded block_of times
+    min_block: int = 0  # channels per image a hidden space keeps at least (models.widths); 0 (none) in older plans
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict; `FoldPlan.from_dict` inverts it."""
@@ -108,7 +109,8 @@ class FoldPlan:
         """The plan as a text table, one row per layer, then the graph edits."""
         c, h, w = self.input_shape
         mult = "sqrt(f)" if self.width_mult is None else f"{self.width_mult:g}"
-        block = f"  block_of={self.block_of}" if self.block_of > 1 else ""
+        block = (f"  block_of={self.block_of}" if self.block_of > 1 else "") + (
+            f"  min_block={self.min_block}" if self.min_block else "")
         head = (f"fold={self.fold}  width_mult={mult}  align={self.align}{block}  input {c}x{h}x{w} "
                 f"(folded {self.fold * c})  classes {self.num_classes} (folded {self.fold * self.num_classes})")
         rows = [{"layer": lp.name, "kind": lp.kind, "role": lp.role, "in": lp.in_channels, "out": lp.out_channels,
@@ -132,8 +134,10 @@ def _chunk_sizes(total: int, chunks: int) -> list[int]:
 class _Widths:
     """Folded width of every unrefined space of an analysis."""
 
-    def __init__(self, a: Analysis, fold: int, width_mult: float | None, align: int, block_of: int) -> None:
+    def __init__(self, a: Analysis, fold: int, width_mult: float | None, align: int, block_of: int,
+                 min_block: int) -> None:
         self.sp, self.fold, self.width_mult, self.align, self.block_of = a.spaces, fold, width_mult, align, block_of
+        self.min_block = min_block
         self.multiple: dict[int, int] = {}
         for i in range(len(self.sp.size)):
             self._push(self.sp.find(i), 1)
@@ -156,7 +160,8 @@ class _Widths:
                 source, mult = self.sp.derived[r]
                 w = mult * self.of(self.sp.resolve(source))
             else:
-                w = scaled_width(size, self.fold, self.width_mult, self.align)
+                w = folded_width(size, self.fold * self.block_of, self.width_mult, self.align, self.min_block,
+                                 self.fold)
                 step = math.lcm(self.align, m)
                 w = -(-w // step) * step // self.block_of
             if kind != SCALED and w % m:
@@ -221,10 +226,11 @@ def _split_edits(a: Analysis, widths: _Widths) -> list[EditPlan]:
 
 
 def make_plan(a: Analysis, fold: int, width_mult: float | None = None, align: int = 1,
-              classifier: str | None = None, leaf_modules: list[str] | None = None, block_of: int = 1) -> FoldPlan:
-    """Folded widths for analysis `a` (hidden ones // block_of: see models.widths); raises FoldError /
-    UnsupportedOpError when folding cannot work."""
-    widths = _Widths(a, fold, width_mult, align, block_of)
+              classifier: str | None = None, leaf_modules: list[str] | None = None, block_of: int = 1,
+              min_block: int = 0) -> FoldPlan:
+    """Folded widths for analysis `a` (hidden ones // block_of, at least min(w, min_block) per image: see
+    models.widths); raises FoldError / UnsupportedOpError when folding cannot work."""
+    widths = _Widths(a, fold, width_mult, align, block_of, min_block)
     ids: dict[int, int] = {}
     layers = [_layer_plan(a, rec, widths, ids) for rec in a.layers.values()]
     for check in a.view_checks:
@@ -236,4 +242,4 @@ def make_plan(a: Analysis, fold: int, width_mult: float | None = None, align: in
     spaces = [SpacePlan(i, a.spaces.kind[r], a.spaces.size[r], widths.leaf(r)) for r, i in ids.items()]
     per_image = [EditPlan(name, PER_IMAGE, "log_softmax", a.num_classes) for name, _ in a.per_image] if fold > 1 else []
     return FoldPlan(fold, width_mult, align, classifier, list(a.input_shape), a.num_classes,
-                    list(leaf_modules or []), spaces, layers, _split_edits(a, widths) + per_image, block_of)
+                    list(leaf_modules or []), spaces, layers, _split_edits(a, widths) + per_image, block_of, min_block)
