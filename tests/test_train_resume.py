@@ -132,6 +132,9 @@ def test_best_checkpoint_and_refusals(tmp_path):
                                               r"settings.*--init-from .*best.safetensors"):
         train(FoldedModel.from_zoo("noscope-coral", 2), data, data,
               TrainConfig(model="noscope-coral", fold=2, data="synthetic", epochs=3, progress=False), out=tmp_path)
+    with pytest.raises(CheckpointError, match=r"other widths than this run builds \(classifier.1.bias: \(184,\) saved, "
+                                              r"\(192,\) now\).*new --out directory"):
+        train(FoldedModel.from_zoo("noscope-coral", 2, align=16), data, data, config, out=tmp_path)  # other widths
     again = train(FoldedModel.from_zoo("noscope-coral", 2), data, data, config, out=tmp_path)  # already complete
     assert again.history == result.history
     assert torch.equal(again.model.network.classifier[1].weight, result.model.network.classifier[1].weight)

@@ -152,6 +152,18 @@ def epoch_order(labels: torch.Tensor, active: torch.Tensor, fold: int, seed: int
     return order[active[labels[order]]]
 
 
+def _check_widths(weights: dict[str, torch.Tensor], model: FoldedModel, path: Path) -> None:
+    """Raise CheckpointError, naming the fix, when the saved `weights` have other shapes than `model`'s: a run saved
+    under another width rule (before min_block, models.widths) with a config that reads the same."""
+    mine = model.network.state_dict()
+    wrong = next((k for k, v in weights.items() if k in mine and mine[k].shape != v.shape), None)
+    if wrong is not None:
+        raise CheckpointError(f"{path} holds a network of other widths than this run builds ({wrong}: "
+                              f"{tuple(weights[wrong].shape)} saved, {tuple(mine[wrong].shape)} now): it was saved "
+                              "under an earlier width rule (folded game models gained channels in their last conv, "
+                              "min_block); start the run again in a new --out directory")
+
+
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """The fields that must match to resume; fields a run saved before they existed take their defaults."""
     full = {**TrainConfig().to_dict(), **config}
@@ -317,8 +329,9 @@ def train(
                 raise CheckpointError(f"{out_dir / LAST} belongs to a run with another config ({changed}); rerun with "
                                       "its settings to resume it, or use a new --out directory (with --init-from "
                                       f"{out_dir / BEST} to go on from its best model)")
-            model.network.load_state_dict(
-                {k[len("model."):]: v for k, v in state.tensors.items() if k.startswith("model.")}, strict=True)
+            weights = {k[len("model."):]: v for k, v in state.tensors.items() if k.startswith("model.")}
+            _check_widths(weights, model, out_dir / LAST)
+            model.network.load_state_dict(weights, strict=True)
             load_optimizer(optimizer, state.tensors, state.meta["optimizer"])
             torch.set_rng_state(state.tensors["rng.torch"])
             if state.meta["scaler"]:
