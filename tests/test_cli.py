@@ -20,6 +20,20 @@ def test_analyze_json_prints_the_papers_values(capsys):
     assert aligned[0] > 32_918_948 and aligned[1] > 51_471_402
 
 
+def test_min_block_reaches_analyze_and_fold(capsys):
+    """--min-block 0 gives a game model at f = 4 the 16 channels sqrt(f) alone gives its last conv, and fewer FLOPs
+    than the default's 32 (8 per image); `fold` prints the plan with them."""
+    flops = {}
+    for extra in ([], ["--min-block", "0"]):
+        assert main(["analyze", "game-sot-coin-count", "--fold", "4", "--json", *extra]) == 0
+        flops[bool(extra)] = next(r["flops_per_input"] for r in json.loads(capsys.readouterr().out) if r["fold"] == 4)
+    assert flops[True] < flops[False] < 1.05 * flops[True]
+    for extra, width in (([], 32), (["--min-block", "0"], 16)):
+        assert main(["fold", "--model", "game-sot-coin-count", "--fold", "4", *extra]) == 0
+        row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("features.10 "))
+        assert row.split()[7] == str(width), row  # folded_out
+
+
 def test_analyze_table_and_plot(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FOLDEDCNN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "ai.png"

@@ -15,8 +15,9 @@ PROBE_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def analyze_all(models: Sequence[ModelRef], folds: Sequence[int], align: int | None,
-                skipped: Callable[[str], object] = print) -> Analyses:
-    """Each (model label, fold) analysed once, f = 1 included (the baseline of the intensity gain).
+                skipped: Callable[[str], object] = print, min_block: int | None = None) -> Analyses:
+    """Each (model label, fold) analysed once, f = 1 included (the baseline of the intensity gain); widths by
+    `align` and `min_block` (models.widths).
 
     A fold a model's family cannot use is skipped (told to `skipped`); when no model can use any of
     `folds`, the first such FoldError is raised.
@@ -26,7 +27,8 @@ def analyze_all(models: Sequence[ModelRef], folds: Sequence[int], align: int | N
     for ref in models:
         for fold in sorted({1, *folds}):
             try:
-                analyses[(ref.label, fold)] = analyze_model(ref.build(fold, align=align), name=ref.label)
+                analyses[(ref.label, fold)] = analyze_model(ref.build(fold, align=align, min_block=min_block),
+                                                              name=ref.label)
             except FoldError as exc:
                 errors.append((f"{ref.label} f={fold}", exc))
     if errors and not any(fold in folds for _, fold in analyses):

@@ -35,7 +35,8 @@ def run(args) -> int:
         raise FoldedCNNError("name a zoo model (see `foldedcnn models`) or your own with --module")
     probe = find_probe(args.device, args.bytes_per_element)
     names = [r.label for r in refs]
-    analyses = analyze_all(refs, args.fold, args.align, skipped=lambda note: print(note, file=sys.stderr))
+    analyses = analyze_all(refs, args.fold, args.align, skipped=lambda note: print(note, file=sys.stderr),
+                           min_block=args.min_block)
     rows = analysis_rows(analyses, names, args.fold, args.batch, args.bytes_per_element, probe)
     if args.json:
         print(json.dumps(rows, indent=2))

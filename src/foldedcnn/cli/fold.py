@@ -33,7 +33,7 @@ def run(args) -> int:
         source, shape = ref.source, ref.input_shape
     model = build_source(source, trust_code=True)  # the user named this module on the command line
     folded = fold_model(model, args.fold, torch.randn(1, *shape), width_mult=args.width_mult, align=args.align,
-                        source=source)
+                        min_block=args.min_block, source=source)
     print(folded.plan.table())
     if args.json:
         path = Path(args.json)
