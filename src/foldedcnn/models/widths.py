@@ -8,11 +8,11 @@ b-th share of the folded channels, the channels `align` added included.
 `min_block` (MIN_BLOCK, 8, with the default widths; 0, no minimum, with the paper's) keeps every image's
 share of a hidden layer at min(w, min_block) channels or more. sqrt(f) alone gives each image w / sqrt(f):
 the game models' 8-channel last conv leaves 4 channels per image at f = 4 (5 at f = 3), the narrowest point
-of the network, and there it, not the body's 16, bounds accuracy (game-lol-gold-int: with 8 per image its
-narrow network reached 91.4 % validation top-1 instead of 88.0 in 24 epochs of the same fine-tune). That
-conv is ~5 % of the model's FLOPs, so the minimum costs about that at f = 3 and 4; no other layer of the zoo
-is narrower than 8 channels per image. Checkpoints saved before the minimum existed record none and rebuild
-with 0."""
+of the network, and it held their accuracy back more than the body's 16 (the CPU accuracy table's f = 4 with
+8 per image: game-lol-gold-int 89.75 -> 92.29 % test top-1, sot 93.77 -> 94.66, apex 94.45 -> 95.24,
+benchmarks/results/accuracy.md). That conv is a few % of the model's FLOPs: the minimum costs 1.1-3.0 % at
+f = 3 and 1.8-5.1 % at f = 4; no other layer of the zoo is narrower than 8 channels per image. Checkpoints
+saved before the minimum existed record none and rebuild with 0."""
 
 from __future__ import annotations
 
@@ -78,15 +78,16 @@ def scaled_width(width: int, fold: int = 1, width_mult: float | None = None, ali
     """
     align = resolve_align(align, fold)
     check_width_args(width_mult, align, block_of, fold)
-    return max(1, folded_width(width, fold * block_of, width_mult, align,
-                               resolve_min_block(min_block, align), fold) // block_of)
+    return max(1, folded_width(width, fold, width_mult, align, resolve_min_block(min_block, align),
+                               block_of) // block_of)
 
 
-def folded_width(width: int, blocks: int, width_mult: float | None, align: int, min_block: int, fold: int) -> int:
-    """The folded width of a hidden layer of `width` channels shared by `blocks` images (f, or for a narrow
-    network the b it is one block of): floor(width * mult) (mult: `width_mult`, sqrt(`fold`) when None), at
-    least blocks * min(width, min_block), rounded up to a multiple of `align`."""
+def folded_width(width: int, fold: int, width_mult: float | None, align: int, min_block: int,
+                 block_of: int = 1) -> int:
+    """The folded width of a hidden layer of `width` channels, before a narrow network's // block_of:
+    floor(width * mult) (mult: `width_mult`, sqrt(fold) when None), at least f * min(width, min_block) for
+    the f = fold * block_of images that share it, rounded up to a multiple of `align` (all resolved)."""
     mult = default_width_mult(fold) if width_mult is None else float(width_mult)
     # round away float noise (e.g. 20 * 1.15 = 22.999999999999996) before flooring
-    scaled = max(1, math.floor(round(width * mult, 6)), blocks * min(width, min_block))
+    scaled = max(1, math.floor(round(width * mult, 6)), fold * block_of * min(width, min_block))
     return -(-scaled // align) * align

@@ -160,8 +160,7 @@ class _Widths:
                 source, mult = self.sp.derived[r]
                 w = mult * self.of(self.sp.resolve(source))
             else:
-                w = folded_width(size, self.fold * self.block_of, self.width_mult, self.align, self.min_block,
-                                 self.fold)
+                w = folded_width(size, self.fold, self.width_mult, self.align, self.min_block, self.block_of)
                 step = math.lcm(self.align, m)
                 w = -(-w // step) * step // self.block_of
             if kind != SCALED and w % m:
