@@ -11,7 +11,7 @@ redone.
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --sweep --tasks game-apex-squad-count  # fine-tune rates
 
 Two recipes (cpu_tasks and gpu_tasks in _accuracy_recipes.py; the tables are written by _accuracy_tables.py): the
-CPU one is sized for under 30 minutes on 2 CPU cores (6,000 images per epoch, 12-32 epochs, two jobs at a time);
+CPU one is sized for under 30 minutes on 2 CPU cores (6,000 images per epoch, 12-48 epochs, two jobs at a time);
 the GPU one for at most 10 minutes on an H100/H200 (20,000 images per epoch, 40-60 epochs, the epoch's images on the
 GPU, fresh images drawn by worker processes ahead of training). Each task's original and control train first, in
 one job; then each of its other runs in a job of its own, --jobs (default 2 on CPU, 3 on GPU) at a time; --paper-recipe
@@ -120,8 +120,7 @@ def run_runs(task: Task, chosen: tuple[Run, ...], seed: int, runs: Path, threads
     val_set = subsample(load_data(task.data, "val"), task.n_val, seed)
     test_set = subsample(load_data(task.data, "test"), task.n_test, seed)
     original = runs / task.name / task.runs[0].name / "best.safetensors"
-    control = next((runs / task.name / r.name / "best.safetensors" for r in task.runs if r.fold == 1 and
-                    r.method == "warm"), None)  # trained before the folds (compared() lists it first)
+    control = None if (c := control_run(task)) is None else runs / task.name / c.name / "best.safetensors"
     rows, soft = [], {}  # teacher checkpoint -> its logits of train_set
     own = task.model.startswith("fashion-cnn")  # checkpoints rebuilt by this script's fashion_cnn: code we trust
     for index, run in enumerate(task.runs):
@@ -170,10 +169,17 @@ def run_runs(task: Task, chosen: tuple[Run, ...], seed: int, runs: Path, threads
     return rows
 
 
+def control_run(task: Task) -> Run | None:
+    """The control of `task`: its first f = 1 warm run (compared() lists it right after the original), which the
+    folds may learn from (warm+control-kl); None for a task without one."""
+    return next((r for r in task.runs[1:] if r.fold == 1 and r.method == "warm"), None)
+
+
 def phases(task: Task) -> tuple[tuple[Run, ...], list[tuple[Run, ...]]]:
     """What of `task` trains first, in one job (its original, then the control the folds start from or learn
     from), and what may then train at once, a job each (every other run)."""
-    first = (task.runs[0], *[r for r in task.runs[1:] if r.fold == 1 and r.method == "warm"][:1])
+    control = control_run(task)
+    first = (task.runs[0], *([control] if control else []))
     return first, [(run,) for run in task.runs if run not in first]
 
 
