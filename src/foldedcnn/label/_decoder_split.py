@@ -37,7 +37,11 @@ class DecoderChooser:
         return decoder, note
 
     def note(self) -> str | None:
-        """With --decoder both, how the videos were split (for summary.json); None otherwise."""
+        """For summary.json: with --decoder auto why NVDEC was not used, with both how the videos were split; None
+        otherwise."""
+        if self.requested == "auto":
+            why = self.unavailable or "the CPU pool is the faster (--decoder gpu: NVDEC; both: the two at once)"
+            return f"NVDEC not used: {why}"
         if self.requested != "both":
             return None
         total = sum(self.frames.values())

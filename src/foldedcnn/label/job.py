@@ -121,7 +121,7 @@ class JobSummary:
     thresholds_from: str = "default"
     calibration: dict | None = None
     decoder: str = "cpu"  # cpu, gpu, or gpu+cpu
-    decoder_note: str | None = None  # why --decoder auto did not use NVDEC
+    decoder_note: str | None = None  # why --decoder auto did not use NVDEC, how --decoder both split the videos
     workers: int = 0
     frames_per_s: float | None = None  # all videos together, wall clock of the job
     worker_restarts: int = 0
@@ -278,10 +278,7 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             used = sorted({choice[t.segment.video] for t in tasks}, reverse=True)
             summary = new_summary(cfg, ckpt.meta, engine.backend_name, regions, thresholds_from)
             summary.decoder, summary.workers = "+".join(used) or "cpu", workers
-            if cfg.decoder == "auto":
-                why = unavailable or "the CPU pool is the faster (--decoder gpu: NVDEC; both: the two at once)"
-                summary.decoder_note = f"NVDEC not used: {why}"
-            summary.decoder_note = chooser.note() or summary.decoder_note
+            summary.decoder_note = chooser.note()
             total = sum(v.rows.rows - v.result.resumed_at_frame for v in videos if v.rows and v.segments_left)
             pool = pool or decoding.enter_context(pool_of(workers if cpu_tasks else 1))
             with tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
