@@ -45,7 +45,7 @@ class Tiling:
     Register use of the generic feature kernel compiled for sm_90 (Triton 3.9, ptxas -v, fp16, BLOCK_P 64,
     BLOCK_K 32): BLOCK_N 32 / 4 warps 141 registers; BLOCK_N 64 / 4 warps and BLOCK_N 128 / 8 warps 255,
     no spills. Hence 4 warps (2 programs per SM) up to 64 channels, 8 warps (1 per SM) above; the unrolled
-    kernel keeps that rule and needs fewer (48-162 registers, no spills:
+    kernel keeps that rule and needs fewer (48-156 registers, no spills:
     benchmarks/results/cpu-2core/triton-sass.md).
     """
 
