@@ -41,6 +41,19 @@ def device_name(device: str | torch.device) -> str:
     return f"{model} ({os.cpu_count()} logical cores)"
 
 
+def fast_layout(module: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
+    """`module`, moved in place like Module.to, with its 4-D weights in the memory layout its convolutions run
+    fastest in on `device`: channels_last on the CPU, as they are elsewhere. The values are unchanged; a layer's
+    output follows its weight's layout, so a folded input (B/f, f*C, H, W) needs no conversion.
+
+    On one thread of this project's 2-core AMD EPYC (torch 2.13, oneDNN), channels_last runs a game model's
+    inference 1.8-2.0x and its training steps 1.3-1.4x faster (convolutions and max-pooling both). Not measured
+    on GPUs, so there nothing changes."""
+    if torch.device(device).type == "cpu":
+        module.to(memory_format=torch.channels_last)
+    return module
+
+
 def median_seconds(run: Callable[[], object], device: str | torch.device, warmup: int = 2, reps: int = 5) -> float:
     """Median wall time of `run()` over `reps` calls after `warmup` calls; synchronises on CUDA."""
     return interleaved_median_seconds({"run": run}, device, warmup, reps)["run"]

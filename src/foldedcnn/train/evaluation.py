@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..device import fast_layout
 from ..errors import ShapeError
 from ..folded import FoldedModel
 from .normalization import normalizer
@@ -32,8 +33,10 @@ def predict_logits(
     batch: int = 1024,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """uint8 images (N, C, H, W) -> float32 logits (N, K) on the CPU, in image order (model in eval mode)."""
+    """uint8 images (N, C, H, W) -> float32 logits (N, K) on the CPU, in image order (model in eval mode; on the
+    CPU its weights stay in the faster layout, device.fast_layout)."""
     was_training = model.training
+    fast_layout(model, device)
     model.eval()
     out = []
     norm = normalizer(normalization, device)

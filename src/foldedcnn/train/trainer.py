@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import CheckpointError, architecture_of, save_checkpoint
-from ..device import resolve_device
+from ..device import fast_layout, resolve_device
 from ..errors import FoldedCNNError, FoldError, ShapeError
 from ..folded import FoldedModel
 from ..fsio import atomic_write_text
@@ -303,7 +303,7 @@ def train(
             raise ShapeError("fresh training images (draws) with distillation need `teacher`, the function that "
                              "computes the teacher's logits of each epoch's images")
     device = resolve_device(config.device)
-    model.to(device)
+    fast_layout(model.to(device), device)  # before the optimizer, whose state takes the weights' layout
     num_classes = model.num_classes
     if config.uses_curriculum(num_classes):
         span = config.curriculum_epochs if config.curriculum_epochs is not None else config.epochs // 2
