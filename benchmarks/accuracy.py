@@ -11,7 +11,7 @@ redone.
     env PYTHONPATH=src .venv/bin/python benchmarks/accuracy.py --sweep --tasks game-apex-squad-count  # fine-tune rates
 
 Two recipes (cpu_tasks and gpu_tasks in _accuracy_recipes.py; the tables are written by _accuracy_tables.py): the
-CPU one is sized for under 30 minutes on 2 CPU cores (6,000 images per epoch, 12-48 epochs, two jobs at a time);
+CPU one is sized for under 30 minutes on 2 CPU cores (6,000 images per epoch, 12-72 epochs, two jobs at a time);
 the GPU one for at most 10 minutes on an H100/H200 (20,000 images per epoch, 40-60 epochs, the epoch's images on the
 GPU, fresh images drawn by worker processes ahead of training). Each task's original and control train first, in
 one job; then each of its other runs in a job of its own, --jobs (default 2 on CPU, 3 on GPU) at a time; --paper-recipe
