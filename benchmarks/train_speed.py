@@ -1,13 +1,18 @@
-"""Training speed, side by side: the trainer as it is (losses read from the device every CHECK_STEPS steps, fused
-Adam on CUDA) against the same trainer reading the loss back every step with unfused Adam (what it did before
-commit f60f45f: each step waited for the GPU). Same model, data, seed and settings; the two alternate over
---repeats.
+"""Training speed, side by side: the trainer as it is against the same trainer as it was before one change.
+
+--against every-step: losses read from the device every CHECK_STEPS steps, fused Adam on CUDA, against reading
+the loss back every step with unfused Adam (what it did before commit f60f45f: each step waited for the GPU).
+--against plain-layout: conv weights channels_last on the CPU (device.fast_layout) against the plain layout (before
+commit 6887815); also times predict_logits (validation, a teacher's logits) over the same images both ways.
+Same model, data, seed and settings; the two alternate over --repeats.
 
     python benchmarks/train_speed.py --device cuda            # the game model of the GPU accuracy recipe
+    python benchmarks/train_speed.py --device cpu --against plain-layout --model game-lol-gold-int --fold 4 \
+        --images 6000 --batch 32 --threads 1                    # the CPU accuracy recipe's gold-int f = 4
     python benchmarks/train_speed.py --device cpu --images 2000 --epochs 1 --repeats 1   # a check
 
-Prints seconds per epoch of each (median and min-max over the repeats, the first epoch of each run left out as
-warm-up) and their ratio; writes nothing.
+Prints seconds per epoch (validation on the training images included) of each, median and min-max over the
+repeats, the first epoch of each run left out as warm-up, and their ratio; writes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import itertools
 import platform
 import statistics
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from unittest import mock
 
 import torch
@@ -25,7 +30,7 @@ import torch
 from foldedcnn.data import load_data
 from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
-from foldedcnn.train import TrainConfig, train, trainer
+from foldedcnn.train import TrainConfig, compute_normalization, evaluation, predict_logits, train, trainer
 
 
 @contextmanager
@@ -35,6 +40,30 @@ def waiting_every_step():
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     with mock.patch.object(trainer, "CHECK_STEPS", 1), mock.patch.object(trainer, "make_optimizer", unfused):
         yield
+
+
+@contextmanager
+def plain_layout():
+    """The trainer and predict_logits as they were: weights in the layout the model was built with."""
+    def unchanged(module, device):
+        return module
+    with mock.patch.object(trainer, "fast_layout", unchanged), mock.patch.object(evaluation, "fast_layout", unchanged):
+        yield
+
+
+BEFORE = {"every-step": waiting_every_step, "plain-layout": plain_layout}
+
+
+def predict_seconds(model_name: str, fold: int, data, device: str, repeats: int) -> list[float]:
+    """Seconds of predict_logits over `data` (a fresh model of `model_name` at `fold`), `repeats` times after one."""
+    model = FoldedModel.from_zoo(model_name, fold)
+    norm = compute_normalization(data.images)
+    seconds = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        predict_logits(model, data.images, norm, device=device)
+        seconds.append(time.perf_counter() - t0)
+    return seconds[1:]
 
 
 def epoch_seconds(model_name: str, fold: int, data, config: TrainConfig) -> list[float]:
@@ -55,21 +84,32 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--against", choices=sorted(BEFORE), default="every-step", help="the trainer before which change")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = load_data(f"{args.model}?n_train={args.images}&n_val=200&n_test=200", "train")
     config = TrainConfig(model=args.model, fold=args.fold, epochs=args.epochs + 1, batch=args.batch,
                          curriculum="off", device=args.device, progress=False)
-    times: dict[str, list[float]] = {"async": [], "every step": []}
+    now, before = "now", args.against
+    times: dict[str, list[float]] = {now: [], before: []}
+    predicts: dict[str, list[float]] = {now: [], before: []}
     for _ in range(args.repeats):
-        times["async"] += epoch_seconds(args.model, args.fold, data, config)
-        with waiting_every_step():
-            times["every step"] += epoch_seconds(args.model, args.fold, data, config)
-    print(f"{device_name(args.device)}, torch {torch.__version__}, {platform.system()}; {args.model} f = {args.fold}, "
-          f"{args.images} images, batch {args.batch}: seconds per epoch, median (min-max) of {args.repeats} x "
-          f"{args.epochs} epochs")
-    for name, values in times.items():
-        print(f"  {name:<10} {statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})")
-    print(f"  every step / async: {statistics.median(times['every step']) / statistics.median(times['async']):.2f}")
+        for name in (now, before):
+            with BEFORE[args.against]() if name == before else nullcontext():
+                times[name] += epoch_seconds(args.model, args.fold, data, config)
+                if args.against == "plain-layout":
+                    predicts[name] += predict_seconds(args.model, args.fold, data, args.device, 1)
+    print(f"{device_name(args.device)}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{platform.system()}; {args.model} f = {args.fold}, {args.images} images, batch {args.batch}: seconds, "
+          f"median (min-max) of {args.repeats} repeats")
+    for what, table in (("per epoch", times), ("predict_logits", predicts)):
+        if table[now]:
+            for name, values in table.items():
+                print(f"  {what:<14} {name:<12} {statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+            ratio = statistics.median(table[before]) / statistics.median(table[now])
+            print(f"  {what:<14} {before} / now: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -46,9 +46,9 @@ def fast_layout(module: torch.nn.Module, device: str | torch.device) -> torch.nn
     fastest in on `device`: channels_last on the CPU, as they are elsewhere. The values are unchanged; a layer's
     output follows its weight's layout, so a folded input (B/f, f*C, H, W) needs no conversion.
 
-    On one thread of this project's 2-core AMD EPYC (torch 2.13, oneDNN), channels_last runs a game model's
-    inference 1.8-2.0x and its training steps 1.3-1.4x faster (convolutions and max-pooling both). Not measured
-    on GPUs, so there nothing changes."""
+    On one thread of this project's 2-core AMD EPYC (torch 2.13, oneDNN), channels_last runs gold-int's
+    predict_logits 1.85-2.0x and its training epochs 1.4-1.6x faster (convolutions and max-pooling both;
+    benchmarks/results/cpu-2core/train_layout.md). Not measured on GPUs, so there nothing changes."""
     if torch.device(device).type == "cpu":
         module.to(memory_format=torch.channels_last)
     return module
