@@ -54,16 +54,14 @@ def plain_layout():
 BEFORE = {"every-step": waiting_every_step, "plain-layout": plain_layout}
 
 
-def predict_seconds(model_name: str, fold: int, data, device: str, repeats: int) -> list[float]:
-    """Seconds of predict_logits over `data` (a fresh model of `model_name` at `fold`), `repeats` times after one."""
+def predict_seconds(model_name: str, fold: int, data, device: str) -> float:
+    """Seconds of predict_logits over `data` (a fresh model of `model_name` at `fold`), timed after one untimed call."""
     model = FoldedModel.from_zoo(model_name, fold)
     norm = compute_normalization(data.images)
-    seconds = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
-        predict_logits(model, data.images, norm, device=device)
-        seconds.append(time.perf_counter() - t0)
-    return seconds[1:]
+    predict_logits(model, data.images, norm, device=device)
+    t0 = time.perf_counter()
+    predict_logits(model, data.images, norm, device=device)
+    return time.perf_counter() - t0
 
 
 def epoch_seconds(model_name: str, fold: int, data, config: TrainConfig) -> list[float]:
@@ -100,7 +98,7 @@ def main() -> None:
             with BEFORE[args.against]() if name == before else nullcontext():
                 times[name] += epoch_seconds(args.model, args.fold, data, config)
                 if args.against == "plain-layout":
-                    predicts[name] += predict_seconds(args.model, args.fold, data, args.device, 1)
+                    predicts[name].append(predict_seconds(args.model, args.fold, data, args.device))
     print(f"{device_name(args.device)}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"{platform.system()}; {args.model} f = {args.fold}, {args.images} images, batch {args.batch}: seconds, "
           f"median (min-max) of {args.repeats} repeats")

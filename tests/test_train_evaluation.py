@@ -25,7 +25,6 @@ def test_precision_recall_f1_from_the_confusion_matrix():
     assert "per_class" not in ev.to_dict(["a", "b", "c"], detail_limit=2)
 
 
-
 def test_on_the_cpu_weights_go_channels_last_with_the_same_logits(tmp_path):
     """fast_layout: on the CPU, predict_logits and train() put conv weights channels_last (oneDNN's faster layout).
     Logits match the plain layout's to float32 rounding (other summation orders; logits of size ~1-10), and a
