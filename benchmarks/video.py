@@ -21,8 +21,10 @@ Ratios: end-to-end / decode-only (the 2-core goal: >= 0.85 on `one`), and end-to
 (min-max) of the ratios of one repeat. Beside them, where the job's time went: first batch s (indexing and
 decoders up), main busy (the Engine's process labelling and writing, share of the job's wall clock) and cores
 busy (share of all cores' time in use by any process from the job's clock start to its end, /proc/stat in
-10 ms ticks: below 100 % the job left cores idle, at 100 % it is bound by the work itself). Writes video.json
-and video.md to --out.
+10 ms ticks: below 100 % the job left cores idle, at 100 % it is bound by the work itself), and the CPU time
+per frame of the decoder processes and of the Engine's process, over that of decode+region plus model-only
+alone (above 1: the job's processes spend more per frame than the parts do alone). Writes video.json and
+video.md to --out.
 
     python benchmarks/video.py --out benchmarks/results/cpu-2core
 """
@@ -191,7 +193,8 @@ def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, setting: st
         assert not summary.failed, summary.failed
         busy = None if before is None or after is None or after[1] == before[1] else \
             round((after[0] - before[0]) / (after[1] - before[1]), 3)
-        return summary.frames_per_s, {**summary.timing, "cores_busy": busy}
+        frames = sum(v.frames for v in summary.videos)
+        return summary.frames_per_s, {**summary.timing, "cores_busy": busy, "frames": frames}
 
 
 def _median_share(values: list[float | None]) -> str:
@@ -296,6 +299,11 @@ def main() -> int:
             ratio = [e / d for e, d in zip(e2e, dec, strict=True)]
             together = [e / d for e, d in zip(e2e, samples.get((name, "decode-only x cores"), dec), strict=True)]
             job_timing = timings[(name, f"{decoder} w={w}")]
+            # CPU per frame of the job's processes against the parts alone (decode+region, model-only), per repeat
+            cpu_us = [{k: 1e6 * t[k] / t["frames"] for k in ("decoders_cpu_s", "main_cpu_s")} for t in job_timing]
+            alone = [1e6 / r + 1e6 / m for r, m in zip(samples[(name, "decode+region")], samples[(name, "model-only")],
+                                                         strict=True)]
+            cpu_ratio = [(c["decoders_cpu_s"] + c["main_cpu_s"]) / a for c, a in zip(cpu_us, alone, strict=True)]
             rows.append({
                 "workload": name, "videos": len(videos), "decoder": decoder, "workers": w,
                 "decode-only f/s": fmt(samples[(name, "decode-only")]),
@@ -306,6 +314,9 @@ def main() -> int:
                 "first batch s": round(statistics.median(t["first_batch_s"] for t in job_timing), 3),
                 "main busy": f"{statistics.median(t['main_busy_s'] / t['wall_s'] for t in job_timing):.0%}",
                 "cores busy": _median_share([t.get("cores_busy") for t in job_timing]),
+                "CPU us/frame, decoders + main": f"{statistics.median(c['decoders_cpu_s'] for c in cpu_us):.0f} + "
+                                                 f"{statistics.median(c['main_cpu_s'] for c in cpu_us):.0f}",
+                "CPU / parts alone": f"{statistics.median(cpu_ratio):.2f}",
                 "e2e / decode-only": f"{statistics.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})",
                 f"e2e / ({cores} x decode-only)": round(statistics.median(ratio) / cores, 2),
                 **({f"decode-only x{cores} f/s": fmt(samples[(name, "decode-only x cores")]),
@@ -326,7 +337,7 @@ def main() -> int:
     columns = ["workload", "videos", "decoder", "workers", "decode-only f/s", "decode+region f/s", "model-only f/s",
                "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)",
                *([f"decode-only x{cores} f/s", f"e2e / decode-only x{cores}"] if pool else []), "first batch s",
-               "main busy", "cores busy"]
+               "main busy", "cores busy", "CPU us/frame, decoders + main", "CPU / parts alone"]
     table = markdown_table(rows, columns)
     (args.out / "video.md").write_text(
         f"# Video job speed (vtest.avi, region {VTEST_ROI} -> 50x50, noscope-coral f = {args.fold})\n\n"
@@ -339,7 +350,10 @@ def main() -> int:
         f"{f', the first {args.yardstick_frames} frames of the workload' if args.yardstick_frames else ''}. "
         + (f"decode-only x{cores}: {cores} such processes at once, each from another video of the workload on "
            "(frames of all over the wall time: what the cores decode together). " if pool else "") +
-        "cores busy: share of all cores' time in use by any process from the job's clock start to its end.\n\n"
+        "cores busy: share of all cores' time in use by any process from the job's clock start to its end. "
+        "CPU us/frame: CPU time of the decoder processes and of the Engine's process (all its threads) per frame "
+        "(summary.json's decoders_cpu_s, main_cpu_s); CPU / parts alone: their sum over the CPU time per frame of "
+        "decode+region and model-only, measured alone in the same repeat.\n\n"
         f"{table}\n\nCommand: `{command}`\n")
     print(table)
     return 0

@@ -98,14 +98,19 @@ def test_the_last_round_brings_its_last_batches_in_pieces_and_workers_leave_when
     tasks = [DecodeTask(clip, Segment(0, a, b), (ROI,), (50, 50), 1, 16, index) for a, b in ((0, 96), (96, 192),
                                                                                               (192, None))]
     firsts: dict[int, list[int]] = {}
+    finished = []
     with DecodePool(2, 16, (3, 50, 50)) as pool:
         for event in pool.run(tasks, piece=4):
             if isinstance(event, Decoded):
                 firsts.setdefault(event.task.segment.first_row, []).append(event.batch.first)
                 event.release()
+            else:
+                finished.append(event)
         for w in pool.workers:
             w.proc.join(timeout=10)
             assert w.proc.exitcode == 0
+    # each task's Finished carries the CPU time its decoder process spent on it (summary.json's decoders_cpu_s)
+    assert len(finished) == 3 and all(f.error is None and f.cpu_s > 0 for f in finished)
     assert firsts[0] == list(range(0, 96, 16))
     assert firsts[96] == [96, 112, 128, 144, 160, 176, 180, 184, 188]
     assert firsts[192] == [192, 208, 224, 240, 256, 272, 288, 292, 296]

@@ -159,6 +159,8 @@ def test_parallel_segments_give_the_same_csvs_as_one_decoder(clips, checkpoint, 
     assert summary["workers"] == 3 and summary["decoder"] == "cpu" and summary["frames_per_s"] > 0
     t = summary["timing"]  # where the wall clock went, each part within it
     assert 0 < t["plan_s"] < t["first_batch_s"] < t["wall_s"] and 0 < t["model_s"] <= t["main_busy_s"] < t["wall_s"]
+    # CPU time: the decoders' summed from their processes (none of it before the job's start), this process's own
+    assert 0 < t["decoders_cpu_s"] < (os.cpu_count() or 1) * t["wall_s"] and 0 < t["main_cpu_s"]
 
 
 def _decoder_pids(job_pid: int) -> list[int]:

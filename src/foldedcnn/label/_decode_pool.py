@@ -64,13 +64,16 @@ class Decoded:
 class Finished:
     """`task` is done: its last row is end_row - 1; `reached_end` when the video ended before stop_row;
     `error` when decoding failed (the batches before it were delivered); `decode_s` the worker's time
-    spent decoding it (not waiting for free slots)."""
+    spent decoding it (not waiting for free slots); `cpu_s` the CPU time its decoder process used since the
+    task before it ended (for its first task, since the process started), so the Finished of a job sum to
+    its decoder processes' CPU time (less that of processes that died, and of their exits)."""
 
     task: DecodeTask
     end_row: int
     reached_end: bool
     error: str | None = None
     decode_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 class _Slots:
@@ -89,6 +92,7 @@ class _Slots:
 
 def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
     """Decode the tasks sent through `conn` into free slots until sent None."""
+    cpu_from = time.process_time()
     import cv2
 
     from ..errors import FoldedCNNError
@@ -122,7 +126,10 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
                 error = str(exc)
             except Exception as exc:  # noqa: BLE001 - a fault of ours for this segment: record it, not retry it
                 error = f"the decoder failed unexpectedly ({type(exc).__name__}: {exc}); please report it"
-            conn.send(("done", decoder.end_row, decoder.reached_end, error, time.perf_counter() - t0 - waited))
+            cpu = time.process_time()
+            conn.send(("done", decoder.end_row, decoder.reached_end, error, time.perf_counter() - t0 - waited,
+                       cpu - cpu_from))
+            cpu_from = cpu
     finally:
         del views
         shm.close()
@@ -315,9 +322,9 @@ class DecodePool:
             w.next_row = first + n
             yield Decoded(w.task, batch, lambda conn=w.conn, slot=slot: _release(conn, slot))
         else:
-            _, end_row, reached_end, error, decode_s = msg
+            _, end_row, reached_end, error, decode_s, cpu_s = msg
             task, w.task = w.task, None
-            yield Finished(task, end_row, reached_end, error, decode_s)
+            yield Finished(task, end_row, reached_end, error, decode_s, cpu_s)
 
 
 def _release(conn: Connection, slot: int) -> None:

@@ -127,7 +127,8 @@ class JobSummary:
     worker_restarts: int = 0
     # where the wall clock went, seconds from the job's start: plan_s (indexing, segments), first_batch_s (the
     # first decoded batch in hand), main_busy_s (this process labelling and writing; the rest it waited for
-    # decoders), model_s (the engine alone), wall_s
+    # decoders), model_s (the engine alone), wall_s; and the CPU time spent: main_cpu_s (this process, all its
+    # threads, from the job's start), decoders_cpu_s (the decoder processes, Finished.cpu_s)
     timing: dict[str, float | None] = field(default_factory=dict)
 
     @property
@@ -263,6 +264,7 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         workers = cfg.workers or default_workers()
         piece = tail_piece(engine, cfg.batch)
         t0 = start_clock(videos)  # end-to-end: indexing, decoder start-up, decoding, labelling, writing
+        cpu0 = time.process_time()
         unavailable = nvdec_unavailable(engine.device)
         check_decoder_request(cfg.decoder, unavailable)
         pool_of = partial(DecodePool, batch=cfg.batch, shape=(c * len(regions), h, w))
@@ -284,31 +286,33 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             with tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
                 side = (NvdecDecoder(gpu_tasks, str(engine.device), cfg.nvdec_sessions or NVDEC_SESSIONS)
                         if gpu_tasks else None)
-                stopped, first_batch_s, busy = _label_events(pool.run(cpu_tasks, side=side, piece=piece), videos,
-                                                             engine, class_names, cfg, bar, t0)
+                stopped, first_batch_s, busy, decoders_cpu = _label_events(
+                    pool.run(cpu_tasks, side=side, piece=piece), videos, engine, class_names, cfg, bar, t0)
                 summary.worker_restarts = pool.restarts
         for video in videos:
             if stopped and not video.finished and video.result.error is None:
                 video.result.error = f"{'not finished' if video.frames else 'not started'}: {stopped}"
             video.settle(last_call=True)
-        wall = time.perf_counter() - t0
+        wall, main_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         summary.videos = [v.result for v in videos]
         labelled = frames_labelled(videos)
         summary.frames_per_s = round(labelled / wall, 1) if labelled else None
         summary.timing = {name: None if value is None else round(value, 3) for name, value in (
             ("plan_s", plan_s), ("first_batch_s", first_batch_s), ("main_busy_s", busy),
-            ("model_s", sum(v.model_s for v in videos)), ("wall_s", wall))}
+            ("model_s", sum(v.model_s for v in videos)), ("wall_s", wall), ("main_cpu_s", main_cpu),
+            ("decoders_cpu_s", decoders_cpu))}
         write_summary(cfg.out_dir, summary)
     return summary
 
 
 def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], engine: Engine,
                   class_names: Sequence[str], cfg: JobConfig, bar: tqdm, t0: float
-                  ) -> tuple[str | None, float | None, float]:
+                  ) -> tuple[str | None, float | None, float, float]:
     """Label each Decoded batch of `events` into its videos and settle them as batches and Finished segments come;
     returns why the output could not be written (the job stops there) or None, when the first batch came (seconds
-    from t0) and the seconds this process spent on the events (labelling, writing)."""
-    first_batch_s, busy = None, 0.0
+    from t0), the seconds this process spent on the events (labelling, writing) and the decoders' CPU seconds
+    (Finished.cpu_s)."""
+    first_batch_s, busy, decoders_cpu = None, 0.0, 0.0
     for event in events:
         t_event = time.perf_counter()
         first_batch_s = first_batch_s or (t_event - t0 if isinstance(event, Decoded) else None)
@@ -318,6 +322,7 @@ def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], 
                 bar.update(_label_batch(engine, outputs, event.batch, class_names, cfg))
                 event.release()
             else:
+                decoders_cpu += event.cpu_s
                 for video in outputs:
                     video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
             for video in outputs:
@@ -325,9 +330,9 @@ def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], 
         except OutputWriteError as exc:
             for video in outputs:
                 video.result.error = video.result.error or str(exc)
-            return str(exc), first_batch_s, busy
+            return str(exc), first_batch_s, busy, decoders_cpu
         busy += time.perf_counter() - t_event
-    return None, first_batch_s, busy
+    return None, first_batch_s, busy, decoders_cpu
 
 
 def frames_labelled(outputs: list[JobVideo]) -> int:
