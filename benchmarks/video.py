@@ -4,6 +4,8 @@ Three workloads, built at run time in a temp folder from vtest.avi (795 frames, 
   one    vtest.avi itself
   many   --videos copies of it, labelled in one job
   long   vtest.avi remuxed --long times into one file (packets copied, timestamps shifted)
+  clips  --clips copies of vtest.avi's first --clip-frames frames (packets copied): many short videos, as a
+         camera's clip store has them (only when asked: --workloads ... clips)
 With --codec h264 the workloads are transcoded to H.264 first (libx264, for NVDEC on a GPU machine).
 
 Per workload, interleaved over --repeats:
@@ -83,6 +85,17 @@ def remux(src: Path, dst: Path, times: int) -> Path:
                 packet.stream = stream_out
                 out.mux(packet)
             offset += last
+    return dst
+
+
+def head(src: Path, dst: Path, frames: int) -> Path:
+    """`src`'s first `frames` video packets (decode order: its frames, in a stream without B-frames) into `dst`."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream_in = inp.streams.video[0]
+        stream_out = out.add_stream_from_template(stream_in)
+        for packet in itertools.islice((p for p in inp.demux(stream_in) if p.size), frames):
+            packet.stream = stream_out
+            out.mux(packet)
     return dst
 
 
@@ -221,7 +234,9 @@ def main() -> int:
     ap.add_argument("--videos", type=int, default=2 * (os.cpu_count() or 1), help="copies in the `many` workload")
     ap.add_argument("--long", type=int, default=20, help="vtest.avi repeated this often in the `long` workload")
     ap.add_argument("--workers", type=int, nargs="+", default=[os.cpu_count() or 1])
-    ap.add_argument("--workloads", nargs="+", default=["one", "many", "long"])
+    ap.add_argument("--clips", type=int, default=200, help="short videos in the `clips` workload")
+    ap.add_argument("--clip-frames", type=int, default=50, help="frames of each video of the `clips` workload")
+    ap.add_argument("--workloads", nargs="+", default=["one", "many", "long"], choices=["one", "many", "long", "clips"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--yardstick-frames", type=int, default=None, metavar="N",
                     help="decode-only and decode+region time the first N frames of a workload (default: all); "
@@ -238,9 +253,12 @@ def main() -> int:
         source = vtest_path()
         one = transcode_h264(source, tmp / "vtest.mp4") if args.codec == "h264" else shutil.copy(source, tmp)
         one = Path(one)
-        workloads = {"one": [one], "many": [shutil.copy(one, tmp / f"copy{i}{one.suffix}") for i in range(args.videos)],
-                     "long": [remux(one, tmp / f"long{one.suffix}", args.long)]}
-        workloads = {k: [Path(p) for p in v] for k, v in workloads.items() if k in args.workloads}
+        makers = {"one": lambda: [one],
+                  "many": lambda: [shutil.copy(one, tmp / f"copy{i}{one.suffix}") for i in range(args.videos)],
+                  "long": lambda: [remux(one, tmp / f"long{one.suffix}", args.long)],
+                  "clips": lambda: [shutil.copy(head(one, tmp / f"clip{one.suffix}", args.clip_frames),
+                                                tmp / f"clip{i:05d}{one.suffix}") for i in range(args.clips)]}
+        workloads = {k: [Path(p) for p in makers[k]()] for k in dict.fromkeys(args.workloads)}
         # decode_parallel's processes, forked before any Engine exists (no CUDA in them, no torch imported again),
         # every one started before timing
         cores = os.cpu_count() or 1
@@ -339,14 +357,17 @@ def main() -> int:
                *([f"decode-only x{cores} f/s", f"e2e / decode-only x{cores}"] if pool else []), "first batch s",
                "main busy", "cores busy", "CPU us/frame, decoders + main", "CPU / parts alone"]
     table = markdown_table(rows, columns)
+    about = {"one": "one = vtest.avi (795 frames)", "many": f"many = {args.videos} copies",
+             "long": f"long = vtest remuxed {args.long}x ({795 * args.long} frames)",
+             "clips": f"clips = {args.clips} videos of vtest's first {args.clip_frames} frames"}
     (args.out / "video.md").write_text(
         f"# Video job speed (vtest.avi, region {VTEST_ROI} -> 50x50, noscope-coral f = {args.fold})\n\n"
         f"Machine: {machine['device']} ({machine['cpu']}), torch {machine['torch']}, PyAV {machine['av']}, "
         f"backend {machine['backend']}, codec {args.codec}. Batch {args.batch}; "
         f"median (min-max) of {args.repeats} interleaved repeats. Load average before/after: "
         f"{load_before[0]:.1f}/{load_after[0]:.1f} (on {os.cpu_count()} cores).\n\n"
-        f"Workloads: one = vtest.avi (795 frames); many = {args.videos} copies; long = vtest remuxed {args.long}x "
-        f"({795 * args.long} frames). decode-only: one process, one decoder thread, no conversion"
+        f"Workloads: {'; '.join(about[name] for name in workloads)}. "
+        "decode-only: one process, one decoder thread, no conversion"
         f"{f', the first {args.yardstick_frames} frames of the workload' if args.yardstick_frames else ''}. "
         + (f"decode-only x{cores}: {cores} such processes at once, each from another video of the workload on "
            "(frames of all over the wall time: what the cores decode together). " if pool else "") +
