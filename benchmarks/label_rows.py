@@ -7,7 +7,7 @@ Per class count (the zoo's: 2 noscope, 15 sot-coin-count, 111 lol-gold-int), int
                     _frame_labels.csv_lines_for; the peer)
   csv_lines_for     the job's formatting: the numbers of a batch as one array of characters
   store + count     VideoRows and ChunkStore writing --frames frames in chunks, the merge into the final CSV
-                    and count_rows reading it back (the job's other per-frame work in that process)
+                    and count_rows over its text (the job's other per-frame work in that process)
 Reported: microseconds per frame, median (min-max), and the frames/s that csv_lines_for + store + count alone
 allow one process.
 
@@ -57,8 +57,7 @@ def store_and_count(folder: Path, lines: list[str], batch: int, names: list[str]
     rows = VideoRows(store, store.open(overwrite=True), len(lines))
     for first in range(0, len(lines), batch):
         rows.add(first, lines[first:first + batch])
-    store.finish(rows.chunks)
-    count_rows(store.final_path, names)
+    count_rows(rows.finish().splitlines(keepends=True), names)
 
 
 def contenders(k: int, index: np.ndarray, time_s: np.ndarray, batch: int, folder: Path) -> dict:

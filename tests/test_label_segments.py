@@ -125,8 +125,24 @@ def test_chunks_are_stored_whole_whatever_order_batches_arrive_in(tmp_path):
         assert not video.complete
         video.add(int(first), rows[first:first + 4])
     assert video.complete and not video.stray and video.chunks == 3
-    store.finish(video.chunks)
-    assert (tmp_path / "v.csv").read_text() == "frame,x\n" + "".join(f"{i},r{i}\n" for i in range(23))
+    # the chunk that completed the video is held for its CSV, not stored: two chunk files, not three
+    assert len(list((tmp_path / ".parts" / "v").glob("0*.csv"))) == 2
+    text = video.finish()
+    assert (tmp_path / "v.csv").read_text() == text == "frame,x\n" + "".join(f"{i},r{i}\n" for i in range(23))
+    assert not list((tmp_path / ".parts" / "v").glob("0*.csv"))  # merged and removed
+
+
+def test_a_job_stopping_before_the_csv_stores_the_held_chunk_for_the_rerun(tmp_path):
+    store = ChunkStore(tmp_path, "v", ["frame"], 4, {})
+    video = VideoRows(store, store.open(), 6)
+    video.add(4, ["4\n", "5\n"])
+    video.add(0, ["0\n", "1\n", "2\n", "3\n"])  # completes the video: held
+    assert video.complete and ChunkStore(tmp_path, "v", ["frame"], 4, {}).open() == {1}
+    video.store_held()
+    rerun = ChunkStore(tmp_path, "v", ["frame"], 4, {})
+    assert rerun.open() == {0, 1}
+    rerun.finish(2)
+    assert (tmp_path / "v.csv").read_text() == "frame\n" + "".join(f"{i}\n" for i in range(6))
 
 
 def test_the_fingerprint_is_recorded_with_the_first_output_and_then_checked(tmp_path):
@@ -152,8 +168,9 @@ def test_the_end_a_decoder_reports_fixes_the_row_count(tmp_path):
     assert not video.complete
     video.ended_at(6)
     assert video.complete and video.chunks == 2
-    with pytest.raises(FoldedCNNError, match=r"chunks \[2\] are missing"):
+    with pytest.raises(FoldedCNNError, match=r"chunks \[1, 2\] are missing"):  # 1 completed the video: held, not stored
         store.finish(3)
+    assert video.finish() == "frame\n" + "".join(f"{i}\n" for i in range(6))
 
 
 def test_a_killed_worker_loses_and_duplicates_no_batch(clip):

@@ -10,7 +10,10 @@ Layout under the output folder, for a video whose key is KEY:
                           fingerprint: a rerun resumes without demuxing the whole video again
 After a kill at any moment, the completed chunks are exactly the files named like a chunk (decoder
 processes fill chunks in any order); a rerun redoes the missing chunks, and the final CSV is the
-concatenation. `VideoRows` gathers a video's rows batch by batch, in any order, into chunks. A rerun
+concatenation. `VideoRows` gathers a video's rows batch by batch, in any order, into chunks; the chunk that
+completes a video is not stored but goes straight into its final CSV (VideoRows.finish: one file written per
+video of a chunk or less, where a camera's clips are many small videos), so a kill before the CSV is written
+loses it as it loses the rows of a chunk not yet whole: the rerun redoes it. A rerun
 with another fingerprint is refused (its rows would be mixed with, or mistaken for, the old
 ones) unless `overwrite` is set, which discards the old output of that video. A write that
 fails (disk full, read-only) raises OutputWriteError and leaves every finished chunk in place.
@@ -176,16 +179,20 @@ class ChunkStore:
         with writing(path):
             atomic_write_text(path, "".join(lines))
 
-    def finish(self, chunks: int) -> Path:
-        """Concatenate chunks [0, chunks) into the final CSV (atomically) and remove them; the fingerprint stays."""
-        parts = [self._chunk_path(i) for i in range(chunks)]
-        if missing := [i for i, p in enumerate(parts) if not p.exists()]:
+    def finish(self, chunks: int, held: dict[int, str] | None = None) -> str:
+        """Concatenate chunks [0, chunks) into the final CSV (atomically) and remove them; the fingerprint stays.
+        `held`: chunks given as their text instead of stored. Returns the CSV's text (header and rows)."""
+        held = held or {}
+        parts = {i: self._chunk_path(i) for i in range(chunks) if i not in held}
+        if missing := [i for i, p in parts.items() if not p.exists()]:
             raise FoldedCNNError(f"{self.parts}: chunks {missing} are missing; rerun the same command to redo them")
         self._record_before_output()
-        write_csv(self.final_path, self.header, "".join(p.read_text() for p in parts))
-        for p in parts:
+        text = csv_lines([self.header]) + "".join(held[i] if i in held else parts[i].read_text() for i in range(chunks))
+        with writing(self.final_path):
+            atomic_write_text(self.final_path, text)
+        for p in parts.values():
             p.unlink(missing_ok=True)
-        return self.final_path
+        return text
 
 
 class VideoRows:
@@ -200,6 +207,7 @@ class VideoRows:
     def __init__(self, store: ChunkStore, done: set[int], rows: int) -> None:
         self.store, self.done, self.rows = store, set(done), rows
         self._pending: dict[int, dict[int, list[str]]] = {}  # chunk -> first row of a batch -> its lines
+        self._held: dict[int, str] = {}  # whole chunks kept for finish(), not stored: the one that completed the video
         self._ended = False
 
     def add(self, first_row: int, lines: Sequence[str]) -> None:
@@ -222,9 +230,25 @@ class VideoRows:
         batches = self._pending[chunk]
         got = sum(len(r) for r in batches.values())
         if got and got == self._expected(chunk):
-            self.store.write_chunk(chunk * self.store.chunk_rows, [r for k in sorted(batches) for r in batches[k]])
-            self.done.add(chunk)
+            lines = [r for k in sorted(batches) for r in batches[k]]
             del self._pending[chunk]
+            self.done.add(chunk)
+            if self.complete and not self._held:
+                self._held[chunk] = "".join(lines)
+            else:
+                self.store.write_chunk(chunk * self.store.chunk_rows, lines)
+
+    def finish(self) -> str:
+        """Write the final CSV of a complete video (ChunkStore.finish, with the held chunk); returns its text."""
+        text = self.store.finish(self.chunks, self._held)
+        self._held.clear()
+        return text
+
+    def store_held(self) -> None:
+        """Store the held chunk as a chunk after all (the job stops before the video's CSV: a rerun keeps it)."""
+        for chunk, text in self._held.items():
+            self.store.write_chunk(chunk * self.store.chunk_rows, text.splitlines(keepends=True))
+        self._held.clear()
 
     @property
     def chunks(self) -> int:
@@ -233,7 +257,7 @@ class VideoRows:
     @property
     def stray(self) -> bool:
         """Rows arrived past the end the decoders reported (frames missing in between)."""
-        return any(chunk >= self.chunks for chunk in self._pending)
+        return any(chunk >= self.chunks for chunk in (*self._pending, *self._held))
 
     @property
     def complete(self) -> bool:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import csv
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..data.video import VideoInfo, check_roi
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, OutputWriteError
 from ._chunk_store import ChunkStore, VideoRows, csv_fields
 from ._frame_labels import header
 from ._nvdec import DECODER_PROGRAM
@@ -48,17 +49,17 @@ class VideoResult:
     error: str | None = None
 
 
-def count_rows(csv_path: Path, class_names: Sequence[str]) -> tuple[int, int, int, dict[str, int]]:
-    """(frames, positives, uncertain, frames per label, most frequent first) of a finished CSV; positive = any
-    label but the first class. Only the last two fields of each line are split off, unless a class name is
-    quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting them."""
-    with open(csv_path, newline="") as f:
-        if csv_fields(tuple(class_names)) == list(class_names):
-            tails = [line.rsplit(",", 2)[1:] for line in islice(f, 1, None)]
-        else:
-            rows = csv.reader(f)
-            next(rows)
-            tails = [row[-2:] for row in rows]
+def count_rows(lines: Iterable[str], class_names: Sequence[str]) -> tuple[int, int, int, dict[str, int]]:
+    """(frames, positives, uncertain, frames per label, most frequent first) of a finished CSV's lines (its header
+    first); positive = any label but the first class. Only the last two fields of each line are split off, unless
+    a class name is quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting
+    them."""
+    if csv_fields(tuple(class_names)) == list(class_names):
+        tails = [line.rsplit(",", 2)[1:] for line in islice(lines, 1, None)]
+    else:
+        rows = csv.reader(lines)
+        next(rows)
+        tails = [row[-2:] for row in rows]
     labels = Counter(label for label, _ in tails)
     unsure = sum(flag.startswith("1") for _, flag in tails)
     frames = len(tails)
@@ -136,8 +137,12 @@ class JobVideo:
 
     def settle(self, last_call: bool = False) -> None:
         """Publish the CSV once every segment has finished and every chunk is stored; on the `last_call`
-        (no more rows will come) a video still incomplete is an error."""
+        (no more rows will come) a video still incomplete is an error. Raises OutputWriteError when the CSV
+        cannot be written."""
         if self.result.error is not None or self.finished or self.segments_left:
+            if last_call and self.rows is not None and not self.finished:
+                with suppress(OutputWriteError):  # the job stops before this video's CSV: keep its whole chunks
+                    self.rows.store_held()  # (unless the disk is full: then the rerun redoes them)
             return
         if not last_call and not self.rows.complete:
             return
@@ -145,21 +150,32 @@ class JobVideo:
             if not self.rows.complete or self.rows.stray:
                 raise FoldedCNNError(f"{self.path}: the decoded frames do not match the container's index "
                                      f"({self.rows.rows} rows expected); rerun with --workers 1")
-            self.store.finish(self.rows.chunks)
+            try:
+                text = self.rows.finish()
+            except FoldedCNNError:  # not published: keep its whole chunks for the rerun (a full disk: it redoes them)
+                with suppress(OutputWriteError):
+                    self.rows.store_held()
+                raise
             now = time.perf_counter()
             if self.frames:
                 self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
                 self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1) if self.model_s else None
                 self.result.end_to_end_fps = round(self.frames / max(now - self.started, 1e-9), 1)
-            self.count()
+            self.count(text.splitlines(keepends=True))
+        except OutputWriteError:
+            raise  # the output's disk: the job stops there (its callers record the error)
         except FoldedCNNError as exc:
             self.result.error = str(exc)
         self.finished = True
 
-    def count(self) -> None:
-        """Counts of the finished CSV; an empty one is an error, a short one `truncated` (check_complete)."""
+    def count(self, lines: list[str] | None = None) -> None:
+        """Counts of the finished CSV (its `lines` when given, else read back); an empty one is an error, a short one
+        `truncated` (check_complete)."""
+        if lines is None:
+            with open(self.store.final_path, newline="") as f:
+                lines = f.readlines()
         self.result.frames, self.result.positives, self.result.uncertain, self.result.labels = count_rows(
-            self.store.final_path, self.class_names)
+            lines, self.class_names)
         if self.result.frames == 0:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
         check_complete(self.result)

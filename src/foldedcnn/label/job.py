@@ -292,7 +292,10 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         for video in videos:
             if stopped and not video.finished and video.result.error is None:
                 video.result.error = f"{'not finished' if video.frames else 'not started'}: {stopped}"
-            video.settle(last_call=True)
+            try:
+                video.settle(last_call=True)
+            except OutputWriteError as exc:
+                video.result.error = str(exc)
         wall, main_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         summary.videos = [v.result for v in videos]
         labelled = frames_labelled(videos)
@@ -399,7 +402,7 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
                                  share if v.index.seekable else max(1, v.rows.rows), lead_in)
         for out in live:
             out.segments_left = len(segments)
-            out.settle()  # every chunk may have been stored before a kill, the final CSV not yet
+        _each(live, JobVideo.settle)  # every chunk may have been stored before a kill, the final CSV not yet
         for s in segments:
             tasks.append(DecodeTask(v.path, s, tuple(out.roi for out in live), size, cfg.stride, cfg.batch, v.index,
                                     tuple(out.number for out in live)))
