@@ -1,5 +1,6 @@
 """Segments, seeking, out-of-order chunks and the decoder pool: the pieces that let every core decode."""
 
+import itertools
 import json
 import os
 import signal
@@ -194,6 +195,37 @@ def test_a_killed_worker_loses_and_duplicates_no_batch(clip):
         assert pool.restarts == 1
     assert sorted(seen) == list(range(0, 300, 8)) and len(seen) == len(set(seen))
     assert sorted(finished) == [96, 192, 300]
+
+
+def test_tasks_are_sent_ahead_and_a_killed_worker_redoes_both_of_its_own(clip):
+    """With more than two tasks per worker left, each worker is sent its next task while it decodes one, so it
+    never waits for the consumer between tasks; a worker killed holding two redoes the first from the first batch
+    not received and the second whole, none lost or duplicated."""
+    index = index_video(clip)
+    cuts = list(range(0, 300, 24))
+    tasks = [DecodeTask(clip, Segment(0, a, b), (ROI,), (50, 50), 1, 8, index) for a, b in itertools.pairwise(cuts)]
+    tasks.append(DecodeTask(clip, Segment(0, cuts[-1], None), (ROI,), (50, 50), 1, 8, index))
+    seen: list[int] = []
+    finished = []
+    held_two = False
+    with DecodePool(2, 8, (3, 50, 50), slots=2) as pool:
+        for event in pool.run(tasks):
+            if isinstance(event, Decoded):
+                first = event.batch.first
+                seen.append(first)
+                assert list(event.batch.index) == list(range(first, min(first + 8, 300)))
+                event.release()
+                if not held_two and len(pool.workers[0].tasks) == 2 and pool.workers[0].next_row % 24:
+                    held_two = True  # mid-way through its first task, its second one sent
+                    os.kill(pool.workers[0].proc.pid, signal.SIGKILL)
+            else:
+                assert event.error is None
+                finished.append(event.task.segment.first_row)
+        assert pool.restarts == 1
+    assert held_two
+    assert sorted(seen) == list(range(0, 300, 8)) and len(seen) == len(set(seen))
+    # each task finished once (the killed one as its remainder, from the first row it had not delivered)
+    assert len(finished) == len(tasks) and {r - r % 24 for r in finished} == set(cuts)
 
 
 @pytest.mark.parametrize("seekable", [True, False])

@@ -5,7 +5,10 @@ times). It decodes the segments it is sent (frame_source.SegmentDecoder), fills 
 sends only the slot number and row position through its pipe; the consumer hands the slot back once it
 has used the frames. One pipe per worker and no shared lock: a worker killed at any moment leaves the
 others untouched. Its segment is sent again from the first row the consumer has not received, so no
-batch is lost, and none is duplicated (batches are identified by their first row).
+batch is lost, and none is duplicated (batches are identified by their first row). While more than two tasks
+per worker wait, a worker is sent its next task while it decodes one: between tasks it would otherwise
+wait for the consumer to finish labelling a batch (benchmarks/results/cpu-2core/video-clips: 200 short
+clips); a worker killed holding two redoes the first from its first row not received and the second whole.
 """
 
 from __future__ import annotations
@@ -103,8 +106,9 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
     shm = SharedMemory(shm_name)
     views = _Slots(shm, slots, batch, shape)
     free = list(range(slots))
+    queued: deque[DecodeTask] = deque()  # tasks sent ahead (DecodePool.run), received while one was running
     try:
-        while (task := conn.recv()) is not None:
+        while (task := queued.popleft() if queued else conn.recv()) is not None:
             if isinstance(task, tuple):  # ("free", slot) after the last batch of a task
                 free.append(task[1])
                 continue
@@ -115,7 +119,13 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
                 for b in decoder:
                     tw = time.perf_counter()
                     while not free:
-                        free.append(conn.recv()[1])  # only slot releases arrive while a task runs
+                        msg = conn.recv()
+                        if msg is None:  # the pool closes: no slot will come back
+                            return
+                        if isinstance(msg, DecodeTask):
+                            queued.append(msg)
+                        else:
+                            free.append(msg[1])
                     waited += time.perf_counter() - tw
                     slot = free.pop()
                     n = len(b.index)
@@ -162,8 +172,8 @@ class _Worker:
         with main_module_hidden():
             self.proc.start()
         child.close()
-        self.task: DecodeTask | None = None
-        self.next_row = 0  # the first row of the task not yet received
+        self.tasks: deque[DecodeTask] = deque()  # sent to it, in order: the first one runs, the next waits
+        self.next_row = 0  # the first row of the running task not yet received
         self.stopping = False
 
     def stop(self) -> None:
@@ -254,6 +264,7 @@ class DecodePool:
         `side`, when given, is another decoder (the NVDEC one) whose `events` queue is merged in until its
         `pending` tasks have all finished. A pool runs one list of tasks: a worker exits as soon as none is left
         for it, while the others finish (a worker that dies is replaced, and its replacement redoes the task).
+        While more than 2 tasks per worker wait, each worker holds two: the one it decodes and the next.
         `piece` > 0: the tasks of the last round (sent once no more tasks wait than there are workers) deliver
         their last batch in batches of `piece` rows, so the consumer is not left labelling a whole batch alone
         once decoding ends; only for a consumer whose results do not depend on how batches are cut
@@ -261,9 +272,10 @@ class DecodePool:
         self._started()
         todo = deque(tasks)
         deaths: dict[tuple, int] = {}
-        while todo or any(w.task for w in self.workers) or (side and side.pending):
+        while todo or any(w.tasks for w in self.workers) or (side and side.pending):
             for i, w in enumerate(list(self.workers)):
-                if w.task is not None or w.stopping:
+                ahead = len(todo) > 2 * len(self.workers)  # many left: send its next task while it decodes one
+                if w.stopping or len(w.tasks) > ahead:
                     continue
                 if not todo:
                     w.stop()  # nothing left for it: it exits while the others finish (a dead one's replacement redoes)
@@ -275,8 +287,10 @@ class DecodePool:
                     self._replace(i)
                     continue
                 todo.popleft()
-                w.task, w.next_row = task, task.segment.first_row
-            busy = [w for w in self.workers if w.task]
+                if not w.tasks:
+                    w.next_row = task.segment.first_row
+                w.tasks.append(task)
+            busy = [w for w in self.workers if w.tasks]
             if not busy and not (side and side.pending):
                 continue
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
@@ -286,17 +300,20 @@ class DecodePool:
                 side.pending -= isinstance(event, Finished)
                 yield event
             for i, w in enumerate(list(self.workers)):
-                if w.task is None or not (w.conn in ready or w.proc.sentinel in ready):
+                if not w.tasks or not (w.conn in ready or w.proc.sentinel in ready):
                     continue
                 try:
                     while w.conn.poll():
+                        done = len(w.tasks)
                         yield from self._handle(w, w.conn.recv())
-                        if w.task is None:
+                        if len(w.tasks) < done:
                             break
-                    if w.task is not None and not w.proc.is_alive():
+                    if w.tasks and not w.proc.is_alive():
                         raise EOFError
                 except (EOFError, OSError):  # the worker died: redo its task from the first row not received
-                    task, w.task = w.task, None
+                    task, *waiting = w.tasks
+                    w.tasks.clear()
+                    todo.extendleft(reversed(waiting))  # not begun: back in front, in order
                     key = (task.path, task.segment.video, task.segment.stop_row, w.next_row)
                     deaths[key] = deaths.get(key, 0) + 1
                     if deaths[key] >= max_deaths:
@@ -317,13 +334,15 @@ class DecodePool:
     def _handle(self, w: _Worker, msg: tuple) -> Iterator[Decoded | Finished]:
         if msg[0] == "batch":
             _, slot, first, n = msg
-            images = w.views.images[slot, :n, : 3 * len(w.task.rois)]
+            images = w.views.images[slot, :n, : 3 * len(w.tasks[0].rois)]
             batch = FrameBatch(first, w.views.index[slot, :n], w.views.time_s[slot, :n], images)
             w.next_row = first + n
-            yield Decoded(w.task, batch, lambda conn=w.conn, slot=slot: _release(conn, slot))
+            yield Decoded(w.tasks[0], batch, lambda conn=w.conn, slot=slot: _release(conn, slot))
         else:
             _, end_row, reached_end, error, decode_s, cpu_s = msg
-            task, w.task = w.task, None
+            task = w.tasks.popleft()
+            if w.tasks:
+                w.next_row = w.tasks[0].segment.first_row
             yield Finished(task, end_row, reached_end, error, decode_s, cpu_s)
 
 
