@@ -57,7 +57,7 @@ def store_and_count(folder: Path, lines: list[str], batch: int, names: list[str]
     rows = VideoRows(store, store.open(overwrite=True), len(lines))
     for first in range(0, len(lines), batch):
         rows.add(first, lines[first:first + batch])
-    count_rows(rows.finish().splitlines(keepends=True), names)
+    count_rows(io.StringIO(rows.finish(), newline=""), names)
 
 
 def contenders(k: int, index: np.ndarray, time_s: np.ndarray, batch: int, folder: Path) -> dict:

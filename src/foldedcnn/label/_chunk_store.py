@@ -179,15 +179,16 @@ class ChunkStore:
         with writing(path):
             atomic_write_text(path, "".join(lines))
 
-    def finish(self, chunks: int, held: dict[int, str] | None = None) -> str:
+    def finish(self, chunks: int, held: dict[int, list[str]] | None = None) -> str:
         """Concatenate chunks [0, chunks) into the final CSV (atomically) and remove them; the fingerprint stays.
-        `held`: chunks given as their text instead of stored. Returns the CSV's text (header and rows)."""
+        `held`: chunks given as their lines instead of stored. Returns the CSV's text (header and rows)."""
         held = held or {}
         parts = {i: self._chunk_path(i) for i in range(chunks) if i not in held}
         if missing := [i for i, p in parts.items() if not p.exists()]:
             raise FoldedCNNError(f"{self.parts}: chunks {missing} are missing; rerun the same command to redo them")
         self._record_before_output()
-        text = csv_lines([self.header]) + "".join(held[i] if i in held else parts[i].read_text() for i in range(chunks))
+        text = csv_lines([self.header]) + "".join("".join(held[i]) if i in held else parts[i].read_text()
+                                                  for i in range(chunks))
         with writing(self.final_path):
             atomic_write_text(self.final_path, text)
         for p in parts.values():
@@ -207,7 +208,7 @@ class VideoRows:
     def __init__(self, store: ChunkStore, done: set[int], rows: int) -> None:
         self.store, self.done, self.rows = store, set(done), rows
         self._pending: dict[int, dict[int, list[str]]] = {}  # chunk -> first row of a batch -> its lines
-        self._held: dict[int, str] = {}  # whole chunks kept for finish(), not stored: the one that completed the video
+        self._held: dict[int, list[str]] = {}  # the chunk that completed the video: for finish(), not stored
         self._ended = False
 
     def add(self, first_row: int, lines: Sequence[str]) -> None:
@@ -234,7 +235,7 @@ class VideoRows:
             del self._pending[chunk]
             self.done.add(chunk)
             if self.complete and not self._held:
-                self._held[chunk] = "".join(lines)
+                self._held[chunk] = lines
             else:
                 self.store.write_chunk(chunk * self.store.chunk_rows, lines)
 
@@ -246,8 +247,8 @@ class VideoRows:
 
     def store_held(self) -> None:
         """Store the held chunk as a chunk after all (the job stops before the video's CSV: a rerun keeps it)."""
-        for chunk, text in self._held.items():
-            self.store.write_chunk(chunk * self.store.chunk_rows, text.splitlines(keepends=True))
+        for chunk, lines in self._held.items():
+            self.store.write_chunk(chunk * self.store.chunk_rows, lines)
         self._held.clear()
 
     @property

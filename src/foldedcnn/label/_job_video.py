@@ -4,6 +4,7 @@ the segments still decoding for it, its timings, and its line of summary.json (V
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -161,19 +162,19 @@ class JobVideo:
                 self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
                 self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1) if self.model_s else None
                 self.result.end_to_end_fps = round(self.frames / max(now - self.started, 1e-9), 1)
-            self.count(text.splitlines(keepends=True))
+            self.count(io.StringIO(text, newline=""))
         except OutputWriteError:
             raise  # the output's disk: the job stops there (its callers record the error)
         except FoldedCNNError as exc:
             self.result.error = str(exc)
         self.finished = True
 
-    def count(self, lines: list[str] | None = None) -> None:
+    def count(self, lines: Iterable[str] | None = None) -> None:
         """Counts of the finished CSV (its `lines` when given, else read back); an empty one is an error, a short one
         `truncated` (check_complete)."""
         if lines is None:
             with open(self.store.final_path, newline="") as f:
-                lines = f.readlines()
+                return self.count(f)
         self.result.frames, self.result.positives, self.result.uncertain, self.result.labels = count_rows(
             lines, self.class_names)
         if self.result.frames == 0:
