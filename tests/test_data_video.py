@@ -26,6 +26,7 @@ from foldedcnn.data.video import (
     frames_at,
     index_video,
     iter_frames,
+    probe_and_index,
     probe_video,
     region_rgb,
 )
@@ -382,6 +383,9 @@ def test_the_index_gives_each_frame_the_time_the_decoder_gives_it(tmp_path, clip
         out.mux(stream.encode())
     for path in (clip, ts):
         index, info = index_video(path), probe_video(path)
+        both_info, both_index = probe_and_index(path)  # one opening of the file, what the job's planning reads
+        assert both_info == info and (both_index.pts == index.pts).all()
+        assert (both_index.keyframes == index.keyframes).all() and both_index.time_base == index.time_base
         decoded = np.array([f.time_s for f in iter_frames(path)])
         assert index.seekable and len(decoded) == index.frames
         np.testing.assert_allclose(index.seconds(np.arange(index.frames), info.fps), decoded, rtol=0, atol=1e-9)

@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,6 +229,25 @@ def test_tasks_are_sent_ahead_and_a_killed_worker_redoes_both_of_its_own(clip):
     assert len(finished) == len(tasks) and {r - r % 24 for r in finished} == set(cuts)
 
 
+def test_planning_opens_an_unlabelled_video_once_for_its_probe_and_index(clip, tmp_path, monkeypatch):
+    import foldedcnn.data.video as video
+    import foldedcnn.label.job as job
+
+    opened = []
+    real_open = video._open
+    monkeypatch.setattr(video, "_open", lambda path: opened.append(Path(path)) or real_open(path))
+    cfg = job.JobConfig(tmp_path / "model.safetensors", [clip], tmp_path / "out", roi=ROI, uncertain=(0.2, 0.8),
+                        batch=8, chunk_frames=16)
+    meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
+    (output,) = [job.JobVideo(0, clip, clip.stem, cfg, meta, ROI)]
+    assert output.store.may_need_index()
+    tasks = job.plan_tasks([output], cfg, (50, 50), 2, lambda info: ("cpu", None))
+    assert opened == [clip] and output.index.frames == 300 and tasks
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / f"{clip.stem}.csv").write_text("frame\n")  # a finished CSV: probed alone, indexed if needed
+    assert not job.JobVideo(0, clip, clip.stem, cfg, meta, ROI).store.may_need_index()
+
+
 @pytest.mark.parametrize("seekable", [True, False])
 def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, tmp_path, monkeypatch, seekable):
     """Split, each segment of a video whose index is not seekable would decode from frame 0 again. Segments are
@@ -242,6 +262,7 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
         indexes[clip] = VideoIndex(np.concatenate([pts[:1], pts[:-1]]), indexes[clip].keyframes)
     assert indexes[clip].seekable is seekable
     monkeypatch.setattr(survey, "index_video", indexes.__getitem__)
+    monkeypatch.setattr(survey, "probe_and_index", lambda path: (survey.probe_video(path), indexes[path]))
     cfg = job.JobConfig(tmp_path / "model.safetensors", [short, clip], tmp_path / "out", roi=ROI,
                         uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}

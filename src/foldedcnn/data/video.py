@@ -126,33 +126,48 @@ def _open(path: str | Path):
 def probe_video(path: str | Path) -> VideoInfo:
     """Frame count, size, frame rate and codec of the first video stream of `path`, without decoding it."""
     with _open(path) as container:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
-        return VideoInfo(
-            frames=int(stream.frames) or None,
-            width=int(stream.codec_context.width),
-            height=int(stream.codec_context.height),
-            fps=float(rate) if rate else 0.0,
-            codec=stream.codec_context.name,
-            container=container.format.name,
-        )
+        return _probed(container)
 
 
 def index_video(path: str | Path) -> VideoIndex:
     """Demux `path` (no decoding: ~50k packets/s) and return its frames' timestamps and keyframes."""
+    with _open(path) as container:
+        return _indexed(container, path)
+
+
+def probe_and_index(path: str | Path) -> tuple[VideoInfo, VideoIndex]:
+    """probe_video(path) and index_video(path) from one opening of the file: FFmpeg decodes an H.264 stream's first
+    frame to learn its parameters when it opens it, which can cost more than the demux pass of a short clip."""
+    with _open(path) as container:
+        return _probed(container), _indexed(container, path)
+
+
+def _probed(container) -> VideoInfo:
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+    return VideoInfo(
+        frames=int(stream.frames) or None,
+        width=int(stream.codec_context.width),
+        height=int(stream.codec_context.height),
+        fps=float(rate) if rate else 0.0,
+        codec=stream.codec_context.name,
+        container=container.format.name,
+    )
+
+
+def _indexed(container, path: str | Path) -> VideoIndex:
     import av
 
     pts, key = [], []
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        time_base = float(stream.time_base or 0.0)
-        try:
-            for packet in container.demux(stream):
-                if packet.size and packet.pts is not None:
-                    pts.append(packet.pts)
-                    key.append(packet.is_keyframe)
-        except av.FFmpegError as exc:
-            raise VideoError(f"{path} is corrupt or truncated after packet {len(pts)} ({exc})") from None
+    stream = container.streams.video[0]
+    time_base = float(stream.time_base or 0.0)
+    try:
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None:
+                pts.append(packet.pts)
+                key.append(packet.is_keyframe)
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path} is corrupt or truncated after packet {len(pts)} ({exc})") from None
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     sorted_pts = np.asarray(pts, dtype=np.int64)[order]
     keyframes = np.nonzero(np.asarray(key, dtype=bool)[order])[0].astype(np.int64)

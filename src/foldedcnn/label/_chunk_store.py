@@ -131,6 +131,11 @@ class ChunkStore:
         self._unrecorded = old is None  # recorded with the first chunk: planning 100,000 videos writes nothing
         return {int(p.stem) for p in self.parts.glob("[0-9]*.csv")}
 
+    def may_need_index(self) -> bool:
+        """A guess before `open`, from two file checks: no final CSV and no kept index, so planning reads the
+        video's keyframe index along with its probe (the fingerprint check in `open` decides)."""
+        return not self.final_path.exists() and not self._index_path.exists()
+
     @property
     def _index_path(self) -> Path:
         return self.parts / "index.npz"

@@ -1,6 +1,8 @@
 """What planning a job reads of each video before decoding it (its probe and content fingerprint, then the
 keyframe index of those with frames left to label), read by several processes when a job has many videos:
-a demux pass costs ~10 microseconds a packet, so 100,000 one-minute clips are half an hour in one process."""
+a demux pass costs ~10 microseconds a packet, so 100,000 one-minute clips are half an hour in one process. A
+video that looks unlabelled (ChunkStore.may_need_index) has its index read with its probe, in one opening of
+the file (probe_fingerprint_and_index)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..data.video import index_video, probe_video
+from ..data.video import index_video, probe_and_index, probe_video
 from ..errors import FoldedCNNError
 from ..fsio import file_fingerprint
 from ._decode_pool import PRELOAD, main_module_hidden
@@ -40,6 +42,16 @@ def probe_and_fingerprint(path: Path) -> dict[str, Any]:
     return {"info": info, "content": info if isinstance(info, Unreadable) else _attempt(file_fingerprint, path)}
 
 
+def probe_fingerprint_and_index(path: Path) -> dict[str, Any]:
+    """probe_and_fingerprint(path) with "index": keyframe_index(path), the probe and the index from one opening of
+    the file; a video that fails either is read again each on its own, so each records its own error."""
+    try:
+        info, index = probe_and_index(path)
+    except (FoldedCNNError, OSError):
+        return {**probe_and_fingerprint(path), "index": keyframe_index(path)}
+    return {"info": info, "content": _attempt(file_fingerprint, path), "index": index}
+
+
 def keyframe_index(path: Path) -> Any:
     """index_video(path), or Unreadable."""
     return _attempt(index_video, path)
@@ -59,7 +71,7 @@ def _ignore_sigint() -> None:
 
 
 def survey(read: Callable[[Path], Any], paths: Sequence[Path], processes: int, progress: bool, what: str) -> list:
-    """[read(p) for p in paths], in order: `read` is probe_and_fingerprint or keyframe_index. With more than
+    """[read(p) for p in paths], in order: `read` is one of this module's readers. With more than
     VIDEOS_PER_PROCESS videos per process, `processes` processes read them (from the decoder processes' fork
     server, so PyAV is imported once), with a progress bar saying `what` when `progress`."""
     if len(paths) <= VIDEOS_PER_PROCESS * processes or processes < 2:

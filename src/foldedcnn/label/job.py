@@ -41,7 +41,7 @@ from ._frame_labels import csv_lines_for, is_multiclass
 from ._job_video import JobVideo, VideoResult, by_video
 from ._nvdec import NVDEC_SESSIONS, NvdecDecoder, check_decoder_request, nvdec_unavailable
 from ._output_dir import exclusive_output
-from ._survey import keyframe_index, probe_and_fingerprint, survey
+from ._survey import keyframe_index, probe_and_fingerprint, probe_fingerprint_and_index, survey
 from .calibration import stored_calibration
 from .frame_source import plan_segments, region_images
 from .video_files import check_each_once
@@ -362,8 +362,9 @@ def start_clock(videos: list[JobVideo]) -> float:
 
 def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], workers: int,
                decoder_for: Callable[[VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
-    """Choose every video's decoder (`decoder_for(info)`, asked once per video, see JobVideo.plan), index it (unless
-    a killed run of the job kept its index: ChunkStore.kept_index), and split the missing
+    """Choose every video's decoder (`decoder_for(info)`, asked once per video, see JobVideo.plan), index it (with
+    its probe when it looks unlabelled, ChunkStore.may_need_index; not when a killed run of the job kept its index:
+    ChunkStore.kept_index), and split the missing
     rows of all of them into about two segments per worker (each at least a batch), so many videos and one
     long video alike keep every worker busy, longest segments first; an output that cannot be planned gets its
     error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
@@ -372,15 +373,22 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     segments cover the chunks any of them misses (one that has a chunk already drops its rows again). Many
     videos are probed and indexed by `workers` processes (_survey)."""
     groups = by_video(videos)
-    surveys = survey(probe_and_fingerprint, [g[0].path for g in groups], workers, cfg.progress, "reading videos")
+    ahead = [all(v.store.may_need_index() for v in g) for g in groups]  # unlabelled: index it as it is probed
+    paths = [g[0].path for g in groups]
+    indexed = survey(probe_fingerprint_and_index, [p for p, a in zip(paths, ahead, strict=True) if a], workers,
+                     cfg.progress, "reading videos")
+    probed_only = survey(probe_and_fingerprint, [p for p, a in zip(paths, ahead, strict=True) if not a], workers,
+                         cfg.progress, "reading videos")
+    surveys = _in_order(ahead, indexed, probed_only)
     started = []
     for outputs, probed in zip(groups, surveys, strict=True):
         once = functools.cache(decoder_for)  # the video's regions share one answer
         _each(outputs, lambda v, probed=probed, once=once: v.plan(cfg, once, probed))
         if live := [v for v in outputs if not v.finished and v.result.error is None]:
             started.append((live, probed))
-    for live, probed in started:  # the index a killed run of the job kept, if any
-        probed["index"] = next((i for v in live if (i := v.store.kept_index()) is not None), None)
+    for live, probed in started:  # unless read with the probe, the index a killed run of the job kept, if any
+        if probed.get("index") is None:
+            probed["index"] = next((i for v in live if (i := v.store.kept_index()) is not None), None)
     unindexed = [(live[0].path, probed) for live, probed in started if probed["index"] is None]
     indexes = survey(keyframe_index, [path for path, _ in unindexed], workers, cfg.progress, "indexing")
     for (_, probed), index in zip(unindexed, indexes, strict=True):
@@ -410,6 +418,12 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
     # long ones end
     return sorted(tasks, key=lambda t: -cost[t.segment])
+
+
+def _in_order(flags: list[bool], when_true: list, when_false: list) -> list:
+    """The items of two lists merged back into the order of `flags` (True: the next of `when_true`)."""
+    sources = {True: iter(when_true), False: iter(when_false)}
+    return [next(sources[flag]) for flag in flags]
 
 
 def _each(outputs: list[JobVideo], step: Callable[[JobVideo], None]) -> None:
