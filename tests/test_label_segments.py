@@ -248,6 +248,35 @@ def test_planning_opens_an_unlabelled_video_once_for_its_probe_and_index(clip, t
     assert not job.JobVideo(0, clip, clip.stem, cfg, meta, ROI).store.may_need_index()
 
 
+def _broken_pipe(message):
+    raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_worker_found_dead_when_sent_its_next_task_redoes_the_one_it_held(clip):
+    """A worker killed holding one task is sent its next one before its death is seen, and the send fails (its pipe
+    closed): the task it held is redone from its first row not delivered, not dropped with the dead worker."""
+    index = index_video(clip)
+    tasks = [DecodeTask(clip, Segment(0, a, a + 8), (ROI,), (50, 50), 1, 8, index) for a in range(0, 288, 8)]
+    tasks.append(DecodeTask(clip, Segment(0, 288, None), (ROI,), (50, 50), 1, 8, index))
+    seen: list[int] = []
+    heads = set()  # tasks seen running on worker 0
+    killed = False
+    with DecodePool(2, 8, (3, 50, 50), slots=2) as pool:
+        for event in pool.run(tasks):
+            first = pool.workers[0].tasks[0] if pool.workers[0].tasks else None
+            if isinstance(event, Decoded):
+                seen.append(event.batch.first)
+                event.release()
+                if event.task is first:
+                    heads.add(id(event.task))
+            elif not killed and id(event.task) in heads and len(pool.workers[0].tasks) == 1:
+                killed = True  # worker 0 finished a task and holds its next: the pool sends it another at once
+                os.kill(pool.workers[0].proc.pid, signal.SIGKILL)  # not waited for: the send comes first
+                pool.workers[0].conn.send = _broken_pipe
+        assert pool.restarts == 1
+    assert killed and sorted(seen) == list(range(0, 300, 8)) and len(seen) == len(set(seen))
+
+
 @pytest.mark.parametrize("seekable", [True, False])
 def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, tmp_path, monkeypatch, seekable):
     """Split, each segment of a video whose index is not seekable would decode from frame 0 again. Segments are

@@ -283,8 +283,9 @@ class DecodePool:
                 task = replace(todo[0], piece=piece) if piece and len(todo) <= len(self.workers) else todo[0]
                 try:
                     w.conn.send(task)
-                except OSError:  # it died while idle
-                    self._replace(i)
+                except OSError:  # it died: idle, replace it; holding a task, its death is seen below, which redoes it
+                    if not w.tasks:
+                        self._replace(i)
                     continue
                 todo.popleft()
                 if not w.tasks:
