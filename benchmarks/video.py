@@ -1,6 +1,6 @@
 """Video job speed: decode-only, decode + region, model-only and end-to-end frames/s.
 
-Three workloads, built at run time in a temp folder from vtest.avi (795 frames, 768x576, msmpeg4):
+Four workloads, built at run time in a temp folder from vtest.avi (795 frames, 768x576, msmpeg4):
   one    vtest.avi itself
   many   --videos copies of it, labelled in one job
   long   vtest.avi remuxed --long times into one file (packets copied, timestamps shifted)
