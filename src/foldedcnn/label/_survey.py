@@ -2,7 +2,7 @@
 keyframe index of those with frames left to label), read by several processes when a job has many videos:
 a demux pass costs ~10 microseconds a packet, so 100,000 one-minute clips are half an hour in one process. A
 video that looks unlabelled (ChunkStore.may_need_index) has its index read with its probe, in one opening of
-the file (probe_fingerprint_and_index)."""
+the file (read_for_plan)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -20,6 +20,8 @@ from ..data.video import index_video, probe_and_index, probe_video
 from ..errors import FoldedCNNError
 from ..fsio import file_fingerprint
 from ._decode_pool import PRELOAD, main_module_hidden
+
+T = TypeVar("T")
 
 # Fewer videos than this many per process are read in this process: starting processes costs more than it saves
 VIDEOS_PER_PROCESS = 4
@@ -42,9 +44,13 @@ def probe_and_fingerprint(path: Path) -> dict[str, Any]:
     return {"info": info, "content": info if isinstance(info, Unreadable) else _attempt(file_fingerprint, path)}
 
 
-def probe_fingerprint_and_index(path: Path) -> dict[str, Any]:
-    """probe_and_fingerprint(path) with "index": keyframe_index(path), the probe and the index from one opening of
-    the file; a video that fails either is read again each on its own, so each records its own error."""
+def read_for_plan(item: tuple[Path, bool]) -> dict[str, Any]:
+    """What planning reads of a video first, (path, with_index) -> probe_and_fingerprint(path), with "index":
+    keyframe_index(path) too when with_index, the probe and the index then from one opening of the file (a video
+    that fails either is read again, each on its own, so each records its own error)."""
+    path, with_index = item
+    if not with_index:
+        return probe_and_fingerprint(path)
     try:
         info, index = probe_and_index(path)
     except (FoldedCNNError, OSError):
@@ -70,8 +76,9 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the job's to handle
 
 
-def survey(read: Callable[[Path], Any], paths: Sequence[Path], processes: int, progress: bool, what: str) -> list:
-    """[read(p) for p in paths], in order: `read` is one of this module's readers. With more than
+def survey(read: Callable[[T], Any], paths: Sequence[T], processes: int, progress: bool, what: str) -> list:
+    """[read(p) for p in paths], in order: `read` is one of this module's readers (a path each, or read_for_plan's
+    (path, with_index)). With more than
     VIDEOS_PER_PROCESS videos per process, `processes` processes read them (from the decoder processes' fork
     server, so PyAV is imported once), with a progress bar saying `what` when `progress`."""
     if len(paths) <= VIDEOS_PER_PROCESS * processes or processes < 2:

@@ -41,7 +41,7 @@ from ._frame_labels import csv_lines_for, is_multiclass
 from ._job_video import JobVideo, VideoResult, by_video
 from ._nvdec import NVDEC_SESSIONS, NvdecDecoder, check_decoder_request, nvdec_unavailable
 from ._output_dir import exclusive_output
-from ._survey import keyframe_index, probe_and_fingerprint, probe_fingerprint_and_index, survey
+from ._survey import keyframe_index, read_for_plan, survey
 from .calibration import stored_calibration
 from .frame_source import plan_segments, region_images
 from .video_files import check_each_once
@@ -373,13 +373,9 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     segments cover the chunks any of them misses (one that has a chunk already drops its rows again). Many
     videos are probed and indexed by `workers` processes (_survey)."""
     groups = by_video(videos)
-    ahead = [all(v.store.may_need_index() for v in g) for g in groups]  # unlabelled: index it as it is probed
-    paths = [g[0].path for g in groups]
-    indexed = survey(probe_fingerprint_and_index, [p for p, a in zip(paths, ahead, strict=True) if a], workers,
-                     cfg.progress, "reading videos")
-    probed_only = survey(probe_and_fingerprint, [p for p, a in zip(paths, ahead, strict=True) if not a], workers,
-                         cfg.progress, "reading videos")
-    surveys = _in_order(ahead, indexed, probed_only)
+    # an unlabelled video is indexed as it is probed
+    items = [(g[0].path, all(v.store.may_need_index() for v in g)) for g in groups]
+    surveys = survey(read_for_plan, items, workers, cfg.progress, "reading videos")
     started = []
     for outputs, probed in zip(groups, surveys, strict=True):
         once = functools.cache(decoder_for)  # the video's regions share one answer
@@ -418,12 +414,6 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
     # long ones end
     return sorted(tasks, key=lambda t: -cost[t.segment])
-
-
-def _in_order(flags: list[bool], when_true: list, when_false: list) -> list:
-    """The items of two lists merged back into the order of `flags` (True: the next of `when_true`)."""
-    sources = {True: iter(when_true), False: iter(when_false)}
-    return [next(sources[flag]) for flag in flags]
 
 
 def _each(outputs: list[JobVideo], step: Callable[[JobVideo], None]) -> None:
