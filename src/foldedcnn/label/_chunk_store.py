@@ -267,4 +267,7 @@ class VideoRows:
 
     @property
     def complete(self) -> bool:
-        return all(c in self.done for c in range(self.chunks))
+        """Every chunk below the row count stored (or held). Asked after every batch and every chunk: fewer chunks
+        done than the count answers at once, so a long video's thousands of chunks are not walked each time."""
+        chunks = self.chunks
+        return len(self.done) >= chunks and all(c in self.done for c in range(chunks))
