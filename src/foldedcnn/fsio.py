@@ -45,32 +45,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary name is unique per process and thread, so concurrent writers (Ray actors,
     parallel jobs) never clobber each other's half-written file; the last rename wins.
     """
-    path = Path(path)
-    tmp = _temporary(path)
-    try:
+    with _renamed_over(Path(path)) as tmp:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _temporary(path: Path) -> Path:
-    """The temporary path beside `path` that this process and thread write it through."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically, as atomic_path does, fsynced through the handle that wrote it: one open
     per file, not two (the video job writes a few files per video)."""
-    path = Path(path)
-    tmp = _temporary(path)
+    with _renamed_over(Path(path)) as tmp, open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextmanager
+def _renamed_over(path: Path) -> Iterator[Path]:
+    """The temporary path beside `path` that this process and thread write it through, renamed over `path` when the
+    block ends without an error; removed when the block or the rename fails."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        with open(tmp, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
