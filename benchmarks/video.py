@@ -67,8 +67,9 @@ from foldedcnn.tables import markdown_table
 SIZE = (50, 50)
 
 
-def remux(src: Path, dst: Path, times: int) -> Path:
-    """`src`'s video packets `times` over into one file, timestamps shifted so they follow on."""
+def remux(src: Path, dst: Path, times: int = 1, frames: int | None = None) -> Path:
+    """`src`'s video packets `times` over into one file, timestamps shifted so they follow on; only the first
+    `frames` packets of it (decode order: its first frames, in a stream without B-frames) when given."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         stream_in = inp.streams.video[0]
         stream_out = out.add_stream_from_template(stream_in)
@@ -76,26 +77,14 @@ def remux(src: Path, dst: Path, times: int) -> Path:
         for _ in range(times):
             inp.seek(0)
             last = 0
-            for packet in inp.demux(stream_in):
-                if packet.pts is None or not packet.size:
-                    continue
+            packets = (p for p in inp.demux(stream_in) if p.pts is not None and p.size)
+            for packet in itertools.islice(packets, frames):
                 last = max(last, packet.pts + (packet.duration or 1))
                 packet.pts += offset
                 packet.dts = packet.pts if packet.dts is not None else None
                 packet.stream = stream_out
                 out.mux(packet)
             offset += last
-    return dst
-
-
-def head(src: Path, dst: Path, frames: int) -> Path:
-    """`src`'s first `frames` video packets (decode order: its frames, in a stream without B-frames) into `dst`."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        stream_in = inp.streams.video[0]
-        stream_out = out.add_stream_from_template(stream_in)
-        for packet in itertools.islice((p for p in inp.demux(stream_in) if p.size), frames):
-            packet.stream = stream_out
-            out.mux(packet)
     return dst
 
 
@@ -256,7 +245,7 @@ def main() -> int:
         makers = {"one": lambda: [one],
                   "many": lambda: [shutil.copy(one, tmp / f"copy{i}{one.suffix}") for i in range(args.videos)],
                   "long": lambda: [remux(one, tmp / f"long{one.suffix}", args.long)],
-                  "clips": lambda: [shutil.copy(head(one, tmp / f"clip{one.suffix}", args.clip_frames),
+                  "clips": lambda: [shutil.copy(remux(one, tmp / f"clip{one.suffix}", frames=args.clip_frames),
                                                 tmp / f"clip{i:05d}{one.suffix}") for i in range(args.clips)]}
         workloads = {k: [Path(p) for p in makers[k]()] for k in dict.fromkeys(args.workloads)}
         # decode_parallel's processes, forked before any Engine exists (no CUDA in them, no torch imported again),
