@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import signal
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -252,29 +253,52 @@ def _broken_pipe(message):
     raise BrokenPipeError(32, "Broken pipe")
 
 
-def test_a_worker_found_dead_when_sent_its_next_task_redoes_the_one_it_held(clip):
-    """A worker killed holding one task is sent its next one before its death is seen, and the send fails (its pipe
-    closed): the task it held is redone from its first row not delivered, not dropped with the dead worker."""
+def test_a_failed_send_to_a_worker_holding_a_task_leaves_that_worker_to_its_death(clip):
+    """A worker that died holding a task, its death not seen yet, is sent its next task and the send fails (its pipe
+    closed): the task stays first in line, and the worker stays in place for the death path, which redoes the task
+    it held (the killed-worker tests above); only an idle one found dead is replaced at once."""
     index = index_video(clip)
-    tasks = [DecodeTask(clip, Segment(0, a, a + 8), (ROI,), (50, 50), 1, 8, index) for a in range(0, 288, 8)]
-    tasks.append(DecodeTask(clip, Segment(0, 288, None), (ROI,), (50, 50), 1, 8, index))
-    seen: list[int] = []
-    heads = set()  # tasks seen running on worker 0
-    killed = False
-    with DecodePool(2, 8, (3, 50, 50), slots=2) as pool:
+    tasks = [DecodeTask(clip, Segment(0, a, a + 8), (ROI,), (50, 50), 1, 8, index) for a in range(0, 48, 8)]
+    with DecodePool(1, 8, (3, 50, 50)) as pool:
+        pool._started()
+        dead = pool.workers[0]
+        dead.send = _broken_pipe
+        dead.tasks.append(tasks[0])
+        todo = deque(tasks[1:])
+        pool._feed(0, dead, todo, 0)  # 5 waiting, more than 2 per worker: its next one is sent ahead, and fails
+        assert list(todo) == tasks[1:] and list(dead.tasks) == [tasks[0]]
+        assert pool.workers[0] is dead and pool.restarts == 0
+        dead.tasks.clear()
+        pool._feed(0, dead, todo, 0)
+        assert pool.workers[0] is not dead and pool.restarts == 1 and list(todo) == tasks[1:]
+
+
+def test_a_worker_gets_its_next_task_while_the_consumer_is_busy(clip):
+    """The pool's thread sends a worker its next task as soon as the worker reports one finished, before the consumer
+    takes that report: one worker, 2 slots and tasks of 5 batches (so none can finish while the consumer holds an
+    event), 3 tasks (none sent ahead): when the consumer gets a task's Finished, the worker holds the next."""
+    index = index_video(clip)
+    tasks = [DecodeTask(clip, Segment(0, a, a + 40), (ROI,), (50, 50), 1, 8, index) for a in (0, 40, 80)]
+    held = []
+    with DecodePool(1, 8, (3, 50, 50), slots=2) as pool:
         for event in pool.run(tasks):
-            first = pool.workers[0].tasks[0] if pool.workers[0].tasks else None
             if isinstance(event, Decoded):
-                seen.append(event.batch.first)
                 event.release()
-                if event.task is first:
-                    heads.add(id(event.task))
-            elif not killed and id(event.task) in heads and len(pool.workers[0].tasks) == 1:
-                killed = True  # worker 0 finished a task and holds its next: the pool sends it another at once
-                os.kill(pool.workers[0].proc.pid, signal.SIGKILL)  # not waited for: the send comes first
-                pool.workers[0].conn.send = _broken_pipe
-        assert pool.restarts == 1
-    assert killed and sorted(seen) == list(range(0, 300, 8)) and len(seen) == len(set(seen))
+            else:
+                held.append([t.segment.first_row for t in pool.workers[0].tasks])
+    assert held == [[40], [80], []]
+
+
+def test_a_consumer_that_fails_midway_leaves_no_worker_running(clip):
+    """A consumer that raises while it holds run()'s generator (a traceback keeps it unclosed): the pool's exit ends
+    its thread before it stops the workers, so no worker exit is taken for a death and none is started again."""
+    index = index_video(clip)
+    tasks = [DecodeTask(clip, Segment(0, a, a + 96), (ROI,), (50, 50), 1, 8, index) for a in (0, 96)]
+    with pytest.raises(RuntimeError, match="the consumer failed"), DecodePool(2, 8, (3, 50, 50)) as pool:
+        events = pool.run(tasks)
+        for _ in events:
+            raise RuntimeError("the consumer failed")
+    assert pool.restarts == 0 and not any(w.proc.is_alive() for w in pool.workers)
 
 
 @pytest.mark.parametrize("seekable", [True, False])

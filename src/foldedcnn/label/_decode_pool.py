@@ -9,12 +9,15 @@ batch is lost, and none is duplicated (batches are identified by their first row
 per worker wait, a worker is sent its next task while it decodes one: between tasks it would otherwise
 wait for the consumer to finish labelling a batch (benchmarks/results/cpu-2core/video-clips: 200 short
 clips); a worker killed holding two redoes the first from its first row not received and the second whole.
+A thread of the pool sends the tasks and reads the workers' messages while the consumer labels, so a worker
+that finishes a task is sent the next one at once, not after the batches queued in front of its report.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import signal
 import sys
 import threading
@@ -91,6 +94,26 @@ class _Slots:
     @staticmethod
     def nbytes(slots: int, batch: int, shape: tuple[int, int, int]) -> int:
         return slots * batch * (int(np.prod(shape)) + 16)
+
+
+class _Dispatch:
+    """A thread running target(stop, wake) until it returns or end() is called: end() sets the Event `stop` and
+    sends a message to the Connection `wake` (for a wait() on it), then waits for the thread."""
+
+    def __init__(self, target) -> None:
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = mp.Pipe(duplex=False)
+        self._thread = threading.Thread(target=target, args=(self._stop, self._wake_r), name="foldedcnn-pool",
+                                        daemon=True)
+        self._thread.start()
+
+    def end(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._wake_w.send(None)
+            self._thread.join()
+            self._wake_r.close()
+            self._wake_w.close()
 
 
 def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
@@ -175,13 +198,20 @@ class _Worker:
         self.tasks: deque[DecodeTask] = deque()  # sent to it, in order: the first one runs, the next waits
         self.next_row = 0  # the first row of the running task not yet received
         self.stopping = False
+        # the pool's thread sends tasks, the consumer's thread frees slots: one message at a time through the pipe
+        self._sending = threading.Lock()
+
+    def send(self, message) -> None:
+        """Send `message` to the worker whole, whichever thread sends (OSError: the worker is gone)."""
+        with self._sending:
+            self.conn.send(message)
 
     def stop(self) -> None:
         """Ask the worker to exit, once (close() waits for it)."""
         if not self.stopping:
             self.stopping = True
             try:
-                self.conn.send(None)
+                self.send(None)
             except OSError:  # it is gone already
                 pass
 
@@ -233,6 +263,7 @@ class DecodePool:
         self._start_error: BaseException | None = None
         self._starting = threading.Thread(target=self._start, args=(workers,), name="foldedcnn-pool-start")
         self._starting.start()
+        self._dispatching: _Dispatch | None = None  # run()'s thread
 
     def _start(self, workers: int) -> None:
         try:
@@ -251,6 +282,10 @@ class DecodePool:
         return self
 
     def __exit__(self, *exc) -> None:
+        # a consumer that raised may hold run() unclosed (its traceback keeps it): its thread ends first, or it
+        # would see the workers exit as deaths and start others
+        if self._dispatching is not None:
+            self._dispatching.end()
         self._starting.join()
         for w in self.workers:  # all at once: each takes a few ms to exit
             w.stop()
@@ -261,6 +296,10 @@ class DecodePool:
             ) -> Iterator[Decoded | Finished]:
         """Decode `tasks`; a task on which `max_deaths` workers died in a row is Finished with an error.
 
+        A thread of this pool sends the tasks and reads the workers' messages while the consumer works on the
+        events it yields, so a worker that finishes a task gets the next one at once, not once the consumer
+        has labelled the batches in front of its message (on the 2-core machine labelling a batch of 128 takes
+        about 25 ms, and a short video's job a few tenths of a second).
         `side`, when given, is another decoder (the NVDEC one) whose `events` queue is merged in until its
         `pending` tasks have all finished. A pool runs one list of tasks: a worker exits as soon as none is left
         for it, while the others finish (a worker that dies is replaced, and its replacement redoes the task).
@@ -270,32 +309,45 @@ class DecodePool:
         once decoding ends; only for a consumer whose results do not depend on how batches are cut
         (Engine.batch_independent)."""
         self._started()
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        self._dispatching = _Dispatch(lambda stop, wake: self._dispatch(tasks, max_deaths, side, piece, events, stop,
+                                                                         wake))
+        try:
+            while (event := events.get()) is not _END:
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            self._dispatching.end()
+
+    def _dispatch(self, tasks: list[DecodeTask], max_deaths: int, side, piece: int, events: queue.SimpleQueue,
+                  stop: threading.Event, wake: Connection) -> None:
+        """run()'s thread: put its events in `events`, then _END (or the exception that stopped it); ends early
+        once `stop` is set (a message on `wake` interrupts its wait)."""
+        try:
+            for event in self._events(tasks, max_deaths, side, piece, wake):
+                if stop.is_set():
+                    return
+                events.put(event)
+        except BaseException as exc:  # noqa: BLE001 - raised in the consumer's thread by run()
+            events.put(exc)
+            return
+        events.put(_END)
+
+    def _events(self, tasks: list[DecodeTask], max_deaths: int, side, piece: int, wake: Connection
+                ) -> Iterator[Decoded | Finished]:
         todo = deque(tasks)
         deaths: dict[tuple, int] = {}
         while todo or any(w.tasks for w in self.workers) or (side and side.pending):
             for i, w in enumerate(list(self.workers)):
-                ahead = len(todo) > 2 * len(self.workers)  # many left: send its next task while it decodes one
-                if w.stopping or len(w.tasks) > ahead:
-                    continue
-                if not todo:
-                    w.stop()  # nothing left for it: it exits while the others finish (a dead one's replacement redoes)
-                    continue
-                task = replace(todo[0], piece=piece) if piece and len(todo) <= len(self.workers) else todo[0]
-                try:
-                    w.conn.send(task)
-                except OSError:  # it died: idle, replace it; holding a task, its death is seen below, which redoes it
-                    if not w.tasks:
-                        self._replace(i)
-                    continue
-                todo.popleft()
-                if not w.tasks:
-                    w.next_row = task.segment.first_row
-                w.tasks.append(task)
+                self._feed(i, w, todo, piece)
             busy = [w for w in self.workers if w.tasks]
             if not busy and not (side and side.pending):
                 continue
-            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy] + [wake],
                          timeout=0.002 if side and side.pending else None)
+            if wake in ready:
+                return
             while side and side.pending and not side.events.empty():
                 event = side.events.get()
                 side.pending -= isinstance(event, Finished)
@@ -304,11 +356,11 @@ class DecodePool:
                 if not w.tasks or not (w.conn in ready or w.proc.sentinel in ready):
                     continue
                 try:
-                    while w.conn.poll():
-                        done = len(w.tasks)
-                        yield from self._handle(w, w.conn.recv())
-                        if len(w.tasks) < done:
-                            break
+                    while w.tasks and w.conn.poll():  # one that holds none has nothing to send (or has exited)
+                        event = self._handle(w, w.conn.recv())
+                        if isinstance(event, Finished):  # its next task goes out before the event is queued
+                            self._feed(i, w, todo, piece)
+                        yield event
                     if w.tasks and not w.proc.is_alive():
                         raise EOFError
                 except (EOFError, OSError):  # the worker died: redo its task from the first row not received
@@ -326,30 +378,53 @@ class DecodePool:
         for w in self.workers:  # the last to finish
             w.stop()
 
+    def _feed(self, i: int, w: _Worker, todo: deque[DecodeTask], piece: int) -> None:
+        """Send worker i the next task of `todo` if it holds none, or its second one while it decodes the first
+        when more than 2 per worker wait; stop it when none is left for it and it holds none."""
+        if w.stopping or len(w.tasks) > (len(todo) > 2 * len(self.workers)):
+            return
+        if not todo:
+            if not w.tasks:
+                w.stop()  # nothing left for it: it exits while the others finish (a dead one's replacement redoes)
+            return
+        task = replace(todo[0], piece=piece) if piece and len(todo) <= len(self.workers) else todo[0]
+        try:
+            w.send(task)
+        except OSError:  # it died: idle, replace it; holding a task, its death is seen in _events, which redoes it
+            if not w.tasks:
+                self._replace(i)
+            return
+        todo.popleft()
+        if not w.tasks:
+            w.next_row = task.segment.first_row
+        w.tasks.append(task)
+
     def _replace(self, i: int) -> None:
         """Start a new worker in place of worker i, which died (its shared memory is freed at exit)."""
         self.restarts += 1
         self._dead.append(self.workers[i])
         self.workers[i] = _Worker(self._ctx, *self._args)
 
-    def _handle(self, w: _Worker, msg: tuple) -> Iterator[Decoded | Finished]:
+    def _handle(self, w: _Worker, msg: tuple) -> Decoded | Finished:
         if msg[0] == "batch":
             _, slot, first, n = msg
             images = w.views.images[slot, :n, : 3 * len(w.tasks[0].rois)]
             batch = FrameBatch(first, w.views.index[slot, :n], w.views.time_s[slot, :n], images)
             w.next_row = first + n
-            yield Decoded(w.tasks[0], batch, lambda conn=w.conn, slot=slot: _release(conn, slot))
-        else:
-            _, end_row, reached_end, error, decode_s, cpu_s = msg
-            task = w.tasks.popleft()
-            if w.tasks:
-                w.next_row = w.tasks[0].segment.first_row
-            yield Finished(task, end_row, reached_end, error, decode_s, cpu_s)
+            return Decoded(w.tasks[0], batch, lambda w=w, slot=slot: _release(w, slot))
+        _, end_row, reached_end, error, decode_s, cpu_s = msg
+        task = w.tasks.popleft()
+        if w.tasks:
+            w.next_row = w.tasks[0].segment.first_row
+        return Finished(task, end_row, reached_end, error, decode_s, cpu_s)
 
 
-def _release(conn: Connection, slot: int) -> None:
+_END = object()  # run()'s thread has no more events
+
+
+def _release(w: _Worker, slot: int) -> None:
     try:
-        conn.send(("free", slot))
+        w.send(("free", slot))
     except OSError:  # the worker died meanwhile; its replacement has fresh slots
         pass
 
