@@ -4,6 +4,9 @@ import itertools
 import json
 import os
 import signal
+import sys
+import threading
+import types
 from collections import deque
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from video_clips import write_square_clip
 from foldedcnn.data.video import VideoIndex, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
-from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished
+from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, main_module_hidden
 from foldedcnn.label.frame_source import Segment, SegmentDecoder, cut_rows, plan_segments
 
 ROI = (8, 8, 64, 48)
@@ -299,6 +302,30 @@ def test_a_consumer_that_fails_midway_leaves_no_worker_running(clip):
         for _ in events:
             raise RuntimeError("the consumer failed")
     assert pool.restarts == 0 and not any(w.proc.is_alive() for w in pool.workers)
+
+
+def test_the_main_module_stays_hidden_until_the_last_thread_hiding_it_is_done(monkeypatch):
+    """The pool starts its workers in a thread while the job's survey starts its processes: a window that closes
+    while another is open leaves __main__ hidden (a process started then would re-run the script: seconds of
+    imports for a benchmark, a crash for a script without a main guard), and the last one restores it."""
+    script = types.ModuleType("__main__")
+    script.__file__, script.__spec__ = "/somewhere/script.py", None
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    opened, close = threading.Event(), threading.Event()
+
+    def other_window():
+        with main_module_hidden():
+            opened.set()
+            close.wait(10)
+
+    other = threading.Thread(target=other_window)
+    other.start()
+    assert opened.wait(10)
+    with main_module_hidden():
+        close.set()
+        other.join(10)  # the other thread's window closes while this one is open
+        assert not hasattr(script, "__file__") and script.__spec__ is None
+    assert script.__file__ == "/somewhere/script.py" and script.__spec__ is None
 
 
 @pytest.mark.parametrize("seekable", [True, False])

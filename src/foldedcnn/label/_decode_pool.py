@@ -168,21 +168,33 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
         shm.close()
 
 
+_hiding = threading.Lock()
+_hidden: dict = {"windows": 0, "saved": {}}  # main_module_hidden windows open (in any thread), what they hide
+
+
 @contextmanager
 def main_module_hidden() -> Iterator[None]:
     """Start a process without making it re-run this process's __main__ (multiprocessing does, to find
     functions defined there; ours is importable by name). A script's main module that imports torch (a
     benchmark) would otherwise cost every worker seconds; `set_forkserver_preload(["__main__"])` does not
-    help on Python 3.11-3.12 (the fork server is never given the path)."""
+    help on Python 3.11-3.12 (the fork server is never given the path). Threads may open windows at once (the
+    pool starts its workers in one while the job's survey starts its processes): __main__ is hidden from the
+    first window's start to the last one's end."""
     main = sys.modules["__main__"]
-    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
-    main.__dict__.pop("__file__", None)
-    main.__spec__ = None
+    with _hiding:
+        if not _hidden["windows"]:
+            _hidden["saved"] = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+            main.__dict__.pop("__file__", None)
+            main.__spec__ = None
+        _hidden["windows"] += 1
     try:
         yield
     finally:
-        main.__dict__.pop("__spec__", None)
-        main.__dict__.update(saved)
+        with _hiding:
+            _hidden["windows"] -= 1
+            if not _hidden["windows"]:
+                main.__dict__.pop("__spec__", None)
+                main.__dict__.update(_hidden["saved"])
 
 
 class _Worker:
