@@ -19,7 +19,7 @@ from video_clips import write_square_clip
 from foldedcnn.data.video import VideoIndex, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
-from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, main_module_hidden
+from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, _Dispatch, main_module_hidden
 from foldedcnn.label.frame_source import Segment, SegmentDecoder, cut_rows, plan_segments
 
 ROI = (8, 8, 64, 48)
@@ -302,6 +302,25 @@ def test_a_consumer_that_fails_midway_leaves_no_worker_running(clip):
         for _ in events:
             raise RuntimeError("the consumer failed")
     assert pool.restarts == 0 and not any(w.proc.is_alive() for w in pool.workers)
+
+
+def test_ending_the_pools_thread_again_after_an_interrupted_wait_waits_for_it():
+    """A second Ctrl-C can land while run() waits for the pool's thread to end: the pool's exit then ends it again
+    and waits for it, before it stops the workers (which the thread would otherwise take for deaths)."""
+    from multiprocessing.connection import wait
+
+    dispatch = _Dispatch(lambda stop, wake: wait([wake]) and threading.Event().wait(0.3))  # ends 0.3 s after end()
+    real_join = dispatch._thread.join
+
+    def interrupted_join(timeout=None):
+        dispatch._thread.join = real_join
+        raise KeyboardInterrupt
+
+    dispatch._thread.join = interrupted_join
+    with pytest.raises(KeyboardInterrupt):
+        dispatch.end()
+    dispatch.end()
+    assert not dispatch._thread.is_alive()
 
 
 def test_the_main_module_stays_hidden_until_the_last_thread_hiding_it_is_done(monkeypatch):

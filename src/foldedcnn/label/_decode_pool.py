@@ -98,7 +98,8 @@ class _Slots:
 
 class _Dispatch:
     """A thread running target(stop, wake) until it returns or end() is called: end() sets the Event `stop` and
-    sends a message to the Connection `wake` (for a wait() on it), then waits for the thread."""
+    sends a message to the Connection `wake` (for a wait() on it), then waits for the thread; called again after
+    a wait that was interrupted (a second Ctrl-C), it waits again."""
 
     def __init__(self, target) -> None:
         self._stop = threading.Event()
@@ -111,7 +112,8 @@ class _Dispatch:
         if not self._stop.is_set():
             self._stop.set()
             self._wake_w.send(None)
-            self._thread.join()
+        self._thread.join()
+        if not self._wake_w.closed:
             self._wake_r.close()
             self._wake_w.close()
 
