@@ -15,7 +15,9 @@ Per workload, interleaved over --repeats:
                   it runs one thread fewer than there are cores (core_for_decoding)
   end-to-end      `foldedcnn run` (run_job): indexing, decoder processes, engine, CSV chunks; all frames of
                   the workload over the job's wall time, per --decoders and --workers setting (a decoder that
-                  fails is reported with its error and not run again; the others go on)
+                  fails is reported with its error and not run again; the others go on); one untimed job per
+                  decoder before the repeats starts the decoders' fork server, as `foldedcnn run` does while
+                  it builds its Engine (here built once, before)
   decode-only xN  with --decode-together: N = cores such decoders at once, one process each (decode_parallel):
                   the cores' decode capacity together, against which the job is also measured
 Ratios: end-to-end / decode-only (the 2-core goal: >= 0.85 on `one`), and end-to-end / (cores x decode-only)
@@ -268,6 +270,13 @@ def main() -> int:
         samples: dict[tuple[str, str], list[float]] = {}
         failed: dict[str, str] = {}  # decoder setting -> its first error
         timings: dict[tuple[str, str], list[dict]] = {}
+        first = next(iter(workloads.values()))
+        for decoder in settings:  # one untimed job each: the decoders' fork server starts (PyAV, OpenCV imported once
+            try:  # per process; `foldedcnn run` starts it while it builds its Engine) in none of the repeats
+                end_to_end(engine, ckpt, first, args, decoder, args.workers[0])
+            except Exception as exc:  # e.g. NVDEC missing on this machine: report it, run the rest
+                failed[decoder] = f"{type(exc).__name__}: {exc}"
+                print(f"end-to-end with --decoder {decoder} failed: {failed[decoder]}", flush=True)
         for _ in range(args.repeats):
             for name, videos in workloads.items():
                 samples.setdefault((name, "decode-only"), []).append(decode_only(videos, args.yardstick_frames))
