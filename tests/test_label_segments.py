@@ -20,7 +20,7 @@ from foldedcnn.data.video import VideoIndex, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
 from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, _Dispatch, main_module_hidden
-from foldedcnn.label.frame_source import Segment, SegmentDecoder, cut_rows, plan_segments
+from foldedcnn.label.frame_source import FrameBatch, Segment, SegmentDecoder, cut_rows, plan_segments
 
 ROI = (8, 8, 64, 48)
 
@@ -302,6 +302,50 @@ def test_a_consumer_that_fails_midway_leaves_no_worker_running(clip):
         for _ in events:
             raise RuntimeError("the consumer failed")
     assert pool.restarts == 0 and not any(w.proc.is_alive() for w in pool.workers)
+
+
+def test_the_side_decoders_batches_the_consumer_holds_stay_as_few_as_its_queue_holds():
+    """The pool's thread merges a side decoder's events (NVDEC's, whose batches are on the GPU) in: while the consumer
+    holds as many of its batches as the side's queue holds, the thread takes no more from that queue (the side
+    decoder waits, as it did when the consumer took from its queue itself); released, the rest come, in order."""
+    import queue
+    import time
+
+    class Side:
+        def __init__(self) -> None:
+            self.events: queue.Queue = queue.Queue(maxsize=2)
+            self.pending = 1
+
+    index = VideoIndex(np.arange(8), np.array([0]))
+    task = DecodeTask(Path("side.mp4"), Segment(0, 0, None), (ROI,), (50, 50), 1, 1, index)
+    side = Side()
+
+    def decode():
+        for row in range(6):
+            side.events.put(Decoded(task, FrameBatch(row, np.array([row]), np.zeros(1), np.zeros((1, 3, 50, 50))),
+                                    lambda: None))
+        side.events.put(Finished(task, 6, True))
+
+    threading.Thread(target=decode, daemon=True).start()
+    held, firsts, filled = [], [], False
+    with DecodePool(1, 1, (3, 50, 50)) as pool:
+        for event in pool.run([], side=side):
+            if isinstance(event, Finished):
+                assert event.end_row == 6
+                continue
+            firsts.append(event.batch.first)
+            held.append(event)
+            if firsts == [0, 1]:  # holding as many as the side's queue holds: it fills up and stays full
+                deadline = time.monotonic() + 5
+                while not side.events.full() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.05)
+                filled = side.events.full()
+            if len(firsts) >= 2:
+                for h in held:
+                    h.release()
+                held.clear()
+    assert filled and firsts == list(range(6))
 
 
 def test_ending_the_pools_thread_again_after_an_interrupted_wait_waits_for_it():

@@ -315,8 +315,10 @@ class DecodePool:
         has labelled the batches in front of its message (on the 2-core machine labelling a batch of 128 takes
         about 25 ms, and a short video's job a few tenths of a second).
         `side`, when given, is another decoder (the NVDEC one) whose `events` queue is merged in until its
-        `pending` tasks have all finished. A pool runs one list of tasks: a worker exits as soon as none is left
-        for it, while the others finish (a worker that dies is replaced, and its replacement redoes the task).
+        `pending` tasks have all finished; the consumer holds at most as many of its batches (not yet released)
+        as that queue holds, so they stay bounded as the queue bounded them. A pool runs one list of tasks: a
+        worker exits as soon as none is left for it, while the others finish (a worker that dies is replaced, and
+        its replacement redoes the task).
         While more than 2 tasks per worker wait, each worker holds two: the one it decodes and the next.
         `piece` > 0: the tasks of the last round (sent once no more tasks wait than there are workers) deliver
         their last batch in batches of `piece` rows, so the consumer is not left labelling a whole batch alone
@@ -352,6 +354,8 @@ class DecodePool:
                 ) -> Iterator[Decoded | Finished]:
         todo = deque(tasks)
         deaths: dict[tuple, int] = {}
+        # the side decoder's batches the consumer holds (on the GPU, for NVDEC's): at most as many as its queue holds
+        side_room = threading.BoundedSemaphore(side.events.maxsize or 8) if side else None
         while todo or any(w.tasks for w in self.workers) or (side and side.pending):
             for i, w in enumerate(list(self.workers)):
                 self._feed(i, w, todo, piece)
@@ -362,9 +366,13 @@ class DecodePool:
                          timeout=0.002 if side and side.pending else None)
             if wake in ready:
                 return
-            while side and side.pending and not side.events.empty():
+            while side and side.pending and not side.events.empty() and side_room.acquire(blocking=False):
                 event = side.events.get()
-                side.pending -= isinstance(event, Finished)
+                if isinstance(event, Decoded):
+                    event = replace(event, release=side_room.release)
+                else:
+                    side_room.release()
+                    side.pending -= 1
                 yield event
             for i, w in enumerate(list(self.workers)):
                 if not w.tasks or not (w.conn in ready or w.proc.sentinel in ready):
