@@ -276,6 +276,27 @@ def test_a_failed_send_to_a_worker_holding_a_task_leaves_that_worker_to_its_deat
         assert pool.workers[0] is not dead and pool.restarts == 1 and list(todo) == tasks[1:]
 
 
+def test_a_workers_waits_for_its_task_and_for_slots_are_reported(clip):
+    """Finished says how long its worker waited: for the task (here 0.3 s: the pool is started, then run later) and
+    for the consumer to free a slot (one slot, a consumer that takes 0.05 s over each batch of the task's 4)."""
+    import time
+
+    index = index_video(clip)
+    task = DecodeTask(clip, Segment(0, 0, 32), (ROI,), (50, 50), 1, 8, index)
+    with DecodePool(1, 8, (3, 50, 50), slots=1) as pool:
+        pool._started()
+        time.sleep(0.3)
+        finished = []
+        for event in pool.run([task]):
+            if isinstance(event, Decoded):
+                time.sleep(0.05)
+                event.release()
+            else:
+                finished.append(event)
+    (done,) = finished
+    assert 0.2 < done.idle_s < 5 and 0.1 < done.slot_wait_s < 5 and done.decode_s > 0
+
+
 def test_a_worker_gets_its_next_task_while_the_consumer_is_busy(clip):
     """The pool's thread sends a worker its next task as soon as the worker reports one finished, before the consumer
     takes that report: one worker, 2 slots and tasks of 5 batches (so none can finish while the consumer holds an

@@ -72,7 +72,9 @@ class Finished:
     `error` when decoding failed (the batches before it were delivered); `decode_s` the worker's time
     spent decoding it (not waiting for free slots); `cpu_s` the CPU time its decoder process used since the
     task before it ended (for its first task, since the process started), so the Finished of a job sum to
-    its decoder processes' CPU time (less that of processes that died, and of their exits)."""
+    its decoder processes' CPU time (less that of processes that died, and of their exits). Where the worker
+    waited: `slot_wait_s` for the consumer to free a slot during the task, `idle_s` for the task itself, from
+    the end of its task before (for its first task, from when it was ready)."""
 
     task: DecodeTask
     end_row: int
@@ -80,6 +82,8 @@ class Finished:
     error: str | None = None
     decode_s: float = 0.0
     cpu_s: float = 0.0
+    slot_wait_s: float = 0.0
+    idle_s: float = 0.0
 
 
 class _Slots:
@@ -132,6 +136,7 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
     views = _Slots(shm, slots, batch, shape)
     free = list(range(slots))
     queued: deque[DecodeTask] = deque()  # tasks sent ahead (DecodePool.run), received while one was running
+    ready = time.perf_counter()  # since when it has had no task
     try:
         while (task := queued.popleft() if queued else conn.recv()) is not None:
             if isinstance(task, tuple):  # ("free", slot) after the last batch of a task
@@ -140,6 +145,7 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
             decoder = SegmentDecoder(task.path, task.segment, task.rois, task.size, task.stride, task.batch,
                                      task.index, task.piece)
             error, waited, t0 = None, 0.0, time.perf_counter()
+            idle = t0 - ready
             try:
                 for b in decoder:
                     tw = time.perf_counter()
@@ -161,9 +167,9 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
                 error = str(exc)
             except Exception as exc:  # noqa: BLE001 - a fault of ours for this segment: record it, not retry it
                 error = f"the decoder failed unexpectedly ({type(exc).__name__}: {exc}); please report it"
-            cpu = time.process_time()
-            conn.send(("done", decoder.end_row, decoder.reached_end, error, time.perf_counter() - t0 - waited,
-                       cpu - cpu_from))
+            cpu, ready = time.process_time(), time.perf_counter()
+            conn.send(("done", decoder.end_row, decoder.reached_end, error, ready - t0 - waited, cpu - cpu_from,
+                       waited, idle))
             cpu_from = cpu
     finally:
         del views
@@ -434,11 +440,11 @@ class DecodePool:
             batch = FrameBatch(first, w.views.index[slot, :n], w.views.time_s[slot, :n], images)
             w.next_row = first + n
             return Decoded(w.tasks[0], batch, lambda w=w, slot=slot: _release(w, slot))
-        _, end_row, reached_end, error, decode_s, cpu_s = msg
+        _, end_row, reached_end, error, decode_s, cpu_s, slot_wait_s, idle_s = msg
         task = w.tasks.popleft()
         if w.tasks:
             w.next_row = w.tasks[0].segment.first_row
-        return Finished(task, end_row, reached_end, error, decode_s, cpu_s)
+        return Finished(task, end_row, reached_end, error, decode_s, cpu_s, slot_wait_s, idle_s)
 
 
 _END = object()  # run()'s thread has no more events

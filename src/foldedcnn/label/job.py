@@ -127,8 +127,10 @@ class JobSummary:
     worker_restarts: int = 0
     # where the wall clock went, seconds from the job's start: plan_s (indexing, segments), first_batch_s (the
     # first decoded batch in hand), main_busy_s (this process labelling and writing; the rest it waited for
-    # decoders), model_s (the engine alone), wall_s; and the CPU time spent: main_cpu_s (this process, all its
-    # threads, from the job's start), decoders_cpu_s (the decoder processes, Finished.cpu_s)
+    # decoders), model_s (the engine alone), wall_s; the CPU time spent: main_cpu_s (this process, all its
+    # threads, from the job's start), decoders_cpu_s (the decoder processes, Finished.cpu_s); and the decoder
+    # processes' waits, summed over them: decoders_idle_s for their next task (from their start or their task
+    # before), decoders_slot_wait_s for this process to free a slot (Finished.idle_s, slot_wait_s)
     timing: dict[str, float | None] = field(default_factory=dict)
 
     @property
@@ -286,7 +288,7 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             with tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
                 side = (NvdecDecoder(gpu_tasks, str(engine.device), cfg.nvdec_sessions or NVDEC_SESSIONS)
                         if gpu_tasks else None)
-                stopped, first_batch_s, busy, decoders_cpu = _label_events(
+                stopped, first_batch_s, busy, decoders = _label_events(
                     pool.run(cpu_tasks, side=side, piece=piece), videos, engine, class_names, cfg, bar, t0)
                 summary.worker_restarts = pool.restarts
         for video in videos:
@@ -303,19 +305,20 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         summary.timing = {name: None if value is None else round(value, 3) for name, value in (
             ("plan_s", plan_s), ("first_batch_s", first_batch_s), ("main_busy_s", busy),
             ("model_s", sum(v.model_s for v in videos)), ("wall_s", wall), ("main_cpu_s", main_cpu),
-            ("decoders_cpu_s", decoders_cpu))}
+            *decoders.items())}
         write_summary(cfg.out_dir, summary)
     return summary
 
 
 def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], engine: Engine,
                   class_names: Sequence[str], cfg: JobConfig, bar: tqdm, t0: float
-                  ) -> tuple[str | None, float | None, float, float]:
+                  ) -> tuple[str | None, float | None, float, dict[str, float]]:
     """Label each Decoded batch of `events` into its videos and settle them as batches and Finished segments come;
     returns why the output could not be written (the job stops there) or None, when the first batch came (seconds
-    from t0), the seconds this process spent on the events (labelling, writing) and the decoders' CPU seconds
-    (Finished.cpu_s)."""
-    first_batch_s, busy, decoders_cpu = None, 0.0, 0.0
+    from t0), the seconds this process spent on the events (labelling, writing) and the decoders' CPU seconds and
+    waits, summed over their Finished (JobSummary.timing's decoders_cpu_s, decoders_idle_s, decoders_slot_wait_s)."""
+    first_batch_s, busy = None, 0.0
+    decoders = dict.fromkeys(("decoders_cpu_s", "decoders_idle_s", "decoders_slot_wait_s"), 0.0)
     for event in events:
         t_event = time.perf_counter()
         first_batch_s = first_batch_s or (t_event - t0 if isinstance(event, Decoded) else None)
@@ -325,7 +328,9 @@ def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], 
                 bar.update(_label_batch(engine, outputs, event.batch, class_names, cfg))
                 event.release()
             else:
-                decoders_cpu += event.cpu_s
+                decoders["decoders_cpu_s"] += event.cpu_s
+                decoders["decoders_idle_s"] += event.idle_s
+                decoders["decoders_slot_wait_s"] += event.slot_wait_s
                 for video in outputs:
                     video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
             for video in outputs:
@@ -333,9 +338,9 @@ def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], 
         except OutputWriteError as exc:
             for video in outputs:
                 video.result.error = video.result.error or str(exc)
-            return str(exc), first_batch_s, busy, decoders_cpu
+            return str(exc), first_batch_s, busy, decoders
         busy += time.perf_counter() - t_event
-    return None, first_batch_s, busy, decoders_cpu
+    return None, first_batch_s, busy, decoders
 
 
 def frames_labelled(outputs: list[JobVideo]) -> int:
