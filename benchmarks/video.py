@@ -26,7 +26,8 @@ Ratios: end-to-end / decode-only (the 2-core goal: >= 0.85 on `one`), and end-to
 decoders up), main busy (the Engine's process labelling and writing, share of the job's wall clock) and cores
 busy (share of all cores' time in use by any process from the job's clock start to its end, /proc/stat in
 10 ms ticks: below 100 % the job left cores idle, at 100 % it is bound by the work itself), decoders waiting (the
-decoder processes' time waiting for a task, and for the Engine's process to free a slot), and the CPU time
+decoder processes' time waiting for a task, for the Engine's process to free a slot, and with no task left for
+them while others decode), and the CPU time
 per frame of the decoder processes and of the Engine's process, over that of decode+region plus model-only
 alone (above 1: the job's processes spend more per frame than the parts do alone). Writes video.json and
 video.md to --out.
@@ -331,10 +332,10 @@ def main() -> int:
                 "first batch s": round(statistics.median(t["first_batch_s"] for t in job_timing), 3),
                 "main busy": f"{statistics.median(t['main_busy_s'] / t['wall_s'] for t in job_timing):.0%}",
                 "cores busy": _median_share([t.get("cores_busy") for t in job_timing]),
-                # the decoder processes' time waiting for a task and for a free slot, share of theirs in the job
-                "decoders waiting, task / slot": " / ".join(_median_share(
-                    [t.get(key, 0) / (w * t["wall_s"]) for t in job_timing]) for key in ("decoders_idle_s",
-                                                                                          "decoders_slot_wait_s")),
+                # the decoder processes' time waiting for a task, for a free slot, and with none left: share of theirs
+                "decoders waiting, task / slot / none left": " / ".join(_median_share(
+                    [t.get(key, 0) / (w * t["wall_s"]) for t in job_timing]) for key in (
+                    "decoders_idle_s", "decoders_slot_wait_s", "decoders_done_early_s")),
                 "CPU us/frame, decoders + main": f"{statistics.median(c['decoders_cpu_s'] for c in cpu_us):.0f} + "
                                                  f"{statistics.median(c['main_cpu_s'] for c in cpu_us):.0f}",
                 "CPU / parts alone": f"{statistics.median(cpu_ratio):.2f}",
@@ -358,7 +359,7 @@ def main() -> int:
     columns = ["workload", "videos", "decoder", "workers", "decode-only f/s", "decode+region f/s", "model-only f/s",
                "end-to-end f/s", "e2e / decode-only", f"e2e / ({cores} x decode-only)",
                *([f"decode-only x{cores} f/s", f"e2e / decode-only x{cores}"] if pool else []), "first batch s",
-               "main busy", "cores busy", "decoders waiting, task / slot", "CPU us/frame, decoders + main",
+               "main busy", "cores busy", "decoders waiting, task / slot / none left", "CPU us/frame, decoders + main",
                "CPU / parts alone"]
     table = markdown_table(rows, columns)
     about = {"one": "one = vtest.avi (795 frames)", "many": f"many = {args.videos} copies",
@@ -377,8 +378,9 @@ def main() -> int:
            "(frames of all over the wall time: what the cores decode together). " if pool else "") +
         "cores busy: share of all cores' time in use by any process from the job's clock start to its end. "
         "decoders waiting: the decoder processes' time waiting for their next task (from their start or their task "
-        "before) and for the Engine's process to free a slot, over workers x the job's wall time (summary.json's "
-        "decoders_idle_s, decoders_slot_wait_s). "
+        "before), for the Engine's process to free a slot, and with no task left for them while others decoded, "
+        "over workers x the job's wall time (summary.json's decoders_idle_s, decoders_slot_wait_s, "
+        "decoders_done_early_s). "
         "CPU us/frame: CPU time of the decoder processes and of the Engine's process (all its threads) per frame "
         "(summary.json's decoders_cpu_s, main_cpu_s); CPU / parts alone: their sum over the CPU time per frame of "
         "decode+region and model-only, measured alone in the same repeat.\n\n"

@@ -297,6 +297,24 @@ def test_a_workers_waits_for_its_task_and_for_slots_are_reported(clip):
     assert 0.2 < done.idle_s < 5 and 0.1 < done.slot_wait_s < 5 and done.decode_s > 0
 
 
+def test_a_worker_left_without_a_task_counts_until_the_run_ends(clip):
+    """DecodePool.done_early_s (summary.json's decoders_done_early_s): the time a worker spent with no task left for
+    it while another decoded, here the one given 12 rows while the other decodes 288 (a slow consumer)."""
+    import time
+
+    index = index_video(clip)
+    tasks = [DecodeTask(clip, Segment(0, 0, 288), (ROI,), (50, 50), 1, 8, index),
+             DecodeTask(clip, Segment(0, 288, None), (ROI,), (50, 50), 1, 8, index)]
+    with DecodePool(2, 8, (3, 50, 50)) as pool:
+        t0 = time.perf_counter()
+        for event in pool.run(tasks):
+            if isinstance(event, Decoded):
+                time.sleep(0.005)  # 36 batches of the long segment: about 0.2 s in all
+                event.release()
+        wall = time.perf_counter() - t0
+    assert 0.1 < pool.done_early_s < wall
+
+
 def test_a_worker_gets_its_next_task_while_the_consumer_is_busy(clip):
     """The pool's thread sends a worker its next task as soon as the worker reports one finished, before the consumer
     takes that report: one worker, 2 slots and tasks of 5 batches (so none can finish while the consumer holds an

@@ -218,6 +218,7 @@ class _Worker:
         self.tasks: deque[DecodeTask] = deque()  # sent to it, in order: the first one runs, the next waits
         self.next_row = 0  # the first row of the running task not yet received
         self.stopping = False
+        self.done_at: float | None = None  # when it was told that no task is left for it
         # the pool's thread sends tasks, the consumer's thread frees slots: one message at a time through the pipe
         self._sending = threading.Lock()
 
@@ -278,6 +279,7 @@ class DecodePool:
         self.workers: list[_Worker] = []
         self._dead: list[_Worker] = []
         self.restarts = 0
+        self.done_early_s = 0.0  # after run(): the workers' time from being told no task is left for them to its end
         # the processes start in the background (each a few ms of waiting for the fork server), so the caller
         # indexes its videos meanwhile; run() waits for them
         self._start_error: BaseException | None = None
@@ -403,6 +405,8 @@ class DecodePool:
                     else:
                         todo.appendleft(_from_row(task, w.next_row))
                     self._replace(i)
+        end = time.perf_counter()
+        self.done_early_s = sum(end - w.done_at for w in self.workers if w.done_at is not None)
         for w in self.workers:  # the last to finish
             w.stop()
 
@@ -413,6 +417,7 @@ class DecodePool:
             return
         if not todo:
             if not w.tasks:
+                w.done_at = time.perf_counter()
                 w.stop()  # nothing left for it: it exits while the others finish (a dead one's replacement redoes)
             return
         task = replace(todo[0], piece=piece) if piece and len(todo) <= len(self.workers) else todo[0]

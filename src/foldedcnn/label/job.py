@@ -130,7 +130,8 @@ class JobSummary:
     # decoders), model_s (the engine alone), wall_s; the CPU time spent: main_cpu_s (this process, all its
     # threads, from the job's start), decoders_cpu_s (the decoder processes, Finished.cpu_s); and the decoder
     # processes' waits, summed over them: decoders_idle_s for their next task (from their start or their task
-    # before), decoders_slot_wait_s for this process to free a slot (Finished.idle_s, slot_wait_s)
+    # before), decoders_slot_wait_s for this process to free a slot (Finished.idle_s, slot_wait_s), and
+    # decoders_done_early_s with no task left for them while others decoded (DecodePool.done_early_s)
     timing: dict[str, float | None] = field(default_factory=dict)
 
     @property
@@ -291,6 +292,7 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
                 stopped, first_batch_s, busy, decoders = _label_events(
                     pool.run(cpu_tasks, side=side, piece=piece), videos, engine, class_names, cfg, bar, t0)
                 summary.worker_restarts = pool.restarts
+                decoders["decoders_done_early_s"] = pool.done_early_s
         for video in videos:
             if stopped and not video.finished and video.result.error is None:
                 video.result.error = f"{'not finished' if video.frames else 'not started'}: {stopped}"
