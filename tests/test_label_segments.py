@@ -392,7 +392,12 @@ def test_ending_the_pools_thread_again_after_an_interrupted_wait_waits_for_it():
     and waits for it, before it stops the workers (which the thread would otherwise take for deaths)."""
     from multiprocessing.connection import wait
 
-    dispatch = _Dispatch(lambda stop, wake: wait([wake]) and threading.Event().wait(0.3))  # ends 0.3 s after end()
+    def produce(wake):  # ends 0.3 s after end()
+        wait([wake])
+        threading.Event().wait(0.3)
+        yield from ()
+
+    dispatch = _Dispatch(produce)
     real_join = dispatch._thread.join
 
     def interrupted_join(timeout=None):

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
@@ -101,16 +101,34 @@ class _Slots:
 
 
 class _Dispatch:
-    """A thread running target(stop, wake) until it returns or end() is called: end() sets the Event `stop` and
-    sends a message to the Connection `wake` (for a wait() on it), then waits for the thread; called again after
-    a wait that was interrupted (a second Ctrl-C), it waits again."""
+    """The events of `produce(wake)`, made on a thread of their own and handed over through a queue: iterating
+    yields them (and raises what stopped the thread). end() makes the thread stop at its next event and sends a
+    message to the Connection `wake` (for a wait() on it), then waits for the thread; called again after a wait
+    that was interrupted (a second Ctrl-C), it waits again."""
 
-    def __init__(self, target) -> None:
+    def __init__(self, produce: Callable[[Connection], Iterable]) -> None:
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = mp.Pipe(duplex=False)
-        self._thread = threading.Thread(target=target, args=(self._stop, self._wake_r), name="foldedcnn-pool",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(produce,), name="foldedcnn-pool", daemon=True)
         self._thread.start()
+
+    def _run(self, produce: Callable[[Connection], Iterable]) -> None:
+        try:
+            for event in produce(self._wake_r):
+                if self._stop.is_set():
+                    return
+                self._events.put(event)
+        except BaseException as exc:  # noqa: BLE001 - raised in the consumer's thread by __iter__
+            self._events.put(exc)
+            return
+        self._events.put(_END)
+
+    def __iter__(self) -> Iterator:
+        while (event := self._events.get()) is not _END:
+            if isinstance(event, BaseException):
+                raise event
+            yield event
 
     def end(self) -> None:
         if not self._stop.is_set():
@@ -120,6 +138,9 @@ class _Dispatch:
         if not self._wake_w.closed:
             self._wake_r.close()
             self._wake_w.close()
+
+
+_END = object()  # a _Dispatch thread has no more events
 
 
 def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
@@ -279,7 +300,9 @@ class DecodePool:
         self.workers: list[_Worker] = []
         self._dead: list[_Worker] = []
         self.restarts = 0
-        self.done_early_s = 0.0  # after run(): the workers' time from being told no task is left for them to its end
+        # after run(), summed over the workers: their CPU seconds and waits (Finished.cpu_s, idle_s, slot_wait_s),
+        # and their time from being told no task is left for them to the run's end
+        self.cpu_s = self.idle_s = self.slot_wait_s = self.done_early_s = 0.0
         # the processes start in the background (each a few ms of waiting for the fork server), so the caller
         # indexes its videos meanwhile; run() waits for them
         self._start_error: BaseException | None = None
@@ -333,30 +356,11 @@ class DecodePool:
         once decoding ends; only for a consumer whose results do not depend on how batches are cut
         (Engine.batch_independent)."""
         self._started()
-        events: queue.SimpleQueue = queue.SimpleQueue()
-        self._dispatching = _Dispatch(lambda stop, wake: self._dispatch(tasks, max_deaths, side, piece, events, stop,
-                                                                         wake))
+        self._dispatching = _Dispatch(lambda wake: self._events(tasks, max_deaths, side, piece, wake))
         try:
-            while (event := events.get()) is not _END:
-                if isinstance(event, BaseException):
-                    raise event
-                yield event
+            yield from self._dispatching
         finally:
             self._dispatching.end()
-
-    def _dispatch(self, tasks: list[DecodeTask], max_deaths: int, side, piece: int, events: queue.SimpleQueue,
-                  stop: threading.Event, wake: Connection) -> None:
-        """run()'s thread: put its events in `events`, then _END (or the exception that stopped it); ends early
-        once `stop` is set (a message on `wake` interrupts its wait)."""
-        try:
-            for event in self._events(tasks, max_deaths, side, piece, wake):
-                if stop.is_set():
-                    return
-                events.put(event)
-        except BaseException as exc:  # noqa: BLE001 - raised in the consumer's thread by run()
-            events.put(exc)
-            return
-        events.put(_END)
 
     def _events(self, tasks: list[DecodeTask], max_deaths: int, side, piece: int, wake: Connection
                 ) -> Iterator[Decoded | Finished]:
@@ -413,7 +417,8 @@ class DecodePool:
     def _feed(self, i: int, w: _Worker, todo: deque[DecodeTask], piece: int) -> None:
         """Send worker i the next task of `todo` if it holds none, or its second one while it decodes the first
         when more than 2 per worker wait; stop it when none is left for it and it holds none."""
-        if w.stopping or len(w.tasks) > (len(todo) > 2 * len(self.workers)):
+        ahead = len(todo) > 2 * len(self.workers)  # many left: it may hold its next task while it decodes one
+        if w.stopping or len(w.tasks) > (1 if ahead else 0):
             return
         if not todo:
             if not w.tasks:
@@ -446,13 +451,14 @@ class DecodePool:
             w.next_row = first + n
             return Decoded(w.tasks[0], batch, lambda w=w, slot=slot: _release(w, slot))
         _, end_row, reached_end, error, decode_s, cpu_s, slot_wait_s, idle_s = msg
+        self.cpu_s += cpu_s
+        self.idle_s += idle_s
+        self.slot_wait_s += slot_wait_s
         task = w.tasks.popleft()
         if w.tasks:
             w.next_row = w.tasks[0].segment.first_row
         return Finished(task, end_row, reached_end, error, decode_s, cpu_s, slot_wait_s, idle_s)
 
-
-_END = object()  # run()'s thread has no more events
 
 
 def _release(w: _Worker, slot: int) -> None:

@@ -128,10 +128,10 @@ class JobSummary:
     # where the wall clock went, seconds from the job's start: plan_s (indexing, segments), first_batch_s (the
     # first decoded batch in hand), main_busy_s (this process labelling and writing; the rest it waited for
     # decoders), model_s (the engine alone), wall_s; the CPU time spent: main_cpu_s (this process, all its
-    # threads, from the job's start), decoders_cpu_s (the decoder processes, Finished.cpu_s); and the decoder
-    # processes' waits, summed over them: decoders_idle_s for their next task (from their start or their task
-    # before), decoders_slot_wait_s for this process to free a slot (Finished.idle_s, slot_wait_s), and
-    # decoders_done_early_s with no task left for them while others decoded (DecodePool.done_early_s)
+    # threads, from the job's start), decoders_cpu_s (the decoder processes); and the decoder processes' waits,
+    # summed over them: decoders_idle_s for their next task (from their start or their task before),
+    # decoders_slot_wait_s for this process to free a slot, and decoders_done_early_s with no task left for them
+    # while others decoded (DecodePool's sums of them)
     timing: dict[str, float | None] = field(default_factory=dict)
 
     @property
@@ -289,10 +289,9 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
             with tqdm(total=total, unit="frame", disable=not cfg.progress, dynamic_ncols=True) as bar:
                 side = (NvdecDecoder(gpu_tasks, str(engine.device), cfg.nvdec_sessions or NVDEC_SESSIONS)
                         if gpu_tasks else None)
-                stopped, first_batch_s, busy, decoders = _label_events(
-                    pool.run(cpu_tasks, side=side, piece=piece), videos, engine, class_names, cfg, bar, t0)
+                stopped, first_batch_s, busy = _label_events(pool.run(cpu_tasks, side=side, piece=piece), videos,
+                                                             engine, class_names, cfg, bar, t0)
                 summary.worker_restarts = pool.restarts
-                decoders["decoders_done_early_s"] = pool.done_early_s
         for video in videos:
             if stopped and not video.finished and video.result.error is None:
                 video.result.error = f"{'not finished' if video.frames else 'not started'}: {stopped}"
@@ -307,20 +306,19 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         summary.timing = {name: None if value is None else round(value, 3) for name, value in (
             ("plan_s", plan_s), ("first_batch_s", first_batch_s), ("main_busy_s", busy),
             ("model_s", sum(v.model_s for v in videos)), ("wall_s", wall), ("main_cpu_s", main_cpu),
-            *decoders.items())}
+            ("decoders_cpu_s", pool.cpu_s), ("decoders_idle_s", pool.idle_s),
+            ("decoders_slot_wait_s", pool.slot_wait_s), ("decoders_done_early_s", pool.done_early_s))}
         write_summary(cfg.out_dir, summary)
     return summary
 
 
 def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], engine: Engine,
                   class_names: Sequence[str], cfg: JobConfig, bar: tqdm, t0: float
-                  ) -> tuple[str | None, float | None, float, dict[str, float]]:
+                  ) -> tuple[str | None, float | None, float]:
     """Label each Decoded batch of `events` into its videos and settle them as batches and Finished segments come;
     returns why the output could not be written (the job stops there) or None, when the first batch came (seconds
-    from t0), the seconds this process spent on the events (labelling, writing) and the decoders' CPU seconds and
-    waits, summed over their Finished (JobSummary.timing's decoders_cpu_s, decoders_idle_s, decoders_slot_wait_s)."""
+    from t0) and the seconds this process spent on the events (labelling, writing)."""
     first_batch_s, busy = None, 0.0
-    decoders = dict.fromkeys(("decoders_cpu_s", "decoders_idle_s", "decoders_slot_wait_s"), 0.0)
     for event in events:
         t_event = time.perf_counter()
         first_batch_s = first_batch_s or (t_event - t0 if isinstance(event, Decoded) else None)
@@ -330,9 +328,6 @@ def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], 
                 bar.update(_label_batch(engine, outputs, event.batch, class_names, cfg))
                 event.release()
             else:
-                decoders["decoders_cpu_s"] += event.cpu_s
-                decoders["decoders_idle_s"] += event.idle_s
-                decoders["decoders_slot_wait_s"] += event.slot_wait_s
                 for video in outputs:
                     video.segment_finished(event.end_row, event.reached_end, event.error, event.decode_s)
             for video in outputs:
@@ -340,9 +335,9 @@ def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], 
         except OutputWriteError as exc:
             for video in outputs:
                 video.result.error = video.result.error or str(exc)
-            return str(exc), first_batch_s, busy, decoders
+            return str(exc), first_batch_s, busy
         busy += time.perf_counter() - t_event
-    return None, first_batch_s, busy, decoders
+    return None, first_batch_s, busy
 
 
 def frames_labelled(outputs: list[JobVideo]) -> int:
