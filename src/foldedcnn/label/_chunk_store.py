@@ -54,11 +54,12 @@ def csv_fields(names: tuple[str, ...]) -> list[str]:
     return [csv_lines([[name]])[:-1] for name in names]
 
 
-def write_csv(path: Path, header: Sequence[object], body: str) -> Path:
-    """Publish `header` then `body` (CSV lines already formatted) at `path` atomically."""
+def write_csv(path: Path, header: Sequence[object], body: str) -> str:
+    """Publish `header` then `body` (CSV lines already formatted) at `path` atomically; returns the text written."""
+    text = csv_lines([header]) + body
     with writing(path):
-        atomic_write_text(path, csv_lines([header]) + body)
-    return path
+        atomic_write_text(path, text)
+    return text
 
 
 # Fingerprint entries added after outputs without them were written: a stored fingerprint lacking one is taken as
@@ -192,10 +193,8 @@ class ChunkStore:
         if missing := [i for i, p in parts.items() if not p.exists()]:
             raise FoldedCNNError(f"{self.parts}: chunks {missing} are missing; rerun the same command to redo them")
         self._record_before_output()
-        text = csv_lines([self.header]) + "".join("".join(held[i]) if i in held else parts[i].read_text()
-                                                  for i in range(chunks))
-        with writing(self.final_path):
-            atomic_write_text(self.final_path, text)
+        text = write_csv(self.final_path, self.header, "".join("".join(held[i]) if i in held else parts[i].read_text()
+                                                               for i in range(chunks)))
         for p in parts.values():
             p.unlink(missing_ok=True)
         return text
