@@ -7,6 +7,14 @@ class FoldedCNNError(ValueError):
     """Base class of every user-facing error raised by foldedcnn."""
 
 
+def check_int(name: str, value: object, least: int, meaning: str = "", error: type[FoldedCNNError] = FoldedCNNError
+              ) -> None:
+    """Raise `error` naming `name` unless `value` is an integer (not a bool) >= `least`; `meaning` follows the bound
+    in the message (e.g. " (0: no minimum)")."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise error(f"{name} must be an integer >= {least}{meaning}, got {value!r}")
+
+
 class FoldError(FoldedCNNError):
     """A fold factor that is not a positive integer, or one a model cannot use."""
 

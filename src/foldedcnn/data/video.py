@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, check_int
 from ..fsio import atomic_path
 from ._region import full_rgb, region_resized, region_rgb, resize_rgb
 
@@ -199,8 +199,7 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     """
     import av
 
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise VideoError(f"stride must be an integer >= 1, got {stride!r}")
+    check_int("stride", stride, 1, error=VideoError)
     path = Path(path)
     first = start * stride
     end = None if stop is None else stop * stride - stride + 1  # frames >= end are not wanted

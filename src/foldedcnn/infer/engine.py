@@ -27,7 +27,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint
 from ..device import dtype_name, resolve_device, resolve_dtype
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, check_int
 from ..folded import FoldedModel
 from ..layout import Folded, check_fold, round_up, unfold_logits
 from . import _autotune as autotune
@@ -106,8 +106,7 @@ class Engine:
         model = as_folded_model(model, trust_code)
         check_finite_weights(model)
         norm = normalization or model.normalization
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise FoldedCNNError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+        check_int("max_batch", max_batch, 1)
         self.model = model.eval()
         self.fold = check_fold(model.fold)
         self.num_classes = model.num_classes

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import FoldedCNNError, UnknownModelError
+from ..errors import FoldedCNNError, UnknownModelError, check_int
 from ..identity import ModelIdentity
 from ..layout import check_fold
 from .widths import resolve_align, resolve_min_block
@@ -87,8 +87,7 @@ def create_model(name: str, fold: int = 1, width_mult: float | None = None, alig
     if spec.check_fold is not None:
         spec.check_fold(fold)
     k = spec.num_classes if num_classes is None else num_classes
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise FoldedCNNError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    check_int("num_classes", k, 1)
     model = spec.build(fold=fold, width_mult=width_mult, align=align, num_classes=k, block_of=block_of,
                        min_block=min_block)
     model.identity = ModelIdentity(fold, spec.input_shape, k, zoo=name, width_mult=width_mult, align=align,

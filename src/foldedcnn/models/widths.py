@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import FoldedCNNError
+from ..errors import FoldedCNNError, check_int
 from ..layout import check_fold
 
 TENSOR_CORE_ALIGN = 8
@@ -39,13 +39,8 @@ def resolve_min_block(min_block: int | None, align: int) -> int:
     (PAPER_WIDTHS), MIN_BLOCK otherwise."""
     if min_block is None:
         return 0 if align == PAPER_WIDTHS else MIN_BLOCK
-    _check_int("min_block", min_block, 0, " (0: no minimum)")
+    check_int("min_block", min_block, 0, " (0: no minimum)")
     return min_block
-
-
-def _check_int(name: str, value: object, least: int, meaning: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise FoldedCNNError(f"{name} must be an integer >= {least}{meaning}, got {value!r}")
 
 
 def default_width_mult(fold: int) -> float:
@@ -58,8 +53,8 @@ def check_width_args(width_mult: float | None, align: int, block_of: int = 1, fo
     block_of is 1 at fold > 1 (a block of a folded model is a fold-1 network)."""
     if width_mult is not None and width_mult <= 0:
         raise FoldedCNNError(f"width_mult must be > 0, got {width_mult}")
-    _check_int("align", align, 1)
-    _check_int("block_of", block_of, 1)
+    check_int("align", align, 1)
+    check_int("block_of", block_of, 1)
     if block_of > 1 and fold > 1:
         raise FoldedCNNError(f"block_of={block_of} describes one image's block of a folded model, a network at fold "
                              f"1; this one has fold {fold}: leave block_of at 1")
