@@ -203,6 +203,18 @@ def end_to_end(engine: Engine, ckpt: Path, videos: list[Path], args, setting: st
         return summary.frames_per_s, {**summary.timing, "cores_busy": busy, "frames": frames}
 
 
+def attempt_end_to_end(failed: dict[str, str], engine: Engine, ckpt: Path, videos: list[Path], args, setting: str,
+                       workers: int) -> tuple[float, dict] | None:
+    """end_to_end(...), or None when it fails, its error recorded in `failed` under `setting` and printed (e.g.
+    NVDEC missing on this machine: the other settings run)."""
+    try:
+        return end_to_end(engine, ckpt, videos, args, setting, workers)
+    except Exception as exc:
+        failed[setting] = f"{type(exc).__name__}: {exc}"
+        print(f"end-to-end with --decoder {setting} failed: {failed[setting]}", flush=True)
+        return None
+
+
 def _median_share(values: list[float | None]) -> str:
     known = [v for v in values if v is not None]
     return f"{statistics.median(known):.0%}" if known else "n/a"
@@ -274,11 +286,8 @@ def main() -> int:
         timings: dict[tuple[str, str], list[dict]] = {}
         first = next(iter(workloads.values()))
         for decoder in settings:  # one untimed job each: the decoders' fork server starts (PyAV, OpenCV imported once
-            try:  # per process; `foldedcnn run` starts it while it builds its Engine) in none of the repeats
-                end_to_end(engine, ckpt, first, args, decoder, args.workers[0])
-            except Exception as exc:  # e.g. NVDEC missing on this machine: report it, run the rest
-                failed[decoder] = f"{type(exc).__name__}: {exc}"
-                print(f"end-to-end with --decoder {decoder} failed: {failed[decoder]}", flush=True)
+            # per process; `foldedcnn run` starts it while it builds its Engine) in none of the repeats
+            attempt_end_to_end(failed, engine, ckpt, first, args, decoder, args.workers[0])
         for _ in range(args.repeats):
             for name, videos in workloads.items():
                 samples.setdefault((name, "decode-only"), []).append(decode_only(videos, args.yardstick_frames))
@@ -290,12 +299,9 @@ def main() -> int:
                     samples.setdefault((name, "model-only"), []).append(model_only(engine, frames, args.batch))
                 for decoder in [d for d in settings if d not in failed]:
                     for w in args.workers:
-                        try:
-                            fps, timing = end_to_end(engine, ckpt, videos, args, decoder, w)
-                        except Exception as exc:  # e.g. NVDEC missing on this machine: report it, run the rest
-                            failed[decoder] = f"{type(exc).__name__}: {exc}"
-                            print(f"end-to-end with --decoder {decoder} failed: {failed[decoder]}", flush=True)
+                        if (result := attempt_end_to_end(failed, engine, ckpt, videos, args, decoder, w)) is None:
                             break
+                        fps, timing = result
                         samples.setdefault((name, f"end-to-end {decoder} w={w}"), []).append(fps)
                         timings.setdefault((name, f"{decoder} w={w}"), []).append(timing)
         load_after = os.getloadavg()
