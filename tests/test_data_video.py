@@ -1,6 +1,7 @@
 """Video primitives and the NoScope-style task on a clip written here with PyAV (exactly known labels)."""
 
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -21,6 +22,7 @@ from foldedcnn.data.types import DataError
 from foldedcnn.data.video import (
     VideoError,
     VideoIndex,
+    _located,
     check_roi,
     crop_resize,
     frames_at,
@@ -404,6 +406,35 @@ def test_a_saved_index_loads_back_equal(tmp_path_factory, frames, keyframe_every
     assert np.array_equal(back.pts, index.pts) and np.array_equal(back.keyframes, index.keyframes)
     assert back.time_base == time_base and back.pts.dtype == back.keyframes.dtype == np.int64
     assert back.seekable == index.seekable
+
+
+@settings(max_examples=150, deadline=None)
+@given(frames=st.integers(1, 400), keyframe_every=st.integers(1, 60), step=st.integers(1, 3003), data=st.data())
+def test_a_window_of_an_index_answers_for_its_frames_as_the_whole_index(frames, keyframe_every, step, data):
+    """What a decoder of frames [first, end) is sent instead of a long video's whole index: from the keyframe it
+    starts at through frame `end` (it locates that frame to know it is done), no more."""
+    index = VideoIndex(7 + step * np.arange(frames, dtype=np.int64),
+                       np.arange(0, frames, keyframe_every, dtype=np.int64), 1 / 90000)
+    first = data.draw(st.integers(0, frames - 1), label="first")
+    end = data.draw(st.none() | st.integers(first + 1, frames + 3), label="end")
+    window = index.window(first, end)
+    reaches = frames if end is None else min(end + 1, frames)  # the frame after the window's last
+    held = np.arange(first, reaches)
+    assert window.seekable and window.start == index.keyframe_at_or_before(first) == window.keyframes[0]
+    assert window.frames == reaches and len(window.pts) == reaches - window.start
+    np.testing.assert_array_equal(window.seconds(held, 30.0), index.seconds(held, 30.0))
+    assert [window.keyframe_at_or_before(f) for f in held] == [index.keyframe_at_or_before(f) for f in held]
+    located, previous = [], None
+    for f in held:
+        previous = _located(window, int(index.pts[f]), previous, Path("v.mp4"))
+        located.append(previous)
+    assert located == list(held)
+    if window.start:  # a frame a seek may land on before the window: not wanted, not an error
+        assert _located(window, int(index.pts[window.start - 1]), None, Path("v.mp4")) is None
+        with pytest.raises(ValueError, match="not saved"):
+            window.save(Path("never-written.npz"))
+    unseekable = VideoIndex(index.pts, index.keyframes + 1)  # frame 0 is no keyframe: decoding starts before it
+    assert unseekable.window(first, end) is unseekable  # counted from frame 0 by its decoders: kept whole
 
 
 @pytest.mark.parametrize("content", ["pickled", "wrong arrays", "not a zip"])

@@ -20,7 +20,14 @@ from foldedcnn.data.video import VideoIndex, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
 from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, _Dispatch, main_module_hidden
-from foldedcnn.label.frame_source import FrameBatch, Segment, SegmentDecoder, cut_rows, plan_segments
+from foldedcnn.label.frame_source import (
+    FrameBatch,
+    Segment,
+    SegmentDecoder,
+    cut_rows,
+    plan_segments,
+    segment_index,
+)
 
 ROI = (8, 8, 64, 48)
 
@@ -67,9 +74,23 @@ def test_a_segment_decoded_after_a_seek_equals_decoding_from_the_start(clip, str
     index = index_video(clip)
     assert index.seekable and index.frames == 300 and list(index.keyframes[:3]) == [0, 12, 24]
     every = list(iter_frames(clip, stride, roi=ROI))[start:stop]
-    seeked = list(iter_frames(clip, stride, start, stop=stop, roi=ROI, index=index))
-    assert [f.index for f in seeked] == [f.index for f in every]
-    assert [f.time_s for f in seeked] == [f.time_s for f in every]
+    window = segment_index(index, Segment(0, start, stop), stride)  # what a worker is sent: a share of the index
+    assert window.frames - window.start <= (300 if stop is None else stop * stride) - start * stride + 12
+    for whole_or_window in (index, window):
+        seeked = list(iter_frames(clip, stride, start, stop=stop, roi=ROI, index=whole_or_window))
+        assert [f.index for f in seeked] == [f.index for f in every]
+        assert [f.time_s for f in seeked] == [f.time_s for f in every]
+        assert all((a.rgb == b.rgb).all() for a, b in zip(seeked, every, strict=True))
+
+
+def test_a_seek_that_lands_before_the_window_of_the_index_skips_up_to_it(clip):
+    """A container may seek to a keyframe before the one asked for. Frames before the window a worker holds are
+    not in it; they are passed over (not a SeekError, which would decode the segment from frame 0 again)."""
+    index = index_video(clip)
+    claimed = VideoIndex(index.pts[15:], np.array([15, *index.keyframes[2:]]), index.time_base, 15)  # 15 is no
+    every = list(iter_frames(clip, 1, roi=ROI))[20:40]  # keyframe: seeking to it lands on frame 12
+    seeked = list(iter_frames(clip, 1, 20, stop=40, roi=ROI, index=claimed))
+    assert [f.index for f in seeked] == list(range(20, 40))
     assert all((a.rgb == b.rgb).all() for a, b in zip(seeked, every, strict=True))
 
 
@@ -457,11 +478,16 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
     tasks = job.plan_tasks(videos, cfg, (50, 50), 4, lambda info: ("cpu", None))
     long_starts = sorted(t.segment.first_row for t in tasks if t.segment.video == 1)
     lead_in = [job._lead_in(indexes[clip], 1, row) for row in long_starts]
+    long_tasks = [t for t in tasks if t.segment.video == 1]
     if seekable:  # 8 shares of 37.5 rows, cut on batches (8 rows) nearer keyframes (every 12 frames) than 40k is
         assert len(long_starts) == 8 and all(r % 8 == 0 for r in long_starts)
+        # each task carries its segment's share of the index, from the keyframe before it to the frame after it
+        assert all(t.index.start == indexes[clip].keyframe_at_or_before(t.segment.first_row) for t in long_tasks)
+        assert sum(len(t.index.pts) for t in long_tasks) <= 300 + 8 * 12
         assert sum(lead_in) < sum(job._lead_in(indexes[clip], 1, row) for row in range(0, 300, 40))
         assert max(np.diff([*long_starts, 300])) <= 2 * 37.5
-    else:
+    else:  # decoded from frame 0, counting frames: the index comes whole
+        assert all(t.index is indexes[clip] for t in long_tasks)
         assert long_starts == [0]
     sizes = [(t.segment.stop_row or [20, 300][t.segment.video]) - t.segment.first_row for t in tasks]
     cost = [n + job._lead_in(indexes[[short, clip][t.segment.video]], 1, t.segment.first_row)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -47,35 +47,58 @@ class VideoInfo:
 class VideoIndex:
     """What a demux pass (no decoding) finds: every frame's timestamp in presentation order (N,) and the
     indices of the frames a decoder can start from (keyframes). `seekable` when frames can be located
-    by timestamp: every packet has one, no two share one, and frame 0 is a keyframe."""
+    by timestamp: every packet has one, no two share one, and frame 0 is a keyframe. A window of it
+    (`window`: what a decoder of one segment reads) holds frames start .. start + N - 1."""
 
-    pts: np.ndarray  # (N,) int64, sorted
+    pts: np.ndarray  # (N,) int64, sorted: the timestamps of frames start .. start + N - 1
     keyframes: np.ndarray  # (K,) int64 frame indices, sorted
     time_base: float = 0.0  # seconds per pts unit (0: unknown)
+    start: int = 0  # the frame pts[0] belongs to: 0, or where a window begins (a keyframe)
 
     @property
     def frames(self) -> int:
-        return len(self.pts)
+        """The frame after the index's last: the video's frame count (for a window, where it ends)."""
+        return self.start + len(self.pts)
 
-    @property
+    @cached_property
     def seekable(self) -> bool:
-        return len(self.pts) > 0 and len(self.keyframes) > 0 and self.keyframes[0] == 0 and \
+        """Worked out once: a day-long recording's index holds millions of timestamps, and planning its
+        segments asks thousands of times."""
+        return len(self.pts) > 0 and len(self.keyframes) > 0 and self.keyframes[0] == self.start and \
             bool(np.all(np.diff(self.pts) > 0))
 
     def seconds(self, frames: np.ndarray, fps: float) -> np.ndarray:
         """Presentation times (B,) in seconds of frame indices `frames` (B,): as the CPU decoder's frames carry
         them (their timestamps) where the index has them, else frame / `fps` (a decoder that does not give
         timestamps, NVDEC's, then writes the same times)."""
-        if self.seekable and self.time_base and len(frames) and frames.max() < self.frames:
-            return self.pts[frames] * self.time_base
+        if self.seekable and self.time_base and len(frames) and self.start <= frames.min() and \
+                frames.max() < self.frames:
+            return self.pts[frames - self.start] * self.time_base
         return frames / fps
 
     def keyframe_at_or_before(self, frame: int) -> int:
-        """The last keyframe index <= `frame` (where a decoder must start to produce `frame`)."""
+        """The last keyframe index <= `frame` (where a decoder must start to produce `frame`); `frame` at or after
+        the first keyframe."""
         return int(self.keyframes[np.searchsorted(self.keyframes, frame, side="right") - 1])
 
+    def window(self, first: int, end: int | None) -> VideoIndex:
+        """The part of a seekable index that a decoder of frames [first, end) reads (end None: to the end of the
+        video): from the keyframe at or before `first` through frame `end`, whose timestamp tells the decoder
+        it is past the frames wanted. A worker decoding one segment of a day-long recording is sent this (a
+        share of its frames' timestamps), not the whole index (20 MB at 30 frames/s). An index that is not
+        seekable comes back whole: its decoders start at frame 0 and only count frames."""
+        if not self.seekable:
+            return self
+        lo = self.keyframe_at_or_before(first)
+        hi = self.frames if end is None else min(self.frames, end + 1)
+        keys = self.keyframes[np.searchsorted(self.keyframes, lo):np.searchsorted(self.keyframes, hi)]
+        return VideoIndex(self.pts[lo - self.start:hi - self.start], keys, self.time_base, lo)
+
     def save(self, path: Path) -> None:
-        """Write the index to `path` as a NumPy .npz of plain arrays (pts, keyframes, time_base), atomically."""
+        """Write the index to `path` as a NumPy .npz of plain arrays (pts, keyframes, time_base), atomically; a
+        whole index (start 0), not a window."""
+        if self.start:
+            raise ValueError("a window of an index is not saved: save the index it was cut from")
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, pts=self.pts, keyframes=self.keyframes, time_base=np.float64(self.time_base))
 
@@ -186,8 +209,9 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
 
     Output frames [start, stop) are yielded (frame indices start*stride, ...). Without `index` the decoder
     starts at frame 0 and passes through the skipped frames (decoded, not converted). With the `index` of
-    a seekable video it starts at the last keyframe before frame start*stride and locates frames by
-    their timestamps, so a segment in the middle of a long video costs at most one group of pictures more;
+    a seekable video (or its window holding those frames, VideoIndex.window) it starts at the last keyframe
+    before frame start*stride and locates frames by their timestamps, so a segment in the middle of a long
+    video costs at most one group of pictures more;
     SeekError when the decoded frames do not match the index (decode without it from where it stopped).
     `threads`: decoder threads (None: FFmpeg's automatic frame/slice threading; 1 where processes do the
     parallel work).
@@ -224,12 +248,15 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                        else partial(region_resized, roi=roi, size=size))
         seek = index is not None and first > 0 and index.seekable
         if seek:
-            container.seek(int(index.pts[index.keyframe_at_or_before(first)]), stream=stream, backward=True,
-                           any_frame=False)
+            key_pts = index.pts[index.keyframe_at_or_before(first) - index.start]
+            container.seek(int(key_pts), stream=stream, backward=True, any_frame=False)
         index_no, previous = -1, None
         try:
             for frame in container.decode(stream):
-                index_no = _located(index, frame.pts, previous, path) if seek else index_no + 1
+                at = _located(index, frame.pts, previous, path) if seek else index_no + 1
+                if at is None:  # the seek landed before the window the index holds: a frame not wanted
+                    continue
+                index_no = at
                 if seek and previous is None and index_no > first:
                     raise SeekError(f"{path}: seeking for frame {first} landed on frame {index_no}")
                 previous = index_no
@@ -297,12 +324,15 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int]) -> Iterator[tupl
             raise VideoError(f"{path} is corrupt or truncated ({exc})") from None
 
 
-def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Path) -> int:
-    """The index of the frame with timestamp `pts`, checked to follow `previous` (no frame skipped)."""
+def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Path) -> int | None:
+    """The index of the frame with timestamp `pts`, checked to follow `previous` (no frame skipped); None for a
+    frame before a window's first (VideoIndex.window) while none was located yet."""
+    if previous is None and index.start and pts is not None and pts < index.pts[0]:
+        return None
     at = int(np.searchsorted(index.pts, pts)) if pts is not None else len(index.pts)
-    if at >= len(index.pts) or index.pts[at] != pts or (previous is not None and at != previous + 1):
+    if at >= len(index.pts) or index.pts[at] != pts or (previous is not None and index.start + at != previous + 1):
         raise SeekError(f"{path}: decoded frame with timestamp {pts} does not follow frame {previous} of the index")
-    return at
+    return index.start + at
 
 
 def check_roi(roi: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:

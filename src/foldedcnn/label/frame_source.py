@@ -50,6 +50,13 @@ class Segment:
     stop_row: int | None
 
 
+def segment_index(index: VideoIndex, segment: Segment, stride: int) -> VideoIndex:
+    """The part of `index` that a decoder of `segment` reads (VideoIndex.window): the frames from the keyframe
+    before its first through the one after its last, so a task carries a share of a long video's index."""
+    end = None if segment.stop_row is None else (segment.stop_row - 1) * stride + 1
+    return index.window(segment.first_row * stride, end)
+
+
 def plan_segments(video: int, rows: int, done: set[int], chunk_rows: int, batch: int, max_rows: int,
                   lead_in: Callable[[int], int] | None = None) -> list[Segment]:
     """Segments covering, in order, the rows of the chunks of a video not in `done`, about `max_rows` rows

@@ -43,7 +43,7 @@ from ._nvdec import NVDEC_SESSIONS, NvdecDecoder, check_decoder_request, nvdec_u
 from ._output_dir import exclusive_output
 from ._survey import keyframe_index, read_for_plan, survey
 from .calibration import stored_calibration
-from .frame_source import plan_segments, region_images
+from .frame_source import plan_segments, region_images, segment_index
 from .video_files import check_each_once
 
 if TYPE_CHECKING:  # the Engine (torch backends) is imported where a job builds one
@@ -410,8 +410,8 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
             out.segments_left = len(segments)
         _each(live, JobVideo.settle)  # every chunk may have been stored before a kill, the final CSV not yet
         for s in segments:
-            tasks.append(DecodeTask(v.path, s, tuple(out.roi for out in live), size, cfg.stride, cfg.batch, v.index,
-                                    tuple(out.number for out in live)))
+            tasks.append(DecodeTask(v.path, s, tuple(out.roi for out in live), size, cfg.stride, cfg.batch,
+                                    segment_index(v.index, s, cfg.stride), tuple(out.number for out in live)))
             cost[s] = ((s.stop_row or v.rows.rows) - s.first_row) * cfg.stride + lead_in(s.first_row)
     # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
     # long ones end
