@@ -20,6 +20,7 @@ from foldedcnn.data.video import VideoIndex, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
 from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, _Dispatch, main_module_hidden
+from foldedcnn.label._job_video import RowTally
 from foldedcnn.label.frame_source import (
     FrameBatch,
     Segment,
@@ -154,9 +155,34 @@ def test_chunks_are_stored_whole_whatever_order_batches_arrive_in(tmp_path):
     assert video.complete and not video.stray and video.chunks == 3
     # the chunk that completed the video is held for its CSV, not stored: two chunk files, not three
     assert len(list((tmp_path / ".parts" / "v").glob("0*.csv"))) == 2
-    text = video.finish()
-    assert (tmp_path / "v.csv").read_text() == text == "frame,x\n" + "".join(f"{i},r{i}\n" for i in range(23))
+    seen = []
+    video.finish(seen.append)
+    assert (tmp_path / "v.csv").read_text() == "frame,x\n" + "".join(f"{i},r{i}\n" for i in range(23))
+    assert seen == ["".join(rows[:8]), "".join(rows[8:16]), "".join(rows[16:])]  # each chunk's rows, in order
     assert not list((tmp_path / ".parts" / "v").glob("0*.csv"))  # merged and removed
+
+
+def test_the_final_csv_is_merged_one_chunk_in_memory_at_a_time(tmp_path):
+    """A day-long recording's CSV may hold gigabytes (a 111-class model writes ~1 KB a frame): the merge and the
+    counts of summary.json hold one chunk, never the whole CSV (they held its text and a list of its lines)."""
+    import tracemalloc
+
+    line = "0.5," * 250 + "x,0\n"  # ~1 KB: probabilities, then the label and the uncertain flag
+    chunk_rows, chunks = 1000, 24  # ~1 MB a chunk, ~24 MB in all
+    store = ChunkStore(tmp_path, "v", ["frame"], chunk_rows, {})
+    store.open()
+    for c in range(chunks):
+        store.write_chunk(c * chunk_rows, [line] * chunk_rows)
+    tally = RowTally(["x", "y"])
+    tracemalloc.start()
+    try:
+        store.finish(chunks, seen=tally.add_rows)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert tally.counts() == (chunks * chunk_rows, 0, 0, {"x": chunks * chunk_rows})
+    assert (tmp_path / "v.csv").stat().st_size == len("frame\n") + chunks * chunk_rows * len(line)
+    assert peak < 8 * chunk_rows * len(line)  # a chunk's bytes, text and lines: a third of the CSV's 24 MB
 
 
 def test_a_job_stopping_before_the_csv_stores_the_held_chunk_for_the_rerun(tmp_path):
@@ -197,7 +223,8 @@ def test_the_end_a_decoder_reports_fixes_the_row_count(tmp_path):
     assert video.complete and video.chunks == 2
     with pytest.raises(FoldedCNNError, match=r"chunks \[1, 2\] are missing"):  # 1 completed the video: held, not stored
         store.finish(3)
-    assert video.finish() == "frame\n" + "".join(f"{i}\n" for i in range(6))
+    video.finish()
+    assert (tmp_path / "v.csv").read_text() == "frame\n" + "".join(f"{i}\n" for i in range(6))
 
 
 def test_a_killed_worker_loses_and_duplicates_no_batch(clip):

@@ -506,7 +506,7 @@ def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, t
     local, on_ray, resumed = tmp_path / "local", tmp_path / "ray", tmp_path / "resumed"
     args = ["--batch", "8", "--chunk-frames", "16"]
     assert _run([checkpoint, clips["short"], clips["long"], "--out", local, *args]) == 0
-    def killed(self, chunks, held=None):
+    def killed(self, chunks, held=None, seen=None):
         raise FoldedCNNError("killed before publishing")
 
     with monkeypatch.context() as m:  # a local run that stops before publishing: all chunks stored

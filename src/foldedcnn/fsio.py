@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator, Set
+from collections.abc import Iterable, Iterator, Set
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,11 +51,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` atomically, as atomic_path does, fsynced through the handle that wrote it: one open
-    per file, not two (the video job writes a few files per video)."""
+def atomic_write_text(path: str | os.PathLike, text: str | Iterable[str]) -> None:
+    """Write `text`, or its pieces one at a time (a day-long video's CSV, chunk by chunk: never all of it in
+    memory), to `path` atomically, as atomic_path does, fsynced through the handle that wrote it: one open per
+    file, not two (the video job writes a few files per video)."""
     with _renamed_over(Path(path)) as tmp, open(tmp, "w", newline="") as f:
-        f.write(text)
+        for piece in [text] if isinstance(text, str) else text:
+            f.write(piece)
         f.flush()
         os.fsync(f.fileno())
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -54,12 +55,11 @@ def csv_fields(names: tuple[str, ...]) -> list[str]:
     return [csv_lines([[name]])[:-1] for name in names]
 
 
-def write_csv(path: Path, header: Sequence[object], body: str) -> str:
-    """Publish `header` then `body` (CSV lines already formatted) at `path` atomically; returns the text written."""
-    text = csv_lines([header]) + body
+def write_csv(path: Path, header: Sequence[object], body: str | Iterable[str]) -> None:
+    """Publish `header` then `body` (CSV lines already formatted, or pieces of them written one at a time) at `path`
+    atomically."""
     with writing(path):
-        atomic_write_text(path, text)
-    return text
+        atomic_write_text(path, itertools.chain([csv_lines([header])], [body] if isinstance(body, str) else body))
 
 
 # Fingerprint entries added after outputs without them were written: a stored fingerprint lacking one is taken as
@@ -185,19 +185,27 @@ class ChunkStore:
         with writing(path):
             atomic_write_text(path, "".join(lines))
 
-    def finish(self, chunks: int, held: dict[int, list[str]] | None = None) -> str:
-        """Concatenate chunks [0, chunks) into the final CSV (atomically) and remove them; the fingerprint stays.
-        `held`: chunks given as their lines instead of stored. Returns the CSV's text (header and rows)."""
+    def finish(self, chunks: int, held: dict[int, list[str]] | None = None,
+               seen: Callable[[str], None] = lambda rows: None) -> None:
+        """Concatenate chunks [0, chunks) into the final CSV (atomically, one chunk in memory at a time: a day-long
+        video's CSV may hold gigabytes) and remove them; the fingerprint stays. `held`: chunks given as their lines
+        instead of stored. `seen(rows)` gets each chunk's rows (CSV text, no header) in order as they are written:
+        what summary.json counts, without reading the CSV back."""
         held = held or {}
         parts = {i: self._chunk_path(i) for i in range(chunks) if i not in held}
         if missing := [i for i, p in parts.items() if not p.exists()]:
             raise FoldedCNNError(f"{self.parts}: chunks {missing} are missing; rerun the same command to redo them")
         self._record_before_output()
-        text = write_csv(self.final_path, self.header, "".join("".join(held[i]) if i in held else parts[i].read_text()
-                                                               for i in range(chunks)))
+
+        def rows() -> Iterator[str]:
+            for i in range(chunks):
+                text = "".join(held[i]) if i in held else parts[i].read_text()
+                seen(text)
+                yield text
+
+        write_csv(self.final_path, self.header, rows())
         for p in parts.values():
             p.unlink(missing_ok=True)
-        return text
 
 
 class VideoRows:
@@ -243,11 +251,11 @@ class VideoRows:
             else:
                 self.store.write_chunk(chunk * self.store.chunk_rows, lines)
 
-    def finish(self) -> str:
-        """Write the final CSV of a complete video (ChunkStore.finish, with the held chunk); returns its text."""
-        text = self.store.finish(self.chunks, self._held)
+    def finish(self, seen: Callable[[str], None] = lambda rows: None) -> None:
+        """Write the final CSV of a complete video (ChunkStore.finish, with the held chunk; `seen` gets each chunk's
+        rows)."""
+        self.store.finish(self.chunks, self._held, seen)
         self._held.clear()
-        return text
 
     def store_held(self) -> None:
         """Store the held chunk as a chunk after all (the job stops before the video's CSV: a rerun keeps it)."""

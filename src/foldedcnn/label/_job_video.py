@@ -50,21 +50,41 @@ class VideoResult:
     error: str | None = None
 
 
-def count_rows(lines: Iterable[str], class_names: Sequence[str]) -> tuple[int, int, int, dict[str, int]]:
-    """(frames, positives, uncertain, frames per label, most frequent first) of a finished CSV's lines (its header
-    first); positive = any label but the first class. Only the last two fields of each line are split off, unless
-    a class name is quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting
-    them."""
-    if csv_fields(tuple(class_names)) == list(class_names):
-        tails = [line.rsplit(",", 2)[1:] for line in islice(lines, 1, None)]
-    else:
-        rows = csv.reader(lines)
-        next(rows)
-        tails = [row[-2:] for row in rows]
-    labels = Counter(label for label, _ in tails)
-    unsure = sum(flag.startswith("1") for _, flag in tails)
-    frames = len(tails)
-    return frames, frames - labels[class_names[0]], unsure, dict(labels.most_common())
+class RowTally:
+    """Counts of a video's CSV rows, given a chunk at a time (`add_rows`) or read back (`add_file`): frames,
+    positives (any label but the first class), uncertain, and frames per label; never all rows at once (a day-long
+    recording's CSV may hold gigabytes). Only the last two fields of each line are split off, unless a class name
+    is quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting them."""
+
+    def __init__(self, class_names: Sequence[str]) -> None:
+        self.class_names = list(class_names)
+        self.quoted = csv_fields(tuple(class_names)) != self.class_names
+        self.labels: Counter[str] = Counter()
+        self.uncertain = 0
+
+    def add_rows(self, rows: str) -> None:
+        """Count `rows`, CSV text of whole lines (no header): a chunk of them."""
+        self._add(io.StringIO(rows, newline="") if self.quoted else rows.split("\n")[:-1])
+
+    def add_file(self, path: Path) -> None:
+        """Count the rows of the CSV at `path` past its header, a line at a time (split at newlines only: a class name
+        may hold a carriage return, which csv.writer does not quote)."""
+        with open(path, newline="\n") as f:
+            self._add(f, header=True)
+
+    def _add(self, lines: Iterable[str], header: bool = False) -> None:
+        records = csv.reader(lines) if self.quoted else lines  # a quoted header may span lines
+        tails = (row[-2:] if self.quoted else row.rsplit(",", 2)[1:] for row in islice(records, int(header), None))
+        labels, uncertain = self.labels, 0
+        for label, flag in tails:
+            labels[label] += 1
+            uncertain += flag.startswith("1")
+        self.uncertain += uncertain
+
+    def counts(self) -> tuple[int, int, int, dict[str, int]]:
+        """(frames, positives, uncertain, frames per label, most frequent first)."""
+        frames = self.labels.total()
+        return frames, frames - self.labels[self.class_names[0]], self.uncertain, dict(self.labels.most_common())
 
 
 class JobVideo:
@@ -151,8 +171,9 @@ class JobVideo:
             if not self.rows.complete or self.rows.stray:
                 raise FoldedCNNError(f"{self.path}: the decoded frames do not match the container's index "
                                      f"({self.rows.rows} rows expected); rerun with --workers 1")
+            tally = RowTally(self.class_names)
             try:
-                text = self.rows.finish()
+                self.rows.finish(tally.add_rows)
             except FoldedCNNError:  # not published: keep its whole chunks for the rerun (a full disk: it redoes them)
                 with suppress(OutputWriteError):
                     self.rows.store_held()
@@ -162,21 +183,20 @@ class JobVideo:
                 self.result.decode_fps = round(self.frames / max(self.decode_s, 1e-9), 1)
                 self.result.model_fps = round(self.frames / max(self.model_s, 1e-9), 1) if self.model_s else None
                 self.result.end_to_end_fps = round(self.frames / max(now - self.started, 1e-9), 1)
-            self.count(io.StringIO(text, newline=""))
+            self.count(tally)
         except OutputWriteError:
             raise  # the output's disk: the job stops there (its callers record the error)
         except FoldedCNNError as exc:
             self.result.error = str(exc)
         self.finished = True
 
-    def count(self, lines: Iterable[str] | None = None) -> None:
-        """Counts of the finished CSV (its `lines` when given, else read back); an empty one is an error, a short one
-        `truncated` (check_complete)."""
-        if lines is None:
-            with open(self.store.final_path, newline="") as f:
-                return self.count(f)
-        self.result.frames, self.result.positives, self.result.uncertain, self.result.labels = count_rows(
-            lines, self.class_names)
+    def count(self, tally: RowTally | None = None) -> None:
+        """Counts of the finished CSV (`tally`, fed its rows as they were written, or read back line by line); an
+        empty one is an error, a short one `truncated` (check_complete)."""
+        if tally is None:
+            tally = RowTally(self.class_names)
+            tally.add_file(self.store.final_path)
+        self.result.frames, self.result.positives, self.result.uncertain, self.result.labels = tally.counts()
         if self.result.frames == 0:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
         check_complete(self.result)
