@@ -9,8 +9,8 @@ Per class count (the zoo's: 2 noscope, 15 sot-coin-count, 111 lol-gold-int), int
   store + count     VideoRows and ChunkStore writing --frames frames in chunks, the merge into the final CSV
                     and RowTally over each chunk as it is merged (the job's other per-frame work in that
                     process)
-Reported: microseconds per frame, median (min-max), and the frames/s that csv_lines_for + store + count alone
-allow one process.
+Reported: microseconds per frame, median (min-max), the frames/s that csv_lines_for + store + count alone
+allow one process, and the most memory store + count held at once (tracemalloc) beside the CSV's size.
 
     python benchmarks/label_rows.py --out benchmarks/results/cpu-2core
 """
@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -96,22 +97,26 @@ def main() -> None:
                     t = time.perf_counter()
                     run()
                     us[way].append((time.perf_counter() - t) / args.frames * 1e6)
-            table.append((k, us))
+            tracemalloc.start()  # what the merge holds at once: one chunk, whatever the CSV's size
+            ways["store + count"]()
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            table.append((k, us, peak, (Path(tmp) / "video.csv").stat().st_size))
     m = machine_info("cpu")
     out = ["# The Engine's process's work per frame of `foldedcnn run` (labelling rows, storing, counting)", "",
            f"Machine: {m['cpu']}, Python {m['python']}, torch {m['torch']}. {args.frames} frames in batches of "
            f"{args.batch}, median (min-max) of {args.repeats} interleaved repeats; frames/s: what that cost alone "
            "allows one process.", "",
            "| classes | python per field us | csv_lines_for us | speedup | store + count us | both us | "
-           "frames/s cap |", "|---|---|---|---|---|---|---|"]
-    for k, us in table:
+           "frames/s cap | store + count peak MB | CSV MB |", "|---|---|---|---|---|---|---|---|---|"]
+    for k, us, peak, size in table:
         med = {w: statistics.median(v) for w, v in us.items()}
         cell = {w: f"{med[w]:.1f} ({min(v):.1f}-{max(v):.1f})" for w, v in us.items()}
         share = med["csv_lines_for"] + med["store + count"]
         out.append(f"| {k} | {cell['python per field']} | {cell['csv_lines_for']} | "
                    f"{med['python per field'] / med['csv_lines_for']:.1f}x | {cell['store + count']} | {share:.1f} | "
-                   f"{1e6 / share:,.0f} |")
-    out += ["", f"Command: `python benchmarks/label_rows.py --out {args.out}`"]
+                   f"{1e6 / share:,.0f} | {peak / 1e6:.1f} | {size / 1e6:.1f} |")
+    out += ["", f"Command: `python {' '.join(sys.argv)}`"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "label_rows.md").write_text("\n".join(out) + "\n")
     print("\n".join(out))
