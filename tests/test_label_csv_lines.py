@@ -15,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 from foldedcnn.label._chunk_store import csv_lines
 from foldedcnn.label._frame_labels import cascade, csv_lines_for, header, probabilities
 from foldedcnn.label._job_video import RowTally
+from foldedcnn.label._labels_csv import read_labels
 
 
 def _reference(index, time_s, logits, class_names, uncertain) -> str:
@@ -86,3 +87,44 @@ def test_the_counts_of_a_csv_fed_by_chunks_or_read_line_by_line_are_those_of_its
     _, label, unsure = cascade(probabilities(logits), uncertain)
     labels = Counter(names[k] for k in label.tolist())
     assert tally.counts() == (len(label), len(label) - labels[names[0]], int(unsure.sum()), dict(labels.most_common()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_batches())
+def test_a_csv_read_back_gives_the_frames_times_scores_and_labels_written(tmp_path_factory, batch):
+    """What the report and the frames export read of a run's CSV (read_labels, which splits off only the outer
+    fields of each line) is what was written, for any class names (the same exception as the counts)."""
+    index, time_s, logits, names, uncertain = batch
+    assume(not (RowTally(names).quoted and any("\r" in name for name in names)))
+    path = tmp_path_factory.mktemp("csv") / "video.csv"
+    path.write_text(csv_lines([header(names)]) + "".join(csv_lines_for(index, time_s, logits, names, uncertain)),
+                    newline="")
+    labels = read_labels(path)
+    score, label, unsure = cascade(probabilities(logits), uncertain)
+    assert labels.class_names == names and labels.frame.tolist() == index.tolist()
+    np.testing.assert_array_equal(labels.time_s, np.round(time_s, 6))  # written with 6 decimals, read back exactly
+    np.testing.assert_array_equal(labels.score, score.astype(np.float64).round(6))
+    assert labels.label.tolist() == [names[k] for k in label.tolist()]
+    assert labels.uncertain.tolist() == unsure.tolist()
+    assert labels.positive.tolist() == [names[k] != names[0] and not u for k, u in zip(label.tolist(), unsure.tolist(),
+                                                                                       strict=True)]
+
+
+def test_reading_a_csv_back_holds_its_outer_columns_not_its_probabilities(tmp_path):
+    """A 111-class model writes ~1 KB a frame; reading its CSV back for the report keeps 5 numbers a frame."""
+    import tracemalloc
+
+    names = [f"class{k}" for k in range(111)]
+    rows = 20_000
+    lines = csv_lines_for(np.arange(rows), np.arange(rows) / 30, torch.randn(rows, 111), names, (0.2, 0.8))
+    path = tmp_path / "video.csv"
+    path.write_text(csv_lines([header(names)]) + "".join(lines), newline="")
+    del lines
+    tracemalloc.start()
+    try:
+        labels = read_labels(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(labels.frame) == rows and path.stat().st_size > 18e6
+    assert peak < 3e6  # ~33 bytes a frame kept (0.7 MB) and its lists while reading; the rows whole: ~130 MB

@@ -4,8 +4,10 @@ report and the frames export."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,19 +36,36 @@ class FrameLabels:
 
 
 def read_labels(csv_path: str | os.PathLike) -> FrameLabels:
-    """Parse a CSV written by `foldedcnn run` (frame, time_s, p_<class>..., score, label, uncertain)."""
-    with open(csv_path, newline="") as f:
-        rows = csv.reader(f)
-        head = next(rows)
-        body = list(rows)
-    names = [c[2:] for c in head[2:-3]]
-    frame = np.array([int(r[0]) for r in body], dtype=np.int64)
-    time_s = np.array([float(r[1]) for r in body])
-    score = np.array([float(r[-3]) for r in body])
-    label = np.array([r[-2] for r in body], dtype=object)
-    uncertain = np.array([r[-1] == "1" for r in body], dtype=bool)
-    positive = (label != names[0]) & ~uncertain
-    return FrameLabels(names, frame, time_s, score, label, positive, uncertain)
+    """Parse a CSV written by `foldedcnn run` (frame, time_s, p_<class>..., score, label, uncertain), a line at a
+    time, keeping only the columns used (not the probabilities: a day-long recording's CSV from a 111-class model
+    holds gigabytes of them). Lines are split off at their first two and last three fields unless the header quotes
+    a class name (it has a comma), and only at newlines (a class name may hold a carriage return that csv.writer
+    leaves unquoted)."""
+    frame, time_s, score, unsure = array("q"), array("d"), array("d"), array("b")
+    label: list[str] = []
+    with open(csv_path, newline="\n") as f:
+        first = f.readline()
+        quoted = '"' in first  # a class name with a comma, quote or newline: its fields are quoted
+        records = csv.reader(itertools.chain([first], f)) if quoted else (_outer_fields(line) for line in f)
+        head = next(records) if quoted else first.rstrip("\n").split(",")  # a quoted header may span lines
+        names = [c[2:] for c in head[2:-3]]
+        same = {name: name for name in names}  # every row's label is one of these strings, not a copy of its own
+        for fields in records:
+            frame.append(int(fields[0]))
+            time_s.append(float(fields[1]))
+            score.append(float(fields[-3]))
+            label.append(same.get(fields[-2], fields[-2]))
+            unsure.append(fields[-1].rstrip("\n") == "1")
+    labels = np.array(label, dtype=object)
+    uncertain = np.array(unsure, dtype=bool)
+    positive = (labels != names[0]) & ~uncertain
+    return FrameLabels(names, np.array(frame, dtype=np.int64), np.array(time_s), np.array(score), labels, positive,
+                       uncertain)
+
+
+def _outer_fields(line: str) -> list[str]:
+    """A CSV line's first two and last three fields, for a line none of whose fields is quoted."""
+    return [*line.split(",", 2)[:2], *line.rsplit(",", 3)[1:]]
 
 
 def locate_video(recorded: str, run_dir: Path) -> Path:
