@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from video_clips import write_square_clip
 
-from foldedcnn.data.video import VideoIndex, index_video, iter_frames
+from foldedcnn.data.video import VideoIndex, frames_at, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
 from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, _Dispatch, main_module_hidden
@@ -82,6 +82,39 @@ def test_a_segment_decoded_after_a_seek_equals_decoding_from_the_start(clip, str
         assert [f.index for f in seeked] == [f.index for f in every]
         assert [f.time_s for f in seeked] == [f.time_s for f in every]
         assert all((a.rgb == b.rgb).all() for a, b in zip(seeked, every, strict=True))
+
+
+@pytest.mark.parametrize("wanted,decoded_after_a_seek", [
+    ([5, 150, 290], 10),  # frames 0-5, then 144-150 and 288-290 after seeking to their keyframes
+    ([0, 1, 13, 14, 299, 400], 15),  # 0-1, then 12-14 and 288-299 after seeks; frame 400 is past the end: absent
+    ([30, 31, 34], 11),  # one run from keyframe 24: going on from 31 to 34 costs less than a seek
+    ([2, 5, 9], 0),  # before the first keyframe after frame 0: decoded from the start, no seek
+])
+def test_frames_far_apart_are_reached_by_seeking_with_the_pixels_of_decoding_through(clip, monkeypatch, wanted,
+                                                                                    decoded_after_a_seek):
+    """The report's thumbnails and the frames export pick frames spread over a video: each is decoded from the
+    keyframe before it (a keyframe every 12 frames here), not after every frame before it."""
+    import foldedcnn.data.video as video
+
+    every = {f.index: f for f in iter_frames(clip)}
+    located = []
+    real = video._located
+    monkeypatch.setattr(video, "_located", lambda *a: located.append(a[1]) or real(*a))
+    got = frames_at(clip, wanted)
+    assert [f.index for f in got] == [w for w in wanted if w < 300]
+    assert all((f.rgb == every[f.index].rgb).all() and f.time_s == every[f.index].time_s for f in got)
+    assert len(located) == decoded_after_a_seek  # frames decoded after seeking, each located by its timestamp
+
+
+def test_a_misleading_index_makes_frames_at_decode_from_the_start(clip, monkeypatch):
+    import foldedcnn.data.video as video
+
+    index = index_video(clip)
+    monkeypatch.setattr(video, "index_video", lambda path: VideoIndex(index.pts + 1, index.keyframes))
+    every = {f.index: f for f in iter_frames(clip)}
+    got = frames_at(clip, [3, 100, 250])
+    assert [f.index for f in got] == [3, 100, 250]
+    assert all((f.rgb == every[f.index].rgb).all() for f in got)
 
 
 def test_a_seek_that_lands_before_the_window_of_the_index_skips_up_to_it(clip):

@@ -300,28 +300,71 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int]) -> Iterator[tupl
     """(index, time in seconds, PyAV frame) of the frames of `path` with the given decode-order indices, in index
     order, one at a time (convert a frame before taking the next); indices past the end are absent.
 
-    Every frame up to the last index is decoded (the decoder must pass through them), none is converted.
-    Raises VideoError as iter_frames does.
+    None is converted. The video is indexed first (a demux pass), and the decoder seeks to the keyframe before a
+    wanted frame wherever that decodes fewer frames than going on from the frame wanted before it, so a dozen
+    frames spread over a day-long recording (the report's thumbnails) cost a dozen groups of pictures, not the
+    whole video. A video whose frames cannot be found by seeking (VideoIndex.seekable), or where a seek misleads,
+    is decoded from its first frame up to the last index. Raises VideoError as iter_frames does.
     """
-    import av
-
     wanted = sorted(set(indices))
     if not wanted:
         return
     path = Path(path)
-    given = 0
+    index = index_video(path)
+    runs = _seek_runs(wanted, index) if index.seekable else [(0, wanted)]
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        try:
-            for index, frame in enumerate(container.decode(stream)):
-                if index == wanted[given]:
-                    yield index, frame_seconds(frame, index, stream), frame
-                    given += 1
-                    if given == len(wanted):
-                        return
-        except av.FFmpegError as exc:
-            raise VideoError(f"{path} is corrupt or truncated ({exc})") from None
+        for n, (key, frames) in enumerate(runs):
+            try:
+                yield from _decoded_run(container, stream, index if key else None, key, frames, path)
+            except SeekError:  # the rest decoded from the first frame, in a container opened again
+                with _open(path) as again:
+                    stream = again.streams.video[0]
+                    stream.thread_type = "AUTO"
+                    yield from _decoded_run(again, stream, None, 0, [f for _, later in runs[n:] for f in later], path)
+                return
+
+
+def _seek_runs(wanted: list[int], index: VideoIndex) -> list[tuple[int, list[int]]]:
+    """The sorted `wanted` frames in runs, each decoded from its keyframe: (keyframe, frames). A frame joins the
+    run before it when its keyframe is not after that run's last frame (going on decodes no more than a seek)."""
+    runs: list[tuple[int, list[int]]] = []
+    for frame in wanted:
+        key = index.keyframe_at_or_before(min(frame, index.frames - 1))
+        if runs and key <= runs[-1][1][-1]:
+            runs[-1][1].append(frame)
+        else:
+            runs.append((key, [frame]))
+    return runs
+
+
+def _decoded_run(container, stream, index: VideoIndex | None, key: int, frames: list[int], path: Path
+                 ) -> Iterator[tuple[int, float, Any]]:
+    """decoded_frames_at's frames `frames` (sorted) of `stream`: with `index`, after seeking to keyframe `key` and
+    locating frames by their timestamps (SeekError when they do not match it); else counting frames from the
+    start of a container just opened."""
+    import av
+
+    if index is not None:
+        container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
+    given, at, previous = 0, -1, None
+    try:
+        for frame in container.decode(stream):
+            if index is None:
+                at += 1
+            else:
+                at = _located(index, frame.pts, previous, path)
+                if previous is None and at > key:
+                    raise SeekError(f"{path}: seeking for frame {key} landed on frame {at}")
+                previous = at
+            if at == frames[given]:
+                yield at, frame_seconds(frame, at, stream), frame
+                given += 1
+                if given == len(frames):
+                    return
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path} is corrupt or truncated ({exc})") from None
 
 
 def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Path) -> int | None:

@@ -1,17 +1,17 @@
-"""benchmarks/plan_long.py on a 10-minute recording: its table reads the file it made, and the job's tasks carry
-windows of the index (together about one index), not one whole index each."""
+"""benchmarks/long_recording.py on a 10-minute recording: its table reads the file it made, and the job's tasks
+carry windows of the index (together about one index), not one whole index each."""
 
 import sys
 
 from bench_scripts import bench_script
 
 
-def test_the_plan_benchmark_reports_the_recording_it_made_and_tasks_that_share_one_index(tmp_path, monkeypatch):
-    out = tmp_path / "plan.md"
-    argv = ["plan_long.py", "--hours", "0.1", "--workers", "4", "--repeats", "1", "--out", str(out)]
+def test_the_long_recording_benchmark_reads_the_file_it_made_and_its_tasks_share_one_index(tmp_path, monkeypatch):
+    out = tmp_path / "long.md"
+    argv = ["long_recording.py", "--hours", "0.1", "--workers", "4", "--repeats", "1", "--out", str(out)]
     monkeypatch.setattr(sys, "argv", argv)
-    with bench_script("plan_long") as plan_long:
-        assert plan_long.main() == 0
+    with bench_script("long_recording") as long_recording:
+        assert long_recording.main() == 0
     header, _, row = out.read_text().split("\n\n")[2].splitlines()
     cells = dict(zip(header.strip("|").split("|"), row.strip("|").split("|"), strict=True))
     cells = {k.strip(): v.strip() for k, v in cells.items()}

@@ -1,12 +1,14 @@
-"""What planning costs for a long recording: `foldedcnn run` indexes every video (a demux pass) and splits it into
-segments before any frame is decoded, and each segment's task is pickled to a decoder process.
+"""What a long recording costs beyond decoding it: `foldedcnn run` indexes every video (a demux pass) and splits it
+into segments before any frame is decoded, each segment's task is pickled to a decoder process, and
+`foldedcnn report` decodes a few frames spread over it for its thumbnails.
 
 For each length asked, a small H.264 clip (64x48, one keyframe per --gop frames, no B-frames) is written and its
 packets remuxed over and over into one MP4 of that many hours at --fps (benchmarks/video.py's remux), so the
 file has the frame count and keyframe layout of a camera's recording without its decoding cost. Then, on that
 file: the demux pass alone (data.video.index_video), the job's planning as `run` does it (label.job.plan_tasks
 for --workers decoder processes: probing and indexing the file again, cutting segments near keyframes, making
-the tasks) and pickling every task as the decoder pool sends it (protocol 5).
+the tasks), pickling every task as the decoder pool sends it (protocol 5), and data.video.frames_at of --spread
+frames evenly spread over the recording (what the report's thumbnails decode).
 
 Prints a Markdown table (medians over --repeats, min-max) and writes it to --out with the machine and command.
 """
@@ -26,7 +28,7 @@ import av
 import numpy as np
 from video import remux
 
-from foldedcnn.data.video import index_video
+from foldedcnn.data.video import frames_at, index_video
 from foldedcnn.device import device_name
 from foldedcnn.label.job import JobConfig, job_outputs, plan_tasks
 from foldedcnn.tables import markdown_table
@@ -71,6 +73,7 @@ def main() -> int:
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--gop", type=int, default=60, help="frames per keyframe")
     ap.add_argument("--workers", type=int, default=16, help="decoder processes the plan is made for")
+    ap.add_argument("--spread", type=int, default=24, help="frames decoded spread over the recording")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None, help="Markdown file to write the table to")
     args = ap.parse_args()
@@ -80,7 +83,7 @@ def main() -> int:
         for hours in args.hours:
             times = max(1, round(hours * 6))  # the clip is 10 minutes
             long = remux(clip, Path(tmp) / f"long{hours:g}.mp4", times)
-            index_s, plan_s, pickle_s = [], [], []
+            index_s, plan_s, pickle_s, spread_s = [], [], [], []
             for r in range(args.repeats):
                 t0 = time.perf_counter()
                 index = index_video(long)
@@ -90,13 +93,18 @@ def main() -> int:
                 t0 = time.perf_counter()
                 sizes = [len(pickle.dumps(t, protocol=5)) for t in tasks]
                 pickle_s.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                got = frames_at(long, np.linspace(0, index.frames - 1, args.spread).round().astype(int).tolist())
+                spread_s.append(time.perf_counter() - t0)
+                assert len(got) == args.spread
             rows.append({"hours": f"{hours:g}", "frames": f"{index.frames:,}", "keyframes": len(index.keyframes),
                          "index_video s": fmt(index_s), "plan_tasks s (indexes again)": fmt(plan_s),
                          "tasks": len(tasks), "largest task MB": f"{max(sizes) / 1e6:.2f}",
-                         "all tasks MB": f"{sum(sizes) / 1e6:.1f}", "pickling all tasks s": fmt(pickle_s, 3)})
+                         "all tasks MB": f"{sum(sizes) / 1e6:.1f}", "pickling all tasks s": fmt(pickle_s, 3),
+                         f"frames_at {args.spread} spread s": fmt(spread_s)})
     table = markdown_table(rows)
     machine = f"{device_name('cpu')}, Python {platform.python_version()}, PyAV {av.__version__}"
-    text = (f"# Planning a long recording ({args.fps} frames/s, a keyframe every {args.gop}, "
+    text = (f"# A long recording ({args.fps} frames/s, a keyframe every {args.gop}, planned for "
             f"{args.workers} decoder processes)\n\nMachine: {machine}. Median (min-max) of {args.repeats}.\n\n"
             f"{table}\n\nCommand: `python {' '.join(sys.argv)}`\n")
     print(text)
