@@ -350,6 +350,29 @@ def test_a_rerun_resumes_with_the_index_a_killed_run_kept(clips, checkpoint, tmp
     assert VideoIndex.load(index).frames == 300
 
 
+def test_the_report_and_the_frames_export_seek_with_the_index_the_run_kept(clips, checkpoint, tmp_path, monkeypatch):
+    """A long video's kept index (above) also spares `foldedcnn report` and `foldedcnn frames` a demux pass of it
+    (seconds for a day-long recording), while the file is still the one labelled; a new recording at that path is
+    indexed afresh."""
+    import foldedcnn.data.video as video
+    from foldedcnn.label.frames_export import export_frames
+    from foldedcnn.label.report import write_report
+
+    clip = Path(shutil.copy(clips["long"], tmp_path / "camera.mp4"))
+    monkeypatch.setattr(job, "INDEX_KEPT_FROM", 300)
+    out = tmp_path / "out"
+    assert _run([checkpoint, clip, "--out", out, "--batch", "8", "--chunk-frames", "16", "--workers", "2"]) == 0
+    assert (out / ".parts" / "camera" / "index.npz").exists()
+    demuxed = []
+    real = video.index_video
+    monkeypatch.setattr(video, "index_video", lambda path: demuxed.append(path) or real(path))
+    assert write_report(out).images > 0
+    assert export_frames(out, tmp_path / "frames", which="all").images == 300
+    assert demuxed == []
+    write_square_clip(clip, 300, width=112)  # another recording at the same path: the kept index is not its
+    assert write_report(out).images > 0 and demuxed == [clip]
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

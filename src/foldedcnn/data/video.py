@@ -290,27 +290,29 @@ def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[
     return np.stack([region_resized(frame, box, size) for box in boxes])
 
 
-def frames_at(path: str | Path, indices: Iterable[int]) -> list[VideoFrame]:
+def frames_at(path: str | Path, indices: Iterable[int], index: VideoIndex | None = None) -> list[VideoFrame]:
     """The frames of `path` with the given decode-order indices, in index order, as RGB (H, W, 3); indices past
     the end are absent. Only the requested frames are converted (see decoded_frames_at)."""
-    return [VideoFrame(index, time_s, full_rgb(frame)) for index, time_s, frame in decoded_frames_at(path, indices)]
+    return [VideoFrame(i, time_s, full_rgb(frame)) for i, time_s, frame in decoded_frames_at(path, indices, index)]
 
 
-def decoded_frames_at(path: str | Path, indices: Iterable[int]) -> Iterator[tuple[int, float, Any]]:
+def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoIndex | None = None
+                      ) -> Iterator[tuple[int, float, Any]]:
     """(index, time in seconds, PyAV frame) of the frames of `path` with the given decode-order indices, in index
     order, one at a time (convert a frame before taking the next); indices past the end are absent.
 
-    None is converted. The video is indexed first (a demux pass), and the decoder seeks to the keyframe before a
-    wanted frame wherever that decodes fewer frames than going on from the frame wanted before it, so a dozen
-    frames spread over a day-long recording (the report's thumbnails) cost a dozen groups of pictures, not the
-    whole video. A video whose frames cannot be found by seeking (VideoIndex.seekable), or where a seek misleads,
-    is decoded from its first frame up to the last index. Raises VideoError as iter_frames does.
+    None is converted. The decoder seeks to the keyframe before a wanted frame wherever that decodes fewer
+    frames than going on from the frame wanted before it, so a dozen frames spread over a day-long recording
+    (the report's thumbnails) cost a dozen groups of pictures, not the whole video. It finds the keyframes in
+    `index` (the whole video's, e.g. the one a run kept) or else in a demux pass of its own. A video whose frames
+    cannot be found by seeking (VideoIndex.seekable), or where a seek misleads, is decoded from its first frame
+    up to the last index. Raises VideoError as iter_frames does.
     """
     wanted = sorted(set(indices))
     if not wanted:
         return
     path = Path(path)
-    index = index_video(path)
+    index = index if index is not None else index_video(path)
     runs = _seek_runs(wanted, index) if index.seekable else [(0, wanted)]
     with _open(path) as container:
         stream = container.streams.video[0]

@@ -7,7 +7,8 @@ Layout under the output folder, for a video whose key is KEY:
                           the merge
   .parts/KEY/00000042.csv chunk 42: the rows of output frames [42*C, 43*C)
   .parts/KEY/index.npz    a long video's keyframe index (data.video.VideoIndex.save), written with the
-                          fingerprint: a rerun resumes without demuxing the whole video again
+                          fingerprint: a rerun resumes without demuxing the whole video again, and the
+                          report and the frames export seek with it (index_kept_for)
 After a kill at any moment, the completed chunks are exactly the files named like a chunk (decoder
 processes fill chunks in any order); a rerun redoes the missing chunks, and the final CSV is the
 concatenation. `VideoRows` gathers a video's rows batch by batch, in any order, into chunks; the chunk that
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from ..data.video import VideoIndex
 from ..errors import FoldedCNNError
-from ..fsio import atomic_write_text
+from ..fsio import atomic_write_text, file_fingerprint
 from ..fsio import writing as fsio_writing
 
 
@@ -67,6 +68,33 @@ def write_csv(path: Path, header: Sequence[object], body: str | Iterable[str]) -
 LATER_KEYS = frozenset({"video_content"})
 
 
+INDEX_FILE = "index.npz"
+
+
+def _parts(out_dir: Path, key: str) -> Path:
+    """Where output KEY keeps its chunks, fingerprint and index."""
+    return out_dir / ".parts" / key
+
+
+def index_kept_for(video: Path, out_dir: Path, keys: Iterable[str]) -> VideoIndex | None:
+    """The keyframe index a `foldedcnn run` into `out_dir` kept for `video` (a video of 50,000 frames or more keeps
+    it beside the chunks of one of its outputs, `keys`: ChunkStore.keep_index), while `video` is still the file the
+    run labelled (its content fingerprint); else None. The report and the frames export seek with it instead of
+    demuxing the video again (seconds for a day-long recording)."""
+    content = None
+    for key in keys:
+        parts = _parts(out_dir, key)
+        if not (parts / INDEX_FILE).is_file():
+            continue
+        try:
+            content = content or file_fingerprint(video)
+            if json.loads((parts / "config.json").read_text()).get("video_content") == content:
+                return VideoIndex.load(parts / INDEX_FILE)
+        except (OSError, ValueError, FoldedCNNError):  # no video there, a damaged fingerprint or index: demux it
+            continue
+    return None
+
+
 class ChunkStore:
     """Chunks of one video's output rows under `out_dir`; `chunk_rows` rows per chunk."""
 
@@ -74,7 +102,7 @@ class ChunkStore:
         if chunk_rows < 1:
             raise FoldedCNNError(f"chunk size must be >= 1 row, got {chunk_rows}")
         self.final_path = out_dir / f"{key}.csv"
-        self.parts = out_dir / ".parts" / key
+        self.parts = _parts(out_dir, key)
         self.header = list(header)
         self.chunk_rows = chunk_rows
         self.config = {**config, "header": self.header, "chunk_rows": chunk_rows}
@@ -139,7 +167,7 @@ class ChunkStore:
 
     @property
     def _index_path(self) -> Path:
-        return self.parts / "index.npz"
+        return self.parts / INDEX_FILE
 
     def kept_index(self) -> VideoIndex | None:
         """The video's keyframe index an earlier run of this job kept (keep_index), or None. Call after `open`: its

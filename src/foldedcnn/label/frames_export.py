@@ -21,7 +21,7 @@ from ..data._region import full_rgb, region_rgb
 from ..data.video import decoded_frames_at
 from ..errors import FoldedCNNError
 from ..fsio import atomic_path
-from ._chunk_store import csv_lines, write_csv
+from ._chunk_store import csv_lines, index_kept_for, write_csv
 from ._job_video import by_video
 from ._labels_csv import FrameLabels, locate_video, read_labels, read_run_summary, run_csv
 
@@ -95,7 +95,7 @@ def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: 
         for group in by_video(outputs):
             video = group[0].path
             try:
-                for line, new in _export_video(video, group, out, crop, image_format):
+                for line, new in _export_video(video, group, run_dir, out, crop, image_format):
                     lines.append(line)
                     result.written += new
                     bar.update()
@@ -108,9 +108,10 @@ def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: 
     return result
 
 
-def _export_video(video: Path, group: list[_Output], out: Path, crop: str, image_format: str
+def _export_video(video: Path, group: list[_Output], run_dir: Path, out: Path, crop: str, image_format: str
                   ) -> Iterator[tuple[list[object], bool]]:
-    """Decode `video` once and write the chosen frames of each of its outputs; yields (index row, newly written)."""
+    """Decode `video` once (seeking with the index the run in `run_dir` kept of it, if any) and write the chosen
+    frames of each of its outputs; yields (index row, newly written)."""
     from PIL import Image
 
     wanted: dict[int, list[tuple[_Output, int]]] = {}
@@ -120,7 +121,7 @@ def _export_video(video: Path, group: list[_Output], out: Path, crop: str, image
     for o in group:
         (out / o.key).mkdir(parents=True, exist_ok=True)
     found = 0
-    for index, _, frame in decoded_frames_at(video, wanted):
+    for index, _, frame in decoded_frames_at(video, wanted, index_kept_for(video, run_dir, [o.key for o in group])):
         found += 1
         whole = None
         for o, row in wanted[index]:

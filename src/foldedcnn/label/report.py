@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..data.video import VideoIndex
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text
+from ._chunk_store import index_kept_for
 from ._frame_labels import is_multiclass
 from ._labels_csv import FrameLabels, locate_video, read_labels, read_run_summary, run_csv
 from ._report_images import LABEL_COLOR, POSITIVE_COLOR, UNCERTAIN_COLOR, thumbnail_jpeg, timeline_png
@@ -68,9 +70,10 @@ def _by_label(labels: FrameLabels, limit: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen)) if chosen else sure[:0]
 
 
-def _thumbnails(labels: FrameLabels, video: Path, roi, limit: int) -> tuple[dict[str, list[str]], str | None]:
+def _thumbnails(labels: FrameLabels, video: Path, index: VideoIndex | None, roi, limit: int
+                ) -> tuple[dict[str, list[str]], str | None]:
     """HTML figures per kind ("positive", or "labelled" for a multi-class model, and "uncertain") and an error note
-    when the video could not be read."""
+    when the video could not be read; `index`: the video's, when the run kept it."""
     from ..data.video import frames_at
 
     first = ("labelled", _by_label(labels, limit)) if labels.multiclass else \
@@ -78,7 +81,7 @@ def _thumbnails(labels: FrameLabels, video: Path, roi, limit: int) -> tuple[dict
     picks = dict([first, ("uncertain", _spread(np.flatnonzero(labels.uncertain), limit))])
     rows = {int(labels.frame[i]): int(i) for kind in picks.values() for i in kind}
     try:
-        decoded = {f.index: f for f in frames_at(video, rows)}
+        decoded = {f.index: f for f in frames_at(video, rows, index)}
     except FoldedCNNError as exc:
         return dict.fromkeys(picks, []), str(exc)
     out: dict[str, list[str]] = {}
@@ -135,7 +138,9 @@ def _name(result: dict[str, Any]) -> str:
     return name + (f" &middot; region {result['region']} {tuple(result['roi'])}" if result.get("region") else "")
 
 
-def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit: int) -> tuple[str, int]:
+def _video_section(result: dict[str, Any], run_dir: Path, keys: list[str], roi, thresholds, limit: int
+                   ) -> tuple[str, int]:
+    """The page's section of one output; `keys`: the outputs of its video (one keeps the run's index of it)."""
     name = _name(result)
     roi = tuple(result["roi"]) if result.get("roi") else roi  # the job's region, in a summary without its own
     if result.get("error"):
@@ -147,7 +152,8 @@ def _video_section(result: dict[str, Any], run_dir: Path, roi, thresholds, limit
                 f'is missing from {html.escape(str(run_dir))}: rerun the same `foldedcnn run` to write it '
                 f'again</p></section>', 0)
     labels = read_labels(csv_path)
-    thumbs, note = _thumbnails(labels, locate_video(result["video"], run_dir), roi, limit)
+    video = locate_video(result["video"], run_dir)
+    thumbs, note = _thumbnails(labels, video, index_kept_for(video, run_dir, keys), roi, limit)
     n = max(1, labels.frame.size)
     if labels.multiclass:
         names, counts = np.unique(labels.label[~labels.uncertain], return_counts=True)
@@ -224,9 +230,12 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     lo, hi = summary.get("uncertain") or DEFAULT_UNCERTAIN  # a summary written before thresholds were recorded
     roi = tuple(summary["roi"]) if summary.get("roi") else None
     shown = [summary["videos"][i] for i in shown_outputs(summary["videos"], videos)]
+    keys: dict[str, list[str]] = {}  # a video's outputs (its regions)
+    for result in summary["videos"]:
+        keys.setdefault(result["video"], []).append(run_csv(run_dir, result).stem)
     sections, images = [], 0
     for result in shown:
-        text, count = _video_section(result, run_dir, roi, (lo, hi), thumbnails)
+        text, count = _video_section(result, run_dir, keys[result["video"]], roi, (lo, hi), thumbnails)
         sections.append(text)
         images += count
     overview = _overview(shown, _multiclass(summary))
