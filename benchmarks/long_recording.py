@@ -8,7 +8,8 @@ file has the frame count and keyframe layout of a camera's recording without its
 file: the demux pass alone (data.video.index_video), the job's planning as `run` does it (label.job.plan_tasks
 for --workers decoder processes: probing and indexing the file again, cutting segments near keyframes, making
 the tasks), pickling every task as the decoder pool sends it (protocol 5), and data.video.frames_at of --spread
-frames evenly spread over the recording (what the report's thumbnails decode).
+frames evenly spread over the recording (what the report's thumbnails decode), demuxing the file for its
+keyframes, and again given the index (as the report is when the run kept it: label._chunk_store.index_kept_for).
 
 Prints a Markdown table (medians over --repeats, min-max) and writes it to --out with the machine and command.
 """
@@ -83,7 +84,7 @@ def main() -> int:
         for hours in args.hours:
             times = max(1, round(hours * 6))  # the clip is 10 minutes
             long = remux(clip, Path(tmp) / f"long{hours:g}.mp4", times)
-            index_s, plan_s, pickle_s, spread_s = [], [], [], []
+            index_s, plan_s, pickle_s, spread_s, kept_s = [], [], [], [], []
             for r in range(args.repeats):
                 t0 = time.perf_counter()
                 index = index_video(long)
@@ -93,15 +94,17 @@ def main() -> int:
                 t0 = time.perf_counter()
                 sizes = [len(pickle.dumps(t, protocol=5)) for t in tasks]
                 pickle_s.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                got = frames_at(long, np.linspace(0, index.frames - 1, args.spread).round().astype(int).tolist())
-                spread_s.append(time.perf_counter() - t0)
-                assert len(got) == args.spread
+                spread = np.linspace(0, index.frames - 1, args.spread).round().astype(int).tolist()
+                for given, seconds in ((None, spread_s), (index, kept_s)):
+                    t0 = time.perf_counter()
+                    assert len(frames_at(long, spread, given)) == args.spread
+                    seconds.append(time.perf_counter() - t0)
             rows.append({"hours": f"{hours:g}", "frames": f"{index.frames:,}", "keyframes": len(index.keyframes),
                          "index_video s": fmt(index_s), "plan_tasks s (indexes again)": fmt(plan_s),
                          "tasks": len(tasks), "largest task MB": f"{max(sizes) / 1e6:.2f}",
                          "all tasks MB": f"{sum(sizes) / 1e6:.1f}", "pickling all tasks s": fmt(pickle_s, 3),
-                         f"frames_at {args.spread} spread s": fmt(spread_s)})
+                         f"frames_at {args.spread} spread s": fmt(spread_s),
+                         "same, index given s": fmt(kept_s)})
     table = markdown_table(rows)
     machine = f"{device_name('cpu')}, Python {platform.python_version()}, PyAV {av.__version__}"
     text = (f"# A long recording ({args.fps} frames/s, a keyframe every {args.gop}, planned for "
