@@ -369,8 +369,14 @@ def test_the_report_and_the_frames_export_seek_with_the_index_the_run_kept(clips
     assert write_report(out).images > 0
     assert export_frames(out, tmp_path / "frames", which="all").images == 300
     assert demuxed == []
-    write_square_clip(clip, 300, width=112)  # another recording at the same path: the kept index is not its
+    kept = out / ".parts" / "camera" / "index.npz"
+    intact = kept.read_bytes()
+    kept.write_bytes(b"PK\x03\x04 not an index")  # damaged: the video is demuxed instead
     assert write_report(out).images > 0 and demuxed == [clip]
+    kept.write_bytes(intact)
+    write_square_clip(clip, 300, width=112)  # another recording at the same path: the kept index is not its
+    monkeypatch.setattr(VideoIndex, "load", lambda path: pytest.fail(f"{path} read for another recording"))
+    assert write_report(out).images > 0 and demuxed == [clip, clip]
 
 
 def _group_alive(pgid: int) -> bool:
