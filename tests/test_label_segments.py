@@ -117,6 +117,23 @@ def test_a_misleading_index_makes_frames_at_decode_from_the_start(clip, monkeypa
     assert all((f.rgb == every[f.index].rgb).all() for f in got)
 
 
+@pytest.mark.parametrize("first,stop", [(30, 61), (200, None)])
+def test_a_segment_of_an_mpeg_ts_stream_with_b_frames_is_reached_by_seeking(tmp_path_factory, first, stop):
+    """MPEG-TS's demuxer lands on the keyframe after the one asked for when the stream has B-frames. The seek is
+    made again from further back, so a segment deep in a long TS recording is decoded from near it, not from frame
+    0 (SegmentDecoder's fallback after a SeekError: the whole recording again for its last segment)."""
+    ts = write_square_clip(tmp_path_factory.mktemp("ts") / "camera.ts", 300, codec="libx264",
+                           options={"g": "12", "bf": "2"})
+    index = index_video(ts)
+    assert index.seekable and list(index.keyframes[:3]) == [0, 12, 24]
+    every = list(iter_frames(ts, roi=ROI))[first:stop]
+    for whole_or_window in (index, segment_index(index, Segment(0, first, stop), 1)):
+        seeked = list(iter_frames(ts, 1, first, stop=stop, roi=ROI, index=whole_or_window))  # no SeekError
+        assert [f.index for f in seeked] == [f.index for f in every]
+        assert [f.time_s for f in seeked] == [f.time_s for f in every]
+        assert all((a.rgb == b.rgb).all() for a, b in zip(seeked, every, strict=True))
+
+
 def test_a_seek_that_lands_before_the_window_of_the_index_skips_up_to_it(clip):
     """A container may seek to a keyframe before the one asked for. Frames before the window a worker holds are
     not in it; they are passed over (not a SeekError, which would decode the segment from frame 0 again)."""

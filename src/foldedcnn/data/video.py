@@ -247,19 +247,11 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
             convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
                        else partial(region_resized, roi=roi, size=size))
         seek = index is not None and first > 0 and index.seekable
-        if seek:
-            key_pts = index.pts[index.keyframe_at_or_before(first) - index.start]
-            container.seek(int(key_pts), stream=stream, backward=True, any_frame=False)
-        index_no, previous = -1, None
+        decoded = (_sought(container, stream, index, first, path) if seek
+                   else enumerate(container.decode(stream)))
+        index_no = -1
         try:
-            for frame in container.decode(stream):
-                at = _located(index, frame.pts, previous, path) if seek else index_no + 1
-                if at is None:  # the seek landed before the window the index holds: a frame not wanted
-                    continue
-                index_no = at
-                if seek and previous is None and index_no > first:
-                    raise SeekError(f"{path}: seeking for frame {first} landed on frame {index_no}")
-                previous = index_no
+            for index_no, frame in decoded:
                 if end is not None and index_no >= end:
                     return
                 if index_no % stride or index_no < first:
@@ -273,6 +265,38 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
             raise VideoError(f"{path} is corrupt or truncated after frame {index_no} ({exc})") from None
         if index_no < 0:
             raise VideoError(f"{path} has no decodable frames")
+
+
+# How far before a keyframe's timestamp a seek aims, in seconds, try after try: MPEG-TS's demuxer lands on the keyframe
+# after the one asked for when the stream has B-frames (it compares decode timestamps), so the first try aims at
+# the keyframe itself and the next ones further back; the frames from the landing to the keyframe are decoded
+# in vain (no more than a few seconds' worth).
+_SEEK_BACK_S = (0.0, 0.5, 2.0, 8.0)
+
+
+def _sought(container, stream, index: VideoIndex, first: int, path: Path) -> Iterator[tuple[int, Any]]:
+    """(frame number, PyAV frame) decoded after seeking for frame `first` of a seekable `index` (or its window
+    holding it): from the keyframe at or before it, or from any frame before it, each located by its timestamp
+    (frames before a window's first are left out). A seek that lands after `first` is made again from further
+    back (_SEEK_BACK_S); SeekError when every try lands after it, or when the frames do not match the index."""
+    key_pts = int(index.pts[index.keyframe_at_or_before(first) - index.start])
+    landed = None
+    for back in _SEEK_BACK_S if index.time_base else _SEEK_BACK_S[:1]:
+        container.seek(key_pts - round(back / index.time_base) if back else key_pts, stream=stream, backward=True,
+                       any_frame=False)
+        previous = None
+        for frame in container.decode(stream):
+            at = _located(index, frame.pts, previous, path)
+            if at is None:  # before the window the index holds: not wanted
+                continue
+            if previous is None and at > first:
+                landed = at
+                break  # landed after it: nothing given yet, seek again from further back
+            previous = at
+            yield at, frame
+        else:
+            return
+    raise SeekError(f"{path}: seeking for frame {first} landed on frame {landed}")
 
 
 def frame_seconds(frame, index: int, stream) -> float:
@@ -319,12 +343,12 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoInde
         stream.thread_type = "AUTO"
         for n, (key, frames) in enumerate(runs):
             try:
-                yield from _decoded_run(container, stream, index if key else None, key, frames, path)
+                yield from _decoded_run(container, stream, index if key else None, frames, path)
             except SeekError:  # the rest decoded from the first frame, in a container opened again
                 with _open(path) as again:
                     stream = again.streams.video[0]
                     stream.thread_type = "AUTO"
-                    yield from _decoded_run(again, stream, None, 0, [f for _, later in runs[n:] for f in later], path)
+                    yield from _decoded_run(again, stream, None, [f for _, later in runs[n:] for f in later], path)
                 return
 
 
@@ -341,25 +365,18 @@ def _seek_runs(wanted: list[int], index: VideoIndex) -> list[tuple[int, list[int
     return runs
 
 
-def _decoded_run(container, stream, index: VideoIndex | None, key: int, frames: list[int], path: Path
+def _decoded_run(container, stream, index: VideoIndex | None, frames: list[int], path: Path
                  ) -> Iterator[tuple[int, float, Any]]:
-    """decoded_frames_at's frames `frames` (sorted) of `stream`: with `index`, after seeking to keyframe `key` and
-    locating frames by their timestamps (SeekError when they do not match it); else counting frames from the
-    start of a container just opened."""
+    """decoded_frames_at's frames `frames` (sorted) of `stream`: with `index`, after a seek for the first of them
+    (_sought: SeekError when the frames do not match the index); else counting frames from the start of a
+    container just opened."""
     import av
 
-    if index is not None:
-        container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
-    given, at, previous = 0, -1, None
+    decoded = _sought(container, stream, index, frames[0], path) if index is not None else \
+        enumerate(container.decode(stream))
+    given = 0
     try:
-        for frame in container.decode(stream):
-            if index is None:
-                at += 1
-            else:
-                at = _located(index, frame.pts, previous, path)
-                if previous is None and at > key:
-                    raise SeekError(f"{path}: seeking for frame {key} landed on frame {at}")
-                previous = at
+        for at, frame in decoded:
             if at == frames[given]:
                 yield at, frame_seconds(frame, at, stream), frame
                 given += 1
