@@ -6,7 +6,9 @@ Four workloads, built at run time in a temp folder from vtest.avi (795 frames, 7
   long   vtest.avi remuxed --long times into one file (packets copied, timestamps shifted)
   clips  --clips copies of vtest.avi's first --clip-frames frames (packets copied): many short videos, as a
          camera's clip store has them (only when asked: --workloads ... clips)
-With --codec h264 the workloads are transcoded to H.264 first (libx264, for NVDEC on a GPU machine).
+With --codec h264 the workloads are transcoded to H.264 first (libx264, for NVDEC on a GPU machine); with
+--codec h264-ts to H.264 with B-frames in MPEG-TS, as broadcast and many cameras record (its seeks land after
+the keyframe asked for).
 
 Per workload, interleaved over --repeats:
   decode-only     one process, one decoder thread, every frame decoded, nothing converted (the yardstick)
@@ -84,19 +86,19 @@ def remux(src: Path, dst: Path, times: int = 1, frames: int | None = None) -> Pa
             packets = (p for p in inp.demux(stream_in) if p.pts is not None and p.size)
             for packet in itertools.islice(packets, frames):
                 last = max(last, packet.pts + (packet.duration or 1))
+                packet.dts = None if packet.dts is None else packet.dts + offset  # B-frames: dts before pts
                 packet.pts += offset
-                packet.dts = packet.pts if packet.dts is not None else None
                 packet.stream = stream_out
                 out.mux(packet)
             offset += last
     return dst
 
 
-def transcode_h264(src: Path, dst: Path) -> Path:
+def transcode_h264(src: Path, dst: Path, b_frames: int = 0) -> Path:
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         stream = out.add_stream("libx264", rate=inp.streams.video[0].average_rate)
         stream.width, stream.height, stream.pix_fmt = inp.streams.video[0].width, inp.streams.video[0].height, "yuv420p"
-        stream.options = {"preset": "veryfast", "g": "250", "bf": "0"}
+        stream.options = {"preset": "veryfast", "g": "250", "bf": str(b_frames)}
         for frame in inp.decode(video=0):
             out.mux(stream.encode(frame.reformat(format="yuv420p")))
         out.mux(stream.encode())
@@ -234,7 +236,8 @@ def main() -> int:
                          "side)")
     ap.add_argument("--nvdec-sessions", type=int, nargs="+", default=None, metavar="N",
                     help="end-to-end with --decoder gpu and both once per N NVDEC sessions (default: the job's)")
-    ap.add_argument("--codec", default="copy", choices=["copy", "h264"], help="h264: transcode for NVDEC")
+    ap.add_argument("--codec", default="copy", choices=["copy", "h264", "h264-ts"],
+                    help="h264: transcode for NVDEC; h264-ts: H.264 with 3 B-frames in MPEG-TS")
     ap.add_argument("--batch", type=int, default=None, help="default: the job's (label.job.default_batch)")
     ap.add_argument("--videos", type=int, default=2 * (os.cpu_count() or 1), help="copies in the `many` workload")
     ap.add_argument("--long", type=int, default=20, help="vtest.avi repeated this often in the `long` workload")
@@ -256,7 +259,9 @@ def main() -> int:
     tmp, pool = Path(tempfile.mkdtemp()), None
     try:
         source = vtest_path()
-        one = transcode_h264(source, tmp / "vtest.mp4") if args.codec == "h264" else shutil.copy(source, tmp)
+        one = (transcode_h264(source, tmp / "vtest.mp4") if args.codec == "h264" else
+               transcode_h264(source, tmp / "vtest.ts", b_frames=3) if args.codec == "h264-ts" else
+               shutil.copy(source, tmp))
         one = Path(one)
         makers = {"one": lambda: [one],
                   "many": lambda: [shutil.copy(one, tmp / f"copy{i}{one.suffix}") for i in range(args.videos)],
