@@ -106,14 +106,14 @@ def test_frames_far_apart_are_reached_by_seeking_with_the_pixels_of_decoding_thr
     assert len(located) == decoded_after_a_seek  # frames decoded after seeking, each located by its timestamp
 
 
-def test_a_misleading_index_makes_frames_at_decode_from_the_start(clip, monkeypatch):
-    import foldedcnn.data.video as video
-
+@pytest.mark.parametrize("wrong_from", [0, 103])  # every timestamp, or one after frame 100 was given
+def test_a_misleading_index_makes_frames_at_decode_the_rest_from_the_start(clip, wrong_from):
     index = index_video(clip)
-    monkeypatch.setattr(video, "index_video", lambda path: VideoIndex(index.pts + 1, index.keyframes))
+    pts = index.pts.copy()
+    pts[wrong_from:wrong_from + 1 if wrong_from else None] += 1  # timestamps no decoded frame has
     every = {f.index: f for f in iter_frames(clip)}
-    got = frames_at(clip, [3, 100, 250])
-    assert [f.index for f in got] == [3, 100, 250]
+    got = frames_at(clip, [3, 100, 105, 250], VideoIndex(pts, index.keyframes))
+    assert [f.index for f in got] == [3, 100, 105, 250]  # each once
     assert all((f.rgb == every[f.index].rgb).all() for f in got)
 
 

@@ -338,17 +338,21 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoInde
     path = Path(path)
     index = index if index is not None else index_video(path)
     runs = _seek_runs(wanted, index) if index.seekable else [(0, wanted)]
+    given = -1  # the last frame given
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for n, (key, frames) in enumerate(runs):
             try:
-                yield from _decoded_run(container, stream, index if key else None, frames, path)
+                for decoded in _decoded_run(container, stream, index if key else None, frames, path):
+                    given = decoded[0]
+                    yield decoded
             except SeekError:  # the rest decoded from the first frame, in a container opened again
+                rest = [f for _, later in runs[n:] for f in later if f > given]
                 with _open(path) as again:
                     stream = again.streams.video[0]
                     stream.thread_type = "AUTO"
-                    yield from _decoded_run(again, stream, None, [f for _, later in runs[n:] for f in later], path)
+                    yield from _decoded_run(again, stream, None, rest, path)
                 return
 
 
