@@ -9,7 +9,9 @@ file: the demux pass alone (data.video.index_video), the job's planning as `run`
 for --workers decoder processes: probing and indexing the file again, cutting segments near keyframes, making
 the tasks), pickling every task as the decoder pool sends it (protocol 5), and data.video.frames_at of --spread
 frames evenly spread over the recording (what the report's thumbnails decode), demuxing the file for its
-keyframes, and again given the index (as the report is when the run kept it: label._chunk_store.index_kept_for).
+keyframes, and again given the index (as the report is when the run kept it: label._chunk_store.index_kept_for),
+and every --stride-th frame of the whole recording with the region cut and resized, as one decoder process of
+`foldedcnn run --stride` decodes them (data.video.iter_frames given the index, one thread).
 
 Prints a Markdown table (medians over --repeats, min-max) and writes it to --out with the machine and command.
 """
@@ -29,7 +31,7 @@ import av
 import numpy as np
 from video import remux
 
-from foldedcnn.data.video import frames_at, index_video
+from foldedcnn.data.video import frames_at, index_video, iter_frames
 from foldedcnn.device import device_name
 from foldedcnn.label.job import JobConfig, job_outputs, plan_tasks
 from foldedcnn.tables import markdown_table
@@ -75,6 +77,7 @@ def main() -> int:
     ap.add_argument("--gop", type=int, default=60, help="frames per keyframe")
     ap.add_argument("--workers", type=int, default=16, help="decoder processes the plan is made for")
     ap.add_argument("--spread", type=int, default=24, help="frames decoded spread over the recording")
+    ap.add_argument("--stride", type=int, default=300, help="the stride of the sparse labelling pass")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None, help="Markdown file to write the table to")
     args = ap.parse_args()
@@ -84,7 +87,7 @@ def main() -> int:
         for hours in args.hours:
             times = max(1, round(hours * 6))  # the clip is 10 minutes
             long = remux(clip, Path(tmp) / f"long{hours:g}.mp4", times)
-            index_s, plan_s, pickle_s, spread_s, kept_s = [], [], [], [], []
+            index_s, plan_s, pickle_s, spread_s, kept_s, stride_s = [], [], [], [], [], []
             for r in range(args.repeats):
                 t0 = time.perf_counter()
                 index = index_video(long)
@@ -99,12 +102,17 @@ def main() -> int:
                     t0 = time.perf_counter()
                     assert len(frames_at(long, spread, given)) == args.spread
                     seconds.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                sparse = sum(1 for _ in iter_frames(long, args.stride, roi=ROI, size=(48, 48), index=index, threads=1))
+                stride_s.append(time.perf_counter() - t0)
+                assert sparse == -(-index.frames // args.stride)
             rows.append({"hours": f"{hours:g}", "frames": f"{index.frames:,}", "keyframes": len(index.keyframes),
                          "index_video s": fmt(index_s), "plan_tasks s (indexes again)": fmt(plan_s),
                          "tasks": len(tasks), "largest task MB": f"{max(sizes) / 1e6:.2f}",
                          "all tasks MB": f"{sum(sizes) / 1e6:.1f}", "pickling all tasks s": fmt(pickle_s, 3),
                          f"frames_at {args.spread} spread s": fmt(spread_s),
-                         "same, index given s": fmt(kept_s)})
+                         "same, index given s": fmt(kept_s),
+                         f"every {args.stride}th frame, as a decoder of --stride {args.stride} s": fmt(stride_s)})
     table = markdown_table(rows)
     machine = f"{device_name('cpu')}, Python {platform.python_version()}, PyAV {av.__version__}"
     text = (f"# A long recording ({args.fps} frames/s, a keyframe every {args.gop}, planned for "

@@ -117,6 +117,50 @@ def test_a_misleading_index_makes_frames_at_decode_the_rest_from_the_start(clip,
     assert all((f.rgb == every[f.index].rgb).all() for f in got)
 
 
+class _CountingContainer:
+    """A PyAV container (data.video._open's) that counts the frames its decode() gives."""
+
+    def __init__(self, container, decoded: list) -> None:
+        self.container, self.decoded = container, decoded
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.container.close()
+
+    def decode(self, *args, **kwargs):
+        for frame in self.container.decode(*args, **kwargs):
+            self.decoded.append(frame.pts)
+            yield frame
+
+
+@pytest.mark.parametrize("stride,start,decoded", [
+    (25, 0, 1 + sum(range(2, 13)) + 24),  # 0, then 24-25, 48-50, ..., 264-275 after seeks; to the end after 275
+    (25, 2, sum(range(3, 13)) + 24),  # 50, 75, ..., 275: 48-50, 72-75, ..., 264-275, then to the end
+    (4, 0, 300),  # the next frame wanted is 4 on: seeking ahead would skip at most 3, so it decodes on
+])
+def test_a_sparse_stride_seeks_ahead_to_the_keyframe_before_each_frame_it_wants(clip, monkeypatch, stride, start,
+                                                                                decoded):
+    """--stride N over a long recording decodes the groups of pictures that hold its frames (a keyframe every 12
+    frames here), with the pixels and times of decoding every frame."""
+    import foldedcnn.data.video as video
+
+    every = list(iter_frames(clip, stride, roi=ROI))[start:]
+    index = index_video(clip)
+    frames: list = []
+    real_open = video._open
+    monkeypatch.setattr(video, "_open", lambda path: _CountingContainer(real_open(path), frames))
+    sparse = list(iter_frames(clip, stride, start, roi=ROI, index=index))
+    assert [f.index for f in sparse] == [f.index for f in every]
+    assert [f.time_s for f in sparse] == [f.time_s for f in every]
+    assert all((a.rgb == b.rgb).all() for a, b in zip(sparse, every, strict=True))
+    assert len(frames) == decoded
+
+
 @pytest.mark.parametrize("first,stop", [(30, 61), (200, None)])
 def test_a_segment_of_an_mpeg_ts_stream_with_b_frames_is_reached_by_seeking(tmp_path_factory, first, stop):
     """MPEG-TS's demuxer lands on the keyframe after the one asked for when the stream has B-frames. The seek is

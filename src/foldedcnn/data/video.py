@@ -211,7 +211,8 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     starts at frame 0 and passes through the skipped frames (decoded, not converted). With the `index` of
     a seekable video (or its window holding those frames, VideoIndex.window) it starts at the last keyframe
     before frame start*stride and locates frames by their timestamps, so a segment in the middle of a long
-    video costs at most one group of pictures more;
+    video costs at most one group of pictures more, and with a stride it seeks ahead to the keyframe before each
+    frame wanted where that skips frames (a sparse stride decodes only the groups of pictures it needs);
     SeekError when the decoded frames do not match the index (decode without it from where it stopped).
     `threads`: decoder threads (None: FFmpeg's automatic frame/slice threading; 1 where processes do the
     parallel work).
@@ -246,8 +247,8 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                 roi = (0, 0, width, height)
             convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
                        else partial(region_resized, roi=roi, size=size))
-        seek = index is not None and first > 0 and index.seekable
-        decoded = (_sought(container, stream, index, first, path) if seek
+        seek = index is not None and (first > 0 or stride > 1) and index.seekable
+        decoded = (_sought(container, stream, index, first, path, stride) if seek
                    else enumerate(container.decode(stream)))
         index_no = -1
         try:
@@ -274,29 +275,52 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
 _SEEK_BACK_S = (0.0, 0.5, 2.0, 8.0)
 
 
-def _sought(container, stream, index: VideoIndex, first: int, path: Path) -> Iterator[tuple[int, Any]]:
+# A seek ahead skips the frames between the last one decoded and the keyframe before the next one wanted; it is
+# made only when it skips more than this many (a seek and the decoder's restart cost about a frame or two).
+_SKIP_MORE_THAN = 8
+
+
+def _sought(container, stream, index: VideoIndex, first: int, path: Path, stride: int = 1
+            ) -> Iterator[tuple[int, Any]]:
     """(frame number, PyAV frame) decoded after seeking for frame `first` of a seekable `index` (or its window
-    holding it): from the keyframe at or before it, or from any frame before it, each located by its timestamp
-    (frames before a window's first are left out). A seek that lands after `first` is made again from further
-    back (_SEEK_BACK_S); SeekError when every try lands after it, or when the frames do not match the index."""
-    key_pts = int(index.pts[index.keyframe_at_or_before(first) - index.start])
+    holding it), each located by its timestamp. With `stride` > 1 (frames first, first + stride, ... wanted) it
+    seeks ahead to the keyframe before the next frame wanted wherever that skips more than _SKIP_MORE_THAN
+    frames, so a sparse --stride over a long recording decodes the groups of pictures that hold its frames, not
+    all of it. SeekError when the frames do not match the index (_from_keyframe_before)."""
+    wanted = first
+    while True:
+        for at, frame in _from_keyframe_before(container, stream, index, wanted, path):
+            yield at, frame
+            if at >= wanted:
+                wanted += stride * (1 + (at - wanted) // stride)  # the next one after `at`
+                if wanted < index.frames and index.keyframe_at_or_before(wanted) - at > _SKIP_MORE_THAN:
+                    break  # seek ahead to it
+        else:
+            return
+
+
+def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path: Path) -> Iterator[tuple[int, Any]]:
+    """(frame number, PyAV frame) from a seek to the keyframe at or before `frame` (or from any frame before it),
+    frames before a window's first left out. A seek that lands after `frame` is made again from further back
+    (_SEEK_BACK_S); SeekError when every try lands after it, or when the frames do not match the index."""
+    key_pts = int(index.pts[index.keyframe_at_or_before(frame) - index.start])
     landed = None
     for back in _SEEK_BACK_S if index.time_base else _SEEK_BACK_S[:1]:
         container.seek(key_pts - round(back / index.time_base) if back else key_pts, stream=stream, backward=True,
                        any_frame=False)
         previous = None
-        for frame in container.decode(stream):
-            at = _located(index, frame.pts, previous, path)
+        for decoded in container.decode(stream):
+            at = _located(index, decoded.pts, previous, path)
             if at is None:  # before the window the index holds: not wanted
                 continue
-            if previous is None and at > first:
+            if previous is None and at > frame:
                 landed = at
                 break  # landed after it: nothing given yet, seek again from further back
             previous = at
-            yield at, frame
+            yield at, decoded
         else:
             return
-    raise SeekError(f"{path}: seeking for frame {first} landed on frame {landed}")
+    raise SeekError(f"{path}: seeking for frame {frame} landed on frame {landed}")
 
 
 def frame_seconds(frame, index: int, stream) -> float:
