@@ -11,7 +11,8 @@ the tasks), pickling every task as the decoder pool sends it (protocol 5), and d
 frames evenly spread over the recording (what the report's thumbnails decode), demuxing the file for its
 keyframes, and again given the index (as the report is when the run kept it: label._chunk_store.index_kept_for),
 and every --stride-th frame of the whole recording with the region cut and resized, as one decoder process of
-`foldedcnn run --stride` decodes them (data.video.iter_frames given the index, one thread).
+`foldedcnn run --stride` decodes them (data.video.iter_frames given the index, one thread), and again without
+the index, decoding every frame (what a decoder did before commit b3bfec6).
 
 Prints a Markdown table (medians over --repeats, min-max) and writes it to --out with the machine and command.
 """
@@ -87,7 +88,7 @@ def main() -> int:
         for hours in args.hours:
             times = max(1, round(hours * 6))  # the clip is 10 minutes
             long = remux(clip, Path(tmp) / f"long{hours:g}.mp4", times)
-            index_s, plan_s, pickle_s, spread_s, kept_s, stride_s = [], [], [], [], [], []
+            index_s, plan_s, pickle_s, spread_s, kept_s, stride_s, every_s = [], [], [], [], [], [], []
             for r in range(args.repeats):
                 t0 = time.perf_counter()
                 index = index_video(long)
@@ -102,17 +103,20 @@ def main() -> int:
                     t0 = time.perf_counter()
                     assert len(frames_at(long, spread, given)) == args.spread
                     seconds.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                sparse = sum(1 for _ in iter_frames(long, args.stride, roi=ROI, size=(48, 48), index=index, threads=1))
-                stride_s.append(time.perf_counter() - t0)
-                assert sparse == -(-index.frames // args.stride)
+                for given, seconds in ((index, stride_s), (None, every_s)):
+                    t0 = time.perf_counter()
+                    sparse = sum(1 for _ in iter_frames(long, args.stride, roi=ROI, size=(48, 48), index=given,
+                                                        threads=1))
+                    seconds.append(time.perf_counter() - t0)
+                    assert sparse == -(-index.frames // args.stride)
             rows.append({"hours": f"{hours:g}", "frames": f"{index.frames:,}", "keyframes": len(index.keyframes),
                          "index_video s": fmt(index_s), "plan_tasks s (indexes again)": fmt(plan_s),
                          "tasks": len(tasks), "largest task MB": f"{max(sizes) / 1e6:.2f}",
                          "all tasks MB": f"{sum(sizes) / 1e6:.1f}", "pickling all tasks s": fmt(pickle_s, 3),
                          f"frames_at {args.spread} spread s": fmt(spread_s),
                          "same, index given s": fmt(kept_s),
-                         f"every {args.stride}th frame, as a decoder of --stride {args.stride} s": fmt(stride_s)})
+                         f"every {args.stride}th frame, as a decoder of --stride {args.stride} s": fmt(stride_s),
+                         "same, decoding every frame (no index) s": fmt(every_s)})
     table = markdown_table(rows)
     machine = f"{device_name('cpu')}, Python {platform.python_version()}, PyAV {av.__version__}"
     text = (f"# A long recording ({args.fps} frames/s, a keyframe every {args.gop}, planned for "
