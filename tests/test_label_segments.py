@@ -630,3 +630,32 @@ def test_each_videos_decoder_is_asked_for_once_whatever_its_regions(clip, tmp_pa
     asked = []
     job.plan_tasks(videos, cfg, (50, 50), 2, lambda info: asked.append(info) or ("cpu", "a note"))
     assert len(asked) == 1 and [(v.result.decoder, v.result.note) for v in videos] == [("cpu", "a note")] * 2
+
+
+@pytest.mark.parametrize("name,codec,options,listed", [
+    ("mpeg4.mp4", "mpeg4", {"g": "12"}, True),
+    ("h264.mov", "libx264", {"g": "12", "bf": "0"}, True),
+    ("mpeg4.avi", "mpeg4", {"g": "12"}, True),
+    ("bframes.mp4", "libx264", {"g": "12", "bf": "3"}, False),  # its sample table is in decode order
+    ("bframes.mov", "mpeg4", {"g": "12", "bf": "2"}, False),
+    ("bframes.avi", "mpeg4", {"g": "12", "bf": "2"}, False),
+    ("h264.avi", "libx264", {"g": "12", "bf": "0"}, False),  # its packets' timestamps differ from idx1's
+    ("h264.mkv", "libx264", {"g": "12", "bf": "0"}, False),  # cues list keyframes only
+    ("h264.ts", "libx264", {"g": "12", "bf": "0"}, False),  # no index at all
+])
+def test_the_index_a_container_lists_is_taken_only_where_it_equals_the_demux_pass(tmp_path, monkeypatch, name, codec,
+                                                                                  options, listed):
+    """An MP4's sample table (or an AVI's idx1) gives the index without reading every packet, the demux pass
+    (which reads every byte of a day-long recording) only where the container lists no such index."""
+    import foldedcnn.data.video as video
+
+    path = write_square_clip(tmp_path / name, 400, codec=codec, options=options)
+    with video._open(path) as container:
+        demuxed = video._demuxed_index(container, container.streams.video[0], path)
+    packets = []
+    real_demux = video._demuxed_index
+    monkeypatch.setattr(video, "_demuxed_index", lambda *a: packets.append("all") or real_demux(*a))
+    index = index_video(path)
+    assert np.array_equal(index.pts, demuxed.pts) and np.array_equal(index.keyframes, demuxed.keyframes)
+    assert index.time_base == demuxed.time_base and index.seekable
+    assert packets == ([] if listed else ["all"])  # listed: 300 packets checked, not all 400 read

@@ -486,6 +486,27 @@ def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_
     assert summary["failed"] >= 3
 
 
+def test_an_mp4_cut_short_behind_its_index_gives_the_frames_it_holds_however_it_is_split(checkpoint, tmp_path):
+    """An MP4 with its index first (faststart, as streamed recordings are) lists frames its cut-off data no longer
+    holds; planning takes that list (data.video._listed_index), so segments past the cut find no frame. They end
+    the video there: 3 decoders give the 1 decoder's CSV and the same "truncated" record."""
+    from foldedcnn.data.video import index_video
+
+    cut = write_square_clip(tmp_path / "cut.mp4", 300, container_options={"movflags": "faststart"})
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    assert index_video(cut).frames == 300  # the index still lists every frame written
+    results = {}
+    for workers in ("1", "3"):
+        assert _run([checkpoint, cut, "--out", tmp_path / workers, "--batch", "8", "--chunk-frames", "16",
+                     "--workers", workers]) == 1
+        (results[workers],) = json.loads((tmp_path / workers / "summary.json").read_text())["videos"]
+    assert results["1"]["truncated"] and 0 < results["1"]["frames"] < 300 and results["1"]["expected_frames"] == 300
+    assert results["3"] == {**results["1"], "csv": results["3"]["csv"], "decode_fps": results["3"]["decode_fps"],
+                            "model_fps": results["3"]["model_fps"], "end_to_end_fps": results["3"]["end_to_end_fps"]}
+    assert (tmp_path / "3" / "cut.csv").read_text() == (tmp_path / "1" / "cut.csv").read_text()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_video_that_switches_resolution_is_one_clear_error(clips, checkpoint, tmp_path, workers):
     """Concatenated stream segments can change size midway; the region then means other pixels (or lies outside

@@ -14,9 +14,11 @@ def square_x(i: int, width: int) -> int:
 
 
 def write_square_clip(path: Path, frames: int, width: int = 96, height: int = 64, fps: int = 25, codec: str = "mpeg4",
-                      container: str | None = None, options: dict[str, str] | None = None) -> Path:
-    """A clip of `frames` frames with a 16x16 white square moving right (MPEG-4 in the container of the suffix)."""
-    with av.open(str(path), "w", format=container) as out:
+                      container: str | None = None, options: dict[str, str] | None = None,
+                      container_options: dict[str, str] | None = None) -> Path:
+    """A clip of `frames` frames with a 16x16 white square moving right (MPEG-4 in the container of the suffix);
+    `container_options` for the muxer (e.g. {"movflags": "faststart"}: an MP4's index before its frames)."""
+    with av.open(str(path), "w", format=container, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = options or {}

@@ -8,6 +8,7 @@ outside the frame) raises VideoError with a message naming the file and the prob
 
 from __future__ import annotations
 
+import itertools
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -153,7 +154,8 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def index_video(path: str | Path) -> VideoIndex:
-    """Demux `path` (no decoding: ~50k packets/s) and return its frames' timestamps and keyframes."""
+    """`path`'s frames' timestamps and keyframes, from the container's own index where it lists them (an MP4's
+    sample table: _listed_index), else from a demux pass (no decoding: ~50k packets/s)."""
     with _open(path) as container:
         return _indexed(container, path)
 
@@ -178,11 +180,44 @@ def _probed(container) -> VideoInfo:
     )
 
 
+# Packets demuxed to check that a container's own index lists frames as they come (_listed_index).
+_LISTED_CHECKED = 300
+
+
 def _indexed(container, path: str | Path) -> VideoIndex:
+    """The video's index: the container's own when it lists every frame in presentation order (_listed_index), else
+    from a demux pass over every packet."""
+    stream = container.streams.video[0]
+    return _listed_index(container, stream) or _demuxed_index(container, stream, path)
+
+
+def _listed_index(container, stream) -> VideoIndex | None:
+    """The index an MP4's or MOV's sample table (or an AVI's idx1) holds, which opening the file read: a day-long
+    recording's frames are not read a second time just to find their timestamps (the demux pass reads every
+    byte). Taken only when it lists as many frames as the container declares, none to be discarded, timestamps
+    strictly increasing, and its first _LISTED_CHECKED entries are the timestamps and keyframe flags of the first
+    packets demuxed (a stream with B-frames is listed in decode order: its packets say otherwise, and it is
+    demuxed). None otherwise."""
+    entries = stream.index_entries
+    n = len(entries)
+    if n == 0 or n != stream.frames or any(e.is_discard for e in entries):
+        return None
+    pts = np.fromiter((e.timestamp for e in entries), np.int64, n)
+    key = np.fromiter((e.is_keyframe for e in entries), bool, n)
+    if not np.all(np.diff(pts) > 0):
+        return None
+    first = [(p.pts, p.is_keyframe) for p in itertools.islice(
+        (p for p in container.demux(stream) if p.size and p.pts is not None), min(n, _LISTED_CHECKED))]
+    if first != list(zip(pts[:len(first)].tolist(), key[:len(first)].tolist(), strict=True)):
+        container.seek(0)  # the demux pass starts from the first packet again
+        return None
+    return VideoIndex(pts, np.nonzero(key)[0].astype(np.int64), float(stream.time_base or 0.0))
+
+
+def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     import av
 
     pts, key = [], []
-    stream = container.streams.video[0]
     time_base = float(stream.time_base or 0.0)
     try:
         for packet in container.demux(stream):
@@ -264,7 +299,7 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                 yield VideoFrame(index_no, frame_seconds(frame, index_no, stream), convert(frame))
         except av.FFmpegError as exc:
             raise VideoError(f"{path} is corrupt or truncated after frame {index_no} ({exc})") from None
-        if index_no < 0:
+        if index_no < 0 and not seek:  # after a seek: the stream ends before the frames asked for (a cut file)
             raise VideoError(f"{path} has no decodable frames")
 
 
