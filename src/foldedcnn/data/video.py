@@ -180,8 +180,10 @@ def _probed(container) -> VideoInfo:
     )
 
 
-# Packets demuxed to check that a container's own index lists frames as they come (_listed_index).
+# Packets demuxed to check that a container's own index lists frames as they come (_listed_index), and the bits of
+# an index entry's flags (libavformat's AVINDEX_KEYFRAME, AVINDEX_DISCARD_FRAME).
 _LISTED_CHECKED = 300
+_AVINDEX_KEYFRAME, _AVINDEX_DISCARD_FRAME = 1, 2
 
 
 def _indexed(container, path: str | Path) -> VideoIndex:
@@ -200,11 +202,11 @@ def _listed_index(container, stream) -> VideoIndex | None:
     demuxed). None otherwise."""
     entries = stream.index_entries
     n = len(entries)
-    if n == 0 or n != stream.frames or any(e.is_discard for e in entries):
+    if n == 0 or n != stream.frames:
         return None
-    pts = np.fromiter((e.timestamp for e in entries), np.int64, n)
-    key = np.fromiter((e.is_keyframe for e in entries), bool, n)
-    if not np.all(np.diff(pts) > 0):
+    listed = np.fromiter(((e.timestamp, e.flags) for e in entries), [("pts", np.int64), ("flags", np.int32)], n)
+    pts, key = np.ascontiguousarray(listed["pts"]), (listed["flags"] & _AVINDEX_KEYFRAME).astype(bool)
+    if np.any(listed["flags"] & _AVINDEX_DISCARD_FRAME) or not np.all(np.diff(pts) > 0):
         return None
     first = [(p.pts, p.is_keyframe) for p in itertools.islice(
         (p for p in container.demux(stream) if p.size and p.pts is not None), min(n, _LISTED_CHECKED))]
