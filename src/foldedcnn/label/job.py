@@ -1,14 +1,15 @@
 """`foldedcnn run`: label every frame of many videos with a (folded) CNN checkpoint.
 
-Every video is indexed (a demux pass) and split into segments of batch-aligned output rows; a pool
-of decoder processes (_decode_pool) decodes them, many videos and many parts of a long video at
-once, converting only the region of interest, into shared memory. The Engine in this process labels
-each batch, and each video's rows are written per chunk as soon as a chunk is whole (_chunk_store), so
-a rerun redoes only the missing chunks. summary.json reports frames, positives, uncertain frames and
-decode / model / end-to-end frames per second per video. A failing video is recorded, the others go on;
-a video that decodes to fewer frames than its container declares is `truncated` (both counts in the
-summary) and counts as failed. One job per output folder (_output_dir: a lock); the chunks and
-finished CSVs carry the job's fingerprint, so a rerun with other settings never mixes results.
+Every video is indexed (its container's sample table, or a demux pass) and split into segments of
+batch-aligned output rows; a pool of decoder processes (_decode_pool) decodes them, many videos and many
+parts of a long video at once, converting only the region of interest, into shared memory. The Engine in
+this process labels each batch, and each video's rows are written per chunk as soon as a chunk is whole
+(_chunk_store), so a rerun redoes only the missing chunks. summary.json reports frames, positives,
+uncertain frames and decode / model / end-to-end frames per second per video. A failing video is
+recorded, the others go on; a video that decodes to fewer frames than its container declares is
+`truncated` (both counts in the summary) and counts as failed. One job per output folder (_output_dir: a
+lock); the chunks and finished CSVs carry the job's fingerprint, so a rerun with other settings never
+mixes results.
 """
 
 from __future__ import annotations
@@ -347,9 +348,10 @@ def frames_labelled(outputs: list[JobVideo]) -> int:
 
 
 # A video of at least this many frames has its keyframe index kept beside its chunks (ChunkStore.keep_index), so a
-# rerun after a kill resumes at once: indexing demuxes the whole file, 0.3 s for vtest.avi x 100 (79,500 frames,
-# 813 MB) from the page cache, and the time of reading every byte of it from a disk otherwise (a 24-hour recording:
-# tens of GB). Shorter videos keep none: a job of 100,000 clips writes no file per clip for it.
+# rerun after a kill resumes at once: indexing reads the container's sample table where it lists every frame
+# (data.video._listed_index), and otherwise demuxes the whole file (0.3 s for vtest.avi x 100, 79,500 frames,
+# 813 MB, from the page cache, and the time of reading every byte of it from a disk otherwise: a 24-hour
+# recording holds tens of GB). Shorter videos keep none: a job of 100,000 clips writes no file per clip for it.
 INDEX_KEPT_FROM = 50_000
 
 
