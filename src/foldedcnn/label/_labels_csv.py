@@ -58,7 +58,9 @@ def read_labels(csv_path: str | os.PathLike) -> FrameLabels:
             unsure.append(fields[-1].rstrip("\n") == "1")
     labels = np.array(label, dtype=object)
     uncertain = np.array(unsure, dtype=bool)
-    positive = (labels != names[0]) & ~uncertain
+    first = np.empty(1, dtype=object)
+    first[0] = names[0]  # compared as a Python string: NumPy would make it a str_, whose trailing NULs it drops
+    positive = (labels != first) & ~uncertain
     return FrameLabels(names, np.array(frame, dtype=np.int64), np.array(time_s), np.array(score), labels, positive,
                        uncertain)
 
