@@ -91,8 +91,9 @@ def test_the_counts_of_a_csv_fed_by_chunks_or_read_line_by_line_are_those_of_its
 
 @settings(max_examples=200, deadline=None)
 @given(_batches())
-@example(batch=(np.arange(1), np.zeros(1), torch.zeros(1, 3), ["\x00", "0", "0"], (0.0, 0.0)))  # NumPy drops a
-def test_a_csv_read_back_gives_the_frames_times_scores_and_labels_written(tmp_path_factory, batch):  # str_'s NULs
+# a class "\x00": NumPy compares a str_, which drops trailing NULs (found by this test)
+@example(batch=(np.arange(1), np.zeros(1), torch.zeros(1, 3), ["\x00", "0", "0"], (0.0, 0.0)))
+def test_a_csv_read_back_gives_the_frames_times_scores_and_labels_written(tmp_path_factory, batch):
     """What the report and the frames export read of a run's CSV (read_labels, which splits off only the outer
     fields of each line) is what was written, for any class names (the same exception as the counts)."""
     index, time_s, logits, names, uncertain = batch
