@@ -217,6 +217,8 @@ def _listed_index(container, stream) -> VideoIndex | None:
 
 
 def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
+    """The index from a demux pass over every packet of `stream` (no decoding: ~50k packets/s); VideoError for a
+    file that is corrupt or cut short."""
     import av
 
     pts, key = [], []
