@@ -460,7 +460,6 @@ class DecodePool:
         return Finished(task, end_row, reached_end, error, decode_s, cpu_s, slot_wait_s, idle_s)
 
 
-
 def _release(w: _Worker, slot: int) -> None:
     try:
         w.send(("free", slot))

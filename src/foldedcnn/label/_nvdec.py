@@ -125,8 +125,8 @@ class NvdecDecoder:
         frames = len(decoder)
         fps = float(decoder.get_stream_metadata().average_fps or 0) or 1.0
         seg, stride = task.segment, task.stride
-        first = seg.first_row * stride
-        last = frames if seg.stop_row is None else min(frames, (seg.stop_row - 1) * stride + 1)
+        first, end = seg.frames(stride)
+        last = frames if end is None else min(frames, end)
         if first >= last:
             return
         decoder.seek_to_index(first)

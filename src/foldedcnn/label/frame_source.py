@@ -49,12 +49,16 @@ class Segment:
     first_row: int
     stop_row: int | None
 
+    def frames(self, stride: int) -> tuple[int, int | None]:
+        """The video frames [first, end) a decoder of the segment passes through at `stride`: from its first row's
+        frame to the one after its last row's (end None: to the end of the video)."""
+        return self.first_row * stride, None if self.stop_row is None else (self.stop_row - 1) * stride + 1
+
 
 def segment_index(index: VideoIndex, segment: Segment, stride: int) -> VideoIndex:
     """The part of `index` that a decoder of `segment` reads (VideoIndex.window): the frames from the keyframe
     before its first through the one after its last, so a task carries a share of a long video's index."""
-    end = None if segment.stop_row is None else (segment.stop_row - 1) * stride + 1
-    return index.window(segment.first_row * stride, end)
+    return index.window(*segment.frames(stride))
 
 
 def plan_segments(video: int, rows: int, done: set[int], chunk_rows: int, batch: int, max_rows: int,
