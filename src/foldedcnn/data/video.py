@@ -421,11 +421,12 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoInde
 
 def _seek_runs(wanted: list[int], index: VideoIndex) -> list[tuple[int, list[int]]]:
     """The sorted `wanted` frames in runs, each decoded from its keyframe: (keyframe, frames). A frame joins the
-    run before it when its keyframe is not after that run's last frame (going on decodes no more than a seek)."""
+    run before it unless seeking to its keyframe skips more than _SKIP_MORE_THAN frames after that run's last
+    (the rule a stride's seeks ahead follow, _sought)."""
     runs: list[tuple[int, list[int]]] = []
     for frame in wanted:
         key = index.keyframe_at_or_before(min(frame, index.frames - 1))
-        if runs and key <= runs[-1][1][-1]:
+        if runs and key - runs[-1][1][-1] <= _SKIP_MORE_THAN:
             runs[-1][1].append(frame)
         else:
             runs.append((key, [frame]))
