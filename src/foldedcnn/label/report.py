@@ -11,8 +11,10 @@ archived.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,9 +140,9 @@ def _name(result: dict[str, Any]) -> str:
     return name + (f" &middot; region {result['region']} {tuple(result['roi'])}" if result.get("region") else "")
 
 
-def _video_section(result: dict[str, Any], run_dir: Path, keys: list[str], roi, thresholds, limit: int
-                   ) -> tuple[str, int]:
-    """The page's section of one output; `keys`: the outputs of its video (one keeps the run's index of it)."""
+def _video_section(result: dict[str, Any], run_dir: Path, index_of: Callable[[Path], VideoIndex | None], roi,
+                   thresholds, limit: int) -> tuple[str, int]:
+    """The page's section of one output; `index_of(video)`: the index the run kept of its video, if any."""
     name = _name(result)
     roi = tuple(result["roi"]) if result.get("roi") else roi  # the job's region, in a summary without its own
     if result.get("error"):
@@ -153,7 +155,7 @@ def _video_section(result: dict[str, Any], run_dir: Path, keys: list[str], roi, 
                 f'again</p></section>', 0)
     labels = read_labels(csv_path)
     video = locate_video(result["video"], run_dir)
-    thumbs, note = _thumbnails(labels, video, index_kept_for(video, run_dir, keys), roi, limit)
+    thumbs, note = _thumbnails(labels, video, index_of(video), roi, limit)
     n = max(1, labels.frame.size)
     if labels.multiclass:
         names, counts = np.unique(labels.label[~labels.uncertain], return_counts=True)
@@ -230,12 +232,13 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     lo, hi = summary.get("uncertain") or DEFAULT_UNCERTAIN  # a summary written before thresholds were recorded
     roi = tuple(summary["roi"]) if summary.get("roi") else None
     shown = [summary["videos"][i] for i in shown_outputs(summary["videos"], videos)]
-    keys: dict[str, list[str]] = {}  # a video's outputs (its regions)
+    keys: dict[Path, list[str]] = {}  # a video's outputs (its regions): one of them keeps the run's index of it
     for result in summary["videos"]:
-        keys.setdefault(result["video"], []).append(run_csv(run_dir, result).stem)
+        keys.setdefault(locate_video(result["video"], run_dir), []).append(run_csv(run_dir, result).stem)
+    index_of = functools.cache(lambda video: index_kept_for(video, run_dir, keys[video]))  # once per video
     sections, images = [], 0
     for result in shown:
-        text, count = _video_section(result, run_dir, keys[result["video"]], roi, (lo, hi), thumbnails)
+        text, count = _video_section(result, run_dir, index_of, roi, (lo, hi), thumbnails)
         sections.append(text)
         images += count
     overview = _overview(shown, _multiclass(summary))
