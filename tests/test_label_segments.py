@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from video_clips import write_square_clip
+from video_clips import damage_packets, write_square_clip
 
 from foldedcnn.data.video import VideoIndex, frames_at, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
@@ -85,10 +85,10 @@ def test_a_segment_decoded_after_a_seek_equals_decoding_from_the_start(clip, str
 
 
 @pytest.mark.parametrize("wanted,decoded_after_a_seek", [
-    ([5, 150, 290], 10),  # frames 0-5, then 144-150 and 288-290 after seeking to their keyframes
-    ([0, 1, 13, 14, 299, 400], 15),  # 0-1, then 12-14 and 288-299 after seeks; frame 400 is past the end: absent
+    ([5, 150, 290], 16),  # frames 0-5, then 144-150 and 288-290 after seeking to their keyframes
+    ([0, 1, 13, 14, 299, 400], 17),  # 0-1, then 12-14 and 288-299 after seeks; frame 400 is past the end: absent
     ([30, 31, 34], 11),  # one run from keyframe 24: going on from 31 to 34 costs less than a seek
-    ([2, 5, 9], 0),  # before the first keyframe after frame 0: decoded from the start, no seek
+    ([2, 5, 9], 10),  # before the first keyframe after frame 0: one run from frame 0
 ])
 def test_frames_far_apart_are_reached_by_seeking_with_the_pixels_of_decoding_through(clip, monkeypatch, wanted,
                                                                                     decoded_after_a_seek):
@@ -99,11 +99,73 @@ def test_frames_far_apart_are_reached_by_seeking_with_the_pixels_of_decoding_thr
     every = {f.index: f for f in iter_frames(clip)}
     located = []
     real = video._located
-    monkeypatch.setattr(video, "_located", lambda *a: located.append(a[1]) or real(*a))
+    monkeypatch.setattr(video, "_located", lambda *a, **kw: located.append(a[1]) or real(*a, **kw))
     got = frames_at(clip, wanted)
     assert [f.index for f in got] == [w for w in wanted if w < 300]
     assert all((f.rgb == every[f.index].rgb).all() and f.time_s == every[f.index].time_s for f in got)
     assert len(located) == decoded_after_a_seek  # frames decoded after seeking, each located by its timestamp
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+    """The moving square (a keyframe every 12 frames) with 5 packets damaged, keyframe 48 among them, in three
+    containers and codecs; per name: (path, index, its frames decoded in one pass from frame 0 by stride). One
+    decoder thread, as the job's decoders run: with FFmpeg's frame threads, what is concealed around damage depends
+    on the threads' timing."""
+    d = tmp_path_factory.mktemp("damaged")
+    clips = {"mpeg4.mp4": write_square_clip(d / "camera.mp4", 300, options={"g": "12"}),
+             "mpeg4.avi": write_square_clip(d / "camera.avi", 300, options={"g": "12"}),
+             "h264-bframes.mkv": write_square_clip(d / "camera.mkv", 300, codec="libx264",
+                                                   options={"g": "12", "bf": "2", "preset": "ultrafast"})}
+    out = {}
+    for name, path in clips.items():
+        damage_packets(path, [30, 48, 150, 151, 200])
+        index = index_video(path)
+        through = {stride: list(iter_frames(path, stride, roi=ROI, index=index, threads=1, undecodable=True))
+                   for stride in (1, 3)}
+        out[name] = path, index, through
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["mpeg4.mp4", "mpeg4.avi", "h264-bframes.mkv"]), stride=st.sampled_from([1, 3]),
+       start=st.integers(0, 99), length=st.one_of(st.none(), st.integers(1, 60)))
+def test_any_segment_of_a_damaged_recording_gives_the_frames_of_decoding_it_through(damaged, name, stride, start,
+                                                                                   length):
+    """However the job cuts a recording with damaged packets, a decoder seeking to its segment (with the segment's
+    window of the index) gives the frames of one decoder going through it: the same ones missing (rgb None, the
+    time of the index), the others with the same pixels; a damaged keyframe is not started from."""
+    path, index, through = damaged[name]
+    stop = None if length is None else start + length
+    reference = through[stride][start:stop]
+    seeked = list(iter_frames(path, stride, start, stop=stop, roi=ROI, threads=1, undecodable=True,
+                              index=segment_index(index, Segment(0, start, stop), stride)))
+    assert [f.index for f in seeked] == [f.index for f in reference]
+    assert [f.time_s for f in seeked] == pytest.approx([f.time_s for f in reference], abs=1e-9)
+    for a, b in zip(seeked, reference, strict=True):
+        assert (a.rgb is None) == (b.rgb is None) and (a.rgb is None or (a.rgb == b.rgb).all())
+
+
+def test_damaged_recordings_miss_frames_and_only_those(damaged):
+    """What the fixture's damage does in each codec: frames that do not decode (the damaged packets', and with
+    B-frames the group of pictures of the damaged keyframe), every other frame of the index given once, in order."""
+    missing = {name: [f.index for f in through[1] if f.rgb is None] for name, (_, _, through) in damaged.items()}
+    assert missing["mpeg4.avi"] == [30, 48, 150, 151, 200]
+    assert missing["mpeg4.mp4"] == [30, 150, 151, 200]  # keyframe 48 concealed (flagged corrupt), not missing
+    assert set(missing["h264-bframes.mkv"]) >= set(range(46, 57))
+    for _, index, through in damaged.values():
+        assert [f.index for f in through[1]] == list(range(index.frames))
+
+
+def test_frames_at_leaves_out_frames_that_do_not_decode(damaged):
+    """The report's thumbnails and the frames export: frames of a damaged recording that decode, with the pixels
+    of decoding it through, seeking to each; the ones that do not are absent."""
+    path, index, through = damaged["mpeg4.avi"]
+    wanted = [5, 30, 47, 48, 49, 150, 152, 299]
+    got = frames_at(path, wanted, index)
+    assert [f.index for f in got] == [5, 47, 49, 152, 299]
+    whole = {f.index: f for f in iter_frames(path, index=index, undecodable=True)}
+    assert all((f.rgb == whole[f.index].rgb).all() for f in got)
 
 
 @pytest.mark.parametrize("wrong_from", [0, 103])  # every timestamp, or one after frame 100 was given
@@ -117,25 +179,17 @@ def test_a_misleading_index_makes_frames_at_decode_the_rest_from_the_start(clip,
     assert all((f.rgb == every[f.index].rgb).all() for f in got)
 
 
-class _CountingContainer:
-    """A PyAV container (data.video._open's) that counts the frames its decode() gives."""
+def _counted(decoded: list):
+    """data.video._decoded, noting the timestamp of each frame it decodes in `decoded`."""
+    import foldedcnn.data.video as video
 
-    def __init__(self, container, decoded: list) -> None:
-        self.container, self.decoded = container, decoded
+    real = video._decoded
 
-    def __getattr__(self, name):
-        return getattr(self.container, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.container.close()
-
-    def decode(self, *args, **kwargs):
-        for frame in self.container.decode(*args, **kwargs):
-            self.decoded.append(frame.pts)
+    def counting(*args, **kwargs):
+        for frame in real(*args, **kwargs):
+            decoded.append(frame.pts)
             yield frame
+    return counting
 
 
 @pytest.mark.parametrize("stride,start,decoded", [
@@ -152,8 +206,7 @@ def test_a_sparse_stride_seeks_ahead_to_the_keyframe_before_each_frame_it_wants(
     every = list(iter_frames(clip, stride, roi=ROI))[start:]
     index = index_video(clip)
     frames: list = []
-    real_open = video._open
-    monkeypatch.setattr(video, "_open", lambda path: _CountingContainer(real_open(path), frames))
+    monkeypatch.setattr(video, "_decoded", _counted(frames))
     sparse = list(iter_frames(clip, stride, start, roi=ROI, index=index))
     assert [f.index for f in sparse] == [f.index for f in every]
     assert [f.time_s for f in sparse] == [f.time_s for f in every]

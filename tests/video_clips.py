@@ -68,3 +68,17 @@ def write_size_switch_clip(path: Path, frames: int, sizes: tuple[tuple[int, int]
         part.unlink()
     path.write_bytes(b"".join(parts))
     return path
+
+
+def damage_packets(path: Path, packets: list[int], fill: int = 0) -> Path:
+    """Overwrite the last three quarters of the data of `path`'s video packets number `packets` (in file order) with
+    byte `fill`, as a bad sector or a lost chunk of a network stream damages a recording: the container and its
+    index are intact, those frames' data is not."""
+    with av.open(str(path)) as c:
+        places = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    for k in packets:
+        pos, size = places[k]
+        data[pos + size // 4:pos + size] = bytes([fill]) * (size - size // 4)
+    path.write_bytes(bytes(data))
+    return path

@@ -77,6 +77,11 @@ class VideoIndex:
             return self.pts[frames - self.start] * self.time_base
         return frames / fps
 
+    def is_keyframe(self, frame: int) -> bool:
+        """Whether a decoder can start from frame `frame`."""
+        at = int(np.searchsorted(self.keyframes, frame))
+        return at < len(self.keyframes) and int(self.keyframes[at]) == frame
+
     def keyframe_at_or_before(self, frame: int) -> int:
         """The last keyframe index <= `frame` (where a decoder must start to produce `frame`); `frame` at or after
         the first keyframe."""
@@ -120,11 +125,12 @@ class VideoIndex:
 @dataclass(frozen=True)
 class VideoFrame:
     """One decoded frame: its index in presentation order, its time in seconds and its pixels (H, W, 3) uint8
-    RGB (only the region when one was asked for)."""
+    RGB (only the region when one was asked for); None for a frame that does not decode (damaged data: only
+    from iter_frames(undecodable=True))."""
 
     index: int
     time_s: float
-    rgb: np.ndarray
+    rgb: np.ndarray | None
 
 
 def _open(path: str | Path):
@@ -239,7 +245,8 @@ def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
 def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int | None = None,
                 roi: tuple[int, int, int, int] | None = None, size: tuple[int, int] | None = None,
                 index: VideoIndex | None = None, threads: int | None = None,
-                regions: Sequence[tuple[int, int, int, int]] | None = None) -> Iterator[VideoFrame]:
+                regions: Sequence[tuple[int, int, int, int]] | None = None, undecodable: bool = False
+                ) -> Iterator[VideoFrame]:
     """Yield every `stride`-th decoded frame of `path` (indices 0, stride, 2*stride, ...) as RGB uint8:
     (H, W, 3), or (h, w, 3) of region `roi` (x, y, w, h) alone, the rest of the frame never converted;
     with `size` (h, w) the region (default: the whole frame) resized to it in the same pass (h, w, 3),
@@ -255,6 +262,14 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     SeekError when the decoded frames do not match the index (decode without it from where it stopped).
     `threads`: decoder threads (None: FFmpeg's automatic frame/slice threading; 1 where processes do the
     parallel work).
+
+    `undecodable`, with the index of a seekable video (or its window): damaged data (e.g. a few bad bytes in a
+    camera's recording) does not end the video. Frames are then always located by their timestamps; a packet that
+    fails to decode is passed over, and each wanted frame of the index that the decoder does not give (its packet
+    failed, or the decoder dropped it) between frames that decode is yielded with rgb None and its time from the
+    index. Frames missing at the very end of the stream are not yielded (it ends there, as a cut file does).
+    Without a seekable index frames can only be counted: damaged data raises VideoError as without `undecodable`,
+    and a frame the decoder drops leaves the ones after it numbered one too low (the job finds the video short).
 
     Raises VideoError for a missing or non-video file, a video with no frames, data that fails
     to decode (a truncated file may first yield the frames before the damage), a region outside the frame,
@@ -286,13 +301,21 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                 roi = (0, 0, width, height)
             convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
                        else partial(region_resized, roi=roi, size=size))
-        seek = index is not None and (first > 0 or stride > 1) and index.seekable
-        decoded = (_sought(container, stream, index, first, path, stride) if seek
-                   else enumerate(container.decode(stream)))
-        index_no = -1
+        seek = index is not None and index.seekable and (first > 0 or stride > 1 or undecodable)
+        tolerant = undecodable and seek
+        decoded = (_sought(container, stream, index, first, path, stride, tolerant) if seek
+                   else enumerate(_decoded(container, stream)))
+        index_no, want = -1, first  # the next frame wanted
         try:
             for index_no, frame in decoded:
-                if end is not None and index_no >= end:
+                past = end is not None and index_no >= end
+                if tolerant:
+                    if index_no >= index.frames and not past:  # a frame the index does not hold
+                        raise SeekError(f"{path}: decoded a frame after the last of its index ({index.frames} frames)")
+                    for missing in range(want, index_no if end is None else min(index_no, end), stride):
+                        yield VideoFrame(missing, _index_seconds(index, missing, stream), None)  # did not decode
+                    want = max(want, -(-(index_no + 1) // stride) * stride)
+                if past:
                     return
                 if index_no % stride or index_no < first:
                     continue
@@ -319,42 +342,81 @@ _SEEK_BACK_S = (0.0, 0.5, 2.0, 8.0)
 _SKIP_MORE_THAN = 8
 
 
-def _sought(container, stream, index: VideoIndex, first: int, path: Path, stride: int = 1
-            ) -> Iterator[tuple[int, Any]]:
+def _decoded(container, stream, tolerant: bool = False) -> Iterator[Any]:
+    """The frames of `stream` decoded from where the container stands, packet by packet (container.decode's own
+    loop): a packet that fails to decode raises av.InvalidDataError, or, `tolerant`, is passed over."""
+    import av
+
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.InvalidDataError:
+            if not tolerant:
+                raise
+            continue
+        yield from frames
+
+
+def _index_seconds(index: VideoIndex, frame: int, stream) -> float:
+    """The time in seconds of frame `frame` of `index` (or its window) that did not decode: its timestamp's, else
+    frame / the stream's frame rate (nan without one), as frame_seconds gives a decoded frame's."""
+    if index.time_base:
+        return float(index.pts[frame - index.start] * index.time_base)
+    rate = stream.guessed_rate or stream.average_rate
+    return frame / float(rate) if rate else float("nan")
+
+
+def _sought(container, stream, index: VideoIndex, first: int, path: Path, stride: int = 1,
+            tolerant: bool = False) -> Iterator[tuple[int, Any]]:
     """(frame number, PyAV frame) decoded after seeking for frame `first` of a seekable `index` (or its window
     holding it), each located by its timestamp. With `stride` > 1 (frames first, first + stride, ... wanted) it
     seeks ahead to the keyframe before the next frame wanted wherever that skips more than _SKIP_MORE_THAN
     frames, so a sparse --stride over a long recording decodes the groups of pictures that hold its frames, not
-    all of it. SeekError when the frames do not match the index (_from_keyframe_before)."""
+    all of it. SeekError when the frames do not match the index (_from_keyframe_before); `tolerant`: see there."""
     wanted = first
     while True:
-        for at, frame in _from_keyframe_before(container, stream, index, wanted, path):
+        for at, frame in _from_keyframe_before(container, stream, index, wanted, path, tolerant):
             yield at, frame
             if at >= wanted:
                 wanted += stride * (1 + (at - wanted) // stride)  # the next one after `at`
-                if wanted < index.frames and index.keyframe_at_or_before(wanted) - at > _SKIP_MORE_THAN:
+                if stride > 1 and wanted < index.frames and index.keyframe_at_or_before(wanted) - at > _SKIP_MORE_THAN:
                     break  # seek ahead to it
         else:
             return
 
 
-def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path: Path) -> Iterator[tuple[int, Any]]:
+def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path: Path, tolerant: bool = False
+                          ) -> Iterator[tuple[int, Any]]:
     """(frame number, PyAV frame) from a seek to the keyframe at or before `frame` (or from any frame before it),
     frames before a window's first left out. A seek that lands after `frame` is made again from further back
-    (_SEEK_BACK_S); SeekError when every try lands after it, or when the frames do not match the index."""
-    key_pts = int(index.pts[index.keyframe_at_or_before(frame) - index.start])
+    (_SEEK_BACK_S); SeekError when every try lands after it, or when the frames do not match the index.
+
+    `tolerant` of damaged data: packets that fail to decode are passed over and frames of the index may be missing
+    (they did not decode). A try must also start on a keyframe that decodes whole (not flagged corrupt): a damaged
+    one is concealed from the frames decoded before it, so its group of pictures would come out otherwise than
+    when decoding through it, and a segment's frames would depend on where the job cut the video. On the last
+    try the frames start wherever it landed (the ones before did not decode from any start tried)."""
+    key = index.keyframe_at_or_before(frame)
+    key_pts = int(index.pts[key - index.start])
     landed = None
-    for back in _SEEK_BACK_S if index.time_base else _SEEK_BACK_S[:1]:
+    tries = _SEEK_BACK_S if index.time_base else _SEEK_BACK_S[:1]
+    for n, back in enumerate(tries):
         container.seek(key_pts - round(back / index.time_base) if back else key_pts, stream=stream, backward=True,
                        any_frame=False)
-        previous = None
-        for decoded in container.decode(stream):
-            at = _located(index, decoded.pts, previous, path)
+        previous, retry = None, tolerant and n < len(tries) - 1
+        starting = tolerant  # until the frame decoding starts from is found (an open GOP's leading frames before it)
+        for decoded in _decoded(container, stream, tolerant):
+            at = _located(index, decoded.pts, previous, path, gaps=tolerant)
             if at is None:  # before the window the index holds: not wanted
                 continue
-            if previous is None and at > frame:
+            if previous is None and at > frame and (retry or not tolerant):
                 landed = at
                 break  # landed after it: nothing given yet, seek again from further back
+            if starting and (at >= key or index.is_keyframe(at)):
+                starting = False
+                if retry and (decoded.is_corrupt or not index.is_keyframe(at)):
+                    landed = at
+                    break  # its keyframe is damaged: from further back
             previous = at
             yield at, decoded
         else:
@@ -379,14 +441,16 @@ def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[
 
 def frames_at(path: str | Path, indices: Iterable[int], index: VideoIndex | None = None) -> list[VideoFrame]:
     """The frames of `path` with the given decode-order indices, in index order, as RGB (H, W, 3); indices past
-    the end are absent. Only the requested frames are converted (see decoded_frames_at)."""
+    the end, and frames that do not decode (damaged data), are absent. Only the requested frames are converted
+    (see decoded_frames_at)."""
     return [VideoFrame(i, time_s, full_rgb(frame)) for i, time_s, frame in decoded_frames_at(path, indices, index)]
 
 
 def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoIndex | None = None
                       ) -> Iterator[tuple[int, float, Any]]:
     """(index, time in seconds, PyAV frame) of the frames of `path` with the given decode-order indices, in index
-    order, one at a time (convert a frame before taking the next); indices past the end are absent.
+    order, one at a time (convert a frame before taking the next); indices past the end are absent, and so are
+    frames that do not decode in a video that can be sought (damaged data: iter_frames' `undecodable`).
 
     None is converted. The decoder seeks to the keyframe before a wanted frame wherever that decodes fewer
     frames than going on from the frame wanted before it, so a dozen frames spread over a day-long recording
@@ -405,9 +469,9 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoInde
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for n, (key, frames) in enumerate(runs):
+        for n, (_, frames) in enumerate(runs):
             try:
-                for decoded in _decoded_run(container, stream, index if key else None, frames, path):
+                for decoded in _decoded_run(container, stream, index if index.seekable else None, frames, path):
                     given = decoded[0]
                     yield decoded
             except SeekError:  # the rest decoded from the first frame, in a container opened again
@@ -436,15 +500,19 @@ def _seek_runs(wanted: list[int], index: VideoIndex) -> list[tuple[int, list[int
 def _decoded_run(container, stream, index: VideoIndex | None, frames: list[int], path: Path
                  ) -> Iterator[tuple[int, float, Any]]:
     """decoded_frames_at's frames `frames` (sorted) of `stream`: with `index`, after a seek for the first of them
-    (_sought: SeekError when the frames do not match the index); else counting frames from the start of a
-    container just opened."""
+    (_sought: SeekError when the frames do not match the index), passing over packets that fail to decode and the
+    frames they leave out; else counting frames from the start of a container just opened."""
     import av
 
-    decoded = _sought(container, stream, index, frames[0], path) if index is not None else \
-        enumerate(container.decode(stream))
+    decoded = _sought(container, stream, index, frames[0], path, tolerant=True) if index is not None else \
+        enumerate(_decoded(container, stream))
     given = 0
     try:
         for at, frame in decoded:
+            while frames[given] < at:  # it did not decode (damaged data)
+                given += 1
+                if given == len(frames):
+                    return
             if at == frames[given]:
                 yield at, frame_seconds(frame, at, stream), frame
                 given += 1
@@ -454,13 +522,25 @@ def _decoded_run(container, stream, index: VideoIndex | None, frames: list[int],
         raise VideoError(f"{path} is corrupt or truncated ({exc})") from None
 
 
-def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Path) -> int | None:
+def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Path, gaps: bool = False) -> int | None:
     """The index of the frame with timestamp `pts`, checked to follow `previous` (no frame skipped); None for a
-    frame before a window's first (VideoIndex.window) while none was located yet."""
+    frame before a window's first (VideoIndex.window) while none was located yet. With `gaps` (past damaged data):
+    any frame after `previous` (the ones between did not decode), a frame past the last of the index or window is
+    index.frames (where the window ends), and once a frame was located, one that damaged data put out of place
+    (no timestamp, one the index does not hold, or one not after `previous`) is None: passed over."""
+    if previous is not None and 0 <= previous + 1 - index.start < len(index.pts) and \
+            index.pts[previous + 1 - index.start] == pts:
+        return previous + 1  # the next frame, as almost every frame is: no search
     if previous is None and index.start and pts is not None and pts < index.pts[0]:
         return None
+    if gaps and pts is not None and pts > index.pts[-1]:
+        return index.frames
     at = int(np.searchsorted(index.pts, pts)) if pts is not None else len(index.pts)
-    if at >= len(index.pts) or index.pts[at] != pts or (previous is not None and index.start + at != previous + 1):
+    found = at < len(index.pts) and index.pts[at] == pts
+    if gaps and previous is not None and not (found and index.start + at > previous):
+        return None
+    if not found or (previous is not None and not (index.start + at > previous if gaps else
+                                                   index.start + at == previous + 1)):
         raise SeekError(f"{path}: decoded frame with timestamp {pts} does not follow frame {previous} of the index")
     return index.start + at
 
