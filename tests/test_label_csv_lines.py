@@ -18,15 +18,18 @@ from foldedcnn.label._job_video import RowTally
 from foldedcnn.label._labels_csv import read_labels
 
 
-def _reference(index, time_s, logits, class_names, uncertain) -> str:
-    """The rows as the job wrote them before csv_lines_for: each number by Python's format, the rows by csv.writer."""
+def _reference(index, time_s, logits, class_names, uncertain, decoded=None) -> str:
+    """The rows as the job wrote them before csv_lines_for: each number by Python's format, the rows by csv.writer; a
+    frame that did not decode with its frame and time only."""
     probs = probabilities(logits)
     score, label, unsure = cascade(probs, uncertain)
+    ok = [True] * len(index) if decoded is None else decoded.tolist()
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(
-        [i, f"{t:.6f}", *(f"{p:.6f}" for p in pr), f"{s:.6f}", class_names[k], int(u)]
-        for i, t, pr, s, k, u in zip(index.tolist(), time_s.tolist(), probs.tolist(), score.tolist(), label.tolist(),
-                                     unsure.tolist(), strict=True))
+        [i, f"{t:.6f}", *(f"{p:.6f}" for p in pr), f"{s:.6f}", class_names[k], int(u)] if d else
+        [i, f"{t:.6f}", *[""] * (len(class_names) + 3)]
+        for i, t, pr, s, k, u, d in zip(index.tolist(), time_s.tolist(), probs.tolist(), score.tolist(), label.tolist(),
+                                        unsure.tolist(), ok, strict=True))
     return buf.getvalue()
 
 
@@ -39,7 +42,9 @@ def _batches(draw):
     first = draw(st.integers(0, 10**9))
     time_s = draw(hnp.arrays(np.float64, (b,), elements=st.floats(0, 1e6)))
     lo = draw(st.floats(0, 1))
-    return np.arange(first, first + b), time_s, torch.from_numpy(logits), names, (lo, draw(st.floats(lo, 1)))
+    # which frames decoded (the others' packets damaged); None: all of them
+    decoded = draw(st.none() | hnp.arrays(np.bool_, (b,)))
+    return np.arange(first, first + b), time_s, torch.from_numpy(logits), names, (lo, draw(st.floats(lo, 1))), decoded
 
 
 @settings(max_examples=300, deadline=None)
@@ -72,8 +77,8 @@ def test_the_counts_of_a_csv_fed_by_chunks_or_read_line_by_line_are_those_of_its
     file line by line, are those of the labels written, for any class names (quoted or not: commas, quotes, line
     breaks, U+2028). Not with a name holding a bare carriage return (csv.writer leaves it unquoted) beside one
     that is quoted: no CSV reader parses that file."""
-    index, time_s, logits, names, uncertain = batch
-    lines = csv_lines_for(index, time_s, logits, names, uncertain)
+    index, time_s, logits, names, uncertain, decoded = batch
+    lines = csv_lines_for(index, time_s, logits, names, uncertain, decoded)
     tally = RowTally(names)
     assume(not (tally.quoted and any("\r" in name for name in names)))
     if by_file:  # as a finished CSV is read back, its header skipped
@@ -85,31 +90,35 @@ def test_the_counts_of_a_csv_fed_by_chunks_or_read_line_by_line_are_those_of_its
         for a, b in itertools.pairwise(cuts):
             tally.add_rows("".join(lines[a:b]))
     _, label, unsure = cascade(probabilities(logits), uncertain)
-    labels = Counter(names[k] for k in label.tolist())
-    assert tally.counts() == (len(label), len(label) - labels[names[0]], int(unsure.sum()), dict(labels.most_common()))
+    ok = np.ones(len(label), bool) if decoded is None else decoded
+    labels = Counter(names[k] for k in label[ok].tolist())
+    undecodable = int((~ok).sum())
+    assert tally.counts() == (len(label), len(label) - undecodable - labels[names[0]], int(unsure[ok].sum()),
+                              dict(labels.most_common()), undecodable)
 
 
 @settings(max_examples=200, deadline=None)
 @given(_batches())
 # a class "\x00": NumPy compares a str_, which drops trailing NULs (found by this test)
-@example(batch=(np.arange(1), np.zeros(1), torch.zeros(1, 3), ["\x00", "0", "0"], (0.0, 0.0)))
+@example(batch=(np.arange(1), np.zeros(1), torch.zeros(1, 3), ["\x00", "0", "0"], (0.0, 0.0), None))
 def test_a_csv_read_back_gives_the_frames_times_scores_and_labels_written(tmp_path_factory, batch):
     """What the report and the frames export read of a run's CSV (read_labels, which splits off only the outer
     fields of each line) is what was written, for any class names (the same exception as the counts)."""
-    index, time_s, logits, names, uncertain = batch
+    index, time_s, logits, names, uncertain, decoded = batch
     assume(not (RowTally(names).quoted and any("\r" in name for name in names)))
     path = tmp_path_factory.mktemp("csv") / "video.csv"
-    path.write_text(csv_lines([header(names)]) + "".join(csv_lines_for(index, time_s, logits, names, uncertain)),
-                    newline="")
+    path.write_text(csv_lines([header(names)]) + "".join(csv_lines_for(*batch)), newline="")
     labels = read_labels(path)
     score, label, unsure = cascade(probabilities(logits), uncertain)
+    ok = np.ones(len(label), bool) if decoded is None else decoded
     assert labels.class_names == names and labels.frame.tolist() == index.tolist()
     np.testing.assert_array_equal(labels.time_s, np.round(time_s, 6))  # written with 6 decimals, read back exactly
-    np.testing.assert_array_equal(labels.score, score.astype(np.float64).round(6))
-    assert labels.label.tolist() == [names[k] for k in label.tolist()]
-    assert labels.uncertain.tolist() == unsure.tolist()
-    assert labels.positive.tolist() == [names[k] != names[0] and not u for k, u in zip(label.tolist(), unsure.tolist(),
-                                                                                       strict=True)]
+    np.testing.assert_array_equal(labels.score, np.where(ok, score.astype(np.float64).round(6), np.nan))
+    assert labels.label.tolist() == [names[k] if d else "" for k, d in zip(label.tolist(), ok.tolist(), strict=True)]
+    assert labels.decoded.tolist() == ok.tolist()
+    assert labels.uncertain.tolist() == (unsure & ok).tolist()
+    assert labels.positive.tolist() == [names[k] != names[0] and not u and d for k, u, d in
+                                        zip(label.tolist(), unsure.tolist(), ok.tolist(), strict=True)]
 
 
 def test_reading_a_csv_back_holds_its_outer_columns_not_its_probabilities(tmp_path):

@@ -327,7 +327,7 @@ def test_the_final_csv_is_merged_one_chunk_in_memory_at_a_time(tmp_path):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert tally.counts() == (chunks * chunk_rows, 0, 0, {"x": chunks * chunk_rows})
+    assert tally.counts() == (chunks * chunk_rows, 0, 0, {"x": chunks * chunk_rows}, 0)
     assert (tmp_path / "v.csv").stat().st_size == len("frame\n") + chunks * chunk_rows * len(line)
     assert peak < 8 * chunk_rows * len(line)  # a chunk's bytes, text and lines: a third of the CSV's 24 MB
 

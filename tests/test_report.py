@@ -138,19 +138,23 @@ def test_a_multiclass_run_reports_labels_not_positives(digit_run, capsys):
 
 
 @settings(max_examples=200, deadline=None)
-@given(labels=st.lists(st.tuples(st.sampled_from("abcd"), st.booleans()), max_size=60), limit=st.integers(0, 20))
+@given(labels=st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d", ""]), st.booleans()), max_size=60),
+       limit=st.integers(0, 20))
 def test_thumbnails_by_label_cover_every_label_the_limit_allows(labels, limit):
+    """... and never a frame that did not decode (label "": its packets damaged)."""
     from foldedcnn.label._labels_csv import FrameLabels
     from foldedcnn.label.report import _by_label
 
     n = len(labels)
     names = np.array([name for name, _ in labels], dtype=object)
-    unsure = np.array([u for _, u in labels], dtype=bool)
-    frames = FrameLabels(list("abcd"), np.arange(n), np.arange(n) / 25, np.zeros(n), names, ~unsure, unsure)
+    decoded = names != ""
+    unsure = np.array([u for _, u in labels], dtype=bool) & decoded
+    frames = FrameLabels(list("abcd"), np.arange(n), np.arange(n) / 25, np.zeros(n), names, ~unsure & decoded, unsure,
+                         decoded)
     chosen = _by_label(frames, limit)
-    assert list(chosen) == sorted(set(chosen.tolist())) and not unsure[chosen].any()
-    assert len(chosen) == min(limit, int((~unsure).sum()))
-    seen = set(names[~unsure])
+    assert list(chosen) == sorted(set(chosen.tolist())) and not unsure[chosen].any() and decoded[chosen].all()
+    assert len(chosen) == min(limit, int((~unsure & decoded).sum()))
+    seen = set(names[~unsure & decoded])
     assert set(names[chosen]) == seen if limit >= len(seen) else len(set(names[chosen])) == limit
 
 

@@ -82,15 +82,18 @@ def run(args) -> int:
             print(f"FAILED  {name}: {v.error}")
         elif not quiet:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
-            print(f"ok      {name}: {v.frames} frames, {_counts(summary, v)}, {v.uncertain} uncertain"
+            damaged = f", {v.undecodable} undecodable (damaged data: rows without a label)" if v.undecodable else ""
+            print(f"ok      {name}: {v.frames} frames, {_counts(summary, v)}, {v.uncertain} uncertain{damaged}"
                   f"{speed}, decoded on {v.decoder or 'cpu'} -> {v.csv}")
         if v.note and not quiet:
             print(f"note    {name}: {v.note}")
     if quiet:
         ok = [v for v in summary.videos if not v.error]
         noted = sum(1 for v in summary.videos if v.note)
+        damaged = sum(v.undecodable for v in ok)
         print(f"ok      {len(ok):,} of {len(summary.videos):,} outputs: {sum(v.frames for v in ok):,} frames, "
               f"{sum(v.uncertain for v in ok):,} uncertain"
+              + (f", {damaged:,} undecodable (damaged data)" if damaged else "")
               + (f"; {noted:,} with a note" if noted else "") + " (each output's counts and notes: summary.json)")
     if summary.decoder_note:
         print(f"decoder {summary.decoder}: {summary.decoder_note}")

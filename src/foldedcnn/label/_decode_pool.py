@@ -1,9 +1,9 @@
 """A pool of decoder processes feeding one consumer (the Engine's process) through shared memory.
 
 Each worker owns a shared-memory block of `slots` batch slots (images (B, 3, h, w) uint8, frame indices,
-times). It decodes the segments it is sent (frame_source.SegmentDecoder), fills a free slot per batch and
-sends only the slot number and row position through its pipe; the consumer hands the slot back once it
-has used the frames. One pipe per worker and no shared lock: a worker killed at any moment leaves the
+times, which frames decoded). It decodes the segments it is sent (frame_source.SegmentDecoder), fills a free
+slot per batch and sends only the slot number and row position through its pipe; the consumer hands the slot
+back once it has used the frames. One pipe per worker and no shared lock: a worker killed at any moment leaves the
 others untouched. Its segment is sent again from the first row the consumer has not received, so no
 batch is lost, and none is duplicated (batches are identified by their first row). While more than two tasks
 per worker wait, a worker is sent its next task while it decodes one: between tasks it would otherwise
@@ -87,17 +87,19 @@ class Finished:
 
 
 class _Slots:
-    """Views of one worker's shared-memory block: `slots` batches of (batch, 3, h, w) images, indices, times."""
+    """Views of one worker's shared-memory block: `slots` batches of (batch, 3, h, w) images, indices, times, and
+    whether each frame decoded (FrameBatch.decoded)."""
 
     def __init__(self, shm: SharedMemory, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
         n_img = slots * batch * int(np.prod(shape))
         self.images = np.ndarray((slots, batch, *shape), np.uint8, shm.buf)
         self.index = np.ndarray((slots, batch), np.int64, shm.buf, offset=n_img)
         self.time_s = np.ndarray((slots, batch), np.float64, shm.buf, offset=n_img + 8 * slots * batch)
+        self.decoded = np.ndarray((slots, batch), np.bool_, shm.buf, offset=n_img + 16 * slots * batch)
 
     @staticmethod
     def nbytes(slots: int, batch: int, shape: tuple[int, int, int]) -> int:
-        return slots * batch * (int(np.prod(shape)) + 16)
+        return slots * batch * (int(np.prod(shape)) + 17)
 
 
 class _Dispatch:
@@ -183,6 +185,7 @@ def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tupl
                     n = len(b.index)
                     views.images[slot, :n, : b.images.shape[1]] = b.images  # a task may have fewer regions than slots
                     views.index[slot, :n], views.time_s[slot, :n] = b.index, b.time_s
+                    views.decoded[slot, :n] = True if b.decoded is None else b.decoded
                     conn.send(("batch", slot, b.first, n))
             except FoldedCNNError as exc:
                 error = str(exc)
@@ -447,7 +450,9 @@ class DecodePool:
         if msg[0] == "batch":
             _, slot, first, n = msg
             images = w.views.images[slot, :n, : 3 * len(w.tasks[0].rois)]
-            batch = FrameBatch(first, w.views.index[slot, :n], w.views.time_s[slot, :n], images)
+            decoded = w.views.decoded[slot, :n]
+            batch = FrameBatch(first, w.views.index[slot, :n], w.views.time_s[slot, :n], images,
+                               None if decoded.all() else decoded.copy())
             w.next_row = first + n
             return Decoded(w.tasks[0], batch, lambda w=w, slot=slot: _release(w, slot))
         _, end_row, reached_end, error, decode_s, cpu_s, slot_wait_s, idle_s = msg

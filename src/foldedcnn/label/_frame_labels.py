@@ -1,5 +1,7 @@
 """Turn per-frame logits into CSV lines: probabilities, label, and the cascade's `uncertain` flag.
 
+A frame that did not decode (damaged data) gets a row with its frame and time and every other field empty.
+
 Binary models (NoScope's cascade): score = P(class 1). A frame with score <= LO is labelled
 class 0 and one with score >= HI class 1 without further work; a frame with LO < score < HI is
 uncertain, goes to the expensive reference model, and carries the model's argmax as a provisional
@@ -48,22 +50,35 @@ def cascade(probs: np.ndarray, uncertain: tuple[float, float]) -> tuple[np.ndarr
 
 
 def csv_lines_for(index: np.ndarray, time_s: np.ndarray, logits: torch.Tensor, class_names: Sequence[str],
-                  uncertain: tuple[float, float]) -> list[str]:
+                  uncertain: tuple[float, float], decoded: np.ndarray | None = None) -> list[str]:
     """One CSV line (ending in a newline) per frame from logits (B, K): the `header` columns, as csv.writer writes
-    them (tested). The probabilities and the score are formatted together as one array of characters: the
-    Engine's process formats every frame of the job, and a 111-class model's 112 numbers formatted one by one
-    cost ~30 us a frame, a cap of ~30k frames/s on the whole job."""
+    them (tested); a frame that did not decode (`decoded` (B,) False; None: all did) gets its frame and time, the
+    other fields empty (undecodable_line), whatever its logits. The probabilities and the score are formatted
+    together as one array of characters: the Engine's process formats every frame of the job, and a 111-class
+    model's 112 numbers formatted one by one cost ~30 us a frame, a cap of ~30k frames/s on the whole job."""
     probs = probabilities(logits)
     score, label, unsure = cascade(probs, uncertain)
     numbers = np.concatenate([probs, score[:, None]], axis=1)
+    if decoded is not None:  # whatever the model made of a frame that did not decode (a zero image), it is not written
+        numbers[~decoded] = 0
     if not np.isfinite(numbers).all():  # a model gone wrong: write what Python writes for nan and inf
-        return _lines_one_by_one(index, time_s, numbers, label, unsure, class_names)
-    text = _fixed_point(numbers)
-    width = numbers.shape[1] * _WIDTH
-    names = csv_fields(tuple(class_names))
-    return [f"{i},{t:.6f},{text[n * width:(n + 1) * width]}{names[k]},{int(u)}\n"
-            for n, (i, t, k, u) in enumerate(zip(index.tolist(), time_s.tolist(), label.tolist(), unsure.tolist(),
-                                                 strict=True))]
+        lines = _lines_one_by_one(index, time_s, numbers, label, unsure, class_names)
+    else:
+        text = _fixed_point(numbers)
+        width = numbers.shape[1] * _WIDTH
+        names = csv_fields(tuple(class_names))
+        lines = [f"{i},{t:.6f},{text[n * width:(n + 1) * width]}{names[k]},{int(u)}\n"
+                 for n, (i, t, k, u) in enumerate(zip(index.tolist(), time_s.tolist(), label.tolist(), unsure.tolist(),
+                                                      strict=True))]
+    for n in [] if decoded is None else np.flatnonzero(~decoded).tolist():
+        lines[n] = undecodable_line(int(index[n]), float(time_s[n]), len(class_names))
+    return lines
+
+
+def undecodable_line(frame: int, time_s: float, classes: int) -> str:
+    """The CSV line of a frame that did not decode: its frame and time, the probabilities, score, label and uncertain
+    flag empty (what pandas reads as missing; a class name is never empty)."""
+    return f"{frame},{time_s:.6f}{',' * (classes + 3)}\n"
 
 
 def _fixed_point(numbers: np.ndarray) -> str:

@@ -35,10 +35,11 @@ class VideoResult:
     region: int | None = None  # with several regions: which --roi (from 1) this result is of
     roi: list[int] | None = None  # the region (x, y, w, h) its frames were cropped from
     csv: str | None = None
-    frames: int = 0
+    frames: int = 0  # rows of its CSV: the frames labelled and those that did not decode
     positives: int = 0
     uncertain: int = 0
     labels: dict[str, int] = field(default_factory=dict)  # frames per label (an uncertain frame's provisional one)
+    undecodable: int = 0  # frames whose packets are damaged: rows with their frame and time, no label
     expected_frames: int | None = None  # what the container declares (after --stride), when it says
     truncated: bool = False  # fewer frames decoded than the container declares
     resumed_at_frame: int = 0
@@ -52,7 +53,8 @@ class VideoResult:
 
 class RowTally:
     """Counts of a video's CSV rows, given a chunk at a time (`add_rows`) or read back (`add_file`): frames,
-    positives (any label but the first class), uncertain, and frames per label; never all rows at once (a day-long
+    positives (any label but the first class), uncertain, frames per label, and frames that did not decode (an
+    empty label, which no class name is: _frame_labels.undecodable_line); never all rows at once (a day-long
     recording's CSV may hold gigabytes). Only the last two fields of each line are split off, unless a class name
     is quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting them."""
 
@@ -81,10 +83,13 @@ class RowTally:
             uncertain += flag.startswith("1")
         self.uncertain += uncertain
 
-    def counts(self) -> tuple[int, int, int, dict[str, int]]:
-        """(frames, positives, uncertain, frames per label, most frequent first)."""
-        frames = self.labels.total()
-        return frames, frames - self.labels[self.class_names[0]], self.uncertain, dict(self.labels.most_common())
+    def counts(self) -> tuple[int, int, int, dict[str, int], int]:
+        """(frames (rows), positives, uncertain, frames per label (most frequent first), frames that did not
+        decode)."""
+        labels = self.labels.copy()
+        frames, undecodable = labels.total(), labels.pop("", 0)
+        return (frames, frames - undecodable - labels[self.class_names[0]], self.uncertain,
+                dict(labels.most_common()), undecodable)
 
 
 class JobVideo:
@@ -196,8 +201,9 @@ class JobVideo:
         if tally is None:
             tally = RowTally(self.class_names)
             tally.add_file(self.store.final_path)
-        self.result.frames, self.result.positives, self.result.uncertain, self.result.labels = tally.counts()
-        if self.result.frames == 0:
+        (self.result.frames, self.result.positives, self.result.uncertain, self.result.labels,
+         self.result.undecodable) = tally.counts()
+        if self.result.frames == self.result.undecodable:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
         check_complete(self.result)
 

@@ -20,7 +20,8 @@ from ._frame_labels import is_multiclass
 @dataclass(frozen=True)
 class FrameLabels:
     """One video's CSV as arrays (N,): frame index, time, score, label (class names), positive (a certain
-    non-first label), uncertain."""
+    non-first label), uncertain, decoded (False: the frame's packets are damaged; its score is nan, its label
+    empty, and it is neither positive nor uncertain)."""
 
     class_names: list[str]
     frame: np.ndarray
@@ -29,6 +30,7 @@ class FrameLabels:
     label: np.ndarray
     positive: np.ndarray
     uncertain: np.ndarray
+    decoded: np.ndarray
 
     @property
     def multiclass(self) -> bool:
@@ -53,16 +55,17 @@ def read_labels(csv_path: str | os.PathLike) -> FrameLabels:
         for fields in records:
             frame.append(int(fields[0]))
             time_s.append(float(fields[1]))
-            score.append(float(fields[-3]))
+            score.append(float(fields[-3] or "nan"))  # empty: a frame that did not decode
             label.append(same.get(fields[-2], fields[-2]))
             unsure.append(fields[-1].rstrip("\n") == "1")
     labels = np.array(label, dtype=object)
     uncertain = np.array(unsure, dtype=bool)
     first = np.empty(1, dtype=object)
     first[0] = names[0]  # compared as a Python string: NumPy would make it a str_, whose trailing NULs it drops
-    positive = (labels != first) & ~uncertain
+    decoded = labels != ""
+    positive = (labels != first) & ~uncertain & decoded
     return FrameLabels(names, np.array(frame, dtype=np.int64), np.array(time_s), np.array(score), labels, positive,
-                       uncertain)
+                       uncertain, decoded)
 
 
 def _outer_fields(line: str) -> list[str]:

@@ -55,13 +55,14 @@ MAX_LABEL_TICKS = 40  # a label track names at most this many labels on its axis
 
 def _label_track(ax, labels: FrameLabels) -> None:
     """Each frame's label against time: one row per label that occurs (in class order), uncertain frames in the
-    uncertain colour."""
-    seen = [c for c in labels.class_names if c in set(labels.label)]
+    uncertain colour (frames that did not decode have none)."""
+    seen = [c for c in labels.class_names if c in set(labels.label[labels.decoded])]
     row = {c: i for i, c in enumerate(seen)}
-    y = np.array([row[c] for c in labels.label], dtype=float)
-    sure = ~labels.uncertain
+    y = np.array([row.get(c, np.nan) for c in labels.label], dtype=float)
+    sure = ~labels.uncertain & labels.decoded
+    unsure = labels.uncertain & labels.decoded
     ax.scatter(labels.time_s[sure], y[sure], s=6, marker="s", color=LABEL_COLOR, lw=0, label="label")
-    ax.scatter(labels.time_s[~sure], y[~sure], s=6, marker="s", color=UNCERTAIN_COLOR, lw=0,
+    ax.scatter(labels.time_s[unsure], y[unsure], s=6, marker="s", color=UNCERTAIN_COLOR, lw=0,
                label="label (uncertain)")
     step = max(1, -(-len(seen) // MAX_LABEL_TICKS))
     ax.set_yticks(range(0, len(seen), step), seen[::step], fontsize=8)

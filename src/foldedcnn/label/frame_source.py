@@ -29,6 +29,8 @@ class FrameBatch:
     index: np.ndarray  # (B,) decoded frame index
     time_s: np.ndarray  # (B,) presentation time in seconds
     images: np.ndarray  # (B, 3R, h, w) uint8: the frame's R regions, each 3 channels (R = 1: (B, 3, h, w))
+    # (B,) bool: the frames that decoded, the others' packets damaged (images zero); None: all of them
+    decoded: np.ndarray | None = None
 
 
 def region_images(images: np.ndarray, r: int) -> np.ndarray:
@@ -113,10 +115,12 @@ def cut_rows(start: int, stop: int, parts: int, batch: int, lead_in: Callable[[i
 class SegmentDecoder:
     """Decode `segment` of `path` into FrameBatch objects of `batch` rows (the last may be short), each frame's
     regions `rois` (R of them, each (x, y, w, h)) resized to `size` (h, w): (B, 3R, h, w) uint8, one decode for
-    all regions. With `piece` > 0 the segment's last batch (by the index's frame count for a segment running
-    to the end) comes in batches of `piece` rows, each as soon as it is decoded, so the consumer labels the
-    first of them while the rest decode (_decode_pool: the job's last ones). After iterating, `end_row` is the
-    row after the last one decoded, and `reached_end` says whether the video ended before stop_row."""
+    all regions. A frame whose packet is damaged comes with zero images, marked in the batch's `decoded` (past
+    damaged data, a seekable index's frames are located by their timestamps: iter_frames' `undecodable`). With
+    `piece` > 0 the segment's last batch (by the index's frame count for a segment running to the end) comes in
+    batches of `piece` rows, each as soon as it is decoded, so the consumer labels the first of them while the
+    rest decode (_decode_pool: the job's last ones). After iterating, `end_row` is the row after the last one
+    decoded, and `reached_end` says whether the video ended before stop_row."""
 
     def __init__(self, path: Path, segment: Segment, rois: Sequence[tuple[int, int, int, int]], size: tuple[int, int],
                  stride: int, batch: int, index: VideoIndex | None, piece: int = 0) -> None:
@@ -126,6 +130,7 @@ class SegmentDecoder:
         self.reached_end = False
         self.pieces_from = _last_batch_row(segment, batch, stride, index) if piece else None
         self.piece = piece
+        self._missing: list[int] = []  # positions in the batch being filled of frames that did not decode
 
     def __iter__(self) -> Iterator[FrameBatch]:
         try:
@@ -142,11 +147,17 @@ class SegmentDecoder:
         h, w = self.size
         frames: list[int] = []
         times: list[float] = []
+        self._missing.clear()
         images = np.empty((self.batch, 3 * len(self.rois), h, w), np.uint8)
         rows = self._rows_next()
         for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, size=self.size,
-                                 index=index, threads=1, regions=self.rois):  # one thread: processes work in parallel
-            images[len(frames)] = frame.rgb.transpose(0, 3, 1, 2).reshape(-1, h, w)  # (R, h, w, 3) -> (3R, h, w)
+                                 index=index, threads=1, regions=self.rois,  # one thread: processes work in parallel
+                                 undecodable=True):
+            if frame.rgb is None:
+                images[len(frames)] = 0
+                self._missing.append(len(frames))
+            else:
+                images[len(frames)] = frame.rgb.transpose(0, 3, 1, 2).reshape(-1, h, w)  # (R, h, w, 3) -> (3R, h, w)
             frames.append(frame.index)
             times.append(frame.time_s)
             if len(frames) == rows:
@@ -157,9 +168,13 @@ class SegmentDecoder:
             yield self._batch(frames, times, images[: len(frames)])
 
     def _batch(self, frames: list[int], times: list[float], images: np.ndarray) -> FrameBatch:
-        batch = FrameBatch(self.end_row, np.array(frames), np.array(times), images)
+        decoded = None
+        if self._missing:
+            decoded = np.ones(len(frames), bool)
+            decoded[self._missing] = False
+        batch = FrameBatch(self.end_row, np.array(frames), np.array(times), images, decoded)
         self.end_row += len(frames)
-        frames.clear(), times.clear()
+        frames.clear(), times.clear(), self._missing.clear()
         return batch
 
 

@@ -58,11 +58,13 @@ class _Output:
 
 def chosen(labels: FrameLabels, which: str) -> np.ndarray:
     """Row indices of `labels` to export: "uncertain" (for the reference model), "certain" (the rest: a HUD reader's
-    labelled frames), "positive" (certain, not the first class) or "all"."""
+    labelled frames), "positive" (certain, not the first class) or "all"; never a frame that did not decode (its
+    packets are damaged: nothing to export)."""
     if which not in WHICH:
         raise FoldedCNNError(f"which={which!r}: choose one of {', '.join(WHICH)}")
-    mask = {"uncertain": labels.uncertain, "certain": ~labels.uncertain, "positive": labels.positive}.get(which)
-    return np.arange(labels.frame.size) if mask is None else np.flatnonzero(mask)
+    mask = {"uncertain": labels.uncertain, "certain": ~labels.uncertain & labels.decoded,
+            "positive": labels.positive, "all": labels.decoded}[which]
+    return np.flatnonzero(mask)
 
 
 def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: str = "uncertain",
@@ -139,5 +141,5 @@ def _export_video(video: Path, group: list[_Output], run_dir: Path, out: Path, c
             yield [image.relative_to(out).as_posix(), str(video), o.region or "", index, f"{labels.time_s[row]:.6f}",
                    labels.label[row], f"{labels.score[row]:.6f}", int(labels.uncertain[row])], new
     if found < len(wanted):
-        raise FoldedCNNError(f"{len(wanted) - found} of the frames its CSV lists are past its end (another file "
-                             "at that path since the run?)")
+        raise FoldedCNNError(f"{len(wanted) - found} of the frames its CSV lists are past its end or do not decode "
+                             "(another file at that path since the run?)")

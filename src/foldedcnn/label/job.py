@@ -446,7 +446,8 @@ def _label_batch(engine, outputs: list[JobVideo], batch, class_names: Sequence[s
             tm = time.perf_counter()
             logits = engine.predict(region_images(batch.images, r))
             video.model_s += time.perf_counter() - tm
-            video.add(batch.first, csv_lines_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain))
+            video.add(batch.first, csv_lines_for(batch.index, batch.time_s, logits, class_names, cfg.uncertain,
+                                                 batch.decoded))
             labelled += len(batch.index)
     return labelled
 

@@ -46,11 +46,12 @@ def _decode_segment(item: dict) -> Iterator[dict]:
     try:
         for b in decoder:
             yield {"outputs": outputs, "first": b.first, "n": len(b.index), "index": b.index.astype(np.int64).tobytes(),
-                   "time_s": b.time_s.astype(np.float64).tobytes(), "images": b.images.tobytes(), "end": -1,
+                   "time_s": b.time_s.astype(np.float64).tobytes(), "images": b.images.tobytes(),
+                   "decoded": b"" if b.decoded is None else b.decoded.tobytes(), "end": -1,
                    "reached_end": False, "error": "", "decode_s": 0.0}
     except FoldedCNNError as exc:
         error = str(exc)
-    yield {"outputs": outputs, "first": -1, "n": 0, "index": b"", "time_s": b"", "images": b"",
+    yield {"outputs": outputs, "first": -1, "n": 0, "index": b"", "time_s": b"", "images": b"", "decoded": b"",
            "end": decoder.end_row, "reached_end": decoder.reached_end, "error": error,
            "decode_s": time.perf_counter() - t0}
 
@@ -80,8 +81,10 @@ class _EngineActor:
             images = np.frombuffer(rows["images"][i], dtype=np.uint8).reshape(n, -1, h, w)  # (n, 3R, h, w)
             index = np.frombuffer(rows["index"][i], dtype=np.int64)
             time_s = np.frombuffer(rows["time_s"][i], dtype=np.float64)
+            decoded = np.frombuffer(rows["decoded"][i], dtype=bool) if len(rows["decoded"][i]) else None
             out.append([csv_lines_for(index, time_s, self.engine.predict(region_images(images, r)),
-                                 self.meta["class_names"], self.uncertain) for r in range(regions_in(images))])
+                                      self.meta["class_names"], self.uncertain, decoded)
+                        for r in range(regions_in(images))])
         column = np.empty(len(out), dtype=object)  # per item one list of CSV lines per region, never a 2-D array
         for i, r in enumerate(out):
             column[i] = r
