@@ -44,15 +44,25 @@ def writing(path: Path) -> AbstractContextManager[None]:
 
 
 def csv_lines(rows: Iterable[Sequence[object]]) -> str:
-    """Rows as CSV text; a value with a comma or quote (a class name, say) is quoted."""
+    """Rows as CSV text, each ending in a newline; a value with a comma, quote, newline or carriage return (a class
+    name, say) is quoted. (csv.writer quotes a field holding a character of its line terminator: written with
+    "\r\n", whose ending is then made "\n", it quotes a bare carriage return too, which CSV readers take for the
+    end of a line.)"""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    lines = []
+    for row in rows:
+        writer.writerow(row)
+        lines.append(buf.getvalue()[:-2] + "\n")
+        buf.seek(0)
+        buf.truncate()
+    return "".join(lines)
 
 
 @functools.lru_cache(maxsize=8)
 def csv_fields(names: tuple[str, ...]) -> list[str]:
-    """Each name as csv.writer writes it as a field: quoted where it quotes (a comma, quote or newline in it)."""
+    """Each name as csv_lines writes it as a field: quoted where it quotes (a comma, quote, newline or carriage
+    return in it)."""
     return [csv_lines([[name]])[:-1] for name in names]
 
 

@@ -70,7 +70,7 @@ class RowTally:
 
     def add_file(self, path: Path) -> None:
         """Count the rows of the CSV at `path` past its header, a line at a time (split at newlines only: a class name
-        may hold a carriage return, which csv.writer does not quote)."""
+        may hold a carriage return, quoted)."""
         with open(path, newline="\n") as f:
             self._add(f, header=True)
 

@@ -41,8 +41,8 @@ def read_labels(csv_path: str | os.PathLike) -> FrameLabels:
     """Parse a CSV written by `foldedcnn run` (frame, time_s, p_<class>..., score, label, uncertain), a line at a
     time, keeping only the columns used (not the probabilities: a day-long recording's CSV from a 111-class model
     holds gigabytes of them). Lines are split off at their first two and last three fields unless the header quotes
-    a class name (it has a comma), and only at newlines (a class name may hold a carriage return that csv.writer
-    leaves unquoted)."""
+    a class name (it has a comma), and only at newlines (a quoted class name may hold a carriage return, which
+    universal newlines would make a newline)."""
     frame, time_s, score, unsure = array("q"), array("d"), array("d"), array("b")
     label: list[str] = []
     with open(csv_path, newline="\n") as f:
