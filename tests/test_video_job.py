@@ -552,6 +552,7 @@ def test_a_recording_with_damaged_packets_is_labelled_past_them_however_it_is_sp
     assert write_report(tmp_path / "3").images > 0
     page = (tmp_path / "3" / "report.html").read_text()
     assert f"<span>undecodable (damaged data)</span><b>{len(missing)} (" in page
+    assert f"<td>ok, {len(missing)} undecodable (damaged data)</td>" in page  # the overview's status
     exported = export_frames(tmp_path / "3", tmp_path / "frames", which="all")
     assert exported.images == 300 - len(missing) and not exported.failed
 

@@ -9,12 +9,14 @@ import numpy as np
 from ._labels_csv import FrameLabels
 
 POSITIVE_COLOR, UNCERTAIN_COLOR, SCORE_COLOR, LABEL_COLOR = "#d93025", "#e37400", "#1a4f8b", "#1a7f37"
+UNDECODABLE_COLOR = "#80868b"
 THUMB_WIDTH = 320
 
 
 def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
-    """PNG of score against time with the thresholds, the uncertain band, positive and uncertain frames marked;
-    for a multi-class model, above it the label of every frame (uncertain ones marked)."""
+    """PNG of score against time with the thresholds, the uncertain band, positive and uncertain frames marked, and
+    frames that did not decode (damaged data: no score) as ticks under the axis; for a multi-class model, above it
+    the label of every frame (uncertain ones marked)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -38,12 +40,15 @@ def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
                    label="positive")
     ax.scatter(x[labels.uncertain], labels.score[labels.uncertain], s=9, color=UNCERTAIN_COLOR, zorder=3,
                label="uncertain")
+    if not labels.decoded.all():
+        ax.scatter(x[~labels.decoded], np.full(int((~labels.decoded).sum()), -0.015), s=14, marker="|",
+                   color=UNDECODABLE_COLOR, zorder=3, label="undecodable (damaged data)")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlim(x.min(initial=0.0), max(x.max(initial=1.0), x.min(initial=0.0) + 1e-6))
     ax.set_xlabel("time (s)")
     ax.set_ylabel(score if labels.multiclass else "score")
     _tidy(ax)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.24), ncol=4, frameon=False, fontsize=8.5)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.24), ncol=5, frameon=False, fontsize=8.5)
     fig.tight_layout(pad=0.4)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -203,7 +203,8 @@ def _overview(videos: list[dict[str, Any]], multiclass: bool) -> str:
             "<th>model fps</th><th>end-to-end fps</th><th>status</th></tr>")
     rows = []
     for v in videos:
-        status = f'<span class="bad">{html.escape(v["error"])}</span>' if v.get("error") else "ok"
+        damaged = f', {v["undecodable"]:,} undecodable (damaged data)' if v.get("undecodable") else ""
+        status = f'<span class="bad">{html.escape(v["error"])}</span>' if v.get("error") else f"ok{damaged}"
         count = _top_labels(v) if multiclass else f"{v.get('positives', 0):,}"
         rows.append(f"<tr><td>{_name(v)}</td><td>{v.get('frames', 0):,}</td>"
                     f"<td>{count}</td><td>{v.get('uncertain', 0):,}</td>"
