@@ -146,6 +146,30 @@ def test_any_segment_of_a_damaged_recording_gives_the_frames_of_decoding_it_thro
         assert (a.rgb is None) == (b.rgb is None) and (a.rgb is None or (a.rgb == b.rgb).all())
 
 
+@pytest.mark.parametrize("codec,suffix,options", [
+    ("mpeg4", "avi", {"g": "12", "bf": "2"}),  # packed B-frames: they come out in order
+    ("libx264", "mp4", {"g": "12", "bf": "2", "preset": "ultrafast"}),
+    ("libx264", "mov", {"g": "12", "bf": "3", "preset": "ultrafast"}),
+    ("libx264", "ts", {"g": "12", "bf": "2", "preset": "ultrafast"}),
+    ("libx264", "flv", {"g": "12", "bf": "2", "preset": "ultrafast"}),
+    ("libx264", "avi", {"g": "12", "bf": "2", "preset": "ultrafast"}),  # decode-order counters: not seekable
+    ("mpeg2video", "mpg", {"g": "12", "bf": "2"}),
+    ("libvpx-vp9", "webm", {"g": "12", "deadline": "realtime"}),
+])
+def test_an_intact_recording_has_no_frame_that_does_not_decode(tmp_path, codec, suffix, options):
+    """Locating frames by timestamp past damaged data must not take a reordered frame for a lost one: on intact
+    videos of many containers and codecs (B-frames among them) every frame decodes, as decoding them all gives.
+    H.264 with B-frames in AVI carries decode-order counters for timestamps: its index is not seekable (its frames
+    are counted from the first), where locating them would have lost a third of them."""
+    clip = write_square_clip(tmp_path / f"intact.{suffix}", 60, codec=codec, options=options)
+    index = index_video(clip)
+    assert index.seekable == ((suffix, codec) != ("avi", "libx264"))
+    frames = list(iter_frames(clip, roi=ROI, index=index, threads=1, undecodable=True))
+    every = list(iter_frames(clip, roi=ROI, threads=1))
+    assert [f.index for f in frames] == [f.index for f in every] == list(range(60))
+    assert all(a.rgb is not None and (a.rgb == b.rgb).all() for a, b in zip(frames, every, strict=True))
+
+
 def test_damaged_recordings_miss_frames_and_only_those(damaged):
     """What the fixture's damage does in each codec: frames that do not decode (the damaged packets', and with
     B-frames the group of pictures of the damaged keyframe), every other frame of the index given once, in order."""

@@ -194,9 +194,37 @@ _AVINDEX_KEYFRAME, _AVINDEX_DISCARD_FRAME = 1, 2
 
 def _indexed(container, path: str | Path) -> VideoIndex:
     """The video's index: the container's own when it lists every frame in presentation order (_listed_index), else
-    from a demux pass over every packet."""
+    from a demux pass over every packet; not seekable where its timestamps do not locate the frames decoded
+    (_located_by_stamps)."""
     stream = container.streams.video[0]
-    return _listed_index(container, stream) or _demuxed_index(container, stream, path)
+    return _located_by_stamps(container, stream, _listed_index(container, stream) or
+                              _demuxed_index(container, stream, path))
+
+
+# Containers whose packets carry no presentation timestamps but counters in decode order, which FFmpeg gives as
+# their timestamps (AVI): with B-frames, frames come out of the decoder with counters out of order. The first
+# _ORDER_CHECKED frames are decoded to tell (MPEG-4 with packed B-frames comes out in order).
+_DECODE_ORDER_STAMPED = frozenset({"avi"})
+_ORDER_CHECKED = 32
+
+
+def _located_by_stamps(container, stream, index: VideoIndex) -> VideoIndex:
+    """`index`, or, where the frames decoded do not carry its timestamps in order (H.264 with B-frames in AVI), the
+    same timestamps with no keyframe: not seekable, so decoders count frames from the first instead of locating
+    them (which would take every reordered frame for a lost one)."""
+    import av
+
+    if container.format.name not in _DECODE_ORDER_STAMPED or not stream.codec_context.has_b_frames or \
+            not index.seekable:
+        return index
+    container.seek(0)
+    try:
+        stamps = [frame.pts for frame in itertools.islice(container.decode(stream), _ORDER_CHECKED)]
+    except av.FFmpegError:  # damaged at its start: decoding will tell
+        return index
+    if stamps == index.pts[:len(stamps)].tolist():
+        return index
+    return VideoIndex(index.pts, index.keyframes[:0], index.time_base)
 
 
 def _listed_index(container, stream) -> VideoIndex | None:
