@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from video_clips import damage_packets, write_square_clip
+from video_clips import damage_packets, trim_start, write_square_clip
 
 from foldedcnn.data.video import VideoIndex, frames_at, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
@@ -168,6 +168,29 @@ def test_an_intact_recording_has_no_frame_that_does_not_decode(tmp_path, codec, 
     every = list(iter_frames(clip, roi=ROI, threads=1))
     assert [f.index for f in frames] == [f.index for f in every] == list(range(60))
     assert all(a.rgb is not None and (a.rgb == b.rgb).all() for a, b in zip(frames, every, strict=True))
+
+
+def test_a_clip_cut_by_its_edit_list_shows_the_frames_after_the_cut_and_only_those(tmp_path):
+    """A clip cut with `ffmpeg -ss ... -c copy` keeps the frames from the keyframe before the cut, marked to be
+    decoded and never shown (its edit list starts after them). They are no frames of the video: the probe does
+    not count them, the index does not list them (the first frame shown counts as a keyframe: a seek to it lands
+    on the hidden one), so located frames are not taken for lost ones, and any segment gives the frames of
+    decoding it through. The index listed them before: every frame was numbered 2 too high when sought, and the
+    job called the video truncated."""
+    from foldedcnn.data.video import probe_video
+
+    clip = trim_start(write_square_clip(tmp_path / "cut.mp4", 60, codec="libx264",
+                                        options={"g": "12", "bf": "2", "preset": "ultrafast"}), 2)
+    every = list(iter_frames(clip, roi=ROI, threads=1))
+    index = index_video(clip)
+    assert len(every) == index.frames == probe_video(clip).frames == 58
+    assert index.seekable and list(index.keyframes[:2]) == [0, 10]  # shown frame 10 is the file's frame 12
+    for start, stop in [(0, None), (5, 20), (10, 30), (40, None)]:
+        window = segment_index(index, Segment(0, start, stop), 1)
+        seeked = list(iter_frames(clip, 1, start, stop=stop, roi=ROI, index=window, threads=1, undecodable=True))
+        assert [f.index for f in seeked] == [f.index for f in every[start:stop]]
+        assert all(a.rgb is not None and (a.rgb == b.rgb).all() for a, b in zip(seeked, every[start:stop],
+                                                                                strict=True))
 
 
 def test_damaged_recordings_miss_frames_and_only_those(damaged):

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from video_clips import (
     damage_packets,
+    trim_start,
     write_empty_clip,
     write_raw_stream_clip,
     write_size_switch_clip,
@@ -555,6 +556,21 @@ def test_a_recording_with_damaged_packets_is_labelled_past_them_however_it_is_sp
     assert f"<td>ok, {len(missing)} undecodable (damaged data)</td>" in page  # the overview's status
     exported = export_frames(tmp_path / "3", tmp_path / "frames", which="all")
     assert exported.images == 300 - len(missing) and not exported.failed
+
+
+def test_a_clip_cut_by_its_edit_list_is_labelled_from_its_first_frame_shown(checkpoint, tmp_path):
+    """A clip cut with `ffmpeg -ss ... -c copy` (its edit list hides the 2 frames before the cut): 58 rows, the same
+    from 1 and 3 decoders, and not "truncated" (its container lists 60 samples; it was)."""
+    clip = trim_start(write_square_clip(tmp_path / "cut.mp4", 60, codec="libx264",
+                                        options={"g": "12", "bf": "2", "preset": "ultrafast"}), 2)
+    for workers in ("1", "3"):
+        assert _run([checkpoint, clip, "--out", tmp_path / workers, "--batch", "8", "--chunk-frames", "16",
+                     "--workers", workers]) == 0
+    assert (tmp_path / "3" / "cut.csv").read_text() == (tmp_path / "1" / "cut.csv").read_text()
+    _, rows = _rows(tmp_path / "3" / "cut.csv")
+    assert [int(r[0]) for r in rows] == list(range(58)) and float(rows[0][1]) == 0.0
+    (video,) = json.loads((tmp_path / "3" / "summary.json").read_text())["videos"]
+    assert video["frames"] == video["expected_frames"] == 58 and not video["truncated"] and video["undecodable"] == 0
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -82,3 +82,25 @@ def damage_packets(path: Path, packets: list[int], fill: int = 0) -> Path:
         data[pos + size // 4:pos + size] = bytes([fill]) * (size - size // 4)
     path.write_bytes(bytes(data))
     return path
+
+
+def trim_start(path: Path, frames: int, fps: int = 25) -> Path:
+    """Make the MP4 at `path` (written by write_square_clip with B-frames, so that it has an edit list) show its
+    frames from frame `frames` on, as `ffmpeg -ss ... -c copy` cuts a clip: the frames before stay in the file
+    (from the keyframe, for the decoder) and its edit list starts after them, so the demuxer marks them to be
+    decoded and never shown."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"elst")
+    if at < 0:
+        raise ValueError(f"{path} has no edit list to trim")
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        step = round(1 / (fps * stream.time_base))  # a frame in the track's time scale
+    version = data[at + 4]
+    field, offset = (">q", at + 20) if version else (">i", at + 16)  # the first entry's media_time
+    (media_time,) = struct.unpack_from(field, data, offset)
+    struct.pack_into(field, data, offset, media_time + frames * step)
+    path.write_bytes(bytes(data))
+    return path

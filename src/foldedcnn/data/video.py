@@ -177,7 +177,7 @@ def _probed(container) -> VideoInfo:
     stream = container.streams.video[0]
     rate = stream.average_rate or stream.base_rate or stream.guessed_rate
     return VideoInfo(
-        frames=int(stream.frames) or None,
+        frames=int(stream.frames) - _trimmed(stream) or None,
         width=int(stream.codec_context.width),
         height=int(stream.codec_context.height),
         fps=float(rate) if rate else 0.0,
@@ -190,6 +190,18 @@ def _probed(container) -> VideoInfo:
 # an index entry's flags (libavformat's AVINDEX_KEYFRAME, AVINDEX_DISCARD_FRAME).
 _LISTED_CHECKED = 300
 _AVINDEX_KEYFRAME, _AVINDEX_DISCARD_FRAME = 1, 2
+# Entries at each end of a container's index looked at for frames it trims (_trimmed): more than a group of pictures
+_TRIM_CHECKED = 1000
+
+
+def _trimmed(stream) -> int:
+    """Frames the container lists (and declares) but marks to be decoded and never shown, among the first and last
+    _TRIM_CHECKED entries of its index: an MP4 whose edit list trims its start (a clip cut with `ffmpeg -ss ... -c
+    copy` keeps the frames from the keyframe before the cut) or its end. 0 for a container without an index."""
+    entries = stream.index_entries
+    n = len(entries)
+    ends = range(n) if n <= 2 * _TRIM_CHECKED else itertools.chain(range(_TRIM_CHECKED), range(n - _TRIM_CHECKED, n))
+    return sum(1 for i in ends if entries[i].flags & _AVINDEX_DISCARD_FRAME)
 
 
 def _indexed(container, path: str | Path) -> VideoIndex:
@@ -252,22 +264,30 @@ def _listed_index(container, stream) -> VideoIndex | None:
 
 def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     """The index from a demux pass over every packet of `stream` (no decoding: ~50k packets/s); VideoError for a
-    file that is corrupt or cut short."""
+    file that is corrupt or cut short. Packets marked to be decoded and never shown (an edit list's trimmed start)
+    are no frames of it; when a keyframe is among those before its first frame, a decoder seeking to that frame
+    lands on the keyframe and shows it first: it counts as one."""
     import av
 
     pts, key = [], []
+    hidden_key = None  # the timestamp of the last keyframe marked not to be shown
     time_base = float(stream.time_base or 0.0)
     try:
         for packet in container.demux(stream):
             if packet.size and packet.pts is not None:
+                if packet.is_discard:
+                    hidden_key = packet.pts if packet.is_keyframe else hidden_key
+                    continue
                 pts.append(packet.pts)
                 key.append(packet.is_keyframe)
     except av.FFmpegError as exc:
         raise VideoError(f"{path} is corrupt or truncated after packet {len(pts)} ({exc})") from None
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     sorted_pts = np.asarray(pts, dtype=np.int64)[order]
-    keyframes = np.nonzero(np.asarray(key, dtype=bool)[order])[0].astype(np.int64)
-    return VideoIndex(sorted_pts, keyframes, time_base)
+    shown_key = np.asarray(key, dtype=bool)[order]
+    if hidden_key is not None and len(sorted_pts) and hidden_key < sorted_pts[0]:
+        shown_key[0] = True
+    return VideoIndex(sorted_pts, np.nonzero(shown_key)[0].astype(np.int64), time_base)
 
 
 def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int | None = None,
