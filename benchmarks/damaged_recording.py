@@ -56,14 +56,22 @@ def label(engine: Engine, ckpt: Path, video: Path, workers: int, batch: int) -> 
         with core_for_decoding():
             summary = run_job(cfg, engine)
     (result,) = summary.videos
-    rows = max(result.frames, 1)
+    cpu_s = summary.timing.get("decoders_cpu_s")
     return {"fps": summary.frames_per_s, "rows": result.frames, "error": result.error,
             "undecodable": getattr(result, "undecodable", None),  # absent from the code before 76512b8
-            "cpu_us": 1e6 * (summary.timing.get("decoders_cpu_s") or 0.0) / rows}
+            "cpu_us": 1e6 * cpu_s / result.frames if cpu_s and result.frames else None}
 
 
-def spread(values: list[float], digits: int = 0) -> str:
-    return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+def spread(values: list[float | None]) -> str:
+    """Median (min-max) of the values known (a failed job has no frames/s)."""
+    known = [v for v in values if v is not None]
+    return f"{statistics.median(known):,.0f} ({min(known):,.0f}-{max(known):,.0f})" if known else "n/a"
+
+
+def ratio(values: list[float | None], intact: list[float | None]) -> str:
+    """The median of `values` over that of `intact`, both known."""
+    a, b = ([v for v in x if v is not None] for x in (values, intact))
+    return f"{statistics.median(a) / statistics.median(b):.2f}" if a and b else "n/a"
 
 
 def main() -> int:
@@ -106,7 +114,7 @@ def main() -> int:
                      "rows": f"{last['rows']:,}",
                      "undecodable": "n/a" if last["undecodable"] is None else f"{last['undecodable']:,}",
                      "end-to-end f/s": spread(fps), "decoders CPU us/row": spread([r["cpu_us"] for r in runs[name]]),
-                     "f/s / intact": f"{statistics.median(fps) / statistics.median(r['fps'] for r in intact):.2f}"})
+                     "f/s / intact": ratio(fps, [r["fps"] for r in intact])})
     text = "\n".join([
         "# The video job over damaged recordings", "",
         f"Machine: {device_name('cpu')}, Python {platform.python_version()}, torch {torch.__version__}, PyAV "
