@@ -33,6 +33,11 @@ class FrameLabels:
     decoded: np.ndarray
 
     @property
+    def certain(self) -> np.ndarray:
+        """(N,) bool: the frames labelled for sure (decoded and not uncertain)."""
+        return ~self.uncertain & self.decoded
+
+    @property
     def multiclass(self) -> bool:
         return is_multiclass(self.class_names)
 

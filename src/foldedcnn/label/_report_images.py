@@ -64,8 +64,7 @@ def _label_track(ax, labels: FrameLabels) -> None:
     seen = [c for c in labels.class_names if c in set(labels.label[labels.decoded])]
     row = {c: i for i, c in enumerate(seen)}
     y = np.array([row.get(c, np.nan) for c in labels.label], dtype=float)
-    sure = ~labels.uncertain & labels.decoded
-    unsure = labels.uncertain & labels.decoded
+    sure, unsure = labels.certain, labels.uncertain
     ax.scatter(labels.time_s[sure], y[sure], s=6, marker="s", color=LABEL_COLOR, lw=0, label="label")
     ax.scatter(labels.time_s[unsure], y[unsure], s=6, marker="s", color=UNCERTAIN_COLOR, lw=0,
                label="label (uncertain)")

@@ -62,7 +62,7 @@ def chosen(labels: FrameLabels, which: str) -> np.ndarray:
     packets are damaged: nothing to export)."""
     if which not in WHICH:
         raise FoldedCNNError(f"which={which!r}: choose one of {', '.join(WHICH)}")
-    mask = {"uncertain": labels.uncertain, "certain": ~labels.uncertain & labels.decoded,
+    mask = {"uncertain": labels.uncertain, "certain": labels.certain,
             "positive": labels.positive, "all": labels.decoded}[which]
     return np.flatnonzero(mask)
 

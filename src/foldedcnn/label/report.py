@@ -60,7 +60,7 @@ def _spread(indices: np.ndarray, limit: int) -> np.ndarray:
 def _by_label(labels: FrameLabels, limit: int) -> np.ndarray:
     """At most `limit` certain frames, every label among them where the limit allows (dealt out one per label in
     turn, the most frequent labels first), each label's frames spread evenly over its frames; in frame order."""
-    sure = np.flatnonzero(~labels.uncertain & labels.decoded)
+    sure = np.flatnonzero(labels.certain)
     names, counts = np.unique(labels.label[sure], return_counts=True)
     groups = [sure[labels.label[sure] == n] for n in names[np.argsort(-counts, kind="stable")]]
     quota = [0] * len(groups)
@@ -158,7 +158,7 @@ def _video_section(result: dict[str, Any], run_dir: Path, index_of: Callable[[Pa
     thumbs, note = _thumbnails(labels, video, index_of(video), roi, limit)
     n = max(1, labels.frame.size)
     if labels.multiclass:
-        names, counts = np.unique(labels.label[~labels.uncertain & labels.decoded], return_counts=True)
+        names, counts = np.unique(labels.label[labels.certain], return_counts=True)
         common = (f"{html.escape(str(names[counts.argmax()]))} ({counts.max() / n:.1%})" if counts.size
                   else "&ndash;")
         found = [("most frequent label (certain)", common), ("labels seen (certain)", f"{names.size:,}")]
@@ -179,8 +179,7 @@ def _video_section(result: dict[str, Any], run_dir: Path, index_of: Callable[[Pa
     if note:
         parts.append(f'<p class="error">No thumbnails: {html.escape(note)}</p>')
     titles = {"positive": ("Positive frames (certain)", labels.positive),
-              "labelled": ("Labelled frames (certain), each label where room allows",
-                           ~labels.uncertain & labels.decoded),
+              "labelled": ("Labelled frames (certain), each label where room allows", labels.certain),
               "uncertain": ("Uncertain frames (sent to the reference model)", labels.uncertain)}
     for kind, shown in thumbs.items():
         title, which = titles[kind]
