@@ -3,10 +3,12 @@ in AVI) remuxed --long times, and the same frames as H.264 with 2 B-frames in MP
 each intact and with --share of its packets damaged: chosen at random (--seed), the last three quarters of each
 overwritten with zeros, as a bad sector or a lost chunk of a network stream leaves a recording.
 
-Each file is labelled --repeats times, the files interleaved, by noscope-coral f = 4 with --workers decoder
-processes. Per file: the job's outcome (ok, or the video's error), its rows and how many of them did not decode,
-end-to-end frames/s and the decoder processes' CPU per row (median, min-max), and the damaged file's frames/s over
-the intact one's. Prints a Markdown table and writes it to --out with the machine and command.
+Each file is labelled --repeats times, the files interleaved, by noscope-coral f = 4 on --device with --workers
+decoder processes, once per --decoders (gpu: NVDEC, on a GPU machine with PyNvVideoCodec; MS-MPEG-4 goes to the
+CPU, which the decoder column says). Per file and decoder: the job's outcome (ok, or the video's error), its
+rows and how many of them did not decode, end-to-end frames/s and the decoder processes' CPU per row (median,
+min-max), and the damaged file's frames/s over the intact one's. Prints a Markdown table and writes it to --out
+with the machine and command.
 """
 
 from __future__ import annotations
@@ -48,16 +50,17 @@ def damage(src: Path, dst: Path, share: float, seed: int) -> tuple[Path, int]:
     return dst, len(chosen)
 
 
-def label(engine: Engine, ckpt: Path, video: Path, workers: int, batch: int) -> dict:
-    """One job over `video` alone: its frames/s, rows, undecodable rows, decoder CPU per row and error."""
+def label(engine: Engine, ckpt: Path, video: Path, workers: int, batch: int, decoder: str = "cpu") -> dict:
+    """One job over `video` alone with `decoder`: its frames/s, rows, undecodable rows, decoder CPU per row, error
+    and the decoder it ran on."""
     with tempfile.TemporaryDirectory() as out:
         cfg = JobConfig(ckpt, [video], Path(out), roi=VTEST_ROI, batch=batch, chunk_frames=4 * batch,
-                        workers=workers, progress=False)
+                        device=str(engine.device), workers=workers, decoder=decoder, progress=False)
         with core_for_decoding():
             summary = run_job(cfg, engine)
     (result,) = summary.videos
     cpu_s = summary.timing.get("decoders_cpu_s")
-    return {"fps": summary.frames_per_s, "rows": result.frames, "error": result.error,
+    return {"fps": summary.frames_per_s, "rows": result.frames, "error": result.error, "decoder": result.decoder,
             "undecodable": getattr(result, "undecodable", None),  # absent from the code before 76512b8
             "cpu_us": 1e6 * cpu_s / result.frames if cpu_s and result.frames else None}
 
@@ -81,6 +84,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--device", default=None, help="the engine's (default: the GPU if there is one)")
+    ap.add_argument("--backend", default="auto", help="the engine's (torch: no compile time on a GPU)")
+    ap.add_argument("--decoders", nargs="+", default=["cpu"], choices=["cpu", "gpu"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None, help="folder for damaged_recording.md")
     args = ap.parse_args()
@@ -96,28 +102,29 @@ def main() -> int:
         ckpt = save_checkpoint(tmp / "coral.safetensors", FoldedModel.from_zoo("noscope-coral", 4),
                                class_names=["absent", "present"])
         with core_for_decoding():
-            engine = Engine(ckpt, max_batch=args.batch, pad_to_max=True)
+            engine = Engine(ckpt, backend=args.backend, device=args.device, max_batch=args.batch, pad_to_max=True)
         label(engine, ckpt, avi, args.workers, args.batch)  # untimed: the decoders' fork server starts
-        runs: dict[str, list[dict]] = {name: [] for name in files}
+        runs: dict[tuple[str, str], list[dict]] = {(name, d): [] for d in args.decoders for name in files}
         for _ in range(args.repeats):
-            for name, (path, _) in files.items():
-                runs[name].append(label(engine, ckpt, path, args.workers, args.batch))
+            for name, decoder in runs:
+                runs[name, decoder].append(label(engine, ckpt, files[name][0], args.workers, args.batch, decoder))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = []
-    for name, (_, damaged) in files.items():
-        last = runs[name][-1]
-        intact = runs[name.replace("damaged", "intact")]
-        fps = [r["fps"] for r in runs[name]]
-        rows.append({"file": name, "packets damaged": f"{damaged:,}",
+    for name, decoder in runs:
+        last = runs[name, decoder][-1]
+        intact = runs[name.replace("damaged", "intact"), decoder]
+        fps = [r["fps"] for r in runs[name, decoder]]
+        rows.append({"file": name, "packets damaged": f"{files[name][1]:,}", "decoder": last["decoder"] or decoder,
                      "outcome": "ok" if last["error"] is None else f"failed: {last['error'][:120]}",
                      "rows": f"{last['rows']:,}",
                      "undecodable": "n/a" if last["undecodable"] is None else f"{last['undecodable']:,}",
-                     "end-to-end f/s": spread(fps), "decoders CPU us/row": spread([r["cpu_us"] for r in runs[name]]),
+                     "end-to-end f/s": spread(fps),
+                     "decoders CPU us/row": spread([r["cpu_us"] for r in runs[name, decoder]]),
                      "f/s / intact": ratio(fps, [r["fps"] for r in intact])})
     text = "\n".join([
         "# The video job over damaged recordings", "",
-        f"Machine: {device_name('cpu')}, Python {platform.python_version()}, torch {torch.__version__}, PyAV "
+        f"Machine: {device_name(engine.device)}, Python {platform.python_version()}, torch {torch.__version__}, PyAV "
         f"{av.__version__}, backend {engine.backend_name}.", "",
         f"vtest.avi remuxed {args.long}x ({rows[0]['rows']} frames) and as H.264 with 2 B-frames in MP4; "
         f"{args.share:.1%} of the packets damaged (seed {args.seed}); noscope-coral f = 4, {args.workers} decoder "

@@ -12,12 +12,13 @@
 #   run(command="bash benchmarks/gpu_session.sh engine", carry=[".whl", ".vt"], timeout_s=600)
 #       #14: benchmarks/gpu.sh at a 400 s budget, then benchmarks/upload_speed.py (the host's ceiling on
 #       end-to-end, 30 s at most); #15: benchmarks/video_gpu.sh, CPU decoder pool (about 90 s)
-#   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=240)
+#   run(command="bash benchmarks/gpu_session.sh nvdec", carry=[".whl", ".whl-nvdec"], timeout_s=290)
 #       #15: video_gpu.sh with the CPU pool, NVDEC and the two at once (--decoder both; 4 and 7 sessions) side by
-#       side, and decode-only in 16 processes at once; right after another call that carried .vt, on the machine
+#       side, and decode-only in 16 processes at once; benchmarks/damaged_recording.py with the CPU pool and NVDEC
+#       (45 s at most: what NVDEC makes of damaged packets); right after another call that carried .vt, on the machine
 #       still warm (vtest.avi is in its cache: .vt does not fit beside both wheel folders; these two and the repo
 #       came to 63.6 of the 64 MiB on 2026-11-28); then benchmarks/train_speed.py (about 40 s; the fonts
-#       `accuracy` installed); 210 s at most
+#       `accuracy` installed); 255 s at most
 #   run(command="bash benchmarks/gpu_session.sh accuracy", carry=[".whl-acc", ".vt", ".fonts", ".fm"], timeout_s=600)
 #       #16: benchmarks/accuracy.py --device cuda, 5 jobs at once (each task's original and control, then its other
 #       runs each in its own; the H200 ran the 40-epoch recipe's four other tasks, a task per job, in 518 s,
@@ -75,11 +76,16 @@ case "$mode" in
     MACHINE=video-nvdec RESULTS=$results REPEATS=1 NVDEC_SESSIONS="4 7" timeout 150 bash benchmarks/video_gpu.sh \
       > "$OUT/nvdec.log" 2>&1
     echo "video_gpu.sh exit $?" | tee -a "$OUT/nvdec.log"
+    # what NVDEC makes of damaged packets, beside the CPU pool (rows, undecodable ones, or the video's error)
+    timeout 45 python3 benchmarks/damaged_recording.py --device cuda --backend torch --decoders cpu gpu --workers 16 --long 5 \
+      --share 0.005 --repeats 1 --out "$results/video-nvdec/damaged" > "$OUT/damaged.log" 2>&1
+    echo "damaged_recording.py exit $?" | tee -a "$OUT/damaged.log"
     tar -czf "$OUT/nvdec.tgz" -C "$results" video-nvdec
     # the trainer with and without a wait for the GPU every step (the game generator's fonts: from `accuracy`)
     timeout 60 python3 benchmarks/train_speed.py --device cuda > "$OUT/train_speed.log" 2>&1
     echo "train_speed.py exit $?" | tee -a "$OUT/train_speed.log"
     tail -n 10 "$OUT/nvdec.log"
+    tail -n 12 "$OUT/damaged.log"
     grep -v "^epoch=" "$OUT/train_speed.log" | tail -n 7
     ;;
   accuracy)
