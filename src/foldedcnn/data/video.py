@@ -210,33 +210,56 @@ def _indexed(container, path: str | Path) -> VideoIndex:
     (_located_by_stamps)."""
     stream = container.streams.video[0]
     return _located_by_stamps(container, stream, _listed_index(container, stream) or
-                              _demuxed_index(container, stream, path))
+                              _demuxed_index(container, stream, path), Path(path))
 
 
-# Containers whose packets carry no presentation timestamps but counters in decode order, which FFmpeg gives as
-# their timestamps (AVI): with B-frames, frames come out of the decoder with counters out of order. The first
-# _ORDER_CHECKED frames are decoded to tell (MPEG-4 with packed B-frames comes out in order).
+# Containers whose frames, with B-frames, the decoder does not give with the timestamps a demux pass from the start
+# finds, and how that is told. AVI carries counters in decode order for timestamps (FFmpeg gives them as such), so
+# reordered frames come out with counters out of order: the first _ORDER_CHECKED frames are decoded (MPEG-4 with
+# packed B-frames comes out in order). MPEG-PS's seeks by byte position can land on frames with shifted timestamps
+# (MPEG-2 with B-frames): a segment's decoder must find its first frames after a seek to each of _SEEKS_CHECKED
+# keyframes spread over the video.
 _DECODE_ORDER_STAMPED = frozenset({"avi"})
 _ORDER_CHECKED = 32
+_SEEK_STAMPED = frozenset({"mpeg"})
+_SEEKS_CHECKED = 3
 
 
-def _located_by_stamps(container, stream, index: VideoIndex) -> VideoIndex:
-    """`index`, or, where the frames decoded do not carry its timestamps in order (H.264 with B-frames in AVI), the
-    same timestamps with no keyframe: not seekable, so decoders count frames from the first instead of locating
-    them (which would take every reordered frame for a lost one)."""
+def _located_by_stamps(container, stream, index: VideoIndex, path: Path) -> VideoIndex:
+    """`index`, or, where the frames decoded do not carry its timestamps (H.264 with B-frames in AVI; MPEG-2 with
+    B-frames in MPEG-PS, after a seek), the same timestamps with no keyframe: not seekable, so one decoder counts
+    frames from the first instead of locating them (which would take every reordered frame for a lost one, or
+    fail every segment's seek and decode from frame 0)."""
     import av
 
-    if container.format.name not in _DECODE_ORDER_STAMPED or not stream.codec_context.has_b_frames or \
-            not index.seekable:
+    fmt = container.format.name
+    if fmt not in _DECODE_ORDER_STAMPED | _SEEK_STAMPED or not stream.codec_context.has_b_frames or not index.seekable:
         return index
-    container.seek(0)
     try:
-        stamps = [frame.pts for frame in itertools.islice(container.decode(stream), _ORDER_CHECKED)]
-    except av.FFmpegError:  # damaged at its start: decoding will tell
+        located = (_stamps_in_order(container, stream, index) if fmt in _DECODE_ORDER_STAMPED else
+                   _seeks_locate_frames(container, stream, index, path))
+    except av.FFmpegError:  # damaged there: decoding will tell
         return index
-    if stamps == index.pts[:len(stamps)].tolist():
-        return index
-    return VideoIndex(index.pts, index.keyframes[:0], index.time_base)
+    return index if located else VideoIndex(index.pts, index.keyframes[:0], index.time_base)
+
+
+def _stamps_in_order(container, stream, index: VideoIndex) -> bool:
+    """Whether the first _ORDER_CHECKED frames decoded carry the index's first timestamps, in order."""
+    container.seek(0)
+    stamps = [frame.pts for frame in itertools.islice(container.decode(stream), _ORDER_CHECKED)]
+    return stamps == index.pts[:len(stamps)].tolist()
+
+
+def _seeks_locate_frames(container, stream, index: VideoIndex, path: Path) -> bool:
+    """Whether a decoder of a segment starting at each of _SEEKS_CHECKED keyframes spread over the video (holding
+    the window of the index a job's decoder is sent) finds its first frames by their timestamps."""
+    spread = index.keyframes[np.linspace(0, len(index.keyframes) - 1, _SEEKS_CHECKED + 2).round().astype(int)[1:-1]]
+    for key in dict.fromkeys(int(k) for k in spread if k > 0):
+        try:
+            list(itertools.islice(_from_keyframe_before(container, stream, index.window(key, key + 4), key, path), 4))
+        except SeekError:
+            return False
+    return True
 
 
 def _listed_index(container, stream) -> VideoIndex | None:
