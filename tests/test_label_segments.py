@@ -109,9 +109,9 @@ def test_frames_far_apart_are_reached_by_seeking_with_the_pixels_of_decoding_thr
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory):
     """The moving square (a keyframe every 12 frames) with 5 packets damaged, keyframe 48 among them, in three
-    containers and codecs; per name: (path, index, its frames decoded in one pass from frame 0 by stride). One
-    decoder thread, as the job's decoders run: with FFmpeg's frame threads, what is concealed around damage depends
-    on the threads' timing."""
+    containers and codecs; per name: (path, index, and by stride the frames of one pass decoding every frame from
+    frame 0). One decoder thread, as the job's decoders run: with FFmpeg's frame threads, what is concealed around
+    damage depends on the threads' timing."""
     d = tmp_path_factory.mktemp("damaged")
     clips = {"mpeg4.mp4": write_square_clip(d / "camera.mp4", 300, options={"g": "12"}),
              "mpeg4.avi": write_square_clip(d / "camera.avi", 300, options={"g": "12"}),
@@ -121,20 +121,22 @@ def damaged(tmp_path_factory):
     for name, path in clips.items():
         damage_packets(path, [30, 48, 150, 151, 200])
         index = index_video(path)
-        through = {stride: list(iter_frames(path, stride, roi=ROI, index=index, threads=1, undecodable=True))
-                   for stride in (1, 3)}
+        every = list(iter_frames(path, roi=ROI, index=index, threads=1, undecodable=True))
+        through = {stride: [f for f in every if f.index % stride == 0] for stride in (1, 3, 25)}
         out[name] = path, index, through
     return out
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=st.sampled_from(["mpeg4.mp4", "mpeg4.avi", "h264-bframes.mkv"]), stride=st.sampled_from([1, 3]),
+@given(name=st.sampled_from(["mpeg4.mp4", "mpeg4.avi", "h264-bframes.mkv"]), stride=st.sampled_from([1, 3, 25]),
        start=st.integers(0, 99), length=st.one_of(st.none(), st.integers(1, 60)))
 def test_any_segment_of_a_damaged_recording_gives_the_frames_of_decoding_it_through(damaged, name, stride, start,
                                                                                    length):
     """However the job cuts a recording with damaged packets, a decoder seeking to its segment (with the segment's
     window of the index) gives the frames of one decoder going through it: the same ones missing (rgb None, the
-    time of the index), the others with the same pixels; a damaged keyframe is not started from."""
+    time of the index), the others with the same pixels, each once; a damaged keyframe is not started from. Stride
+    25 seeks ahead to the keyframe before each frame wanted (a seek made again from further back, past a damaged
+    keyframe, gave the frames before it twice)."""
     path, index, through = damaged[name]
     stop = None if length is None else start + length
     reference = through[stride][start:stop]

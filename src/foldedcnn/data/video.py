@@ -385,16 +385,17 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                         raise SeekError(f"{path}: decoded a frame after the last of its index ({index.frames} frames)")
                     for missing in range(want, index_no if end is None else min(index_no, end), stride):
                         yield VideoFrame(missing, _index_seconds(index, missing, stream), None)  # did not decode
-                    want = max(want, -(-(index_no + 1) // stride) * stride)
+                        want = missing + stride
                 if past:
                     return
-                if index_no % stride or index_no < first:
+                if index_no != want:  # between two frames wanted, or given already (a seek made again further back)
                     continue
                 if (frame.width, frame.height) != (width, height) and width:  # a stream switching resolution midway
                     raise VideoError(f"{path}: the frame size changes from {width}x{height} to {frame.width}x"
                                      f"{frame.height} at frame {index_no}; a region means other pixels in each size: "
                                      "cut the video at that frame (e.g. with ffmpeg) or scale it to one size")
                 yield VideoFrame(index_no, frame_seconds(frame, index_no, stream), convert(frame))
+                want = index_no + stride
         except av.FFmpegError as exc:
             raise VideoError(f"{path} is corrupt or truncated after frame {index_no} ({exc})") from None
         if index_no < 0 and not seek:  # after a seek: the stream ends before the frames asked for (a cut file)
