@@ -168,6 +168,19 @@ def test_segments_of_an_mpeg_ts_recording_with_b_frames_give_the_csv_of_one_deco
     assert [int(r[0]) for r in rows] == list(range(300))
 
 
+def test_the_last_segment_of_an_mpeg_ts_recording_with_b_frames_keeps_its_frames(checkpoint, tmp_path):
+    """5 decoders cut a 131-frame TS recording so that its last segment starts in its last group of pictures
+    (keyframe 120). A seek there lands at the stream's end, where no frame comes; it was taken for the end of the
+    video: frames 120-130 were lost without an error (exit 0, 120 rows). The seek is made again from further back."""
+    ts = write_square_clip(tmp_path / "camera.ts", 131, codec="libx264", options={"g": "12", "bf": "2"})
+    args = [ts, "--batch", "8", "--chunk-frames", "16"]
+    assert _run([checkpoint, *args, "--out", tmp_path / "one", "--workers", "1"]) == 0
+    assert _run([checkpoint, *args, "--out", tmp_path / "five", "--workers", "5"]) == 0
+    assert (tmp_path / "five" / "camera.csv").read_text() == (tmp_path / "one" / "camera.csv").read_text()
+    _, rows = _rows(tmp_path / "five" / "camera.csv")
+    assert [int(r[0]) for r in rows] == list(range(131))
+
+
 def test_parallel_segments_give_the_same_csvs_as_one_decoder(clips, checkpoint, tmp_path):
     args = [clips["long"], clips["short"], "--batch", "8", "--chunk-frames", "16"]
     assert _run([checkpoint, *args, "--out", tmp_path / "one", "--workers", "1"]) == 0

@@ -460,8 +460,10 @@ def _sought(container, stream, index: VideoIndex, first: int, path: Path, stride
 def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path: Path, tolerant: bool = False
                           ) -> Iterator[tuple[int, Any]]:
     """(frame number, PyAV frame) from a seek to the keyframe at or before `frame` (or from any frame before it),
-    frames before a window's first left out. A seek that lands after `frame` is made again from further back
-    (_SEEK_BACK_S); SeekError when every try lands after it, or when the frames do not match the index.
+    frames before a window's first left out. A seek that lands after `frame`, or gives no frame of the window
+    before the stream ends (MPEG-TS with B-frames, sought into its last group of pictures, lands at its end), is
+    made again from further back (_SEEK_BACK_S); SeekError when every try lands after it, or when the frames do
+    not match the index.
 
     `tolerant` of damaged data: packets that fail to decode are passed over and frames of the index may be missing
     (they did not decode). A try must also start on a keyframe that decodes whole (not flagged corrupt): a damaged
@@ -492,7 +494,9 @@ def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path
             previous = at
             yield at, decoded
         else:
-            return
+            if previous is not None or n == len(tries) - 1:
+                return  # the stream ends: after the frames given, or past `frame` from every start (a file cut short)
+            landed = "the end"  # nothing from there to the end: MPEG-TS with B-frames, sought into its last group
     raise SeekError(f"{path}: seeking for frame {frame} landed on frame {landed}")
 
 
