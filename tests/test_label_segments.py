@@ -198,6 +198,29 @@ def test_a_clip_cut_by_its_edit_list_shows_the_frames_after_the_cut_and_only_tho
                                                                                 strict=True))
 
 
+@pytest.mark.parametrize("codec,options", [
+    ("libx264", {"g": "25", "bf": "2", "preset": "ultrafast"}),  # the decoder gives none of the frames before
+    ("mpeg4", {"g": "25"}),  # the decoder gives them, concealed from nothing
+])
+def test_a_capture_started_mid_group_of_pictures_is_seekable_from_its_first_keyframe(tmp_path, codec, options):
+    """A live MPEG-TS capture starts wherever the stream was joined: its first frames reference pictures before the
+    file. They are no frames of the video (the index starts at the first keyframe), so it can be sought and split
+    into segments, each giving the frames of decoding it through (it was not seekable: one decoder took it all, and
+    an MPEG-4 one labelled 22 grey frames first)."""
+    whole = write_square_clip(tmp_path / "whole.ts", 240, codec=codec, options=options).read_bytes()
+    capture = tmp_path / "capture.ts"
+    capture.write_bytes(whole[len(whole) // 3 // 188 * 188:])  # from a TS packet a third in
+    index = index_video(capture)
+    assert index.seekable and index.keyframes[0] == 0 and 100 < index.frames < 160
+    every = list(iter_frames(capture, roi=ROI, index=index, threads=1, undecodable=True))
+    assert [f.index for f in every] == list(range(index.frames)) and all(f.rgb is not None for f in every)
+    for start, stop in [(0, 30), (26, 60), (50, None)]:
+        seeked = list(iter_frames(capture, 1, start, stop=stop, roi=ROI, threads=1, undecodable=True,
+                                  index=segment_index(index, Segment(0, start, stop), 1)))
+        assert [f.index for f in seeked] == [f.index for f in every[start:stop]]
+        assert all((a.rgb == b.rgb).all() for a, b in zip(seeked, every[start:stop], strict=True))
+
+
 def test_damaged_recordings_miss_frames_and_only_those(damaged):
     """What the fixture's damage does in each codec: frames that do not decode (the damaged packets', and with
     B-frames the group of pictures of the damaged keyframe), every other frame of the index given once, in order."""

@@ -168,6 +168,29 @@ def test_segments_of_an_mpeg_ts_recording_with_b_frames_give_the_csv_of_one_deco
     assert [int(r[0]) for r in rows] == list(range(300))
 
 
+def test_a_capture_started_mid_group_of_pictures_is_split_and_labelled_from_its_first_keyframe(checkpoint, tmp_path):
+    """A live TS capture joined mid-stream (its first frames reference pictures before the file): 3 decoders share it
+    (its index starts at its first keyframe, so it can be sought) and write the 1 decoder's CSV, a row per frame of
+    the index."""
+    from foldedcnn.data.video import index_video
+
+    whole = write_square_clip(tmp_path / "whole.ts", 300, codec="libx264", options={"g": "25", "bf": "2"}).read_bytes()
+    capture = tmp_path / "capture.ts"
+    capture.write_bytes(whole[len(whole) // 3 // 188 * 188:])
+    frames = index_video(capture).frames
+    args = [capture, "--batch", "8", "--chunk-frames", "16"]
+    assert _run([checkpoint, *args, "--out", tmp_path / "one", "--workers", "1"]) == 0
+    assert _run([checkpoint, *args, "--out", tmp_path / "many", "--workers", "3"]) == 0
+    assert (tmp_path / "many" / "capture.csv").read_text() == (tmp_path / "one" / "capture.csv").read_text()
+    _, rows = _rows(tmp_path / "many" / "capture.csv")
+    assert [int(r[0]) for r in rows] == list(range(frames)) and 150 < frames < 250
+    cfg = job.JobConfig(checkpoint, [capture], tmp_path / "plan", roi=ROI, uncertain=(0.2, 0.8), batch=8,
+                        chunk_frames=16)
+    output = job.JobVideo(0, capture, capture.stem, cfg, {"class_names": ["a", "b"], "sha256": "0" * 64}, ROI)
+    tasks = job.plan_tasks([output], cfg, (50, 50), 3, lambda info: ("cpu", None))
+    assert len(tasks) > 1  # split into segments (one task took the whole capture before)
+
+
 def test_the_last_segment_of_an_mpeg_ts_recording_with_b_frames_keeps_its_frames(checkpoint, tmp_path):
     """5 decoders cut a 131-frame TS recording so that its last segment starts in its last group of pictures
     (keyframe 120). A seek there lands at the stream's end, where no frame comes; it was taken for the end of the

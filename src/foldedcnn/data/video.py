@@ -209,8 +209,19 @@ def _indexed(container, path: str | Path) -> VideoIndex:
     from a demux pass over every packet; not seekable where its timestamps do not locate the frames decoded
     (_located_by_stamps)."""
     stream = container.streams.video[0]
-    return _located_by_stamps(container, stream, _listed_index(container, stream) or
-                              _demuxed_index(container, stream, path), Path(path))
+    index = _from_first_keyframe(_listed_index(container, stream) or _demuxed_index(container, stream, path))
+    return _located_by_stamps(container, stream, index, Path(path))
+
+
+def _from_first_keyframe(index: VideoIndex) -> VideoIndex:
+    """`index` from its first keyframe on: the frames before it (a capture started in the middle of a group of
+    pictures, as live MPEG-TS recordings are) cannot be decoded, their references being before the file's start,
+    and decoders give none of them (or leave them out when located by timestamp). They are no frames of the video,
+    and the rest can be sought: without this, such a recording was not seekable, and one decoder took it all."""
+    if not len(index.keyframes) or index.keyframes[0] == 0 or not np.all(np.diff(index.pts) > 0):
+        return index
+    first = int(index.keyframes[0])
+    return VideoIndex(index.pts[first:], index.keyframes - first, index.time_base)
 
 
 # Containers whose frames, with B-frames, the decoder does not give with the timestamps a demux pass from the start
@@ -414,9 +425,10 @@ _SEEK_BACK_S = (0.0, 0.5, 2.0, 8.0)
 _SKIP_MORE_THAN = 8
 
 
-def _decoded(container, stream, tolerant: bool = False) -> Iterator[Any]:
+def _decoded(container, stream, tolerant: bool = False, failed: list | None = None) -> Iterator[Any]:
     """The frames of `stream` decoded from where the container stands, packet by packet (container.decode's own
-    loop): a packet that fails to decode raises av.InvalidDataError, or, `tolerant`, is passed over."""
+    loop): a packet that fails to decode raises av.InvalidDataError, or, `tolerant`, is passed over (and noted in
+    `failed`, when given)."""
     import av
 
     for packet in container.demux(stream):
@@ -425,6 +437,8 @@ def _decoded(container, stream, tolerant: bool = False) -> Iterator[Any]:
         except av.InvalidDataError:
             if not tolerant:
                 raise
+            if failed is not None:
+                failed.append(packet.pts)
             continue
         yield from frames
 
@@ -466,10 +480,11 @@ def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path
     not match the index.
 
     `tolerant` of damaged data: packets that fail to decode are passed over and frames of the index may be missing
-    (they did not decode). A try must also start on a keyframe that decodes whole (not flagged corrupt): a damaged
-    one is concealed from the frames decoded before it, so its group of pictures would come out otherwise than
-    when decoding through it, and a segment's frames would depend on where the job cut the video. On the last
-    try the frames start wherever it landed (the ones before did not decode from any start tried)."""
+    (they did not decode). A try must also start on a keyframe that decodes whole (not flagged corrupt, and no
+    packet failing before it is found): a damaged one is concealed from the frames decoded before it, so its group
+    of pictures would come out otherwise than when decoding through it, and a segment's frames would depend on
+    where the job cut the video. On the last try the frames start wherever it landed (the ones before did not
+    decode from any start tried)."""
     key = index.keyframe_at_or_before(frame)
     key_pts = int(index.pts[key - index.start])
     landed = None
@@ -477,9 +492,9 @@ def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path
     for n, back in enumerate(tries):
         container.seek(key_pts - round(back / index.time_base) if back else key_pts, stream=stream, backward=True,
                        any_frame=False)
-        previous, retry = None, tolerant and n < len(tries) - 1
+        previous, retry, failed = None, tolerant and n < len(tries) - 1, []
         starting = tolerant  # until the frame decoding starts from is found (an open GOP's leading frames before it)
-        for decoded in _decoded(container, stream, tolerant):
+        for decoded in _decoded(container, stream, tolerant, failed):
             at = _located(index, decoded.pts, previous, path, gaps=tolerant)
             if at is None:  # before the window the index holds: not wanted
                 continue
@@ -488,7 +503,7 @@ def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path
                 break  # landed after it: nothing given yet, seek again from further back
             if starting and (at >= key or index.is_keyframe(at)):
                 starting = False
-                if retry and (decoded.is_corrupt or not index.is_keyframe(at)):
+                if retry and (decoded.is_corrupt or failed or not index.is_keyframe(at)):
                     landed = at
                     break  # its keyframe is damaged: from further back
             previous = at
@@ -600,14 +615,15 @@ def _decoded_run(container, stream, index: VideoIndex | None, frames: list[int],
 
 def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Path, gaps: bool = False) -> int | None:
     """The index of the frame with timestamp `pts`, checked to follow `previous` (no frame skipped); None for a
-    frame before a window's first (VideoIndex.window) while none was located yet. With `gaps` (past damaged data):
+    frame before the index's or window's first (VideoIndex.window; the undecodable frames before a capture's first
+    keyframe, _from_first_keyframe) while none was located yet. With `gaps` (past damaged data):
     any frame after `previous` (the ones between did not decode), a frame past the last of the index or window is
     index.frames (where the window ends), and once a frame was located, one that damaged data put out of place
     (no timestamp, one the index does not hold, or one not after `previous`) is None: passed over."""
     if previous is not None and 0 <= previous + 1 - index.start < len(index.pts) and \
             index.pts[previous + 1 - index.start] == pts:
         return previous + 1  # the next frame, as almost every frame is: no search
-    if previous is None and index.start and pts is not None and pts < index.pts[0]:
+    if previous is None and pts is not None and pts < index.pts[0]:
         return None
     if gaps and pts is not None and pts > index.pts[-1]:
         return index.frames
