@@ -109,14 +109,17 @@ def test_frames_far_apart_are_reached_by_seeking_with_the_pixels_of_decoding_thr
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory):
     """The moving square (a keyframe every 12 frames) with 5 packets damaged, keyframe 48 among them, in three
-    containers and codecs; per name: (path, index, and by stride the frames of one pass decoding every frame from
+    containers and codecs (HEVC: a keyframe whose packet fails in part still gives a frame); per name: (path, index,
+    and by stride the frames of one pass decoding every frame from
     frame 0). One decoder thread, as the job's decoders run: with FFmpeg's frame threads, what is concealed around
     damage depends on the threads' timing."""
     d = tmp_path_factory.mktemp("damaged")
     clips = {"mpeg4.mp4": write_square_clip(d / "camera.mp4", 300, options={"g": "12"}),
              "mpeg4.avi": write_square_clip(d / "camera.avi", 300, options={"g": "12"}),
              "h264-bframes.mkv": write_square_clip(d / "camera.mkv", 300, codec="libx264",
-                                                   options={"g": "12", "bf": "2", "preset": "ultrafast"})}
+                                                   options={"g": "12", "bf": "2", "preset": "ultrafast"}),
+             "hevc.mkv": write_square_clip(d / "camera-hevc.mkv", 300, codec="libx265",
+                                           options={"g": "12", "preset": "ultrafast", "x265-params": "log-level=none"})}
     out = {}
     for name, path in clips.items():
         damage_packets(path, [30, 48, 150, 151, 200])
@@ -128,7 +131,8 @@ def damaged(tmp_path_factory):
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=st.sampled_from(["mpeg4.mp4", "mpeg4.avi", "h264-bframes.mkv"]), stride=st.sampled_from([1, 3, 25]),
+@given(name=st.sampled_from(["mpeg4.mp4", "mpeg4.avi", "h264-bframes.mkv", "hevc.mkv"]),
+       stride=st.sampled_from([1, 3, 25]),
        start=st.integers(0, 99), length=st.one_of(st.none(), st.integers(1, 60)))
 def test_any_segment_of_a_damaged_recording_gives_the_frames_of_decoding_it_through(damaged, name, stride, start,
                                                                                    length):
@@ -219,6 +223,17 @@ def test_a_capture_started_mid_group_of_pictures_is_seekable_from_its_first_keyf
                                   index=segment_index(index, Segment(0, start, stop), 1)))
         assert [f.index for f in seeked] == [f.index for f in every[start:stop]]
         assert all((a.rgb == b.rgb).all() for a, b in zip(seeked, every[start:stop], strict=True))
+
+
+def test_a_recording_whose_first_keyframe_is_damaged_is_labelled_from_its_next_one(tmp_path):
+    """MPEG-4 in AVI with its first packet damaged: the seek made again from further back than the video's start
+    (the first frame found after it is no clean keyframe) was refused by the container (EPERM) and failed the
+    video; it goes to the start instead, and the frames that do not decode are left out."""
+    clip = damage_packets(write_square_clip(tmp_path / "camera.avi", 60, options={"g": "12"}), [0, 9])
+    index = index_video(clip)
+    frames = list(iter_frames(clip, roi=ROI, index=index, threads=1, undecodable=True))
+    assert [f.index for f in frames] == list(range(60))
+    assert [f.index for f in frames if f.rgb is None][:2] == [0, 9] and all(f.rgb is not None for f in frames[12:])
 
 
 def test_damaged_recordings_miss_frames_and_only_those(damaged):

@@ -490,8 +490,7 @@ def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path
     landed = None
     tries = _SEEK_BACK_S if index.time_base else _SEEK_BACK_S[:1]
     for n, back in enumerate(tries):
-        container.seek(key_pts - round(back / index.time_base) if back else key_pts, stream=stream, backward=True,
-                       any_frame=False)
+        _seek(container, stream, key_pts - round(back / index.time_base) if back else key_pts)
         previous, retry, failed = None, tolerant and n < len(tries) - 1, []
         starting = tolerant  # until the frame decoding starts from is found (an open GOP's leading frames before it)
         for decoded in _decoded(container, stream, tolerant, failed):
@@ -513,6 +512,17 @@ def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path
                 return  # the stream ends: after the frames given, or past `frame` from every start (a file cut short)
             landed = "the end"  # nothing from there to the end: MPEG-TS with B-frames, sought into its last group
     raise SeekError(f"{path}: seeking for frame {frame} landed on frame {landed}")
+
+
+def _seek(container, stream, pts: int) -> None:
+    """Seek `stream` to the keyframe at or before timestamp `pts`; where the container refuses (an AVI asked for a
+    time before its start), to its start."""
+    import av
+
+    try:
+        container.seek(pts, stream=stream, backward=True, any_frame=False)
+    except av.FFmpegError:
+        container.seek(0)
 
 
 def frame_seconds(frame, index: int, stream) -> float:
