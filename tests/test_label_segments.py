@@ -236,6 +236,18 @@ def test_a_recording_whose_first_keyframe_is_damaged_is_labelled_from_its_next_o
     assert [f.index for f in frames if f.rgb is None][:2] == [0, 9] and all(f.rgb is not None for f in frames[12:])
 
 
+def test_a_keyframe_after_damaged_data_decodes_as_from_a_seek_to_it(tmp_path):
+    """MPEG-4 misreads the damaged packet 47 into the state it decodes keyframe 48 with (it came out flagged corrupt
+    and other than from a seek to 48, so a segment or a seek ahead starting there gave other pixels than one decoder
+    going through): the first keyframe after damaged data goes to a new decoder."""
+    clip = damage_packets(write_square_clip(tmp_path / "camera.mp4", 63, options={"g": "12"}), [33, 47])
+    index = index_video(clip)
+    every = {f.index: f for f in iter_frames(clip, roi=ROI, index=index, threads=1, undecodable=True)}
+    sparse = list(iter_frames(clip, 25, roi=ROI, index=index, threads=1, undecodable=True))  # seeks ahead to 48
+    assert [f.index for f in sparse] == [0, 25, 50] and every[47].rgb is None
+    assert all((f.rgb == every[f.index].rgb).all() for f in sparse)
+
+
 def test_damaged_recordings_miss_frames_and_only_those(damaged):
     """What the fixture's damage does in each codec: frames that do not decode (the damaged packets', and with
     B-frames the group of pictures of the damaged keyframe), every other frame of the index given once, in order."""

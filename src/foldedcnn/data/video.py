@@ -428,19 +428,42 @@ _SKIP_MORE_THAN = 8
 def _decoded(container, stream, tolerant: bool = False, failed: list | None = None) -> Iterator[Any]:
     """The frames of `stream` decoded from where the container stands, packet by packet (container.decode's own
     loop): a packet that fails to decode raises av.InvalidDataError, or, `tolerant`, is passed over (and noted in
-    `failed`, when given)."""
+    `failed`, when given). Tolerant, the first keyframe after damaged data (a packet that failed, or a frame the
+    decoder flags corrupt) goes to a new decoder, once the old one has given the frames it holds: what the old one
+    made of the damage (an MPEG-4 header it misread) would carry into that keyframe's group of pictures, which a
+    decoder starting there (a segment's, after its seek) never sees."""
     import av
 
+    decoder, damaged = stream.codec_context, False
     for packet in container.demux(stream):
+        frames = []
+        if damaged and packet.is_keyframe:
+            frames = decoder.decode(None)  # the frames it holds
+            decoder, damaged = _new_decoder(stream), False
         try:
-            frames = packet.decode()
+            frames += decoder.decode(packet)
         except av.InvalidDataError:
             if not tolerant:
                 raise
             if failed is not None:
                 failed.append(packet.pts)
-            continue
-        yield from frames
+            damaged = True
+        for frame in frames:
+            damaged = damaged or (tolerant and frame.is_corrupt)
+            if frame.time_base is None:  # held until the end, or from a new decoder: the stream's time base
+                frame.time_base = stream.time_base
+            yield frame
+
+
+def _new_decoder(stream):
+    """A decoder of `stream`'s codec, its parameters (extradata) and threads, that has decoded nothing."""
+    import av
+
+    old = stream.codec_context
+    decoder = av.CodecContext.create(old.name, "r")
+    decoder.extradata = old.extradata
+    decoder.thread_type, decoder.thread_count = old.thread_type, old.thread_count
+    return decoder
 
 
 def _index_seconds(index: VideoIndex, frame: int, stream) -> float:
