@@ -248,6 +248,64 @@ def test_a_keyframe_after_damaged_data_decodes_as_from_a_seek_to_it(tmp_path):
     assert all((f.rgb == every[f.index].rgb).all() for f in sparse)
 
 
+_DAMAGEABLE = {  # codecs and containers whose damaged recordings any split decodes alike (below: two that do not)
+    "mpeg4.mp4": ("mpeg4", "mp4", {"g": "12"}),
+    "mpeg4.avi": ("mpeg4", "avi", {"g": "12"}),
+    "h264-bframes.mkv": ("libx264", "mkv", {"g": "12", "bf": "2", "preset": "ultrafast"}),
+    "h264-bframes.mp4": ("libx264", "mp4", {"g": "12", "bf": "3", "preset": "ultrafast"}),
+    "vp9.webm": ("libvpx-vp9", "webm", {"g": "12", "deadline": "realtime"}),
+}
+
+
+def _split_against_through(clip: Path, stride: int, start: int, stop: int | None) -> tuple[list, list]:
+    """(the frames a decoder of segment [start, stop) at `stride` gives, those of one decoder going through)."""
+    index = index_video(clip)
+    through = [f for f in iter_frames(clip, roi=ROI, index=index, threads=1, undecodable=True)
+               if f.index % stride == 0][start:stop]
+    seeked = list(iter_frames(clip, stride, start, stop=stop, roi=ROI, threads=1, undecodable=True,
+                              index=segment_index(index, Segment(0, start, stop), stride)))
+    return seeked, through
+
+
+def _alike(a: list, b: list) -> bool:
+    """The same frames, the same ones missing, the others with the same pixels."""
+    return [f.index for f in a] == [f.index for f in b] and all(
+        (x.rgb is None) == (y.rgb is None) and (x.rgb is None or (x.rgb == y.rgb).all())
+        for x, y in zip(a, b, strict=True))
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(sorted(_DAMAGEABLE)), frames=st.integers(60, 160),
+       packets=st.lists(st.integers(1, 59), min_size=1, max_size=8, unique=True), fill=st.sampled_from([0, 255]),
+       stride=st.sampled_from([1, 2, 3, 10, 25]), start=st.integers(0, 20), length=st.none() | st.integers(1, 40))
+def test_any_damage_and_any_segment_decode_as_one_decoder_going_through(tmp_path_factory, name, frames, packets,
+                                                                        fill, stride, start, length):
+    """Damage anywhere past the first packet (which holds what a VP9 stream's size is read from), any segment and
+    stride: the frames of one decoder going through. (A longer scratch search of this kind found the frames given
+    twice after a seek made again and MPEG-4's keyframe decoded otherwise after damage; the tests above pin those
+    layouts, which 25 random ones rarely meet.)"""
+    codec, suffix, options = _DAMAGEABLE[name]
+    clip = write_square_clip(tmp_path_factory.mktemp("damage") / f"camera.{suffix}", frames, codec=codec,
+                             options=options)
+    damage_packets(clip, packets, fill)
+    seeked, through = _split_against_through(clip, stride, start, None if length is None else start + length)
+    assert _alike(seeked, through)
+
+
+@pytest.mark.xfail(strict=True, reason="known: damage a decoder conceals without a sign on a keyframe (HEVC), or "
+                   "MPEG-2 frame timestamps in TS derived otherwise after damage, depend on where a segment starts")
+@pytest.mark.parametrize("codec,suffix,options,frames,packets,fill,stride,start,stop", [
+    ("libx265", "mkv", {"g": "12", "preset": "ultrafast", "x265-params": "log-level=none"}, 171,
+     [47, 79, 93, 125, 135, 144], 255, 3, 32, 51),  # packet 93 is keyframe 96's: no error, no corrupt flag
+    ("mpeg2video", "ts", {"g": "12", "bf": "2"}, 189, [35, 42, 93, 118, 120, 156, 157, 158], 0, 2, 66, None),
+])
+def test_known_damage_a_split_decodes_otherwise(tmp_path, codec, suffix, options, frames, packets, fill, stride,
+                                                start, stop):
+    clip = damage_packets(write_square_clip(tmp_path / f"camera.{suffix}", frames, codec=codec, options=options),
+                          packets, fill)
+    assert _alike(*_split_against_through(clip, stride, start, stop))
+
+
 def test_damaged_recordings_miss_frames_and_only_those(damaged):
     """What the fixture's damage does in each codec: frames that do not decode (the damaged packets', and with
     B-frames the group of pictures of the damaged keyframe), every other frame of the index given once, in order."""
