@@ -156,15 +156,22 @@ def test_last_batches_labelled_in_pieces_give_the_bytes_of_whole_batches(clips, 
         assert (tmp_path / "pieces" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
 
 
+def _rows_of_one_and(workers: str, checkpoint: Path, video: Path, tmp_path: Path) -> list[list[str]]:
+    """Label `video` with 1 decoder process and with `workers` (batch 8, chunks of 16, under tmp_path/1 and
+    tmp_path/<workers>); both must write the same CSV: its rows."""
+    args = [video, "--batch", "8", "--chunk-frames", "16"]
+    for w in ("1", workers):
+        assert _run([checkpoint, *args, "--out", tmp_path / w, "--workers", w]) == 0
+    name = f"{video.stem}.csv"
+    assert (tmp_path / workers / name).read_text() == (tmp_path / "1" / name).read_text()
+    return _rows(tmp_path / workers / name)[1]
+
+
 def test_segments_of_an_mpeg_ts_recording_with_b_frames_give_the_csv_of_one_decoder(checkpoint, tmp_path):
     """Its seeks land after the keyframe asked for and are made again from further back (data.video._sought): the
     frames before each segment's window are passed over, none lost or labelled twice."""
     ts = write_square_clip(tmp_path / "camera.ts", 300, codec="libx264", options={"g": "12", "bf": "2"})
-    args = [ts, "--batch", "8", "--chunk-frames", "16"]
-    assert _run([checkpoint, *args, "--out", tmp_path / "one", "--workers", "1"]) == 0
-    assert _run([checkpoint, *args, "--out", tmp_path / "many", "--workers", "3"]) == 0
-    assert (tmp_path / "many" / "camera.csv").read_text() == (tmp_path / "one" / "camera.csv").read_text()
-    _, rows = _rows(tmp_path / "many" / "camera.csv")
+    rows = _rows_of_one_and("3", checkpoint, ts, tmp_path)
     assert [int(r[0]) for r in rows] == list(range(300))
 
 
@@ -178,11 +185,7 @@ def test_a_capture_started_mid_group_of_pictures_is_split_and_labelled_from_its_
     capture = tmp_path / "capture.ts"
     capture.write_bytes(whole[len(whole) // 3 // 188 * 188:])
     frames = index_video(capture).frames
-    args = [capture, "--batch", "8", "--chunk-frames", "16"]
-    assert _run([checkpoint, *args, "--out", tmp_path / "one", "--workers", "1"]) == 0
-    assert _run([checkpoint, *args, "--out", tmp_path / "many", "--workers", "3"]) == 0
-    assert (tmp_path / "many" / "capture.csv").read_text() == (tmp_path / "one" / "capture.csv").read_text()
-    _, rows = _rows(tmp_path / "many" / "capture.csv")
+    rows = _rows_of_one_and("3", checkpoint, capture, tmp_path)
     assert [int(r[0]) for r in rows] == list(range(frames)) and 150 < frames < 250
     cfg = job.JobConfig(checkpoint, [capture], tmp_path / "plan", roi=ROI, uncertain=(0.2, 0.8), batch=8,
                         chunk_frames=16)
@@ -196,11 +199,7 @@ def test_the_last_segment_of_an_mpeg_ts_recording_with_b_frames_keeps_its_frames
     (keyframe 120). A seek there lands at the stream's end, where no frame comes; it was taken for the end of the
     video: frames 120-130 were lost without an error (exit 0, 120 rows). The seek is made again from further back."""
     ts = write_square_clip(tmp_path / "camera.ts", 131, codec="libx264", options={"g": "12", "bf": "2"})
-    args = [ts, "--batch", "8", "--chunk-frames", "16"]
-    assert _run([checkpoint, *args, "--out", tmp_path / "one", "--workers", "1"]) == 0
-    assert _run([checkpoint, *args, "--out", tmp_path / "five", "--workers", "5"]) == 0
-    assert (tmp_path / "five" / "camera.csv").read_text() == (tmp_path / "one" / "camera.csv").read_text()
-    _, rows = _rows(tmp_path / "five" / "camera.csv")
+    rows = _rows_of_one_and("5", checkpoint, ts, tmp_path)
     assert [int(r[0]) for r in rows] == list(range(131))
 
 
@@ -568,12 +567,7 @@ def test_a_recording_with_damaged_packets_is_labelled_past_them_however_it_is_sp
     missing = [f.index for f in iter_frames(clip, index=index_video(clip), threads=1, undecodable=True)
                if f.rgb is None]  # frames the decoder gives none for, read in one pass as one of the job's decoders
     assert missing and set(missing) <= set(range(300))
-    for workers in ("1", "3"):
-        assert _run([checkpoint, clip, "--out", tmp_path / workers, "--batch", "8", "--chunk-frames", "16",
-                     "--workers", workers]) == 0
-    text = (tmp_path / "1" / "camera.csv").read_text()
-    assert (tmp_path / "3" / "camera.csv").read_text() == text
-    _, rows = _rows(tmp_path / "3" / "camera.csv")
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
     assert [int(r[0]) for r in rows] == list(range(300))
     assert [int(r[0]) for r in rows if r[5] == ""] == missing
     assert all(r[2:] == [""] * 5 and float(r[1]) > 0 for r in rows if r[5] == "")  # its time, nothing else
@@ -599,11 +593,7 @@ def test_a_clip_cut_by_its_edit_list_is_labelled_from_its_first_frame_shown(chec
     from 1 and 3 decoders, and not "truncated" (its container lists 60 samples; it was)."""
     clip = trim_start(write_square_clip(tmp_path / "cut.mp4", 60, codec="libx264",
                                         options={"g": "12", "bf": "2", "preset": "ultrafast"}), 2)
-    for workers in ("1", "3"):
-        assert _run([checkpoint, clip, "--out", tmp_path / workers, "--batch", "8", "--chunk-frames", "16",
-                     "--workers", workers]) == 0
-    assert (tmp_path / "3" / "cut.csv").read_text() == (tmp_path / "1" / "cut.csv").read_text()
-    _, rows = _rows(tmp_path / "3" / "cut.csv")
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
     assert [int(r[0]) for r in rows] == list(range(58)) and float(rows[0][1]) == 0.0
     (video,) = json.loads((tmp_path / "3" / "summary.json").read_text())["videos"]
     assert video["frames"] == video["expected_frames"] == 58 and not video["truncated"] and video["undecodable"] == 0
