@@ -130,7 +130,6 @@ class SegmentDecoder:
         self.reached_end = False
         self.pieces_from = _last_batch_row(segment, batch, stride, index) if piece else None
         self.piece = piece
-        self._missing: list[int] = []  # positions in the batch being filled of frames that did not decode
 
     def __iter__(self) -> Iterator[FrameBatch]:
         try:
@@ -147,34 +146,31 @@ class SegmentDecoder:
         h, w = self.size
         frames: list[int] = []
         times: list[float] = []
-        self._missing.clear()
+        decoded: list[bool] = []
         images = np.empty((self.batch, 3 * len(self.rois), h, w), np.uint8)
         rows = self._rows_next()
         for frame in iter_frames(self.path, self.stride, self.end_row, stop=self.segment.stop_row, size=self.size,
                                  index=index, threads=1, regions=self.rois,  # one thread: processes work in parallel
                                  undecodable=True):
-            if frame.rgb is None:
+            if frame.rgb is None:  # it did not decode
                 images[len(frames)] = 0
-                self._missing.append(len(frames))
             else:
                 images[len(frames)] = frame.rgb.transpose(0, 3, 1, 2).reshape(-1, h, w)  # (R, h, w, 3) -> (3R, h, w)
             frames.append(frame.index)
             times.append(frame.time_s)
+            decoded.append(frame.rgb is not None)
             if len(frames) == rows:
-                yield self._batch(frames, times, images[:rows])
+                yield self._batch(frames, times, decoded, images[:rows])
                 images = np.empty_like(images)
                 rows = self._rows_next()
         if frames:
-            yield self._batch(frames, times, images[: len(frames)])
+            yield self._batch(frames, times, decoded, images[: len(frames)])
 
-    def _batch(self, frames: list[int], times: list[float], images: np.ndarray) -> FrameBatch:
-        decoded = None
-        if self._missing:
-            decoded = np.ones(len(frames), bool)
-            decoded[self._missing] = False
-        batch = FrameBatch(self.end_row, np.array(frames), np.array(times), images, decoded)
+    def _batch(self, frames: list[int], times: list[float], decoded: list[bool], images: np.ndarray) -> FrameBatch:
+        batch = FrameBatch(self.end_row, np.array(frames), np.array(times), images,
+                           None if all(decoded) else np.array(decoded))
         self.end_row += len(frames)
-        frames.clear(), times.clear(), self._missing.clear()
+        frames.clear(), times.clear(), decoded.clear()
         return batch
 
 
