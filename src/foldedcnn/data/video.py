@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
@@ -523,9 +524,9 @@ def _from_keyframe_before(container, stream, index: VideoIndex, frame: int, path
             if previous is None and at > frame and (retry or not tolerant):
                 landed = at
                 break  # landed after it: nothing given yet, seek again from further back
-            if starting and (at >= key or index.is_keyframe(at)):
+            if starting and ((on_key := index.is_keyframe(at)) or at >= key):
                 starting = False
-                if retry and (decoded.is_corrupt or failed or not index.is_keyframe(at)):
+                if retry and (decoded.is_corrupt or failed or not on_key):
                     landed = at
                     break  # its keyframe is damaged: from further back
             previous = at
@@ -588,46 +589,50 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoInde
         return
     path = Path(path)
     index = index if index is not None else index_video(path)
-    runs = _seek_runs(wanted, index) if index.seekable else [(0, wanted)]
+    runs = _seek_runs(wanted, index) if index.seekable else [wanted]
     given = -1  # the last frame given
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for n, (_, frames) in enumerate(runs):
+    with _open_threaded(path) as container:
+        for n, frames in enumerate(runs):
             try:
-                for decoded in _decoded_run(container, stream, index if index.seekable else None, frames, path):
+                for decoded in _decoded_run(container, index if index.seekable else None, frames, path):
                     given = decoded[0]
                     yield decoded
             except SeekError:  # the rest decoded from the first frame, in a container opened again
-                rest = [f for _, later in runs[n:] for f in later if f > given]
-                with _open(path) as again:
-                    stream = again.streams.video[0]
-                    stream.thread_type = "AUTO"
-                    yield from _decoded_run(again, stream, None, rest, path)
+                rest = [f for later in runs[n:] for f in later if f > given]
+                with _open_threaded(path) as again:
+                    yield from _decoded_run(again, None, rest, path)
                 return
 
 
-def _seek_runs(wanted: list[int], index: VideoIndex) -> list[tuple[int, list[int]]]:
-    """The sorted `wanted` frames in runs, each decoded from its keyframe: (keyframe, frames). A frame joins the
-    run before it unless seeking to its keyframe skips more than _SKIP_MORE_THAN frames after that run's last
-    (the rule a stride's seeks ahead follow, _sought)."""
-    runs: list[tuple[int, list[int]]] = []
+def _seek_runs(wanted: list[int], index: VideoIndex) -> list[list[int]]:
+    """The sorted `wanted` frames in runs, each decoded after a seek for its first. A frame joins the run before it
+    unless seeking to its keyframe skips more than _SKIP_MORE_THAN frames after that run's last (the rule a
+    stride's seeks ahead follow, _sought)."""
+    runs: list[list[int]] = []
     for frame in wanted:
-        key = index.keyframe_at_or_before(min(frame, index.frames - 1))
-        if runs and key - runs[-1][1][-1] <= _SKIP_MORE_THAN:
-            runs[-1][1].append(frame)
+        if runs and index.keyframe_at_or_before(min(frame, index.frames - 1)) - runs[-1][-1] <= _SKIP_MORE_THAN:
+            runs[-1].append(frame)
         else:
-            runs.append((key, [frame]))
+            runs.append([frame])
     return runs
 
 
-def _decoded_run(container, stream, index: VideoIndex | None, frames: list[int], path: Path
+@contextmanager
+def _open_threaded(path: Path) -> Iterator[Any]:
+    """_open(path) with its video stream on FFmpeg's automatic threads (set before it decodes anything)."""
+    with _open(path) as container:
+        container.streams.video[0].thread_type = "AUTO"
+        yield container
+
+
+def _decoded_run(container, index: VideoIndex | None, frames: list[int], path: Path
                  ) -> Iterator[tuple[int, float, Any]]:
-    """decoded_frames_at's frames `frames` (sorted) of `stream`: with `index`, after a seek for the first of them
-    (_sought: SeekError when the frames do not match the index), passing over packets that fail to decode and the
-    frames they leave out; else counting frames from the start of a container just opened."""
+    """decoded_frames_at's frames `frames` (sorted) of the container's video stream: with `index`, after a seek for
+    the first of them (_sought: SeekError when the frames do not match the index), passing over packets that fail
+    to decode and the frames they leave out; else counting frames from the start of a container just opened."""
     import av
 
+    stream = container.streams.video[0]
     decoded = _sought(container, stream, index, frames[0], path, tolerant=True) if index is not None else \
         enumerate(_decoded(container, stream))
     given = 0
@@ -664,8 +669,7 @@ def _located(index: VideoIndex, pts: int | None, previous: int | None, path: Pat
     found = at < len(index.pts) and index.pts[at] == pts
     if gaps and previous is not None and not (found and index.start + at > previous):
         return None
-    if not found or (previous is not None and not (index.start + at > previous if gaps else
-                                                   index.start + at == previous + 1)):
+    if not found or (previous is not None and not gaps and index.start + at != previous + 1):
         raise SeekError(f"{path}: decoded frame with timestamp {pts} does not follow frame {previous} of the index")
     return index.start + at
 
