@@ -66,11 +66,11 @@ def csv_fields(names: tuple[str, ...]) -> list[str]:
     return [csv_lines([[name]])[:-1] for name in names]
 
 
-def write_csv(path: Path, header: Sequence[object], body: str | Iterable[str]) -> None:
-    """Publish `header` then `body` (CSV lines already formatted, or pieces of them written one at a time) at `path`
+def write_csv(path: Path, header: Sequence[object], body: Iterable[str]) -> None:
+    """Publish `header` then `body` (CSV lines already formatted, in pieces written one at a time) at `path`
     atomically."""
     with writing(path):
-        atomic_write_text(path, itertools.chain([csv_lines([header])], [body] if isinstance(body, str) else body))
+        atomic_write_text(path, itertools.chain([csv_lines([header])], body))
 
 
 # Fingerprint entries added after outputs without them were written: a stored fingerprint lacking one is taken as

@@ -106,7 +106,7 @@ def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: 
             result.outputs += len(group)
     result.images = len(lines)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(result.index, INDEX_COLUMNS, csv_lines(lines))
+    write_csv(result.index, INDEX_COLUMNS, [csv_lines(lines)])
     return result
 
 
