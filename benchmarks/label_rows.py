@@ -7,8 +7,8 @@ Per class count (the zoo's: 2 noscope, 15 sot-coin-count, 111 lol-gold-int), int
                     _frame_labels.csv_lines_for; the peer)
   csv_lines_for     the job's formatting: the numbers of a batch as one array of characters
   store + count     VideoRows and ChunkStore writing --frames frames in chunks, the merge into the final CSV
-                    and RowTally over each chunk as it is merged (the job's other per-frame work in that
-                    process)
+                    and RowTally over each chunk as it is merged, the rows' times included (RowTimes: the job's
+                    other per-frame work in that process)
 Reported: microseconds per frame, median (min-max), the frames/s that csv_lines_for + store + count alone
 allow one process, and the most memory store + count held at once (tracemalloc) beside the CSV's size.
 
@@ -36,6 +36,7 @@ from foldedcnn.bench.machine import machine_info  # noqa: E402
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows  # noqa: E402
 from foldedcnn.label._frame_labels import cascade, csv_lines_for, header, probabilities  # noqa: E402
 from foldedcnn.label._job_video import RowTally  # noqa: E402
+from foldedcnn.label._row_times import RowTimes  # noqa: E402
 
 CLASSES = (2, 15, 111)
 UNCERTAIN = (0.1, 0.9)
@@ -59,9 +60,9 @@ def store_and_count(folder: Path, lines: list[str], batch: int, names: list[str]
     rows = VideoRows(store, store.open(overwrite=True), len(lines))
     for first in range(0, len(lines), batch):
         rows.add(first, lines[first:first + batch])
-    tally = RowTally(names)
+    tally = RowTally(names, RowTimes(30.0, 1))  # the rows' times too: frames the file does not hold
     rows.finish(tally.add_rows)
-    assert tally.counts()[0] == len(lines)
+    assert tally.counts()[0] == len(lines) and tally.times.missing_frames == 0
 
 
 def contenders(k: int, index: np.ndarray, time_s: np.ndarray, batch: int, folder: Path) -> dict:

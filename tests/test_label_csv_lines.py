@@ -16,6 +16,7 @@ from foldedcnn.label._chunk_store import csv_lines
 from foldedcnn.label._frame_labels import cascade, csv_lines_for, header, probabilities
 from foldedcnn.label._job_video import RowTally
 from foldedcnn.label._labels_csv import read_labels
+from foldedcnn.label._row_times import RowTimes
 
 
 def _reference(index, time_s, logits, class_names, uncertain, decoded=None) -> str:
@@ -86,7 +87,7 @@ def test_the_counts_of_a_csv_fed_by_chunks_or_read_line_by_line_are_those_of_its
     breaks, carriage returns, U+2028)."""
     index, time_s, logits, names, uncertain, decoded = batch
     lines = csv_lines_for(index, time_s, logits, names, uncertain, decoded)
-    tally = RowTally(names)
+    tally = RowTally(names, RowTimes(25.0, 1))
     if by_file:  # as a finished CSV is read back, its header skipped
         path = tmp_path_factory.mktemp("csv") / "video.csv"
         path.write_text(csv_lines([header(names)]) + "".join(lines), newline="")
@@ -101,6 +102,10 @@ def test_the_counts_of_a_csv_fed_by_chunks_or_read_line_by_line_are_those_of_its
     undecodable = int((~ok).sum())
     assert tally.counts() == (len(label), len(label) - undecodable - labels[names[0]], int(unsure[ok].sum()),
                               dict(labels.most_common()), undecodable)
+    written = RowTimes(25.0, 1)  # the rows' times, as written (6 decimals), reach RowTimes in order
+    written.add(np.array([float(f"{t:.6f}") for t in time_s]))
+    assert (tally.times.last_s, tally.times.missing_frames, tally.times.gaps) == (
+        written.last_s, written.missing_frames, written.gaps)
 
 
 @settings(max_examples=200, deadline=None)

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from video_clips import (
     damage_packets,
+    drop_ts_packets,
     trim_start,
     write_empty_clip,
     write_raw_stream_clip,
@@ -651,6 +652,51 @@ def _same_rows(csv_a: Path, csv_b: Path) -> None:
         assert ra[0] == rb[0] and ra[5:] == rb[5:]
         assert all(x == y if "" in (x, y) else abs(float(x) - float(y)) <= 2e-6
                    for x, y in zip(ra[1:5], rb[1:5], strict=True))
+
+
+def test_frames_a_network_stream_lost_are_counted_from_the_timestamps_it_jumps(checkpoint, tmp_path, capsys):
+    """An MPEG-TS recording that lost a sixth of its packets midway: its demuxer passes over the hole without an
+    error and the frames after it come on, so the CSV has a row for each frame the file holds and summary.json
+    counts the frames whose time the rows' times jump over (they were not counted anywhere), with where. 1 and 3
+    decoders write the same CSV; a rerun of the finished job says the same of it."""
+    ts = drop_ts_packets(write_square_clip(tmp_path / "camera.ts", 300, codec="libx264",
+                                           options={"g": "25", "bf": "2", "preset": "ultrafast"}), 0.5, 1 / 6)
+    rows = _rows_of_one_and("3", checkpoint, ts, tmp_path)
+    (video,) = json.loads((tmp_path / "3" / "summary.json").read_text())["videos"]
+    assert video["error"] is None and video["frames"] == len(rows) < 260
+    assert video["frames"] + video["missing_frames"] == 300  # every frame of the recording: a row, or counted missing
+    before, after = max(video["gaps_s"], key=lambda gap: gap[1] - gap[0])
+    assert after - before > 1.5 and [float(r[1]) for r in rows].index(before) + 1 == [float(r[1]) for r in rows].index(
+        after)  # the rows either side of the hole
+    assert f"{video['missing_frames']} frames missing from the file" in capsys.readouterr().out
+    from foldedcnn.label.report import write_report
+
+    write_report(tmp_path / "3")
+    page = (tmp_path / "3" / "report.html").read_text()
+    assert f"<span>missing from the file (timestamps jump)</span><b>{video['missing_frames']}</b>" in page
+    assert f"{video['missing_frames']} missing from the file (its timestamps jump over them)</td>" in page
+    assert _run([checkpoint, ts, "--out", tmp_path / "3", "--batch", "8", "--chunk-frames", "16"]) == 0
+    assert json.loads((tmp_path / "3" / "summary.json").read_text())["videos"][0] == {
+        **video, "decoder": None, "decode_fps": None, "model_fps": None, "end_to_end_fps": None}  # nothing decoded
+
+
+def test_an_mkv_whose_frames_stop_before_the_length_it_declares_is_truncated(checkpoint, tmp_path):
+    """A Matroska recording declares its video's length (its DURATION tag, written when the file is closed, near its
+    start); cut short afterwards (a copy that stopped halfway, a damaged part its demuxer cannot pass), its frames
+    stop early with no error from the demuxer: the job called it ok. Now it is truncated (exit 1) with the rows that
+    decoded; the whole file is not (its last frame ends at the length declared)."""
+    whole = write_square_clip(tmp_path / "whole.mkv", 300, codec="libx264",
+                              options={"g": "25", "bf": "2", "preset": "ultrafast"})
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    assert _run([checkpoint, whole, "--out", tmp_path / "whole"]) == 0
+    (video,) = json.loads((tmp_path / "whole" / "summary.json").read_text())["videos"]
+    assert video["expected_seconds"] == 12.0 and not video["truncated"] and video["missing_frames"] == 0
+    assert _run([checkpoint, cut, "--out", tmp_path / "cut"]) == 1
+    (video,) = json.loads((tmp_path / "cut" / "summary.json").read_text())["videos"]
+    rows = _rows(tmp_path / "cut" / "cut.csv")[1]
+    assert video["truncated"] and video["frames"] == len(rows) and 100 < len(rows) < 200
+    assert video["error"].startswith(f"truncated: its frames stop at {float(rows[-1][1]):.2f} s of the 12.00 s")
 
 
 @pytest.mark.slow

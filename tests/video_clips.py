@@ -84,6 +84,17 @@ def damage_packets(path: Path, packets: list[int], fill: int = 0) -> Path:
     return path
 
 
+def drop_ts_packets(path: Path, start: float, share: float) -> Path:
+    """Remove `share` of the 188-byte packets of the MPEG-TS file at `path` from `start` (a fraction of its packets)
+    on, as a network stream loses a stretch of its packets: the demuxer passes over the hole without an error and the
+    frames after it come on, the frames in it gone."""
+    data = path.read_bytes()
+    packets = len(data) // 188
+    first = int(packets * start)
+    path.write_bytes(data[:first * 188] + data[(first + int(packets * share)) * 188:])
+    return path
+
+
 def trim_start(path: Path, frames: int, fps: int = 25) -> Path:
     """Make the MP4 at `path` (written by write_square_clip with B-frames, so that it has an edit list) show its
     frames from frame `frames` on, as `ffmpeg -ss ... -c copy` cuts a clip: the frames before stay in the file

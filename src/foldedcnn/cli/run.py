@@ -76,24 +76,28 @@ def run(args) -> int:
     quiet = len(summary.videos) > OK_LINES  # thousands of clips: their ok lines are in summary.json
     for v in summary.videos:
         name = v.video if v.region is None else f"{v.video} region {v.region} {tuple(v.roi)}"
+        missing = (f" ({v.missing_frames} frames missing from the file: its timestamps jump over them, "
+                   "summary.json's gaps_s says where)" if v.missing_frames else "")
         if v.truncated:
-            print(f"TRUNCATED {name}: {v.error} -> {v.csv}")
+            print(f"TRUNCATED {name}: {v.error}{missing} -> {v.csv}")
         elif v.error:
             print(f"FAILED  {name}: {v.error}")
         elif not quiet:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
             damaged = f", {v.undecodable} undecodable (damaged data: rows without a label)" if v.undecodable else ""
             print(f"ok      {name}: {v.frames} frames, {_counts(summary, v)}, {v.uncertain} uncertain{damaged}"
-                  f"{speed}, decoded on {v.decoder or 'cpu'} -> {v.csv}")
+                  f"{missing}{speed}, decoded on {v.decoder or 'cpu'} -> {v.csv}")
         if v.note and not quiet:
             print(f"note    {name}: {v.note}")
     if quiet:
         ok = [v for v in summary.videos if not v.error]
         noted = sum(1 for v in summary.videos if v.note)
         damaged = sum(v.undecodable for v in ok)
+        missing = sum(v.missing_frames or 0 for v in ok)
         print(f"ok      {len(ok):,} of {len(summary.videos):,} outputs: {sum(v.frames for v in ok):,} frames, "
               f"{sum(v.uncertain for v in ok):,} uncertain"
               + (f", {damaged:,} undecodable (damaged data)" if damaged else "")
+              + (f", {missing:,} missing from the files (their timestamps jump over them)" if missing else "")
               + (f"; {noted:,} with a note" if noted else "") + " (each output's counts and notes: summary.json)")
     if summary.decoder_note:
         print(f"decoder {summary.decoder}: {summary.decoder_note}")

@@ -34,8 +34,10 @@ class SeekError(VideoError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says: frame count (None when it does not say), size in pixels, frame rate, codec, and
-    the container format (FFmpeg's demuxer name: "mov,mp4,m4a,3gp,3g2,mj2", "mpegts", "h264" for a bare stream)."""
+    """What the container says: frame count (None when it does not say), size in pixels, frame rate, codec, the
+    container format (FFmpeg's demuxer name: "mov,mp4,m4a,3gp,3g2,mj2", "mpegts", "h264" for a bare stream), and
+    the video stream's length in seconds where the container declares it and no frame count (Matroska and WebM
+    files carry it in a DURATION tag once their writer closes them; None otherwise)."""
 
     frames: int | None
     width: int
@@ -43,6 +45,7 @@ class VideoInfo:
     fps: float
     codec: str = ""
     container: str = ""
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -177,14 +180,29 @@ def probe_and_index(path: str | Path) -> tuple[VideoInfo, VideoIndex]:
 def _probed(container) -> VideoInfo:
     stream = container.streams.video[0]
     rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+    frames = int(stream.frames) - _trimmed(stream) or None
     return VideoInfo(
-        frames=int(stream.frames) - _trimmed(stream) or None,
+        frames=frames,
         width=int(stream.codec_context.width),
         height=int(stream.codec_context.height),
         fps=float(rate) if rate else 0.0,
         codec=stream.codec_context.name,
         container=container.format.name,
+        seconds=None if frames else _declared_seconds(stream),
     )
+
+
+def _declared_seconds(stream) -> float | None:
+    """The length a Matroska or WebM writer declares for `stream` when it closes the file (its DURATION tag,
+    "HH:MM:SS.nnnnnnnnn": up to the end of its last frame), in seconds; None without one (a recording cut off
+    before its writer closed it has none)."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    try:
+        hours, minutes, seconds = tag.split(":")
+        declared = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except (AttributeError, ValueError):
+        return None
+    return declared if declared > 0 else None
 
 
 # Packets demuxed to check that a container's own index lists frames as they come (_listed_index), and the bits of

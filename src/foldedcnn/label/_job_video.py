@@ -14,17 +14,23 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from ..data.video import VideoInfo, check_roi
 from ..errors import FoldedCNNError, OutputWriteError
 from ._chunk_store import ChunkStore, VideoRows, csv_fields
 from ._frame_labels import header
 from ._nvdec import DECODER_PROGRAM
+from ._row_times import RowTimes
 from ._survey import Unreadable
 
 if TYPE_CHECKING:
     from .job import JobConfig
 
 T = TypeVar("T")
+
+# Rows a RowTally splits at a time
+_TALLY_BLOCK = 4096
 
 
 @dataclass
@@ -41,7 +47,13 @@ class VideoResult:
     labels: dict[str, int] = field(default_factory=dict)  # frames per label (an uncertain frame's provisional one)
     undecodable: int = 0  # frames whose packets are damaged: rows with their frame and time, no label
     expected_frames: int | None = None  # what the container declares (after --stride), when it says
-    truncated: bool = False  # fewer frames decoded than the container declares
+    expected_seconds: float | None = None  # the video's length the container declares where it gives no frame count
+    truncated: bool = False  # fewer frames decoded than the container declares, or they stop before its length
+    # frames whose time the rows' times pass over: the file does not hold them (a damaged part its demuxer passed
+    # over without an error, or frames dropped when it was recorded); None where that cannot be told (no CSV, no
+    # frame rate, uneven times). gaps_s: [time of the row before, of the row after] of the first 100 such jumps
+    missing_frames: int | None = None
+    gaps_s: list[list[float]] = field(default_factory=list)
     resumed_at_frame: int = 0
     decoder: str | None = None  # cpu or gpu
     note: str | None = None  # why a video did not go to the decoder asked for
@@ -54,15 +66,17 @@ class VideoResult:
 class RowTally:
     """Counts of a video's CSV rows, given a chunk at a time (`add_rows`) or read back (`add_file`): frames,
     positives (any label but the first class), uncertain, frames per label, and frames that did not decode (an
-    empty label, which no class name is: _frame_labels.undecodable_line); never all rows at once (a day-long
-    recording's CSV may hold gigabytes). Only the last two fields of each line are split off, unless a class name
-    is quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting them."""
+    empty label, which no class name is: _frame_labels.undecodable_line); with `times`, the rows' times go to it
+    (frames the file does not hold). Never all rows at once (a day-long recording's CSV may hold gigabytes): blocks
+    of _TALLY_BLOCK. Only the time and the last two fields of each line are split off, unless a class name is
+    quoted (has a comma): parsing all of a 111-class model's fields took longer than formatting them."""
 
-    def __init__(self, class_names: Sequence[str]) -> None:
+    def __init__(self, class_names: Sequence[str], times: RowTimes | None = None) -> None:
         self.class_names = list(class_names)
         self.quoted = csv_fields(tuple(class_names)) != self.class_names
         self.labels: Counter[str] = Counter()
         self.uncertain = 0
+        self.times = times
 
     def add_rows(self, rows: str) -> None:
         """Count `rows`, CSV text of whole lines (no header): a chunk of them."""
@@ -75,13 +89,18 @@ class RowTally:
             self._add(f, header=True)
 
     def _add(self, lines: Iterable[str], header: bool = False) -> None:
-        records = csv.reader(lines) if self.quoted else lines  # a quoted header may span lines
-        tails = (row[-2:] if self.quoted else row.rsplit(",", 2)[1:] for row in islice(records, int(header), None))
-        labels, uncertain = self.labels, 0
-        for label, flag in tails:
-            labels[label] += 1
-            uncertain += flag.startswith("1")
-        self.uncertain += uncertain
+        # the header skipped as a record: a quoted one may span lines
+        records = islice(csv.reader(lines) if self.quoted else lines, int(header), None)
+        while block := list(islice(records, _TALLY_BLOCK)):
+            if self.quoted:
+                tails, times = [row[-2:] for row in block], [row[1] for row in block]
+            else:
+                tails = [row.rsplit(",", 2)[1:] for row in block]
+                times = [row.split(",", 2)[1] for row in block] if self.times is not None else []
+            self.labels.update(label for label, _ in tails)
+            self.uncertain += sum(flag.startswith("1") for _, flag in tails)
+            if self.times is not None:
+                self.times.add(np.asarray(times, dtype=np.float64))
 
     def counts(self) -> tuple[int, int, int, dict[str, int], int]:
         """(frames (rows), positives, uncertain, frames per label (most frequent first), frames that did not
@@ -109,6 +128,7 @@ class JobVideo:
         self.trained_on = None if cfg.roi else (meta.get("data_source") or {}).get("frame_size")
         self.rows: VideoRows | None = None
         self.index = None
+        self.fps, self.stride = 0.0, cfg.stride  # plan() sets the video's frame rate: RowTimes needs it
         self.done: set[int] = set()  # the chunks already stored (plan)
         self.segments_left = 0
         self.frames = 0
@@ -123,6 +143,8 @@ class JobVideo:
         all its regions (probe_and_fingerprint's "info" and "content")."""
         info = _surveyed(probed, "info")
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
+        self.result.expected_seconds = info.seconds
+        self.fps = info.fps
         decoder, note = decoder_for(info)
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
         self.store.config["video_content"] = _surveyed(probed, "content")  # a new recording at the same path
@@ -176,7 +198,7 @@ class JobVideo:
             if not self.rows.complete or self.rows.stray:
                 raise FoldedCNNError(f"{self.path}: the decoded frames do not match the container's index "
                                      f"({self.rows.rows} rows expected); rerun with --workers 1")
-            tally = RowTally(self.class_names)
+            tally = self._tally()
             try:
                 self.rows.finish(tally.add_rows)
             except FoldedCNNError:  # not published: keep its whole chunks for the rerun (a full disk: it redoes them)
@@ -196,16 +218,20 @@ class JobVideo:
         self.finished = True
 
     def count(self, tally: RowTally | None = None) -> None:
-        """Counts of the finished CSV (`tally`, fed its rows as they were written, or read back line by line); an
-        empty one is an error, a short one `truncated` (check_complete)."""
+        """Counts of the finished CSV (`tally`, fed its rows as they were written, or read back line by line) and
+        what its rows' times say of frames missing; an empty one is an error, a short one `truncated`
+        (check_complete)."""
         if tally is None:
-            tally = RowTally(self.class_names)
+            tally = self._tally()
             tally.add_file(self.store.final_path)
         (self.result.frames, self.result.positives, self.result.uncertain, self.result.labels,
          self.result.undecodable) = tally.counts()
         if self.result.frames == self.result.undecodable:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
-        check_complete(self.result)
+        check_complete(self.result, tally.times)
+
+    def _tally(self) -> RowTally:
+        return RowTally(self.class_names, RowTimes(self.fps, self.stride))
 
 
 def by_video(outputs: Sequence[T]) -> list[list[T]]:
@@ -224,10 +250,20 @@ def _surveyed(probed: dict, key: str) -> Any:
     return probed[key]
 
 
-def check_complete(result: VideoResult) -> VideoResult:
-    """Mark `result` truncated (an error) when fewer frames were labelled than the container declares."""
+def check_complete(result: VideoResult, times: RowTimes | None = None) -> VideoResult:
+    """Mark `result` truncated (an error) when fewer frames were labelled than the container declares, or when its
+    rows' `times` stop before the length it declares; note the frames the times pass over."""
+    if times is not None:
+        result.missing_frames = times.missing_frames
+        result.gaps_s = times.gaps if result.missing_frames else []
     if result.expected_frames is not None and result.frames < result.expected_frames:
         result.truncated = True
         result.error = (f"truncated: decoded {result.frames} of the {result.expected_frames} frames its container "
                         "declares (the file is cut short or damaged); the CSV holds the frames that decoded")
+    elif (result.expected_seconds and times is not None and result.missing_frames is not None
+          and times.short_of(result.expected_seconds)):
+        result.truncated = True
+        result.error = (f"truncated: its frames stop at {times.last_s:.2f} s of the {result.expected_seconds:.2f} s "
+                        "of video its container declares (the file is cut short or damaged); the CSV holds the "
+                        "frames that decoded")
     return result

@@ -171,6 +171,8 @@ def _video_section(result: dict[str, Any], run_dir: Path, index_of: Callable[[Pa
              ("decode / model frames/s", f"{_fps(result.get('decode_fps'))} / {_fps(result.get('model_fps'))}")]
     if undecodable := int((~labels.decoded).sum()):  # damaged packets: rows without a label
         cards.insert(3, ("undecodable (damaged data)", f"{undecodable:,} ({undecodable / n:.1%})"))
+    if missing := result.get("missing_frames"):  # a damaged container's frames its demuxer passed over: no rows
+        cards.insert(3, ("missing from the file (timestamps jump)", f"{missing:,}"))
     parts = [f'<section class="video"><h2>{name}</h2><p class="path">{html.escape(result["video"])}</p>',
              '<div class="cards">' + "".join(f'<div class="card"><span>{k}</span><b>{v}</b></div>' for k, v in cards)
              + "</div>",
@@ -203,6 +205,8 @@ def _overview(videos: list[dict[str, Any]], multiclass: bool) -> str:
     rows = []
     for v in videos:
         damaged = f', {v["undecodable"]:,} undecodable (damaged data)' if v.get("undecodable") else ""
+        if v.get("missing_frames"):
+            damaged += f', {v["missing_frames"]:,} missing from the file (its timestamps jump over them)'
         status = f'<span class="bad">{html.escape(v["error"])}</span>' if v.get("error") else f"ok{damaged}"
         count = _top_labels(v) if multiclass else f"{v.get('positives', 0):,}"
         rows.append(f"<tr><td>{_name(v)}</td><td>{v.get('frames', 0):,}</td>"

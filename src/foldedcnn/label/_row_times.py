@@ -1,0 +1,58 @@
+"""What the times of a video's CSV rows say of frames its file does not hold: where they jump over frames (a demuxer
+passes over a damaged part of an MKV, MPEG-TS or MPEG-PS file without an error and counts the frames after it on,
+so nothing else tells), and where they stop (a video whose frames stop before the length its container declares is
+truncated). Read from the rows themselves, a chunk at a time as the CSV is merged or read back, so a rerun of a
+finished job says the same."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# Gaps listed in summary.json (the count covers all of them): a file damaged all over has thousands
+GAPS_LISTED = 100
+# Steps between rows shorter than the frame rate allows, as a share of all steps, above which the rows' times are
+# not even (a variable frame rate): a longer step is then no sign of frames missing, and none are counted
+_UNEVEN_SHARE = 0.01
+
+
+class RowTimes:
+    """The presentation times (seconds) of a video's consecutive CSV rows, given in order a chunk at a time (`add`),
+    against the video's frame rate `fps` and the job's `stride`: consecutive rows are `stride` frames apart."""
+
+    def __init__(self, fps: float, stride: int) -> None:
+        self.fps, self.stride = fps, stride
+        self.last_s: float | None = None  # the last row's time
+        self.gaps: list[list[float]] = []  # [time of the row before, time of the row after], the first GAPS_LISTED
+        self._missing = self._steps = self._short = 0
+
+    def add(self, times: Sequence[float]) -> None:
+        """The times (N,) of the next N rows."""
+        t = np.asarray(times, dtype=np.float64)
+        if self.last_s is not None:
+            t = np.concatenate([[self.last_s], t])
+        if len(t):
+            self.last_s = float(t[-1])
+        if len(t) < 2 or self.fps <= 0:
+            return
+        frames = np.diff(t) * self.fps  # each step between rows in frames of the nominal rate
+        self._steps += len(frames)
+        self._short += int(np.count_nonzero(frames < self.stride - 0.5))
+        jumps = np.flatnonzero(frames > self.stride + 0.5)
+        self._missing += int(np.rint(frames[jumps]).sum()) - self.stride * len(jumps)
+        room = GAPS_LISTED - len(self.gaps)
+        self.gaps += [[round(float(t[i]), 6), round(float(t[i + 1]), 6)] for i in jumps[:max(0, room)]]
+
+    @property
+    def missing_frames(self) -> int | None:
+        """Frames whose time the rows pass over (a step of stride + k frames misses k); None where that cannot be
+        told: no frame rate, or uneven times (more than _UNEVEN_SHARE of the steps shorter than stride frames)."""
+        if self.fps <= 0 or self._short > _UNEVEN_SHARE * self._steps:
+            return None
+        return self._missing
+
+    def short_of(self, declared_s: float) -> bool:
+        """Whether the rows stop short of `declared_s` seconds, the video's length its container declares (to the
+        end of its last frame): more than the stride's frames after the last row, half a frame of slack."""
+        return self.fps > 0 and self.last_s is not None and (declared_s - self.last_s) * self.fps > self.stride + 0.5

@@ -1,0 +1,74 @@
+"""RowTimes: frames a video's file does not hold, told from its CSV rows' times (label._row_times)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from foldedcnn.label._row_times import GAPS_LISTED, RowTimes
+
+FPS = (24.0, 25.0, 30000 / 1001, 30.0, 60.0)
+
+
+@st.composite
+def _lost_frames(draw):
+    """(fps, stride, the rows' times as a CSV holds them, frames the file lost between its first and last row, the
+    time base they were stored in): a constant-rate recording of N frames that lost some (a damaged part its demuxer
+    passed over), labelled at `stride` over the frames left (their order in the file)."""
+    fps, stride = draw(st.sampled_from(FPS)), draw(st.integers(1, 5))
+    n = draw(st.integers(2, 400))
+    kept = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool)
+    kept[0] = True  # a file starts at its first frame
+    held = np.flatnonzero(kept)[::stride]  # each row's frame in the recording
+    time_base = draw(st.sampled_from([1 / 90000, 1 / 1000]))  # MPEG-TS's; Matroska's (milliseconds)
+    start = draw(st.integers(0, 10**6)) * time_base
+    times = np.round((start + np.round(held / fps / time_base) * time_base), 6)  # as the CSV writes them
+    lost = int(held[-1] - held[0]) - stride * (len(held) - 1)
+    return fps, stride, times, lost
+
+
+def _fed(times: np.ndarray, fps: float, stride: int, cuts: list[int]) -> RowTimes:
+    rows = RowTimes(fps, stride)
+    for a, b in itertools.pairwise(sorted({0, len(times), *(c % (len(times) + 1) for c in cuts)})):
+        rows.add(times[a:b])
+    return rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(_lost_frames(), st.lists(st.integers(0, 10**6), max_size=6))
+def test_the_frames_a_recording_lost_are_counted_from_its_rows_times_however_they_come_in_chunks(lost_frames, cuts):
+    fps, stride, times, lost = lost_frames
+    rows = _fed(times, fps, stride, cuts)
+    assert rows.missing_frames == lost
+    assert rows.last_s == times[-1]
+    steps = np.diff(times) * fps
+    jumps = np.flatnonzero(steps > stride + 0.5)
+    assert rows.gaps == [[times[i], times[i + 1]] for i in jumps[:GAPS_LISTED]]
+    assert not rows.short_of(times[-1] + stride / fps)  # a file that ends where its container says
+    assert rows.short_of(times[-1] + (stride + 1) / fps)  # one frame more was declared
+
+
+def test_uneven_times_count_no_frame_missing():
+    """A variable frame rate (a screen recording: frames 10 to 90 ms apart, 20 frames/s on average, what the
+    container gives as its rate): a long step is no sign of a lost frame, so none are counted (None: cannot be
+    told). A rate that only jitters (20 to 50 ms apart at 30 frames/s) loses none either."""
+    rng = np.random.default_rng(0)
+    times = np.round(np.cumsum(rng.uniform(0.010, 0.090, 600)), 6)
+    assert _fed(times, 20.0, 1, [100, 250]).missing_frames is None
+    jitter = np.round(np.cumsum(rng.uniform(0.020, 0.050, 600)), 6)
+    assert _fed(jitter, 30.0, 1, [100, 250]).missing_frames == 0
+
+
+def test_a_few_duplicated_times_of_damaged_data_still_count_the_gaps():
+    """Damaged timestamps may repeat a frame's time (1 step of 300 shorter than the rate's): the times stay even."""
+    times = np.round(np.r_[np.arange(150), 149, np.arange(200, 350)] / 25.0, 6)
+    rows = _fed(times, 25.0, 1, [])
+    assert rows.missing_frames == 50 and rows.gaps == [[5.96, 8.0]]
+
+
+def test_without_a_frame_rate_nothing_is_told():
+    rows = _fed(np.arange(10) / 25.0, 0.0, 1, [])
+    assert rows.missing_frames is None and not rows.short_of(100.0) and rows.last_s == 0.36
