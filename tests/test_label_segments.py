@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from video_clips import damage_packets, trim_start, write_square_clip
 
-from foldedcnn.data.video import VideoIndex, frames_at, index_video, iter_frames
+from foldedcnn.data.video import VideoError, VideoIndex, frames_at, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
 from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, _Dispatch, main_module_hidden
@@ -177,6 +177,32 @@ def test_an_intact_recording_has_no_frame_that_does_not_decode(tmp_path, codec, 
     every = list(iter_frames(clip, roi=ROI, threads=1))
     assert [f.index for f in frames] == [f.index for f in every] == list(range(60))
     assert all(a.rgb is not None and (a.rgb == b.rgb).all() for a, b in zip(frames, every, strict=True))
+
+
+def test_damaged_packets_of_a_video_whose_frames_are_counted_keep_the_frames_after_them_numbered(tmp_path):
+    """H.264 with B-frames in AVI cannot be located by its timestamps, even with its first frames damaged (its index
+    is not seekable): frames are counted from the first. A packet that fails to decode ended the video with an
+    error (the job failed it, every row lost); now it counts as a frame that did not decode in the place of the
+    next frame decoded (up to two frames from its own: packets come in decode order), so every frame after it keeps
+    its number."""
+    clip = write_square_clip(tmp_path / "camera.avi", 300, codec="libx264",
+                             options={"g": "12", "bf": "2", "preset": "ultrafast"})
+    every = list(iter_frames(clip, roi=ROI, threads=1))
+    for damaged in ([40, 41, 150], [2, 40, 41, 150]):  # the second among the frames the index checks
+        copy = tmp_path / f"damaged{len(damaged)}.avi"
+        copy.write_bytes(clip.read_bytes())
+        damage_packets(copy, damaged)
+        index = index_video(copy)
+        assert not index.seekable
+        frames = list(iter_frames(copy, roi=ROI, index=index, threads=1, undecodable=True))
+        assert [f.index for f in frames] == list(range(300))
+        lost = [f.index for f in frames if f.rgb is None]
+        assert len(lost) == len(damaged) and all(abs(k - d) <= 2 for k, d in zip(lost, sorted(damaged), strict=True))
+        assert np.diff([f.time_s for f in frames]) == pytest.approx(np.full(299, 0.04), abs=1e-9)
+        far = [k for k in range(300) if all(abs(k - d) > 12 for d in damaged)]  # outside the damaged groups
+        assert all((frames[k].rgb == every[k].rgb).all() for k in far)
+        with pytest.raises(VideoError, match="corrupt"):  # without undecodable, as before
+            list(iter_frames(copy, roi=ROI, index=index, threads=1))
 
 
 def test_a_clip_cut_by_its_edit_list_shows_the_frames_after_the_cut_and_only_those(tmp_path):

@@ -589,6 +589,19 @@ def test_a_recording_with_damaged_packets_is_labelled_past_them_however_it_is_sp
     assert exported.images == 300 - len(missing) and not exported.failed
 
 
+def test_a_damaged_recording_whose_frames_are_counted_is_labelled_past_the_damage(checkpoint, tmp_path):
+    """H.264 with B-frames in AVI (its frames counted, one decoder takes it) with 3 damaged packets: the job failed
+    it at the first (no CSV); now every frame has a row, the 3 that did not decode without a label, and the times
+    are the frames' own (they were decode-order counters: out of order)."""
+    clip = damage_packets(write_square_clip(tmp_path / "camera.avi", 300, codec="libx264",
+                                            options={"g": "12", "bf": "2", "preset": "ultrafast"}), [40, 41, 150])
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
+    assert [int(r[0]) for r in rows] == list(range(300))
+    assert [float(r[1]) for r in rows] == pytest.approx([k / 25 for k in range(300)], abs=1e-6)
+    (video,) = json.loads((tmp_path / "3" / "summary.json").read_text())["videos"]
+    assert video["error"] is None and video["undecodable"] == 3 and video["missing_frames"] == 0
+
+
 def test_a_clip_cut_by_its_edit_list_is_labelled_from_its_first_frame_shown(checkpoint, tmp_path):
     """A clip cut with `ffmpeg -ss ... -c copy` (its edit list hides the 2 frames before the cut): 58 rows, the same
     from 1 and 3 decoders, and not "truncated" (its container lists 60 samples; it was)."""

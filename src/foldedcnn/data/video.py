@@ -268,16 +268,19 @@ def _located_by_stamps(container, stream, index: VideoIndex, path: Path) -> Vide
     try:
         located = (_stamps_in_order(container, stream, index) if fmt in _DECODE_ORDER_STAMPED else
                    _seeks_locate_frames(container, stream, index, path))
-    except av.FFmpegError:  # damaged there: decoding will tell
-        return index
+    except av.FFmpegError:  # damaged beyond telling: frames are counted, which damaged data does not stop
+        located = False
     return index if located else VideoIndex(index.pts, index.keyframes[:0], index.time_base)
 
 
 def _stamps_in_order(container, stream, index: VideoIndex) -> bool:
-    """Whether the first _ORDER_CHECKED frames decoded carry the index's first timestamps, in order."""
+    """Whether the first _ORDER_CHECKED frames decoded carry timestamps of the index, in order (packets among them
+    that fail to decode passed over: damaged data there does not hide frames out of order)."""
     container.seek(0)
-    stamps = [frame.pts for frame in itertools.islice(container.decode(stream), _ORDER_CHECKED)]
-    return stamps == index.pts[:len(stamps)].tolist()
+    stamps = [frame.pts for frame in itertools.islice(_decoded(container, stream, tolerant=True), _ORDER_CHECKED)]
+    if None in stamps:
+        return False
+    return bool(np.all(np.diff(stamps) > 0)) and bool(np.isin(stamps, index.pts[:2 * _ORDER_CHECKED]).all())
 
 
 def _seeks_locate_frames(container, stream, index: VideoIndex, path: Path) -> bool:
@@ -369,8 +372,11 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     fails to decode is passed over, and each wanted frame of the index that the decoder does not give (its packet
     failed, or the decoder dropped it) between frames that decode is yielded with rgb None and its time from the
     index. Frames missing at the very end of the stream are not yielded (it ends there, as a cut file does).
-    Without a seekable index frames can only be counted: damaged data raises VideoError as without `undecodable`,
-    and a frame the decoder drops leaves the ones after it numbered one too low (the job finds the video short).
+    Without a seekable index frames can only be counted (_counted): each packet that fails to decode counts as a
+    frame yielded with rgb None in the place of the next frame decoded (with B-frames, that may be a frame or two
+    from its own), so the frames after it keep their numbers, each with its own time; a frame the decoder drops
+    without an error leaves the ones after it numbered one too low, their times still theirs (the job counts the
+    frames whose time its rows jump over).
 
     Raises VideoError for a missing or non-video file, a video with no frames, data that fails
     to decode (a truncated file may first yield the frames before the damage), a region outside the frame,
@@ -405,7 +411,7 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
         seek = index is not None and index.seekable and (first > 0 or stride > 1 or undecodable)
         tolerant = undecodable and seek
         decoded = (_sought(container, stream, index, first, path, stride, tolerant) if seek
-                   else enumerate(_decoded(container, stream)))
+                   else _counted(container, stream, undecodable))
         index_no, want = -1, first  # the next frame wanted
         try:
             for index_no, frame in decoded:
@@ -419,6 +425,10 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                 if past:
                     return
                 if index_no != want:  # between two frames wanted, or given already (a seek made again further back)
+                    continue
+                if isinstance(frame, _Lost):
+                    yield VideoFrame(index_no, frame.time_s, None)
+                    want = index_no + stride
                     continue
                 if (frame.width, frame.height) != (width, height) and width:  # a stream switching resolution midway
                     raise VideoError(f"{path}: the frame size changes from {width}x{height} to {frame.width}x"
@@ -472,6 +482,34 @@ def _decoded(container, stream, tolerant: bool = False, failed: list | None = No
             if frame.time_base is None:  # held until the end, or from a new decoder: the stream's time base
                 frame.time_base = stream.time_base
             yield frame
+
+
+@dataclass(frozen=True)
+class _Lost:
+    """A frame counted in the place of a packet that failed to decode (_counted), and the time given it."""
+
+    time_s: float
+
+
+def _counted(container, stream, tolerant: bool = False) -> Iterator[tuple[int, Any]]:
+    """(frame number, PyAV frame) counted from the stream's first frame, for a video whose frames cannot be located
+    by their timestamps. `tolerant`: a packet that fails to decode is passed over (_decoded) and counted as a frame
+    that did not decode (_Lost) in the place of the next frame decoded, since a packet holds one frame: the frames
+    after it keep their numbers. Its time is a frame's duration after the frame before it (before the frame after
+    it, at the start). Packets that fail after the last frame are not counted (a file cut short ends in a part of
+    a packet)."""
+    failed: list = []
+    rate = stream.guessed_rate or stream.average_rate
+    step = 1 / float(rate) if rate else float("nan")
+    number, last_s = 0, None
+    for frame in _decoded(container, stream, tolerant, failed):
+        seconds = frame_seconds(frame, number + len(failed), stream)
+        for k in range(1, len(failed) + 1):
+            yield number, _Lost(last_s + k * step if last_s is not None else seconds - (len(failed) + 1 - k) * step)
+            number += 1
+        failed.clear()
+        yield number, frame
+        number, last_s = number + 1, seconds
 
 
 def _new_decoder(stream):
@@ -569,8 +607,11 @@ def _seek(container, stream, pts: int) -> None:
 
 def frame_seconds(frame, index: int, stream) -> float:
     """The presentation time of decoded PyAV `frame` number `index` of `stream`, in seconds; for a frame without
-    a timestamp (a raw .h264/.hevc stream has none), index / the stream's frame rate (nan if it has none)."""
-    if frame.time is not None:
+    a timestamp (a raw .h264/.hevc stream has none), or whose timestamp is a decode-order counter (B-frames in AVI:
+    _DECODE_ORDER_STAMPED; reordered frames came with times out of order), index / the stream's frame rate (nan
+    if it has none)."""
+    if frame.time is not None and not (stream.codec_context.has_b_frames and
+                                       stream.container.format.name in _DECODE_ORDER_STAMPED):
         return float(frame.time)
     rate = stream.guessed_rate or stream.average_rate
     return index / float(rate) if rate else float("nan")
