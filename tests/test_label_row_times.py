@@ -62,11 +62,15 @@ def test_uneven_times_count_no_frame_missing():
     assert _fed(jitter, 30.0, 1, [100, 250]).missing_frames == 0
 
 
-def test_a_few_duplicated_times_of_damaged_data_still_count_the_gaps():
-    """Damaged timestamps may repeat a frame's time (1 step of 300 shorter than the rate's): the times stay even."""
-    times = np.round(np.r_[np.arange(150), 149, np.arange(200, 350)] / 25.0, 6)
-    rows = _fed(times, 25.0, 1, [])
-    assert rows.missing_frames == 50 and rows.gaps == [[5.96, 8.0]]
+def test_a_frame_whose_damaged_timestamp_is_wrong_hides_no_frame():
+    """Damaged data may give a frame a wrong time: the one before it again (an MPEG-PS pack header), or one far ahead
+    (a damaged AVI index entry: 11.12 s between 0.40 and 0.44). The frame still takes its place in the recording,
+    so the steps around it count no frame missing; the times stay even (1 or 2 steps of hundreds short)."""
+    repeated = np.round(np.r_[np.arange(150), 149, np.arange(151, 200), np.arange(250, 350)] / 25.0, 6)
+    rows = _fed(repeated, 25.0, 1, [])
+    assert rows.missing_frames == 50 and [7.96, 10.0] in rows.gaps  # 200-249 lost; frame 150 stamped 149's time
+    ahead = np.round(np.r_[np.arange(11), 278, np.arange(12, 300)] / 25.0, 6)
+    assert _fed(ahead, 25.0, 1, [5, 11, 12]).missing_frames == 0
 
 
 def test_without_a_frame_rate_nothing_is_told():

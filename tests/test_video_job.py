@@ -14,6 +14,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from video_clips import (
+    damage_avi_chunk_headers,
+    damage_avi_index,
     damage_packets,
     drop_ts_packets,
     trim_start,
@@ -600,6 +602,26 @@ def test_a_damaged_recording_whose_frames_are_counted_is_labelled_past_the_damag
     assert [float(r[1]) for r in rows] == pytest.approx([k / 25 for k in range(300)], abs=1e-6)
     (video,) = json.loads((tmp_path / "3" / "summary.json").read_text())["videos"]
     assert video["error"] is None and video["undecodable"] == 3 and video["missing_frames"] == 0
+
+
+@pytest.mark.parametrize("damaged,rows", [
+    (lambda clip: damage_avi_index(clip, 150, 10), 300),  # its index lost 10 entries: 3 decoders gave 290 rows
+    (lambda clip: damage_avi_chunk_headers(clip, [100, 101, 180]), 297),  # 3 chunks lost: truncated
+])
+def test_an_avi_whose_index_or_chunks_are_damaged_gives_the_same_rows_however_many_decoders(checkpoint, tmp_path,
+                                                                                          damaged, rows):
+    """AVI's timestamps are counters of the chunks read, and it seeks by its index (idx1): where the index lost
+    entries, or the demuxer passes over chunks whose headers are damaged, a seek lands on other frames than the
+    counters of a demux pass say. With 10 index entries zeroed, 1 decoder labelled 300 frames and 3 decoders 290
+    (failed); its frames are now counted by one decoder: the same CSV, truncated only where chunks are gone (297 of
+    the 300 frames it declares)."""
+    clip = damaged(write_square_clip(tmp_path / "camera.avi", 300, width=320, height=240, options={"g": "12"}))
+    for w in ("1", "3"):
+        assert _run([checkpoint, clip, "--out", tmp_path / w, "--batch", "8", "--chunk-frames", "16", "--workers",
+                     w]) == int(rows < 300)
+    assert (tmp_path / "1" / "camera.csv").read_text() == (tmp_path / "3" / "camera.csv").read_text()
+    (video,) = json.loads((tmp_path / "3" / "summary.json").read_text())["videos"]
+    assert (video["frames"], video["expected_frames"], video["truncated"]) == (rows, 300, rows < 300)
 
 
 def test_a_clip_cut_by_its_edit_list_is_labelled_from_its_first_frame_shown(checkpoint, tmp_path):

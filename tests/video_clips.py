@@ -84,6 +84,28 @@ def damage_packets(path: Path, packets: list[int], fill: int = 0) -> Path:
     return path
 
 
+def damage_avi_chunk_headers(path: Path, packets: list[int]) -> Path:
+    """Zero the 8-byte chunk headers (fourcc and size) of the AVI at `path` before its video packets number `packets`
+    (in file order): its demuxer passes over those chunks, reading on, while its index (idx1) still lists them."""
+    with av.open(str(path)) as c:
+        places = [p.pos for p in c.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    for k in packets:
+        data[places[k] - 8:places[k]] = bytes(8)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def damage_avi_index(path: Path, first: int, count: int) -> Path:
+    """Zero `count` 16-byte entries of the AVI at `path`'s index (idx1) from entry `first` on: its chunks are whole,
+    its index no longer lists those (its demuxer passes over zero entries)."""
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"idx1") + 8
+    data[at + 16 * first:at + 16 * (first + count)] = bytes(16 * count)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def drop_ts_packets(path: Path, start: float, share: float) -> Path:
     """Remove `share` of the 188-byte packets of the MPEG-TS file at `path` from `start` (a fraction of its packets)
     on, as a network stream loses a stretch of its packets: the demuxer passes over the hole without an error and the

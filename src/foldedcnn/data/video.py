@@ -228,8 +228,16 @@ def _indexed(container, path: str | Path) -> VideoIndex:
     from a demux pass over every packet; not seekable where its timestamps do not locate the frames decoded
     (_located_by_stamps)."""
     stream = container.streams.video[0]
-    index = _from_first_keyframe(_listed_index(container, stream) or _demuxed_index(container, stream, path))
-    return _located_by_stamps(container, stream, index, Path(path))
+    listed = len(stream.index_entries)  # as the file holds it: a demux pass adds the packets it reads past its end
+    index = _listed_index(container, stream) or _demuxed_index(container, stream, path)
+    if container.format.name in _DECODE_ORDER_STAMPED and not len(index.pts) == stream.frames == listed:
+        return _unseekable(index)  # chunks lost (damaged, cut off) or an index that lost entries: seeks land elsewhere
+    return _located_by_stamps(container, stream, _from_first_keyframe(index), Path(path))
+
+
+def _unseekable(index: VideoIndex) -> VideoIndex:
+    """`index`'s timestamps with no keyframe: not seekable, so one decoder counts the frames from the first."""
+    return VideoIndex(index.pts, index.keyframes[:0], index.time_base)
 
 
 def _from_first_keyframe(index: VideoIndex) -> VideoIndex:
@@ -246,9 +254,10 @@ def _from_first_keyframe(index: VideoIndex) -> VideoIndex:
 # Containers whose frames, with B-frames, the decoder does not give with the timestamps a demux pass from the start
 # finds, and how that is told. AVI carries counters in decode order for timestamps (FFmpeg gives them as such), so
 # reordered frames come out with counters out of order: the first _ORDER_CHECKED frames are decoded (MPEG-4 with
-# packed B-frames comes out in order). MPEG-PS's seeks by byte position can land on frames with shifted timestamps
-# (MPEG-2 with B-frames): a segment's decoder must find its first frames after a seek to each of _SEEKS_CHECKED
-# keyframes spread over the video.
+# packed B-frames comes out in order); and its counters locate frames only while every chunk the file declares is
+# read and listed in its index (idx1), by which it seeks (_indexed). MPEG-PS's seeks by byte position can land on
+# frames with shifted timestamps (MPEG-2 with B-frames): a segment's decoder must find its first frames after a seek
+# to each of _SEEKS_CHECKED keyframes spread over the video.
 _DECODE_ORDER_STAMPED = frozenset({"avi"})
 _ORDER_CHECKED = 32
 _SEEK_STAMPED = frozenset({"mpeg"})
@@ -270,7 +279,7 @@ def _located_by_stamps(container, stream, index: VideoIndex, path: Path) -> Vide
                    _seeks_locate_frames(container, stream, index, path))
     except av.FFmpegError:  # damaged beyond telling: frames are counted, which damaged data does not stop
         located = False
-    return index if located else VideoIndex(index.pts, index.keyframes[:0], index.time_base)
+    return index if located else _unseekable(index)
 
 
 def _stamps_in_order(container, stream, index: VideoIndex) -> bool:

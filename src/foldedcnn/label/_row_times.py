@@ -24,7 +24,9 @@ class RowTimes:
     def __init__(self, fps: float, stride: int) -> None:
         self.fps, self.stride = fps, stride
         self.last_s: float | None = None  # the last row's time
-        self.gaps: list[list[float]] = []  # [time of the row before, time of the row after], the first GAPS_LISTED
+        # [time of the row before, time of the row after] of the first GAPS_LISTED steps over stride + 1/2 frames
+        # (one beside a frame whose damaged timestamp is wrong too)
+        self.gaps: list[list[float]] = []
         self._missing = self._steps = self._short = 0
 
     def add(self, times: Sequence[float]) -> None:
@@ -39,18 +41,21 @@ class RowTimes:
         frames = np.diff(t) * self.fps  # each step between rows in frames of the nominal rate
         self._steps += len(frames)
         self._short += int(np.count_nonzero(frames < self.stride - 0.5))
+        # every step's frames over the stride's, a step back too: a frame whose damaged timestamp repeats the one
+        # before it, or jumps ahead and back, takes its place in the recording and hides no frame
+        self._missing += int(np.rint(frames).sum()) - self.stride * len(frames)
         jumps = np.flatnonzero(frames > self.stride + 0.5)
-        self._missing += int(np.rint(frames[jumps]).sum()) - self.stride * len(jumps)
         room = GAPS_LISTED - len(self.gaps)
         self.gaps += [[round(float(t[i]), 6), round(float(t[i + 1]), 6)] for i in jumps[:max(0, room)]]
 
     @property
     def missing_frames(self) -> int | None:
-        """Frames whose time the rows pass over (a step of stride + k frames misses k); None where that cannot be
-        told: no frame rate, or uneven times (more than _UNEVEN_SHARE of the steps shorter than stride frames)."""
+        """Frames whose time the rows pass over: between the first row and the last, the frames the rate gives their
+        times over the rows' (a step of stride + k frames misses k); None where that cannot be told: no frame rate,
+        or uneven times (more than _UNEVEN_SHARE of the steps shorter than stride frames)."""
         if self.fps <= 0 or self._short > _UNEVEN_SHARE * self._steps:
             return None
-        return self._missing
+        return max(0, self._missing)
 
     def short_of(self, declared_s: float) -> bool:
         """Whether the rows stop short of `declared_s` seconds, the video's length its container declares (to the
