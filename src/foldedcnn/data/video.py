@@ -465,11 +465,11 @@ _SKIP_MORE_THAN = 8
 
 def _decoded(container, stream, tolerant: bool = False, failed: list | None = None) -> Iterator[Any]:
     """The frames of `stream` decoded from where the container stands, packet by packet (container.decode's own
-    loop): a packet that fails to decode raises av.InvalidDataError, or, `tolerant`, is passed over (and noted in
-    `failed`, when given). Tolerant, the first keyframe after damaged data (a packet that failed, or a frame the
-    decoder flags corrupt) goes to a new decoder, once the old one has given the frames it holds: what the old one
-    made of the damage (an MPEG-4 header it misread) would carry into that keyframe's group of pictures, which a
-    decoder starting there (a segment's, after its seek) never sees."""
+    loop): a packet that fails to decode raises av.FFmpegError (InvalidDataError mostly), or, `tolerant`, is passed
+    over (and noted in `failed`, when given). Tolerant, the first keyframe after damaged data (a packet that failed,
+    or a frame the decoder flags corrupt) goes to a new decoder, once the old one has given the frames it holds: what
+    the old one made of the damage (an MPEG-4 header it misread) would carry into that keyframe's group of pictures,
+    which a decoder starting there (a segment's, after its seek) never sees."""
     import av
 
     decoder, damaged = stream.codec_context, False
@@ -480,7 +480,7 @@ def _decoded(container, stream, tolerant: bool = False, failed: list | None = No
             decoder, damaged = _new_decoder(stream), False
         try:
             frames += decoder.decode(packet)
-        except av.InvalidDataError:
+        except av.FFmpegError:  # InvalidDataError mostly; H.263's decoder gives EPERM for a damaged picture header
             if not tolerant:
                 raise
             if failed is not None:
@@ -521,13 +521,25 @@ def _counted(container, stream, tolerant: bool = False) -> Iterator[tuple[int, A
         number, last_s = number + 1, seconds
 
 
+# What a new decoder takes from the container's (stream.codec_context) besides its extradata: the size (MS-MPEG-4 and
+# others carry none in their bitstream: without it the decoder does not open), the fourcc (MPEG-4's decoder works
+# around a DivX or XviD encoder's bugs by it) and the colour description (a container's, e.g. Matroska's, where the
+# bitstream has none: the region's conversion to RGB reads it off each frame)
+_DECODER_PARAMETERS = ("width", "height", "codec_tag", "bits_per_coded_sample", "sample_aspect_ratio", "colorspace",
+                       "color_range", "color_primaries", "color_trc")
+
+
 def _new_decoder(stream):
-    """A decoder of `stream`'s codec, its parameters (extradata) and threads, that has decoded nothing."""
+    """A decoder of `stream`'s codec with its parameters (_DECODER_PARAMETERS, extradata) and threads, that has
+    decoded nothing."""
     import av
 
     old = stream.codec_context
     decoder = av.CodecContext.create(old.name, "r")
     decoder.extradata = old.extradata
+    for name in _DECODER_PARAMETERS:
+        if (value := getattr(old, name)) is not None:  # none given: the decoder's default, as the container's had
+            setattr(decoder, name, value)
     decoder.thread_type, decoder.thread_count = old.thread_type, old.thread_count
     return decoder
 
