@@ -1,8 +1,8 @@
-"""What the video job makes of recordings whose container is damaged, not only their frames' data: vtest.avi's frames
-(--long times over) as H.264 with 2 B-frames in Matroska and in MPEG-TS, and as MPEG-2 with 2 B-frames in MPEG-PS,
-each intact, with --lose of its bytes cut out of the middle (a copy that lost a chunk; MPEG-TS cut at its 188-byte
-packets, as a network stream loses a stretch of them), and with --bursts bursts of 16 to 400 random bytes written
-over it at random places (a bad disk; --seeds different files).
+"""What the video job makes of recordings whose container is damaged, not only their frames' data: vtest.avi (--long
+times over; MS-MPEG-4 in AVI), and its frames as H.264 with 2 B-frames in Matroska and in MPEG-TS and as MPEG-2 with 2
+B-frames in MPEG-PS, each intact, with --lose of its bytes cut out of the middle (a copy that lost a chunk; MPEG-TS
+cut at its 188-byte packets, as a network stream loses a stretch of them), and with --bursts bursts of 16 to 400
+random bytes written over it at random places (a bad disk; --seeds different files).
 
 Each file is labelled by noscope-coral f = 4 with 1 and with --workers decoder processes. Per file: the outcome
 (ok, truncated or failed, as summary.json says), its CSV's rows, the rows that did not decode (`undecodable`), the
@@ -34,8 +34,10 @@ from foldedcnn.label import JobConfig, run_job
 from foldedcnn.label.job import core_for_decoding
 from foldedcnn.tables import markdown_table
 
-# (name, file suffix, codec, encoder options): every one with B-frames and a keyframe every 25 frames
-FORMATS = (("H.264 MKV", "mkv", "libx264", {"preset": "veryfast", "g": "25", "bf": "2"}),
+# (name, file suffix, codec, encoder options): vtest.avi as it is (codec None), and encoded with B-frames and a
+# keyframe every 25 frames
+FORMATS = (("MS-MPEG-4 AVI", "avi", None, {}),
+           ("H.264 MKV", "mkv", "libx264", {"preset": "veryfast", "g": "25", "bf": "2"}),
            ("H.264 MPEG-TS", "ts", "libx264", {"preset": "veryfast", "g": "25", "bf": "2"}),
            ("MPEG-2 MPEG-PS", "mpg", "mpeg2video", {"g": "25", "bf": "2", "b": "2M"}))
 TS_PACKET = 188
@@ -88,7 +90,7 @@ def label(engine: Engine, ckpt: Path, video: Path, workers: int, batch: int, out
 def outcome(result: dict) -> str:
     if result["error"] is None:
         return "ok"
-    return f"{'truncated' if result['truncated'] else 'failed'}: {result['error'][:100]}"
+    return result["error"][:100] if result["truncated"] else f"failed: {result['error'][:100]}"  # "truncated: ..."
 
 
 def agreement(one: dict, csv_one: str | None, many: dict, csv_many: str | None) -> str:
@@ -123,7 +125,7 @@ def main() -> int:
         with core_for_decoding():
             engine = Engine(ckpt, device="cpu", max_batch=args.batch, pad_to_max=True)
         for name, suffix, codec, options in FORMATS:
-            intact = transcode(avi, tmp / f"intact.{suffix}", codec, options)
+            intact = avi if codec is None else transcode(avi, tmp / f"intact.{suffix}", codec, options)
             files = {"intact": intact, f"{args.lose:.0%} of its bytes cut out":
                      cut_out(intact, tmp / f"cut.{suffix}", args.lose)}
             for seed in range(args.seeds):
@@ -146,7 +148,7 @@ def main() -> int:
         "# The video job over recordings whose container is damaged", "",
         f"Machine: {device_name(engine.device)}, Python {platform.python_version()}, torch {torch.__version__}, PyAV "
         f"{av.__version__}, backend {engine.backend_name}.", "",
-        f"vtest.avi remuxed {args.long}x and encoded with 2 B-frames (a keyframe every 25 frames); each file labelled "
+        f"vtest.avi remuxed {args.long}x, and encoded with 2 B-frames (a keyframe every 25 frames); each file labelled "
         f"by noscope-coral f = 4 with 1 and {args.workers} decoder processes, batch {args.batch}. Outcome, rows, "
         "undecodable and missing are the 1-decoder run's (summary.json's `undecodable` and `missing_frames`).", "",
         markdown_table(rows), "",
