@@ -76,3 +76,10 @@ def test_a_frame_whose_damaged_timestamp_is_wrong_hides_no_frame():
 def test_without_a_frame_rate_nothing_is_told():
     rows = _fed(np.arange(10) / 25.0, 0.0, 1, [])
     assert rows.missing_frames is None and not rows.short_of(100.0) and rows.last_s == 0.36
+
+
+def test_times_that_are_not_numbers_are_left_out():
+    """A row whose time is nan (a frame without a timestamp: only where the stream gives no rate, which RowTimes is
+    then not told) cannot be placed: it is left out, not a crash, and the step over it looks like a frame missing."""
+    rows = _fed(np.r_[np.arange(5), np.nan, np.arange(6, 10)] / 25.0, 25.0, 1, [5])
+    assert rows.missing_frames == 1 and rows.last_s == 0.36 and rows.gaps == [[0.16, 0.24]]

@@ -30,8 +30,10 @@ class RowTimes:
         self._missing = self._steps = self._short = 0
 
     def add(self, times: Sequence[float]) -> None:
-        """The times (N,) of the next N rows."""
+        """The times (N,) of the next N rows; one that is not a number (a frame without a timestamp in a stream
+        without a frame rate: nan) is left out."""
         t = np.asarray(times, dtype=np.float64)
+        t = t[np.isfinite(t)]
         if self.last_s is not None:
             t = np.concatenate([[self.last_s], t])
         if len(t):
