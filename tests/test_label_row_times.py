@@ -15,13 +15,16 @@ FPS = (24.0, 25.0, 30000 / 1001, 30.0, 60.0)
 
 @st.composite
 def _lost_frames(draw):
-    """(fps, stride, the rows' times as a CSV holds them, frames the file lost between its first and last row, the
-    time base they were stored in): a constant-rate recording of N frames that lost some (a damaged part its demuxer
-    passed over), labelled at `stride` over the frames left (their order in the file)."""
+    """(fps, stride, the rows' times as a CSV holds them, frames the file lost between its first and last row): a
+    constant-rate recording of N frames that lost up to 3 stretches of them (damaged parts its demuxer passed over),
+    labelled at `stride` over the frames left (their order in the file); its times stored in MPEG-TS's or Matroska's
+    time base."""
     fps, stride = draw(st.sampled_from(FPS)), draw(st.integers(1, 5))
-    n = draw(st.integers(2, 400))
-    kept = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool)
-    kept[0] = True  # a file starts at its first frame
+    n = draw(st.integers(60, 400))
+    kept = np.ones(n, bool)
+    for _ in range(draw(st.integers(0, 3))):
+        start, length = draw(st.integers(1, n - 1)), draw(st.integers(1, n // 9))
+        kept[start:start + length] = False  # from frame 1 on: a file starts at its first frame
     held = np.flatnonzero(kept)[::stride]  # each row's frame in the recording
     time_base = draw(st.sampled_from([1 / 90000, 1 / 1000]))  # MPEG-TS's; Matroska's (milliseconds)
     start = draw(st.integers(0, 10**6)) * time_base
@@ -60,6 +63,8 @@ def test_uneven_times_count_no_frame_missing():
     assert _fed(times, 20.0, 1, [100, 250]).missing_frames is None
     jitter = np.round(np.cumsum(rng.uniform(0.020, 0.050, 600)), 6)
     assert _fed(jitter, 30.0, 1, [100, 250]).missing_frames == 0
+    # the rate a container guessed for a variable-rate MPEG-TS (2000 frames/s): every step looks long, none short
+    assert _fed(times, 2000.0, 1, [100, 250]).missing_frames is None
 
 
 def test_a_frame_whose_damaged_timestamp_is_wrong_hides_no_frame():

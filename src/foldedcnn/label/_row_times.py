@@ -12,9 +12,12 @@ import numpy as np
 
 # Gaps listed in summary.json (the count covers all of them): a file damaged all over has thousands
 GAPS_LISTED = 100
-# Steps between rows shorter than the frame rate allows, as a share of all steps, above which the rows' times are
-# not even (a variable frame rate): a longer step is then no sign of frames missing, and none are counted
+# The rows' times are even (a constant frame rate, the container's) when at most this share of the steps between
+# rows is shorter than the rate allows (a variable frame rate has them), and at least _REGULAR_SHARE is the stride's
+# (a rate the container guessed wrong, 2000 frames/s for a variable-rate MPEG-TS, makes every step look long);
+# otherwise a longer step is no sign of frames missing, and none are counted
 _UNEVEN_SHARE = 0.01
+_REGULAR_SHARE = 0.5
 
 
 class RowTimes:
@@ -27,7 +30,7 @@ class RowTimes:
         # [time of the row before, time of the row after] of the first GAPS_LISTED steps over stride + 1/2 frames
         # (one beside a frame whose damaged timestamp is wrong too)
         self.gaps: list[list[float]] = []
-        self._missing = self._steps = self._short = 0
+        self._missing = self._steps = self._short = self._regular = 0
 
     def add(self, times: Sequence[float]) -> None:
         """The times (N,) of the next N rows; one that is not a number (a frame without a timestamp in a stream
@@ -43,6 +46,7 @@ class RowTimes:
         frames = np.diff(t) * self.fps  # each step between rows in frames of the nominal rate
         self._steps += len(frames)
         self._short += int(np.count_nonzero(frames < self.stride - 0.5))
+        self._regular += int(np.count_nonzero(np.abs(frames - self.stride) <= 0.5))
         # every step's frames over the stride's, a step back too: a frame whose damaged timestamp repeats the one
         # before it, or jumps ahead and back, takes its place in the recording and hides no frame
         self._missing += int(np.rint(frames).sum()) - self.stride * len(frames)
@@ -54,8 +58,9 @@ class RowTimes:
     def missing_frames(self) -> int | None:
         """Frames whose time the rows pass over: between the first row and the last, the frames the rate gives their
         times over the rows' (a step of stride + k frames misses k); None where that cannot be told: no frame rate,
-        or uneven times (more than _UNEVEN_SHARE of the steps shorter than stride frames)."""
-        if self.fps <= 0 or self._short > _UNEVEN_SHARE * self._steps:
+        or uneven times (more than _UNEVEN_SHARE of the steps shorter than stride frames, or fewer than
+        _REGULAR_SHARE of stride frames)."""
+        if self.fps <= 0 or self._short > _UNEVEN_SHARE * self._steps or self._regular < _REGULAR_SHARE * self._steps:
             return None
         return max(0, self._missing)
 
