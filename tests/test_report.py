@@ -190,3 +190,19 @@ def test_a_report_of_many_outputs_says_how_many_it_leaves_out(run_dir, tmp_path,
     assert main(["report", str(run_dir), "--videos", "0", "--out", str(tmp_path / "r.html")]) == 0
     assert "(videos: 1, 0 shown, embedded images: 0)" in capsys.readouterr().out
     assert "1 more outputs with fewer uncertain frames are not shown (--videos 0)" in (tmp_path / "r.html").read_text()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0.01, 5.0), min_size=2, max_size=60), st.data())
+def test_the_score_line_breaks_at_every_gap_and_only_there(steps, data):
+    """The timeline's score line has a break (a NaN point) between the rows either side of each stretch the file holds
+    no frames of (summary.json's gaps_s), and nowhere else: the points are the rows' otherwise."""
+    from foldedcnn.label._report_images import broken_at
+
+    x = np.cumsum(steps)
+    y = np.linspace(0, 1, len(x))
+    after = sorted(data.draw(st.sets(st.integers(1, len(x) - 1), max_size=5)))
+    bx, by = broken_at(x, y, [[x[i - 1], x[i]] for i in after])
+    assert len(bx) == len(x) + len(after)
+    assert [i - k for k, i in enumerate(np.flatnonzero(np.isnan(bx)).tolist())] == after  # before row i, each
+    assert np.array_equal(bx[~np.isnan(bx)], x) and np.array_equal(by[~np.isnan(by)], y)

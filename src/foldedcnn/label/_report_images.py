@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -13,10 +14,12 @@ UNDECODABLE_COLOR = "#80868b"
 THUMB_WIDTH = 320
 
 
-def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
+def timeline_png(labels: FrameLabels, thresholds: tuple[float, float],
+                 gaps: Sequence[Sequence[float]] = ()) -> bytes:
     """PNG of score against time with the thresholds, the uncertain band, positive and uncertain frames marked, and
     frames that did not decode (damaged data: no score) as ticks under the axis; for a multi-class model, above it
-    the label of every frame (uncertain ones marked)."""
+    the label of every frame (uncertain ones marked). `gaps`: [time of the row before, of the row after] of stretches
+    the file holds no frames of (summary.json's gaps_s), shaded, the score line broken across them."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -34,7 +37,10 @@ def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
         ax.axhline(lo, color=UNCERTAIN_COLOR, lw=0.9, ls="--")
     ax.axhline(hi, color=UNCERTAIN_COLOR, lw=0.9, ls="--")
     score = "top-1 p" if labels.multiclass else f"P({labels.class_names[1]})"
-    ax.plot(x, labels.score, color=SCORE_COLOR, lw=0.9, label=score)
+    ax.plot(*broken_at(x, labels.score, gaps), color=SCORE_COLOR, lw=0.9, label=score)
+    for k, (before, after) in enumerate(gaps):
+        ax.axvspan(before, after, color=UNDECODABLE_COLOR, alpha=0.18, lw=0,
+                   label=None if k else "missing from the file (damaged)")
     if not labels.multiclass:
         ax.scatter(x[labels.positive], labels.score[labels.positive], s=7, color=POSITIVE_COLOR, zorder=3,
                    label="positive")
@@ -53,6 +59,13 @@ def timeline_png(labels: FrameLabels, thresholds: tuple[float, float]) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def broken_at(x: np.ndarray, y: np.ndarray, gaps: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The line (x, y), (N,) each with x increasing, with a NaN point (where matplotlib breaks a line) between the
+    rows either side of each gap [before, after]: (N + G,) each."""
+    at = np.searchsorted(x, [after for _, after in gaps])
+    return np.insert(x.astype(float), at, np.nan), np.insert(y.astype(float), at, np.nan)
 
 
 MAX_LABEL_TICKS = 40  # a label track names at most this many labels on its axis

@@ -173,11 +173,11 @@ def _video_section(result: dict[str, Any], run_dir: Path, index_of: Callable[[Pa
         cards.insert(3, ("undecodable (damaged data)", f"{undecodable:,} ({undecodable / n:.1%})"))
     if missing := result.get("missing_frames"):  # a damaged container's frames its demuxer passed over: no rows
         cards.insert(3, ("missing from the file (timestamps jump)", f"{missing:,}"))
+    timeline = timeline_png(labels, thresholds, result.get("gaps_s") or ())
     parts = [f'<section class="video"><h2>{name}</h2><p class="path">{html.escape(result["video"])}</p>',
              '<div class="cards">' + "".join(f'<div class="card"><span>{k}</span><b>{v}</b></div>' for k, v in cards)
              + "</div>",
-             f'<img class="timeline" src="{_data_uri(timeline_png(labels, thresholds), "image/png")}" '
-             f'alt="score timeline of {name}">']
+             f'<img class="timeline" src="{_data_uri(timeline, "image/png")}" alt="score timeline of {name}">']
     if note:
         parts.append(f'<p class="error">No thumbnails: {html.escape(note)}</p>')
     titles = {"positive": ("Positive frames (certain)", labels.positive),
