@@ -879,6 +879,57 @@ def test_gpu_decoder_feeds_the_same_job_and_falls_back_for_other_codecs(clips, c
     assert "made with other settings (decoder)" in refused["long.mp4"] and refused["lossless.mkv"] is None
 
 
+def test_a_video_nvdec_fails_on_is_decoded_on_the_cpu_instead_and_stays_there(clips, checkpoint, tmp_path,
+                                                                              monkeypatch):
+    """NVDEC failing on a video at run time (damaged data, a profile it does not take) failed the video. Its NVDEC
+    rows are now dropped and the CPU pool decodes it whole, with a note; the CSV is a CPU-only run's. Its fingerprint
+    records it, so a rerun (after a kill, or of the finished job) goes on on the CPU instead of refusing the output
+    (its decoder differs) or switching back."""
+    import foldedcnn.label.job as job
+    from foldedcnn.errors import FoldedCNNError
+    from foldedcnn.label._chunk_store import ChunkStore
+    from foldedcnn.label._nvdec import NvdecDecoder
+    from foldedcnn.label.frame_source import SegmentDecoder
+
+    def nvdec(self, t):  # the CPU segment decoder stands in for NVDEC, which fails 2 batches into the long video
+        for n, batch in enumerate(SegmentDecoder(t.path, t.segment, t.rois, t.size, t.stride, t.batch, t.index)):
+            if n == 2 and t.path.name == "long.mp4" and failing:
+                raise RuntimeError("CUVID_ERROR: bad packet")
+            yield batch
+
+    failing = True
+    args = [clips["long"], clips["short"], "--batch", "8", "--chunk-frames", "16", "--workers", "2"]
+    assert _run([checkpoint, *args, "--out", tmp_path / "cpu", "--decoder", "cpu"]) == 0
+    monkeypatch.setattr(job, "nvdec_unavailable", lambda device: None)
+    monkeypatch.setattr(NvdecDecoder, "_decode", nvdec)
+    assert _run([checkpoint, *args, "--out", tmp_path / "gpu", "--decoder", "gpu"]) == 0
+    for name in ("long.csv", "short.csv"):
+        assert (tmp_path / "gpu" / name).read_text() == (tmp_path / "cpu" / name).read_text()
+    summary = json.loads((tmp_path / "gpu" / "summary.json").read_text())
+    by_name = {Path(v["video"]).name: v for v in summary["videos"]}
+    assert by_name["short.mp4"]["decoder"] == "gpu" and by_name["long.mp4"]["decoder"] == "cpu"
+    assert by_name["long.mp4"]["note"] == ("NVDEC failed on it (" + str(clips["long"]) + ": NVDEC decoding failed "
+                                           "(CUVID_ERROR: bad packet)): decoded on the CPU instead")
+    assert by_name["long.mp4"]["error"] is None and summary["decoder"] == "gpu+cpu"
+    failing = False  # a rerun: the finished job says the same, NVDEC's working now or not
+    assert _run([checkpoint, *args, "--out", tmp_path / "gpu", "--decoder", "gpu"]) == 0
+    assert json.loads((tmp_path / "gpu" / "summary.json").read_text())["videos"][0]["note"] == by_name[
+        "long.mp4"]["note"]
+
+    def killed(self, chunks, held=None, seen=None):
+        raise FoldedCNNError("killed before publishing")
+
+    failing = True
+    with monkeypatch.context() as m:  # killed while the CPU redoes it: its chunks are the CPU's
+        m.setattr(ChunkStore, "finish", killed)
+        assert _run([checkpoint, clips["long"], "--out", tmp_path / "kill", "--decoder", "gpu", *args[2:]]) == 1
+    failing = False
+    assert _run([checkpoint, clips["long"], "--out", tmp_path / "kill", "--decoder", "gpu", *args[2:]]) == 0
+    assert (tmp_path / "kill" / "long.csv").read_text() == (tmp_path / "cpu" / "long.csv").read_text()
+    (video,) = json.loads((tmp_path / "kill" / "summary.json").read_text())["videos"]
+    assert video["decoder"] == "cpu" and video["note"].startswith("NVDEC failed on it (")
+
+
 def test_decoder_both_splits_whole_videos_by_nvdecs_share_of_the_frames():
     from foldedcnn.data.video import VideoInfo
     from foldedcnn.label._decoder_split import DecoderChooser

@@ -170,6 +170,11 @@ class ChunkStore:
         self._unrecorded = old is None  # recorded with the first chunk: planning 100,000 videos writes nothing
         return {int(p.stem) for p in self.parts.glob("[0-9]*.csv")}
 
+    def recorded(self, key: str) -> object:
+        """What the fingerprint an earlier run recorded says under `key` (None: nothing recorded)."""
+        old = self._stored_config()
+        return None if old is None else old.get(key)
+
     def may_need_index(self) -> bool:
         """A guess before `open`, from two file checks: no final CSV and no kept index, so planning reads the
         video's keyframe index along with its probe (the fingerprint check in `open` decides)."""

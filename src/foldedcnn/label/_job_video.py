@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# The fingerprint's entry of a video NVDEC failed on and the CPU decoded (JobVideo.fall_back_to_cpu)
+NVDEC_FAILED = "nvdec_failed"
+
 # Rows a RowTally splits at a time
 _TALLY_BLOCK = 4096
 
@@ -134,6 +137,7 @@ class JobVideo:
         self.frames = 0
         self.decode_s = self.model_s = 0.0
         self.started: float | None = None  # the job's start, set by the job: end-to-end frames/s count from it
+        self.nvdec_error: str | None = None  # why NVDEC failed on it (segment_finished): to be redone on the CPU
         self.finished = False
 
     def plan(self, cfg: JobConfig, decoder_for: Callable[[VideoInfo], tuple[str, str | None]], probed: dict) -> None:
@@ -146,6 +150,9 @@ class JobVideo:
         self.result.expected_seconds = info.seconds
         self.fps = info.fps
         decoder, note = decoder_for(info)
+        if decoder == "gpu" and not cfg.overwrite and (failed := self.store.recorded(NVDEC_FAILED)):
+            decoder, note = "cpu", None  # an earlier run moved it to the CPU: it goes on there (fall_back_to_cpu)
+            self.fall_back_to_cpu(str(failed))
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
         self.store.config["video_content"] = _surveyed(probed, "content")  # a new recording at the same path
         done = self.store.open(cfg.overwrite)
@@ -153,13 +160,14 @@ class JobVideo:
             self.count()
             self.finished = True
             return
-        self.result.decoder, self.result.note = decoder, note
+        self.result.decoder = decoder
+        self.result.note = "; ".join(n for n in (note, self.result.note) if n) or None
         check_roi(self.roi, info.width, info.height)
         if self.trained_on and list(self.trained_on) != [info.width, info.height]:
             w, h = self.trained_on
             moved = (f"the region {self.roi} comes from the checkpoint, whose training video was {w}x{h}; this "
                      f"one is {info.width}x{info.height}: pass --roi where the object sits in it")
-            self.result.note = "; ".join(n for n in (note, moved) if n)
+            self.result.note = "; ".join(n for n in (self.result.note, moved) if n)
         self.done = done
 
     def plan_rows(self, cfg: JobConfig, probed: dict) -> None:
@@ -175,18 +183,29 @@ class JobVideo:
         self.rows.add(first_row, lines)
 
     def segment_finished(self, end_row: int, reached_end: bool, error: str | None, decode_s: float) -> None:
-        """A decoder finished one of this video's segments (batches of it may still be on their way)."""
+        """A decoder finished one of this video's segments (batches of it may still be on their way). NVDEC's error
+        is not the video's: it is redone on the CPU (`nvdec_error`; job.redo_on_cpu)."""
         self.decode_s += decode_s
         self.segments_left -= 1
-        if error and self.result.error is None:
+        if error and self.result.decoder == "gpu":
+            self.nvdec_error = self.nvdec_error or error
+        elif error and self.result.error is None:
             self.result.error = error
         elif reached_end:
             self.rows.ended_at(end_row)
+
+    def fall_back_to_cpu(self, nvdec_error: str) -> None:
+        """Before plan(): decode on the CPU, NVDEC having failed on the video (`nvdec_error`), this run or an earlier
+        one; its fingerprint records it, so a rerun goes on on the CPU too."""
+        self.store.config[NVDEC_FAILED] = nvdec_error
+        self.result.note = f"NVDEC failed on it ({nvdec_error}): decoded on the CPU instead"
 
     def settle(self, last_call: bool = False) -> None:
         """Publish the CSV once every segment has finished and every chunk is stored; on the `last_call`
         (no more rows will come) a video still incomplete is an error. Raises OutputWriteError when the CSV
         cannot be written."""
+        if self.nvdec_error and not last_call:
+            return  # to be redone on the CPU
         if self.result.error is not None or self.finished or self.segments_left:
             if last_call and self.rows is not None and not self.finished:
                 with suppress(OutputWriteError):  # the job stops before this video's CSV: keep its whole chunks

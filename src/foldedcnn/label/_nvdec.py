@@ -17,7 +17,9 @@ thread. Frames come out as planar RGB on the GPU; each frame's region is cut the
 stacked and resized (area averaging, like the CPU path's INTER_AREA for downscaling; pixel values differ
 slightly from the CPU path: another YUV->RGB conversion and resampler), and batches go to the Engine without
 a host copy. Frame times come from the job's index of the video (VideoIndex.seconds), the timestamps the
-CPU decoder gives its frames. NVDEC_SESSIONS is not tuned yet: 4 sessions left the cores 84-85 % idle.
+CPU decoder gives its frames. A segment NVDEC fails on ends with the error in its Finished event; the job then
+decodes that video whole on the CPU pool (job.redo_on_cpu). NVDEC_SESSIONS is not tuned yet: 4 sessions left
+the cores 84-85 % idle.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ parts of a long video at once, converting only the region of interest, into shar
 this process labels each batch, and each video's rows are written per chunk as soon as a chunk is whole
 (_chunk_store), so a rerun redoes only the missing chunks. summary.json reports frames, positives,
 uncertain frames and decode / model / end-to-end frames per second per video. A failing video is
-recorded, the others go on; a video that decodes to fewer frames than its container declares is
+recorded, the others go on; a video NVDEC fails on is decoded whole on the CPU pool after the others
+(redo_on_cpu); a video that decodes to fewer frames than its container declares is
 `truncated` (both counts in the summary) and counts as failed. One job per output folder (_output_dir: a
 lock); the chunks and finished CSVs carry the job's fingerprint, so a rerun with other settings never
 mixes results.
@@ -292,7 +293,18 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
                         if gpu_tasks else None)
                 stopped, first_batch_s, busy = _label_events(pool.run(cpu_tasks, side=side, piece=piece), videos,
                                                              engine, class_names, cfg, bar, t0)
-                summary.worker_restarts = pool.restarts
+                pools = [pool]
+                if not stopped and (redo := redo_on_cpu(videos, cfg, ckpt.meta, t0)):
+                    redo_tasks = plan_tasks(redo, replace(cfg, overwrite=True), (h, w), workers,
+                                            lambda info: ("cpu", None))  # overwrite: NVDEC's rows go
+                    bar.total += sum(v.rows.rows for v in redo if v.rows and v.segments_left)
+                    pools.append(decoding.enter_context(pool_of(workers)))  # a pool runs one list of tasks
+                    stopped, _, redo_busy = _label_events(pools[-1].run(redo_tasks, piece=piece), videos, engine,
+                                                          class_names, cfg, bar, t0)
+                    busy += redo_busy
+                    summary.decoder = "+".join(sorted({v.result.decoder for v in videos if v.result.decoder},
+                                                      reverse=True)) or "cpu"
+                summary.worker_restarts = sum(p.restarts for p in pools)
         for video in videos:
             if stopped and not video.finished and video.result.error is None:
                 video.result.error = f"{'not finished' if video.frames else 'not started'}: {stopped}"
@@ -307,10 +319,26 @@ def run_job(cfg: JobConfig, engine=None) -> JobSummary:
         summary.timing = {name: None if value is None else round(value, 3) for name, value in (
             ("plan_s", plan_s), ("first_batch_s", first_batch_s), ("main_busy_s", busy),
             ("model_s", sum(v.model_s for v in videos)), ("wall_s", wall), ("main_cpu_s", main_cpu),
-            ("decoders_cpu_s", pool.cpu_s), ("decoders_idle_s", pool.idle_s),
-            ("decoders_slot_wait_s", pool.slot_wait_s), ("decoders_done_early_s", pool.done_early_s))}
+            *((f"decoders_{name}", sum(getattr(p, name) for p in pools))
+              for name in ("cpu_s", "idle_s", "slot_wait_s", "done_early_s")))}
         write_summary(cfg.out_dir, summary)
     return summary
+
+
+def redo_on_cpu(videos: list[JobVideo], cfg: JobConfig, meta: dict, t0: float) -> list[JobVideo]:
+    """The outputs NVDEC failed on (JobVideo.nvdec_error: damaged data, a profile it does not take), each made
+    afresh in `videos` to be planned for the CPU decoder pool from its first row (plan_tasks with overwrite: the
+    rows NVDEC gave are discarded, its pixels differing slightly from the CPU's), its end-to-end clock from the
+    job's start `t0`; [] when NVDEC failed on none."""
+    redo = []
+    for v in videos:
+        if v.nvdec_error:
+            fresh = JobVideo(v.number, v.path, v.store.final_path.stem, cfg, meta, v.roi, v.result.region)
+            fresh.fall_back_to_cpu(v.nvdec_error)
+            fresh.started = t0
+            videos[v.number] = fresh
+            redo.append(fresh)
+    return redo
 
 
 def _label_events(events: Iterator[Decoded | Finished], videos: list[JobVideo], engine: Engine,
