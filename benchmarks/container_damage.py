@@ -23,6 +23,7 @@ from pathlib import Path
 
 import av
 import torch
+from _published import publish
 from video import remux
 
 from foldedcnn.checkpoint import save_checkpoint
@@ -153,10 +154,7 @@ def main() -> int:
         "undecodable and missing are the 1-decoder run's (summary.json's `undecodable` and `missing_frames`).", "",
         markdown_table(rows), "",
         "Command: `python benchmarks/container_damage.py " + " ".join(sys.argv[1:]) + "`"])
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "container_damage.md").write_text(text + "\n")
+    publish(text, args.out, "container_damage.md")
     return 0
 
 

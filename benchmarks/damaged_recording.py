@@ -24,6 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from _published import publish
 from video import remux, transcode_h264
 
 from foldedcnn.checkpoint import save_checkpoint
@@ -131,10 +132,7 @@ def main() -> int:
         f"processes, batch {args.batch}; median (min-max) of {args.repeats} interleaved runs.", "",
         markdown_table(rows), "",
         "Command: `python benchmarks/damaged_recording.py " + " ".join(sys.argv[1:]) + "`"])
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "damaged_recording.md").write_text(text + "\n")
+    publish(text, args.out, "damaged_recording.md")
     return 0
 
 
