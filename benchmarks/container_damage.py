@@ -14,7 +14,6 @@ to --out with the machine and command. This is a check of outcomes, not a timing
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import shutil
 import sys
@@ -23,17 +22,15 @@ from pathlib import Path
 
 import av
 import torch
-from _published import publish
+from _published import job_report, publish
 from video import remux
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.data import VTEST_ROI, vtest_path
-from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.infer import Engine
 from foldedcnn.label import JobConfig, run_job
 from foldedcnn.label.job import core_for_decoding
-from foldedcnn.tables import markdown_table
 
 # (name, file suffix, codec, encoder options): vtest.avi as it is (codec None), and encoded with B-frames and a
 # keyframe every 25 frames
@@ -145,15 +142,12 @@ def main() -> int:
                              f"1 = {args.workers} decoders": agreement(one, csv_one, many, csv_many)})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    text = "\n".join([
-        "# The video job over recordings whose container is damaged", "",
-        f"Machine: {device_name(engine.device)}, Python {platform.python_version()}, torch {torch.__version__}, PyAV "
-        f"{av.__version__}, backend {engine.backend_name}.", "",
+    text = job_report(
+        "The video job over recordings whose container is damaged", engine,
         f"vtest.avi remuxed {args.long}x, and encoded with 2 B-frames (a keyframe every 25 frames); each file labelled "
         f"by noscope-coral f = 4 with 1 and {args.workers} decoder processes, batch {args.batch}. Outcome, rows, "
-        "undecodable and missing are the 1-decoder run's (summary.json's `undecodable` and `missing_frames`).", "",
-        markdown_table(rows), "",
-        "Command: `python benchmarks/container_damage.py " + " ".join(sys.argv[1:]) + "`"])
+        "undecodable and missing are the 1-decoder run's (summary.json's `undecodable` and `missing_frames`).",
+        rows, "container_damage.py")
     publish(text, args.out, "container_damage.md")
     return 0
 

@@ -14,7 +14,6 @@ with the machine and command.
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import statistics
 import sys
@@ -24,17 +23,15 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from _published import publish
+from _published import job_report, publish
 from video import remux, transcode_h264
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.data import VTEST_ROI, vtest_path
-from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.infer import Engine
 from foldedcnn.label import JobConfig, run_job
 from foldedcnn.label.job import core_for_decoding
-from foldedcnn.tables import markdown_table
 
 
 def damage(src: Path, dst: Path, share: float, seed: int) -> tuple[Path, int]:
@@ -123,15 +120,12 @@ def main() -> int:
                      "end-to-end f/s": spread(fps),
                      "decoders CPU us/row": spread([r["cpu_us"] for r in runs[name, decoder]]),
                      "f/s / intact": ratio(fps, [r["fps"] for r in intact])})
-    text = "\n".join([
-        "# The video job over damaged recordings", "",
-        f"Machine: {device_name(engine.device)}, Python {platform.python_version()}, torch {torch.__version__}, PyAV "
-        f"{av.__version__}, backend {engine.backend_name}.", "",
+    text = job_report(
+        "The video job over damaged recordings", engine,
         f"vtest.avi remuxed {args.long}x ({rows[0]['rows']} frames) and as H.264 with 2 B-frames in MP4; "
         f"{args.share:.1%} of the packets damaged (seed {args.seed}); noscope-coral f = 4, {args.workers} decoder "
-        f"processes, batch {args.batch}; median (min-max) of {args.repeats} interleaved runs.", "",
-        markdown_table(rows), "",
-        "Command: `python benchmarks/damaged_recording.py " + " ".join(sys.argv[1:]) + "`"])
+        f"processes, batch {args.batch}; median (min-max) of {args.repeats} interleaved runs.",
+        rows, "damaged_recording.py")
     publish(text, args.out, "damaged_recording.md")
     return 0
 
