@@ -23,3 +23,14 @@ def bench_script(name: str) -> Iterator[ModuleType]:
     finally:
         del sys.modules[spec.name]
         sys.path.remove(str(BENCHMARKS))
+
+
+def markdown_rows(table: str) -> list[dict[str, str]]:
+    """The rows of a Markdown table (header, rule, rows; as foldedcnn.tables.markdown_table writes it) as dicts of
+    its stripped cells by column."""
+    header, _, *lines = table.strip().splitlines()
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    return [dict(zip(cells(header), cells(line), strict=True)) for line in lines]

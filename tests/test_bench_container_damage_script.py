@@ -4,7 +4,7 @@ none, and a cut-out stretch is counted missing."""
 
 import sys
 
-from bench_scripts import bench_script
+from bench_scripts import bench_script, markdown_rows
 
 
 def test_the_container_damage_check_accounts_for_every_frame_of_every_file(tmp_path, monkeypatch):
@@ -12,10 +12,7 @@ def test_the_container_damage_check_accounts_for_every_frame_of_every_file(tmp_p
     monkeypatch.setattr(sys, "argv", argv)
     with bench_script("container_damage") as container_damage:
         assert container_damage.main() == 0
-    lines = (tmp_path / "container_damage.md").read_text().split("\n\n")[3].splitlines()
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    rows = {r["file"]: r for r in (dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
-                                   for line in lines[2:])}
+    rows = {r["file"]: r for r in markdown_rows((tmp_path / "container_damage.md").read_text().split("\n\n")[3])}
     avi = {k: r for k, r in rows.items() if k.startswith("MS-MPEG-4 AVI")}  # AVI counts frames: cut ones are gone
     assert len(rows) == 12 and all(r["rows + missing"] == "795 of 795" for k, r in rows.items() if k not in avi)
     cut = avi["MS-MPEG-4 AVI, 5% of its bytes cut out"]

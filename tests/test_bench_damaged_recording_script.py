@@ -3,7 +3,7 @@ video's frames), the intact ones without an undecodable frame, the damaged H.264
 
 import sys
 
-from bench_scripts import bench_script
+from bench_scripts import bench_script, markdown_rows
 
 
 def test_the_damaged_recording_benchmark_labels_every_file_it_made_whole(tmp_path, monkeypatch):
@@ -11,10 +11,7 @@ def test_the_damaged_recording_benchmark_labels_every_file_it_made_whole(tmp_pat
     monkeypatch.setattr(sys, "argv", argv)
     with bench_script("damaged_recording") as damaged_recording:
         assert damaged_recording.main() == 0
-    lines = (tmp_path / "damaged_recording.md").read_text().split("\n\n")[3].splitlines()
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    rows = {r["file"]: r for r in (dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
-                                   for line in lines[2:])}
+    rows = {r["file"]: r for r in markdown_rows((tmp_path / "damaged_recording.md").read_text().split("\n\n")[3])}
     assert list(rows) == ["MS-MPEG-4 AVI, intact", "MS-MPEG-4 AVI, damaged", "H.264 B-frames MP4, intact",
                           "H.264 B-frames MP4, damaged"]
     assert all(r["outcome"] == "ok" and r["rows"] == "795" for r in rows.values())

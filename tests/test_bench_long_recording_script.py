@@ -3,7 +3,7 @@ carry windows of the index (together about one index), not one whole index each.
 
 import sys
 
-from bench_scripts import bench_script
+from bench_scripts import bench_script, markdown_rows
 
 
 def test_the_long_recording_benchmark_reads_the_file_it_made_and_its_tasks_share_one_index(tmp_path, monkeypatch):
@@ -12,9 +12,7 @@ def test_the_long_recording_benchmark_reads_the_file_it_made_and_its_tasks_share
     monkeypatch.setattr(sys, "argv", argv)
     with bench_script("long_recording") as long_recording:
         assert long_recording.main() == 0
-    header, _, row = out.read_text().split("\n\n")[2].splitlines()
-    cells = dict(zip(header.strip("|").split("|"), row.strip("|").split("|"), strict=True))
-    cells = {k.strip(): v.strip() for k, v in cells.items()}
+    (cells,) = markdown_rows(out.read_text().split("\n\n")[2])
     assert cells["frames"] == "18,000" and cells["keyframes"] == "300" and cells["tasks"] == "8"
     whole_index_mb = 18_000 * 8 / 1e6  # int64 timestamps
     assert float(cells["all tasks MB"]) < 2 * whole_index_mb  # a whole index each would be 8x
