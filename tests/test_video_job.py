@@ -743,7 +743,8 @@ def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, t
     local, on_ray, resumed = tmp_path / "local", tmp_path / "ray", tmp_path / "resumed"
     args = ["--batch", "8", "--chunk-frames", "16"]
     damaged = damage_packets(write_square_clip(tmp_path / "camera.avi", 60, options={"g": "12"}), [20, 24])
-    assert _run([checkpoint, clips["short"], clips["long"], damaged, "--out", local, *args]) == 0
+    lossy = drop_ts_packets(write_square_clip(tmp_path / "stream.ts", 120, options={"g": "12"}), 0.5, 1 / 6)
+    assert _run([checkpoint, clips["short"], clips["long"], damaged, lossy, "--out", local, *args]) == 0
     def killed(self, chunks, held=None, seen=None):
         raise FoldedCNNError("killed before publishing")
 
@@ -755,17 +756,21 @@ def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, t
         (parts / gap).unlink()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        assert _run([checkpoint, clips["short"], clips["long"], damaged, "--out", on_ray, "--ray", "--actors", "1",
-                     *args]) == 0
+        assert _run([checkpoint, clips["short"], clips["long"], damaged, lossy, "--out", on_ray, "--ray", "--actors",
+                     "1", *args]) == 0
         assert _run([checkpoint, clips["long"], "--out", resumed, "--ray", "--actors", "1", *args]) == 0
         two = ["--roi", *map(str, ROI), "--roi", *map(str, ROI2)]
         assert _run([checkpoint, clips["short"], "--out", tmp_path / "ray2", "--ray", "--actors", "1", *two,
                      *args]) == 0
     finally:
         ray.shutdown()
-    for name in ("short.csv", "long.csv", "camera.csv"):  # camera: frames 20 and 24 do not decode
+    for name in ("short.csv", "long.csv", "camera.csv", "stream.csv"):  # camera: frames 20 and 24 do not decode
         _same_rows(local / name, on_ray / name)
-    assert [v["undecodable"] for v in json.loads((on_ray / "summary.json").read_text())["videos"]] == [0, 0, 2]
+    ray_videos = json.loads((on_ray / "summary.json").read_text())["videos"]
+    assert [v["undecodable"] for v in ray_videos][:3] == [0, 0, 2]
+    local_videos = json.loads((local / "summary.json").read_text())["videos"]  # stream: a stretch lost, counted alike
+    assert [v["missing_frames"] for v in ray_videos] == [v["missing_frames"] for v in local_videos]
+    assert ray_videos[3]["missing_frames"] > 10 and ray_videos[3]["frames"] + ray_videos[3]["missing_frames"] == 120
     _same_rows(local / "long.csv", resumed / "long.csv")
     assert _run([checkpoint, clips["short"], "--out", tmp_path / "local2", "--roi", *map(str, ROI2), *args]) == 0
     _same_rows(local / "short.csv", tmp_path / "ray2" / "short.region1.csv")  # several regions on Ray too
