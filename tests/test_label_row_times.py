@@ -88,3 +88,16 @@ def test_times_that_are_not_numbers_are_left_out():
     then not told) cannot be placed: it is left out, not a crash, and the step over it looks like a frame missing."""
     rows = _fed(np.r_[np.arange(5), np.nan, np.arange(6, 10)] / 25.0, 25.0, 1, [5])
     assert rows.missing_frames == 1 and rows.last_s == 0.36 and rows.gaps == [[0.16, 0.24]]
+
+
+def test_a_video_is_short_of_its_declared_length_only_where_its_times_are_even():
+    """check_complete: a Matroska video whose rows stop 2 frames before the length it declares is truncated; a
+    variable-rate one is not (its last frame may last longer than the rate's frame), nor are its gaps counted."""
+    from foldedcnn.label._job_video import VideoResult, check_complete
+
+    even = _fed(np.round(np.arange(298) / 25.0, 6), 25.0, 1, [])
+    result = check_complete(VideoResult("v.mkv", frames=298, expected_seconds=12.0), even)
+    assert result.truncated and result.error.startswith("truncated: its frames stop at 11.88 s of the 12.00 s")
+    uneven = _fed(np.round(np.cumsum(np.random.default_rng(1).uniform(0.010, 0.070, 298)), 6), 25.0, 1, [])
+    result = check_complete(VideoResult("v.mkv", frames=298, expected_seconds=float(uneven.last_s) + 0.5), uneven)
+    assert not result.truncated and result.error is None and result.missing_frames is None and result.gaps_s == []
