@@ -205,6 +205,46 @@ def test_damaged_packets_of_a_video_whose_frames_are_counted_keep_the_frames_aft
             list(iter_frames(copy, roi=ROI, index=index, threads=1))
 
 
+def test_a_bare_streams_index_keeps_its_keyframes_offsets_in_windows_and_when_saved(tmp_path):
+    """A bare stream's index (its IDR pictures' byte offsets beside their numbers) is cut into windows and saved for a
+    rerun with its offsets; an index saved without them (a stream with timestamps, or an older run) loads as one."""
+    clip = write_square_clip(tmp_path / "camera.h264", 120, codec="libx264", container="h264",
+                             options={"g": "25", "bf": "2", "preset": "ultrafast"})
+    index = index_video(clip)
+    assert index.offsets is not None and index.offsets[0] == 0 and np.all(np.diff(index.offsets) > 0)
+    window = index.window(60, 80)
+    assert (window.start, list(window.keyframes), list(window.offsets)) == (50, [50, 75], list(index.offsets[2:4]))
+    index.save(tmp_path / "index.npz")
+    again = VideoIndex.load(tmp_path / "index.npz")
+    assert np.array_equal(again.offsets, index.offsets) and np.array_equal(again.keyframes, index.keyframes)
+    VideoIndex(index.pts, index.keyframes, index.time_base).save(tmp_path / "plain.npz")
+    assert VideoIndex.load(tmp_path / "plain.npz").offsets is None
+
+
+def test_counting_a_bare_stream_takes_each_idr_pictures_number_past_frames_dropped_without_an_error(monkeypatch):
+    """A decoder reading a bare stream counts its frames. One that drops a frame without an error (damaged data)
+    would number every frame after it one too low, so a decoder started at the next IDR picture (another segment)
+    would number them otherwise: the first key frame after an IDR picture's packet takes the IDR's number, and the
+    number the count fell short of is a frame that did not decode (_Lost)."""
+    import types
+
+    import foldedcnn.data.video as video
+
+    def decoded(container, stream, tolerant=False, failed=None, fed=None):  # 2 groups of 5 pictures; frame 3 dropped
+        for pos in range(10):
+            fed.append(100 * pos)
+            if pos != 3:
+                yield types.SimpleNamespace(key_frame=pos in (0, 5), time=None, n=pos)
+
+    monkeypatch.setattr(video, "_decoded", decoded)
+    stream = types.SimpleNamespace(guessed_rate=25, average_rate=25, codec_context=types.SimpleNamespace(
+        has_b_frames=False), container=types.SimpleNamespace(format=types.SimpleNamespace(name="h264")))
+    got = [(n, getattr(f, "n", None), f.time_s if isinstance(f, video._Lost) else None)
+           for n, f in video._counted(None, stream, True, 0, {0: 0, 500: 5})]
+    assert got == [(0, 0, None), (1, 1, None), (2, 2, None), (3, 4, None), (4, None, 0.16), (5, 5, None),
+                   (6, 6, None), (7, 7, None), (8, 8, None), (9, 9, None)]
+
+
 def test_a_new_decoder_after_damage_decodes_a_stream_whose_size_only_its_container_gives(tmp_path):
     """After damaged data the first keyframe goes to a new decoder. MS-MPEG-4 (vtest.avi's codec) carries no frame
     size in its bitstream: a decoder given only the extradata did not open (EINVAL), which failed vtest.avi with a few

@@ -108,6 +108,38 @@ def test_a_raw_stream_without_timestamps_gets_times_from_its_frame_rate(checkpoi
     assert (tmp_path / "out1" / "camera.csv").read_text() == (tmp_path / "out2" / "camera.csv").read_text()
 
 
+@pytest.mark.parametrize("codec,suffix,options", [
+    ("libx264", "h264", {"g": "25", "bf": "2", "preset": "ultrafast"}),
+    ("libx265", "hevc", {"g": "25", "preset": "ultrafast", "x265-params": "log-level=none:open-gop=0"}),  # IDR only
+])
+def test_a_cameras_bare_stream_is_split_among_decoders_from_its_idr_pictures(checkpoint, tmp_path, codec, suffix,
+                                                                            options):
+    """A camera's .h264/.hevc dump has no timestamps, so one decoder counted all its frames (one core for an hours-long
+    dump). Its index now numbers its frames and finds where each IDR picture starts in the file; a segment's decoder
+    reads from there (the stream's parameter sets first) and counts from the IDR's number. 1 and 3 decoders write
+    the same CSV, one decoder's read through, and the job plans several tasks."""
+    from foldedcnn.data.video import index_video
+
+    clip = write_square_clip(tmp_path / f"camera.{suffix}", 300, codec=codec, container=suffix, options=options)
+    index = index_video(clip)
+    assert index.seekable and list(index.keyframes[:3]) == [0, 25, 50] and index.offsets is not None
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
+    assert [int(r[0]) for r in rows] == list(range(300)) and [r[1] for r in rows] == [f"{i / 25:.6f}" for i in
+                                                                                      range(300)]
+    cfg = job.JobConfig(checkpoint, [clip], tmp_path / "plan", roi=ROI, uncertain=(0.2, 0.8), batch=8,
+                        chunk_frames=16)
+    output = job.JobVideo(0, clip, clip.stem, cfg, {"class_names": ["a", "b"], "sha256": "0" * 64}, ROI)
+    assert len(job.plan_tasks([output], cfg, (50, 50), 3, lambda info: ("cpu", None))) > 1
+
+
+def test_a_damaged_bare_stream_is_labelled_past_the_damage_however_it_is_split(checkpoint, tmp_path):
+    """A bare H.264 stream with damaged packets, split among decoders from its IDR pictures: 1 and 3 decoders write
+    the same CSV."""
+    clip = damage_packets(write_raw_stream_clip(tmp_path / "camera.h264", 300), [30, 31, 140, 220])
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
+    assert len(rows) > 280
+
+
 def test_class_names_with_commas_are_quoted(clips, tmp_path):
     import csv
 

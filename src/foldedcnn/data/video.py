@@ -8,6 +8,7 @@ outside the frame) raises VideoError with a message naming the file and the prob
 
 from __future__ import annotations
 
+import io
 import itertools
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -53,12 +54,19 @@ class VideoIndex:
     """What a demux pass (no decoding) finds: every frame's timestamp in presentation order (N,) and the
     indices of the frames a decoder can start from (keyframes). `seekable` when frames can be located
     by timestamp: every packet has one, no two share one, and frame 0 is a keyframe. A window of it
-    (`window`: what a decoder of one segment reads) holds frames start .. start + N - 1."""
+    (`window`: what a decoder of one segment reads) holds frames start .. start + N - 1.
+
+    A bare H.264/HEVC stream (a camera's .h264 dump) has no timestamps: its index numbers the frames (pts: their
+    numbers, time_base: one frame's seconds), its keyframes are its IDR pictures, and `offsets` says where each
+    starts in the file. A decoder of a segment reads from the keyframe's offset and counts frames from its number
+    (an IDR picture starts a closed group of pictures: the frames from it on in the file are the frames from its
+    number on in display order)."""
 
     pts: np.ndarray  # (N,) int64, sorted: the timestamps of frames start .. start + N - 1
     keyframes: np.ndarray  # (K,) int64 frame indices, sorted
     time_base: float = 0.0  # seconds per pts unit (0: unknown)
     start: int = 0  # the frame pts[0] belongs to: 0, or where a window begins (a keyframe)
+    offsets: np.ndarray | None = None  # (K,) int64 byte offsets of the keyframes of a bare stream; None otherwise
 
     @property
     def frames(self) -> int:
@@ -71,6 +79,12 @@ class VideoIndex:
         segments asks thousands of times."""
         return len(self.pts) > 0 and len(self.keyframes) > 0 and self.keyframes[0] == self.start and \
             bool(np.all(np.diff(self.pts) > 0))
+
+    @property
+    def by_timestamp(self) -> bool:
+        """Whether frames are found after a seek by their timestamps: seekable, and not a bare stream's (whose
+        decoders read from a keyframe's offset and count)."""
+        return self.seekable and self.offsets is None
 
     def seconds(self, frames: np.ndarray, fps: float) -> np.ndarray:
         """Presentation times (B,) in seconds of frame indices `frames` (B,): as the CPU decoder's frames carry
@@ -101,16 +115,18 @@ class VideoIndex:
             return self
         lo = self.keyframe_at_or_before(first)
         hi = self.frames if end is None else min(self.frames, end + 1)
-        keys = self.keyframes[np.searchsorted(self.keyframes, lo):np.searchsorted(self.keyframes, hi)]
-        return VideoIndex(self.pts[lo - self.start:hi - self.start], keys, self.time_base, lo)
+        keys = slice(np.searchsorted(self.keyframes, lo), np.searchsorted(self.keyframes, hi))
+        return VideoIndex(self.pts[lo - self.start:hi - self.start], self.keyframes[keys], self.time_base, lo,
+                          None if self.offsets is None else self.offsets[keys])
 
     def save(self, path: Path) -> None:
         """Write the index to `path` as a NumPy .npz of plain arrays (pts, keyframes, time_base), atomically; a
         whole index (start 0), not a window."""
         if self.start:
             raise ValueError("a window of an index is not saved: save the index it was cut from")
+        bare = {} if self.offsets is None else {"offsets": self.offsets}
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, pts=self.pts, keyframes=self.keyframes, time_base=np.float64(self.time_base))
+            np.savez(f, pts=self.pts, keyframes=self.keyframes, time_base=np.float64(self.time_base), **bare)
 
     @classmethod
     def load(cls, path: Path) -> VideoIndex:
@@ -118,12 +134,14 @@ class VideoIndex:
         try:
             with np.load(path, allow_pickle=False) as z:
                 pts, keyframes, time_base = z["pts"], z["keyframes"], z["time_base"]
+                offsets = z["offsets"] if "offsets" in z.files else None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise VideoError(f"{path} is not a saved video index ({exc})") from None
         if not (pts.ndim == keyframes.ndim == 1 and time_base.ndim == 0 and pts.dtype == keyframes.dtype == np.int64
-                and time_base.dtype == np.float64):
+                and time_base.dtype == np.float64) or (offsets is not None and (
+                    offsets.dtype != np.int64 or offsets.shape != keyframes.shape)):
             raise VideoError(f"{path} is not a saved video index (arrays of other shapes or types)")
-        return cls(pts, keyframes, float(time_base))
+        return cls(pts, keyframes, float(time_base), offsets=offsets)
 
 
 @dataclass(frozen=True)
@@ -135,6 +153,64 @@ class VideoFrame:
     index: int
     time_s: float
     rgb: np.ndarray | None
+
+
+@contextmanager
+def _opened(path: Path, index: VideoIndex | None, key: int | None) -> Iterator[tuple[Any, dict[int, int] | None]]:
+    """`path` opened (_open), or, given `key`, a keyframe of the bare stream `index` is of, opened to be read from
+    it (_open_at); and for the latter the byte position, as the container reads it, of each IDR picture's packet
+    from there on, and its frame number (_counted's `idrs`)."""
+    if key is None:
+        with _open(path) as container:
+            yield container, None
+        return
+    at = int(np.searchsorted(index.keyframes, key))
+    with _open_at(path, int(index.offsets[at])) as (container, base):
+        yield container, {int(o) - base: int(k) for o, k in zip(index.offsets[at:], index.keyframes[at:], strict=True)}
+
+
+class _FromOffset(io.RawIOBase):
+    """A bare stream's file read from byte `offset` on, after `headers` (its parameter sets: a decoder starting at
+    a keyframe needs them, and a camera may send them only once, at the start)."""
+
+    def __init__(self, path: Path, offset: int, headers: bytes) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with this reader
+        self._file.seek(offset)
+        self._headers = memoryview(headers)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._headers:
+            n = min(len(buffer), len(self._headers))
+            buffer[:n] = self._headers[:n]
+            self._headers = self._headers[n:]
+            return n
+        return self._file.readinto(buffer)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@contextmanager
+def _open_at(path: Path, offset: int) -> Iterator[tuple[Any, int]]:
+    """The bare stream at `path` opened to be read from byte `offset` (a keyframe's: VideoIndex.offsets), its
+    parameter sets (the stream's extradata) read first, and the file position of what it reads as position 0 (a
+    packet's position in the file: packet.pos + that)."""
+    import av
+
+    with _open(path) as whole:
+        stream = whole.streams.video[0]
+        headers, fmt = bytes(stream.codec_context.extradata or b""), whole.format.name
+    with io.BufferedReader(_FromOffset(path, offset, headers)) as reader:
+        try:
+            container = av.open(reader, format=fmt)
+        except av.FFmpegError as exc:
+            raise VideoError(f"cannot read {path} from byte {offset} ({exc})") from None
+        with container:
+            yield container, offset - len(headers)
 
 
 def _open(path: str | Path):
@@ -248,7 +324,8 @@ def _from_first_keyframe(index: VideoIndex) -> VideoIndex:
     if not len(index.keyframes) or index.keyframes[0] == 0 or not np.all(np.diff(index.pts) > 0):
         return index
     first = int(index.keyframes[0])
-    return VideoIndex(index.pts[first:], index.keyframes - first, index.time_base)
+    pts = index.pts[first:] if index.offsets is None else index.pts[first:] - first  # a bare stream's: frame numbers
+    return VideoIndex(pts, index.keyframes - first, index.time_base, offsets=index.offsets)
 
 
 # Containers whose frames, with B-frames, the decoder does not give with the timestamps a demux pass from the start
@@ -331,12 +408,16 @@ def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     """The index from a demux pass over every packet of `stream` (no decoding: ~50k packets/s); VideoError for a
     file that is corrupt or cut short. Packets marked to be decoded and never shown (an edit list's trimmed start)
     are no frames of it; when a keyframe is among those before its first frame, a decoder seeking to that frame
-    lands on the keyframe and shows it first: it counts as one."""
+    lands on the keyframe and shows it first: it counts as one. A bare H.264/HEVC stream (no packet has a
+    timestamp) gets its frames numbered, its IDR pictures for keyframes and their byte offsets (VideoIndex)."""
     import av
 
     pts, key = [], []
     hidden_key = None  # the timestamp of the last keyframe marked not to be shown
     time_base = float(stream.time_base or 0.0)
+    codec = stream.codec_context.name
+    bare: list[tuple[int, int]] = []  # a stream without timestamps: (packet number, offset) of its IDR pictures
+    count = 0  # its packets
     try:
         for packet in container.demux(stream):
             if packet.size and packet.pts is not None:
@@ -345,14 +426,43 @@ def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
                     continue
                 pts.append(packet.pts)
                 key.append(packet.is_keyframe)
+            elif packet.size and codec in _IDR_TYPES:
+                if packet.is_keyframe and packet.pos is not None and _is_idr(bytes(packet), codec):
+                    bare.append((count, packet.pos))
+                count += 1
     except av.FFmpegError as exc:
-        raise VideoError(f"{path} is corrupt or truncated after packet {len(pts)} ({exc})") from None
+        raise VideoError(f"{path} is corrupt or truncated after packet {len(pts) or count} ({exc})") from None
+    if count and not pts:
+        rate = stream.guessed_rate or stream.average_rate
+        keys = np.array(bare, dtype=np.int64).reshape(-1, 2)
+        return VideoIndex(np.arange(count, dtype=np.int64), keys[:, 0].copy(), 1 / float(rate) if rate else 0.0,
+                          offsets=keys[:, 1].copy())
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     sorted_pts = np.asarray(pts, dtype=np.int64)[order]
     shown_key = np.asarray(key, dtype=bool)[order]
     if hidden_key is not None and len(sorted_pts) and hidden_key < sorted_pts[0]:
         shown_key[0] = True
     return VideoIndex(sorted_pts, np.nonzero(shown_key)[0].astype(np.int64), time_base)
+
+
+# Per codec of a bare stream (no container: a camera's .h264 dump): how a NAL unit's type is read from the byte after
+# its start code, the types of picture slices, and those of an IDR picture, which starts a closed group of pictures
+# (HEVC's CRA and H.264's recovery points, which FFmpeg also calls keyframes, have leading pictures that a decoder
+# starting there drops)
+_IDR_TYPES = {"h264": (lambda byte: byte & 0x1F, range(1, 6), frozenset({5})),
+              "hevc": (lambda byte: (byte >> 1) & 0x3F, range(0, 32), frozenset({19, 20}))}
+
+
+def _is_idr(data: bytes, codec: str) -> bool:
+    """Whether the first picture slice of `data`, an Annex B access unit of `codec` (NAL units after 00 00 01 start
+    codes: parameter sets, SEI and delimiters before the slices), is an IDR picture's."""
+    nal_type, slices, idr = _IDR_TYPES[codec]
+    at = data.find(b"\x00\x00\x01")
+    while 0 <= at < len(data) - 3:
+        if (kind := nal_type(data[at + 3])) in slices:
+            return kind in idr
+        at = data.find(b"\x00\x00\x01", at + 3)
+    return False
 
 
 def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int | None = None,
@@ -398,7 +508,9 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     path = Path(path)
     first = start * stride
     end = None if stop is None else stop * stride - stride + 1  # frames >= end are not wanted
-    with _open(path) as container:
+    seek = index is not None and index.seekable and (first > 0 or stride > 1 or undecodable)
+    key = index.keyframe_at_or_before(first) if seek and index.offsets is not None else None  # a bare stream's
+    with _opened(path, index, key) as (container, idrs):
         stream = container.streams.video[0]
         if threads is None:
             stream.thread_type = "AUTO"
@@ -417,10 +529,9 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                 roi = (0, 0, width, height)
             convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
                        else partial(region_resized, roi=roi, size=size))
-        seek = index is not None and index.seekable and (first > 0 or stride > 1 or undecodable)
-        tolerant = undecodable and seek
-        decoded = (_sought(container, stream, index, first, path, stride, tolerant) if seek
-                   else _counted(container, stream, undecodable))
+        tolerant = undecodable and seek and key is None
+        decoded = (_counted(container, stream, undecodable, key or 0, idrs) if not seek or key is not None
+                   else _sought(container, stream, index, first, path, stride, tolerant))
         index_no, want = -1, first  # the next frame wanted
         try:
             for index_no, frame in decoded:
@@ -463,10 +574,12 @@ _SEEK_BACK_S = (0.0, 0.5, 2.0, 8.0)
 _SKIP_MORE_THAN = 8
 
 
-def _decoded(container, stream, tolerant: bool = False, failed: list | None = None) -> Iterator[Any]:
+def _decoded(container, stream, tolerant: bool = False, failed: list | None = None, fed: list | None = None
+             ) -> Iterator[Any]:
     """The frames of `stream` decoded from where the container stands, packet by packet (container.decode's own
     loop): a packet that fails to decode raises av.FFmpegError (InvalidDataError mostly), or, `tolerant`, is passed
-    over (and noted in `failed`, when given). Tolerant, the first keyframe after damaged data (a packet that failed,
+    over (and noted in `failed`, when given); `fed`, when given, gets each packet's byte position as it goes to the
+    decoder (before the frames that follow it). Tolerant, the first keyframe after damaged data (a packet that failed,
     or a frame the decoder flags corrupt) goes to a new decoder, once the old one has given the frames it holds: what
     the old one made of the damage (an MPEG-4 header it misread) would carry into that keyframe's group of pictures,
     which a decoder starting there (a segment's, after its seek) never sees."""
@@ -474,6 +587,8 @@ def _decoded(container, stream, tolerant: bool = False, failed: list | None = No
 
     decoder, damaged = stream.codec_context, False
     for packet in container.demux(stream):
+        if fed is not None:
+            fed.append(packet.pos)
         frames = []
         if damaged and packet.is_keyframe:
             frames = decoder.decode(None)  # the frames it holds
@@ -500,23 +615,37 @@ class _Lost:
     time_s: float
 
 
-def _counted(container, stream, tolerant: bool = False) -> Iterator[tuple[int, Any]]:
-    """(frame number, PyAV frame) counted from the stream's first frame, for a video whose frames cannot be located
-    by their timestamps. `tolerant`: a packet that fails to decode is passed over (_decoded) and counted as a frame
+def _counted(container, stream, tolerant: bool = False, first: int = 0, idrs: dict[int, int] | None = None
+             ) -> Iterator[tuple[int, Any]]:
+    """(frame number, PyAV frame) counted from `first`, the number of the stream's first frame where the container
+    stands (a bare stream read from a keyframe: _open_at), for a video whose frames cannot be located by their
+    timestamps. `tolerant`: a packet that fails to decode is passed over (_decoded) and counted as a frame
     that did not decode (_Lost) in the place of the next frame decoded, since a packet holds one frame: the frames
     after it keep their numbers. Its time is a frame's duration after the frame before it (before the frame after
     it, at the start). Packets that fail after the last frame are not counted (a file cut short ends in a part of
-    a packet)."""
+    a packet). `idrs` (a bare stream's: the byte position of each IDR picture's packet, its frame number): the first
+    key frame decoded after such a packet takes its number, the numbers the count fell short of given as _Lost
+    (frames the decoder dropped without an error), so the frames from an IDR picture on are numbered as a decoder
+    starting there numbers them, however far back this one started."""
     failed: list = []
+    fed: list | None = [] if idrs else None
     rate = stream.guessed_rate or stream.average_rate
     step = 1 / float(rate) if rate else float("nan")
-    number, last_s = 0, None
-    for frame in _decoded(container, stream, tolerant, failed):
+    number, last_s, idr = first, None, None  # idr: the number of an IDR picture fed whose frame has not come
+    for frame in _decoded(container, stream, tolerant, failed, fed):
+        if fed:
+            idr = next((idrs[pos] for pos in reversed(fed) if pos in idrs), idr)
+            fed.clear()
         seconds = frame_seconds(frame, number + len(failed), stream)
         for k in range(1, len(failed) + 1):
             yield number, _Lost(last_s + k * step if last_s is not None else seconds - (len(failed) + 1 - k) * step)
             number += 1
         failed.clear()
+        if idr is not None and frame.key_frame:
+            for lost in range(number, idr):  # frames dropped without an error before this IDR picture
+                yield lost, _Lost(lost * step)
+            number, idr = max(number, idr), None
+            seconds = frame_seconds(frame, number, stream)
         yield number, frame
         number, last_s = number + 1, seconds
 
@@ -662,19 +791,19 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoInde
     (the report's thumbnails) cost a dozen groups of pictures, not the whole video. It finds the keyframes in
     `index` (the whole video's, e.g. the one a run kept) or else in a demux pass of its own. A video whose frames
     cannot be found by seeking (VideoIndex.seekable), or where a seek misleads, is decoded from its first frame
-    up to the last index. Raises VideoError as iter_frames does.
+    up to the last index (a bare stream's too). Raises VideoError as iter_frames does.
     """
     wanted = sorted(set(indices))
     if not wanted:
         return
     path = Path(path)
     index = index if index is not None else index_video(path)
-    runs = _seek_runs(wanted, index) if index.seekable else [wanted]
+    runs = _seek_runs(wanted, index) if index.by_timestamp else [wanted]
     given = -1  # the last frame given
     with _open_threaded(path) as container:
         for n, frames in enumerate(runs):
             try:
-                for decoded in _decoded_run(container, index if index.seekable else None, frames, path):
+                for decoded in _decoded_run(container, index if index.by_timestamp else None, frames, path):
                     given = decoded[0]
                     yield decoded
             except SeekError:  # the rest decoded from the first frame, in a container opened again
