@@ -167,12 +167,14 @@ def test_an_intact_recording_has_no_frame_that_does_not_decode(tmp_path, codec, 
     """Locating frames by timestamp past damaged data must not take a reordered frame for a lost one: on intact
     videos of many containers and codecs (B-frames among them) every frame decodes, as decoding them all gives.
     H.264 with B-frames in AVI carries decode-order counters for timestamps, and MPEG-2 with B-frames in MPEG-PS is
-    found after a seek with shifted timestamps: their indexes are not seekable (their frames are counted from the
-    first), where locating them would have lost a third of the first's frames, and every segment of the second
-    would have decoded from frame 0 after a failed seek."""
+    found after a seek with shifted timestamps: locating their frames by timestamp would have lost a third of the
+    first's frames, and every segment of the second would have decoded from frame 0 after a failed seek. The
+    second's index is not seekable (its frames are counted from the first); the first's keyframes are IDR pictures,
+    so its decoders seek to one by its counter and count from it (VideoIndex.offsets)."""
     clip = write_square_clip(tmp_path / f"intact.{suffix}", 60, codec=codec, options=options)
     index = index_video(clip)
-    assert index.seekable == ((suffix, codec) not in {("avi", "libx264"), ("mpg", "mpeg2video")})
+    assert index.seekable == ((suffix, codec) != ("mpg", "mpeg2video"))
+    assert (index.offsets is not None) == ((suffix, codec) == ("avi", "libx264"))  # sought to, then counted
     frames = list(iter_frames(clip, roi=ROI, index=index, threads=1, undecodable=True))
     every = list(iter_frames(clip, roi=ROI, threads=1))
     assert [f.index for f in frames] == [f.index for f in every] == list(range(60))
@@ -180,8 +182,8 @@ def test_an_intact_recording_has_no_frame_that_does_not_decode(tmp_path, codec, 
 
 
 def test_damaged_packets_of_a_video_whose_frames_are_counted_keep_the_frames_after_them_numbered(tmp_path):
-    """H.264 with B-frames in AVI cannot be located by its timestamps, even with its first frames damaged (its index
-    is not seekable): frames are counted from the first. A packet that fails to decode ended the video with an
+    """H.264 with B-frames in AVI cannot be located by its timestamps, even with its first frames damaged: frames
+    are counted (from the IDR picture a decoder starts at). A packet that fails to decode ended the video with an
     error (the job failed it, every row lost); now it counts as a frame that did not decode in the place of the
     next frame decoded (up to two frames from its own: packets come in decode order), so every frame after it keeps
     its number."""
@@ -193,8 +195,8 @@ def test_damaged_packets_of_a_video_whose_frames_are_counted_keep_the_frames_aft
         copy.write_bytes(clip.read_bytes())
         damage_packets(copy, damaged)
         index = index_video(copy)
-        assert not index.seekable
-        frames = list(iter_frames(copy, roi=ROI, index=index, threads=1, undecodable=True))
+        assert index.offsets is not None  # a segment's decoder counts from one of its IDR pictures
+        frames = list(iter_frames(copy, roi=ROI, threads=1, undecodable=True))  # one decoder counting from the first
         assert [f.index for f in frames] == list(range(300))
         lost = [f.index for f in frames if f.rgb is None]
         assert len(lost) == len(damaged) and all(abs(k - d) <= 2 for k, d in zip(lost, sorted(damaged), strict=True))
@@ -234,7 +236,7 @@ def test_counting_a_bare_stream_takes_each_idr_pictures_number_past_frames_dropp
         for pos in range(10):
             fed.append(100 * pos)
             if pos != 3:
-                yield types.SimpleNamespace(key_frame=pos in (0, 5), time=None, n=pos)
+                yield types.SimpleNamespace(key_frame=pos in (0, 5), is_corrupt=False, time=None, n=pos)
 
     monkeypatch.setattr(video, "_decoded", decoded)
     stream = types.SimpleNamespace(guessed_rate=25, average_rate=25, codec_context=types.SimpleNamespace(

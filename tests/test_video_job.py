@@ -111,16 +111,18 @@ def test_a_raw_stream_without_timestamps_gets_times_from_its_frame_rate(checkpoi
 @pytest.mark.parametrize("codec,suffix,options", [
     ("libx264", "h264", {"g": "25", "bf": "2", "preset": "ultrafast"}),
     ("libx265", "hevc", {"g": "25", "preset": "ultrafast", "x265-params": "log-level=none:open-gop=0"}),  # IDR only
+    ("libx264", "avi", {"g": "25", "bf": "2", "preset": "ultrafast"}),  # decode-order counters for timestamps
 ])
-def test_a_cameras_bare_stream_is_split_among_decoders_from_its_idr_pictures(checkpoint, tmp_path, codec, suffix,
-                                                                            options):
-    """A camera's .h264/.hevc dump has no timestamps, so one decoder counted all its frames (one core for an hours-long
-    dump). Its index now numbers its frames and finds where each IDR picture starts in the file; a segment's decoder
-    reads from there (the stream's parameter sets first) and counts from the IDR's number. 1 and 3 decoders write
-    the same CSV, one decoder's read through, and the job plans several tasks."""
+def test_a_video_counted_from_its_idr_pictures_is_split_among_decoders(checkpoint, tmp_path, codec, suffix, options):
+    """A camera's .h264/.hevc dump has no timestamps, and H.264 with B-frames in AVI has decode-order counters for
+    them: one decoder counted all their frames (one core for an hours-long video). Their index now finds where each
+    IDR picture starts in the file; a segment's decoder reads from there (a bare stream: its parameter sets first)
+    or seeks there (AVI: by its counter) and counts from the IDR's number. 1 and 3 decoders write the same CSV, and
+    the job plans several tasks."""
     from foldedcnn.data.video import index_video
 
-    clip = write_square_clip(tmp_path / f"camera.{suffix}", 300, codec=codec, container=suffix, options=options)
+    clip = write_square_clip(tmp_path / f"camera.{suffix}", 300, codec=codec, options=options,
+                             container=None if suffix == "avi" else suffix)
     index = index_video(clip)
     assert index.seekable and list(index.keyframes[:3]) == [0, 25, 50] and index.offsets is not None
     rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)

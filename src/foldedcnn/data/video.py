@@ -13,7 +13,7 @@ import itertools
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,15 @@ class VideoIndex:
     numbers, time_base: one frame's seconds), its keyframes are its IDR pictures, and `offsets` says where each
     starts in the file. A decoder of a segment reads from the keyframe's offset and counts frames from its number
     (an IDR picture starts a closed group of pictures: the frames from it on in the file are the frames from its
-    number on in display order)."""
+    number on in display order). So does an AVI with B-frames whose keyframes are IDR pictures (its timestamps,
+    decode-order counters, do not locate the frames decoded): its decoders seek to a keyframe by its counter, check
+    the offset, and count."""
 
     pts: np.ndarray  # (N,) int64, sorted: the timestamps of frames start .. start + N - 1
     keyframes: np.ndarray  # (K,) int64 frame indices, sorted
     time_base: float = 0.0  # seconds per pts unit (0: unknown)
     start: int = 0  # the frame pts[0] belongs to: 0, or where a window begins (a keyframe)
-    offsets: np.ndarray | None = None  # (K,) int64 byte offsets of the keyframes of a bare stream; None otherwise
+    offsets: np.ndarray | None = None  # (K,) int64 byte offsets of the keyframes where frames are counted; or None
 
     @property
     def frames(self) -> int:
@@ -156,17 +158,26 @@ class VideoFrame:
 
 
 @contextmanager
-def _opened(path: Path, index: VideoIndex | None, key: int | None) -> Iterator[tuple[Any, dict[int, int] | None]]:
-    """`path` opened (_open), or, given `key`, a keyframe of the bare stream `index` is of, opened to be read from
-    it (_open_at); and for the latter the byte position, as the container reads it, of each IDR picture's packet
-    from there on, and its frame number (_counted's `idrs`)."""
-    if key is None:
-        with _open(path) as container:
-            yield container, None
-        return
+def _opened(path: Path, index: VideoIndex | None, key: int | None
+            ) -> Iterator[tuple[Any, dict[int, int] | None, int | None]]:
+    """`path` opened (_open); given `key`, a keyframe of `index` (one with offsets), ready to decode from it: a bare
+    stream read from its offset (_open_at), an AVI sought to it by its counter. With that, _counted's `idrs` (the
+    byte position, as the container reads it, of each IDR picture's packet from there on, and its frame number)
+    and the position its first packet must have (None for a bare stream, read from exactly there)."""
+    with _open(path) as container:
+        if key is None or container.format.name not in _BARE_FORMATS:
+            if key is None:
+                yield container, None, None
+                return
+            at = int(np.searchsorted(index.keyframes, key))
+            _seek(container, container.streams.video[0], int(index.pts[key - index.start]))
+            yield container, dict(zip(index.offsets[at:].tolist(), index.keyframes[at:].tolist(), strict=True)), \
+                int(index.offsets[at])
+            return
     at = int(np.searchsorted(index.keyframes, key))
     with _open_at(path, int(index.offsets[at])) as (container, base):
-        yield container, {int(o) - base: int(k) for o, k in zip(index.offsets[at:], index.keyframes[at:], strict=True)}
+        yield container, {int(o) - base: int(k) for o, k in zip(index.offsets[at:], index.keyframes[at:],
+                                                                 strict=True)}, None
 
 
 class _FromOffset(io.RawIOBase):
@@ -345,18 +356,21 @@ def _located_by_stamps(container, stream, index: VideoIndex, path: Path) -> Vide
     """`index`, or, where the frames decoded do not carry its timestamps (H.264 with B-frames in AVI; MPEG-2 with
     B-frames in MPEG-PS, after a seek), the same timestamps with no keyframe: not seekable, so one decoder counts
     frames from the first instead of locating them (which would take every reordered frame for a lost one, or
-    fail every segment's seek and decode from frame 0)."""
+    fail every segment's seek and decode from frame 0). An AVI whose keyframes are all IDR pictures keeps them
+    with their offsets (_demuxed_index): its decoders seek to one by its counter and count from it."""
     import av
 
     fmt = container.format.name
     if fmt not in _DECODE_ORDER_STAMPED | _SEEK_STAMPED or not stream.codec_context.has_b_frames or not index.seekable:
         return index
     try:
-        located = (_stamps_in_order(container, stream, index) if fmt in _DECODE_ORDER_STAMPED else
-                   _seeks_locate_frames(container, stream, index, path))
+        if fmt in _SEEK_STAMPED:
+            return index if _seeks_locate_frames(container, stream, index, path) else _unseekable(index)
+        if _stamps_in_order(container, stream, index):
+            return replace(index, offsets=None)  # located by its stamps
     except av.FFmpegError:  # damaged beyond telling: frames are counted, which damaged data does not stop
-        located = False
-    return index if located else _unseekable(index)
+        return _unseekable(index)
+    return index if index.offsets is not None else _unseekable(index)  # counted from its IDR pictures, or all
 
 
 def _stamps_in_order(container, stream, index: VideoIndex) -> bool:
@@ -416,6 +430,10 @@ def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     hidden_key = None  # the timestamp of the last keyframe marked not to be shown
     time_base = float(stream.time_base or 0.0)
     codec = stream.codec_context.name
+    # an AVI's stamps are decode-order counters: with IDR pictures for keyframes its frames can be counted from them
+    counters = container.format.name in _DECODE_ORDER_STAMPED and codec in _IDR_TYPES and \
+        stream.codec_context.has_b_frames
+    places: list[int | None] = []  # its keyframes' positions in decode order (= counter order)
     bare: list[tuple[int, int]] = []  # a stream without timestamps: (packet number, offset) of its IDR pictures
     count = 0  # its packets
     try:
@@ -426,6 +444,8 @@ def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
                     continue
                 pts.append(packet.pts)
                 key.append(packet.is_keyframe)
+                if counters and packet.is_keyframe:  # where an AVI's keyframe is, None unless an IDR picture
+                    places.append(packet.pos if _is_idr(bytes(packet), codec) else None)
             elif packet.size and codec in _IDR_TYPES:
                 if packet.is_keyframe and packet.pos is not None and _is_idr(bytes(packet), codec):
                     bare.append((count, packet.pos))
@@ -442,13 +462,16 @@ def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     shown_key = np.asarray(key, dtype=bool)[order]
     if hidden_key is not None and len(sorted_pts) and hidden_key < sorted_pts[0]:
         shown_key[0] = True
-    return VideoIndex(sorted_pts, np.nonzero(shown_key)[0].astype(np.int64), time_base)
+    offsets = np.array(places, dtype=np.int64) if counters and places and None not in places and np.array_equal(
+        order, np.arange(len(order))) else None  # counters in order: keyframe k is the k-th packet
+    return VideoIndex(sorted_pts, np.nonzero(shown_key)[0].astype(np.int64), time_base, offsets=offsets)
 
 
 # Per codec of a bare stream (no container: a camera's .h264 dump): how a NAL unit's type is read from the byte after
 # its start code, the types of picture slices, and those of an IDR picture, which starts a closed group of pictures
 # (HEVC's CRA and H.264's recovery points, which FFmpeg also calls keyframes, have leading pictures that a decoder
 # starting there drops)
+_BARE_FORMATS = frozenset({"h264", "hevc"})  # the demuxers of bare H.264 and HEVC streams
 _IDR_TYPES = {"h264": (lambda byte: byte & 0x1F, range(1, 6), frozenset({5})),
               "hevc": (lambda byte: (byte >> 1) & 0x3F, range(0, 32), frozenset({19, 20}))}
 
@@ -510,7 +533,7 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     end = None if stop is None else stop * stride - stride + 1  # frames >= end are not wanted
     seek = index is not None and index.seekable and (first > 0 or stride > 1 or undecodable)
     key = index.keyframe_at_or_before(first) if seek and index.offsets is not None else None  # a bare stream's
-    with _opened(path, index, key) as (container, idrs):
+    with _opened(path, index, key) as (container, idrs, first_pos):
         stream = container.streams.video[0]
         if threads is None:
             stream.thread_type = "AUTO"
@@ -530,7 +553,7 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
             convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
                        else partial(region_resized, roi=roi, size=size))
         tolerant = undecodable and seek and key is None
-        decoded = (_counted(container, stream, undecodable, key or 0, idrs) if not seek or key is not None
+        decoded = (_counted(container, stream, undecodable, key or 0, idrs, first_pos) if not seek or key is not None
                    else _sought(container, stream, index, first, path, stride, tolerant))
         index_no, want = -1, first  # the next frame wanted
         try:
@@ -615,8 +638,8 @@ class _Lost:
     time_s: float
 
 
-def _counted(container, stream, tolerant: bool = False, first: int = 0, idrs: dict[int, int] | None = None
-             ) -> Iterator[tuple[int, Any]]:
+def _counted(container, stream, tolerant: bool = False, first: int = 0, idrs: dict[int, int] | None = None,
+             first_pos: int | None = None) -> Iterator[tuple[int, Any]]:
     """(frame number, PyAV frame) counted from `first`, the number of the stream's first frame where the container
     stands (a bare stream read from a keyframe: _open_at), for a video whose frames cannot be located by their
     timestamps. `tolerant`: a packet that fails to decode is passed over (_decoded) and counted as a frame
@@ -626,7 +649,10 @@ def _counted(container, stream, tolerant: bool = False, first: int = 0, idrs: di
     a packet). `idrs` (a bare stream's: the byte position of each IDR picture's packet, its frame number): the first
     key frame decoded after such a packet takes its number, the numbers the count fell short of given as _Lost
     (frames the decoder dropped without an error), so the frames from an IDR picture on are numbered as a decoder
-    starting there numbers them, however far back this one started."""
+    starting there numbers them, however far back this one started; SeekError when the first frame is no whole
+    key frame (a damaged keyframe: decoding through it conceals it from the frames before, which a decoder starting
+    there never saw, so the caller decodes from the start instead). `first_pos`: where the first packet must be (a
+    seek to keyframe `first`); SeekError when it is elsewhere."""
     failed: list = []
     fed: list | None = [] if idrs else None
     rate = stream.guessed_rate or stream.average_rate
@@ -634,8 +660,13 @@ def _counted(container, stream, tolerant: bool = False, first: int = 0, idrs: di
     number, last_s, idr = first, None, None  # idr: the number of an IDR picture fed whose frame has not come
     for frame in _decoded(container, stream, tolerant, failed, fed):
         if fed:
+            if first_pos is not None and fed[0] != first_pos:
+                raise SeekError(f"a seek to keyframe {first} landed at byte {fed[0]}, not {first_pos}")
+            first_pos = None
             idr = next((idrs[pos] for pos in reversed(fed) if pos in idrs), idr)
             fed.clear()
+        if idrs and number == first and (failed or not frame.key_frame or frame.is_corrupt):
+            raise SeekError(f"keyframe {first} does not decode whole from itself (damaged data)")
         seconds = frame_seconds(frame, number + len(failed), stream)
         for k in range(1, len(failed) + 1):
             yield number, _Lost(last_s + k * step if last_s is not None else seconds - (len(failed) + 1 - k) * step)
