@@ -453,9 +453,9 @@ def _demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     except av.FFmpegError as exc:
         raise VideoError(f"{path} is corrupt or truncated after packet {len(pts) or count} ({exc})") from None
     if count and not pts:
-        rate = stream.guessed_rate or stream.average_rate
         keys = np.array(bare, dtype=np.int64).reshape(-1, 2)
-        return VideoIndex(np.arange(count, dtype=np.int64), keys[:, 0].copy(), 1 / float(rate) if rate else 0.0,
+        step = _seconds_per_frame(stream)
+        return VideoIndex(np.arange(count, dtype=np.int64), keys[:, 0].copy(), 0.0 if np.isnan(step) else step,
                           offsets=keys[:, 1].copy())
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     sorted_pts = np.asarray(pts, dtype=np.int64)[order]
@@ -646,18 +646,18 @@ def _counted(container, stream, tolerant: bool = False, first: int = 0, idrs: di
     that did not decode (_Lost) in the place of the next frame decoded, since a packet holds one frame: the frames
     after it keep their numbers. Its time is a frame's duration after the frame before it (before the frame after
     it, at the start). Packets that fail after the last frame are not counted (a file cut short ends in a part of
-    a packet). `idrs` (a bare stream's: the byte position of each IDR picture's packet, its frame number): the first
-    key frame decoded after such a packet takes its number, the numbers the count fell short of given as _Lost
-    (frames the decoder dropped without an error), so the frames from an IDR picture on are numbered as a decoder
-    starting there numbers them, however far back this one started; SeekError when the first frame is no whole
+    a packet). `idrs` (a bare stream's or an AVI's: the byte position of each IDR picture's packet, its frame
+    number, VideoIndex.offsets): the first key frame decoded after such a packet takes its number, the numbers the
+    count fell short of given as _Lost (frames the decoder dropped without an error), so the frames from an IDR
+    picture on are numbered as a decoder starting there numbers them, however far back this one started; SeekError
+    when the first frame is no whole
     key frame (a damaged keyframe: decoding through it conceals it from the frames before, which a decoder starting
     there never saw, so the caller decodes from the start instead). `first_pos`: where the first packet must be (a
     seek to keyframe `first`); SeekError when it is elsewhere."""
     failed: list = []
     fed: list | None = [] if idrs else None
-    rate = stream.guessed_rate or stream.average_rate
-    step = 1 / float(rate) if rate else float("nan")
-    number, last_s, idr = first, None, None  # idr: the number of an IDR picture fed whose frame has not come
+    step = _seconds_per_frame(stream)
+    number, previous, idr = first, None, None  # idr: the number of an IDR picture fed whose frame has not come
     for frame in _decoded(container, stream, tolerant, failed, fed):
         if fed:
             if first_pos is not None and fed[0] != first_pos:
@@ -667,18 +667,19 @@ def _counted(container, stream, tolerant: bool = False, first: int = 0, idrs: di
             fed.clear()
         if idrs and number == first and (failed or not frame.key_frame or frame.is_corrupt):
             raise SeekError(f"keyframe {first} does not decode whole from itself (damaged data)")
-        seconds = frame_seconds(frame, number + len(failed), stream)
-        for k in range(1, len(failed) + 1):
-            yield number, _Lost(last_s + k * step if last_s is not None else seconds - (len(failed) + 1 - k) * step)
-            number += 1
-        failed.clear()
+        if failed:  # timed from the frame before them, or back from this one at the start
+            before = frame_seconds(previous[1], previous[0], stream) if previous else \
+                frame_seconds(frame, number + len(failed), stream) - (len(failed) + 1) * step
+            for k in range(1, len(failed) + 1):
+                yield number, _Lost(before + k * step)
+                number += 1
+            failed.clear()
         if idr is not None and frame.key_frame:
             for lost in range(number, idr):  # frames dropped without an error before this IDR picture
                 yield lost, _Lost(lost * step)
             number, idr = max(number, idr), None
-            seconds = frame_seconds(frame, number, stream)
         yield number, frame
-        number, last_s = number + 1, seconds
+        previous, number = (number, frame), number + 1
 
 
 # What a new decoder takes from the container's (stream.codec_context) besides its extradata: the size (MS-MPEG-4 and
@@ -709,8 +710,7 @@ def _index_seconds(index: VideoIndex, frame: int, stream) -> float:
     frame / the stream's frame rate (nan without one), as frame_seconds gives a decoded frame's."""
     if index.time_base:
         return float(index.pts[frame - index.start] * index.time_base)
-    rate = stream.guessed_rate or stream.average_rate
-    return frame / float(rate) if rate else float("nan")
+    return frame * _seconds_per_frame(stream)
 
 
 def _sought(container, stream, index: VideoIndex, first: int, path: Path, stride: int = 1,
@@ -786,6 +786,13 @@ def _seek(container, stream, pts: int) -> None:
         container.seek(0)
 
 
+def _seconds_per_frame(stream) -> float:
+    """One frame's duration in seconds at `stream`'s frame rate: what a frame without a timestamp of its own is
+    placed by (nan where the stream gives no rate)."""
+    rate = stream.guessed_rate or stream.average_rate
+    return 1 / float(rate) if rate else float("nan")
+
+
 def frame_seconds(frame, index: int, stream) -> float:
     """The presentation time of decoded PyAV `frame` number `index` of `stream`, in seconds; for a frame without
     a timestamp (a raw .h264/.hevc stream has none), or whose timestamp is a decode-order counter (B-frames in AVI:
@@ -794,8 +801,7 @@ def frame_seconds(frame, index: int, stream) -> float:
     if frame.time is not None and not (stream.codec_context.has_b_frames and
                                        stream.container.format.name in _DECODE_ORDER_STAMPED):
         return float(frame.time)
-    rate = stream.guessed_rate or stream.average_rate
-    return index / float(rate) if rate else float("nan")
+    return index * _seconds_per_frame(stream)
 
 
 def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[int, int]) -> np.ndarray:
