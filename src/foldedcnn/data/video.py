@@ -165,19 +165,20 @@ def _opened(path: Path, index: VideoIndex | None, key: int | None
     byte position, as the container reads it, of each IDR picture's packet from there on, and its frame number)
     and the position its first packet must have (None for a bare stream, read from exactly there)."""
     with _open(path) as container:
-        if key is None or container.format.name not in _BARE_FORMATS:
-            if key is None:
-                yield container, None, None
-                return
-            at = int(np.searchsorted(index.keyframes, key))
-            _seek(container, container.streams.video[0], int(index.pts[key - index.start]))
-            yield container, dict(zip(index.offsets[at:].tolist(), index.keyframes[at:].tolist(), strict=True)), \
-                int(index.offsets[at])
+        if key is None:
+            yield container, None, None
             return
-    at = int(np.searchsorted(index.keyframes, key))
-    with _open_at(path, int(index.offsets[at])) as (container, base):
-        yield container, {int(o) - base: int(k) for o, k in zip(index.offsets[at:], index.keyframes[at:],
-                                                                 strict=True)}, None
+        at = int(np.searchsorted(index.keyframes, key))
+        offsets, numbers = index.offsets[at:].tolist(), index.keyframes[at:].tolist()
+        stream = container.streams.video[0]
+        if container.format.name not in _BARE_FORMATS:
+            _seek(container, stream, int(index.pts[key - index.start]))
+            yield container, dict(zip(offsets, numbers, strict=True)), offsets[0]
+            return
+        headers, fmt = bytes(stream.codec_context.extradata or b""), container.format.name
+    with _open_at(path, offsets[0], headers, fmt) as container:
+        base = offsets[0] - len(headers)  # the file position of what the container reads as position 0
+        yield container, {o - base: k for o, k in zip(offsets, numbers, strict=True)}, None
 
 
 class _FromOffset(io.RawIOBase):
@@ -206,22 +207,18 @@ class _FromOffset(io.RawIOBase):
 
 
 @contextmanager
-def _open_at(path: Path, offset: int) -> Iterator[tuple[Any, int]]:
-    """The bare stream at `path` opened to be read from byte `offset` (a keyframe's: VideoIndex.offsets), its
-    parameter sets (the stream's extradata) read first, and the file position of what it reads as position 0 (a
-    packet's position in the file: packet.pos + that)."""
+def _open_at(path: Path, offset: int, headers: bytes, fmt: str) -> Iterator[Any]:
+    """The bare stream at `path` (demuxer `fmt`) opened to be read from byte `offset` (a keyframe's:
+    VideoIndex.offsets), its parameter sets `headers` (the stream's extradata) read first."""
     import av
 
-    with _open(path) as whole:
-        stream = whole.streams.video[0]
-        headers, fmt = bytes(stream.codec_context.extradata or b""), whole.format.name
     with io.BufferedReader(_FromOffset(path, offset, headers)) as reader:
         try:
             container = av.open(reader, format=fmt)
         except av.FFmpegError as exc:
             raise VideoError(f"cannot read {path} from byte {offset} ({exc})") from None
         with container:
-            yield container, offset - len(headers)
+            yield container
 
 
 def _open(path: str | Path):
