@@ -95,14 +95,11 @@ class RowTally:
         # the header skipped as a record: a quoted one may span lines
         records = islice(csv.reader(lines) if self.quoted else lines, int(header), None)
         while block := list(islice(records, _TALLY_BLOCK)):
-            if self.quoted:
-                tails, times = [row[-2:] for row in block], [row[1] for row in block]
-            else:
-                tails = [row.rsplit(",", 2)[1:] for row in block]
-                times = [row.split(",", 2)[1] for row in block] if self.times is not None else []
+            tails = [row[-2:] for row in block] if self.quoted else [row.rsplit(",", 2)[1:] for row in block]
             self.labels.update(label for label, _ in tails)
             self.uncertain += sum(flag.startswith("1") for _, flag in tails)
             if self.times is not None:
+                times = [row[1] for row in block] if self.quoted else [row.split(",", 2)[1] for row in block]
                 self.times.add(np.asarray(times, dtype=np.float64))
 
     def counts(self) -> tuple[int, int, int, dict[str, int], int]:
@@ -269,18 +266,16 @@ def _surveyed(probed: dict, key: str) -> Any:
     return probed[key]
 
 
-def check_complete(result: VideoResult, times: RowTimes | None = None) -> VideoResult:
+def check_complete(result: VideoResult, times: RowTimes) -> VideoResult:
     """Mark `result` truncated (an error) when fewer frames were labelled than the container declares, or when its
     rows' `times` stop before the length it declares; note the frames the times pass over."""
-    if times is not None:
-        result.missing_frames = times.missing_frames
-        result.gaps_s = times.gaps if result.missing_frames else []
+    result.missing_frames = times.missing_frames
+    result.gaps_s = times.gaps if result.missing_frames else []
     if result.expected_frames is not None and result.frames < result.expected_frames:
         result.truncated = True
         result.error = (f"truncated: decoded {result.frames} of the {result.expected_frames} frames its container "
                         "declares (the file is cut short or damaged); the CSV holds the frames that decoded")
-    elif (result.expected_seconds and times is not None and result.missing_frames is not None
-          and times.short_of(result.expected_seconds)):
+    elif result.expected_seconds and result.missing_frames is not None and times.short_of(result.expected_seconds):
         result.truncated = True
         result.error = (f"truncated: its frames stop at {times.last_s:.2f} s of the {result.expected_seconds:.2f} s "
                         "of video its container declares (the file is cut short or damaged); the CSV holds the "
