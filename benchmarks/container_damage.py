@@ -20,10 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import av
 import torch
 from _published import job_report, publish
-from video import remux
+from video import remux, transcode
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.data import VTEST_ROI, vtest_path
@@ -39,18 +38,6 @@ FORMATS = (("MS-MPEG-4 AVI", "avi", None, {}),
            ("H.264 MPEG-TS", "ts", "libx264", {"preset": "veryfast", "g": "25", "bf": "2"}),
            ("MPEG-2 MPEG-PS", "mpg", "mpeg2video", {"g": "25", "bf": "2", "b": "2M"}))
 TS_PACKET = 188
-
-
-def transcode(src: Path, dst: Path, codec: str, options: dict[str, str]) -> Path:
-    """`src`'s frames encoded with `codec` into the container of `dst`'s suffix."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        stream = out.add_stream(codec, rate=inp.streams.video[0].average_rate)
-        stream.width, stream.height, stream.pix_fmt = inp.streams.video[0].width, inp.streams.video[0].height, "yuv420p"
-        stream.options = options
-        for frame in inp.decode(video=0):
-            out.mux(stream.encode(frame.reformat(format="yuv420p")))
-        out.mux(stream.encode())
-    return dst
 
 
 def cut_out(src: Path, dst: Path, share: float) -> Path:

@@ -102,15 +102,21 @@ def repeat_bare(src: Path, dst: Path, times: int) -> Path:
     return dst
 
 
-def transcode_h264(src: Path, dst: Path, b_frames: int = 0) -> Path:
+def transcode(src: Path, dst: Path, codec: str, options: dict[str, str]) -> Path:
+    """`src`'s frames encoded with `codec` (encoder `options`) into the container of `dst`'s suffix."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        stream = out.add_stream("libx264", rate=inp.streams.video[0].average_rate)
+        stream = out.add_stream(codec, rate=inp.streams.video[0].average_rate)
         stream.width, stream.height, stream.pix_fmt = inp.streams.video[0].width, inp.streams.video[0].height, "yuv420p"
-        stream.options = {"preset": "veryfast", "g": "250", "bf": str(b_frames)}
+        stream.options = options
         for frame in inp.decode(video=0):
             out.mux(stream.encode(frame.reformat(format="yuv420p")))
         out.mux(stream.encode())
     return dst
+
+
+def transcode_h264(src: Path, dst: Path, b_frames: int = 0) -> Path:
+    """`src` as H.264 (libx264 veryfast, a keyframe every 250 frames, `b_frames` B-frames) in `dst`'s container."""
+    return transcode(src, dst, "libx264", {"preset": "veryfast", "g": "250", "bf": str(b_frames)})
 
 
 def _decoded(videos: list[Path], limit: int | None) -> int:
