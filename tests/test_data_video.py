@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from foldedcnn.cli import main
 from foldedcnn.data import load_data
+from foldedcnn.data._video_seek import located
 from foldedcnn.data.noscope import (
     assign_splits,
     box_overlap,
@@ -22,7 +23,6 @@ from foldedcnn.data.types import DataError
 from foldedcnn.data.video import (
     VideoError,
     VideoIndex,
-    _located,
     check_roi,
     crop_resize,
     frames_at,
@@ -424,13 +424,13 @@ def test_a_window_of_an_index_answers_for_its_frames_as_the_whole_index(frames, 
     assert window.frames == reaches and len(window.pts) == reaches - window.start
     np.testing.assert_array_equal(window.seconds(held, 30.0), index.seconds(held, 30.0))
     assert [window.keyframe_at_or_before(f) for f in held] == [index.keyframe_at_or_before(f) for f in held]
-    located, previous = [], None
+    found, previous = [], None
     for f in held:
-        previous = _located(window, int(index.pts[f]), previous, Path("v.mp4"))
-        located.append(previous)
-    assert located == list(held)
+        previous = located(window, int(index.pts[f]), previous, Path("v.mp4"))
+        found.append(previous)
+    assert found == list(held)
     if window.start:  # a frame a seek may land on before the window: not wanted, not an error
-        assert _located(window, int(index.pts[window.start - 1]), None, Path("v.mp4")) is None
+        assert located(window, int(index.pts[window.start - 1]), None, Path("v.mp4")) is None
         with pytest.raises(ValueError, match="not saved"):
             window.save(Path("never-written.npz"))
     unseekable = VideoIndex(index.pts, index.keyframes + 1)  # frame 0 is no keyframe: decoding starts before it

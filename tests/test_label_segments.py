@@ -94,12 +94,12 @@ def test_frames_far_apart_are_reached_by_seeking_with_the_pixels_of_decoding_thr
                                                                                     decoded_after_a_seek):
     """The report's thumbnails and the frames export pick frames spread over a video: each is decoded from the
     keyframe before it (a keyframe every 12 frames here), not after every frame before it."""
-    import foldedcnn.data.video as video
+    import foldedcnn.data._video_seek as seek
 
     every = {f.index: f for f in iter_frames(clip)}
     located = []
-    real = video._located
-    monkeypatch.setattr(video, "_located", lambda *a, **kw: located.append(a[1]) or real(*a, **kw))
+    real = seek.located
+    monkeypatch.setattr(seek, "located", lambda *a, **kw: located.append(a[1]) or real(*a, **kw))
     got = frames_at(clip, wanted)
     assert [f.index for f in got] == [w for w in wanted if w < 300]
     assert all((f.rgb == every[f.index].rgb).all() and f.time_s == every[f.index].time_s for f in got)
@@ -227,10 +227,10 @@ def test_counting_a_bare_stream_takes_each_idr_pictures_number_past_frames_dropp
     """A decoder reading a bare stream counts its frames. One that drops a frame without an error (damaged data)
     would number every frame after it one too low, so a decoder started at the next IDR picture (another segment)
     would number them otherwise: the first key frame after an IDR picture's packet takes the IDR's number, and the
-    number the count fell short of is a frame that did not decode (_Lost)."""
+    number the count fell short of is a frame that did not decode (Lost)."""
     import types
 
-    import foldedcnn.data.video as video
+    import foldedcnn.data._video_decode as decode
 
     def decoded(container, stream, tolerant=False, failed=None, fed=None):  # 2 groups of 5 pictures; frame 3 dropped
         for pos in range(10):
@@ -238,11 +238,11 @@ def test_counting_a_bare_stream_takes_each_idr_pictures_number_past_frames_dropp
             if pos != 3:
                 yield types.SimpleNamespace(key_frame=pos in (0, 5), is_corrupt=False, time=None, n=pos)
 
-    monkeypatch.setattr(video, "_decoded", decoded)
+    monkeypatch.setattr(decode, "decode_from_here", decoded)
     stream = types.SimpleNamespace(guessed_rate=25, average_rate=25, codec_context=types.SimpleNamespace(
         has_b_frames=False), container=types.SimpleNamespace(format=types.SimpleNamespace(name="h264")))
-    got = [(n, getattr(f, "n", None), f.time_s if isinstance(f, video._Lost) else None)
-           for n, f in video._counted(None, stream, True, 0, {0: 0, 500: 5})]
+    got = [(n, getattr(f, "n", None), f.time_s if isinstance(f, decode.Lost) else None)
+           for n, f in decode.counted(None, stream, True, 0, {0: 0, 500: 5})]
     assert got == [(0, 0, None), (1, 1, None), (2, 2, None), (3, 4, None), (4, None, 0.16), (5, 5, None),
                    (6, 6, None), (7, 7, None), (8, 8, None), (9, 9, None)]
 
@@ -254,12 +254,12 @@ def test_a_new_decoder_after_damage_decodes_a_stream_whose_size_only_its_contain
     import av
 
     from foldedcnn.data import vtest_path
-    from foldedcnn.data.video import _new_decoder
+    from foldedcnn.data._video_decode import new_decoder
 
     with av.open(str(vtest_path())) as c:
         stream = c.streams.video[0]
         packets = list(itertools.islice((p for p in c.demux(stream) if p.size), 30))
-        decoder = _new_decoder(stream)
+        decoder = new_decoder(stream)
         fresh = [f.to_ndarray() for p in packets for f in decoder.decode(p)]
         c.seek(0)
         container = [f.to_ndarray() for f in itertools.islice(c.decode(stream), len(fresh))]
@@ -440,10 +440,11 @@ def test_a_misleading_index_makes_frames_at_decode_the_rest_from_the_start(clip,
 
 
 def _counted(decoded: list):
-    """data.video._decoded, noting the timestamp of each frame it decodes in `decoded`."""
-    import foldedcnn.data.video as video
+    """What a seek's decoder decodes (data._video_seek.decode_from_here), noting the timestamp of each frame it
+    decodes in `decoded`."""
+    import foldedcnn.data._video_seek as seek
 
-    real = video._decoded
+    real = seek.decode_from_here
 
     def counting(*args, **kwargs):
         for frame in real(*args, **kwargs):
@@ -461,12 +462,12 @@ def test_a_sparse_stride_seeks_ahead_to_the_keyframe_before_each_frame_it_wants(
                                                                                 decoded):
     """--stride N over a long recording decodes the groups of pictures that hold its frames (a keyframe every 12
     frames here), with the pixels and times of decoding every frame."""
-    import foldedcnn.data.video as video
+    import foldedcnn.data._video_seek as seek
 
     every = list(iter_frames(clip, stride, roi=ROI))[start:]
     index = index_video(clip)
     frames: list = []
-    monkeypatch.setattr(video, "_decoded", _counted(frames))
+    monkeypatch.setattr(seek, "decode_from_here", _counted(frames))
     sparse = list(iter_frames(clip, stride, start, roi=ROI, index=index))
     assert [f.index for f in sparse] == [f.index for f in every]
     assert [f.time_s for f in sparse] == [f.time_s for f in every]
@@ -696,8 +697,8 @@ def test_planning_opens_an_unlabelled_video_once_for_its_probe_and_index(clip, t
     import foldedcnn.label.job as job
 
     opened = []
-    real_open = video._open
-    monkeypatch.setattr(video, "_open", lambda path: opened.append(Path(path)) or real_open(path))
+    real_open = video.open_video
+    monkeypatch.setattr(video, "open_video", lambda path: opened.append(Path(path)) or real_open(path))
     cfg = job.JobConfig(tmp_path / "model.safetensors", [clip], tmp_path / "out", roi=ROI, uncertain=(0.2, 0.8),
                         batch=8, chunk_frames=16)
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
@@ -962,14 +963,15 @@ def test_the_index_a_container_lists_is_taken_only_where_it_equals_the_demux_pas
                                                                                   options, listed):
     """An MP4's sample table (or an AVI's idx1) gives the index without reading every packet, the demux pass
     (which reads every byte of a day-long recording) only where the container lists no such index."""
-    import foldedcnn.data.video as video
+    import foldedcnn.data._video_probe as probe
+    from foldedcnn.data._video_open import open_video
 
     path = write_square_clip(tmp_path / name, 400, codec=codec, options=options)
-    with video._open(path) as container:
-        demuxed = video._demuxed_index(container, container.streams.video[0], path)
+    with open_video(path) as container:
+        demuxed = probe.demuxed_index(container, container.streams.video[0], path)
     packets = []
-    real_demux = video._demuxed_index
-    monkeypatch.setattr(video, "_demuxed_index", lambda *a: packets.append("all") or real_demux(*a))
+    real_demux = probe.demuxed_index
+    monkeypatch.setattr(probe, "demuxed_index", lambda *a: packets.append("all") or real_demux(*a))
     index = index_video(path)
     assert np.array_equal(index.pts, demuxed.pts) and np.array_equal(index.keyframes, demuxed.keyframes)
     assert index.time_base == demuxed.time_base and index.seekable

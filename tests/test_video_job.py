@@ -205,7 +205,7 @@ def _rows_of_one_and(workers: str, checkpoint: Path, video: Path, tmp_path: Path
 
 
 def test_segments_of_an_mpeg_ts_recording_with_b_frames_give_the_csv_of_one_decoder(checkpoint, tmp_path):
-    """Its seeks land after the keyframe asked for and are made again from further back (data.video._sought): the
+    """Its seeks land after the keyframe asked for and are made again from further back (data._video_seek.sought): the
     frames before each segment's window are passed over, none lost or labelled twice."""
     ts = write_square_clip(tmp_path / "camera.ts", 300, codec="libx264", options={"g": "12", "bf": "2"})
     rows = _rows_of_one_and("3", checkpoint, ts, tmp_path)
@@ -567,7 +567,7 @@ def test_bad_videos_are_recorded_and_the_others_complete(clips, checkpoint, tmp_
 
 def test_an_mp4_cut_short_behind_its_index_gives_the_frames_it_holds_however_it_is_split(checkpoint, tmp_path):
     """An MP4 with its index first (faststart, as streamed recordings are) lists frames its cut-off data no longer
-    holds; planning takes that list (data.video._listed_index), so segments past the cut find no frame. They end
+    holds; planning takes that list (data._video_probe.listed_index), so segments past the cut find no frame. They end
     the video there: 3 decoders give the 1 decoder's CSV and the same "truncated" record."""
     from foldedcnn.data.video import index_video
 

@@ -377,7 +377,7 @@ def frames_labelled(outputs: list[JobVideo]) -> int:
 
 # A video of at least this many frames has its keyframe index kept beside its chunks (ChunkStore.keep_index), so a
 # rerun after a kill resumes at once: indexing reads the container's sample table where it lists every frame
-# (data.video._listed_index), and otherwise demuxes the whole file (0.3 s for vtest.avi x 100, 79,500 frames,
+# (data._video_probe.listed_index), and otherwise demuxes the whole file (0.3 s for vtest.avi x 100, 79,500 frames,
 # 813 MB, from the page cache, and the time of reading every byte of it from a disk otherwise: a 24-hour
 # recording holds tens of GB). Shorter videos keep none: a job of 100,000 clips writes no file per clip for it.
 INDEX_KEPT_FROM = 50_000
