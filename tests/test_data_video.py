@@ -1,6 +1,7 @@
 """Video primitives and the NoScope-style task on a clip written here with PyAV (exactly known labels)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import av
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from video_clips import wrap_ts_timestamps
 
 from foldedcnn.cli import main
 from foldedcnn.data import load_data
@@ -374,7 +376,8 @@ def test_iter_frames_with_a_size_yields_what_models_are_fed(clip):
 
 def test_the_index_gives_each_frame_the_time_the_decoder_gives_it(tmp_path, clip):
     """VideoIndex.seconds is how a decoder without timestamps (NVDEC's) times its frames: the same times as the
-    CPU decoder's, also for an MPEG-TS stream with B-frames, whose first frame is not at 0 s."""
+    CPU decoder's, also for an MPEG-TS stream with B-frames, whose first frame is not at 0 s, and for one whose
+    timestamps wrap around (33 bits) a second in."""
     ts = tmp_path / "stream.ts"
     with av.open(str(ts), "w", format="mpegts") as out:
         stream = out.add_stream("mpeg2video", rate=25)
@@ -383,7 +386,8 @@ def test_the_index_gives_each_frame_the_time_the_decoder_gives_it(tmp_path, clip
         for frame in av.open(str(clip)).decode(video=0):
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
-    for path in (clip, ts):
+    wrapped = wrap_ts_timestamps(Path(shutil.copy(ts, tmp_path / "wrapped.ts")), 1.0)
+    for path in (clip, wrapped, ts):
         index, info = index_video(path), probe_video(path)
         both_info, both_index = probe_and_index(path)  # one opening of the file, what the job's planning reads
         assert both_info == info and (both_index.pts == index.pts).all()

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -19,6 +21,7 @@ from video_clips import (
     damage_packets,
     drop_ts_packets,
     trim_start,
+    wrap_ts_timestamps,
     write_empty_clip,
     write_raw_stream_clip,
     write_size_switch_clip,
@@ -721,6 +724,25 @@ def _same_rows(csv_a: Path, csv_b: Path) -> None:
         assert ra[0] == rb[0] and ra[5:] == rb[5:]
         assert all(x == y if "" in (x, y) else abs(float(x) - float(y)) <= 2e-6
                    for x, y in zip(ra[1:5], rb[1:5], strict=True))
+
+
+def test_an_mpeg_ts_recording_whose_timestamps_wrap_around_is_split_and_timed_in_order(checkpoint, tmp_path):
+    """MPEG-TS timestamps are 33 bits of a 90 kHz clock: they wrap around to 0 every 26.5 hours of a live stream's
+    clock, which a recording may start anywhere in. FFmpeg's demuxer unwraps them (here: the frames before the wrap
+    get negative times); 3 decoders, seeking on both sides of the wrap, write the 1 decoder's CSV, a row per frame,
+    its times a frame apart throughout, no frame counted missing."""
+    ts = wrap_ts_timestamps(write_square_clip(tmp_path / "camera.ts", 300, codec="libx264",
+                                              options={"g": "25", "bf": "2", "preset": "ultrafast"}), 5.0)
+    with av.open(str(ts), options={"correct_ts_overflow": "0"}) as container:  # as the file holds them: they wrap
+        stamps = [p.pts for p in container.demux(video=0) if p.pts is not None]
+    assert stamps[0] > 2**33 - 6 * 90000 and stamps[-1] < 8 * 90000
+    rows = _rows_of_one_and("3", checkpoint, ts, tmp_path)
+    assert [int(r[0]) for r in rows] == list(range(300))
+    times = np.array([float(r[1]) for r in rows])
+    np.testing.assert_allclose(np.diff(times), 0.04, atol=2e-6)  # CSV times: 6 decimals
+    assert times[0] < 0 < times[-1]
+    (video,) = json.loads((tmp_path / "3" / "summary.json").read_text())["videos"]
+    assert video["error"] is None and video["missing_frames"] == 0 and video["gaps_s"] == []
 
 
 def test_frames_a_network_stream_lost_are_counted_from_the_timestamps_it_jumps(checkpoint, tmp_path, capsys):

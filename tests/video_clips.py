@@ -137,3 +137,23 @@ def trim_start(path: Path, frames: int, fps: int = 25) -> Path:
     struct.pack_into(field, data, offset, media_time + frames * step)
     path.write_bytes(bytes(data))
     return path
+
+
+def wrap_ts_timestamps(path: Path, after_s: float) -> Path:
+    """Rewrite the MPEG-TS file at `path` (its packets copied) so that its 33-bit timestamps (90 kHz) wrap around to 0
+    `after_s` seconds into it, as a recording of a live stream does once every 26.5 hours of the stream's clock (whose
+    start a capture does not choose)."""
+    wrapped = path.with_name(f"{path.stem}.wrapped.ts")
+    with av.open(str(path)) as src, av.open(str(wrapped), "w", format="mpegts") as out:
+        stream = src.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        shift = None
+        for packet in src.demux(stream):
+            if packet.dts is None:
+                continue
+            if shift is None:
+                shift = 2**33 - round(after_s * 90000) - packet.pts
+            packet.pts, packet.dts, packet.stream = packet.pts + shift, packet.dts + shift, copy
+            out.mux(packet)  # the muxer writes the timestamps' low 33 bits
+    wrapped.replace(path)
+    return path
