@@ -428,6 +428,24 @@ def test_frames_at_leaves_out_frames_that_do_not_decode(damaged):
     assert all((f.rgb == whole[f.index].rgb).all() for f in got)
 
 
+@pytest.mark.parametrize("name,damaged_packets", [("camera.m4v", [40, 41, 150]), ("camera.h264", [30, 31, 140, 220])])
+def test_frames_of_a_damaged_bare_stream_have_the_numbers_of_its_rows(tmp_path, name, damaged_packets):
+    """A bare stream's frames are counted, not located: the thumbnails and the frames export count them as the job's
+    decoder does (from its first keyframe's offset, each later one taking its number, a packet that fails counted as
+    a frame that did not decode), so each frame exported is the one its row labels. The .m4v failed the export at
+    its damage before (its frames were decoded with no damage allowed)."""
+    from video_clips import write_raw_stream_clip
+
+    clip = write_raw_stream_clip(tmp_path / name, 300) if name.endswith("h264") else \
+        write_square_clip(tmp_path / name, 300, container="m4v", options={"g": "12"})
+    damage_packets(clip, damaged_packets)
+    index = index_video(clip)
+    job = {f.index: f for f in iter_frames(clip, index=index, undecodable=True) if f.rgb is not None}
+    got = frames_at(clip, range(300), index)
+    assert [f.index for f in got] == sorted(job) and len(got) > 280
+    assert all((f.rgb == job[f.index].rgb).all() and f.time_s == job[f.index].time_s for f in got)
+
+
 @pytest.mark.parametrize("wrong_from", [0, 103])  # every timestamp, or one after frame 100 was given
 def test_a_misleading_index_makes_frames_at_decode_the_rest_from_the_start(clip, wrong_from):
     index = index_video(clip)

@@ -111,23 +111,32 @@ def test_a_raw_stream_without_timestamps_gets_times_from_its_frame_rate(checkpoi
     assert (tmp_path / "out1" / "camera.csv").read_text() == (tmp_path / "out2" / "camera.csv").read_text()
 
 
-@pytest.mark.parametrize("codec,suffix,options", [
-    ("libx264", "h264", {"g": "25", "bf": "2", "preset": "ultrafast"}),
-    ("libx265", "hevc", {"g": "25", "preset": "ultrafast", "x265-params": "log-level=none:open-gop=0"}),  # IDR only
-    ("libx264", "avi", {"g": "25", "bf": "2", "preset": "ultrafast"}),  # decode-order counters for timestamps
+_CLOSED_GOPS = {"g": "25", "bf": "2", "flags": "+cgop", "sc_threshold": "1000000000"}  # MPEG-2: each I-picture first
+
+
+@pytest.mark.parametrize("codec,suffix,container,options,keyframes", [
+    ("libx264", "h264", "h264", {"g": "25", "bf": "2", "preset": "ultrafast"}, [0, 25, 50]),
+    ("libx265", "hevc", "hevc", {"g": "25", "preset": "ultrafast", "x265-params": "log-level=none:open-gop=0"},
+     [0, 25, 50]),  # IDR pictures only
+    ("libx264", "avi", None, {"g": "25", "bf": "2", "preset": "ultrafast"}, [0, 25, 50]),  # decode-order counters
+    ("mpeg2video", "m2v", "mpeg2video", _CLOSED_GOPS, [0, 25, 50]),  # a bare MPEG-2 stream: timestamps its parser made
+    ("mpeg4", "m4v", "m4v", {"g": "25"}, [0, 25, 50]),  # a bare MPEG-4 Part 2 stream without B-frames: its I-VOPs
+    ("mjpeg", "mjpeg", "mjpeg", {"strict": "-1"}, [0, 1, 2]),  # an IP camera's MJPEG dump: every frame a keyframe
 ])
-def test_a_video_counted_from_its_idr_pictures_is_split_among_decoders(checkpoint, tmp_path, codec, suffix, options):
-    """A camera's .h264/.hevc dump has no timestamps, and H.264 with B-frames in AVI has decode-order counters for
-    them: one decoder counted all their frames (one core for an hours-long video). Their index now finds where each
-    IDR picture starts in the file; a segment's decoder reads from there (a bare stream: its parameter sets first)
-    or seeks there (AVI: by its counter) and counts from the IDR's number. 1 and 3 decoders write the same CSV, and
+def test_a_video_counted_from_its_idr_pictures_is_split_among_decoders(checkpoint, tmp_path, codec, suffix,
+                                                                      container, options, keyframes):
+    """A camera's .h264/.hevc/.mjpeg dump has no timestamps (those a bare MPEG-2 or MPEG-4 stream's parser makes up
+    shift past damaged data, and a seek by them may fail), and H.264 with B-frames in AVI has decode-order counters
+    for them: one decoder counted all their frames (one core for an hours-long video). Their index now finds where
+    each picture a decoder can start from (an IDR picture, an MPEG-2 I-picture first in its group, an I-VOP, any JPEG)
+    starts in the file; a segment's decoder reads from there (a bare stream: its parameter sets first) or seeks there
+    (AVI: by its counter) and counts from its number. 1 and 3 decoders write the same CSV, times frame / rate, and
     the job plans several tasks."""
     from foldedcnn.data.video import index_video
 
-    clip = write_square_clip(tmp_path / f"camera.{suffix}", 300, codec=codec, options=options,
-                             container=None if suffix == "avi" else suffix)
+    clip = write_square_clip(tmp_path / f"camera.{suffix}", 300, codec=codec, options=options, container=container)
     index = index_video(clip)
-    assert index.seekable and list(index.keyframes[:3]) == [0, 25, 50] and index.offsets is not None
+    assert index.seekable and list(index.keyframes[:3]) == keyframes and index.offsets is not None
     rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
     assert [int(r[0]) for r in rows] == list(range(300)) and [r[1] for r in rows] == [f"{i / 25:.6f}" for i in
                                                                                       range(300)]
@@ -143,6 +152,32 @@ def test_a_damaged_bare_stream_is_labelled_past_the_damage_however_it_is_split(c
     clip = damage_packets(write_raw_stream_clip(tmp_path / "camera.h264", 300), [30, 31, 140, 220])
     rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
     assert len(rows) > 280
+
+
+def test_a_damaged_bare_mpeg4_stream_keeps_every_frame_number(checkpoint, tmp_path):
+    """Its parser made up timestamps that damaged data shifted (the frames after the damage were located one or two
+    frames off, a row's time_s going back). Now counted from its I-VOPs: every frame has its row, the damaged ones
+    undecodable, with 1 and 3 decoders."""
+    clip = damage_packets(write_square_clip(tmp_path / "camera.m4v", 300, container="m4v", options={"g": "12"}),
+                          [40, 41, 150])
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
+    assert [int(r[0]) for r in rows] == list(range(300)) and [r[1] for r in rows] == [f"{i / 25:.6f}" for i in
+                                                                                      range(300)]
+    (video,) = json.loads((tmp_path / "3" / "summary.json").read_text())["videos"]
+    assert video["undecodable"] == 3 and video["frames"] == 300
+
+
+def test_a_bare_mpeg4_stream_with_b_frames_is_counted_by_one_decoder(checkpoint, tmp_path):
+    """No I-VOP of it is known to start a group a decoder can count from (its B-VOPs may refer to the group before),
+    so one decoder counts its frames from the first. It failed whole before: the job sought by the timestamps its
+    parser made up, and the seek to its first frame failed (EPERM)."""
+    from foldedcnn.data.video import index_video
+
+    clip = write_square_clip(tmp_path / "camera.m4v", 300, container="m4v", options={"g": "12", "bf": "2"})
+    assert not index_video(clip).seekable
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
+    assert [int(r[0]) for r in rows] == list(range(300)) and [r[1] for r in rows] == [f"{i / 25:.6f}" for i in
+                                                                                      range(300)]
 
 
 def test_class_names_with_commas_are_quoted(clips, tmp_path):

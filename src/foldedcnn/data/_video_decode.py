@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ._bare_streams import holds_timestamps
 from ._video_errors import SeekError
 
 # Containers whose timestamps, with B-frames, are counters in decode order (AVI): its reordered frames come out
@@ -134,11 +135,11 @@ def seconds_per_frame(stream) -> float:
 
 
 def frame_seconds(frame, index: int, stream) -> float:
-    """The presentation time of decoded PyAV `frame` number `index` of `stream`, in seconds; for a frame without
-    a timestamp (a raw .h264/.hevc stream has none), or whose timestamp is a decode-order counter (B-frames in AVI:
-    DECODE_ORDER_STAMPED; reordered frames came with times out of order), index / the stream's frame rate (nan
-    if it has none)."""
-    if frame.time is not None and not (stream.codec_context.has_b_frames and
-                                       stream.container.format.name in DECODE_ORDER_STAMPED):
+    """The presentation time of decoded PyAV `frame` number `index` of `stream`, in seconds; for a frame of a bare
+    stream (.h264, .m4v, ...: none, or one its parser made up), or whose timestamp is a decode-order counter
+    (B-frames in AVI: DECODE_ORDER_STAMPED; reordered frames came with times out of order), index / the stream's
+    frame rate (nan if it has none)."""
+    if frame.time is not None and holds_timestamps(stream.container) and not (
+            stream.codec_context.has_b_frames and stream.container.format.name in DECODE_ORDER_STAMPED):
         return float(frame.time)
     return index * seconds_per_frame(stream)

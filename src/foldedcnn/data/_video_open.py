@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._annexb import BARE_FORMATS
+from ._bare_streams import holds_timestamps
 from ._video_errors import VideoError
 from ._video_index import VideoIndex
 from ._video_seek import seek_keyframe
@@ -61,7 +61,7 @@ def opened(path: Path, index: VideoIndex | None, key: int | None
         at = int(np.searchsorted(index.keyframes, key))
         offsets, numbers = index.offsets[at:].tolist(), index.keyframes[at:].tolist()
         stream = container.streams.video[0]
-        if container.format.name not in BARE_FORMATS:
+        if holds_timestamps(container):  # an AVI's
             seek_keyframe(container, stream, int(index.pts[key - index.start]))
             yield container, dict(zip(offsets, numbers, strict=True)), offsets[0]
             return

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._annexb import IDR_TYPES, is_idr
+from ._bare_streams import IDR_TYPES, holds_timestamps, is_idr, starts_counting
 from ._video_decode import DECODE_ORDER_STAMPED, decode_from_here, seconds_per_frame
 from ._video_errors import SeekError, VideoError
 from ._video_index import VideoIndex
@@ -83,7 +83,7 @@ def _trimmed(stream) -> int:
 def indexed(container, path: str | Path) -> VideoIndex:
     """The video's index: the container's own when it lists every frame in presentation order (listed_index), else
     from a demux pass over every packet; not seekable where its timestamps do not locate the frames decoded
-    (_located_by_stamps)."""
+    (_located_by_stamps). A bare stream's frames are counted (_bare_index)."""
     stream = container.streams.video[0]
     listed = len(stream.index_entries)  # as the file holds it: a demux pass adds the packets it reads past its end
     index = listed_index(container, stream) or demuxed_index(container, stream, path)
@@ -199,10 +199,11 @@ def demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     """The index from a demux pass over every packet of `stream` (no decoding: ~50k packets/s); VideoError for a
     file that is corrupt or cut short. Packets marked to be decoded and never shown (an edit list's trimmed start)
     are no frames of it; when a keyframe is among those before its first frame, a decoder seeking to that frame
-    lands on the keyframe and shows it first: it counts as one. A bare H.264/HEVC stream (no packet has a
-    timestamp) gets its frames numbered, its IDR pictures for keyframes and their byte offsets (VideoIndex)."""
+    lands on the keyframe and shows it first: it counts as one. A bare stream's index is _bare_index's."""
     import av
 
+    if not holds_timestamps(container):
+        return _bare_index(container, stream, path)
     pts, key = [], []
     hidden_key = None  # the timestamp of the last keyframe marked not to be shown
     time_base = float(stream.time_base or 0.0)
@@ -211,8 +212,6 @@ def demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     counters = container.format.name in DECODE_ORDER_STAMPED and codec in IDR_TYPES and \
         stream.codec_context.has_b_frames
     places: list[int | None] = []  # its keyframes' positions in decode order (= counter order)
-    bare: list[tuple[int, int]] = []  # a stream without timestamps: (packet number, offset) of its IDR pictures
-    count = 0  # its packets
     try:
         for packet in container.demux(stream):
             if packet.size and packet.pts is not None:
@@ -223,17 +222,8 @@ def demuxed_index(container, stream, path: str | Path) -> VideoIndex:
                 key.append(packet.is_keyframe)
                 if counters and packet.is_keyframe:  # where an AVI's keyframe is, None unless an IDR picture
                     places.append(packet.pos if is_idr(bytes(packet), codec) else None)
-            elif packet.size and codec in IDR_TYPES:
-                if packet.is_keyframe and packet.pos is not None and is_idr(bytes(packet), codec):
-                    bare.append((count, packet.pos))
-                count += 1
     except av.FFmpegError as exc:
-        raise VideoError(f"{path} is corrupt or truncated after packet {len(pts) or count} ({exc})") from None
-    if count and not pts:
-        keys = np.array(bare, dtype=np.int64).reshape(-1, 2)
-        step = seconds_per_frame(stream)
-        return VideoIndex(np.arange(count, dtype=np.int64), keys[:, 0].copy(), 0.0 if np.isnan(step) else step,
-                          offsets=keys[:, 1].copy())
+        raise VideoError(f"{path} is corrupt or truncated after packet {len(pts)} ({exc})") from None
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     sorted_pts = np.asarray(pts, dtype=np.int64)[order]
     shown_key = np.asarray(key, dtype=bool)[order]
@@ -242,3 +232,31 @@ def demuxed_index(container, stream, path: str | Path) -> VideoIndex:
     offsets = np.array(places, dtype=np.int64) if counters and places and None not in places and np.array_equal(
         order, np.arange(len(order))) else None  # counters in order: keyframe k is the k-th packet
     return VideoIndex(sorted_pts, np.nonzero(shown_key)[0].astype(np.int64), time_base, offsets=offsets)
+
+
+def _bare_index(container, stream, path: str | Path) -> VideoIndex:
+    """The index of a bare stream (a camera's .h264 or .mjpeg dump: no timestamps of its own, whatever its parser
+    makes up) from a demux pass: its packets numbered (one frame each; pts: those numbers, time_base: one frame's
+    seconds), for keyframes the packets a decoder can start from and count on (starts_counting) and their byte
+    offsets (VideoIndex.offsets). With none (MPEG-4 Part 2 with B-frames, H.263, ...), it is not seekable: one
+    decoder counts its frames from the first."""
+    import av
+
+    context = stream.codec_context
+    codec, intra_only, b_frames = context.name, context.codec.intra_only, context.has_b_frames
+    starts: list[tuple[int, int]] = []  # (packet number, byte offset)
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            if packet.is_keyframe and packet.pos is not None and starts_counting(bytes(packet), codec, intra_only,
+                                                                                   b_frames):
+                starts.append((count, packet.pos))
+            count += 1
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path} is corrupt or truncated after packet {count} ({exc})") from None
+    keys = np.array(starts, dtype=np.int64).reshape(-1, 2)
+    step = seconds_per_frame(stream)
+    return VideoIndex(np.arange(count, dtype=np.int64), keys[:, 0].copy(), 0.0 if np.isnan(step) else step,
+                      offsets=keys[:, 1].copy())

@@ -7,7 +7,7 @@ outside the frame) raises VideoError with a message naming the file and the prob
 
 The parts: `_video_probe` (VideoInfo, the index), `_video_index` (VideoIndex), `_video_open` (opening a file, at a
 keyframe), `_video_seek` (seeking, locating frames by timestamp), `_video_decode` (decoding past damaged data,
-counting frames), `_annexb` (bare H.264/HEVC streams).
+counting frames), `_bare_streams` (a camera's .h264 or .mjpeg dump: where its decoders can start).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import check_int
 from ._region import full_rgb, region_resized, region_rgb, resize_rgb
-from ._video_decode import Lost, counted, decode_from_here, frame_seconds
+from ._video_decode import Lost, counted, frame_seconds
 from ._video_errors import SeekError, VideoError
 from ._video_index import VideoIndex
 from ._video_open import open_threaded, open_video, opened
@@ -179,32 +179,36 @@ def decoded_frames_at(path: str | Path, indices: Iterable[int], index: VideoInde
                       ) -> Iterator[tuple[int, float, Any]]:
     """(index, time in seconds, PyAV frame) of the frames of `path` with the given decode-order indices, in index
     order, one at a time (convert a frame before taking the next); indices past the end are absent, and so are
-    frames that do not decode in a video that can be sought (damaged data: iter_frames' `undecodable`).
+    frames that do not decode (damaged data: iter_frames' `undecodable`).
 
     None is converted. The decoder seeks to the keyframe before a wanted frame wherever that decodes fewer
     frames than going on from the frame wanted before it, so a dozen frames spread over a day-long recording
     (the report's thumbnails) cost a dozen groups of pictures, not the whole video. It finds the keyframes in
     `index` (the whole video's, e.g. the one a run kept) or else in a demux pass of its own. A video whose frames
-    cannot be found by seeking (VideoIndex.seekable), or where a seek misleads, is decoded from its first frame
-    up to the last index (a bare stream's too). Raises VideoError as iter_frames does.
+    cannot be found by their timestamps (VideoIndex.by_timestamp: a bare stream, or not seekable), or where a seek
+    misleads, is decoded from its first frame up to the last index, its frames counted as the job's decoders count
+    them (_counted_run), so each has the number its row has. Raises VideoError as iter_frames does.
     """
     wanted = sorted(set(indices))
     if not wanted:
         return
     path = Path(path)
     index = index if index is not None else index_video(path)
-    runs = _seek_runs(wanted, index) if index.by_timestamp else [wanted]
+    if not index.by_timestamp:
+        yield from _counted_run(path, index, wanted)
+        return
+    runs = _seek_runs(wanted, index)
     given = -1  # the last frame given
     with open_threaded(path) as container:
+        stream = container.streams.video[0]
         for n, frames in enumerate(runs):
             try:
-                for decoded in _decoded_run(container, index if index.by_timestamp else None, frames, path):
+                for decoded in _picked(sought(container, stream, index, frames[0], path, tolerant=True), frames,
+                                       stream, path):
                     given = decoded[0]
                     yield decoded
-            except SeekError:  # the rest decoded from the first frame, in a container opened again
-                rest = [f for later in runs[n:] for f in later if f > given]
-                with open_threaded(path) as again:
-                    yield from _decoded_run(again, None, rest, path)
+            except SeekError:  # the rest decoded from the first frame, counted, in a container opened again
+                yield from _counted_run(path, None, [f for later in runs[n:] for f in later if f > given])
                 return
 
 
@@ -221,16 +225,28 @@ def _seek_runs(wanted: list[int], index: VideoIndex) -> list[list[int]]:
     return runs
 
 
-def _decoded_run(container, index: VideoIndex | None, frames: list[int], path: Path
-                 ) -> Iterator[tuple[int, float, Any]]:
-    """decoded_frames_at's frames `frames` (sorted) of the container's video stream: with `index`, after a seek for
-    the first of them (sought: SeekError when the frames do not match the index), passing over packets that fail
-    to decode and the frames they leave out; else counting frames from the start of a container just opened."""
+def _counted_run(path: Path, index: VideoIndex | None, frames: list[int]) -> Iterator[tuple[int, float, Any]]:
+    """decoded_frames_at's frames `frames` (sorted) of a video decoded from its first frame and counted as a job's
+    decoder of it from frame 0 counts them (iter_frames: from its first keyframe's offset, each later one taking its
+    number, where `index` has offsets; a packet that fails to decode counted as a frame that did not decode); from
+    the file's start, without the keyframes' numbers, where `index` is None or the first keyframe does not decode
+    whole."""
+    key = 0 if index is not None and index.seekable and index.offsets is not None else None
+    try:
+        with opened(path, index, key) as (container, idrs, first_pos):
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            yield from _picked(counted(container, stream, True, 0, idrs, first_pos), frames, stream, path)
+    except SeekError:  # its first keyframe is damaged (nothing was given yet: that is its first frame)
+        yield from _counted_run(path, None, frames)
+
+
+def _picked(decoded: Iterator[tuple[int, Any]], frames: list[int], stream, path: Path
+            ) -> Iterator[tuple[int, float, Any]]:
+    """(index, time in seconds, PyAV frame) of the frames numbered `frames` (sorted) among `decoded` (numbered
+    frames of `stream`, in order, some of them Lost: they did not decode), up to the last of `frames`."""
     import av
 
-    stream = container.streams.video[0]
-    decoded = sought(container, stream, index, frames[0], path, tolerant=True) if index is not None else \
-        enumerate(decode_from_here(container, stream))
     given = 0
     try:
         for at, frame in decoded:
@@ -239,7 +255,8 @@ def _decoded_run(container, index: VideoIndex | None, frames: list[int], path: P
                 if given == len(frames):
                     return
             if at == frames[given]:
-                yield at, frame_seconds(frame, at, stream), frame
+                if not isinstance(frame, Lost):
+                    yield at, frame_seconds(frame, at, stream), frame
                 given += 1
                 if given == len(frames):
                     return
