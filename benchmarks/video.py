@@ -9,7 +9,8 @@ Four workloads, built at run time in a temp folder from vtest.avi (795 frames, 7
 With --codec h264 the workloads are transcoded to H.264 first (libx264, for NVDEC on a GPU machine); with
 --codec h264-ts to H.264 with B-frames in MPEG-TS, as broadcast and many cameras record (its seeks land after
 the keyframe asked for); with --codec h264-bare to a bare H.264 stream with B-frames, in no container, as a
-camera dumps it (no timestamps: its decoders read from its IDR pictures' byte offsets).
+camera dumps it (no timestamps: its decoders read from its IDR pictures' byte offsets); with --codec mjpeg-bare to
+an IP camera's MJPEG dump (every frame a JPEG; its decoders read from any frame's offset).
 
 Per workload, interleaved over --repeats:
   decode-only     one process, one decoder thread, every frame decoded, nothing converted (the yardstick)
@@ -95,9 +96,12 @@ def remux(src: Path, dst: Path, times: int = 1, frames: int | None = None) -> Pa
     return dst
 
 
+_BARE_SUFFIXES = (".h264", ".mjpeg")  # bare streams: a long one is its bytes repeated (repeat_bare), not remuxed
+
+
 def repeat_bare(src: Path, dst: Path, times: int) -> Path:
-    """The bare stream `src` (no container, no timestamps: a camera's .h264 dump) `times` over into one file: its
-    bytes one after the other, each copy starting with its parameter sets and an IDR picture."""
+    """The bare stream `src` (no container, no timestamps: a camera's .h264 or .mjpeg dump) `times` over into one
+    file: its bytes one after the other, each copy starting with its parameter sets and a picture to start from."""
     dst.write_bytes(src.read_bytes() * times)
     return dst
 
@@ -250,9 +254,9 @@ def main() -> int:
                          "side)")
     ap.add_argument("--nvdec-sessions", type=int, nargs="+", default=None, metavar="N",
                     help="end-to-end with --decoder gpu and both once per N NVDEC sessions (default: the job's)")
-    ap.add_argument("--codec", default="copy", choices=["copy", "h264", "h264-ts", "h264-bare"],
+    ap.add_argument("--codec", default="copy", choices=["copy", "h264", "h264-ts", "h264-bare", "mjpeg-bare"],
                     help="h264: transcode for NVDEC; h264-ts: H.264 with 3 B-frames in MPEG-TS; h264-bare: the same "
-                         "in no container (.h264)")
+                         "in no container (.h264); mjpeg-bare: an MJPEG dump (.mjpeg)")
     ap.add_argument("--batch", type=int, default=None, help="default: the job's (label.job.default_batch)")
     ap.add_argument("--videos", type=int, default=2 * (os.cpu_count() or 1), help="copies in the `many` workload")
     ap.add_argument("--long", type=int, default=20, help="vtest.avi repeated this often in the `long` workload")
@@ -277,12 +281,13 @@ def main() -> int:
         one = (transcode_h264(source, tmp / "vtest.mp4") if args.codec == "h264" else
                transcode_h264(source, tmp / "vtest.ts", b_frames=3) if args.codec == "h264-ts" else
                transcode_h264(source, tmp / "vtest.h264", b_frames=3) if args.codec == "h264-bare" else
+               transcode(source, tmp / "vtest.mjpeg", "mjpeg", {"strict": "-1"}) if args.codec == "mjpeg-bare" else
                shutil.copy(source, tmp))
         one = Path(one)
         makers = {"one": lambda: [one],
                   "many": lambda: [shutil.copy(one, tmp / f"copy{i}{one.suffix}") for i in range(args.videos)],
-                  "long": lambda: [remux(one, tmp / f"long{one.suffix}", args.long) if one.suffix != ".h264" else
-                                   repeat_bare(one, tmp / "long.h264", args.long)],
+                  "long": lambda: [remux(one, tmp / f"long{one.suffix}", args.long) if one.suffix not in
+                                   _BARE_SUFFIXES else repeat_bare(one, tmp / f"long{one.suffix}", args.long)],
                   "clips": lambda: [shutil.copy(remux(one, tmp / f"clip{one.suffix}", frames=args.clip_frames),
                                                 tmp / f"clip{i:05d}{one.suffix}") for i in range(args.clips)]}
         workloads = {k: [Path(p) for p in makers[k]()] for k in dict.fromkeys(args.workloads)}
