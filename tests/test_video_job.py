@@ -30,7 +30,7 @@ from video_clips import (
 
 from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.cli import main
-from foldedcnn.data.video import VideoIndex
+from foldedcnn.data.video import VideoError, VideoIndex
 from foldedcnn.folded import FoldedModel
 from foldedcnn.label import job
 
@@ -447,10 +447,20 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(clips, checkp
     assert [int(r[0]) for r in rows] == list(range(300))
 
 
-@pytest.mark.parametrize("kept", ["intact", "damaged"])
+def _older_rules(index: Path) -> None:
+    """Rewrite the saved index at `index` as an older foldedcnn saved it: the same arrays, no `rules` entry."""
+    with np.load(index) as z:
+        arrays = {name: z[name] for name in z.files if name != "rules"}
+    with open(index, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("kept", ["intact", "damaged", "older rules"])
 def test_a_rerun_resumes_with_the_index_a_killed_run_kept(clips, checkpoint, tmp_path, monkeypatch, kept):
     """A long video's keyframe index is kept beside its chunks, so the rerun of a killed job demuxes nothing; a
-    kept index that cannot be read is made again. The CSV equals an uninterrupted run's either way."""
+    kept index that cannot be read, or that an older foldedcnn made by other rules (INDEX_RULES: for a bare .m4v, say,
+    timestamps its parser made up where the frames are now counted), is made again. The CSV equals an uninterrupted
+    run's either way."""
     args = ["--batch", "8", "--chunk-frames", "16", "--workers", "2"]
     ref = tmp_path / "ref"
     assert _run([checkpoint, clips["long"], "--out", ref, *args]) == 0
@@ -472,8 +482,12 @@ def test_a_rerun_resumes_with_the_index_a_killed_run_kept(clips, checkpoint, tmp
     monkeypatch.setattr(job, "_label_batch", labelled)
     if kept == "intact":
         monkeypatch.setattr(job, "keyframe_index", lambda path: pytest.fail(f"{path} was indexed again"))
-    else:
+    elif kept == "damaged":
         index.write_bytes(b"PK\x03\x04 not an index")
+    else:
+        _older_rules(index)
+        with pytest.raises(VideoError, match="made by other rules"):
+            VideoIndex.load(index)
     assert _run([checkpoint, clips["long"], "--out", out, *args]) == 0
     assert (out / "long.csv").read_text() == (ref / "long.csv").read_text()
     assert VideoIndex.load(index).frames == 300
@@ -503,9 +517,12 @@ def test_the_report_and_the_frames_export_seek_with_the_index_the_run_kept(clips
     kept.write_bytes(b"PK\x03\x04 not an index")  # damaged: the video is demuxed instead
     assert write_report(out).images > 0 and demuxed == [clip]
     kept.write_bytes(intact)
+    _older_rules(kept)  # made by an older foldedcnn: demuxed too
+    assert write_report(out).images > 0 and demuxed == [clip, clip]
+    kept.write_bytes(intact)
     write_square_clip(clip, 300, width=112)  # another recording at the same path: the kept index is not its
     monkeypatch.setattr(VideoIndex, "load", lambda path: pytest.fail(f"{path} read for another recording"))
-    assert write_report(out).images > 0 and demuxed == [clip, clip]
+    assert write_report(out).images > 0 and demuxed == [clip, clip, clip]
 
 
 def _group_alive(pgid: int) -> bool:

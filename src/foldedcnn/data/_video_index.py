@@ -12,6 +12,11 @@ import numpy as np
 from ..fsio import atomic_path
 from ._video_errors import VideoError
 
+# The rules an index is made by, saved with it: an index saved under other rules (an older foldedcnn's: 1, before
+# the bare streams other than H.264/HEVC were counted from their frames' offsets) is not loaded, so the video is
+# indexed again. Raised whenever what an index holds for the same file changes.
+INDEX_RULES = 2
+
 
 @dataclass(frozen=True)
 class VideoIndex:
@@ -86,25 +91,31 @@ class VideoIndex:
                           None if self.offsets is None else self.offsets[keys])
 
     def save(self, path: Path) -> None:
-        """Write the index to `path` as a NumPy .npz of plain arrays (pts, keyframes, time_base), atomically; a
-        whole index (start 0), not a window."""
+        """Write the index to `path` as a NumPy .npz of plain arrays (pts, keyframes, time_base, offsets where it has
+        them, and the INDEX_RULES it was made by), atomically; a whole index (start 0), not a window."""
         if self.start:
             raise ValueError("a window of an index is not saved: save the index it was cut from")
         bare = {} if self.offsets is None else {"offsets": self.offsets}
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, pts=self.pts, keyframes=self.keyframes, time_base=np.float64(self.time_base), **bare)
+            np.savez(f, pts=self.pts, keyframes=self.keyframes, time_base=np.float64(self.time_base),
+                     rules=np.int64(INDEX_RULES), **bare)
 
     @classmethod
     def load(cls, path: Path) -> VideoIndex:
-        """An index written by `save` (never unpickled); VideoError when `path` is not one."""
+        """An index written by `save` (never unpickled); VideoError when `path` is not one, or was made by other rules
+        (INDEX_RULES: index the video again)."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 pts, keyframes, time_base = z["pts"], z["keyframes"], z["time_base"]
                 offsets = z["offsets"] if "offsets" in z.files else None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                rules = int(z["rules"]) if "rules" in z.files else 1
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise VideoError(f"{path} is not a saved video index ({exc})") from None
         if not (pts.ndim == keyframes.ndim == 1 and time_base.ndim == 0 and pts.dtype == keyframes.dtype == np.int64
                 and time_base.dtype == np.float64) or (offsets is not None and (
                     offsets.dtype != np.int64 or offsets.shape != keyframes.shape)):
             raise VideoError(f"{path} is not a saved video index (arrays of other shapes or types)")
+        if rules != INDEX_RULES:
+            raise VideoError(f"{path} is a video index made by other rules ({rules}, these are {INDEX_RULES}): index "
+                             "the video again")
         return cls(pts, keyframes, float(time_base), offsets=offsets)
