@@ -26,6 +26,12 @@ def test_a_folder_gives_its_videos_at_any_depth_sorted_and_files_stay_as_given(t
     assert expand_videos([loose, cams]) == [loose, upper, a, b, deep]
 
 
+def test_a_folder_gives_the_bare_streams_cameras_dump(tmp_path):
+    """A camera's .h264/.h265 dump, an IP camera's MJPEG one, a bare MPEG-2 stream: labelled from a folder too."""
+    dumps = [_touch(tmp_path / name) for name in ("a.h264", "b.265", "c.mjpeg", "d.MJPG", "e.m2v")]
+    assert expand_videos([tmp_path]) == dumps
+
+
 def test_a_folder_without_videos_is_refused_naming_the_suffixes(tmp_path):
     _touch(tmp_path / "stills" / "a.png")
     with pytest.raises(FoldedCNNError, match=r"no video under .*stills \(files ending in .*\.mp4.*\); name other"):
