@@ -167,17 +167,25 @@ def test_a_damaged_bare_mpeg4_stream_keeps_every_frame_number(checkpoint, tmp_pa
     assert video["undecodable"] == 3 and video["frames"] == 300
 
 
-def test_a_bare_mpeg4_stream_with_b_frames_is_counted_by_one_decoder(checkpoint, tmp_path):
-    """No I-VOP of it is known to start a group a decoder can count from (its B-VOPs may refer to the group before),
-    so one decoder counts its frames from the first. It failed whole before: the job sought by the timestamps its
-    parser made up, and the seek to its first frame failed (EPERM)."""
+@pytest.mark.parametrize("codec,suffix,size,fps", [("mpeg4", "m4v", (96, 64), 25),
+                                                   ("h263", "h263", (176, 144), 30000 / 1001)])
+def test_a_bare_stream_without_pictures_known_to_start_from_is_counted_by_one_decoder(checkpoint, tmp_path, codec,
+                                                                                      suffix, size, fps):
+    """No I-VOP of an MPEG-4 Part 2 stream with B-frames is known to start a group a decoder can count from (its
+    B-VOPs may refer to the group before), nor any picture of H.263 (not looked into), so one decoder counts their
+    frames from the first, each frame's time its number over the rate (H.263's clock: 29.97 Hz). The .m4v failed
+    whole before: the job sought by the timestamps its parser made up, and the seek to its first frame failed
+    (EPERM); the H.263 stream, every frame of which its parser calls a keyframe, was split at frames its decoders
+    could not decode from (rows without a label, other ones from 1 and 3 decoders)."""
     from foldedcnn.data.video import index_video
 
-    clip = write_square_clip(tmp_path / "camera.m4v", 300, container="m4v", options={"g": "12", "bf": "2"})
+    clip = write_square_clip(tmp_path / f"camera.{suffix}", 300, width=size[0], height=size[1], codec=codec,
+                             container=suffix, options={"g": "12", "bf": "2"} if codec == "mpeg4" else {"g": "12"})
     assert not index_video(clip).seekable
     rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
-    assert [int(r[0]) for r in rows] == list(range(300)) and [r[1] for r in rows] == [f"{i / 25:.6f}" for i in
+    assert [int(r[0]) for r in rows] == list(range(300)) and [r[1] for r in rows] == [f"{i / fps:.6f}" for i in
                                                                                       range(300)]
+    assert all(r[5] for r in rows)  # every frame labelled
 
 
 def test_class_names_with_commas_are_quoted(clips, tmp_path):
