@@ -5,7 +5,7 @@ into segments before any frame is decoded, each segment's task is pickled to a d
 For each length asked, a small H.264 clip (64x48, one keyframe per --gop frames, no B-frames) is written and its
 packets remuxed over and over into one MP4 of that many hours at --fps (benchmarks/video.py's remux), so the
 file has the frame count and keyframe layout of a camera's recording without its decoding cost. Then, on that
-file: the demux pass alone (data.video.index_video), the job's planning as `run` does it (label.job.plan_tasks
+file: the demux pass alone (data.video.index_video), the job's planning as `run` does it (label._plan.plan_tasks
 for --workers decoder processes: probing and indexing the file again, cutting segments near keyframes, making
 the tasks), pickling every task as the decoder pool sends it (protocol 5), and data.video.frames_at of --spread
 frames evenly spread over the recording (what the report's thumbnails decode), demuxing the file for its
@@ -34,7 +34,8 @@ from video import remux
 
 from foldedcnn.data.video import frames_at, index_video, iter_frames
 from foldedcnn.device import device_name
-from foldedcnn.label.job import JobConfig, job_outputs, plan_tasks
+from foldedcnn.label._plan import plan_tasks
+from foldedcnn.label.job import JobConfig, job_outputs
 from foldedcnn.tables import markdown_table
 
 ROI = (0, 0, 48, 48)

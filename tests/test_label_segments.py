@@ -18,6 +18,7 @@ from video_clips import damage_packets, trim_start, write_square_clip
 
 from foldedcnn.data.video import VideoError, VideoIndex, frames_at, index_video, iter_frames
 from foldedcnn.errors import FoldedCNNError
+from foldedcnn.label import _plan as plan
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
 from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, _Dispatch, main_module_hidden
 from foldedcnn.label._job_video import RowTally
@@ -722,7 +723,7 @@ def test_planning_opens_an_unlabelled_video_once_for_its_probe_and_index(clip, t
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
     (output,) = [job.JobVideo(0, clip, clip.stem, cfg, meta, ROI)]
     assert output.store.may_need_index()
-    tasks = job.plan_tasks([output], cfg, (50, 50), 2, lambda info: ("cpu", None))
+    tasks = plan.plan_tasks([output], cfg, (50, 50), 2, lambda info: ("cpu", None))
     assert opened == [clip] and output.index.frames == 300 and tasks
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / f"{clip.stem}.csv").write_text("frame\n")  # a finished CSV: probed alone, indexed if needed
@@ -931,22 +932,22 @@ def test_a_video_that_cannot_seek_is_not_split_and_long_segments_go_first(clip, 
                         uncertain=(0.2, 0.8), batch=8, chunk_frames=16)
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
     videos = [job.JobVideo(i, v, v.stem, cfg, meta, ROI) for i, v in enumerate(cfg.videos)]
-    tasks = job.plan_tasks(videos, cfg, (50, 50), 4, lambda info: ("cpu", None))
+    tasks = plan.plan_tasks(videos, cfg, (50, 50), 4, lambda info: ("cpu", None))
     long_starts = sorted(t.segment.first_row for t in tasks if t.segment.video == 1)
-    lead_in = [job._lead_in(indexes[clip], 1, row) for row in long_starts]
+    lead_in = [plan.lead_in_frames(indexes[clip], 1, row) for row in long_starts]
     long_tasks = [t for t in tasks if t.segment.video == 1]
     if seekable:  # 8 shares of 37.5 rows, cut on batches (8 rows) nearer keyframes (every 12 frames) than 40k is
         assert len(long_starts) == 8 and all(r % 8 == 0 for r in long_starts)
         # each task carries its segment's share of the index, from the keyframe before it to the frame after it
         assert all(t.index.start == indexes[clip].keyframe_at_or_before(t.segment.first_row) for t in long_tasks)
         assert sum(len(t.index.pts) for t in long_tasks) <= 300 + 8 * 12
-        assert sum(lead_in) < sum(job._lead_in(indexes[clip], 1, row) for row in range(0, 300, 40))
+        assert sum(lead_in) < sum(plan.lead_in_frames(indexes[clip], 1, row) for row in range(0, 300, 40))
         assert max(np.diff([*long_starts, 300])) <= 2 * 37.5
     else:  # decoded from frame 0, counting frames: the index comes whole
         assert all(t.index is indexes[clip] for t in long_tasks)
         assert long_starts == [0]
     sizes = [(t.segment.stop_row or [20, 300][t.segment.video]) - t.segment.first_row for t in tasks]
-    cost = [n + job._lead_in(indexes[[short, clip][t.segment.video]], 1, t.segment.first_row)
+    cost = [n + plan.lead_in_frames(indexes[[short, clip][t.segment.video]], 1, t.segment.first_row)
             for n, t in zip(sizes, tasks, strict=True)]
     assert cost == sorted(cost, reverse=True) and sizes[-1] == 20  # the most frames to decode first
     assert [t.segment.video for t in tasks].index(0) > max(i for i, n in enumerate(sizes) if n > 20)
@@ -962,7 +963,7 @@ def test_each_videos_decoder_is_asked_for_once_whatever_its_regions(clip, tmp_pa
     meta = {"class_names": ["a", "b"], "sha256": "0" * 64}
     videos = [job.JobVideo(i, clip, f"{clip.stem}-{i}", cfg, meta, ROI) for i in range(2)]
     asked = []
-    job.plan_tasks(videos, cfg, (50, 50), 2, lambda info: asked.append(info) or ("cpu", "a note"))
+    plan.plan_tasks(videos, cfg, (50, 50), 2, lambda info: asked.append(info) or ("cpu", "a note"))
     assert len(asked) == 1 and [(v.result.decoder, v.result.note) for v in videos] == [("cpu", "a note")] * 2
 
 

@@ -32,6 +32,7 @@ from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.cli import main
 from foldedcnn.data.video import VideoError, VideoIndex
 from foldedcnn.folded import FoldedModel
+from foldedcnn.label import _plan as plan
 from foldedcnn.label import job
 
 ROI = (8, 8, 64, 48)
@@ -143,7 +144,7 @@ def test_a_video_counted_from_its_idr_pictures_is_split_among_decoders(checkpoin
     cfg = job.JobConfig(checkpoint, [clip], tmp_path / "plan", roi=ROI, uncertain=(0.2, 0.8), batch=8,
                         chunk_frames=16)
     output = job.JobVideo(0, clip, clip.stem, cfg, {"class_names": ["a", "b"], "sha256": "0" * 64}, ROI)
-    assert len(job.plan_tasks([output], cfg, (50, 50), 3, lambda info: ("cpu", None))) > 1
+    assert len(plan.plan_tasks([output], cfg, (50, 50), 3, lambda info: ("cpu", None))) > 1
 
 
 def test_a_damaged_bare_stream_is_labelled_past_the_damage_however_it_is_split(checkpoint, tmp_path):
@@ -273,7 +274,7 @@ def test_a_capture_started_mid_group_of_pictures_is_split_and_labelled_from_its_
     cfg = job.JobConfig(checkpoint, [capture], tmp_path / "plan", roi=ROI, uncertain=(0.2, 0.8), batch=8,
                         chunk_frames=16)
     output = job.JobVideo(0, capture, capture.stem, cfg, {"class_names": ["a", "b"], "sha256": "0" * 64}, ROI)
-    tasks = job.plan_tasks([output], cfg, (50, 50), 3, lambda info: ("cpu", None))
+    tasks = plan.plan_tasks([output], cfg, (50, 50), 3, lambda info: ("cpu", None))
     assert len(tasks) > 1  # split into segments (one task took the whole capture before)
 
 
@@ -473,7 +474,7 @@ def test_a_rerun_resumes_with_the_index_a_killed_run_kept(clips, checkpoint, tmp
     ref = tmp_path / "ref"
     assert _run([checkpoint, clips["long"], "--out", ref, *args]) == 0
     assert not (ref / ".parts" / "long" / "index.npz").exists()  # 300 frames: too short to keep its index
-    monkeypatch.setattr(job, "INDEX_KEPT_FROM", 300)
+    monkeypatch.setattr(plan, "INDEX_KEPT_FROM", 300)
     labelled = job._label_batch
 
     def killed_after_five_batches(*a, calls=[]):  # noqa: B006 - counts the calls of this run
@@ -489,7 +490,7 @@ def test_a_rerun_resumes_with_the_index_a_killed_run_kept(clips, checkpoint, tmp
     assert index.exists() and _chunks(out / ".parts" / "long") >= 1 and not (out / "long.csv").exists()
     monkeypatch.setattr(job, "_label_batch", labelled)
     if kept == "intact":
-        monkeypatch.setattr(job, "keyframe_index", lambda path: pytest.fail(f"{path} was indexed again"))
+        monkeypatch.setattr(plan, "keyframe_index", lambda path: pytest.fail(f"{path} was indexed again"))
     elif kept == "damaged":
         index.write_bytes(b"PK\x03\x04 not an index")
     else:
@@ -510,7 +511,7 @@ def test_the_report_and_the_frames_export_seek_with_the_index_the_run_kept(clips
     from foldedcnn.label.report import write_report
 
     clip = Path(shutil.copy(clips["long"], tmp_path / "camera.mp4"))
-    monkeypatch.setattr(job, "INDEX_KEPT_FROM", 300)
+    monkeypatch.setattr(plan, "INDEX_KEPT_FROM", 300)
     out = tmp_path / "out"
     assert _run([checkpoint, clip, "--out", out, "--batch", "8", "--chunk-frames", "16", "--workers", "2"]) == 0
     assert (out / ".parts" / "camera" / "index.npz").exists()

@@ -1,7 +1,7 @@
 """`foldedcnn run`: label every frame of many videos with a (folded) CNN checkpoint.
 
 Every video is indexed (its container's sample table, or a demux pass) and split into segments of
-batch-aligned output rows; a pool of decoder processes (_decode_pool) decodes them, many videos and many
+batch-aligned output rows (_plan); a pool of decoder processes (_decode_pool) decodes them, many videos and many
 parts of a long video at once, converting only the region of interest, into shared memory. The Engine in
 this process labels each batch, and each video's rows are written per chunk as soon as a chunk is whole
 (_chunk_store), so a rerun redoes only the missing chunks. summary.json reports frames, positives,
@@ -15,13 +15,12 @@ mixes results.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -32,20 +31,19 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
-from ..data.video import VideoIndex, VideoInfo
 from ..device import resolve_device
 from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
 from ._chunk_store import writing
-from ._decode_pool import Decoded, DecodePool, DecodeTask, Finished, start_decoder_server
+from ._decode_pool import Decoded, DecodePool, Finished, start_decoder_server
 from ._decoder_split import NVDEC_SHARE, DecoderChooser
 from ._frame_labels import csv_lines_for, is_multiclass
 from ._job_video import JobVideo, VideoResult, by_video
 from ._nvdec import NVDEC_SESSIONS, NvdecDecoder, check_decoder_request, nvdec_unavailable
 from ._output_dir import exclusive_output
-from ._survey import keyframe_index, read_for_plan, survey
+from ._plan import plan_tasks
 from .calibration import stored_calibration
-from .frame_source import plan_segments, region_images, segment_index
+from .frame_source import region_images
 from .video_files import check_each_once
 
 if TYPE_CHECKING:  # the Engine (torch backends) is imported where a job builds one
@@ -375,14 +373,6 @@ def frames_labelled(outputs: list[JobVideo]) -> int:
     return sum(max(v.frames for v in regions) for regions in by_video(outputs))
 
 
-# A video of at least this many frames has its keyframe index kept beside its chunks (ChunkStore.keep_index), so a
-# rerun after a kill resumes at once: indexing reads the container's sample table where it lists every frame
-# (data._video_probe.listed_index), and otherwise demuxes the whole file (0.3 s for vtest.avi x 100, 79,500 frames,
-# 813 MB, from the page cache, and the time of reading every byte of it from a disk otherwise: a 24-hour
-# recording holds tens of GB). Shorter videos keep none: a job of 100,000 clips writes no file per clip for it.
-INDEX_KEPT_FROM = 50_000
-
-
 def start_clock(videos: list[JobVideo]) -> float:
     """Now, recorded as the start of every video: a video's end-to-end frames/s are its frames over the time from
     the job's start to its CSV."""
@@ -390,78 +380,6 @@ def start_clock(videos: list[JobVideo]) -> float:
     for video in videos:
         video.started = t0
     return t0
-
-
-def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], workers: int,
-               decoder_for: Callable[[VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
-    """Choose every video's decoder (`decoder_for(info)`, asked once per video, see JobVideo.plan), index it (with
-    its probe when it looks unlabelled, ChunkStore.may_need_index; not when a killed run of the job kept its index:
-    ChunkStore.kept_index), and split the missing
-    rows of all of them into about two segments per worker (each at least a batch), so many videos and one
-    long video alike keep every worker busy, longest segments first; an output that cannot be planned gets its
-    error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
-    segment of it would decode from its first frame. `videos` are the job's outputs, the regions of one video
-    next to each other: a video is read and decoded once for all its regions (a task's `rois`), and its
-    segments cover the chunks any of them misses (one that has a chunk already drops its rows again). Many
-    videos are probed and indexed by `workers` processes (_survey)."""
-    groups = by_video(videos)
-    # an unlabelled video is indexed as it is probed
-    items = [(g[0].path, all(v.store.may_need_index() for v in g)) for g in groups]
-    surveys = survey(read_for_plan, items, workers, cfg.progress, "reading videos")
-    started = []
-    for outputs, probed in zip(groups, surveys, strict=True):
-        once = functools.cache(decoder_for)  # the video's regions share one answer
-        _each(outputs, lambda v, probed=probed, once=once: v.plan(cfg, once, probed))
-        if live := [v for v in outputs if not v.finished and v.result.error is None]:
-            started.append((live, probed))
-    for live, probed in started:  # unless read with the probe, the index a killed run of the job kept, if any
-        if probed.get("index") is None:
-            probed["index"] = next((i for v in live if (i := v.store.kept_index()) is not None), None)
-    unindexed = [(live[0].path, probed) for live, probed in started if probed["index"] is None]
-    indexes = survey(keyframe_index, [path for path, _ in unindexed], workers, cfg.progress, "indexing")
-    for (_, probed), index in zip(unindexed, indexes, strict=True):
-        probed["index"] = index
-    todo = []
-    for live, probed in started:
-        _each(live, lambda v, probed=probed: v.plan_rows(cfg, probed))
-        if live := [v for v in live if v.result.error is None]:
-            if live[0].index.frames >= INDEX_KEPT_FROM:  # once per video, beside its first output's chunks
-                live[0].store.keep_index(live[0].index)
-            todo.append((live, set.intersection(*(v.rows.done for v in live))))
-    missing = sum(live[0].rows.rows - len(done) * cfg.chunk_frames for live, done in todo)
-    share = max(cfg.batch, -(-missing // (2 * workers)))
-    tasks, cost = [], {}
-    for live, done in todo:
-        v = live[0]
-        lead_in = partial(_lead_in, v.index, cfg.stride)
-        segments = plan_segments(v.number, v.rows.rows, done, cfg.chunk_frames, cfg.batch,
-                                 share if v.index.seekable else max(1, v.rows.rows), lead_in)
-        for out in live:
-            out.segments_left = len(segments)
-        _each(live, JobVideo.settle)  # every chunk may have been stored before a kill, the final CSV not yet
-        for s in segments:
-            tasks.append(DecodeTask(v.path, s, tuple(out.roi for out in live), size, cfg.stride, cfg.batch,
-                                    segment_index(v.index, s, cfg.stride), tuple(out.number for out in live)))
-            cost[s] = ((s.stop_row or v.rows.rows) - s.first_row) * cfg.stride + lead_in(s.first_row)
-    # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
-    # long ones end
-    return sorted(tasks, key=lambda t: -cost[t.segment])
-
-
-def _each(outputs: list[JobVideo], step: Callable[[JobVideo], None]) -> None:
-    """step(v) for each output; a FoldedCNNError is that output's error."""
-    for v in outputs:
-        try:
-            step(v)
-        except FoldedCNNError as exc:
-            v.result.error = str(exc)
-
-
-def _lead_in(index: VideoIndex, stride: int, row: int) -> int:
-    """Frames a decoder starting at output `row` decodes before it: from the keyframe before it (from frame 0
-    when the video cannot be sought)."""
-    frame = row * stride
-    return frame - (index.keyframe_at_or_before(frame) if index.seekable else 0)
 
 
 def _label_batch(engine, outputs: list[JobVideo], batch, class_names: Sequence[str], cfg: JobConfig) -> int:

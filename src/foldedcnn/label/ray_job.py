@@ -1,6 +1,6 @@
 """`foldedcnn run --ray`: the same job on Ray Data, for more videos than one machine can take.
 
-The items are the same segments as the local job's (job.plan_tasks: batch-aligned rows of a video,
+The items are the same segments as the local job's (_plan.plan_tasks: batch-aligned rows of a video,
 decoding from the keyframe before them, only the missing chunks of a resumed run); a Ray task decodes
 each segment into batches (frame_source.SegmentDecoder), `map_batches` runs an actor pool, each actor
 holding one Engine (a GPU each when the cluster has GPUs) and turning a batch into CSV rows, and the
@@ -19,6 +19,7 @@ import numpy as np
 from ..checkpoint import load_checkpoint
 from ..errors import FoldedCNNError
 from ._output_dir import exclusive_output
+from ._plan import plan_tasks
 from .frame_source import region_images, regions_in
 from .job import (
     JobConfig,
@@ -28,7 +29,6 @@ from .job import (
     job_regions,
     job_thresholds,
     new_summary,
-    plan_tasks,
     start_clock,
     with_default_batch,
     write_summary,
