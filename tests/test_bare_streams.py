@@ -38,3 +38,27 @@ def test_intra_only_codecs_start_anywhere_and_unparsed_ones_never(data, codec):
     """Any JPEG of an MJPEG dump is a start (intra-only codecs); codecs whose headers are not read never start one,
     whatever the packet holds: one decoder counts their frames."""
     assert starts_counting(data, codec, codec == "mjpeg", False) == (codec == "mjpeg")
+
+
+def _obu(kind: int, payload: bytes) -> bytes:
+    """An AV1 OBU of type `kind` with its size field (leb128)."""
+    size, leb = len(payload), b""
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        leb += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            return bytes([kind << 3 | 2]) + leb + payload
+
+
+@given(show_existing=st.booleans(), frame_type=st.integers(0, 3), show_frame=st.booleans(), whole=st.booleans(),
+       padding=st.binary(min_size=0, max_size=200))
+def test_an_av1_temporal_unit_starts_counting_when_it_shows_a_key_frame(show_existing, frame_type, show_frame,
+                                                                        whole, padding):
+    """A temporal unit (temporal delimiter, sequence header, then a frame header or a whole frame OBU) starts counting
+    when its frame is a key frame shown at once (it refreshes every reference); a key frame kept hidden and shown
+    later, another frame type, or one showing an earlier frame does not. Sizes of 128 bytes or more take 2 bytes."""
+    header = bytes([show_existing << 7 | frame_type << 5 | show_frame << 4]) + padding
+    unit = _obu(2, b"") + _obu(1, b"\x00\x00\x00\x03" + padding) + _obu(6 if whole else 3, header)
+    expected = not show_existing and frame_type == 0 and show_frame
+    assert starts_counting(unit, "av1", False, False) == expected
+    assert not starts_counting(unit[:len(unit) - len(header) - 1], "av1", False, False)  # cut before its frame

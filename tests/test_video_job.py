@@ -123,16 +123,17 @@ _CLOSED_GOPS = {"g": "25", "bf": "2", "flags": "+cgop", "sc_threshold": "1000000
     ("mpeg2video", "m2v", "mpeg2video", _CLOSED_GOPS, [0, 25, 50]),  # a bare MPEG-2 stream: timestamps its parser made
     ("mpeg4", "m4v", "m4v", {"g": "25"}, [0, 25, 50]),  # a bare MPEG-4 Part 2 stream without B-frames: its I-VOPs
     ("mjpeg", "mjpeg", "mjpeg", {"strict": "-1"}, [0, 1, 2]),  # an IP camera's MJPEG dump: every frame a keyframe
+    ("libsvtav1", "obu", "obu", {"g": "25", "preset": "12"}, [0, 25, 50]),  # bare AV1: hidden frames shown later
 ])
 def test_a_video_counted_from_its_idr_pictures_is_split_among_decoders(checkpoint, tmp_path, codec, suffix,
                                                                       container, options, keyframes):
     """A camera's .h264/.hevc/.mjpeg dump has no timestamps (those a bare MPEG-2 or MPEG-4 stream's parser makes up
     shift past damaged data, and a seek by them may fail), and H.264 with B-frames in AVI has decode-order counters
     for them: one decoder counted all their frames (one core for an hours-long video). Their index now finds where
-    each picture a decoder can start from (an IDR picture, an MPEG-2 I-picture first in its group, an I-VOP, any JPEG)
-    starts in the file; a segment's decoder reads from there (a bare stream: its parameter sets first) or seeks there
-    (AVI: by its counter) and counts from its number. 1 and 3 decoders write the same CSV, times frame / rate, and
-    the job plans several tasks."""
+    each picture a decoder can start from (an IDR picture, an MPEG-2 I-picture first in its group, an I-VOP, any JPEG,
+    an AV1 key frame shown) starts in the file; a segment's decoder reads from there (a bare stream: its parameter
+    sets first) or seeks there (AVI: by its counter) and counts from its number. 1 and 3 decoders write the same CSV,
+    times frame / rate, and the job plans several tasks."""
     from foldedcnn.data.video import index_video
 
     clip = write_square_clip(tmp_path / f"camera.{suffix}", 300, codec=codec, options=options, container=container)

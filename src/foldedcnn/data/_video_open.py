@@ -66,7 +66,11 @@ def opened(path: Path, index: VideoIndex | None, key: int | None
             yield container, dict(zip(offsets, numbers, strict=True)), offsets[0]
             return
         headers, fmt = bytes(stream.codec_context.extradata or b""), container.format.name
+        size = stream.codec_context.width, stream.codec_context.height
     with _open_at(path, offsets[0], headers, fmt) as container:
+        context = container.streams.video[0].codec_context
+        if not context.width:  # not found read from there (a bare AV1 stream): the frame size the file's start gives
+            context.width, context.height = size
         base = offsets[0] - len(headers)  # the file position of what the container reads as position 0
         yield container, {o - base: k for o, k in zip(offsets, numbers, strict=True)}, None
 

@@ -243,7 +243,7 @@ def _bare_index(container, stream, path: str | Path) -> VideoIndex:
     import av
 
     context = stream.codec_context
-    codec, intra_only, b_frames = context.name, context.codec.intra_only, context.has_b_frames
+    codec, intra_only, b_frames = context.codec.canonical_name, context.codec.intra_only, context.has_b_frames
     starts: list[tuple[int, int]] = []  # (packet number, byte offset)
     count = 0
     try:
