@@ -27,8 +27,9 @@ def test_a_folder_gives_its_videos_at_any_depth_sorted_and_files_stay_as_given(t
 
 
 def test_a_folder_gives_the_bare_streams_cameras_dump(tmp_path):
-    """A camera's .h264/.h265 dump, an IP camera's MJPEG one, a bare MPEG-2 stream: labelled from a folder too."""
-    dumps = [_touch(tmp_path / name) for name in ("a.h264", "b.265", "c.mjpeg", "d.MJPG", "e.m2v")]
+    """A camera's .h264/.h265 dump, an IP camera's MJPEG one, a bare MPEG-2 or AV1 stream, a WebRTC recording's
+    IVF: labelled from a folder too."""
+    dumps = [_touch(tmp_path / name) for name in ("a.h264", "b.265", "c.mjpeg", "d.MJPG", "e.m2v", "f.obu", "g.ivf")]
     assert expand_videos([tmp_path]) == dumps
 
 

@@ -12,6 +12,7 @@ from ..fsio import files_under
 VIDEO_SUFFIXES = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".mpg", ".mpeg",
     ".3gp", ".ogv", ".mxf", ".nut", ".y4m", ".h264", ".264", ".h265", ".265", ".hevc", ".mjpeg", ".mjpg", ".m2v",
+    ".obu", ".ivf",
 })
 
 
