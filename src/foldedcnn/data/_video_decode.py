@@ -102,10 +102,6 @@ def counted(container, stream, tolerant: bool = False, first: int = 0, idrs: dic
 
 # What a new decoder takes from the container's (stream.codec_context) besides its extradata: the size (MS-MPEG-4 and
 # others carry none in their bitstream: without it the decoder does not open), the fourcc (MPEG-4's decoder works
-
-
-# What a new decoder takes from the container's (stream.codec_context) besides its extradata: the size (MS-MPEG-4 and
-# others carry none in their bitstream: without it the decoder does not open), the fourcc (MPEG-4's decoder works
 # around a DivX or XviD encoder's bugs by it) and the colour description (a container's, e.g. Matroska's, where the
 # bitstream has none: the region's conversion to RGB reads it off each frame)
 _DECODER_PARAMETERS = ("width", "height", "codec_tag", "bits_per_coded_sample", "sample_aspect_ratio", "colorspace",

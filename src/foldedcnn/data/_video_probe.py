@@ -250,8 +250,8 @@ def _bare_index(container, stream, path: str | Path) -> VideoIndex:
         for packet in container.demux(stream):
             if not packet.size:
                 continue
-            if packet.is_keyframe and packet.pos is not None and starts_counting(bytes(packet), codec, intra_only,
-                                                                                   b_frames):
+            if packet.is_keyframe and packet.pos is not None and starts_counting(
+                    b"" if intra_only else bytes(packet), codec, intra_only, b_frames):  # any JPEG starts: not copied
                 starts.append((count, packet.pos))
             count += 1
     except av.FFmpegError as exc:

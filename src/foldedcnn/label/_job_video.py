@@ -128,7 +128,7 @@ class JobVideo:
         self.trained_on = None if cfg.roi else (meta.get("data_source") or {}).get("frame_size")
         self.rows: VideoRows | None = None
         self.index = None
-        self.fps, self.stride = 0.0, cfg.stride  # plan() sets the video's frame rate: RowTimes needs it
+        self.fps = 0.0  # plan() sets the video's frame rate: RowTimes needs it
         self.done: set[int] = set()  # the chunks already stored (plan)
         self.segments_left = 0
         self.frames = 0
@@ -247,7 +247,7 @@ class JobVideo:
         check_complete(self.result, tally.times)
 
     def _tally(self) -> RowTally:
-        return RowTally(self.class_names, RowTimes(self.fps, self.stride))
+        return RowTally(self.class_names, RowTimes(self.fps, self.store.config["stride"]))
 
 
 def by_video(outputs: Sequence[T]) -> list[list[T]]:

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 INDEX_KEPT_FROM = 50_000
 
 
-
 def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], workers: int,
                decoder_for: Callable[[VideoInfo], tuple[str, str | None]]) -> list[DecodeTask]:
     """Choose every video's decoder (`decoder_for(info)`, asked once per video, see JobVideo.plan), index it (with
