@@ -20,7 +20,9 @@ from foldedcnn.data.video import VideoError, VideoIndex, frames_at, index_video,
 from foldedcnn.errors import FoldedCNNError
 from foldedcnn.label import _plan as plan
 from foldedcnn.label._chunk_store import ChunkStore, VideoRows
-from foldedcnn.label._decode_pool import Decoded, DecodePool, DecodeTask, Finished, _Dispatch, main_module_hidden
+from foldedcnn.label._decode_pool import DecodePool, _Dispatch
+from foldedcnn.label._decode_tasks import Decoded, DecodeTask, Finished
+from foldedcnn.label._decode_worker import main_module_hidden
 from foldedcnn.label._job_video import RowTally
 from foldedcnn.label.frame_source import (
     FrameBatch,

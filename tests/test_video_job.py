@@ -1174,7 +1174,7 @@ def test_nvdec_reader_seeks_once_then_reads_the_segment_in_order(clips, monkeypa
     import torch.nn.functional as F
 
     from foldedcnn.data.video import index_video, iter_frames
-    from foldedcnn.label._decode_pool import DecodeTask
+    from foldedcnn.label._decode_tasks import DecodeTask
     from foldedcnn.label._nvdec import NvdecDecoder
     from foldedcnn.label.frame_source import Segment
 
@@ -1201,7 +1201,7 @@ def test_nvdec_reader_seeks_once_then_reads_the_segment_in_order(clips, monkeypa
 
 def _drain(nvdec):
     """The Decoded events of an NvdecDecoder until all its tasks finished (each without an error)."""
-    from foldedcnn.label._decode_pool import Decoded, Finished
+    from foldedcnn.label._decode_tasks import Decoded, Finished
 
     while nvdec.pending:
         event = nvdec.events.get(timeout=60)
@@ -1219,7 +1219,7 @@ def test_nvdec_reader_cuts_every_region_of_a_frame(clips, monkeypatch):
     import torch.nn.functional as F
 
     from foldedcnn.data.video import index_video, iter_frames
-    from foldedcnn.label._decode_pool import DecodeTask
+    from foldedcnn.label._decode_tasks import DecodeTask
     from foldedcnn.label._nvdec import NvdecDecoder
     from foldedcnn.label.frame_source import Segment
 

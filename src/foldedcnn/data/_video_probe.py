@@ -114,13 +114,6 @@ def _from_first_keyframe(index: VideoIndex) -> VideoIndex:
 # reordered frames come out with counters out of order: the first _ORDER_CHECKED frames are decoded (MPEG-4 with
 # packed B-frames comes out in order); and its counters locate frames only while every chunk the file declares is
 # read and listed in its index (idx1), by which it seeks (indexed). MPEG-PS's seeks by byte position can land on
-
-
-# Containers whose frames, with B-frames, the decoder does not give with the timestamps a demux pass from the start
-# finds, and how that is told. AVI carries counters in decode order for timestamps (FFmpeg gives them as such), so
-# reordered frames come out with counters out of order: the first _ORDER_CHECKED frames are decoded (MPEG-4 with
-# packed B-frames comes out in order); and its counters locate frames only while every chunk the file declares is
-# read and listed in its index (idx1), by which it seeks (indexed). MPEG-PS's seeks by byte position can land on
 # frames with shifted timestamps (MPEG-2 with B-frames): a segment's decoder must find its first frames after a seek
 # to each of _SEEKS_CHECKED keyframes spread over the video.
 _ORDER_CHECKED = 32

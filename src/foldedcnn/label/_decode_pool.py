@@ -16,90 +16,18 @@ that finishes a task is sent the next one at once, not after the batches queued 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
-import signal
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.shared_memory import SharedMemory
-from pathlib import Path
 
-import numpy as np
-
-from ..data.video import VideoIndex
-from .frame_source import FrameBatch, Segment, SegmentDecoder
-
-PRELOAD = ["foldedcnn.label._decode_pool", "av", "cv2"]  # what the fork server imports once for every worker
-# Decoder processes run this much nicer than the consumer, so the Engine labels each batch as it comes instead
-# of sharing a core with the decoders and leaving a backlog to clear alone once decoding ends (part of the
-# gain in benchmarks/results/cpu-2core/video.md).
-DECODER_NICENESS = 10
-
-
-@dataclass(frozen=True)
-class DecodeTask:
-    """What a worker needs to decode one segment."""
-
-    path: Path
-    segment: Segment
-    rois: tuple[tuple[int, int, int, int], ...]  # the regions of each frame, one output each
-    size: tuple[int, int]
-    stride: int
-    batch: int
-    index: VideoIndex | None
-    outputs: tuple[int, ...] = ()  # what the job labels from each region (its JobVideo numbers)
-    piece: int = 0  # > 0: the last batch comes in batches of this many rows (SegmentDecoder), set by DecodePool.run
-
-
-@dataclass
-class Decoded:
-    """A batch of `task` ready in shared memory; call `release()` once its images are no longer needed."""
-
-    task: DecodeTask
-    batch: FrameBatch
-    release: object
-
-
-@dataclass
-class Finished:
-    """`task` is done: its last row is end_row - 1; `reached_end` when the video ended before stop_row;
-    `error` when decoding failed (the batches before it were delivered); `decode_s` the worker's time
-    spent decoding it (not waiting for free slots); `cpu_s` the CPU time its decoder process used since the
-    task before it ended (for its first task, since the process started), so the Finished of a job sum to
-    its decoder processes' CPU time (less that of processes that died, and of their exits). Where the worker
-    waited: `slot_wait_s` for the consumer to free a slot during the task, `idle_s` for the task itself, from
-    the end of its task before (for its first task, from when it was ready)."""
-
-    task: DecodeTask
-    end_row: int
-    reached_end: bool
-    error: str | None = None
-    decode_s: float = 0.0
-    cpu_s: float = 0.0
-    slot_wait_s: float = 0.0
-    idle_s: float = 0.0
-
-
-class _Slots:
-    """Views of one worker's shared-memory block: `slots` batches of (batch, 3, h, w) images, indices, times, and
-    whether each frame decoded (FrameBatch.decoded)."""
-
-    def __init__(self, shm: SharedMemory, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
-        n_img = slots * batch * int(np.prod(shape))
-        self.images = np.ndarray((slots, batch, *shape), np.uint8, shm.buf)
-        self.index = np.ndarray((slots, batch), np.int64, shm.buf, offset=n_img)
-        self.time_s = np.ndarray((slots, batch), np.float64, shm.buf, offset=n_img + 8 * slots * batch)
-        self.decoded = np.ndarray((slots, batch), np.bool_, shm.buf, offset=n_img + 16 * slots * batch)
-
-    @staticmethod
-    def nbytes(slots: int, batch: int, shape: tuple[int, int, int]) -> int:
-        return slots * batch * (int(np.prod(shape)) + 17)
+from ._decode_tasks import Decoded, DecodeTask, Finished, Slots
+from ._decode_worker import PRELOAD, decoder_process, main_module_hidden
+from .frame_source import FrameBatch, Segment
 
 
 class _Dispatch:
@@ -145,96 +73,12 @@ class _Dispatch:
 _END = object()  # a _Dispatch thread has no more events
 
 
-def _worker(conn: Connection, shm_name: str, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
-    """Decode the tasks sent through `conn` into free slots until sent None."""
-    cpu_from = time.process_time()
-    import cv2
-
-    from ..errors import FoldedCNNError
-
-    cv2.setNumThreads(1)
-    os.nice(DECODER_NICENESS)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the job's to handle: it stops the workers
-    shm = SharedMemory(shm_name)
-    views = _Slots(shm, slots, batch, shape)
-    free = list(range(slots))
-    queued: deque[DecodeTask] = deque()  # tasks sent ahead (DecodePool.run), received while one was running
-    ready = time.perf_counter()  # since when it has had no task
-    try:
-        while (task := queued.popleft() if queued else conn.recv()) is not None:
-            if isinstance(task, tuple):  # ("free", slot) after the last batch of a task
-                free.append(task[1])
-                continue
-            decoder = SegmentDecoder(task.path, task.segment, task.rois, task.size, task.stride, task.batch,
-                                     task.index, task.piece)
-            error, waited, t0 = None, 0.0, time.perf_counter()
-            idle = t0 - ready
-            try:
-                for b in decoder:
-                    tw = time.perf_counter()
-                    while not free:
-                        msg = conn.recv()
-                        if msg is None:  # the pool closes: no slot will come back
-                            return
-                        if isinstance(msg, DecodeTask):
-                            queued.append(msg)
-                        else:
-                            free.append(msg[1])
-                    waited += time.perf_counter() - tw
-                    slot = free.pop()
-                    n = len(b.index)
-                    views.images[slot, :n, : b.images.shape[1]] = b.images  # a task may have fewer regions than slots
-                    views.index[slot, :n], views.time_s[slot, :n] = b.index, b.time_s
-                    views.decoded[slot, :n] = True if b.decoded is None else b.decoded
-                    conn.send(("batch", slot, b.first, n))
-            except FoldedCNNError as exc:
-                error = str(exc)
-            except Exception as exc:  # noqa: BLE001 - a fault of ours for this segment: record it, not retry it
-                error = f"the decoder failed unexpectedly ({type(exc).__name__}: {exc}); please report it"
-            cpu, ready = time.process_time(), time.perf_counter()
-            conn.send(("done", decoder.end_row, decoder.reached_end, error, ready - t0 - waited, cpu - cpu_from,
-                       waited, idle))
-            cpu_from = cpu
-    finally:
-        del views
-        shm.close()
-
-
-_hiding = threading.Lock()
-_hidden: dict = {"windows": 0, "saved": {}}  # main_module_hidden windows open (in any thread), what they hide
-
-
-@contextmanager
-def main_module_hidden() -> Iterator[None]:
-    """Start a process without making it re-run this process's __main__ (multiprocessing does, to find
-    functions defined there; ours is importable by name). A script's main module that imports torch (a
-    benchmark) would otherwise cost every worker seconds; `set_forkserver_preload(["__main__"])` does not
-    help on Python 3.11-3.12 (the fork server is never given the path). Threads may open windows at once (the
-    pool starts its workers in one while the job's survey starts its processes): __main__ is hidden from the
-    first window's start to the last one's end."""
-    main = sys.modules["__main__"]
-    with _hiding:
-        if not _hidden["windows"]:
-            _hidden["saved"] = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
-            main.__dict__.pop("__file__", None)
-            main.__spec__ = None
-        _hidden["windows"] += 1
-    try:
-        yield
-    finally:
-        with _hiding:
-            _hidden["windows"] -= 1
-            if not _hidden["windows"]:
-                main.__dict__.pop("__spec__", None)
-                main.__dict__.update(_hidden["saved"])
-
-
 class _Worker:
     def __init__(self, ctx, slots: int, batch: int, shape: tuple[int, int, int]) -> None:
-        self.shm = SharedMemory(create=True, size=_Slots.nbytes(slots, batch, shape))
-        self.views = _Slots(self.shm, slots, batch, shape)
+        self.shm = SharedMemory(create=True, size=Slots.nbytes(slots, batch, shape))
+        self.views = Slots(self.shm, slots, batch, shape)
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, self.shm.name, slots, batch, shape), daemon=True,
+        self.proc = ctx.Process(target=decoder_process, args=(child, self.shm.name, slots, batch, shape), daemon=True,
                                 name="foldedcnn-decoder")
         with main_module_hidden():
             self.proc.start()
@@ -274,17 +118,6 @@ class _Worker:
         except BufferError:  # a batch view is still referenced by the consumer; freed with it
             pass
         self.shm.unlink()
-
-
-def start_decoder_server() -> None:
-    """Start the fork server decoder processes come from, without waiting: it imports PyAV and OpenCV (a few
-    tenths of a second) while the caller does other work, e.g. builds its Engine. DecodePool starts it
-    otherwise, when its first worker starts, and waits for it then."""
-    from multiprocessing import forkserver
-
-    mp.set_forkserver_preload(PRELOAD)
-    with main_module_hidden():
-        forkserver.ensure_running()
 
 
 class DecodePool:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..data.video import VideoInfo
 from ..errors import FoldedCNNError
-from ._decode_pool import Decoded, DecodeTask, Finished
+from ._decode_tasks import Decoded, DecodeTask, Finished
 from .frame_source import FrameBatch
 
 # Codecs NVDEC decodes on every GPU since Turing (NVIDIA Video Codec SDK support matrix), by FFmpeg name.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..data.video import VideoIndex, VideoInfo
 from ..errors import FoldedCNNError
-from ._decode_pool import DecodeTask
+from ._decode_tasks import DecodeTask
 from ._job_video import JobVideo, by_video
 from ._survey import keyframe_index, read_for_plan, survey
 from .frame_source import plan_segments, segment_index

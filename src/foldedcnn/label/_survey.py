@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..data.video import index_video, probe_and_index, probe_video
 from ..errors import FoldedCNNError
 from ..fsio import file_fingerprint
-from ._decode_pool import PRELOAD, main_module_hidden
+from ._decode_worker import PRELOAD, main_module_hidden
 
 T = TypeVar("T")
 

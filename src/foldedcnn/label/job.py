@@ -35,7 +35,9 @@ from ..device import resolve_device
 from ..errors import FoldedCNNError, OutputWriteError
 from ..fsio import atomic_write_text
 from ._chunk_store import writing
-from ._decode_pool import Decoded, DecodePool, Finished, start_decoder_server
+from ._decode_pool import DecodePool
+from ._decode_tasks import Decoded, Finished
+from ._decode_worker import start_decoder_server
 from ._decoder_split import NVDEC_SHARE, DecoderChooser
 from ._frame_labels import csv_lines_for, is_multiclass
 from ._job_video import JobVideo, VideoResult, by_video
