@@ -81,7 +81,7 @@ def outcome(result: dict) -> str:
 def agreement(one: dict, csv_one: str | None, many: dict, csv_many: str | None) -> str:
     """Whether two runs over one file (1 and more decoders) wrote the same CSV, or how they differ: in the frames
     and times of their rows, or only in some rows' scores (a group of pictures after damage that a decoder conceals
-    otherwise where a segment starts on it: README, "Damaged recordings")."""
+    otherwise where a segment starts on it: docs/video-job.md, "Damaged recordings")."""
     if csv_one == csv_many and outcome(one) == outcome(many):
         return "same CSV"
     a, b = ((csv or "").splitlines() for csv in (csv_one, csv_many))

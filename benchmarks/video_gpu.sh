@@ -4,8 +4,8 @@
 # NVDEC side by side in one run, and decode-only in 16 processes at once (the cores' decode capacity). Results:
 # ${RESULTS:-benchmarks/results}/$MACHINE/video-h264/ (video.json, video.md).
 #
-# Needs PyAV and PyNvVideoCodec; the GPU image has neither (nor jsonschema): carry them as wheels (README,
-# "Label videos"; benchmarks/gpu_session.sh runs this script on the device in calls that fit):
+# Needs PyAV and PyNvVideoCodec; the GPU image has neither (nor jsonschema): carry them as wheels, made so
+# (benchmarks/gpu_carry.sh does; benchmarks/gpu_session.sh runs this script on the device in calls that fit):
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==18.1.0 pynvvideocodec==2.2.4 \
 #     jsonschema jsonschema-specifications referencing rpds-py
