@@ -25,13 +25,14 @@ class VideoIndex:
     by timestamp: every packet has one, no two share one, and frame 0 is a keyframe. A window of it
     (`window`: what a decoder of one segment reads) holds frames start .. start + N - 1.
 
-    A bare H.264/HEVC stream (a camera's .h264 dump) has no timestamps: its index numbers the frames (pts: their
-    numbers, time_base: one frame's seconds), its keyframes are its IDR pictures, and `offsets` says where each
-    starts in the file. A decoder of a segment reads from the keyframe's offset and counts frames from its number
-    (an IDR picture starts a closed group of pictures: the frames from it on in the file are the frames from its
-    number on in display order). So does an AVI with B-frames whose keyframes are IDR pictures (its timestamps,
-    decode-order counters, do not locate the frames decoded): its decoders seek to a keyframe by its counter, check
-    the offset, and count."""
+    A bare stream (a camera's .h264, .mjpeg or .m2v dump) has no timestamps: its index numbers the frames (pts: their
+    numbers, time_base: one frame's seconds), its keyframes are the pictures a decoder can start from and count on
+    (_bare_streams.starts_counting: an IDR picture, a JPEG, ...; none, and it is not seekable, where it has no such
+    picture), and `offsets` says where each starts in the file. A decoder of a segment reads from the keyframe's
+    offset and counts frames from its number (the frames from it on in the file are the frames from its number on
+    in display order). So does an AVI with B-frames whose keyframes are IDR pictures (its timestamps, decode-order
+    counters, do not locate the frames decoded): its decoders seek to a keyframe by its counter, check the offset,
+    and count."""
 
     pts: np.ndarray  # (N,) int64, sorted: the timestamps of frames start .. start + N - 1
     keyframes: np.ndarray  # (K,) int64 frame indices, sorted

@@ -59,11 +59,16 @@ class VideoResult:
     gaps_s: list[list[float]] = field(default_factory=list)
     resumed_at_frame: int = 0
     decoder: str | None = None  # cpu or gpu
-    note: str | None = None  # why a video did not go to the decoder asked for
+    note: str | None = None  # why a video did not go to the decoder asked for, or other notes (add_note)
     decode_fps: float | None = None
     model_fps: float | None = None
     end_to_end_fps: float | None = None
     error: str | None = None
+
+    def add_note(self, note: str | None) -> None:
+        """Add `note` (when there is one) after the notes already made, "; " between them."""
+        if note:
+            self.note = f"{self.note}; {note}" if self.note else note
 
 
 class RowTally:
@@ -158,13 +163,13 @@ class JobVideo:
             self.finished = True
             return
         self.result.decoder = decoder
-        self.result.note = "; ".join(n for n in (note, self.result.note) if n) or None
+        self.result.add_note(note)  # none after fall_back_to_cpu, whose note is made already
         check_roi(self.roi, info.width, info.height)
         if self.trained_on and list(self.trained_on) != [info.width, info.height]:
             w, h = self.trained_on
             moved = (f"the region {self.roi} comes from the checkpoint, whose training video was {w}x{h}; this "
                      f"one is {info.width}x{info.height}: pass --roi where the object sits in it")
-            self.result.note = "; ".join(n for n in (self.result.note, moved) if n)
+            self.result.add_note(moved)
         self.done = done
 
     def plan_rows(self, cfg: JobConfig, probed: dict) -> None:
