@@ -26,6 +26,7 @@ from video_clips import (
     write_raw_stream_clip,
     write_size_switch_clip,
     write_square_clip,
+    write_turned_clip,
 )
 
 from foldedcnn.checkpoint import save_checkpoint
@@ -241,10 +242,10 @@ def test_last_batches_labelled_in_pieces_give_the_bytes_of_whole_batches(clips, 
         assert (tmp_path / "pieces" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
 
 
-def _rows_of_one_and(workers: str, checkpoint: Path, video: Path, tmp_path: Path) -> list[list[str]]:
-    """Label `video` with 1 decoder process and with `workers` (batch 8, chunks of 16, under tmp_path/1 and
+def _rows_of_one_and(workers: str, checkpoint: Path, video: Path, tmp_path: Path, *options: str) -> list[list[str]]:
+    """Label `video` with 1 decoder process and with `workers` (batch 8, chunks of 16, `options`, under tmp_path/1 and
     tmp_path/<workers>); both must write the same CSV: its rows."""
-    args = [video, "--batch", "8", "--chunk-frames", "16"]
+    args = [video, "--batch", "8", "--chunk-frames", "16", *options]
     for w in ("1", workers):
         assert _run([checkpoint, *args, "--out", tmp_path / w, "--workers", w]) == 0
     name = f"{video.stem}.csv"
@@ -769,6 +770,21 @@ def test_a_video_of_another_size_than_the_training_one_gets_a_note(clips, tmp_pa
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["videos"][0]["note"] is None
 
 
+def test_a_portrait_video_is_labelled_in_the_frame_as_shown(checkpoint, tmp_path):
+    """A phone's portrait video: 96x64 stored, shown 64x96 (turned 90° clockwise by its display matrix). A region of
+    the frame as shown is labelled (it was outside the stored frame), split among decoders the same; one that fits
+    the stored frame only fails alone, naming the frame as shown, from its decoders."""
+    clip = write_turned_clip(tmp_path / "portrait.mp4", 300, 270, options={"g": "25"})
+    shown_only = ("8", "40", "48", "48")  # y + h = 88: below the stored frame's 64 rows
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path, "--roi", *shown_only)
+    assert [int(r[0]) for r in rows] == list(range(300))
+    out = tmp_path / "stored"
+    assert _run([checkpoint, clip, "--out", out, "--roi", *shown_only, "--roi", "40", "8", "48", "48"]) == 1
+    shown, stored = json.loads((out / "summary.json").read_text())["videos"]
+    assert shown["error"] is None and shown["frames"] == 300
+    assert "outside the 64x96 frame shown rotated 90° clockwise (stored 96x64)" in stored["error"]
+
+
 def test_region_outside_the_frame_is_an_error(clips, checkpoint, tmp_path, capsys):
     assert _run([checkpoint, clips["short"], "--out", tmp_path, "--roi", "80", "40", "50", "50"]) == 1
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -1211,6 +1227,33 @@ def _drain(nvdec):
         else:
             assert isinstance(event, Decoded)
             yield event
+
+
+def test_nvdec_reader_takes_regions_in_the_frame_as_shown(tmp_path, monkeypatch):
+    """NVDEC gives frames as stored: a portrait video's regions are cut from the stored box, resized to the turned
+    size and turned, so they are what the CPU reader's frames as shown give, up to the resampler; a region outside
+    the shown frame fails the segment (the job redoes it on the CPU, which names the error)."""
+    import torch.nn.functional as F
+
+    from foldedcnn.data.video import index_video, iter_frames
+    from foldedcnn.label._decode_tasks import DecodeTask
+    from foldedcnn.label._nvdec import NvdecDecoder
+    from foldedcnn.label.frame_source import Segment
+
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", _FakeNvdec)
+    path = write_turned_clip(tmp_path / "portrait.mp4", 20, 270)
+    roi = (8, 40, 48, 48)
+    task = DecodeTask(path, Segment(0, 0, None), (roi,), (24, 32), 1, 8, index_video(path))
+    images = torch.cat([event.batch.images for event in _drain(NvdecDecoder([task], device="cpu", sessions=1))])
+    full = torch.stack([torch.from_numpy(f.rgb).permute(2, 0, 1) for f in iter_frames(path)]).float()
+    assert full.shape == (20, 3, 96, 64)  # the CPU reader's frames as shown
+    x, y, w, h = roi
+    expected = F.interpolate(full[:, :, y:y + h, x:x + w], size=(24, 32), mode="area").round().to(torch.uint8)
+    assert images.shape == (20, 3, 24, 32) and (images.int() - expected.int()).abs().max() <= 1
+    nvdec = NvdecDecoder([DecodeTask(path, Segment(0, 0, None), ((40, 8, 48, 48),), (24, 32), 1, 8, None)],
+                         device="cpu", sessions=1)
+    finished = nvdec.events.get(timeout=60)
+    assert "outside the 64x96 frame shown rotated 90° clockwise" in finished.error
 
 
 def test_nvdec_reader_cuts_every_region_of_a_frame(clips, monkeypatch):

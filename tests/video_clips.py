@@ -33,6 +33,28 @@ def write_square_clip(path: Path, frames: int, width: int = 96, height: int = 64
     return path
 
 
+def write_turned_clip(path: Path, frames: int, degrees: int | None, hflip: bool = False, vflip: bool = False,
+                      options: dict[str, str] | None = None) -> Path:
+    """The moving square (96x64 stored, MPEG-4 in MP4) with a grey block in the top-left corner, so that no turn or
+    mirror leaves a frame alike, and a display matrix (as a phone writes one) shown `degrees` counterclockwise, then
+    mirrored (PyAV's set_display_rotation); None: no matrix, the same frames and bitstream."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = options or {}
+        if degrees is not None:
+            stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
+        for i in range(frames):
+            img = np.full((64, 96, 3), 20, np.uint8)
+            img[2:14, 2:30] = 128
+            img[24:40, square_x(i, 96):square_x(i, 96) + 16] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def write_raw_stream_clip(path: Path, frames: int) -> Path:
     """The moving square as a raw H.264 elementary stream (.h264, as cameras dump them) at 25 frames/s: its frames
     carry no timestamps, and it has B-frames."""

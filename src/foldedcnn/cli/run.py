@@ -15,8 +15,9 @@ def register(sub) -> None:
                         "case-insensitive), at any depth, in path order")
     p.add_argument("--out", type=Path, required=True, help="folder for one CSV per video and summary.json")
     p.add_argument("--roi", nargs=4, type=int, metavar=("X", "Y", "W", "H"), action="append",
-                   help="region to crop (default: the region the checkpoint was trained on); repeat it to label "
-                        "several regions of each frame, decoded once: a CSV per video and region, KEY.region<k>.csv")
+                   help="region to crop, in the frame as players show it (a phone's portrait video turned; default: "
+                        "the region the checkpoint was trained on); repeat it to label several regions of each "
+                        "frame, decoded once: a CSV per video and region, KEY.region<k>.csv")
     p.add_argument("--stride", type=int, default=1, help="label every N-th frame (default 1)")
     p.add_argument("--uncertain", nargs=2, type=float, default=None, metavar=("LO", "HI"),
                    help="scores in (LO, HI) are flagged for the reference model (default: the thresholds "

@@ -2,6 +2,9 @@
 usually) into a small frame that FFmpeg's scaler converts, so a 140x140 region of a 768x576 video costs a
 twentieth of a full-frame conversion. region_rgb gives exactly the pixels of the full frame's conversion;
 region_resized scales and converts in the same pass, which is what models are fed.
+
+Regions are taken in the frame as shown (_orientation: a phone's portrait video is stored turned): the stored
+region that holds them is converted, then turned, so turning costs the region's pixels only.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+
+from ._orientation import Orientation, orientation_of
 
 
 def _plane_layout(fmt, width: int, height: int) -> list[tuple[int, int, int]] | None:
@@ -65,8 +70,9 @@ def _conversion_box(roi: tuple[int, int, int, int], width: int, height: int, ali
     return x0, y0, x1, y1
 
 
-def region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """Region (x, y, w, h) of a decoded PyAV frame as RGB (h, w, 3) uint8, converting only (about) the region.
+def region_rgb(frame, roi: tuple[int, int, int, int], orientation: Orientation | None = None) -> np.ndarray:
+    """Region (x, y, w, h) of a decoded PyAV frame as shown (`orientation`, by default the frame's own:
+    orientation_of) as RGB (h, w, 3) uint8, converting only (about) the region.
 
     The region's rows and columns are cut out of each plane of the decoded frame into a small frame of the
     same pixel format and colour metadata, which FFmpeg's scaler converts to RGB. For planar formats of 8-bit
@@ -74,21 +80,32 @@ def region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
     (yuv420p10le, p010le, ...: 10-bit HEVC; converted whole, a 1080p frame's region took 7 ms instead of
     0.05), and packed 4:2:2 (yuyv422, uyvy422), whose size is a multiple of the chroma subsampling (every 4:2:0
     codec's), the pixels equal those of the full-frame conversion (tests/test_data_video.py checks it); other
-    formats and odd sizes are converted whole.
+    formats and odd sizes are converted whole. Turned as shown, they are the shown full frame's pixels too.
     """
+    turn = orientation_of(frame) if orientation is None else orientation
+    if turn.as_stored:
+        return _stored_region_rgb(frame, roi)
+    box = turn.stored_box(roi, frame.width, frame.height)
+    return np.ascontiguousarray(turn.on_image(_stored_region_rgb(frame, box)))
+
+
+def _stored_region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """region_rgb of a region (x, y, w, h) of the frame as stored."""
     layout = _layout(frame)
     align = max((max(sx, sy) for sx, sy, _ in layout), default=1) if layout else 1
     if layout is None or frame.width % align or frame.height % align:  # FFmpeg converts these another way
         x, y, w, h = roi
-        return full_rgb(frame)[y : y + h, x : x + w]
+        return _stored_full_rgb(frame)[y : y + h, x : x + w]
     x0, y0, x1, y1 = _conversion_box(roi, frame.width, frame.height, align)
     x, y, w, h = roi
     rgb = _small_to_rgb(_cut(frame, (x0, y0, x1, y1), layout))
     return rgb[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
 
 
-def region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-    """Region (x, y, w, h) of a decoded PyAV frame resized to `size` (h, w): RGB (h, w, 3) uint8, in one pass of
+def region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int],
+                   orientation: Orientation | None = None) -> np.ndarray:
+    """Region (x, y, w, h) of a decoded PyAV frame as shown (`orientation`, by default the frame's own:
+    orientation_of) resized to `size` (h, w): RGB (h, w, 3) uint8, in one pass of
     FFmpeg's scaler over the region's planes (crop, scale and convert together: area averaging when both
     sides shrink, bilinear otherwise).
 
@@ -98,12 +115,22 @@ def region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int])
     them on vtest.avi (the chroma is averaged before, not after, upsampling, and FFmpeg's area filter is not
     OpenCV's; tests/test_data_video.py checks these bounds in 5 pixel formats), for less work. A region not
     aligned to the chroma subsampling, or a format region_rgb converts whole, takes that slower path instead.
+    A frame shown turned has its stored region resized to the turned size, then turned.
     """
+    turn = orientation_of(frame) if orientation is None else orientation
+    if turn.as_stored:
+        return _stored_region_resized(frame, roi, size)
+    box = turn.stored_box(roi, frame.width, frame.height)
+    return np.ascontiguousarray(turn.on_image(_stored_region_resized(frame, box, turn.stored_size(size))))
+
+
+def _stored_region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """region_resized of a region (x, y, w, h) of the frame as stored."""
     layout = _layout(frame)
     x, y, w, h = roi
     aligned = layout is not None and all(x % sx == w % sx == y % sy == h % sy == 0 for sx, sy, _ in layout)
     if not aligned:
-        return resize_rgb(region_rgb(frame, roi), size)
+        return resize_rgb(_stored_region_rgb(frame, roi), size)
     out_h, out_w = size
     area = out_h <= h and out_w <= w
     small = _cut(frame, (x, y, x + w, y + h), layout)
@@ -162,8 +189,16 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(rgb), (out_w, out_h), interpolation=interp)
 
 
-def full_rgb(frame) -> np.ndarray:
-    """A decoded PyAV frame as RGB (H, W, 3) uint8: `frame.to_ndarray(format="rgb24")`'s pixels, in one thread."""
+def full_rgb(frame, orientation: Orientation | None = None) -> np.ndarray:
+    """A decoded PyAV frame as RGB (H, W, 3) uint8 as shown (`orientation`, by default the frame's own:
+    orientation_of): `frame.to_ndarray(format="rgb24")`'s pixels, turned, converted in one thread."""
+    turn = orientation_of(frame) if orientation is None else orientation
+    rgb = _stored_full_rgb(frame)
+    return rgb if turn.as_stored else np.ascontiguousarray(turn.on_image(rgb))
+
+
+def _stored_full_rgb(frame) -> np.ndarray:
+    """full_rgb of the frame as stored."""
     return _reformatter().reformat(frame, format="rgb24", threads=1).to_ndarray()
 
 

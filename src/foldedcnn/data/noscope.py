@@ -26,7 +26,7 @@ import numpy as np
 
 from .store import save_split, write_meta
 from .types import DataError
-from .video import check_roi, iter_frames, probe_video
+from .video import check_roi, iter_frames, probe_video, shown_orientation
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
@@ -202,7 +202,8 @@ def build_video_task(
     block_frames: int | None = None,
     min_overlap: float = DEFAULT_MIN_OVERLAP,
 ) -> VideoTask:
-    """Crop region `roi` (x, y, w, h) of every `stride`-th frame to `size` (h, w), label it and split it.
+    """Crop region `roi` (x, y, w, h) of every `stride`-th frame (as shown: a phone's portrait video turned, as
+    players show it) to `size` (h, w), label it and split it.
 
     With `labels_csv` the labels are the CSV's (a box counts when >= `min_overlap` of its area is inside
     the region); otherwise the MOG2 oracle, first fed the first `warmup` frames so it starts with a
@@ -211,7 +212,8 @@ def build_video_task(
     """
     assign_splits(1, fractions, split_mode, block_frames)  # bad split options fail before decoding
     info = probe_video(path)
-    roi = check_roi(roi, info.width, info.height)
+    width, height = shown_orientation(path).shown_size(info.width, info.height)  # a portrait video's: turned
+    roi = check_roi(roi, width, height)
     oracle = None
     if labels_csv is None:
         oracle = Mog2Oracle()
@@ -233,7 +235,7 @@ def build_video_task(
     else:
         positive = np.asarray(fg) >= threshold
         labeller = {"oracle": "mog2", "threshold": threshold, "warmup": warmup, "history": 500, "var_threshold": 16}
-    meta = {"video": str(path), "frame_size": [info.width, info.height], "roi": list(roi), "size": list(size),
+    meta = {"video": str(path), "frame_size": [width, height], "roi": list(roi), "size": list(size),
             "stride": stride, "conversion": CONVERSION,
             "fps": info.fps, "fractions": list(fractions), "split_mode": split_mode, "block_frames": block_frames,
             **labeller}

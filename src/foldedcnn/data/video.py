@@ -1,7 +1,9 @@
 """Video primitives: probe and index a file, decode its frames (PyAV), crop a region of interest.
 
 Frames come out as RGB uint8 (H, W, 3). Given a region, only the region is converted (see `_region`):
-exactly the full frame's pixels, or, given a size too, resized in the same pass (what models are fed).
+exactly the full frame's pixels, or, given a size too, resized in the same pass (what models are fed). Frames,
+regions and sizes are those of the frame as shown: a video whose frames carry a display matrix (a phone's
+portrait video) is turned as players, FFmpeg's command line and OpenCV turn it (`_orientation`).
 Every failure a user can cause (missing file, not a video, no frames, corrupt data, a region
 outside the frame) raises VideoError with a message naming the file and the problem.
 
@@ -12,7 +14,7 @@ counting frames), `_bare_streams` (a camera's .h264 or .mjpeg dump: where its de
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,17 +23,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import check_int
+from ._orientation import AS_STORED, Orientation, orientation_of
 from ._region import full_rgb, region_resized, region_rgb, resize_rgb
-from ._video_decode import Lost, counted, frame_seconds
+from ._video_decode import Lost, counted, decode_from_here, frame_seconds
 from ._video_errors import SeekError, VideoError
 from ._video_index import VideoIndex
 from ._video_open import open_threaded, open_video, opened
 from ._video_probe import VideoInfo, indexed, probed
 from ._video_seek import SKIP_MORE_THAN, index_seconds, sought
 
-__all__ = ["SeekError", "VideoError", "VideoFrame", "VideoIndex", "VideoInfo", "check_roi", "crop_resize",
-           "decoded_frames_at", "frame_seconds", "frames_at", "index_video", "iter_frames", "probe_and_index",
-           "probe_video", "resize_region"]
+__all__ = ["AS_STORED", "Orientation", "SeekError", "VideoError", "VideoFrame", "VideoIndex", "VideoInfo", "check_roi",
+           "crop_resize", "decoded_frames_at", "frame_seconds", "frames_at", "index_video", "iter_frames",
+           "probe_and_index", "probe_video", "resize_region", "shown_orientation"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,17 @@ def probe_video(path: str | Path) -> VideoInfo:
     """Frame count, size, frame rate and codec of the first video stream of `path`, without decoding it."""
     with open_video(path) as container:
         return probed(container)
+
+
+def shown_orientation(path: str | Path) -> Orientation:
+    """How the frames of `path` are shown (a phone's portrait video: turned; _orientation), from its first frame
+    that decodes; as stored for a video with none. Its shown size is
+    `shown_orientation(path).shown_size(info.width, info.height)` of its probe_video `info`."""
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        first = next(decode_from_here(container, stream, tolerant=True), None)
+        return AS_STORED if first is None else orientation_of(first)
 
 
 def index_video(path: str | Path) -> VideoIndex:
@@ -97,8 +111,11 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
     without an error leaves the ones after it numbered one too low, their times still theirs (the job counts the
     frames whose time its rows jump over).
 
+    Frames and regions are those of the frame as shown (a phone's portrait video is turned: _orientation), as its
+    first frame decoded says; `size` is the shown size (h, w).
+
     Raises VideoError for a missing or non-video file, a video with no frames, data that fails
-    to decode (a truncated file may first yield the frames before the damage), a region outside the frame,
+    to decode (a truncated file may first yield the frames before the damage), a region outside the frame as shown,
     or a frame whose size is not the stream's (a recording that switches resolution; the frames before it
     are yielded).
     """
@@ -117,18 +134,9 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
         else:
             stream.thread_count = threads
         width, height = stream.codec_context.width, stream.codec_context.height
-        if regions is not None:
-            if roi is not None or size is None:
-                raise ValueError("regions= takes a size and no roi")
-            boxes = [check_roi(r, width, height) for r in regions]
-            convert = partial(_regions_resized, boxes=boxes, size=size)
-        else:
-            if roi is not None:
-                roi = check_roi(roi, width, height)
-            elif size is not None:
-                roi = (0, 0, width, height)
-            convert = (full_rgb if roi is None else partial(region_rgb, roi=roi) if size is None
-                       else partial(region_resized, roi=roi, size=size))
+        if regions is not None and (roi is not None or size is None):
+            raise ValueError("regions= takes a size and no roi")
+        convert = None  # made for the first frame decoded, which says how frames are shown
         tolerant = undecodable and seek and key is None
         decoded = (counted(container, stream, undecodable, key or 0, idrs, first_pos) if not seek or key is not None
                    else sought(container, stream, index, first, path, stride, tolerant))
@@ -154,6 +162,7 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
                     raise VideoError(f"{path}: the frame size changes from {width}x{height} to {frame.width}x"
                                      f"{frame.height} at frame {index_no}; a region means other pixels in each size: "
                                      "cut the video at that frame (e.g. with ffmpeg) or scale it to one size")
+                convert = convert or _converter(frame, roi, size, regions)
                 yield VideoFrame(index_no, frame_seconds(frame, index_no, stream), convert(frame))
                 want = index_no + stride
         except av.FFmpegError as exc:
@@ -162,10 +171,30 @@ def iter_frames(path: str | Path, stride: int = 1, start: int = 0, *, stop: int 
             raise VideoError(f"{path} has no decodable frames")
 
 
-def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[int, int]) -> np.ndarray:
+def _converter(frame, roi: tuple[int, int, int, int] | None, size: tuple[int, int] | None,
+               regions: Sequence[tuple[int, int, int, int]] | None) -> Callable[[Any], np.ndarray]:
+    """iter_frames' conversion of each frame, for a stream whose first decoded frame is `frame`: its regions checked
+    against the frame as shown (orientation_of: a phone's portrait video is shown turned), taken there."""
+    turn = orientation_of(frame)
+    width, height = turn.shown_size(frame.width, frame.height)
+    shown = turn.note(frame.width, frame.height)
+    if regions is not None:
+        boxes = [check_roi(r, width, height, shown) for r in regions]
+        return partial(_regions_resized, boxes=boxes, size=size, orientation=turn)
+    if roi is not None:
+        roi = check_roi(roi, width, height, shown)
+    elif size is not None:
+        roi = (0, 0, width, height)
+    return (partial(full_rgb, orientation=turn) if roi is None else
+            partial(region_rgb, roi=roi, orientation=turn) if size is None else
+            partial(region_resized, roi=roi, size=size, orientation=turn))
+
+
+def _regions_resized(frame, boxes: list[tuple[int, int, int, int]], size: tuple[int, int],
+                     orientation: Orientation) -> np.ndarray:
     if len(boxes) == 1:  # the usual job: no copy into a stack of one
-        return region_resized(frame, boxes[0], size)[None]
-    return np.stack([region_resized(frame, box, size) for box in boxes])
+        return region_resized(frame, boxes[0], size, orientation)[None]
+    return np.stack([region_resized(frame, box, size, orientation) for box in boxes])
 
 
 def frames_at(path: str | Path, indices: Iterable[int], index: VideoIndex | None = None) -> list[VideoFrame]:
@@ -264,15 +293,16 @@ def _picked(decoded: Iterator[tuple[int, Any]], frames: list[int], stream, path:
         raise VideoError(f"{path} is corrupt or truncated ({exc})") from None
 
 
-def check_roi(roi: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
-    """Validate a region (x, y, w, h) against a width x height frame; return it as ints or raise VideoError."""
+def check_roi(roi: tuple[int, int, int, int], width: int, height: int, shown: str = "") -> tuple[int, int, int, int]:
+    """Validate a region (x, y, w, h) against a width x height frame; return it as ints or raise VideoError.
+    `shown`: how the frame is shown, for the message (" shown rotated 90° clockwise (stored 768x576)")."""
     if len(roi) != 4:
         raise VideoError(f"a region is (x, y, w, h), got {roi!r}")
     x, y, w, h = (int(v) for v in roi)
     if w < 1 or h < 1:
         raise VideoError(f"region {roi} has an empty size")
     if x < 0 or y < 0 or x + w > width or y + h > height:
-        raise VideoError(f"region (x={x}, y={y}, w={w}, h={h}) is outside the {width}x{height} frame")
+        raise VideoError(f"region (x={x}, y={y}, w={w}, h={h}) is outside the {width}x{height} frame{shown}")
     return x, y, w, h
 
 

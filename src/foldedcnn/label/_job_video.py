@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..data.video import VideoInfo, check_roi
+from ..data.video import VideoError, VideoInfo, check_roi, shown_orientation
 from ..errors import FoldedCNNError, OutputWriteError
 from ._chunk_store import ChunkStore, VideoRows, csv_fields
 from ._frame_labels import header
@@ -164,13 +164,29 @@ class JobVideo:
             return
         self.result.decoder = decoder
         self.result.add_note(note)  # none after fall_back_to_cpu, whose note is made already
-        check_roi(self.roi, info.width, info.height)
-        if self.trained_on and list(self.trained_on) != [info.width, info.height]:
+        self._check_region(info, probed)
+        if self.trained_on and list(self.trained_on) not in ([info.width, info.height], [info.height, info.width]):
             w, h = self.trained_on
             moved = (f"the region {self.roi} comes from the checkpoint, whose training video was {w}x{h}; this "
                      f"one is {info.width}x{info.height}: pass --roi where the object sits in it")
             self.result.add_note(moved)
         self.done = done
+
+    def _check_region(self, info: VideoInfo, probed: dict) -> None:
+        """check_roi against the frame as shown (raises VideoError). The probe tells the stored size; how a frame is
+        shown (a phone's portrait video: turned, data._orientation) takes decoding one. A region that fits one way
+        only is checked against the video's first frame here when it is one of several regions (decoded once for
+        the video), which must fail alone; one region alone is checked by its decoders, which see the frames."""
+        ways = [(info.width, info.height), (info.height, info.width)]
+        fits = [_fits(self.roi, w, h) for w, h in ways]
+        if not any(fits):
+            check_roi(self.roi, info.width, info.height)  # the error, naming the stored size
+        if all(fits) or self.result.region is None:
+            return
+        if "orientation" not in probed:
+            probed["orientation"] = shown_orientation(self.path)
+        turn = probed["orientation"]
+        check_roi(self.roi, *turn.shown_size(info.width, info.height), turn.note(info.width, info.height))
 
     def plan_rows(self, cfg: JobConfig, probed: dict) -> None:
         """After plan(), for a video not finished: take its keyframe index from `probed` ("index", _survey's) and
@@ -262,6 +278,15 @@ def by_video(outputs: Sequence[T]) -> list[list[T]]:
     for v in outputs:
         groups.setdefault(v.path, []).append(v)
     return list(groups.values())
+
+
+def _fits(roi, width: int, height: int) -> bool:
+    """Whether check_roi accepts `roi` in a width x height frame."""
+    try:
+        check_roi(roi, width, height)
+    except VideoError:
+        return False
+    return True
 
 
 def _surveyed(probed: dict, key: str) -> Any:

@@ -13,13 +13,14 @@ container (which PyNvVideoCodec's SimpleDecoder cannot seek), to the CPU pool wi
 its own NVDEC session (a GPU has several NVDEC engines: 7 on an H100 or H200): a segment is read in order,
 seeking once to its first frame and then taking the next frames batch by batch (`get_batch_frames`); the
 measured 878 frames/s came from fetching every batch by frame index (`get_batch_frames_by_index`) in one
-thread. Frames come out as planar RGB on the GPU; each frame's region is cut there before the batch is
-stacked and resized (area averaging, like the CPU path's INTER_AREA for downscaling; pixel values differ
-slightly from the CPU path: another YUV->RGB conversion and resampler), and batches go to the Engine without
-a host copy. Frame times come from the job's index of the video (VideoIndex.seconds), the timestamps the
-CPU decoder gives its frames. A segment NVDEC fails on ends with the error in its Finished event; the job then
-decodes that video whole on the CPU pool (job.redo_on_cpu). NVDEC_SESSIONS is not tuned yet: 4 sessions left
-the cores 84-85 % idle.
+thread. Frames come out as planar RGB on the GPU, as stored; each frame's region is cut there (the stored box
+holding the region of the frame as shown: data._orientation, read from the video's first frame with PyAV)
+before the batch is stacked, resized (area averaging, like the CPU path's INTER_AREA for downscaling; pixel
+values differ slightly from the CPU path: another YUV->RGB conversion and resampler) and turned as shown,
+and batches go to the Engine without a host copy. Frame times come from the job's index of the video
+(VideoIndex.seconds), the timestamps the CPU decoder gives its frames. A segment NVDEC fails on ends with the
+error in its Finished event; the job then decodes that video whole on the CPU pool (job.redo_on_cpu).
+NVDEC_SESSIONS is not tuned yet: 4 sessions left the cores 84-85 % idle.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import time
 
 import numpy as np
 
-from ..data.video import VideoInfo
+from ..data.video import Orientation, VideoInfo, check_roi, shown_orientation
 from ..errors import FoldedCNNError
 from ._decode_tasks import Decoded, DecodeTask, Finished
 from .frame_source import FrameBatch
@@ -131,16 +132,26 @@ class NvdecDecoder:
         last = frames if end is None else min(frames, end)
         if first >= last:
             return
+        turn = shown_orientation(task.path)  # NVDEC's frames come as stored; regions are in the frame as shown
+        size = turn.stored_size(task.size)
         decoder.seek_to_index(first)
-        row, at = seg.first_row, first
+        row, at, boxes = seg.first_row, first, None
         while at < last:
             decoded = decoder.get_batch_frames(min(task.batch * stride, last - at))
             if not decoded:
                 return
             kept = [torch.from_dlpack(f) for f in decoded[::stride]]
-            regions = [F.interpolate(torch.stack([f[:, y:y + h, x:x + w] for f in kept]).float(), size=task.size,
-                                     mode="area") for x, y, w, h in task.rois]
-            images = torch.cat(regions, dim=1).round_().clamp_(0, 255).to(torch.uint8)
+            boxes = boxes or _stored_boxes(task.rois, turn, *kept[0].shape[-2:])
+            regions = [F.interpolate(torch.stack([f[:, y:y + h, x:x + w] for f in kept]).float(), size=size,
+                                     mode="area") for x, y, w, h in boxes]
+            images = turn.on_tensor(torch.cat(regions, dim=1).round_().clamp_(0, 255).to(torch.uint8)).contiguous()
             index = np.arange(at, at + len(decoded), stride)
             yield FrameBatch(row, index, task.index.seconds(index, fps) if task.index else index / fps, images)
             row, at = row + len(kept), at + len(decoded)
+
+
+def _stored_boxes(rois, turn: Orientation, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """The regions (x, y, w, h) of the frame as shown (`turn`) -> those of the stored height x width frame holding
+    them; VideoError for a region outside the shown frame."""
+    shown_w, shown_h = turn.shown_size(width, height)
+    return [turn.stored_box(check_roi(r, shown_w, shown_h, turn.note(width, height)), width, height) for r in rois]
