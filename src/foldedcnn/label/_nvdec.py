@@ -93,6 +93,7 @@ class NvdecDecoder:
         self.device = device
         self.events: queue.Queue = queue.Queue(maxsize=4 * max(1, sessions))
         self.pending = len(tasks)
+        self._turns: dict = {}  # per video: how its frames are shown (its segments' tasks share it)
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         for task in tasks:
             self._todo.put(task)
@@ -132,7 +133,9 @@ class NvdecDecoder:
         last = frames if end is None else min(frames, end)
         if first >= last:
             return
-        turn = shown_orientation(task.path)  # NVDEC's frames come as stored; regions are in the frame as shown
+        if task.path not in self._turns:  # NVDEC's frames come as stored; regions are in the frame as shown
+            self._turns[task.path] = shown_orientation(task.path)
+        turn = self._turns[task.path]
         size = turn.stored_size(task.size)
         decoder.seek_to_index(first)
         row, at, boxes = seg.first_row, first, None
