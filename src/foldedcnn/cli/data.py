@@ -24,7 +24,9 @@ def register(sub) -> None:
     v = kinds.add_parser("video", help="label a region of a video: 'vtest' or a video file")
     v.add_argument("video", help="'vtest' (the recipe on vtest.avi) or a video path")
     v.add_argument("--out", type=Path, required=True, help="output folder ({train,val,test}.npz + meta.json)")
-    v.add_argument("--roi", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="region of interest (video path)")
+    v.add_argument("--roi", type=int, nargs=4, metavar=("X", "Y", "W", "H"),
+                   help="region of interest (video path), in the frame as players show it (a phone's portrait video "
+                        "turned)")
     v.add_argument("--labels", type=Path, help="NoScope labels CSV (frame, object_name, ...); default: MOG2 oracle")
     v.add_argument("--object", default="person", help="object name for the CSV and the class names")
     v.add_argument("--threshold", type=float, default=0.02, help="oracle: foreground share of the region")
