@@ -253,6 +253,34 @@ def _rows_of_one_and(workers: str, checkpoint: Path, video: Path, tmp_path: Path
     return _rows(tmp_path / workers / name)[1]
 
 
+_X265_DEFAULT = {"g": "25", "preset": "ultrafast", "x265-params": "log-level=none"}  # open GOPs: CRA pictures
+
+
+@pytest.mark.parametrize("codec,suffix,options", [
+    ("libx265", "mp4", _X265_DEFAULT),
+    ("libx265", "mkv", _X265_DEFAULT),
+    ("libx265", "ts", _X265_DEFAULT),
+    ("libx264", "mp4", {"g": "25", "bf": "2", "preset": "ultrafast", "x264-params": "open-gop=1"}),
+    ("mpeg2video", "ts", {"g": "25", "bf": "2"}),  # MPEG-2's default: open GOPs, B-pictures before each I
+])
+def test_open_groups_of_pictures_split_among_decoders_give_the_csv_of_one(checkpoint, tmp_path, codec, suffix,
+                                                                          options):
+    """Encoders' defaults (x265) or options (x264, MPEG-2) whose groups of pictures are open: the pictures shown
+    just before a keyframe are decoded after it, from references on both sides. A segment starting at that keyframe
+    leaves them to the segment before, which decodes through it: split at every keyframe, 3 decoders write the CSV
+    of one, every frame once."""
+    from foldedcnn.data.video import index_video
+
+    clip = write_square_clip(tmp_path / f"camera.{suffix}", 300, codec=codec, options=options)
+    assert index_video(clip).seekable
+    rows = _rows_of_one_and("3", checkpoint, clip, tmp_path)
+    assert [int(r[0]) for r in rows] == list(range(300))
+    cfg = job.JobConfig(checkpoint, [clip], tmp_path / "plan", roi=ROI, uncertain=(0.2, 0.8), batch=8,
+                        chunk_frames=16)
+    output = job.JobVideo(0, clip, clip.stem, cfg, {"class_names": ["a", "b"], "sha256": "0" * 64}, ROI)
+    assert len(plan.plan_tasks([output], cfg, (50, 50), 3, lambda info: ("cpu", None))) > 1
+
+
 def test_segments_of_an_mpeg_ts_recording_with_b_frames_give_the_csv_of_one_decoder(checkpoint, tmp_path):
     """Its seeks land after the keyframe asked for and are made again from further back (data._video_seek.sought): the
     frames before each segment's window are passed over, none lost or labelled twice."""
