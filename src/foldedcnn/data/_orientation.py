@@ -48,12 +48,15 @@ class Orientation:
         return size[::-1] if self.transpose else size
 
     def on_image(self, image: np.ndarray) -> np.ndarray:
-        """Stored pixels (h, w, ...) -> as shown (a view)."""
+        """Stored pixels (h, w, ...) -> as shown: `image` itself as stored, else a C-contiguous turned copy (what
+        OpenCV and PIL take)."""
+        if self.as_stored:
+            return image
         if self.transpose:
             image = image.swapaxes(0, 1)
         if self.flip_x:
             image = image[:, ::-1]
-        return image[::-1] if self.flip_y else image
+        return np.ascontiguousarray(image[::-1] if self.flip_y else image)
 
     def on_tensor(self, images):
         """Stored pixels (..., h, w) of a torch tensor -> as shown (a new tensor unless as stored)."""

@@ -82,11 +82,8 @@ def region_rgb(frame, roi: tuple[int, int, int, int], orientation: Orientation |
     codec's), the pixels equal those of the full-frame conversion (tests/test_data_video.py checks it); other
     formats and odd sizes are converted whole. Turned as shown, they are the shown full frame's pixels too.
     """
-    turn = orientation_of(frame) if orientation is None else orientation
-    if turn.as_stored:
-        return _stored_region_rgb(frame, roi)
-    box = turn.stored_box(roi, frame.width, frame.height)
-    return np.ascontiguousarray(turn.on_image(_stored_region_rgb(frame, box)))
+    turn = _turn(frame, orientation)
+    return turn.on_image(_stored_region_rgb(frame, turn.stored_box(roi, frame.width, frame.height)))
 
 
 def _stored_region_rgb(frame, roi: tuple[int, int, int, int]) -> np.ndarray:
@@ -117,11 +114,11 @@ def region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int],
     aligned to the chroma subsampling, or a format region_rgb converts whole, takes that slower path instead.
     A frame shown turned has its stored region resized to the turned size, then turned.
     """
-    turn = orientation_of(frame) if orientation is None else orientation
-    if turn.as_stored:
+    turn = _turn(frame, orientation)
+    if turn.as_stored:  # the job's every upright frame: no turn to work out
         return _stored_region_resized(frame, roi, size)
     box = turn.stored_box(roi, frame.width, frame.height)
-    return np.ascontiguousarray(turn.on_image(_stored_region_resized(frame, box, turn.stored_size(size))))
+    return turn.on_image(_stored_region_resized(frame, box, turn.stored_size(size)))
 
 
 def _stored_region_resized(frame, roi: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
@@ -192,9 +189,12 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def full_rgb(frame, orientation: Orientation | None = None) -> np.ndarray:
     """A decoded PyAV frame as RGB (H, W, 3) uint8 as shown (`orientation`, by default the frame's own:
     orientation_of): `frame.to_ndarray(format="rgb24")`'s pixels, turned, converted in one thread."""
-    turn = orientation_of(frame) if orientation is None else orientation
-    rgb = _stored_full_rgb(frame)
-    return rgb if turn.as_stored else np.ascontiguousarray(turn.on_image(rgb))
+    return _turn(frame, orientation).on_image(_stored_full_rgb(frame))
+
+
+def _turn(frame, orientation: Orientation | None) -> Orientation:
+    """`orientation`, or when None the frame's own (orientation_of)."""
+    return orientation_of(frame) if orientation is None else orientation
 
 
 def _stored_full_rgb(frame) -> np.ndarray:

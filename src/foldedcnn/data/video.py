@@ -33,8 +33,8 @@ from ._video_probe import VideoInfo, indexed, probed
 from ._video_seek import SKIP_MORE_THAN, index_seconds, sought
 
 __all__ = ["AS_STORED", "Orientation", "SeekError", "VideoError", "VideoFrame", "VideoIndex", "VideoInfo", "check_roi",
-           "crop_resize", "decoded_frames_at", "frame_seconds", "frames_at", "index_video", "iter_frames",
-           "probe_and_index", "probe_video", "resize_region", "shown_orientation"]
+           "check_shown_roi", "crop_resize", "decoded_frames_at", "frame_seconds", "frames_at", "index_video",
+           "iter_frames", "probe_and_index", "probe_video", "resize_region", "shown_orientation"]
 
 
 @dataclass(frozen=True)
@@ -176,15 +176,13 @@ def _converter(frame, roi: tuple[int, int, int, int] | None, size: tuple[int, in
     """iter_frames' conversion of each frame, for a stream whose first decoded frame is `frame`: its regions checked
     against the frame as shown (orientation_of: a phone's portrait video is shown turned), taken there."""
     turn = orientation_of(frame)
-    width, height = turn.shown_size(frame.width, frame.height)
-    shown = turn.note(frame.width, frame.height)
     if regions is not None:
-        boxes = [check_roi(r, width, height, shown) for r in regions]
+        boxes = [check_shown_roi(r, frame.width, frame.height, turn) for r in regions]
         return partial(_regions_resized, boxes=boxes, size=size, orientation=turn)
     if roi is not None:
-        roi = check_roi(roi, width, height, shown)
+        roi = check_shown_roi(roi, frame.width, frame.height, turn)
     elif size is not None:
-        roi = (0, 0, width, height)
+        roi = (0, 0, *turn.shown_size(frame.width, frame.height))
     return (partial(full_rgb, orientation=turn) if roi is None else
             partial(region_rgb, roi=roi, orientation=turn) if size is None else
             partial(region_resized, roi=roi, size=size, orientation=turn))
@@ -304,6 +302,13 @@ def check_roi(roi: tuple[int, int, int, int], width: int, height: int, shown: st
     if x < 0 or y < 0 or x + w > width or y + h > height:
         raise VideoError(f"region (x={x}, y={y}, w={w}, h={h}) is outside the {width}x{height} frame{shown}")
     return x, y, w, h
+
+
+def check_shown_roi(roi: tuple[int, int, int, int], width: int, height: int, turn: Orientation
+                    ) -> tuple[int, int, int, int]:
+    """check_roi of a region of the frame as shown (`turn`) of a stored width x height frame; the message says how
+    it is shown and stored."""
+    return check_roi(roi, *turn.shown_size(width, height), turn.note(width, height))
 
 
 def resize_region(region: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..data.video import VideoError, VideoInfo, check_roi, shown_orientation
+from ..data.video import VideoError, VideoInfo, check_roi, check_shown_roi, shown_orientation
 from ..errors import FoldedCNNError, OutputWriteError
 from ._chunk_store import ChunkStore, VideoRows, csv_fields
 from ._frame_labels import header
@@ -185,8 +185,7 @@ class JobVideo:
             return
         if "orientation" not in probed:
             probed["orientation"] = shown_orientation(self.path)
-        turn = probed["orientation"]
-        check_roi(self.roi, *turn.shown_size(info.width, info.height), turn.note(info.width, info.height))
+        check_shown_roi(self.roi, info.width, info.height, probed["orientation"])
 
     def plan_rows(self, cfg: JobConfig, probed: dict) -> None:
         """After plan(), for a video not finished: take its keyframe index from `probed` ("index", _survey's) and

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from ..data.video import Orientation, VideoInfo, check_roi, shown_orientation
+from ..data.video import Orientation, VideoInfo, check_shown_roi, shown_orientation
 from ..errors import FoldedCNNError
 from ._decode_tasks import Decoded, DecodeTask, Finished
 from .frame_source import FrameBatch
@@ -156,5 +156,4 @@ class NvdecDecoder:
 def _stored_boxes(rois, turn: Orientation, height: int, width: int) -> list[tuple[int, int, int, int]]:
     """The regions (x, y, w, h) of the frame as shown (`turn`) -> those of the stored height x width frame holding
     them; VideoError for a region outside the shown frame."""
-    shown_w, shown_h = turn.shown_size(width, height)
-    return [turn.stored_box(check_roi(r, shown_w, shown_h, turn.note(width, height)), width, height) for r in rois]
+    return [turn.stored_box(check_shown_roi(r, width, height, turn), width, height) for r in rois]
