@@ -84,6 +84,66 @@ def test_a_new_recording_at_the_same_path_is_not_given_the_old_labels(checkpoint
     assert len((out / "cam.csv").read_text().splitlines()) == 25
 
 
+def _age(path: Path, seconds: float) -> Path:
+    """`path` as last modified `seconds` ago."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def _half_written(path: Path, recording: Path) -> Path:
+    """`path` holding the first half of `recording`, as a recorder still writing it leaves it (an MP4's index, at
+    its end, not there yet)."""
+    path.write_bytes(recording.read_bytes()[: recording.stat().st_size // 2])
+    return path
+
+
+def test_a_recording_still_being_written_is_left_out_and_labelled_once_closed(checkpoints, tmp_path, capsys):
+    """A camera writes its current recording into the folder the job labels. Taken as it is, that MP4 fails (no
+    index yet); a TS or MKV would get a CSV without its end, and a later run would refuse the grown file (the test
+    above). --min-age leaves out the files modified in the last SECONDS before reading them, and the same command
+    labels them once the recorder has closed them: the CSV of the whole recording, nothing of the half."""
+    cams, full = tmp_path / "cams", write_square_clip(tmp_path / "full.mp4", 24)
+    cams.mkdir()
+    _age(write_square_clip(cams / "0900.mp4", 40), 3600)
+    recording = _half_written(cams / "1000.mp4", full)
+    assert run(checkpoints[4], cams, "--out", tmp_path / "eager") == 1  # without it: the half recording fails
+    assert "1000.mp4" in summary(tmp_path / "eager")["videos"][1]["video"]
+    assert summary(tmp_path / "eager")["videos"][1]["error"]
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert run(checkpoints[4], cams, "--out", out, "--min-age", "60") == 0
+    earlier, later = summary(out)["videos"]
+    assert earlier["frames"] == 40 and earlier["skipped"] is None and earlier["error"] is None
+    assert re.fullmatch(r"modified \d s ago, within --min-age 60 s: still being written\? a later run labels it",
+                        later["skipped"]), later["skipped"]
+    assert later["error"] is None and later["frames"] == 0
+    assert (summary(out)["failed"], summary(out)["skipped"]) == (0, 1)
+    assert not (out / "1000.csv").exists() and not (out / ".parts" / "1000").exists()
+    assert f"skipped {recording}: modified" in capsys.readouterr().out
+    _age(recording, 0).write_bytes(full.read_bytes())  # the recorder goes on, then closes it
+    _age(recording, 120)
+    assert run(checkpoints[4], cams, "--out", out, "--min-age", "60") == 0
+    earlier, later = summary(out)["videos"]
+    assert (earlier["frames"], later["frames"], later["skipped"], summary(out)["skipped"]) == (40, 24, None, 0)
+    assert run(checkpoints[4], full, "--out", tmp_path / "alone") == 0
+    assert (out / "1000.csv").read_text() == (tmp_path / "alone" / "full.csv").read_text()
+
+
+def test_the_report_and_the_frames_export_name_a_video_the_run_left_out(clips, checkpoints, tmp_path, capsys):
+    from foldedcnn.label.report import write_report
+
+    young = write_square_clip(tmp_path / "young.mp4", 20)
+    out = tmp_path / "out"
+    assert run(checkpoints[4], _age(clips["b"], 600), young, "--out", out, "--min-age", "300") == 0
+    page = write_report(out).path.read_text()
+    assert "Skipped by this run: modified " in page and "skipped: modified " in page  # its section, the overview
+    capsys.readouterr()
+    assert main(["frames", str(out), "--out", str(tmp_path / "frames"), "--which", "all", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"skipped {young}: the run left it out (modified " in printed and "of 1 outputs" in printed
+
+
 def test_an_output_written_before_the_content_fingerprint_is_still_this_jobs(clips, checkpoints, tmp_path):
     assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 0
     config = tmp_path / ".parts" / "a" / "config.json"
@@ -213,6 +273,8 @@ def test_vtest_cut_in_half_is_truncated(checkpoints, tmp_path):
     (["--batch", "100"], "--chunk-frames 1024 must be a multiple of --batch 100 .* e.g. 64"),
     (["--batch", "0"], "--batch must be >= 1, got 0"),
     (["--nvdec-sessions", "0"], "--nvdec-sessions must be >= 1, got 0"),
+    (["--min-age", "-1"], "--min-age must be a number of seconds >= 0, got -1.0"),
+    (["--min-age", "nan"], "--min-age must be a number of seconds >= 0, got nan"),
 ])
 def test_bad_job_settings_are_one_line_before_any_output(clips, checkpoints, tmp_path, capsys, flags, needle):
     argv = ["run", str(checkpoints[1]), str(clips["a"]), "--out", str(tmp_path / "out"), "--roi", *map(str, ROI),

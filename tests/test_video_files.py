@@ -6,7 +6,7 @@ import pytest
 
 from foldedcnn import FoldedCNNError
 from foldedcnn.label.job import video_keys
-from foldedcnn.label.video_files import check_each_once, expand_videos
+from foldedcnn.label.video_files import check_each_once, expand_videos, modified_within
 
 
 def _touch(path: Path) -> Path:
@@ -48,6 +48,18 @@ def test_a_video_given_twice_is_refused_also_by_another_path(tmp_path):
         check_each_once([video, video])
     with pytest.raises(FoldedCNNError, match=r"is given twice \(as .*cams/a.mp4 and .*cams/\.\./cams/a.mp4\)"):
         check_each_once(expand_videos([cams, cams / ".." / "cams" / "a.mp4"]))
+
+
+def test_min_age_leaves_out_files_modified_lately_or_stamped_ahead_of_this_clock(tmp_path):
+    import os
+
+    video = _touch(tmp_path / "cam.ts")
+    os.utime(video, (1_000_000.0, 1_000_000.0))
+    assert modified_within(video, 60, 1_000_060.0) is None  # a minute old: labelled
+    assert modified_within(video, 60, 1_000_059.4) == ("modified 59 s ago, within --min-age 60 s: still being "
+                                                       "written? a later run labels it")
+    assert modified_within(video, 60, 999_990.0).startswith("modified 10 s in the future (this machine's clock")
+    assert modified_within(tmp_path / "gone.ts", 60, 1_000_000.0) is None  # the job records a missing file
 
 
 def test_videos_sharing_a_file_name_get_distinct_output_names(tmp_path):

@@ -404,13 +404,16 @@ def test_a_folder_of_videos_is_labelled_video_by_video(clips, checkpoint, tmp_pa
 
 def test_many_outputs_print_one_ok_line_and_every_failure(clips, checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("foldedcnn.cli.run.OK_LINES", 2)  # thousands of clips in practice
-    argv = [checkpoint, clips["short"], clips["long"], tmp_path / "missing.mp4", "--out", tmp_path / "out", "--roi",
-            *map(str, ROI)]
+    young = write_square_clip(tmp_path / "young.mp4", 12)  # left out by --min-age: counted, not listed
+    for old in (clips["short"], clips["long"]):
+        os.utime(old, (time.time() - 3600,) * 2)
+    argv = [checkpoint, clips["short"], clips["long"], tmp_path / "missing.mp4", young, "--out", tmp_path / "out",
+            "--roi", *map(str, ROI), "--min-age", "600"]
     assert _run(argv) == 1
     out = capsys.readouterr().out
-    assert "FAILED  " in out and "missing.mp4" in out and not any(line.startswith("ok      /") for line in
-                                                                      out.splitlines())
-    assert "ok      2 of 3 outputs: 337 frames" in out and "summary.json" in out
+    assert "FAILED  " in out and "missing.mp4" in out and not any(line.startswith(("ok      /", "skipped"))
+                                                                      for line in out.splitlines())
+    assert "ok      2 of 4 outputs: 337 frames" in out and "; 1 skipped (--min-age)" in out and "summary.json" in out
 
 
 def test_a_grey_model_is_refused_before_any_decoding(clips, tmp_path, capsys):
@@ -922,8 +925,11 @@ def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, t
                      "1", *args]) == 0
         assert _run([checkpoint, clips["long"], "--out", resumed, "--ray", "--actors", "1", *args]) == 0
         two = ["--roi", *map(str, ROI), "--roi", *map(str, ROI2)]
-        assert _run([checkpoint, clips["short"], "--out", tmp_path / "ray2", "--ray", "--actors", "1", *two,
-                     *args]) == 0
+        os.utime(clips["short"], (time.time() - 3600,) * 2)
+        young = tmp_path / "young.mp4"  # a recording still being written: left out (--min-age) on Ray too
+        young.write_bytes(clips["long"].read_bytes()[:5000])
+        assert _run([checkpoint, clips["short"], young, "--out", tmp_path / "ray2", "--ray", "--actors", "1", *two,
+                     "--min-age", "60", *args]) == 0
     finally:
         ray.shutdown()
     for name in ("short.csv", "long.csv", "camera.csv", "stream.csv"):  # camera: frames 20 and 24 do not decode
@@ -937,6 +943,9 @@ def test_ray_run_matches_local_run_and_resumes_a_killed_one(clips, checkpoint, t
     assert _run([checkpoint, clips["short"], "--out", tmp_path / "local2", "--roi", *map(str, ROI2), *args]) == 0
     _same_rows(local / "short.csv", tmp_path / "ray2" / "short.region1.csv")  # several regions on Ray too
     _same_rows(tmp_path / "local2" / "short.csv", tmp_path / "ray2" / "short.region2.csv")
+    left_out = json.loads((tmp_path / "ray2" / "summary.json").read_text())["videos"][2:]
+    assert [v["region"] for v in left_out] == [1, 2] and all(v["skipped"].startswith("modified ") for v in left_out)
+    assert not list((tmp_path / "ray2").glob("young*"))
     summary = json.loads((resumed / "summary.json").read_text())
     assert summary["videos"][0]["resumed_at_frame"] == 16 * 16 and not list(parts.glob("0*.csv"))
     # honest speeds: each video's frames/s counts from the job's start (its rows reach the driver in bursts); the

@@ -28,6 +28,8 @@ def run(args) -> int:
                            progress=not args.no_progress)
     for failed in result.failed:
         print(f"skipped {failed}")
+    for left_out in result.skipped:
+        print(f"skipped {left_out}")
     print(f"wrote {result.written} new of {result.images} {args.which} frames of {result.outputs} outputs to "
           f"{result.out}; index {result.index}")
     return 1 if result.failed else 0

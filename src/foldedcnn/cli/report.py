@@ -10,7 +10,7 @@ def register(sub) -> None:
     p.add_argument("--thumbnails", type=int, default=12,
                    help="at most this many positive and this many uncertain frames per video (default 12)")
     p.add_argument("--videos", type=int, default=50,
-                   help="show every failed video and this many others, those with the most uncertain frames "
+                   help="show every failed or skipped video and this many others, those with the most uncertain frames "
                         "(default 50; summary.json lists every one)")
     p.set_defaults(func=run)
 

@@ -44,6 +44,11 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="discard a video's earlier output in --out that was made with other settings")
+    p.add_argument("--min-age", type=float, default=0.0, metavar="SECONDS",
+                   help="leave out videos modified less than SECONDS ago: a camera's recording still being written "
+                        "(labelled now, its end would be missing, and a later run would refuse the grown file); "
+                        "summary.json lists them as skipped, and the same command run later labels them "
+                        "(default 0: every video)")
     p.add_argument("--trust-code", action="store_true",
                    help="allow a checkpoint whose model is built by code it names (a fold plan's factory); "
                         "only for files whose author you trust")
@@ -64,7 +69,7 @@ def run(args) -> int:
         uncertain=tuple(args.uncertain) if args.uncertain else None,
         backend=args.backend, device=args.device, batch=args.batch, chunk_frames=args.chunk_frames,
         workers=args.workers, decoder=args.decoder, nvdec_sessions=args.nvdec_sessions, nvdec_share=args.nvdec_share,
-        progress=not args.no_progress, overwrite=args.overwrite,
+        progress=not args.no_progress, overwrite=args.overwrite, min_age=args.min_age,
         trust_code=args.trust_code,
     )
     if args.ray:
@@ -83,6 +88,8 @@ def run(args) -> int:
             print(f"TRUNCATED {name}: {v.error}{missing} -> {v.csv}")
         elif v.error:
             print(f"FAILED  {name}: {v.error}")
+        elif v.skipped and not quiet:
+            print(f"skipped {name}: {v.skipped}")
         elif not quiet:
             speed = f", {v.end_to_end_fps} frames/s" if v.end_to_end_fps else ""
             damaged = f", {v.undecodable} undecodable (damaged data: rows without a label)" if v.undecodable else ""
@@ -91,7 +98,7 @@ def run(args) -> int:
         if v.note and not quiet:
             print(f"note    {name}: {v.note}")
     if quiet:
-        ok = [v for v in summary.videos if not v.error]
+        ok = [v for v in summary.videos if not v.error and not v.skipped]
         noted = sum(1 for v in summary.videos if v.note)
         damaged = sum(v.undecodable for v in ok)
         missing = sum(v.missing_frames or 0 for v in ok)
@@ -99,11 +106,14 @@ def run(args) -> int:
               f"{sum(v.uncertain for v in ok):,} uncertain"
               + (f", {damaged:,} undecodable (damaged data)" if damaged else "")
               + (f", {missing:,} missing from the files (their timestamps jump over them)" if missing else "")
-              + (f"; {noted:,} with a note" if noted else "") + " (each output's counts and notes: summary.json)")
+              + (f"; {noted:,} with a note" if noted else "")
+              + (f"; {len(summary.skipped):,} skipped (--min-age)" if summary.skipped else "")
+              + " (each output's counts and notes: summary.json)")
     if summary.decoder_note:
         print(f"decoder {summary.decoder}: {summary.decoder_note}")
     decoders = f"{summary.workers} decoder processes" if summary.workers else "decoding in Ray tasks"
-    done_before = summary.videos and not summary.failed and not summary.frames_per_s  # a rerun of a finished job
+    done_before = (summary.videos and not summary.failed and not summary.skipped  # a rerun of a finished job
+                   and not summary.frames_per_s)
     speed = (f"{summary.frames_per_s} frames/s in all" if summary.frames_per_s else
              "nothing left to label: every output was done before" if done_before else "no frame labelled")
     print(f"summary: {args.out / 'summary.json'} (backend {summary.backend}, decoder {summary.decoder}, "

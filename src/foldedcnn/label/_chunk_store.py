@@ -160,7 +160,8 @@ class ChunkStore:
             if not overwrite:
                 changed = sorted(k for k in self.config.keys() | old.keys() if old.get(k) != self.config.get(k))
                 what = ("the video file is not the one labelled there (another recording at the same path, or one "
-                        "still being written: label a recording once it is closed)"
+                        "still being written: label a recording once it is closed; --min-age leaves out files modified "
+                        "lately)"
                         if changed == ["video_content"] else f"other settings ({', '.join(changed)})")
                 raise FoldedCNNError(
                     f"{self.final_path.parent} holds output of {self.final_path.stem} made with {what}; rerun with "

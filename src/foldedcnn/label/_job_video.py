@@ -64,6 +64,7 @@ class VideoResult:
     model_fps: float | None = None
     end_to_end_fps: float | None = None
     error: str | None = None
+    skipped: str | None = None  # why this run left the video out (JobVideo.leave_out), to be labelled by a later run
 
     def add_note(self, note: str | None) -> None:
         """Add `note` (when there is one) after the notes already made, "; " between them."""
@@ -141,6 +142,12 @@ class JobVideo:
         self.started: float | None = None  # the job's start, set by the job: end-to-end frames/s count from it
         self.nvdec_error: str | None = None  # why NVDEC failed on it (segment_finished): to be redone on the CPU
         self.finished = False
+
+    def leave_out(self, why: str) -> None:
+        """Before plan(): this run does not label the video (`why`, e.g. still being written: --min-age); its output
+        folder is not touched, and a later run labels it."""
+        self.result.skipped = why
+        self.finished = True
 
     def plan(self, cfg: JobConfig, decoder_for: Callable[[VideoInfo], tuple[str, str | None]], probed: dict) -> None:
         """Choose the video's decoder (`decoder_for(info)`: "cpu" or "gpu" and a note), check the output's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from ._decode_tasks import DecodeTask
 from ._job_video import JobVideo, by_video
 from ._survey import keyframe_index, read_for_plan, survey
 from .frame_source import plan_segments, segment_index
+from .video_files import modified_within
 
 if TYPE_CHECKING:
     from .job import JobConfig
@@ -34,10 +36,14 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     long video alike keep every worker busy, longest segments first; an output that cannot be planned gets its
     error recorded. A video whose frames cannot be found by seeking (index not seekable) is not split: each
     segment of it would decode from its first frame. `videos` are the job's outputs, the regions of one video
-    next to each other: a video is read and decoded once for all its regions (a task's `rois`), and its
+    next to each other (with cfg.min_age, those of a video modified within it are left out before anything reads
+    it: JobVideo.leave_out): a video is read and decoded once for all its regions (a task's `rois`), and its
     segments cover the chunks any of them misses (one that has a chunk already drops its rows again). Many
     videos are probed and indexed by `workers` processes (_survey)."""
     groups = by_video(videos)
+    if cfg.min_age:
+        now = time.time()
+        groups = [g for g in groups if not _left_out(g, modified_within(g[0].path, cfg.min_age, now))]
     # an unlabelled video is indexed as it is probed
     items = [(g[0].path, all(v.store.may_need_index() for v in g)) for g in groups]
     surveys = survey(read_for_plan, items, workers, cfg.progress, "reading videos")
@@ -79,6 +85,15 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
     # long ones end
     return sorted(tasks, key=lambda t: -cost[t.segment])
+
+
+def _left_out(outputs: list[JobVideo], why: str | None) -> bool:
+    """Leave a video's `outputs` out of the run when there is a reason `why`; whether they were."""
+    if why is None:
+        return False
+    for v in outputs:
+        v.leave_out(why)
+    return True
 
 
 def _each(outputs: list[JobVideo], step: Callable[[JobVideo], None]) -> None:

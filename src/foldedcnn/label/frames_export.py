@@ -34,7 +34,8 @@ INDEX_COLUMNS = ["image", "video", "region", "frame", "time_s", "label", "score"
 @dataclass
 class FramesExport:
     """What export_frames wrote: `images` listed in `index` (`written` of them new), per video or region output
-    of the run; `failed`: the outputs skipped, with why."""
+    of the run; `failed`: the outputs that could not be exported, with why; `skipped`: those the run left out
+    (--min-age), with why."""
 
     out: Path
     index: Path
@@ -42,6 +43,7 @@ class FramesExport:
     written: int = 0
     outputs: int = 0
     failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: 
     """Write the `which` frames of every video of RUN_DIR (the --out of `foldedcnn run`) under `out`: the region
     the run labelled (`crop="region"`, (h, w, 3) as decoded, not resized) or the whole frame, as JPEG (quality
     95) or PNG; and `out`/frames.csv. A video the run failed on, or whose CSV or file is missing, is listed in
-    `failed` and skipped. Raises FoldedCNNError for a folder without summary.json or a bad option."""
+    `failed`, one the run left out (--min-age) in `skipped`. Raises FoldedCNNError for a folder without
+    summary.json or a bad option."""
     run_dir, out = Path(run_dir), Path(out)
     if crop not in CROPS or image_format not in FORMATS:
         raise FoldedCNNError(f"crop={crop!r}, format={image_format!r}: choose crop from {', '.join(CROPS)} and format "
@@ -85,6 +88,8 @@ def export_frames(run_dir: str | os.PathLike, out: str | os.PathLike, *, which: 
         csv_path = run_csv(run_dir, video)
         if video.get("error"):
             result.failed.append(f"{name}: the run failed on it ({video['error']})")
+        elif video.get("skipped"):
+            result.skipped.append(f"{name}: the run left it out ({video['skipped']})")
         elif not csv_path.is_file():
             result.failed.append(f"{name}: its CSV {csv_path.name} is missing from {run_dir}")
         else:

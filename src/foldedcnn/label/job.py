@@ -77,6 +77,7 @@ class JobConfig:
     nvdec_share: float | None = None  # with decoder both: NVDEC's part of the frames (None: NVDEC_SHARE)
     progress: bool = True
     overwrite: bool = False  # discard a video's earlier output made with other settings
+    min_age: float = 0.0  # leave out videos modified less than this many seconds before planning (still recording)
     trust_code: bool = False  # allow a checkpoint whose model is built by code it names
 
     def check(self) -> None:
@@ -93,6 +94,8 @@ class JobConfig:
                                  "chunk holds whole batches): pick a batch that divides it, e.g. "
                                  f"{_largest_divisor(self.chunk_frames, self.batch)}, or set --chunk-frames to a "
                                  f"multiple of {self.batch}")
+        if not 0 <= self.min_age < float("inf"):
+            raise FoldedCNNError(f"--min-age must be a number of seconds >= 0, got {self.min_age}")
         if self.workers is not None and self.workers < 1:
             raise FoldedCNNError(f"--workers must be >= 1, got {self.workers}")
         if self.nvdec_sessions is not None and self.nvdec_sessions < 1:
@@ -143,6 +146,11 @@ class JobSummary:
     @property
     def failed(self) -> list[VideoResult]:
         return [v for v in self.videos if v.error]
+
+    @property
+    def skipped(self) -> list[VideoResult]:
+        """The outputs left out of this run (VideoResult.skipped: modified within --min-age)."""
+        return [v for v in self.videos if v.skipped]
 
 
 def video_keys(videos: Sequence[Path]) -> list[str]:
@@ -402,7 +410,7 @@ def _label_batch(engine, outputs: list[JobVideo], batch, class_names: Sequence[s
 
 def write_summary(out_dir: Path, summary: JobSummary) -> Path:
     path = out_dir / "summary.json"
-    doc = {**asdict(summary), "failed": len(summary.failed)}
+    doc = {**asdict(summary), "failed": len(summary.failed), "skipped": len(summary.skipped)}
     with writing(path):
         atomic_write_text(path, json.dumps(doc, indent=2))
     return path

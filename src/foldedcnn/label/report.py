@@ -148,6 +148,9 @@ def _video_section(result: dict[str, Any], run_dir: Path, index_of: Callable[[Pa
     if result.get("error"):
         return (f'<section class="video failed"><h2>{name}</h2><p class="error">Failed: '
                 f'{html.escape(result["error"])}</p></section>', 0)
+    if result.get("skipped"):
+        return (f'<section class="video skipped"><h2>{name}</h2><p class="none">Skipped by this run: '
+                f'{html.escape(result["skipped"])}</p></section>', 0)
     csv_path = run_csv(run_dir, result)
     if not csv_path.is_file():
         return (f'<section class="video failed"><h2>{name}</h2><p class="error">Its CSV {html.escape(csv_path.name)} '
@@ -207,7 +210,8 @@ def _overview(videos: list[dict[str, Any]], multiclass: bool) -> str:
         damaged = f', {v["undecodable"]:,} undecodable (damaged data)' if v.get("undecodable") else ""
         if v.get("missing_frames"):
             damaged += f', {v["missing_frames"]:,} missing from the file (its timestamps jump over them)'
-        status = f'<span class="bad">{html.escape(v["error"])}</span>' if v.get("error") else f"ok{damaged}"
+        status = (f'<span class="bad">{html.escape(v["error"])}</span>' if v.get("error") else
+                  f'skipped: {html.escape(v["skipped"])}' if v.get("skipped") else f"ok{damaged}")
         count = _top_labels(v) if multiclass else f"{v.get('positives', 0):,}"
         rows.append(f"<tr><td>{_name(v)}</td><td>{v.get('frames', 0):,}</td>"
                     f"<td>{count}</td><td>{v.get('uncertain', 0):,}</td>"
@@ -217,11 +221,11 @@ def _overview(videos: list[dict[str, Any]], multiclass: bool) -> str:
 
 
 def shown_outputs(videos: list[dict[str, Any]], limit: int) -> list[int]:
-    """Which of a run's outputs a report shows, in run order: every failed one, and the `limit` with the most
-    uncertain frames (where a person has most to check; the first ones on a tie)."""
-    failed = {i for i, v in enumerate(videos) if v.get("error") and not v.get("truncated")}
-    done = sorted((i for i in range(len(videos)) if i not in failed), key=lambda i: (-videos[i].get("uncertain", 0), i))
-    return sorted([*failed, *done[:limit]])
+    """Which of a run's outputs a report shows, in run order: every failed or skipped one, and the `limit` with the
+    most uncertain frames (where a person has most to check; the first ones on a tie)."""
+    listed = {i for i, v in enumerate(videos) if v.get("error") and not v.get("truncated") or v.get("skipped")}
+    done = sorted((i for i in range(len(videos)) if i not in listed), key=lambda i: (-videos[i].get("uncertain", 0), i))
+    return sorted([*listed, *done[:limit]])
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, thumbnails: int = 12,
@@ -229,8 +233,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     """Render RUN_DIR (the --out of `foldedcnn run`) as one HTML file, default RUN_DIR/report.html.
 
     `thumbnails`: at most this many positive and this many uncertain frames per video, evenly spread. `videos`: the
-    page shows every output the run failed on and this many of the others, those with the most uncertain frames
-    (a run of 100,000 clips would otherwise decode them all for one page); summary.json lists every output.
+    page shows every output the run failed on or left out and this many of the others, those with the most
+    uncertain frames (a run of 100,000 clips would otherwise decode them all for one page); summary.json lists every
+    output.
     """
     run_dir = Path(run_dir)
     summary = read_run_summary(run_dir, ReportError)

@@ -34,6 +34,21 @@ def expand_videos(paths: Sequence[Path]) -> list[Path]:
     return videos
 
 
+def modified_within(path: Path, min_age: float, now: float) -> str | None:
+    """Why a run that takes only videos left untouched for `min_age` seconds at `now` (time.time()) leaves `path`
+    out: it was modified less long ago (a camera's recording still being written: its end is not there yet, and a
+    later run would find another file at its path). None to label it, also when it cannot be read (the job records
+    that)."""
+    try:
+        age = now - path.stat().st_mtime
+    except OSError:
+        return None
+    if age >= min_age:
+        return None
+    when = f"{age:.0f} s ago" if age >= 0 else f"{-age:.0f} s in the future (this machine's clock disagrees)"
+    return f"modified {when}, within --min-age {min_age:g} s: still being written? a later run labels it"
+
+
 def check_each_once(videos: Sequence[Path]) -> None:
     """Raise FoldedCNNError when a video file is given twice (also by two paths to it, e.g. a folder and a file
     in it): a video's CSV is written once."""
