@@ -20,6 +20,7 @@ from foldedcnn.cli import main
 from foldedcnn.folded import FoldedModel
 from foldedcnn.label import _chunk_store
 from foldedcnn.label._output_dir import exclusive_output
+from foldedcnn.label._probe_cache import PROBE_FILE
 
 ROI = (8, 8, 64, 48)
 ARGS = ["--backend", "torch", "--no-progress", "--batch", "8", "--chunk-frames", "16"]
@@ -144,6 +145,48 @@ def test_the_report_and_the_frames_export_name_a_video_the_run_left_out(clips, c
     assert f"skipped {young}: the run left it out (modified " in printed and "of 1 outputs" in printed
 
 
+def _results(out: Path) -> list[dict]:
+    """What summary.json says of each output's rows (a finished video counted again: its CSV read back)."""
+    kept = ("video", "csv", "frames", "positives", "uncertain", "labels", "undecodable", "expected_frames",
+            "expected_seconds", "truncated", "missing_frames", "gaps_s", "error")
+    return [{k: video[k] for k in kept} for video in summary(out)["videos"]]
+
+
+def test_a_rerun_over_finished_videos_opens_and_hashes_none_of_them(clips, checkpoints, tmp_path, monkeypatch):
+    """A cron job over a camera's folder plans every video again each time: what it read of each (FFmpeg's probe,
+    which decodes an H.264 video's first frames, and the 2 MiB content fingerprint) is kept beside its output with
+    the file's status, and read again only once the file changes."""
+    from foldedcnn.label import _plan
+
+    videos = [_age(clips["a"], 600), _age(clips["b"], 600)]
+    out = tmp_path / "out"
+    assert run(checkpoints[4], *videos, "--out", out) == 0
+    first = _results(out)
+    read = []
+    monkeypatch.setattr(_plan, "read_for_plan", lambda item: read.append(item[0]) or pytest.fail(f"{item} read"))
+    assert run(checkpoints[4], *videos, "--out", out) == 0
+    assert _results(out) == first and not read
+    changed = _age(write_square_clip(tmp_path / "c.mp4", 20), 600)  # another file: read
+    monkeypatch.undo()
+    assert run(checkpoints[4], *videos, changed, "--out", out) == 0
+    assert _results(out)[:2] == first and _results(out)[2]["frames"] == 20
+
+
+def test_a_video_changed_in_place_with_its_modification_time_put_back_is_read_again(checkpoints, tmp_path):
+    """The same size, the same modification time (a tool that keeps it): its change time moved, so what was kept
+    of it is not used, and the fingerprint refuses the old labels as for any other recording."""
+    video = _age(write_square_clip(tmp_path / "cam.mp4", 40), 600)
+    out = tmp_path / "out"
+    assert run(checkpoints[4], video, "--out", out) == 0
+    stat, data = video.stat(), bytearray(video.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    time.sleep(0.01)
+    video.write_bytes(bytes(data))
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert run(checkpoints[4], video, "--out", out) == 1
+    assert "not the one labelled there" in summary(out)["videos"][0]["error"]
+
+
 def test_an_output_written_before_the_content_fingerprint_is_still_this_jobs(clips, checkpoints, tmp_path):
     assert run(checkpoints[4], clips["a"], "--out", tmp_path) == 0
     config = tmp_path / ".parts" / "a" / "config.json"
@@ -211,7 +254,7 @@ def test_disk_full_stops_cleanly_keeps_finished_chunks_and_resumes(clips, checkp
     written = []
 
     def full_after_two_chunks(path, text):
-        if Path(path).name != "config.json":
+        if Path(path).name not in ("config.json", PROBE_FILE):  # chunks and CSVs
             if len(written) == 2:
                 raise OSError(errno.ENOSPC, "No space left on device")
             written.append(path)

@@ -9,6 +9,8 @@ Layout under the output folder, for a video whose key is KEY:
   .parts/KEY/index.npz    a long video's keyframe index (data.video.VideoIndex.save), written with the
                           fingerprint: a rerun resumes without demuxing the whole video again, and the
                           report and the frames export seek with it (index_kept_for)
+  .parts/KEY/probe.json   the video's probe and content fingerprint, with the file's status when they were
+                          read (_probe_cache): a rerun reads neither again while the file's status is the same
 After a kill at any moment, the completed chunks are exactly the files named like a chunk (decoder
 processes fill chunks in any order); a rerun redoes the missing chunks, and the final CSV is the
 concatenation. `VideoRows` gathers a video's rows batch by batch, in any order, into chunks; the chunk that
@@ -29,13 +31,14 @@ import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
 from ..data.video import VideoIndex
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text, file_fingerprint
 from ..fsio import writing as fsio_writing
+from ._probe_cache import PROBE_FILE, kept_probe
 
 
 def writing(path: Path) -> AbstractContextManager[None]:
@@ -118,6 +121,7 @@ class ChunkStore:
         self.config = {**config, "header": self.header, "chunk_rows": chunk_rows}
         self._unrecorded = False  # open() found no fingerprint of this job: record it before writing output
         self._index_to_keep: VideoIndex | None = None
+        self._probe_to_keep: dict | None = None
 
     @property
     def done(self) -> bool:
@@ -202,12 +206,31 @@ class ChunkStore:
         """Keep `index` for a rerun (kept_index), written with the next output unless one is kept already."""
         self._index_to_keep = index
 
+    def kept_probe(self, status: list[int] | None) -> dict | None:
+        """What planning read of the video, as kept beside this output for a file of status `status`
+        (_probe_cache.kept_probe); None if nothing is kept for it."""
+        return kept_probe(self.parts, status)
+
+    def keep_probe(self, doc: dict | None) -> None:
+        """After `open`: keep `doc` (_probe_cache.probe_to_keep; None: nothing) beside this output for a rerun; now
+        where the job's fingerprint is recorded already (a finished video read again), else with it."""
+        self._probe_to_keep = doc
+        if not self._unrecorded:
+            self._write_probe()
+
+    def _write_probe(self) -> None:
+        if self._probe_to_keep is not None:
+            with suppress(OSError):  # a cache: where it cannot be written, a rerun reads the video again
+                atomic_write_text(self.parts / PROBE_FILE, json.dumps(self._probe_to_keep))
+            self._probe_to_keep = None
+
     def _record_before_output(self) -> None:
         """Record the fingerprint if this job has not yet: before the first chunk or final CSV it vouches for;
-        then the index to keep, once."""
+        then the probe and the index to keep, once."""
         if self._unrecorded:
             self._record(self.config)
             self._unrecorded = False
+        self._write_probe()
         if self._index_to_keep is not None:
             if not self._index_path.exists():
                 with writing(self._index_path):

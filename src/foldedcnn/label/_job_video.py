@@ -21,6 +21,7 @@ from ..errors import FoldedCNNError, OutputWriteError
 from ._chunk_store import ChunkStore, VideoRows, csv_fields
 from ._frame_labels import header
 from ._nvdec import DECODER_PROGRAM
+from ._probe_cache import probe_to_keep
 from ._row_times import RowTimes
 from ._survey import Unreadable
 
@@ -153,7 +154,8 @@ class JobVideo:
         """Choose the video's decoder (`decoder_for(info)`: "cpu" or "gpu" and a note), check the output's
         fingerprint and the region, and find the chunks already done (raises FoldedCNNError); a video already
         done is only counted, the others go on to plan_rows(). `probed`: what _survey read of the video once for
-        all its regions (probe_and_fingerprint's "info" and "content")."""
+        all its regions (probe_and_fingerprint's "info" and "content", or what an earlier run kept of them:
+        _probe_cache)."""
         info = _surveyed(probed, "info")
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
         self.result.expected_seconds = info.seconds
@@ -165,6 +167,8 @@ class JobVideo:
         self.store.config["decoder"] = DECODER_PROGRAM[decoder]
         self.store.config["video_content"] = _surveyed(probed, "content")  # a new recording at the same path
         done = self.store.open(cfg.overwrite)
+        if not probed.get("kept"):  # for a rerun: it reads the video again only once the file changes
+            self.store.keep_probe(probe_to_keep(probed))
         if self.store.done:
             self.count()
             self.finished = True

@@ -12,6 +12,7 @@ from ..data.video import VideoIndex, VideoInfo
 from ..errors import FoldedCNNError
 from ._decode_tasks import DecodeTask
 from ._job_video import JobVideo, by_video
+from ._probe_cache import file_status
 from ._survey import keyframe_index, read_for_plan, survey
 from .frame_source import plan_segments, segment_index
 from .video_files import modified_within
@@ -44,9 +45,7 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     if cfg.min_age:
         now = time.time()
         groups = [g for g in groups if not _left_out(g, modified_within(g[0].path, cfg.min_age, now))]
-    # an unlabelled video is indexed as it is probed
-    items = [(g[0].path, all(v.store.may_need_index() for v in g)) for g in groups]
-    surveys = survey(read_for_plan, items, workers, cfg.progress, "reading videos")
+    surveys = _read_for_plan(groups, cfg, workers)
     started = []
     for outputs, probed in zip(groups, surveys, strict=True):
         once = functools.cache(decoder_for)  # the video's regions share one answer
@@ -85,6 +84,20 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     # most frames to decode first (LPT): the short segments (a video's tail, short videos) fill in while the last
     # long ones end
     return sorted(tasks, key=lambda t: -cost[t.segment])
+
+
+def _read_for_plan(groups: list[list[JobVideo]], cfg: JobConfig, workers: int) -> list[dict]:
+    """What planning reads of each video (_survey.read_for_plan): as an output of it kept it (_probe_cache) while
+    the file's status is the same, else read by `workers` processes (an unlabelled video indexed as it is probed),
+    each with the file's status taken before."""
+    statuses = [file_status(g[0].path) for g in groups]
+    probes = [next((k for v in g if (k := v.store.kept_probe(status)) is not None), None)
+              for g, status in zip(groups, statuses, strict=True)]
+    unread = [i for i, probed in enumerate(probes) if probed is None]
+    items = [(groups[i][0].path, all(v.store.may_need_index() for v in groups[i])) for i in unread]
+    for i, probed in zip(unread, survey(read_for_plan, items, workers, cfg.progress, "reading videos"), strict=True):
+        probes[i] = {**probed, "status": statuses[i]}
+    return probes
 
 
 def _left_out(outputs: list[JobVideo], why: str | None) -> bool:
