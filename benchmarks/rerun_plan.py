@@ -1,14 +1,14 @@
 """What a rerun of `foldedcnn run` over videos it labelled before costs before it finds them done (a cron job over a
-camera's folder, with --min-age): opening each video (FFmpeg decodes an H.264 video's first frames to probe it)
-and its content fingerprint (2 MiB read), unless its output kept both (label._probe_cache, used while the file's
-status is the same); then each finished CSV read back for its counts.
+camera's folder, with --min-age): opening each video (FFmpeg decodes an H.264 video's first frames to probe it),
+its content fingerprint (2 MiB read) and reading its finished CSV back for its counts, unless its output kept
+what they gave (label._kept_reads, used while the file read is unchanged).
 
 Writes one clip (320x240 H.264 of random pixels, --frames frames: a camera's bytes per frame, not its size) and
 copies it --videos times (as modified a minute before), labels them once with the job (an untrained noscope-coral
 f = 4 checkpoint: only the planning is timed), then plans the rerun --repeats times each way, alternating: with
-the kept probes, and with them deleted (as every rerun read the videos before they were kept). The files are in
-the page cache: this times the probing and hashing, not a disk. Prints a Markdown table of summary.json's plan_s
-(median, min-max) and writes it to --out with the machine and the command.
+what was kept, and with it deleted (as every rerun read the videos and CSVs before it was kept). The files are in
+the page cache: this times the probing, hashing and counting, not a disk. Prints a Markdown table of
+summary.json's plan_s (median, min-max) and writes it to --out with the machine and the command.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from foldedcnn.checkpoint import save_checkpoint
 from foldedcnn.device import device_name
 from foldedcnn.folded import FoldedModel
 from foldedcnn.label import JobConfig, run_job
-from foldedcnn.label._probe_cache import PROBE_FILE
+from foldedcnn.label._kept_reads import COUNTS_FILE, PROBE_FILE
 from foldedcnn.tables import markdown_table
 
 ROI = (8, 8, 64, 48)
@@ -88,14 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {"kept": [], "read": []}
         for _ in range(args.repeats):
             times["kept"].append(plan_s(cfg))  # the run before kept them (the first, or the last "read")
-            for kept in (tmp / "out" / ".parts").glob(f"*/{PROBE_FILE}"):
-                kept.unlink()
+            for name in (PROBE_FILE, COUNTS_FILE):
+                for kept in (tmp / "out" / ".parts").glob(f"*/{name}"):
+                    kept.unlink()
             times["read"].append(plan_s(cfg))
         size_mb = clip.stat().st_size / 1e6
     rows = [{"planning": name, "plan_s": f"{statistics.median(t):.3f} ({min(t):.3f}-{max(t):.3f})",
              "ms per video": f"{statistics.median(t) / args.videos * 1e3:.2f}"}
-            for name, t in (("probe and fingerprint kept (now)", times["kept"]),
-                            ("each video read again (before)", times["read"]))]
+            for name, t in (("probe, fingerprint and counts kept (now)", times["kept"]),
+                            ("each video and CSV read again (before)", times["read"]))]
     ratio = statistics.median(times["read"]) / statistics.median(times["kept"])
     table = markdown_table(rows)
     command = "python benchmarks/rerun_plan.py " + " ".join(sys.argv[1:])

@@ -13,5 +13,6 @@ def test_the_rerun_benchmark_plans_both_ways_over_the_videos_it_labelled(tmp_pat
     with bench_script("rerun_plan") as rerun_plan:
         assert rerun_plan.main() == 0  # it checks that each rerun found every video done
     rows = markdown_rows(out.read_text().split("\n\n")[2])
-    assert [r["planning"] for r in rows] == ["probe and fingerprint kept (now)", "each video read again (before)"]
+    assert [r["planning"] for r in rows] == ["probe, fingerprint and counts kept (now)",
+                                                "each video and CSV read again (before)"]
     assert all(float(r["plan_s"].split()[0]) > 0 for r in rows) and "Read again / kept:" in out.read_text()

@@ -20,7 +20,6 @@ from foldedcnn.cli import main
 from foldedcnn.folded import FoldedModel
 from foldedcnn.label import _chunk_store
 from foldedcnn.label._output_dir import exclusive_output
-from foldedcnn.label._probe_cache import PROBE_FILE
 
 ROI = (8, 8, 64, 48)
 ARGS = ["--backend", "torch", "--no-progress", "--batch", "8", "--chunk-frames", "16"]
@@ -152,24 +151,35 @@ def _results(out: Path) -> list[dict]:
     return [{k: video[k] for k in kept} for video in summary(out)["videos"]]
 
 
-def test_a_rerun_over_finished_videos_opens_and_hashes_none_of_them(clips, checkpoints, tmp_path, monkeypatch):
+def test_a_rerun_over_finished_videos_reads_none_of_them_nor_their_csvs(clips, checkpoints, tmp_path, monkeypatch):
     """A cron job over a camera's folder plans every video again each time: what it read of each (FFmpeg's probe,
-    which decodes an H.264 video's first frames, and the 2 MiB content fingerprint) is kept beside its output with
-    the file's status, and read again only once the file changes."""
-    from foldedcnn.label import _plan
+    which decodes an H.264 video's first frames, and the 2 MiB content fingerprint) and what each finished CSV's
+    rows say are kept beside its output with the status of the file they came from, and read again only once that
+    file changes. A truncated video stays truncated, with its error; a CSV edited since is counted again."""
+    from foldedcnn.label import _job_video, _plan
 
-    videos = [_age(clips["a"], 600), _age(clips["b"], 600)]
+    cut = _age(_cut(write_square_clip(tmp_path / "whole.avi", 60), tmp_path / "cut.avi", 0.7), 600)
+    videos = [_age(clips["a"], 600), _age(clips["b"], 600), cut]
     out = tmp_path / "out"
-    assert run(checkpoints[4], *videos, "--out", out) == 0
+    assert run(checkpoints[4], *videos, "--out", out) == 1
     first = _results(out)
-    read = []
-    monkeypatch.setattr(_plan, "read_for_plan", lambda item: read.append(item[0]) or pytest.fail(f"{item} read"))
-    assert run(checkpoints[4], *videos, "--out", out) == 0
-    assert _results(out) == first and not read
-    changed = _age(write_square_clip(tmp_path / "c.mp4", 20), 600)  # another file: read
-    monkeypatch.undo()
-    assert run(checkpoints[4], *videos, changed, "--out", out) == 0
-    assert _results(out)[:2] == first and _results(out)[2]["frames"] == 20
+    assert first[2]["truncated"] and first[2]["error"].startswith("truncated: decoded")
+    with monkeypatch.context() as m:
+        m.setattr(_plan, "read_for_plan", lambda item: pytest.fail(f"{item} read"))
+        m.setattr(_job_video.RowTally, "add_file", lambda self, path: pytest.fail(f"{path} read"))
+        assert run(checkpoints[4], *videos, "--out", out) == 1
+        assert _results(out) == first
+    lines = (out / "b.csv").read_text().splitlines(keepends=True)
+    (out / "b.csv").write_text("".join(lines[:-1]))  # a row lost since: counted again (and now short)
+    changed = _age(write_square_clip(tmp_path / "c.mp4", 20), 600)  # another video: read
+    assert run(checkpoints[4], *videos, changed, "--out", out) == 1
+    again = _results(out)
+    assert again[0] == first[0] and again[2] == first[2] and again[3]["frames"] == 20
+    assert again[1]["frames"] == first[1]["frames"] - 1 and again[1]["truncated"]
+    kept = out / ".parts" / "a" / "counts.json"  # a record of another shape, for the CSV as it is: counted again
+    kept.write_text(json.dumps({**json.loads(kept.read_text()), "kept": [1, 2]}))
+    assert run(checkpoints[4], *videos, changed, "--out", out) == 1
+    assert _results(out) == again
 
 
 def test_a_video_changed_in_place_with_its_modification_time_put_back_is_read_again(checkpoints, tmp_path):
@@ -254,7 +264,7 @@ def test_disk_full_stops_cleanly_keeps_finished_chunks_and_resumes(clips, checkp
     written = []
 
     def full_after_two_chunks(path, text):
-        if Path(path).name not in ("config.json", PROBE_FILE):  # chunks and CSVs
+        if Path(path).name != "config.json":
             if len(written) == 2:
                 raise OSError(errno.ENOSPC, "No space left on device")
             written.append(path)

@@ -9,8 +9,9 @@ Layout under the output folder, for a video whose key is KEY:
   .parts/KEY/index.npz    a long video's keyframe index (data.video.VideoIndex.save), written with the
                           fingerprint: a rerun resumes without demuxing the whole video again, and the
                           report and the frames export seek with it (index_kept_for)
-  .parts/KEY/probe.json   the video's probe and content fingerprint, with the file's status when they were
-                          read (_probe_cache): a rerun reads neither again while the file's status is the same
+  .parts/KEY/probe.json   the video's probe and content fingerprint, and what the final CSV's rows say,
+  .parts/KEY/counts.json  each with the status of the file it was read from (_kept_reads): a rerun reads neither
+                          the video nor the CSV again while that file's status is the same
 After a kill at any moment, the completed chunks are exactly the files named like a chunk (decoder
 processes fill chunks in any order); a rerun redoes the missing chunks, and the final CSV is the
 concatenation. `VideoRows` gathers a video's rows batch by batch, in any order, into chunks; the chunk that
@@ -31,14 +32,14 @@ import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..data.video import VideoIndex
 from ..errors import FoldedCNNError
 from ..fsio import atomic_write_text, file_fingerprint
 from ..fsio import writing as fsio_writing
-from ._probe_cache import PROBE_FILE, kept_probe
+from ._kept_reads import COUNTS_FILE, PROBE_FILE, file_status, keep, kept_probe, probe_to_keep, read_kept
 
 
 def writing(path: Path) -> AbstractContextManager[None]:
@@ -208,21 +209,30 @@ class ChunkStore:
 
     def kept_probe(self, status: list[int] | None) -> dict | None:
         """What planning read of the video, as kept beside this output for a file of status `status`
-        (_probe_cache.kept_probe); None if nothing is kept for it."""
+        (_kept_reads.kept_probe); None if nothing is kept for it."""
         return kept_probe(self.parts, status)
 
-    def keep_probe(self, doc: dict | None) -> None:
-        """After `open`: keep `doc` (_probe_cache.probe_to_keep; None: nothing) beside this output for a rerun; now
-        where the job's fingerprint is recorded already (a finished video read again), else with it."""
-        self._probe_to_keep = doc
+    def keep_probe(self, probed: dict) -> None:
+        """After `open`: keep what _survey read of the video (`probed`, with the file's "status": _kept_reads) beside
+        this output for a rerun; now where the job's fingerprint is recorded already (a finished video read
+        again), else with it."""
+        kept = probe_to_keep(probed)
+        self._probe_to_keep = None if kept is None else (probed["status"], kept)
         if not self._unrecorded:
             self._write_probe()
 
     def _write_probe(self) -> None:
         if self._probe_to_keep is not None:
-            with suppress(OSError):  # a cache: where it cannot be written, a rerun reads the video again
-                atomic_write_text(self.parts / PROBE_FILE, json.dumps(self._probe_to_keep))
+            keep(self.parts / PROBE_FILE, *self._probe_to_keep)
             self._probe_to_keep = None
+
+    def kept_counts(self) -> dict | None:
+        """What keep_counts kept of the final CSV while it is the file it was counted from; else None."""
+        return read_kept(self.parts / COUNTS_FILE, file_status(self.final_path))
+
+    def keep_counts(self, counts: dict) -> None:
+        """Keep `counts` (JSON) of the final CSV as it is now, for a rerun (_kept_reads)."""
+        keep(self.parts / COUNTS_FILE, file_status(self.final_path), counts)
 
     def _record_before_output(self) -> None:
         """Record the fingerprint if this job has not yet: before the first chunk or final CSV it vouches for;

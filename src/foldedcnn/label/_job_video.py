@@ -21,7 +21,6 @@ from ..errors import FoldedCNNError, OutputWriteError
 from ._chunk_store import ChunkStore, VideoRows, csv_fields
 from ._frame_labels import header
 from ._nvdec import DECODER_PROGRAM
-from ._probe_cache import probe_to_keep
 from ._row_times import RowTimes
 from ._survey import Unreadable
 
@@ -35,6 +34,10 @@ NVDEC_FAILED = "nvdec_failed"
 
 # Rows a RowTally splits at a time
 _TALLY_BLOCK = 4096
+
+# What JobVideo.count sets from a finished CSV's rows, kept for a rerun (_kept_reads)
+_COUNTED = ("frames", "positives", "uncertain", "labels", "undecodable", "missing_frames", "gaps_s", "truncated",
+            "error")
 
 
 @dataclass
@@ -155,7 +158,7 @@ class JobVideo:
         fingerprint and the region, and find the chunks already done (raises FoldedCNNError); a video already
         done is only counted, the others go on to plan_rows(). `probed`: what _survey read of the video once for
         all its regions (probe_and_fingerprint's "info" and "content", or what an earlier run kept of them:
-        _probe_cache)."""
+        _kept_reads)."""
         info = _surveyed(probed, "info")
         self.result.expected_frames = None if info.frames is None else -(-info.frames // cfg.stride)
         self.result.expected_seconds = info.seconds
@@ -168,7 +171,7 @@ class JobVideo:
         self.store.config["video_content"] = _surveyed(probed, "content")  # a new recording at the same path
         done = self.store.open(cfg.overwrite)
         if not probed.get("kept"):  # for a rerun: it reads the video again only once the file changes
-            self.store.keep_probe(probe_to_keep(probed))
+            self.store.keep_probe(probed)
         if self.store.done:
             self.count()
             self.finished = True
@@ -265,10 +268,16 @@ class JobVideo:
         self.finished = True
 
     def count(self, tally: RowTally | None = None) -> None:
-        """Counts of the finished CSV (`tally`, fed its rows as they were written, or read back line by line) and
-        what its rows' times say of frames missing; an empty one is an error, a short one `truncated`
-        (check_complete)."""
+        """Counts of the finished CSV (`tally`, fed its rows as they were written, or read back line by line unless
+        an earlier run kept what they say: _kept_reads) and what its rows' times say of frames missing; an empty one
+        is an error, a short one `truncated` (check_complete)."""
+        basis = [self.result.expected_frames, self.result.expected_seconds, self.fps]  # what the probe declares
         if tally is None:
+            kept = self.store.kept_counts()
+            if isinstance(kept, dict) and kept.get("basis") == basis and set(kept.get("result") or ()) == set(_COUNTED):
+                for name, value in kept["result"].items():
+                    setattr(self.result, name, value)
+                return
             tally = self._tally()
             tally.add_file(self.store.final_path)
         (self.result.frames, self.result.positives, self.result.uncertain, self.result.labels,
@@ -276,6 +285,7 @@ class JobVideo:
         if self.result.frames == self.result.undecodable:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
         check_complete(self.result, tally.times)
+        self.store.keep_counts({"basis": basis, "result": {name: getattr(self.result, name) for name in _COUNTED}})
 
     def _tally(self) -> RowTally:
         return RowTally(self.class_names, RowTimes(self.fps, self.store.config["stride"]))

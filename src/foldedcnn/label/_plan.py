@@ -12,7 +12,7 @@ from ..data.video import VideoIndex, VideoInfo
 from ..errors import FoldedCNNError
 from ._decode_tasks import DecodeTask
 from ._job_video import JobVideo, by_video
-from ._probe_cache import file_status
+from ._kept_reads import file_status
 from ._survey import keyframe_index, read_for_plan, survey
 from .frame_source import plan_segments, segment_index
 from .video_files import modified_within
@@ -87,7 +87,7 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
 
 
 def _read_for_plan(groups: list[list[JobVideo]], cfg: JobConfig, workers: int) -> list[dict]:
-    """What planning reads of each video (_survey.read_for_plan): as an output of it kept it (_probe_cache) while
+    """What planning reads of each video (_survey.read_for_plan): as an output of it kept it (_kept_reads) while
     the file's status is the same, else read by `workers` processes (an unlabelled video indexed as it is probed),
     each with the file's status taken before."""
     statuses = [file_status(g[0].path) for g in groups]
