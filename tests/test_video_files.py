@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from foldedcnn import FoldedCNNError
+from foldedcnn.label._kept_reads import file_status
 from foldedcnn.label.job import video_keys
 from foldedcnn.label.video_files import check_each_once, expand_videos, modified_within
 
@@ -55,11 +56,12 @@ def test_min_age_leaves_out_files_modified_lately_or_stamped_ahead_of_this_clock
 
     video = _touch(tmp_path / "cam.ts")
     os.utime(video, (1_000_000.0, 1_000_000.0))
-    assert modified_within(video, 60, 1_000_060.0) is None  # a minute old: labelled
-    assert modified_within(video, 60, 1_000_059.4) == ("modified 59 s ago, within --min-age 60 s: still being "
+    status = file_status(video)
+    assert modified_within(status, 60, 1_000_060.0) is None  # a minute old: labelled
+    assert modified_within(status, 60, 1_000_059.4) == ("modified 59 s ago, within --min-age 60 s: still being "
                                                        "written? a later run labels it")
-    assert modified_within(video, 60, 999_990.0).startswith("modified 10 s in the future (this machine's clock")
-    assert modified_within(tmp_path / "gone.ts", 60, 1_000_000.0) is None  # the job records a missing file
+    assert modified_within(status, 60, 999_990.0).startswith("modified 10 s in the future (this machine's clock")
+    assert modified_within(file_status(tmp_path / "gone.ts"), 60, 1_000_000.0) is None  # the job records a missing file
 
 
 def test_videos_sharing_a_file_name_get_distinct_output_names(tmp_path):

@@ -226,13 +226,16 @@ class ChunkStore:
             keep(self.parts / PROBE_FILE, *self._probe_to_keep)
             self._probe_to_keep = None
 
-    def kept_counts(self) -> dict | None:
-        """What keep_counts kept of the final CSV while it is the file it was counted from; else None."""
-        return read_kept(self.parts / COUNTS_FILE, file_status(self.final_path))
+    def kept_counts(self, basis: list) -> dict | None:
+        """What keep_counts kept of the final CSV for `basis`, while the CSV is the file it was counted from; else
+        None."""
+        kept = read_kept(self.parts / COUNTS_FILE, file_status(self.final_path))
+        return kept["counts"] if isinstance(kept, dict) and kept.get("basis") == basis else None
 
-    def keep_counts(self, counts: dict) -> None:
-        """Keep `counts` (JSON) of the final CSV as it is now, for a rerun (_kept_reads)."""
-        keep(self.parts / COUNTS_FILE, file_status(self.final_path), counts)
+    def keep_counts(self, basis: list, counts: dict) -> None:
+        """Keep `counts` (JSON) of the final CSV as it is now, made with `basis` (what else they depend on), for a
+        rerun (_kept_reads)."""
+        keep(self.parts / COUNTS_FILE, file_status(self.final_path), {"basis": basis, "counts": counts})
 
     def _record_before_output(self) -> None:
         """Record the fingerprint if this job has not yet: before the first chunk or final CSV it vouches for;

@@ -273,9 +273,9 @@ class JobVideo:
         is an error, a short one `truncated` (check_complete)."""
         basis = [self.result.expected_frames, self.result.expected_seconds, self.fps]  # what the probe declares
         if tally is None:
-            kept = self.store.kept_counts()
-            if isinstance(kept, dict) and kept.get("basis") == basis and set(kept.get("result") or ()) == set(_COUNTED):
-                for name, value in kept["result"].items():
+            kept = self.store.kept_counts(basis)
+            if isinstance(kept, dict) and set(kept) == set(_COUNTED):
+                for name, value in kept.items():
                     setattr(self.result, name, value)
                 return
             tally = self._tally()
@@ -285,7 +285,7 @@ class JobVideo:
         if self.result.frames == self.result.undecodable:
             raise FoldedCNNError(f"{self.path} has no decodable frames")
         check_complete(self.result, tally.times)
-        self.store.keep_counts({"basis": basis, "result": {name: getattr(self.result, name) for name in _COUNTED}})
+        self.store.keep_counts(basis, {name: getattr(self.result, name) for name in _COUNTED})
 
     def _tally(self) -> RowTally:
         return RowTally(self.class_names, RowTimes(self.fps, self.store.config["stride"]))

@@ -39,6 +39,11 @@ def file_status(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
+def modified_at(status: list[int]) -> float:
+    """When the file of `status` (file_status) was last modified, in time.time() seconds."""
+    return status[1] / 1e9
+
+
 def read_kept(doc: Path, status: list[int] | None) -> Any:
     """What `doc` keeps for a file of status `status` (keep), or None: nothing kept, kept for another status, or
     a document that cannot be read."""
@@ -77,6 +82,6 @@ def probe_to_keep(probed: dict[str, Any]) -> dict[str, Any] | None:
     status, info, content = probed.get("status"), probed.get("info"), probed.get("content")
     if status is None or not isinstance(info, VideoInfo) or not isinstance(content, str):
         return None
-    if time.time() - status[1] / 1e9 < SETTLED_S:
+    if time.time() - modified_at(status) < SETTLED_S:
         return None
     return {"info": asdict(info), "content": content}

@@ -6,6 +6,7 @@ import functools
 import time
 from collections.abc import Callable
 from functools import partial
+from itertools import compress
 from typing import TYPE_CHECKING
 
 from ..data.video import VideoIndex, VideoInfo
@@ -42,10 +43,12 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     segments cover the chunks any of them misses (one that has a chunk already drops its rows again). Many
     videos are probed and indexed by `workers` processes (_survey)."""
     groups = by_video(videos)
+    statuses = [file_status(g[0].path) for g in groups]  # before anything reads the files
     if cfg.min_age:
         now = time.time()
-        groups = [g for g in groups if not _left_out(g, modified_within(g[0].path, cfg.min_age, now))]
-    surveys = _read_for_plan(groups, cfg, workers)
+        taken = [not _left_out(g, modified_within(s, cfg.min_age, now)) for g, s in zip(groups, statuses, strict=True)]
+        groups, statuses = list(compress(groups, taken)), list(compress(statuses, taken))
+    surveys = _read_for_plan(groups, statuses, cfg, workers)
     started = []
     for outputs, probed in zip(groups, surveys, strict=True):
         once = functools.cache(decoder_for)  # the video's regions share one answer
@@ -86,11 +89,10 @@ def plan_tasks(videos: list[JobVideo], cfg: JobConfig, size: tuple[int, int], wo
     return sorted(tasks, key=lambda t: -cost[t.segment])
 
 
-def _read_for_plan(groups: list[list[JobVideo]], cfg: JobConfig, workers: int) -> list[dict]:
+def _read_for_plan(groups: list[list[JobVideo]], statuses: list, cfg: JobConfig, workers: int) -> list[dict]:
     """What planning reads of each video (_survey.read_for_plan): as an output of it kept it (_kept_reads) while
-    the file's status is the same, else read by `workers` processes (an unlabelled video indexed as it is probed),
-    each with the file's status taken before."""
-    statuses = [file_status(g[0].path) for g in groups]
+    the file's status is the same (`statuses`, file_status taken before), else read by `workers` processes (an
+    unlabelled video indexed as it is probed), each with its status."""
     probes = [next((k for v in g if (k := v.store.kept_probe(status)) is not None), None)
               for g, status in zip(groups, statuses, strict=True)]
     unread = [i for i, probed in enumerate(probes) if probed is None]

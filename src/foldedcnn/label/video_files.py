@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import FoldedCNNError
 from ..fsio import files_under
+from ._kept_reads import modified_at
 
 # What a folder's files must end with to be labelled (case-insensitive): containers and raw streams FFmpeg reads
 VIDEO_SUFFIXES = frozenset({
@@ -34,16 +35,12 @@ def expand_videos(paths: Sequence[Path]) -> list[Path]:
     return videos
 
 
-def modified_within(path: Path, min_age: float, now: float) -> str | None:
-    """Why a run that takes only videos left untouched for `min_age` seconds at `now` (time.time()) leaves `path`
-    out: it was modified less long ago (a camera's recording still being written: its end is not there yet, and a
-    later run would find another file at its path). None to label it, also when it cannot be read (the job records
-    that)."""
-    try:
-        age = now - path.stat().st_mtime
-    except OSError:
-        return None
-    if age >= min_age:
+def modified_within(status: list[int] | None, min_age: float, now: float) -> str | None:
+    """Why a run that takes only videos left untouched for `min_age` seconds at `now` (time.time()) leaves out the
+    video whose file has `status` (_kept_reads.file_status): it was modified less long ago (a camera's recording
+    still being written: its end is not there yet, and a later run would find another file at its path). None to
+    label it, also when its file cannot be read (status None: the job records that)."""
+    if status is None or (age := now - modified_at(status)) >= min_age:
         return None
     when = f"{age:.0f} s ago" if age >= 0 else f"{-age:.0f} s in the future (this machine's clock disagrees)"
     return f"modified {when}, within --min-age {min_age:g} s: still being written? a later run labels it"
