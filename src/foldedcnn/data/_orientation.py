@@ -92,11 +92,18 @@ AS_STORED = Orientation()
 def orientation_of(frame) -> Orientation:
     """How a decoded PyAV frame is shown, from its display matrix (side data FFmpeg attaches to each frame of a
     stream that has one). A matrix that is no quarter turn or mirror (a camera tilted by another angle) is not
-    followed: such frames are taken as stored."""
-    side = frame.side_data
-    if not len(side):  # the usual frame: no side data (0.1 us)
+    followed: such frames are taken as stored.
+
+    The side data is read through a container of its own, not `frame.side_data`: PyAV keeps that one on the frame,
+    and it refers back to the frame, a cycle that holds the frame's buffers until Python's garbage collector runs.
+    A decoder whose buffers are held longer conceals damaged data otherwise (the frames after a damaged keyframe of
+    an H.264 stream with B-frames came out with other pixels from a segment starting there than from decoding
+    through)."""
+    from av.sidedata.sidedata import SideDataContainer, Type
+
+    side = SideDataContainer(frame)
+    if not len(side):  # the usual frame: no side data
         return AS_STORED
-    from av.sidedata.sidedata import Type
 
     matrix = side.get(Type.DISPLAYMATRIX)
     if matrix is None:
